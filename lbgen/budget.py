@@ -1,0 +1,285 @@
+"""Keep-alive budgets: the idle timeouts of every hop, resolved and explained.
+
+The invariant lbgen derives towards: on every connection that is pooled, the *caller*
+closes an idle connection before the *callee* does, by a margin. Otherwise the caller may
+send a request on a connection the callee is closing, which surfaces as an intermittent
+502 / "upstream prematurely closed" (AWS ALB, GCP LB and every proxy document this race).
+
+Values the user sets are kept as set; the rules report conflicts. Unset values are either
+the product default (when it already satisfies the invariant) or derived from the next hop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+from lbgen import defaults
+from lbgen.model.service import Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.types import Duration
+
+Origin = Literal["set", "derived", "product default", "lbgen default"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Resolved(Generic[T]):
+    """An effective setting and where it came from."""
+
+    value: T
+    origin: Origin
+    note: str
+    """For `set`: empty. For defaults: the source. For `derived`: the reasoning."""
+
+
+@dataclass(frozen=True)
+class UpstreamBudget:
+    connections: Resolved[int | None]
+    idle_timeout: Resolved[Duration]
+    max_requests: Resolved[int]
+    max_lifetime: Resolved[Duration | None]
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One line of the hop-by-hop budget table in the rendered README."""
+
+    hop: str
+    setting: str
+    value: str
+    origin: Origin
+    note: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    margin_note: str
+    app_idle: dict[str, Resolved[Duration | None]]
+    """Per service (`namespace/name`): the app server's idle timeout (None = never closes
+    idle connections, or keeps none)."""
+    kong_upstream: UpstreamBudget | None = None
+    kong_client_keepalive: Resolved[Duration] | None = None
+    l4_proxy_timeout: Resolved[Duration] | None = None
+    edge_upstream: UpstreamBudget | None = None
+    edge_client_keepalive: Resolved[Duration] | None = None
+    external_lb_idle: Resolved[Duration | None] | None = None
+    rows: list[BudgetRow] = field(default_factory=list)
+
+
+def margin_for(spec: Spec, callee: Duration) -> Duration:
+    """How much earlier the caller closes: the spec's margin, or max(1s, 10% of callee)."""
+    if spec.keepalive_margin is not None:
+        return spec.keepalive_margin
+    return Duration(max(1000, callee.ms // 10 // 1000 * 1000))
+
+
+def service_key(service: Service) -> str:
+    return f"{service.namespace}/{service.name}"
+
+
+def _resolve_set(value: T | None, fallback: Resolved[T]) -> Resolved[T]:
+    return Resolved(value, "set", "") if value is not None else fallback
+
+
+def _default(fact: defaults.Fact) -> Resolved[Duration]:
+    assert isinstance(fact.value, Duration)
+    return Resolved(fact.value, "product default", fact.source)
+
+
+def _caller_idle(
+    spec: Spec, set_value: Duration | None, default: defaults.Fact, callee: Duration | None, callee_label: str
+) -> Resolved[Duration]:
+    """A pooled caller's idle timeout: as set, or the default capped below its callee."""
+    if set_value is not None:
+        return Resolved(set_value, "set", "")
+    fallback = _default(default)
+    if callee is None:
+        return fallback
+    limit = callee - margin_for(spec, callee)
+    limit = Duration(limit.ms // 1000 * 1000)  # whole seconds: Kong and logs read seconds
+    if fallback.value <= limit:
+        return Resolved(
+            fallback.value, "product default", f"{default.source}; already below {callee_label} {callee}"
+        )
+    return Resolved(limit, "derived", f"{callee_label} {callee} minus margin {margin_for(spec, callee)}")
+
+
+def _callee_idle(
+    spec: Spec, set_value: Duration | None, default: defaults.Fact, caller: Duration | None, caller_label: str
+) -> Resolved[Duration]:
+    """A callee's idle timeout: as set, or the default raised above its caller's."""
+    if set_value is not None:
+        return Resolved(set_value, "set", "")
+    fallback = _default(default)
+    if caller is None:
+        return fallback
+    needed = caller + margin_for(spec, caller)
+    if fallback.value >= needed:
+        return fallback
+    return Resolved(needed, "derived", f"{caller_label} {caller} plus margin {margin_for(spec, caller)}")
+
+
+def resolve_budget(spec: Spec) -> Budget:
+    """Resolve every keep-alive/idle setting of the path, innermost first."""
+    rows: list[BudgetRow] = []
+
+    app_idle: dict[str, Resolved[Duration | None]] = {}
+    for service in spec.services:
+        fact = defaults.app_idle_timeout(service.app)
+        resolved: Resolved[Duration | None] = (
+            Resolved(service.app.idle_timeout, "set", "")
+            if service.app.idle_timeout is not None
+            else Resolved(fact.value if isinstance(fact.value, Duration) else None, "product default", fact.source)
+        )
+        app_idle[service_key(service)] = resolved
+        rows.append(
+            BudgetRow(f"app {service_key(service)} ({service.app.preset})", "server idle timeout",
+                      _fmt(resolved.value, "never closes / no keep-alive"), resolved.origin, resolved.note)
+        )
+    finite = [r.value for r in app_idle.values() if r.value is not None]
+    innermost = min(finite) if finite else None
+
+    budget_kwargs: dict[str, object] = {}
+    # The server-side idle timeout the hop in front of each tier must stay below.
+    server_idle: Duration | None = innermost
+    server_label = "shortest app idle timeout"
+
+    kong = spec.kong
+    if kong is not None:
+        kong_up = _kong_upstream(spec, kong, innermost)
+        budget_kwargs["kong_upstream"] = kong_up
+        rows += _upstream_rows(kong.name, "Kong → pods", kong_up)
+        caller_idle = _outer_caller_idle(spec, kong)
+        client = _callee_idle(
+            spec, kong.client_keepalive.timeout, defaults.KONG_CLIENT_KEEPALIVE_TIMEOUT,
+            caller_idle, "caller's upstream idle timeout",
+        )
+        budget_kwargs["kong_client_keepalive"] = client
+        rows.append(BudgetRow(kong.name, "client keep-alive timeout (nginx_http_keepalive_timeout)",
+                              _fmt(client.value), client.origin, client.note))
+        server_idle, server_label = client.value, f"{kong.name} client keep-alive"
+
+    l4 = spec.l4
+    if l4 is not None:
+        caller_idle = _outer_caller_idle(spec, l4)
+        proxy_timeout = _callee_idle(
+            spec, l4.proxy_timeout, defaults.NGINX_STREAM_PROXY_TIMEOUT, caller_idle,
+            "edge upstream idle timeout",
+        )
+        budget_kwargs["l4_proxy_timeout"] = proxy_timeout
+        rows.append(BudgetRow(l4.name, "proxy_timeout (idle, both legs)", _fmt(proxy_timeout.value),
+                              proxy_timeout.origin, proxy_timeout.note))
+        if server_idle is None or proxy_timeout.value < server_idle:
+            server_idle, server_label = proxy_timeout.value, f"{l4.name} proxy_timeout"
+
+    edge = spec.edge
+    if edge is not None:
+        edge_up = _edge_upstream(spec, edge, server_idle, server_label)
+        budget_kwargs["edge_upstream"] = edge_up
+        next_tier = spec.next_tier(edge)
+        rows += _upstream_rows(edge.name, f"{edge.name} → {next_tier.name if next_tier else '?'}", edge_up)
+        lb_idle: Resolved[Duration | None] | None = None
+        if spec.external_lb is not None:
+            lb_fact = defaults.external_lb_backend_idle(spec.external_lb.kind)
+            lb_idle = (
+                Resolved(spec.external_lb.backend_idle_timeout, "set", "")
+                if spec.external_lb.backend_idle_timeout is not None
+                else Resolved(lb_fact.value if isinstance(lb_fact.value, Duration) else None,
+                              "product default", lb_fact.source)
+            )
+            budget_kwargs["external_lb_idle"] = lb_idle
+            rows.append(BudgetRow(f"external LB ({spec.external_lb.kind})", "backend idle timeout",
+                                  _fmt(lb_idle.value, "unknown"), lb_idle.origin, lb_idle.note))
+        client = _callee_idle(
+            spec, edge.client_keepalive.timeout, defaults.NGINX_CLIENT_KEEPALIVE_TIMEOUT,
+            lb_idle.value if lb_idle else None, "external LB backend idle timeout",
+        )
+        budget_kwargs["edge_client_keepalive"] = client
+        rows.append(BudgetRow(edge.name, "client keep-alive timeout (keepalive_timeout)",
+                              _fmt(client.value), client.origin, client.note))
+
+    margin = (
+        f"set to {spec.keepalive_margin}" if spec.keepalive_margin is not None
+        else "10% of the callee's timeout, at least 1s"
+    )
+    return Budget(margin_note=margin, app_idle=app_idle, rows=list(reversed(rows)), **budget_kwargs)  # type: ignore[arg-type]
+
+
+def _outer_caller_idle(spec: Spec, tier: KongTier | NginxStreamTier) -> Duration | None:
+    """The idle timeout *set* by the pooled caller in front of `tier`, if any.
+
+    Only a value the user set can push a callee's default up; a derived caller value is
+    already below the callee's by construction.
+    """
+    edge = spec.edge
+    if edge is None:
+        return None
+    return edge.upstream_keepalive.idle_timeout
+
+
+def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> UpstreamBudget:
+    ka = kong.upstream_keepalive
+    pool_fact = defaults.kong_upstream_keepalive_pool_size(kong.version)
+    requests_fact = defaults.kong_upstream_keepalive_max_requests(kong.version)
+    idle = _caller_idle(
+        spec, ka.idle_timeout, defaults.KONG_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT, innermost,
+        "shortest app idle timeout",
+    )
+    connections: Resolved[int | None] = _resolve_set(
+        ka.connections, Resolved(pool_fact.value if isinstance(pool_fact.value, int) else None,
+                                 "product default", pool_fact.source)
+    )
+    if idle.value.ms < 1000 and ka.connections is None:
+        # Kong reads whole seconds and 0 means "keep forever": the only safe pool is none.
+        connections = Resolved(0, "derived", "app idle timeout too short to pool safely; pool disabled")
+        idle = Resolved(Duration(1000), "derived", "unused: pool disabled")
+    return UpstreamBudget(
+        connections=connections,
+        idle_timeout=idle,
+        max_requests=_resolve_set(ka.max_requests, Resolved(int(requests_fact.value or 0), "product default", requests_fact.source)),
+        max_lifetime=Resolved(None, "product default", "Kong has no upstream connection lifetime"),
+    )
+
+
+def _edge_upstream(spec: Spec, edge: NginxHttpTier, callee: Duration | None, callee_label: str) -> UpstreamBudget:
+    ka = edge.upstream_keepalive
+    pool_fact = defaults.nginx_upstream_keepalive_connections(edge.version)
+    if ka.connections is not None:
+        connections: Resolved[int | None] = Resolved(ka.connections, "set", "")
+    elif pool_fact.value is not None:
+        connections = Resolved(int(pool_fact.value), "product default", pool_fact.source)  # type: ignore[arg-type]
+    else:
+        connections = Resolved(32, "lbgen default", "pool like nginx ≥ 1.29.7 does by default (`keepalive 32`)")
+    requests_fact = defaults.nginx_keepalive_requests(edge.version)
+    return UpstreamBudget(
+        connections=connections,
+        idle_timeout=_caller_idle(spec, ka.idle_timeout, defaults.NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, callee, callee_label),
+        max_requests=_resolve_set(ka.max_requests, Resolved(int(requests_fact.value or 0), "product default", requests_fact.source)),
+        max_lifetime=_resolve_set(ka.max_lifetime, _default(defaults.NGINX_UPSTREAM_KEEPALIVE_TIME)),  # type: ignore[arg-type]
+    )
+
+
+def _upstream_rows(hop: str, leg: str, up: UpstreamBudget) -> list[BudgetRow]:
+    rows = [
+        BudgetRow(hop, f"{leg}: idle pool size", _fmt(up.connections.value, "off"),
+                  up.connections.origin, up.connections.note),
+        BudgetRow(hop, f"{leg}: pooled connection idle timeout", _fmt(up.idle_timeout.value),
+                  up.idle_timeout.origin, up.idle_timeout.note),
+        BudgetRow(hop, f"{leg}: max requests per connection", _fmt(up.max_requests.value),
+                  up.max_requests.origin, up.max_requests.note),
+    ]
+    if up.max_lifetime.value is not None:
+        rows.append(BudgetRow(hop, f"{leg}: max connection lifetime", _fmt(up.max_lifetime.value),
+                              up.max_lifetime.origin, up.max_lifetime.note))
+    return list(reversed(rows))
+
+
+def _fmt(value: Duration | int | None, none: str = "none") -> str:
+    if value is None:
+        return none
+    return str(value)
+
+
+__all__ = ["Budget", "BudgetRow", "Resolved", "UpstreamBudget", "margin_for", "resolve_budget", "service_key"]

@@ -1,0 +1,1 @@
+"""The typed spec of a load-balancing path."""

@@ -1,0 +1,128 @@
+"""Settings shared by several tiers: instances, listeners, keep-alive, timeouts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lbgen.model._base import StrictModel
+from lbgen.model.types import Cidr, Duration, FilePath, HeaderName, Host, Name, Port
+
+
+class Instance(StrictModel):
+    """One running copy of a tier (a VM, a pod, a node) that the previous hop connects to."""
+
+    name: Name
+    address: Host
+    """IP address or DNS name the previous hop uses to reach this instance."""
+
+
+class TlsFiles(StrictModel):
+    certificate: FilePath
+    certificate_key: FilePath
+
+
+class Listener(StrictModel):
+    """An L7 listening socket (nginx http `listen`, Kong `proxy_listen`)."""
+
+    port: Port
+    tls: bool = False
+    """Terminate TLS on this port."""
+    http2: bool = False
+    """Accept HTTP/2 (h2 over TLS, or h2c in cleartext); required for gRPC clients."""
+    proxy_protocol: bool = False
+    """Every connection on this port must start with a PROXY protocol header."""
+
+
+class UpstreamKeepalive(StrictModel):
+    """The pool of idle connections a proxy keeps open towards its next hop."""
+
+    connections: int | None = Field(default=None, ge=0, le=65535)
+    """Idle connections cached (nginx: per worker; Kong: pool size). 0 disables the pool."""
+    idle_timeout: Duration | None = None
+    """How long an idle pooled connection is kept. Unset: derived so that this hop closes
+    idle connections before the next hop inward does."""
+    max_requests: int | None = Field(default=None, ge=0)
+    """Requests served over one connection before it is closed (0 = unlimited in Kong)."""
+    max_lifetime: Duration | None = None
+    """Maximum lifetime of one connection (nginx `keepalive_time`)."""
+
+
+class ClientKeepalive(StrictModel):
+    """How long this hop keeps an idle connection from its callers open."""
+
+    timeout: Duration | None = None
+    max_requests: int | None = Field(default=None, ge=0)
+
+
+class ProxyTimeouts(StrictModel):
+    connect: Duration | None = None
+    read: Duration | None = None
+    """Time between two successive reads from the upstream (nginx), or the whole read (Kong)."""
+    send: Duration | None = None
+
+
+NextUpstreamCondition = Literal[
+    "error",
+    "timeout",
+    "denied",
+    "invalid_header",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "http_403",
+    "http_404",
+    "http_429",
+    "non_idempotent",
+]
+
+
+class NginxRetry(StrictModel):
+    """nginx `proxy_next_upstream*`: when a request is passed to the next server."""
+
+    conditions: list[NextUpstreamCondition] | None = None
+    """Unset: nginx default `error timeout`. Empty list: `off` (never retry)."""
+    tries: int | None = Field(default=None, ge=0)
+    """Attempts in total (0 = unlimited, the nginx default)."""
+    timeout: Duration | None = None
+
+
+class NginxPassiveHealth(StrictModel):
+    """nginx `max_fails`/`fail_timeout` on every upstream server (OSS has no active checks)."""
+
+    max_fails: int | None = Field(default=None, ge=0)
+    fail_timeout: Duration | None = None
+
+
+class NginxRealIp(StrictModel):
+    """ngx_http_realip_module: whose address counts as the client's."""
+
+    header: Literal["X-Forwarded-For", "X-Real-IP", "proxy_protocol"] | HeaderName
+    trusted: list[Cidr] = Field(min_length=1)
+    """Proxies (CIDRs) allowed to set the header: `set_real_ip_from`."""
+    recursive: bool = False
+
+
+NginxAlgorithm = Literal[
+    "round-robin", "least_conn", "ip_hash", "hash", "random", "random-two", "least_time"
+]
+
+
+class NginxBalancing(StrictModel):
+    """The load-balancing method of an nginx `upstream` block."""
+
+    algorithm: NginxAlgorithm = "round-robin"
+    hash_key: str | None = Field(default=None, pattern=r"^(\$[a-z_][a-z0-9_]{0,63})+$")
+    """Variable(s) to hash on with `hash`, e.g. `$request_uri` or `$remote_addr`."""
+    consistent: bool = False
+    """Ketama consistent hashing with `hash`."""
+
+    @model_validator(mode="after")
+    def _hash_key_matches_algorithm(self) -> NginxBalancing:
+        if self.algorithm == "hash" and self.hash_key is None:
+            raise ValueError("algorithm 'hash' needs hash_key, e.g. hash_key: $request_uri")
+        if self.algorithm != "hash" and (self.hash_key is not None or self.consistent):
+            raise ValueError("hash_key and consistent only apply to algorithm 'hash'")
+        return self

@@ -1,0 +1,264 @@
+"""A backend service: its route, its Kubernetes Service, its pods and their app server."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lbgen.model._base import StrictModel, Suppression
+from lbgen.model.common import ProxyTimeouts
+from lbgen.model.types import (
+    Duration,
+    HeaderName,
+    HostName,
+    HttpPath,
+    LabelKey,
+    LabelValue,
+    Name,
+    Port,
+    Version,
+)
+
+AppServerPreset = Literal[
+    "uvicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat", "spring-boot", "custom"
+]
+
+
+class AppServer(StrictModel):
+    """The HTTP server inside the pods; its idle timeout is the innermost of the path."""
+
+    preset: AppServerPreset
+    """Known server whose default idle (keep-alive) timeout lbgen knows, or `custom`."""
+    version: Version | None = None
+    """Server/runtime version where the default changed (Node.js 26 raised it to 65s)."""
+    idle_timeout: Duration | None = None
+    """The server's keep-alive timeout as configured. Unset: the preset's default.
+    `custom` requires it. For `go`, unset means no idle timeout at all."""
+
+    @model_validator(mode="after")
+    def _custom_needs_timeout(self) -> AppServer:
+        if self.preset == "custom" and self.idle_timeout is None:
+            raise ValueError("preset 'custom' needs idle_timeout (the server's keep-alive timeout)")
+        return self
+
+
+class Route(StrictModel):
+    """How the gateway (Kong, or the edge when there is no Kong) selects this service."""
+
+    paths: list[HttpPath] = Field(default_factory=list)
+    """Path prefixes. Unset: `/<service name>`."""
+    hosts: list[HostName] = Field(default_factory=list)
+    strip_path: bool = False
+
+
+SessionAffinity = Literal["None", "ClientIP"]
+
+
+class KubernetesServiceSettings(StrictModel):
+    """The Kubernetes `Service` object in front of the pods."""
+
+    port: Port = 80
+    target_port: Port = 8080
+    """Container port of the app server."""
+    session_affinity: SessionAffinity = "None"
+    session_affinity_timeout: int | None = Field(default=None, gt=0, le=86400)
+    """`sessionAffinityConfig.clientIP.timeoutSeconds` (Kubernetes default 10800)."""
+    internal_traffic_policy: Literal["Cluster", "Local"] | None = None
+    traffic_distribution: Literal["PreferClose", "PreferSameZone", "PreferSameNode"] | None = None
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """Pod selector. Unset: `app: <service name>`."""
+
+    @model_validator(mode="after")
+    def _affinity_timeout_needs_affinity(self) -> KubernetesServiceSettings:
+        if self.session_affinity_timeout is not None and self.session_affinity != "ClientIP":
+            raise ValueError("session_affinity_timeout only applies with session_affinity: ClientIP")
+        return self
+
+
+KongAlgorithm = Literal[
+    "round-robin", "least-connections", "consistent-hashing", "latency", "sticky-sessions"
+]
+KongHashOn = Literal["none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture"]
+KongCheckType = Literal["http", "https", "tcp", "grpc", "grpcs"]
+
+
+class KongActiveHealthy(StrictModel):
+    interval: int = Field(default=0, ge=0, le=65535)
+    """Seconds between checks of healthy targets; 0 disables."""
+    successes: int = Field(default=0, ge=0, le=255)
+    http_statuses: list[int] | None = None
+
+
+class KongActiveUnhealthy(StrictModel):
+    interval: int = Field(default=0, ge=0, le=65535)
+    http_failures: int = Field(default=0, ge=0, le=255)
+    tcp_failures: int = Field(default=0, ge=0, le=255)
+    timeouts: int = Field(default=0, ge=0, le=255)
+    http_statuses: list[int] | None = None
+
+
+class KongActiveHealthcheck(StrictModel):
+    type: KongCheckType = "http"
+    http_path: HttpPath = "/"
+    timeout: int = Field(default=1, ge=1, le=65535)
+    """Whole seconds (decK rejects fractions)."""
+    concurrency: int = Field(default=10, ge=1)
+    healthy: KongActiveHealthy = Field(default_factory=KongActiveHealthy)
+    unhealthy: KongActiveUnhealthy = Field(default_factory=KongActiveUnhealthy)
+
+
+class KongPassiveHealthy(StrictModel):
+    successes: int = Field(default=0, ge=0, le=255)
+    http_statuses: list[int] | None = None
+
+
+class KongPassiveUnhealthy(StrictModel):
+    http_failures: int = Field(default=0, ge=0, le=255)
+    tcp_failures: int = Field(default=0, ge=0, le=255)
+    timeouts: int = Field(default=0, ge=0, le=255)
+    http_statuses: list[int] | None = None
+
+
+class KongPassiveHealthcheck(StrictModel):
+    type: KongCheckType = "http"
+    healthy: KongPassiveHealthy = Field(default_factory=KongPassiveHealthy)
+    unhealthy: KongPassiveUnhealthy = Field(default_factory=KongPassiveUnhealthy)
+
+
+class KongHealthchecks(StrictModel):
+    active: KongActiveHealthcheck | None = None
+    passive: KongPassiveHealthcheck | None = None
+    threshold: float = Field(default=0, ge=0, le=100)
+
+
+class KongServiceSettings(StrictModel):
+    """Per-service Kong settings: the Service entity and its Upstream."""
+
+    algorithm: KongAlgorithm = "round-robin"
+    hash_on: KongHashOn = "none"
+    hash_on_header: HeaderName | None = None
+    hash_on_cookie: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    hash_fallback: KongHashOn = "none"
+    hash_fallback_header: HeaderName | None = None
+    slots: int | None = Field(default=None, ge=10, le=65536)
+    retries: int | None = Field(default=None, ge=0, le=32767)
+    """Kong default 5: up to retries+1 attempts on connection errors and timeouts."""
+    timeouts: ProxyTimeouts = Field(default_factory=ProxyTimeouts)
+    healthchecks: KongHealthchecks | None = None
+
+    @model_validator(mode="after")
+    def _kong_upstream_entity_checks(self) -> KongServiceSettings:
+        # Mirrors entity_checks in Kong/kong kong/db/schema/entities/upstreams.lua (3.9.3).
+        if self.hash_on != "none" and self.algorithm not in ("consistent-hashing", "sticky-sessions"):
+            raise ValueError(
+                f"hash_on: {self.hash_on} only works with algorithm consistent-hashing "
+                "(Kong switches the algorithm silently otherwise)"
+            )
+        if self.algorithm == "consistent-hashing" and self.hash_on == "none":
+            raise ValueError("algorithm consistent-hashing needs hash_on (ip, header, cookie, …)")
+        if self.hash_on == "none" and self.hash_fallback != "none":
+            raise ValueError("hash_fallback needs hash_on to be set")
+        if self.hash_on == "cookie" and self.hash_fallback != "none":
+            raise ValueError("hash_on: cookie cannot have a hash_fallback (Kong forces none)")
+        if self.hash_on == "header" and self.hash_on_header is None:
+            raise ValueError("hash_on: header needs hash_on_header")
+        if self.hash_on == "cookie" and self.hash_on_cookie is None:
+            raise ValueError("hash_on: cookie needs hash_on_cookie")
+        if self.hash_fallback == "header" and self.hash_fallback_header is None:
+            raise ValueError("hash_fallback: header needs hash_fallback_header")
+        if self.hash_on in ("query_arg", "uri_capture") or self.hash_fallback in (
+            "query_arg",
+            "uri_capture",
+        ):
+            raise ValueError("hash_on query_arg/uri_capture are not supported by lbgen yet")
+        if self.hash_on != "none" and self.hash_on == self.hash_fallback and self.hash_on != "header":
+            raise ValueError("hash_fallback must differ from hash_on")
+        if (
+            self.hash_on == "header"
+            and self.hash_fallback == "header"
+            and self.hash_on_header == self.hash_fallback_header
+        ):
+            raise ValueError("hash_on_header and hash_fallback_header must differ")
+        return self
+
+
+class Probe(StrictModel):
+    """HTTP readiness probe of the pods."""
+
+    path: HttpPath = "/healthz"
+    port: Port | None = None
+    """Unset: the Service's target_port."""
+    period_seconds: int = Field(default=10, ge=1)
+    timeout_seconds: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=3, ge=1)
+
+
+class Autoscaling(StrictModel):
+    """HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation."""
+
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    target_cpu_utilization: int = Field(default=70, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class DisruptionBudget(StrictModel):
+    """PodDisruptionBudget (policy/v1): exactly one of the two fields."""
+
+    max_unavailable: int | str | None = Field(default=None, union_mode="left_to_right")
+    min_available: int | str | None = Field(default=None, union_mode="left_to_right")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DisruptionBudget:
+        if (self.max_unavailable is None) == (self.min_available is None):
+            raise ValueError("set exactly one of max_unavailable and min_available")
+        for value in (self.max_unavailable, self.min_available):
+            if isinstance(value, str) and not (value.endswith("%") and value[:-1].isdigit()):
+                raise ValueError(f"{value!r} must be an integer or a percentage such as '25%'")
+            if isinstance(value, int) and value < 0:
+                raise ValueError("disruption budget values cannot be negative")
+        return self
+
+
+class Service(StrictModel):
+    """One backend service behind the gateway, served by `replicas` pods."""
+
+    name: Name
+    namespace: Name = "default"
+    protocol: Literal["http", "grpc"] = "http"
+    """`grpc` means HTTP/2 cleartext (h2c) to the pods."""
+    replicas: int = Field(ge=1)
+    """Pods expected to serve (with an HPA: the usual count)."""
+    deployment: Name | None = None
+    """Workload name targeted by the HPA/PDB. Unset: the service name."""
+    route: Route = Field(default_factory=Route)
+    app: AppServer
+    kubernetes: KubernetesServiceSettings = Field(default_factory=KubernetesServiceSettings)
+    kong: KongServiceSettings = Field(default_factory=KongServiceSettings)
+    """Used when the path has a Kong tier."""
+    readiness: Probe | None = None
+    autoscaling: Autoscaling | None = None
+    disruption_budget: DisruptionBudget | None = None
+    termination_grace_period: Duration | None = None
+    pre_stop_delay: Duration | None = None
+    """Sleep in a preStop hook before the app starts shutting down."""
+    suppress: list[Suppression] = Field(default_factory=list)
+
+    @property
+    def paths(self) -> list[str]:
+        return self.route.paths or [f"/{self.name}"]
+
+    @property
+    def workload(self) -> str:
+        return self.deployment or self.name
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return self.kubernetes.selector or {"app": self.name}

@@ -1,0 +1,128 @@
+"""The whole path: an optional external load balancer, the tiers, the services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lbgen.model._base import StrictModel
+from lbgen.model.service import Service
+from lbgen.model.tiers import (
+    TIER_ORDER,
+    KongTier,
+    KubernetesTier,
+    NginxHttpTier,
+    NginxStreamTier,
+    Tier,
+)
+from lbgen.model.types import Duration, Name
+
+
+class ExternalLoadBalancer(StrictModel):
+    """A cloud load balancer in front of the first tier (not rendered; used by the rules)."""
+
+    kind: Literal["gcp-application", "aws-alb", "other"]
+    backend_idle_timeout: Duration | None = None
+    """How long the LB keeps an idle connection to the first tier. Unset: the product
+    default (GCP application LB: 600s, fixed; AWS ALB: 60s)."""
+
+
+class Spec(StrictModel):
+    """A load-balancing path from the edge inward, and the services behind it."""
+
+    spec_version: Literal[1] = 1
+    name: Name
+    """Name of the path; used in file headers and resource labels."""
+    external_lb: ExternalLoadBalancer | None = None
+    tiers: list[Tier] = Field(min_length=1)
+    """Tiers in traffic order, edge first; Kubernetes last."""
+    services: list[Service] = Field(min_length=1)
+    keepalive_margin: Duration | None = None
+    """How much earlier a caller closes idle connections than its callee. Unset: 10% of
+    the callee's timeout, at least 1s."""
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> Spec:
+        kinds = [t.kind for t in self.tiers]
+        if kinds[-1] != "kubernetes":
+            raise ValueError("the last tier must be kind: kubernetes (where the pods run)")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"each tier kind may appear once; got {kinds}")
+        if kinds != sorted(kinds, key=TIER_ORDER.index):
+            raise ValueError(
+                f"tiers must run from the edge inward in the order {list(TIER_ORDER)}; got {kinds}"
+            )
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique; got {names}")
+        seen: set[tuple[str, str]] = set()
+        for service in self.services:
+            key = (service.namespace, service.name)
+            if key in seen:
+                raise ValueError(f"service {service.namespace}/{service.name} is listed twice")
+            seen.add(key)
+        if len(self.tiers) >= 2 and self.tiers[-2].kind == "nginx_stream" and len(self.services) > 1:
+            raise ValueError(
+                "an nginx_stream tier directly in front of Kubernetes forwards one port to one "
+                "Service; with several services put an nginx_http or kong tier behind it"
+            )
+        kong = self.kong
+        if kong is not None:
+            for service in self.services:
+                algorithm = service.kong.algorithm
+                if algorithm == "latency" and not kong.version.at_least("3.2"):
+                    raise ValueError(
+                        f"service {service.name}: Kong's latency algorithm needs Kong ≥ 3.2 "
+                        f"(tier {kong.name} says {kong.version})"
+                    )
+                if algorithm == "sticky-sessions" and (
+                    kong.edition != "enterprise" or not kong.version.at_least("3.11")
+                ):
+                    raise ValueError(
+                        f"service {service.name}: sticky-sessions needs Kong Enterprise ≥ 3.11 "
+                        f"(tier {kong.name} is {kong.edition} {kong.version})"
+                    )
+        return self
+
+    # --- typed access to tiers -------------------------------------------------------------
+
+    @property
+    def edge(self) -> NginxHttpTier | None:
+        return next((t for t in self.tiers if isinstance(t, NginxHttpTier)), None)
+
+    @property
+    def l4(self) -> NginxStreamTier | None:
+        return next((t for t in self.tiers if isinstance(t, NginxStreamTier)), None)
+
+    @property
+    def kong(self) -> KongTier | None:
+        return next((t for t in self.tiers if isinstance(t, KongTier)), None)
+
+    @property
+    def cluster(self) -> KubernetesTier:
+        last = self.tiers[-1]
+        assert isinstance(last, KubernetesTier)  # guaranteed by _tiers_in_order
+        return last
+
+    def tier_index(self, tier: Tier) -> int:
+        return next(i for i, t in enumerate(self.tiers) if t is tier)
+
+    def next_tier(self, tier: Tier) -> Tier | None:
+        """The tier this tier sends traffic to."""
+        index = self.tier_index(tier)
+        return self.tiers[index + 1] if index + 1 < len(self.tiers) else None
+
+    def previous_tier(self, tier: Tier) -> Tier | None:
+        index = self.tier_index(tier)
+        return self.tiers[index - 1] if index > 0 else None
+
+    def adjacent_tiers(self) -> Iterator[tuple[Tier, Tier]]:
+        """(caller, callee) pairs from the edge inward."""
+        yield from zip(self.tiers, self.tiers[1:], strict=False)
+
+    @property
+    def gateway(self) -> NginxHttpTier | KongTier | None:
+        """The innermost L7 tier: the one that routes requests to services."""
+        return self.kong or self.edge

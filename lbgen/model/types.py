@@ -1,0 +1,302 @@
+"""Typed scalar values of the spec: durations, versions, names, hosts, paths.
+
+Every string that can reach a rendered config file is constrained here to the grammar of
+its destination, so hostile values (``;``, ``{``, quotes, newlines, ``$``…) are refused at
+load time with a located error instead of being rendered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import total_ordering
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION_RE = re.compile(r"^(?:\d+(?:ms|s|m|h|d))+$")
+_DURATION_PART_RE = re.compile(r"(\d+)(ms|s|m|h|d)")
+DURATION_PATTERN = r"^(\d+(ms|s|m|h|d))+$"
+
+
+@total_ordering
+class Duration:
+    """A non-negative time span, held in milliseconds.
+
+    Accepted in the spec as an integer number of seconds (``75``) or an nginx-style string
+    (``"75s"``, ``"10m"``, ``"1h30m"``, ``"500ms"``).
+    """
+
+    __slots__ = ("ms",)
+
+    def __init__(self, ms: int) -> None:
+        if ms < 0:
+            raise ValueError("a duration cannot be negative")
+        self.ms = ms
+
+    @classmethod
+    def seconds_(cls, seconds: float) -> Duration:
+        return cls(round(seconds * 1000))
+
+    @classmethod
+    def parse(cls, value: object) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if isinstance(value, bool):
+            raise ValueError("expected a duration such as 75s, 10m or 500ms, not a boolean")
+        if isinstance(value, int):
+            return cls(value * 1000)
+        if isinstance(value, float) and value.is_integer():
+            return cls(int(value) * 1000)
+        if isinstance(value, str):
+            text = value.strip().replace(" ", "")
+            if text.isdigit():
+                return cls(int(text) * 1000)
+            if _DURATION_RE.match(text):
+                return cls(
+                    sum(int(n) * _UNIT_MS[u] for n, u in _DURATION_PART_RE.findall(text))
+                )
+        raise ValueError(
+            f"{value!r} is not a duration: use whole seconds (75) or a unit suffix "
+            "(500ms, 75s, 10m, 1h, 1h30m)"
+        )
+
+    @property
+    def seconds(self) -> float:
+        return self.ms / 1000
+
+    @property
+    def whole_seconds(self) -> int:
+        """Seconds, rounded up, so a timeout is never shortened by rounding."""
+        return -(-self.ms // 1000)
+
+    def nginx(self) -> str:
+        """Shortest exact nginx time string (``75s``, ``10m``, ``500ms``)."""
+        if self.ms == 0:
+            return "0s"
+        for unit in ("d", "h", "m", "s", "ms"):
+            size = _UNIT_MS[unit]
+            if self.ms % size == 0:
+                return f"{self.ms // size}{unit}"
+        raise AssertionError("unreachable: 1 ms divides everything")
+
+    def go(self) -> str:
+        """Go ``time.ParseDuration`` syntax, as Kubernetes component configs want it."""
+        if self.ms % 1000:
+            return f"{self.ms}ms"
+        return f"{self.ms // 1000}s"
+
+    def __str__(self) -> str:
+        return self.nginx()
+
+    def __repr__(self) -> str:
+        return f"Duration({self.nginx()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Duration) and self.ms == other.ms
+
+    def __lt__(self, other: Duration) -> bool:
+        return self.ms < other.ms
+
+    def __hash__(self) -> int:
+        return hash(self.ms)
+
+    def __add__(self, other: Duration) -> Duration:
+        return Duration(self.ms + other.ms)
+
+    def __sub__(self, other: Duration) -> Duration:
+        return Duration(max(0, self.ms - other.ms))
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda d: d.nginx(), when_used="always"
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "description": "whole seconds"},
+                {"type": "string", "pattern": DURATION_PATTERN, "examples": ["75s", "10m"]},
+            ]
+        }
+
+
+@total_ordering
+class Version:
+    """A dotted product version such as ``1.30.0`` (nginx), ``3.10`` (Kong), ``1.33`` (k8s)."""
+
+    __slots__ = ("parts", "text")
+    _RE = re.compile(r"^\d{1,4}(\.\d{1,4}){1,2}$")
+
+    def __init__(self, text: str) -> None:
+        if not self._RE.match(text):
+            raise ValueError(
+                f"{text!r} is not a version: use MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.30.0"
+            )
+        self.text = text
+        parts = tuple(int(p) for p in text.split("."))
+        self.parts: tuple[int, int, int] = (parts + (0, 0))[:3]  # type: ignore[assignment]
+
+    @classmethod
+    def parse(cls, value: object) -> Version:
+        if isinstance(value, Version):
+            return value
+        if isinstance(value, str):
+            return cls(value.strip())
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            raise ValueError(
+                f"version {value!r} must be quoted in YAML (write \"{value}\"), "
+                "otherwise 1.30 and 1.3 are the same number"
+            )
+        raise ValueError(f"{value!r} is not a version string")
+
+    def at_least(self, text: str) -> bool:
+        return self >= Version(text)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Version({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.parts == other.parts
+
+    def __lt__(self, other: Version) -> bool:
+        return self.parts < other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda v: v.text, when_used="always"
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "pattern": r"^\d{1,4}(\.\d{1,4}){1,2}$", "examples": ["1.30.0"]}
+
+
+# --- names --------------------------------------------------------------------------------
+
+# RFC 1035 label, as Kubernetes requires for Service names; also safe as an nginx upstream
+# name, a Kong entity name, a file name and a Mermaid node id.
+NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+Name = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        max_length=63,
+        description="lower-case RFC 1035 label: letters, digits and '-', starting with a letter",
+    ),
+]
+
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def _check_host(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if _HOSTNAME_RE.match(value):
+        return value.lower()
+    raise ValueError(
+        f"{value!r} is neither an IP address nor a DNS host name "
+        "(letters, digits, '-' and '.' only)"
+    )
+
+
+Host = Annotated[
+    str,
+    Field(max_length=253, description="IPv4/IPv6 address or DNS host name"),
+    AfterValidator(_check_host),
+]
+
+
+def _check_hostname(value: str) -> str:
+    if _HOSTNAME_RE.match(value) and not _is_ip(value):
+        return value.lower()
+    raise ValueError(f"{value!r} is not a DNS host name (letters, digits, '-' and '.')")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+HostName = Annotated[str, Field(max_length=253), AfterValidator(_check_hostname)]
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR such as 10.0.0.0/8") from None
+
+
+Cidr = Annotated[str, Field(max_length=43), AfterValidator(_check_cidr)]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+# URL path prefix: unreserved characters only, so it is inert in nginx `location`, Kong
+# `paths` and Kubernetes probe paths alike.
+HTTP_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]{0,255}$"
+HttpPath = Annotated[str, Field(pattern=HTTP_PATH_PATTERN, max_length=256)]
+
+# RFC 9110 token restricted to letters, digits and '-', which covers real header names.
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")]
+
+# An nginx variable reference, e.g. $remote_addr or $http_x_user; no other syntax.
+NginxVariable = Annotated[str, Field(pattern=r"^\$[a-z_][a-z0-9_]{0,63}$")]
+
+def _check_file_path(value: str) -> str:
+    if ".." in value.split("/"):
+        raise ValueError(f"{value!r} must not contain '..' segments")
+    return value
+
+
+# Absolute file path for certificates; no spaces, quotes, ';' or '..' segments.
+FilePath = Annotated[
+    str,
+    Field(pattern=r"^/[A-Za-z0-9._/-]{1,255}$", max_length=256),
+    AfterValidator(_check_file_path),
+]
+
+# Kubernetes label key (optional DNS prefix) and value.
+LabelKey = Annotated[
+    str,
+    Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"),
+]
+LabelValue = Annotated[
+    str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", max_length=63)
+]
+
+RuleCode = Annotated[str, Field(pattern=r"^LB\d{3}$")]

@@ -1,0 +1,9 @@
+"""Renderer for kubernetes (placeholder until implemented)."""
+
+from __future__ import annotations
+
+from lbgen.render._base import RenderContext, RenderedFile
+
+
+def render(ctx: RenderContext) -> list[RenderedFile]:
+    return []

@@ -1,0 +1,116 @@
+"""The shape of a rule, a violation and a finding.
+
+A rule is data (code, name, severity, tiers, versions, documentation) plus a `check`
+function. `check` yields `Violation`s that point at model paths; the engine turns them
+into `Finding`s with the rule's code and severity and the spec's file:line:column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lbgen.budget import Budget
+from lbgen.errors import SourceLocation
+from lbgen.model.spec import Spec
+
+ModelPath = tuple[str | int, ...]
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 3, "warning": 2, "info": 1}[self.value]
+
+
+TierKind = str  # "nginx_http" | "nginx_stream" | "kong" | "kubernetes" | "app" | "external_lb"
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule's check sees: the validated spec and its resolved keep-alive budget."""
+
+    spec: Spec
+    budget: Budget
+
+    def tier_path(self, tier: object, *rest: str | int) -> ModelPath:
+        """Model path of a field of a tier object, e.g. ("tiers", 2, "upstream_keepalive")."""
+        index = next(i for i, t in enumerate(self.spec.tiers) if t is tier)
+        return ("tiers", index, *rest)
+
+    def service_path(self, service: object, *rest: str | int) -> ModelPath:
+        index = next(i for i, s in enumerate(self.spec.services) if s is service)
+        return ("services", index, *rest)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """What a check reports: one sentence with the concrete values, and what to change."""
+
+    message: str
+    hint: str
+    path: ModelPath
+    """Model path of the offending value (or of the nearest object that holds it)."""
+    related_path: ModelPath | None = None
+    """The other hop's value when two hops conflict."""
+
+
+@dataclass(frozen=True)
+class RuleDoc:
+    """Documentation with fixed sections; `lbgen explain` and docs/rules/ render it."""
+
+    what: str
+    """What it checks."""
+    why: str
+    """Why it matters."""
+    example: str
+    """A complete spec (YAML) that triggers the rule."""
+    fix: str
+    """The corrected spec (YAML) that does not."""
+    references: tuple[str, ...]
+    """Primary sources: product docs, source code, changelogs (at least one)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    """Stable code `LBnnn`; never reused."""
+    name: str
+    """kebab-case name of the problem (not of the fix)."""
+    severity: Severity
+    summary: str
+    """One line for `lbgen rules`."""
+    tiers: frozenset[TierKind]
+    check: Callable[[RuleContext], Iterable[Violation]]
+    doc: RuleDoc
+    versions: str = "all"
+    """Human-readable product versions the rule applies to, e.g. "nginx < 1.29.7"."""
+    applies: Callable[[Spec], str | None] = field(default=lambda spec: None)
+    """Returns why the rule does not apply to this spec (shown as a skip), or None."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    hint: str
+    path: ModelPath
+    location: SourceLocation
+    related_path: ModelPath | None = None
+    related_location: SourceLocation | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A rule that did not run on this spec, and why (version or topology)."""
+
+    code: str
+    name: str
+    reason: str

@@ -1,0 +1,78 @@
+"""LB9xx — lbgen's own rules about suppressions in the spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+
+
+def _reported_by_engine(ctx: RuleContext) -> Iterator[Violation]:
+    # The engine emits these findings itself, because they depend on the other rules' results.
+    return iter(())
+
+
+_EXAMPLE_BASE = """\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{{name: edge-1, address: 10.0.0.1}}]
+    upstream_keepalive: {{idle_timeout: {edge_idle}}}
+{suppress}  - kind: kong
+    name: gateway
+    instances: [{{name: kong-1, address: 10.0.1.1}}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {{preset: go}}
+"""
+
+SUPPRESSION_EXPIRED = Rule(
+    code="LB901",
+    name="suppression-expired",
+    severity=Severity.WARNING,
+    summary="A suppression in the spec is past its expiry date",
+    tiers=frozenset(),
+    check=_reported_by_engine,
+    doc=RuleDoc(
+        what="Every `suppress:` entry with an `expires:` date earlier than today.",
+        why=(
+            "A suppression records a decision to live with a finding for a while. Once it "
+            "expires the finding is reported again, and the stale entry itself is flagged so "
+            "that somebody renews or removes it on purpose."
+        ),
+        example=_EXAMPLE_BASE.format(
+            edge_idle="120s",
+            suppress="    suppress:\n      - {rule: LB101, reason: migration to Kong 3.10, expires: 2020-01-31}\n",
+        ),
+        fix=_EXAMPLE_BASE.format(edge_idle="60s", suppress=""),
+        references=("lbgen documentation: README.md, section Suppressions",),
+    ),
+)
+
+SUPPRESSION_UNUSED = Rule(
+    code="LB902",
+    name="suppression-unused",
+    severity=Severity.WARNING,
+    summary="A suppression in the spec matches no finding",
+    tiers=frozenset(),
+    check=_reported_by_engine,
+    doc=RuleDoc(
+        what="Every active `suppress:` entry whose rule ran and found nothing on that tier or service.",
+        why=(
+            "An unused suppression hides the next, unrelated occurrence of the same problem; "
+            "removing it keeps the spec honest (like ruff's unused-noqa)."
+        ),
+        example=_EXAMPLE_BASE.format(
+            edge_idle="60s", suppress="    suppress:\n      - {rule: LB101, reason: accepted during migration}\n"
+        ),
+        fix=_EXAMPLE_BASE.format(edge_idle="60s", suppress=""),
+        references=("https://docs.astral.sh/ruff/rules/unused-noqa/",),
+    ),
+)
+
+RULES: tuple[Rule, ...] = (SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED)
