@@ -29,7 +29,7 @@ def _yaml() -> YAML:
     yaml = YAML(typ="safe", pure=True)
     yaml.representer.add_representer(str, _represent_str)
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # keep the order the renderer built
+    yaml.sort_base_mapping_type_on_output = True  # sorted keys: deterministic output
     yaml.width = 4096  # never fold long strings: folded scalars churn diffs
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.explicit_start = False
