@@ -100,7 +100,7 @@ def app_idle_timeout(app: AppServer) -> Fact:
     if preset == "gunicorn-sync":
         return Fact(None, "gunicorn sync workers do not keep connections alive (gunicorn/config.py Keepalive)")
     if preset == "nodejs":
-        if app.version is not None and app.version.at_least("26"):
+        if app.version is not None and app.version.at_least("26.0"):
             return Fact(_s(65), "Node.js ≥ 26 server.keepAliveTimeout 65000 ms (nodejs/node#62782)")
         return Fact(_s(5), "Node.js ≤ 25 server.keepAliveTimeout 5000 ms (nodejs.org/api/http.html)")
     if preset == "go":
