@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Print lbgen's performance figures against the targets of issues #2 and #3.
+
+Run from the repository root: `python3 scripts/bench.py` (add `--quick` for 1 run each).
+Figures are printed, never asserted: a timed unit test would be flaky on a shared machine.
+
+1. Cold `lbgen render` of examples/seed.yaml vs `python -c "import pydantic, jinja2,
+   ruamel.yaml, click"` (target: ≤ 1.5×).
+2. Rendering a generated spec of 1,000 services × 8 pods (load + spec schema validation +
+   rules + every tier) vs reading everything it wrote back with the fastest real parsers:
+   `nginx -t` for nginx files, PyYAML's C loader for YAML (target: ≤ 3×).
+3. 10,000 services vs 1,000 (target: ≤ 11×: linear).
+4. All rules over the 1,000-service spec vs gixy-ng on an nginx.conf with 1,000 upstreams
+   × 8 servers (target: rules faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def generated_spec(services: int, pods: int = 8) -> dict[str, Any]:
+    """The seed path with `services` services of `pods` pods each."""
+    presets = ["uvicorn", "gunicorn", "go", "tomcat", "spring-boot"]
+    return {
+        "name": "bench",
+        "tiers": [
+            {"kind": "nginx_http", "name": "edge", "version": "1.30.0",
+             "instances": [{"name": f"edge-{i}", "address": f"10.10.0.{10 + i}"} for i in range(2)]},
+            {"kind": "nginx_stream", "name": "l4", "version": "1.30.0", "load_module": True,
+             "instances": [{"name": f"l4-{i}", "address": f"10.20.0.{10 + i}"} for i in range(2)],
+             "listen_port": 8000},
+            {"kind": "kong", "name": "gateway", "version": "3.10",
+             "instances": [{"name": f"kong-{i}", "address": f"10.30.0.{10 + i}"} for i in range(2)],
+             "real_ip": {"header": "X-Forwarded-For", "recursive": True,
+                         "trusted_ips": ["10.10.0.0/24", "10.20.0.0/24"]}},
+            {"kind": "kubernetes", "name": "cluster", "version": "1.33", "platform": "self-managed",
+             "kube_proxy": {"mode": "nftables"}, "node_kernel": "6.1"},
+        ],
+        "services": [
+            {"name": f"svc-{i:05d}", "namespace": f"ns-{i % 50:02d}", "replicas": pods,
+             "app": {"preset": presets[i % len(presets)]},
+             "route": {"paths": [f"/svc-{i:05d}"]},
+             "kubernetes": {"port": 80, "target_port": 8080},
+             "readiness": {"path": "/healthz"}}
+            for i in range(services)
+        ],
+    }
+
+
+def timed(fn: Callable[[], object], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def run(cmd: list[str], **kwargs: Any) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+
+
+def write_spec(path: Path, services: int) -> None:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=False)
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.dump(generated_spec(services), handle)
+
+
+def render_in_process(spec_path: Path, out_dir: Path) -> dict[str, str]:
+    import lbgen
+    from lbgen.output import write_tree
+
+    loaded = lbgen.load(spec_path)
+    lbgen.validate(loaded)
+    files = lbgen.render(loaded)
+    write_tree(files, out_dir, force=True)
+    return files
+
+
+def read_back(out_dir: Path, nginx: str | None) -> None:
+    import yaml
+
+    loader = yaml.CSafeLoader
+    for path in sorted(out_dir.rglob("*.yaml")):
+        list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
+    if nginx:
+        from lbgen.verify.nginx import verify
+
+        files = {str(p.relative_to(out_dir)): p.read_text(encoding="utf-8")
+                 for p in out_dir.rglob("*") if p.is_file() and p.suffix == ".conf"}
+        results = verify(files, None)
+        failed = [r for r in results if r.status == "failed"]
+        if failed:
+            raise SystemExit(f"nginx -t failed on benchmark output: {failed[0]}")
+
+
+def gixy_conf(path: Path, upstreams: int, servers: int) -> None:
+    lines = ["events {}", "http {"]
+    for u in range(upstreams):
+        lines.append(f"  upstream u{u} {{")
+        lines += [f"    server 10.{u // 250}.{u % 250}.{s + 1}:8080;" for s in range(servers)]
+        lines.append("  }")
+    lines.append("  server {")
+    lines.append("    listen 80;")
+    lines += [f"    location /u{u} {{ proxy_pass http://u{u}; }}" for u in range(upstreams)]
+    lines += ["  }", "}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one run per measurement")
+    args = parser.parse_args()
+    runs = 1 if args.quick else 5
+    python = sys.executable
+    lbgen_cli = [python, "-m", "lbgen"]
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+
+        # 1. Cold start.
+        baseline = timed(lambda: run([python, "-c", "import pydantic, jinja2, ruamel.yaml, click"]), runs)
+        cold = timed(lambda: run([*lbgen_cli, "render", str(REPO / "examples/seed.yaml"),
+                                  "-o", str(tmp / "seed-out"), "--force"]), runs)
+        print(f"1. cold render seed: {cold * 1000:.0f} ms; imports baseline {baseline * 1000:.0f} ms; "
+              f"ratio {cold / baseline:.2f}x (target <= 1.5x)")
+
+        # 2. and 3. Scale.
+        figures = {}
+        for services in (1_000, 10_000):
+            spec_path = tmp / f"bench-{services}.yaml"
+            write_spec(spec_path, services)
+            out_dir = tmp / f"out-{services}"
+            figures[services] = timed(lambda: render_in_process(spec_path, out_dir), 1 if services > 1000 else runs)
+            if services == 1_000:
+                reading = timed(lambda: read_back(out_dir, nginx), runs)
+                print(f"2. render 1,000 services x 8 pods: {figures[services]:.2f} s; read back "
+                      f"(PyYAML CSafeLoader + nginx -t{'' if nginx else ' SKIPPED: no nginx'}): "
+                      f"{reading:.2f} s; ratio {figures[services] / reading:.2f}x (target <= 3x)")
+        print(f"3. render 10,000 services: {figures[10_000]:.2f} s; ratio to 1,000: "
+              f"{figures[10_000] / figures[1_000]:.2f}x (target <= 11x)")
+
+        # 4. Rules vs gixy-ng.
+        import lbgen
+
+        loaded = lbgen.load(tmp / "bench-1000.yaml")
+        rules_time = timed(lambda: lbgen.validate(loaded), runs)
+        conf = tmp / "gixy" / "nginx.conf"
+        conf.parent.mkdir()
+        gixy_conf(conf, 1_000, 8)
+        gixy = shutil.which("gixy")
+        if gixy is None:
+            print(f"4. rules over 1,000 services: {rules_time * 1000:.0f} ms; gixy-ng SKIPPED (not installed)")
+        else:
+            gixy_time = timed(lambda: subprocess.run([gixy, str(conf)], stdout=subprocess.DEVNULL,
+                                                     stderr=subprocess.DEVNULL, check=False), 1)
+            print(f"4. rules over 1,000 services: {rules_time * 1000:.0f} ms; gixy-ng on 1,000 upstreams x 8 "
+                  f"servers: {gixy_time * 1000:.0f} ms; ratio {rules_time / gixy_time:.3f}x (target < 1x)")
+        rules_10k = timed(lambda: lbgen.validate(lbgen.load(tmp / "bench-10000.yaml")), 1)
+        rules_1k_load = timed(lambda: lbgen.validate(lbgen.load(tmp / "bench-1000.yaml")), 1)
+        print(f"   load+rules 10,000 vs 1,000 services: {rules_10k:.2f} s vs {rules_1k_load:.2f} s; "
+              f"ratio {rules_10k / rules_1k_load:.2f}x (target <= 11x)")
+
+
+if __name__ == "__main__":
+    main()
