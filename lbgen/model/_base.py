@@ -15,7 +15,9 @@ class StrictModel(BaseModel):
         frozen=True,
         str_strip_whitespace=False,
         validate_default=True,
-        use_attribute_docstrings=True,
+        # Field docs are the attribute docstrings below each field; `lbgen schema` reads them
+        # from the source (lbgen.model.docs) so importing the model stays cheap.
+        use_attribute_docstrings=False,
     )
 
 
