@@ -147,9 +147,17 @@ class KongServiceSettings(StrictModel):
     """Kong default 5: up to retries+1 attempts on connection errors and timeouts."""
     timeouts: ProxyTimeouts = Field(default_factory=ProxyTimeouts)
     healthchecks: KongHealthchecks | None = None
+    sticky_sessions_cookie: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Cookie Kong sets with algorithm sticky-sessions (Upstream `sticky_sessions_cookie`,
+    KongUpstreamPolicy `stickySessions.cookie`, which the CRD requires)."""
 
     @model_validator(mode="after")
     def _kong_upstream_entity_checks(self) -> KongServiceSettings:
+        if (self.algorithm == "sticky-sessions") != (self.sticky_sessions_cookie is not None):
+            raise ValueError(
+                "algorithm sticky-sessions and sticky_sessions_cookie go together "
+                "(the cookie names the session; Kong ≥ 3.11 app/_gateway_entities/upstream.md)"
+            )
         # Mirrors entity_checks in Kong/kong kong/db/schema/entities/upstreams.lua (3.9.3).
         if self.hash_on != "none" and self.algorithm not in ("consistent-hashing", "sticky-sessions"):
             raise ValueError(
