@@ -39,7 +39,11 @@ SUPPRESSION_EXPIRED = Rule(
     tiers=frozenset(),
     check=_reported_by_engine,
     doc=RuleDoc(
-        what="Every `suppress:` entry with an `expires:` date earlier than today.",
+        what=(
+            "Every `suppress:` entry on a tier or service whose `expires:` date is earlier "
+            "than today. The entry no longer silences anything: its rule's findings are "
+            "reported again."
+        ),
         why=(
             "A suppression records a decision to live with a finding for a while. Once it "
             "expires the finding is reported again, and the stale entry itself is flagged so "
@@ -50,7 +54,13 @@ SUPPRESSION_EXPIRED = Rule(
             suppress="    suppress:\n      - {rule: LB101, reason: migration to Kong 3.10, expires: 2020-01-31}\n",
         ),
         fix=_EXAMPLE_BASE.format(edge_idle="60s", suppress=""),
-        references=("lbgen documentation: README.md, section Suppressions",),
+        references=(
+            "docs/rules/index.md, section Suppressions (lbgen's suppression syntax)",
+            (
+                "https://docs.oasis-open.org/sarif/sarif/v2.1.0/os/sarif-v2.1.0-os.html "
+                "(suppression objects: how suppressed findings appear in SARIF)"
+            ),
+        ),
     ),
 )
 
@@ -62,7 +72,13 @@ SUPPRESSION_UNUSED = Rule(
     tiers=frozenset(),
     check=_reported_by_engine,
     doc=RuleDoc(
-        what="Every active `suppress:` entry whose rule ran and found nothing on that tier or service.",
+        what=(
+            "Every unexpired `suppress:` entry that silenced nothing: its rule ran and found "
+            "nothing on that tier or service. Also entries that name a code lbgen does not "
+            "have, or one of the LB9xx rules, which cannot be suppressed. A suppression whose "
+            "rule does not apply to the spec (skipped for its versions or topology) is not "
+            "reported, because nothing can be said about it."
+        ),
         why=(
             "An unused suppression hides the next, unrelated occurrence of the same problem; "
             "removing it keeps the spec honest (like ruff's unused-noqa)."
@@ -71,7 +87,10 @@ SUPPRESSION_UNUSED = Rule(
             edge_idle="60s", suppress="    suppress:\n      - {rule: LB101, reason: accepted during migration}\n"
         ),
         fix=_EXAMPLE_BASE.format(edge_idle="60s", suppress=""),
-        references=("https://docs.astral.sh/ruff/rules/unused-noqa/",),
+        references=(
+            "https://docs.astral.sh/ruff/rules/unused-noqa/ (the same check for ruff's noqa)",
+            "docs/rules/index.md, section Suppressions (lbgen's suppression syntax)",
+        ),
     ),
 )
 

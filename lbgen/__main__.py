@@ -1,0 +1,5 @@
+"""`python -m lbgen` runs the command line."""
+
+from lbgen.cli import main
+
+main()

@@ -1,0 +1,396 @@
+"""Formatting of check reports, input errors and rule documentation (text, JSON, SARIF).
+
+Pure functions from lbgen's data to strings: the CLI prints them, the docs generator
+writes them. Output is deterministic (sorted, no timestamps) so it can be snapshotted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from lbgen.errors import Problem, SourceLocation
+from lbgen.io.loader import format_path
+from lbgen.rules._base import Finding, Rule, Severity
+from lbgen.rules._engine import CheckReport, SuppressedFinding
+
+FORMATS = ("text", "json", "sarif")
+
+RULE_DOCS_URL = "https://github.com/lbgen/lbgen/blob/main/docs/rules/{code}.md"
+"""Where `docs/rules/<CODE>.md` is published; SARIF `helpUri` points here."""
+
+TOOL_URL = "https://github.com/lbgen/lbgen"
+
+SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+# --- findings: text ------------------------------------------------------------------------
+
+
+def format_finding(finding: Finding) -> str:
+    """`file:line:col: CODE [severity] message`, then `hint:` and `related:` lines."""
+    lines = [f"{finding.location}: {finding.code} [{finding.severity}] {finding.message}"]
+    if finding.hint:
+        lines.append(f"  hint: {finding.hint}")
+    if finding.related_location is not None and finding.related_path is not None:
+        lines.append(f"  related: {finding.related_location} ({format_path(finding.related_path)})")
+    return "\n".join(lines)
+
+
+def report_to_text(report: CheckReport, *, show_skipped: bool = False) -> str:
+    """Human report: one block per finding, optional skips, and a summary line."""
+    blocks = [format_finding(f) for f in report.findings]
+    out = "\n".join(blocks) + ("\n" if blocks else "")
+    if show_skipped and report.skipped:
+        out += "".join(f"skipped {s.code} {s.name}: {s.reason}\n" for s in report.skipped)
+    return out + summary_line(report, show_skipped=show_skipped) + "\n"
+
+
+def summary_line(report: CheckReport, *, show_skipped: bool = False) -> str:
+    counts = dict.fromkeys(Severity, 0)
+    for finding in report.findings:
+        counts[finding.severity] += 1
+    if report.findings:
+        parts = ", ".join(
+            _plural(counts[s], str(s)) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+            if counts[s]
+        )
+        text = f"Found {_plural(len(report.findings), 'finding')} ({parts})"
+    else:
+        text = "All checks passed"
+    extras = []
+    ran = len(report.rules) - len(report.skipped)
+    extras.append(f"{_plural(ran, 'rule')} ran")
+    if report.suppressed:
+        extras.append(f"{len(report.suppressed)} suppressed")
+    if report.skipped:
+        skipped = f"{len(report.skipped)} skipped"
+        extras.append(skipped if show_skipped else f"{skipped} (--show-skipped lists them)")
+    return f"{text}; " + "; ".join(extras) + "."
+
+
+# --- findings: JSON ------------------------------------------------------------------------
+
+
+def _location_dict(path: Sequence[str | int], location: SourceLocation) -> dict[str, Any]:
+    return {
+        "path": format_path(path),
+        "file": location.file,
+        "line": location.line,
+        "column": location.column,
+    }
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    related = None
+    if finding.related_path is not None and finding.related_location is not None:
+        related = _location_dict(finding.related_path, finding.related_location)
+    return {
+        "code": finding.code,
+        "name": finding.name,
+        "severity": str(finding.severity),
+        "message": finding.message,
+        "hint": finding.hint,
+        **_location_dict(finding.path, finding.location),
+        "related": related,
+    }
+
+
+def _suppressed_to_dict(item: SuppressedFinding) -> dict[str, Any]:
+    location = item.suppression_location or item.finding.location
+    return {
+        **finding_to_dict(item.finding),
+        "suppression": {
+            "reason": item.reason,
+            "expires": item.expires.isoformat() if item.expires else None,
+            **_location_dict(item.suppression_path, location),
+        },
+    }
+
+
+def report_to_json(report: CheckReport) -> str:
+    """`{"findings": [...], "skipped": [...], "suppressed": [...]}`."""
+    return _dumps(
+        {
+            "findings": [finding_to_dict(f) for f in report.findings],
+            "skipped": [{"code": s.code, "name": s.name, "reason": s.reason} for s in report.skipped],
+            "suppressed": [_suppressed_to_dict(s) for s in report.suppressed],
+        }
+    )
+
+
+# --- findings: SARIF 2.1.0 -----------------------------------------------------------------
+
+
+def artifact_uri(file: str, base: Path | None = None) -> str:
+    """URI of a spec file relative to `base` (the working directory, i.e. the repository
+    root in CI), as GitHub code scanning expects; absolute `file:` URIs outside of it."""
+    path = Path(file)
+    base = base or Path.cwd()
+    if path.is_absolute():
+        try:
+            path = path.relative_to(base)
+        except ValueError:
+            return path.as_uri()
+    posix = PurePosixPath(path.as_posix())
+    parts = [p for p in posix.parts if p != "."]
+    return quote("/".join(parts), safe="/")
+
+
+def _physical(location: SourceLocation, base: Path | None) -> dict[str, Any]:
+    uri = artifact_uri(location.file, base)
+    artifact: dict[str, Any] = {"uri": uri}
+    if not uri.startswith("file:"):
+        artifact["uriBaseId"] = "%SRCROOT%"
+    return {
+        "artifactLocation": artifact,
+        "region": {"startLine": location.line, "startColumn": location.column},
+    }
+
+
+def _fingerprint(finding: Finding) -> str:
+    """Stable across edits that move lines: code + model paths + message."""
+    related = format_path(finding.related_path) if finding.related_path else ""
+    key = "\x1f".join((finding.code, format_path(finding.path), related, finding.message))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _sarif_result(
+    finding: Finding, rule_index: dict[str, int], base: Path | None
+) -> dict[str, Any]:
+    text = finding.message.rstrip(".") + "."
+    if finding.hint:
+        text += f" Hint: {finding.hint}."
+    result: dict[str, Any] = {
+        "ruleId": finding.code,
+        "level": _SARIF_LEVEL[finding.severity],
+        "message": {"text": text},
+        "locations": [
+            {
+                "physicalLocation": _physical(finding.location, base),
+                "logicalLocations": [
+                    {"fullyQualifiedName": format_path(finding.path), "kind": "member"}
+                ],
+            }
+        ],
+        "partialFingerprints": {"lbgenFinding/v1": _fingerprint(finding)},
+        "properties": {"path": format_path(finding.path), "hint": finding.hint},
+    }
+    if finding.code in rule_index:
+        result["ruleIndex"] = rule_index[finding.code]
+    if finding.related_path is not None and finding.related_location is not None:
+        related = format_path(finding.related_path)
+        # GitHub code scanning links related locations that the message embeds as [text](id).
+        result["message"]["text"] = text + f" The other hop: [{related}](1)."
+        result["relatedLocations"] = [
+            {
+                "id": 1,
+                "physicalLocation": _physical(finding.related_location, base),
+                "message": {"text": related},
+            }
+        ]
+    return result
+
+
+def sarif_rule(rule: Rule) -> dict[str, Any]:
+    """A SARIF reportingDescriptor with the rule's documentation."""
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": rule.summary},
+        "fullDescription": {"text": rule.doc.what},
+        "help": {"text": f"{rule.doc.what}\n\n{rule.doc.why}", "markdown": explain(rule)},
+        "helpUri": RULE_DOCS_URL.format(code=rule.code),
+        "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
+        "properties": {"tags": ["lbgen", *sorted(rule.tiers)], "versions": rule.versions},
+    }
+
+
+def _sarif_log(
+    rules: Sequence[Rule],
+    results: list[dict[str, Any]],
+    invocation: dict[str, Any],
+    properties: dict[str, Any] | None = None,
+) -> str:
+    from lbgen import __version__
+
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": "lbgen",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "informationUri": TOOL_URL,
+                "rules": [sarif_rule(r) for r in rules],
+            }
+        },
+        "invocations": [invocation],
+        "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "The working directory"}}},
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+    }
+    if properties:
+        run["properties"] = properties
+    return _dumps({"$schema": SARIF_SCHEMA_URI, "version": "2.1.0", "runs": [run]})
+
+
+def report_to_sarif(report: CheckReport, *, base: Path | None = None) -> str:
+    """SARIF 2.1.0 log for GitHub code scanning; suppressed findings carry `suppressions`."""
+    rules = sorted(report.rules, key=lambda r: r.code)
+    known = {r.code for r in rules}
+    # Findings of rules outside the selection (none today) still need a descriptor.
+    from lbgen.rules import get_rule
+
+    for code in sorted({f.code for f in report.findings} - known):
+        rules.append(get_rule(code))
+    rule_index = {r.code: i for i, r in enumerate(rules)}
+    results = [_sarif_result(f, rule_index, base) for f in report.findings]
+    for item in report.suppressed:
+        result = _sarif_result(item.finding, rule_index, base)
+        result["suppressions"] = [{"kind": "inSource", "justification": item.reason}]
+        results.append(result)
+    properties = None
+    if report.skipped:
+        properties = {
+            "skipped": [{"code": s.code, "name": s.name, "reason": s.reason} for s in report.skipped]
+        }
+    return _sarif_log(rules, results, {"executionSuccessful": True}, properties)
+
+
+# --- input errors --------------------------------------------------------------------------
+
+
+def problems_to_text(problems: Sequence[Problem]) -> str:
+    """`file:line:col: error: message [path]` + `  hint:` per problem, and a count."""
+    body = "".join(p.format() + "\n" for p in problems)
+    files = sorted({p.location.file for p in problems})
+    where = files[0] if len(files) == 1 else f"{len(files)} files"
+    return body + f"Found {_plural(len(problems), 'error')} in {where}; nothing was checked.\n"
+
+
+def _problem_to_dict(problem: Problem) -> dict[str, Any]:
+    return {
+        "message": problem.message,
+        "hint": problem.hint,
+        "path": problem.path,
+        "file": problem.location.file,
+        "line": problem.location.line,
+        "column": problem.location.column,
+    }
+
+
+def problems_to_json(problems: Sequence[Problem]) -> str:
+    """`{"errors": [...]}`: the spec could not be loaded, so there are no findings."""
+    return _dumps({"errors": [_problem_to_dict(p) for p in problems]})
+
+
+def problems_to_sarif(problems: Sequence[Problem], *, base: Path | None = None) -> str:
+    """A SARIF log whose invocation failed, with one located notification per problem."""
+    notifications = []
+    for problem in problems:
+        message = problem.message + (f" Hint: {problem.hint}" if problem.hint else "")
+        notifications.append(
+            {
+                "level": "error",
+                "message": {"text": message},
+                "locations": [{"physicalLocation": _physical(problem.location, base)}],
+                "descriptor": {"id": "input-error"},
+            }
+        )
+    invocation = {"executionSuccessful": False, "toolExecutionNotifications": notifications}
+    return _sarif_log([], [], invocation)
+
+
+# --- rules and their documentation --------------------------------------------------------
+
+
+def rule_to_dict(rule: Rule) -> dict[str, Any]:
+    return {
+        "code": rule.code,
+        "name": rule.name,
+        "severity": str(rule.severity),
+        "summary": rule.summary,
+        "tiers": sorted(rule.tiers),
+        "versions": rule.versions,
+        "docs": {
+            "what": rule.doc.what,
+            "why": rule.doc.why,
+            "example": rule.doc.example,
+            "fix": rule.doc.fix,
+        },
+        "references": list(rule.doc.references),
+    }
+
+
+def rules_to_json(rules: Iterable[Rule]) -> str:
+    return _dumps([rule_to_dict(r) for r in rules])
+
+
+def rules_to_text(rules: Sequence[Rule]) -> str:
+    """One aligned line per rule: code, severity, name, summary."""
+    if not rules:
+        return ""
+    name_width = max(len(r.name) for r in rules)
+    lines = [
+        f"{r.code}  {r.severity!s:<7}  {r.name:<{name_width}}  {r.summary}".rstrip()
+        for r in rules
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _tiers_text(rule: Rule) -> str:
+    return ", ".join(f"`{t}`" for t in sorted(rule.tiers)) or "none (lbgen itself)"
+
+
+def _yaml_block(text: str) -> str:
+    return "```yaml\n" + text.rstrip("\n") + "\n```"
+
+
+def explain(rule: Rule) -> str:
+    """The rule's documentation as Markdown: `lbgen explain` and docs/rules/<CODE>.md."""
+    references = "\n".join(f"- {ref}" for ref in rule.doc.references)
+    return (
+        f"# {rule.name} ({rule.code})\n\n"
+        f"- Severity: {rule.severity}\n"
+        f"- Tiers: {_tiers_text(rule)}\n"
+        f"- Versions: {rule.versions}\n\n"
+        f"{rule.summary.rstrip('.')}.\n\n"
+        f"## What it checks\n\n{rule.doc.what.strip()}\n\n"
+        f"## Why it matters\n\n{rule.doc.why.strip()}\n\n"
+        f"## Example\n\nThis spec triggers {rule.code}:\n\n{_yaml_block(rule.doc.example)}\n\n"
+        f"## Use instead\n\n{_yaml_block(rule.doc.fix)}\n\n"
+        f"## References\n\n{references}\n"
+    )
+
+
+# --- the spec's JSON Schema ---------------------------------------------------------------
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec for editors (`lbgen schema`, docs/lbgen.schema.json)."""
+    from lbgen.model.spec import Spec
+
+    schema = Spec.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "lbgen spec",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def spec_json_schema_text() -> str:
+    return _dumps(spec_json_schema())
