@@ -181,6 +181,10 @@ class KubeProxySettings(StrictModel):
     min_sync_period: Duration | None = None
     ipvs: IpvsSettings | None = None
     conntrack: ConntrackSettings | None = None
+    cluster_cidrs: list[Cidr] = Field(default_factory=list, max_length=2)
+    """Pod network CIDR(s) (kubeadm `podSubnet`; two for dual-stack), rendered as
+    `clusterCIDR`: kube-proxy uses it to tell pod traffic from external traffic. The rendered
+    config.conf replaces the whole file, so set it to keep the cluster's current value."""
 
 
 class KubernetesTier(_TierBase):
