@@ -257,6 +257,9 @@ class Service(StrictModel):
     termination_grace_period: Duration | None = None
     pre_stop_delay: Duration | None = None
     """Sleep in a preStop hook before the app starts shutting down."""
+    stream_idle: Duration | None = None
+    """Longest silence on a long-lived stream this service holds open (WebSocket, SSE, gRPC
+    streaming). Unset: requests are short-lived. Rules compare it with every hop's idle timer."""
     suppress: list[Suppression] = Field(default_factory=list)
 
     @property
