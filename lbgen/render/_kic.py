@@ -1,15 +1,245 @@
-"""Kong Ingress Controller wiring that lands on the Kubernetes Service (owned by the Kong renderer).
+"""Kong Ingress Controller wiring: Service annotations, KongUpstreamPolicy, Ingress.
 
 The Kubernetes renderer calls `service_annotations` so the Service manifest carries the
-`konghq.com/*` annotations KIC reads; the Kong renderer emits the KongUpstreamPolicy they name.
+`konghq.com/*` annotations KIC reads; the Kong renderer emits the KongUpstreamPolicy they
+name and the Ingress that routes to the Service (`kic_documents`).
+
+Annotation names and meanings: Kong/developer.konghq.com
+app/kubernetes-ingress-controller/reference/annotations.md ("Service annotations").
+KongUpstreamPolicy fields: the CRD `configuration.konghq.com_kongupstreampolicies.yaml`
+(Kong/kubernetes-configuration v2.0.1), `spec.versions[v1beta1]`.
 """
 
 from __future__ import annotations
 
-from lbgen.model.service import Service
+from typing import Any
+
+from lbgen.model.service import (
+    KongActiveHealthcheck,
+    KongHashOn,
+    KongHealthchecks,
+    KongPassiveHealthcheck,
+    Service,
+)
 from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier
+
+KIC_INGRESS_CLASS = "kong"
+"""KIC's default IngressClass (`--ingress-class`, default `kong`; annotations.md)."""
+
+
+def upstream_policy_name(service: Service) -> str:
+    """Name of the KongUpstreamPolicy of `service` (same namespace as its Service)."""
+    return f"{service.name}-upstream-policy"
+
+
+def _kic_tier(spec: Spec) -> KongTier | None:
+    kong = spec.kong
+    if kong is None or kong.mode != "kic":
+        return None
+    return kong
 
 
 def service_annotations(spec: Spec, service: Service) -> dict[str, str]:
-    """Annotations for `service`'s Kubernetes Service when Kong runs under KIC; else empty."""
-    return {}
+    """Annotations for `service`'s Kubernetes Service when Kong runs under KIC; else empty.
+
+    Values are strings: Kubernetes annotations are string-valued, and KIC documents the
+    quotes around "true" and numbers.
+    """
+    kong = _kic_tier(spec)
+    if kong is None:
+        return {}
+    settings = service.kong
+    # Attach the policy: KIC 3.0+ reads upstream settings only from a KongUpstreamPolicy
+    # named by this annotation (annotations.md §konghq.com/upstream-policy).
+    annotations = {"konghq.com/upstream-policy": upstream_policy_name(service)}
+    if kong.backend_targets == "cluster_ip":
+        # KIC's default sends traffic to pod IPs; this makes it target the Service IP and
+        # leave the pod choice to kube-proxy (annotations.md §service-upstream).
+        annotations["ingress.kubernetes.io/service-upstream"] = "true"
+    if service.protocol == "grpc":
+        # Kong must speak h2c (grpc) to the pods, not HTTP/1.1 (annotations.md §protocol).
+        annotations["konghq.com/protocol"] = "grpc"
+    if settings.retries is not None:
+        annotations["konghq.com/retries"] = str(settings.retries)
+    timeouts = settings.timeouts
+    # KIC's timeout annotations are milliseconds, like the Kong Service fields.
+    if timeouts.connect is not None:
+        annotations["konghq.com/connect-timeout"] = str(timeouts.connect.ms)
+    if timeouts.read is not None:
+        annotations["konghq.com/read-timeout"] = str(timeouts.read.ms)
+    if timeouts.send is not None:
+        annotations["konghq.com/write-timeout"] = str(timeouts.send.ms)
+    return dict(sorted(annotations.items()))
+
+
+def kic_labels(spec: Spec) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "lbgen", "app.kubernetes.io/part-of": spec.name}
+
+
+# --- KongUpstreamPolicy ------------------------------------------------------------------
+
+def _hash_input(
+    kind: KongHashOn, header: str | None, cookie: str | None
+) -> dict[str, str]:
+    """A `hashOn`/`hashOnFallback` object: exactly one field set (CRD CEL rule)."""
+    if kind == "header":
+        assert header is not None  # model: hash_on header needs hash_on_header
+        return {"header": header}
+    if kind == "cookie":
+        if cookie is None:  # the model checks hash_on; a cookie fallback reuses hash_on_cookie
+            raise ValueError("hash_fallback: cookie needs hash_on_cookie (Kong upstreams.lua)")
+        # The CRD requires cookiePath with cookie; "/" is Kong's hash_on_cookie_path default.
+        return {"cookie": cookie, "cookiePath": "/"}
+    return {"input": kind}
+
+
+def _threshold(healthchecks: KongHealthchecks) -> int:
+    threshold = healthchecks.threshold
+    if not float(threshold).is_integer():
+        # The CRD types healthchecks.threshold as an integer; rounding would change which
+        # capacity makes the whole Upstream unhealthy, so refuse instead.
+        raise ValueError(
+            f"healthchecks.threshold {threshold} is not a whole number, but "
+            "KongUpstreamPolicy.spec.healthchecks.threshold is an integer"
+        )
+    return int(threshold)
+
+
+def _active_check(active: KongActiveHealthcheck) -> dict[str, Any]:
+    healthy: dict[str, Any] = {
+        "interval": active.healthy.interval,
+        "successes": active.healthy.successes,
+    }
+    if active.healthy.http_statuses is not None:
+        healthy["httpStatuses"] = list(active.healthy.http_statuses)
+    unhealthy: dict[str, Any] = {
+        "httpFailures": active.unhealthy.http_failures,
+        "interval": active.unhealthy.interval,
+        "tcpFailures": active.unhealthy.tcp_failures,
+        "timeouts": active.unhealthy.timeouts,
+    }
+    if active.unhealthy.http_statuses is not None:
+        unhealthy["httpStatuses"] = list(active.unhealthy.http_statuses)
+    check: dict[str, Any] = {
+        "concurrency": active.concurrency,
+        "healthy": healthy,
+        "timeout": active.timeout,
+        "type": active.type,
+        "unhealthy": unhealthy,
+    }
+    if active.type != "tcp":
+        check["httpPath"] = active.http_path
+    return check
+
+
+def _passive_check(passive: KongPassiveHealthcheck) -> dict[str, Any]:
+    # No `interval` in passive checks: the CRD's CEL rules forbid it there.
+    healthy: dict[str, Any] = {"successes": passive.healthy.successes}
+    if passive.healthy.http_statuses is not None:
+        healthy["httpStatuses"] = list(passive.healthy.http_statuses)
+    unhealthy: dict[str, Any] = {
+        "httpFailures": passive.unhealthy.http_failures,
+        "tcpFailures": passive.unhealthy.tcp_failures,
+        "timeouts": passive.unhealthy.timeouts,
+    }
+    if passive.unhealthy.http_statuses is not None:
+        unhealthy["httpStatuses"] = list(passive.unhealthy.http_statuses)
+    return {"healthy": healthy, "type": passive.type, "unhealthy": unhealthy}
+
+
+def upstream_policy(spec: Spec, service: Service) -> dict[str, Any]:
+    """The KongUpstreamPolicy (configuration.konghq.com/v1beta1) for `service`."""
+    settings = service.kong
+    policy_spec: dict[str, Any] = {"algorithm": settings.algorithm}
+    if settings.algorithm == "sticky-sessions":
+        assert settings.sticky_sessions_cookie is not None  # model pairs them
+        # The CRD requires hashOn.input none with stickySessions (CEL rule).
+        policy_spec["hashOn"] = {"input": "none"}
+        policy_spec["stickySessions"] = {
+            "cookie": settings.sticky_sessions_cookie,
+            "cookiePath": "/",
+        }
+    elif settings.hash_on != "none":
+        policy_spec["hashOn"] = _hash_input(
+            settings.hash_on, settings.hash_on_header, settings.hash_on_cookie
+        )
+        if settings.hash_fallback != "none":
+            policy_spec["hashOnFallback"] = _hash_input(
+                settings.hash_fallback, settings.hash_fallback_header, settings.hash_on_cookie
+            )
+    if settings.slots is not None:
+        policy_spec["slots"] = settings.slots
+    if settings.healthchecks is not None:
+        checks: dict[str, Any] = {"threshold": _threshold(settings.healthchecks)}
+        if settings.healthchecks.active is not None:
+            checks["active"] = _active_check(settings.healthchecks.active)
+        if settings.healthchecks.passive is not None:
+            checks["passive"] = _passive_check(settings.healthchecks.passive)
+        policy_spec["healthchecks"] = checks
+    return {
+        "apiVersion": "configuration.konghq.com/v1beta1",
+        "kind": "KongUpstreamPolicy",
+        "metadata": {
+            "name": upstream_policy_name(service),
+            "namespace": service.namespace,
+            "labels": kic_labels(spec),
+        },
+        "spec": policy_spec,
+    }
+
+
+# --- Ingress -----------------------------------------------------------------------------
+
+def ingress(spec: Spec, service: Service) -> dict[str, Any]:
+    """The networking.k8s.io/v1 Ingress that makes KIC create the Kong Route for `service`."""
+    annotations: dict[str, str] = {}
+    if service.protocol == "grpc":
+        # No strip-path: Kong refuses it on grpc routes (lbgen.render.kong checks the spec).
+        # gRPC routes match only protocols grpc/grpcs (annotations.md §konghq.com/protocols).
+        annotations["konghq.com/protocols"] = "grpc,grpcs"
+    else:
+        # Explicit: the spec's default (false) must not depend on the controller's default.
+        annotations["konghq.com/strip-path"] = "true" if service.route.strip_path else "false"
+    # ImplementationSpecific: KIC passes a path without the `/~` regex prefix to Kong as a
+    # plain prefix, the same matching as the DB-less Route (kubernetes-sigs/ingress2gateway
+    # pkg/i2gw/providers/kong/README.md); `Prefix` would match whole path segments only.
+    def paths() -> list[dict[str, Any]]:
+        # A fresh list per rule: a shared object would be dumped as a YAML alias.
+        return [
+            {
+                "path": path,
+                "pathType": "ImplementationSpecific",
+                "backend": {
+                    "service": {
+                        "name": service.name,
+                        "port": {"number": service.kubernetes.port},
+                    }
+                },
+            }
+            for path in sorted(service.paths)
+        ]
+
+    hosts: list[str | None] = [*sorted(service.route.hosts)] or [None]
+    rules: list[dict[str, Any]] = []
+    for host in hosts:
+        rule: dict[str, Any] = {"http": {"paths": paths()}}
+        if host is not None:
+            rule["host"] = host
+        rules.append(rule)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": service.name,
+            "namespace": service.namespace,
+            "labels": kic_labels(spec),
+            "annotations": annotations,
+        },
+        "spec": {"ingressClassName": KIC_INGRESS_CLASS, "rules": rules},
+    }
+
+
+def kic_documents(spec: Spec, service: Service) -> list[dict[str, Any]]:
+    """The per-service KIC bundle: KongUpstreamPolicy first (the Service names it)."""
+    return [upstream_policy(spec, service), ingress(spec, service)]
