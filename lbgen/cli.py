@@ -16,13 +16,12 @@ from typing import NoReturn, ParamSpec, TypeVar
 import click
 
 from lbgen import __version__
-from lbgen.errors import InputError, LbgenError, UnknownRuleError
+from lbgen.errors import InputError, LbgenError, Problem, UnknownRuleError
 from lbgen.io.loader import LoadedSpec
 from lbgen.report import (
     FORMATS,
     explain,
-    problems_to_json,
-    problems_to_sarif,
+    merge_reports,
     problems_to_text,
     report_to_json,
     report_to_sarif,
@@ -31,7 +30,7 @@ from lbgen.report import (
     rules_to_text,
     spec_json_schema_text,
 )
-from lbgen.rules import ALL_RULES, Severity, check_spec, get_rule, select_rules
+from lbgen.rules import ALL_RULES, CheckReport, Severity, check_spec, get_rule, select_rules
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -68,17 +67,13 @@ def _user_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _load(spec: Path, fmt: str = "text") -> LoadedSpec:
-    """Load the spec; on input errors print them (in `fmt` on stdout too) and exit 2."""
+def _load(spec: Path) -> LoadedSpec:
+    """Load the spec; on input errors print them on stderr and exit 2."""
     import lbgen
 
     try:
         return lbgen.load(spec)
     except InputError as exc:
-        if fmt == "json":
-            click.echo(problems_to_json(exc.problems), nl=False)
-        elif fmt == "sarif":
-            click.echo(problems_to_sarif(exc.problems), nl=False)
         click.echo(problems_to_text(exc.problems), err=True, nl=False)
         _exit(EXIT_USAGE)
 
@@ -204,7 +199,7 @@ def render(
 
 
 @cli.command()
-@click.argument("spec", type=_SPEC)
+@click.argument("specs", metavar="SPEC...", nargs=-1, required=True, type=_SPEC)
 @click.option(
     "--format",
     "fmt",
@@ -235,19 +230,19 @@ def render(
 )
 @_user_errors
 def validate(
-    spec: Path,
+    specs: tuple[Path, ...],
     fmt: str,
     fail_on: str,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     show_skipped: bool,
 ) -> None:
-    """Check SPEC against the schema and the cross-hop rules.
+    """Check each SPEC against the schema and the cross-hop rules.
 
     Findings are printed as `file:line:col: CODE [severity] message` with a hint and,
     when two hops conflict, the location of the other hop's value. Suppressions in the
     spec (`suppress:` on a tier or service, with a reason and optional expiry) silence
-    a rule there.
+    a rule there. Input errors (YAML, schema) are printed on stderr and exit with 2.
 
     \b
     Examples:
@@ -255,20 +250,37 @@ def validate(
       lbgen validate spec.yaml --format sarif > lbgen.sarif
       lbgen validate spec.yaml --select LB1 --ignore LB102 --fail-on warning
     """
+    import lbgen
+
     selected = _codes(select) if select else None
     ignored = _codes(ignore)
     if select and not selected:
         raise click.BadParameter("no rule codes given", param_hint="'--select'")
     _check_refs(selected or [], "--select")
     _check_refs(ignored, "--ignore")
-    loaded = _load(spec, fmt)
-    report = check_spec(loaded, select=selected, ignore=ignored)
+
+    problems: list[Problem] = []
+    reports: list[tuple[str, CheckReport]] = []
+    for spec in specs:
+        try:
+            loaded = lbgen.load(spec)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        reports.append((str(spec), check_spec(loaded, select=selected, ignore=ignored)))
+    report = merge_reports(reports, select_rules(ALL_RULES, selected, ignored))
+
     if fmt == "json":
-        click.echo(report_to_json(report), nl=False)
+        click.echo(report_to_json(report, problems), nl=False)
     elif fmt == "sarif":
-        click.echo(report_to_sarif(report), nl=False)
-    else:
-        click.echo(report_to_text(report, show_skipped=show_skipped), nl=False)
+        click.echo(report_to_sarif(report, problems), nl=False)
+    elif reports:
+        click.echo(
+            report_to_text(report, show_skipped=show_skipped, specs=len(reports)), nl=False
+        )
+    if problems:
+        click.echo(problems_to_text(problems), err=True, nl=False)
+        _exit(EXIT_USAGE)
     _exit(EXIT_FINDINGS if report.fails(Severity(fail_on)) else EXIT_OK)
 
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from lbgen.errors import Problem, SourceLocation
 from lbgen.io.loader import format_path
-from lbgen.rules._base import Finding, Rule, Severity
+from lbgen.rules._base import Finding, Rule, Severity, Skip
 from lbgen.rules._engine import CheckReport, SuppressedFinding
 
 FORMATS = ("text", "json", "sarif")
@@ -51,16 +51,17 @@ def format_finding(finding: Finding) -> str:
     return "\n".join(lines)
 
 
-def report_to_text(report: CheckReport, *, show_skipped: bool = False) -> str:
+def report_to_text(report: CheckReport, *, show_skipped: bool = False, specs: int = 1) -> str:
     """Human report: one block per finding, optional skips, and a summary line."""
     blocks = [format_finding(f) for f in report.findings]
     out = "\n".join(blocks) + ("\n" if blocks else "")
     if show_skipped and report.skipped:
         out += "".join(f"skipped {s.code} {s.name}: {s.reason}\n" for s in report.skipped)
-    return out + summary_line(report, show_skipped=show_skipped) + "\n"
+    return out + summary_line(report, show_skipped=show_skipped, specs=specs) + "\n"
 
 
-def summary_line(report: CheckReport, *, show_skipped: bool = False) -> str:
+def summary_line(report: CheckReport, *, show_skipped: bool = False, specs: int = 1) -> str:
+    """E.g. `Found 2 findings (1 error, 1 warning); 3 rules selected; 1 suppressed.`"""
     counts = dict.fromkeys(Severity, 0)
     for finding in report.findings:
         counts[finding.severity] += 1
@@ -72,9 +73,9 @@ def summary_line(report: CheckReport, *, show_skipped: bool = False) -> str:
         text = f"Found {_plural(len(report.findings), 'finding')} ({parts})"
     else:
         text = "All checks passed"
-    extras = []
-    ran = len(report.rules) - len(report.skipped)
-    extras.append(f"{_plural(ran, 'rule')} ran")
+    if specs != 1:
+        text += f" in {specs} specs"
+    extras = [f"{_plural(len(report.rules), 'rule')} selected"]
     if report.suppressed:
         extras.append(f"{len(report.suppressed)} suppressed")
     if report.skipped:
@@ -122,14 +123,32 @@ def _suppressed_to_dict(item: SuppressedFinding) -> dict[str, Any]:
     }
 
 
-def report_to_json(report: CheckReport) -> str:
-    """`{"findings": [...], "skipped": [...], "suppressed": [...]}`."""
-    return _dumps(
-        {
-            "findings": [finding_to_dict(f) for f in report.findings],
-            "skipped": [{"code": s.code, "name": s.name, "reason": s.reason} for s in report.skipped],
-            "suppressed": [_suppressed_to_dict(s) for s in report.suppressed],
-        }
+def report_to_json(report: CheckReport, problems: Sequence[Problem] = ()) -> str:
+    """`{"findings": [...], "skipped": [...], "suppressed": [...]}`, plus `"errors": [...]`
+    when a spec could not be loaded (those specs have no findings)."""
+    data: dict[str, Any] = {
+        "findings": [finding_to_dict(f) for f in report.findings],
+        "skipped": [{"code": s.code, "name": s.name, "reason": s.reason} for s in report.skipped],
+        "suppressed": [_suppressed_to_dict(s) for s in report.suppressed],
+    }
+    if problems:
+        data["errors"] = [_problem_to_dict(p) for p in problems]
+    return _dumps(data)
+
+
+def merge_reports(
+    reports: Sequence[tuple[str, CheckReport]], rules: Sequence[Rule]
+) -> CheckReport:
+    """One report for several specs (findings carry their file; skips name it)."""
+    if len(reports) == 1:
+        return reports[0][1]
+    return CheckReport(
+        findings=[f for _, r in reports for f in r.findings],
+        skipped=[
+            Skip(s.code, s.name, f"{file}: {s.reason}") for file, r in reports for s in r.skipped
+        ],
+        suppressed=[s for _, r in reports for s in r.suppressed],
+        rules=tuple(rules),
     )
 
 
@@ -169,12 +188,17 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
+def _sarif_text(text: str) -> str:
+    """Escape literal brackets: in SARIF messages `[text](id)` is an embedded link."""
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+
+
 def _sarif_result(
     finding: Finding, rule_index: dict[str, int], base: Path | None
 ) -> dict[str, Any]:
-    text = finding.message.rstrip(".") + "."
+    text = _sarif_text(finding.message.rstrip(".")) + "."
     if finding.hint:
-        text += f" Hint: {finding.hint}."
+        text += f" Hint: {_sarif_text(finding.hint.rstrip('.'))}."
     result: dict[str, Any] = {
         "ruleId": finding.code,
         "level": _SARIF_LEVEL[finding.severity],
@@ -193,9 +217,9 @@ def _sarif_result(
     if finding.code in rule_index:
         result["ruleIndex"] = rule_index[finding.code]
     if finding.related_path is not None and finding.related_location is not None:
-        related = format_path(finding.related_path)
+        related = _sarif_text(format_path(finding.related_path))
         # GitHub code scanning links related locations that the message embeds as [text](id).
-        result["message"]["text"] = text + f" The other hop: [{related}](1)."
+        result["message"]["text"] = text + f" See [the other hop's value](1) ({related})."
         result["relatedLocations"] = [
             {
                 "id": 1,
@@ -248,8 +272,14 @@ def _sarif_log(
     return _dumps({"$schema": SARIF_SCHEMA_URI, "version": "2.1.0", "runs": [run]})
 
 
-def report_to_sarif(report: CheckReport, *, base: Path | None = None) -> str:
-    """SARIF 2.1.0 log for GitHub code scanning; suppressed findings carry `suppressions`."""
+def report_to_sarif(
+    report: CheckReport, problems: Sequence[Problem] = (), *, base: Path | None = None
+) -> str:
+    """SARIF 2.1.0 log for GitHub code scanning; suppressed findings carry `suppressions`.
+
+    Specs that could not be loaded make the invocation unsuccessful, with one located
+    `toolExecutionNotification` per problem.
+    """
     rules = sorted(report.rules, key=lambda r: r.code)
     known = {r.code for r in rules}
     # Findings of rules outside the selection (none today) still need a descriptor.
@@ -268,7 +298,26 @@ def report_to_sarif(report: CheckReport, *, base: Path | None = None) -> str:
         properties = {
             "skipped": [{"code": s.code, "name": s.name, "reason": s.reason} for s in report.skipped]
         }
-    return _sarif_log(rules, results, {"executionSuccessful": True}, properties)
+    return _sarif_log(rules, results, _invocation(problems, base), properties)
+
+
+def _invocation(problems: Sequence[Problem], base: Path | None) -> dict[str, Any]:
+    notifications = []
+    for problem in problems:
+        message = problem.message + (f" Hint: {problem.hint}" if problem.hint else "")
+        message = _sarif_text(message)
+        notifications.append(
+            {
+                "level": "error",
+                "message": {"text": message},
+                "locations": [{"physicalLocation": _physical(problem.location, base)}],
+                "descriptor": {"id": "input-error"},
+            }
+        )
+    invocation: dict[str, Any] = {"executionSuccessful": not problems}
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    return invocation
 
 
 # --- input errors --------------------------------------------------------------------------
@@ -291,28 +340,6 @@ def _problem_to_dict(problem: Problem) -> dict[str, Any]:
         "line": problem.location.line,
         "column": problem.location.column,
     }
-
-
-def problems_to_json(problems: Sequence[Problem]) -> str:
-    """`{"errors": [...]}`: the spec could not be loaded, so there are no findings."""
-    return _dumps({"errors": [_problem_to_dict(p) for p in problems]})
-
-
-def problems_to_sarif(problems: Sequence[Problem], *, base: Path | None = None) -> str:
-    """A SARIF log whose invocation failed, with one located notification per problem."""
-    notifications = []
-    for problem in problems:
-        message = problem.message + (f" Hint: {problem.hint}" if problem.hint else "")
-        notifications.append(
-            {
-                "level": "error",
-                "message": {"text": message},
-                "locations": [{"physicalLocation": _physical(problem.location, base)}],
-                "descriptor": {"id": "input-error"},
-            }
-        )
-    invocation = {"executionSuccessful": False, "toolExecutionNotifications": notifications}
-    return _sarif_log([], [], invocation)
 
 
 # --- rules and their documentation --------------------------------------------------------
@@ -380,17 +407,8 @@ def explain(rule: Rule) -> str:
 # --- the spec's JSON Schema ---------------------------------------------------------------
 
 
-def spec_json_schema() -> dict[str, Any]:
-    """JSON Schema of the spec for editors (`lbgen schema`, docs/lbgen.schema.json)."""
-    from lbgen.model.spec import Spec
-
-    schema = Spec.model_json_schema()
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "lbgen spec",
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
-
-
 def spec_json_schema_text() -> str:
+    """`lbgen schema` and docs/lbgen.schema.json: the spec's JSON Schema, with descriptions."""
+    from lbgen.model.docs import spec_json_schema
+
     return _dumps(spec_json_schema())
