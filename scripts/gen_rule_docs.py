@@ -14,8 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from lbgen.report import explain, spec_json_schema_text  # noqa: E402
-from lbgen.rules import ALL_RULES, Rule  # noqa: E402
+from lbgen.report import explain, spec_json_schema_text
+from lbgen.rules import ALL_RULES, Rule
 
 DOCS = REPO / "docs"
 RULES_DIR = DOCS / "rules"
