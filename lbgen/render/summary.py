@@ -1,9 +1,544 @@
-"""Renderer for summary (placeholder until implemented)."""
+"""The human summary of a render: ``README.md`` at the output root.
+
+It shows the path as a Mermaid flowchart, the keep-alive budget hop by hop (taken from
+``ctx.budget``, never recomputed), the files of the render and a verification runbook whose
+commands carry this topology's namespaces, Services, selectors, ports and addresses.
+
+File list: a renderer cannot see the other renderers' output, so the list is derived from
+the spec by the output layout every renderer follows (and, for Kubernetes and KIC, by the
+renderers' own path functions). tests/render/test_summary.py checks the listing against
+the real output of every example, so the two cannot drift apart silently.
+
+Everything is computed here into a small typed view; the template only lays it out.
+"""
 
 from __future__ import annotations
 
+import re
+import shlex
+from dataclasses import dataclass
+
+from lbgen.budget import Budget
+from lbgen.model.service import Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
+from lbgen.render import kubernetes as k8s
 from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._names import headless_name, uses_headless_service
+from lbgen.render.kong import kic_file_path, upstream_name
+
+README_PATH = "README.md"
+
+# Above these counts the diagram and the per-service runbook show the first services only
+# (a 1,000-service gateway would make both unreadable); the rest are listed in a table.
+MAX_DIAGRAM_SERVICES = 12
+MAX_RUNBOOK_SERVICES = 10
+
+# Kong's default admin_listen is 127.0.0.1:8001 (kong.conf.default); lbgen does not change it.
+KONG_ADMIN_URL = "http://127.0.0.1:8001"
+
+
+# --- Markdown / Mermaid escaping -------------------------------------------------------------
+
+def md_cell(text: str) -> str:
+    """Text safe inside one GitHub-flavoured Markdown table cell."""
+    text = re.sub(r"\s*\n\s*", " ", text.strip())
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    # `<` could open an HTML tag; `&` an entity.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mermaid_text(text: str) -> str:
+    """Text safe inside a quoted Mermaid label (`id["…"]`, `-->|"…"|`)."""
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("\n", "<br/>")
+
+
+def mermaid_id(*parts: str) -> str:
+    # Names are RFC 1035 labels (`[a-z0-9-]`): mapping `-` to `_` and joining with `__`
+    # keeps ids unique, and ids avoid the `-` that Mermaid can read as an edge.
+    return "__".join(part.replace("-", "_") for part in parts)
+
+
+# --- view ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    id: str
+    label: str
+    nodes: list[Node]
+
+
+@dataclass(frozen=True)
+class Diagram:
+    nodes: list[Node]
+    cluster: Subgraph
+    edges: list[Edge]
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    hop: str
+    setting: str
+    value: str
+    origin: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """One runbook step: what it shows, the shell text, and what to look for."""
+
+    title: str
+    shell: str
+    expect: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceRunbook:
+    key: str
+    commands: list[Command]
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    namespace: str
+    name: str
+    selector: str
+    target_port: int
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    intro: str
+    commands: list[Command]
+
+
+@dataclass(frozen=True)
+class SummaryView:
+    header: str
+    title: str
+    source_name: str
+    path_line: str
+    diagram: Diagram
+    budget: list[BudgetLine]
+    margin_note: str
+    files: list[str]
+    services: list[ServiceRunbook]
+    other_services: list[ServiceRow]
+    sections: list[Section]
+
+
+# --- expected files ------------------------------------------------------------------------
+
+def tier_paths(spec: Spec, tier: Tier) -> list[str]:
+    """The files the renderer of `tier` writes (layout fixed in the project brief)."""
+    if isinstance(tier, NginxHttpTier):
+        return [f"{tier.name}/nginx.conf", f"{tier.name}/conf.d/{spec.name}.conf"]
+    if isinstance(tier, NginxStreamTier):
+        return [f"{tier.name}/nginx.conf", f"{tier.name}/stream.d/{spec.name}.conf"]
+    if isinstance(tier, KongTier):
+        if tier.mode == "kic":
+            return [f"{tier.name}/kong.conf", *(kic_file_path(tier, s) for s in spec.services)]
+        return [f"{tier.name}/kong.conf", f"{tier.name}/kong.yaml"]
+    return k8s.output_paths(spec)
+
+
+def expected_paths(spec: Spec) -> list[str]:
+    paths = [README_PATH]
+    for tier in spec.tiers:
+        paths += tier_paths(spec, tier)
+    return sorted(paths)
+
+
+# --- diagram -------------------------------------------------------------------------------
+
+def _listen_ports(ports: list[int]) -> str:
+    return ", ".join(f":{port}" for port in sorted(set(ports)))
+
+
+def _tier_node(tier: Tier) -> Node:
+    if isinstance(tier, NginxHttpTier):
+        product = f"nginx {tier.version} · L7"
+        ports = _listen_ports([listener.port for listener in tier.listen])
+    elif isinstance(tier, NginxStreamTier):
+        product = f"nginx {tier.version} stream · L4"
+        ports = _listen_ports([tier.listen_port])
+    elif isinstance(tier, KongTier):
+        product = f"Kong {tier.edition} {tier.version} · {tier.mode}"
+        ports = _listen_ports([listener.port for listener in tier.proxy_listen])
+    else:  # pragma: no cover - the Kubernetes tier is drawn as a subgraph
+        raise TypeError(tier)
+    count = len(tier.instances)
+    instances = f"{count} instance{'s' if count != 1 else ''}"
+    return Node(mermaid_id("tier", tier.name), f"{tier.name} · {product}<br/>{instances} · listen {ports}")
+
+
+def _app_protocols(services: list[Service]) -> str:
+    protocols = sorted({_service_protocol(s) for s in services})
+    return " + ".join(protocols)
+
+
+def _service_protocol(service: Service) -> str:
+    return "gRPC (h2c)" if service.protocol == "grpc" else "HTTP/1.1"
+
+
+def _pool_label(connections: int | None) -> str:
+    if connections:
+        return f"pooled: up to {connections} idle connections kept"
+    return "not pooled: a new connection per request"
+
+
+def _datapath(cluster: KubernetesTier) -> str:
+    """How the Service's virtual IP picks a pod: always once per new connection."""
+    if cluster.platform == "gke-dataplane-v2":
+        return "eBPF (Dataplane V2): one pod per new connection"
+    mode = k8s.kube_proxy_mode(cluster)
+    if mode == "ipvs":
+        settings = cluster.kube_proxy
+        scheduler = (settings.ipvs.scheduler if settings and settings.ipvs else None) or "rr"
+        return f"kube-proxy IPVS ({scheduler}): one pod per new connection"
+    return f"kube-proxy {mode}: random pod per new connection"
+
+
+def _platform_label(cluster: KubernetesTier) -> str:
+    if cluster.platform == "gke":
+        return "GKE (kube-proxy iptables)"
+    if cluster.platform == "gke-dataplane-v2":
+        return "GKE Dataplane V2"
+    return f"self-managed (kube-proxy {k8s.kube_proxy_mode(cluster)})"
+
+
+def _pods_label(service: Service) -> str:
+    selector = ",".join(f"{k}={v}" for k, v in service.selector.items())
+    label = f"{service.replicas} pods · {selector}<br/>{service.app.preset} · :{service.kubernetes.target_port}"
+    if service.autoscaling is not None:
+        label += f"<br/>HPA {service.autoscaling.min_replicas}–{service.autoscaling.max_replicas}"
+    return label
+
+
+def _front_edge_label(spec: Spec, budget: Budget, front: Tier, service: Service) -> str:
+    """Label of the edge from the tier in front of Kubernetes to one Service."""
+    if isinstance(front, NginxStreamTier):
+        return "TCP · L4: one upstream connection per client connection"
+    if isinstance(front, KongTier):
+        pool = budget.kong_upstream.connections.value if budget.kong_upstream else None
+    else:
+        pool = budget.edge_upstream.connections.value if budget.edge_upstream else None
+    label = f"{_service_protocol(service)} · {_pool_label(pool)}"
+    if isinstance(front, KongTier) and front.mode == "kic" and front.backend_targets == "pod_endpoints":
+        return label + " · per request across pod IPs (KIC targets)"
+    if uses_headless_service(spec):
+        return label + " · per request across pod IPs (DNS)"
+    return label
+
+
+def _service_node(spec: Spec, service: Service, node_id: str) -> Node:
+    k8s_settings = service.kubernetes
+    if uses_headless_service(spec):
+        return Node(
+            node_id,
+            f"Service {service.namespace}/{headless_name(service)} (headless)<br/>"
+            f"DNS: one address per ready pod · :{k8s_settings.target_port}",
+        )
+    return Node(
+        node_id,
+        f"Service {service.namespace}/{service.name}<br/>"
+        f"ClusterIP :{k8s_settings.port} → :{k8s_settings.target_port}",
+    )
+
+
+def _service_to_pods_label(spec: Spec, front: Tier | None) -> str:
+    if isinstance(front, KongTier) and front.mode == "kic" and front.backend_targets == "pod_endpoints":
+        return "KIC copies EndpointSlices into Kong targets (no kube-proxy)"
+    if uses_headless_service(spec):
+        return "pod IPs, connected directly (no kube-proxy)"
+    return _datapath(spec.cluster)
+
+
+def build_diagram(spec: Spec, budget: Budget) -> Diagram:
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    front_tiers = [t for t in spec.tiers if not isinstance(t, KubernetesTier)]
+    previous_id: str | None = None
+    previous_label = ""
+    if spec.external_lb is not None:
+        lb = Node("external_lb", f"external LB · {spec.external_lb.kind}")
+        nodes.append(lb)
+        previous_id = lb.id
+        previous_label = "HTTP · pooled by the load balancer"
+    for tier in front_tiers:
+        node = _tier_node(tier)
+        nodes.append(node)
+        if previous_id is not None:
+            edges.append(Edge(previous_id, node.id, previous_label))
+        previous_id = node.id
+        previous_label = _outbound_label(spec, budget, tier)
+
+    cluster = spec.cluster
+    shown = spec.services[:MAX_DIAGRAM_SERVICES]
+    cluster_nodes: list[Node] = []
+    front = spec.previous_tier(cluster)
+    for service in shown:
+        svc_id = mermaid_id("svc", service.namespace, service.name)
+        pods_id = mermaid_id("pods", service.namespace, service.name)
+        cluster_nodes += [_service_node(spec, service, svc_id), Node(pods_id, _pods_label(service))]
+        if front is not None:
+            edges.append(Edge(mermaid_id("tier", front.name), svc_id,
+                              _front_edge_label(spec, budget, front, service)))
+        edges.append(Edge(svc_id, pods_id, _service_to_pods_label(spec, front)))
+    hidden = len(spec.services) - len(shown)
+    if hidden > 0:
+        more = Node("more_services", f"… and {hidden} more services (see the runbook table)")
+        cluster_nodes.append(more)
+        if front is not None:
+            edges.append(Edge(mermaid_id("tier", front.name), more.id, "same as above"))
+    subgraph = Subgraph(
+        mermaid_id("cluster", cluster.name),
+        f"{cluster.name} · {_platform_label(cluster)} · Kubernetes {cluster.version}",
+        cluster_nodes,
+    )
+    escaped_edges = [Edge(e.source, e.target, mermaid_text(e.label)) for e in edges]
+    return Diagram(
+        [Node(n.id, mermaid_text(n.label)) for n in nodes],
+        Subgraph(subgraph.id, mermaid_text(subgraph.label),
+                 [Node(n.id, mermaid_text(n.label)) for n in subgraph.nodes]),
+        escaped_edges,
+    )
+
+
+def _outbound_label(spec: Spec, budget: Budget, tier: Tier) -> str:
+    """Label of the edge from a front tier to the next front tier."""
+    if isinstance(tier, NginxStreamTier):
+        label = "TCP · L4: one upstream connection per client connection"
+        return label + (" · PROXY protocol" if tier.send_proxy_protocol else "")
+    pool = budget.edge_upstream.connections.value if budget.edge_upstream else None
+    return f"{_app_protocols(spec.services)} · {_pool_label(pool)}"
+
+
+# --- runbook ---------------------------------------------------------------------------------
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _selector(service: Service) -> str:
+    return ",".join(f"{k}={v}" for k, v in service.selector.items())
+
+
+def service_runbook(spec: Spec, service: Service) -> ServiceRunbook:
+    ns = _q(service.namespace)
+    selector = _q(_selector(service))
+    port = service.kubernetes.target_port
+    replicas = (
+        f"{service.replicas} ready endpoints"
+        if service.autoscaling is None
+        else f"{service.autoscaling.min_replicas} to {service.autoscaling.max_replicas} ready "
+        "endpoints (HPA)"
+    )
+    slices = [service.name]
+    if uses_headless_service(spec):
+        slices.append(headless_name(service))
+    commands = [
+        Command(
+            f"Endpoints of `{name}`",
+            f"kubectl get endpointslices -n {ns} -l kubernetes.io/service-name={_q(name)} -o wide",
+            f"{replicas} on port {port}; a pod missing here receives no traffic at all.",
+        )
+        for name in slices
+    ]
+    commands.append(
+        Command(
+            "CPU and memory per pod",
+            f"kubectl top pod -n {ns} -l {selector}",
+            "similar figures on every pod; one hot pod with cold siblings is the symptom lbgen "
+            "is about (pinned connections), not a capacity problem.",
+        )
+    )
+    if service.protocol == "http":
+        commands.append(
+            Command(
+                "Requests per pod in the last 10 minutes (from the app's access log)",
+                f"kubectl logs -n {ns} -l {selector} --prefix --since=10m --tail=-1 \\\n"
+                "  | grep -E '\"[A-Z]+ [^ ]+ HTTP/[0-9.]+\"' | cut -d' ' -f1 | sort | uniq -c",
+                "counts within a few percent of each other. `--tail=-1` matters: with `-l`, "
+                "kubectl shows only 10 lines per pod by default. Needs an access log on stdout "
+                "(uvicorn: on by default; gunicorn: `--access-logfile -`).",
+            )
+        )
+    else:
+        commands.append(
+            Command(
+                "Requests per pod in the last 10 minutes",
+                f"kubectl logs -n {ns} -l {selector} --prefix --since=10m --tail=-1 | cut -d' ' -f1 | sort | uniq -c",
+                "gRPC servers log no request line by default: filter the output on whatever line "
+                "your server logs per call before counting.",
+            )
+        )
+    commands.append(
+        Command(
+            f"Established connections per pod on port {port}",
+            f"for pod in $(kubectl get pod -n {ns} -l {selector} -o name); do\n"
+            f"  printf '%s ' \"$pod\"\n"
+            f"  kubectl exec -n {ns} \"$pod\" -- ss -Htn state established '( sport = :{port} )' | wc -l\n"
+            "done",
+            "similar counts on every pod; a few pods holding most connections means pooled "
+            "connections are pinned to them. Minimal images have no `ss`: run it from an "
+            "ephemeral container, which shares the pod's network namespace: "
+            f"`kubectl debug -n {service.namespace} -it POD --image=nicolaka/netshoot -- "
+            "ss -tn state established`.",
+        )
+    )
+    kong = spec.kong
+    if kong is not None and kong.mode == "db-less":
+        hosts = " ".join(_q(i.address) for i in kong.instances)
+        commands.append(
+            Command(
+                "Kong's view of the pods (DB-less admin API, on each Kong node)",
+                f"for host in {hosts}; do\n"
+                f"  ssh \"$host\" curl -s {KONG_ADMIN_URL}/upstreams/{upstream_name(service)}/health\n"
+                "done",
+                "every target HEALTHY; with pod endpoints, one address per ready pod under "
+                "`data[].data.addresses`.",
+            )
+        )
+    return ServiceRunbook(f"{service.namespace}/{service.name}", commands)
+
+
+def _conntrack_section(spec: Spec) -> Section:
+    cluster = spec.cluster
+    ports = sorted({s.kubernetes.target_port for s in spec.services})
+    port = ports[0]
+    if cluster.platform == "gke-dataplane-v2":
+        return Section(
+            "Connections on a node",
+            "Dataplane V2 translates Service addresses in eBPF, without kube-proxy and without "
+            "netfilter's conntrack table, so `conntrack -L` shows nothing useful here. Use the "
+            "per-pod `ss` counts above.",
+            [Command("Confirm the datapath", "kubectl -n kube-system get daemonset anetd")],
+        )
+    mode = k8s.kube_proxy_mode(cluster)
+    intro = (
+        f"kube-proxy ({mode}) picks a pod when a connection opens and conntrack keeps the "
+        "connection there; these commands show where the open connections went. Run them on "
+        "a node (ssh, or `kubectl debug node/NODE -it --profile=sysadmin --image=IMAGE` with "
+        "an image that has conntrack-tools). Filtering on the reply source port catches "
+        "connections that reached a pod through the ClusterIP (whose original destination "
+        "port is the Service port) as well as direct ones."
+    )
+    commands = [
+        Command(
+            "kube-proxy's mode, as it runs",
+            "curl -s http://127.0.0.1:10249/proxyMode",
+            f"`{mode}`.",
+        ),
+        Command(
+            f"Established connections per pod IP, port {port}",
+            f"sudo conntrack -L -p tcp --state ESTABLISHED --reply-port-src {port} 2>/dev/null \\\n"
+            f"  | grep -oE 'src=[^ ]+ dst=[^ ]+ sport={port} ' | cut -d' ' -f1 | sort | uniq -c",
+            "roughly even counts across pod IPs.",
+        ),
+    ]
+    if mode == "ipvs":
+        service = spec.services[0]
+        commands.append(
+            Command(
+                "IPVS's own counters for the Service",
+                f"sudo ipvsadm -Ln --stats -t \"$(kubectl get svc -n {_q(service.namespace)} "
+                f"{_q(service.name)} -o jsonpath='{{.spec.clusterIP}}'):{service.kubernetes.port}\"",
+                "connections and packets per real server (pod).",
+            )
+        )
+    if mode == "iptables":
+        service = spec.services[0]
+        commands.append(
+            Command(
+                "The random-choice rules for the Service",
+                f"sudo iptables-save -t nat | grep -F {_q(f'{service.namespace}/{service.name}:{service.protocol}')}",
+                "one KUBE-SEP rule per ready pod, chosen with probability 1/n, 1/(n-1), … "
+                "(uniform per connection).",
+            )
+        )
+    if cluster.platform == "self-managed":
+        commands.insert(
+            0,
+            Command(
+                "kube-proxy's configured mode",
+                "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' | grep -E '^mode:'",
+                f"`mode: {mode}`, as rendered in `{k8s.kube_proxy_path(spec)}`.",
+            ),
+        )
+    if len(ports) > 1:
+        intro += f" The services listen on ports {', '.join(map(str, ports))}: repeat per port."
+    return Section("Connections on a node", intro, commands)
+
+
+def _nginx_section(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> Section:
+    hosts = " ".join(_q(i.address) for i in tier.instances)
+    if isinstance(tier, NginxHttpTier):
+        pattern = "upstream|server |keepalive|proxy_next_upstream|least_conn|hash"
+        snippet = f"{tier.name}/conf.d/{spec.name}.conf"
+    else:
+        pattern = "upstream|server |proxy_timeout|proxy_protocol|least_conn|hash"
+        snippet = f"{tier.name}/stream.d/{spec.name}.conf"
+    return Section(
+        f"nginx on `{tier.name}`",
+        f"`nginx -T` prints the configuration each instance actually loaded; compare it with "
+        f"`{snippet}`.",
+        [
+            Command(
+                "Loaded upstreams and keep-alive settings",
+                f"for host in {hosts}; do\n"
+                f"  echo \"== $host\"; ssh \"$host\" sudo nginx -T 2>/dev/null | grep -nE {_q(pattern)}\n"
+                "done",
+            )
+        ],
+    )
+
+
+def build_view(ctx: RenderContext) -> SummaryView:
+    spec = ctx.spec
+    budget = ctx.budget
+    shown = spec.services[:MAX_RUNBOOK_SERVICES]
+    others = spec.services[MAX_RUNBOOK_SERVICES:]
+    sections = [_conntrack_section(spec)]
+    sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
+    path_line = " → ".join(
+        [*(["external LB"] if spec.external_lb else []), *(t.name for t in spec.tiers), "pods"]
+    )
+    return SummaryView(
+        header=k8s.markdown_header(ctx),
+        title=spec.name,
+        source_name=ctx.source_name,
+        path_line=path_line,
+        diagram=build_diagram(spec, budget),
+        budget=[
+            BudgetLine(md_cell(r.hop), md_cell(r.setting), md_cell(r.value), md_cell(r.origin), md_cell(r.note))
+            for r in budget.rows
+        ],
+        margin_note=budget.margin_note,
+        files=expected_paths(spec),
+        services=[service_runbook(spec, s) for s in shown],
+        other_services=[
+            ServiceRow(s.namespace, s.name, md_cell(_selector(s)), s.kubernetes.target_port) for s in others
+        ],
+        sections=sections,
+    )
 
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
-    return []
+    template = ctx.env.get_template("summary/README.md.j2")
+    return [RenderedFile(README_PATH, template.render(view=build_view(ctx)))]
