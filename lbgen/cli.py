@@ -74,7 +74,7 @@ def _load(spec: Path) -> LoadedSpec:
     try:
         return lbgen.load(spec)
     except InputError as exc:
-        click.echo(problems_to_text(exc.problems), err=True, nl=False)
+        click.echo(problems_to_text(exc.problems, "nothing was written"), err=True, nl=False)
         _exit(EXIT_USAGE)
 
 

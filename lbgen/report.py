@@ -323,12 +323,12 @@ def _invocation(problems: Sequence[Problem], base: Path | None) -> dict[str, Any
 # --- input errors --------------------------------------------------------------------------
 
 
-def problems_to_text(problems: Sequence[Problem]) -> str:
+def problems_to_text(problems: Sequence[Problem], consequence: str = "nothing was checked") -> str:
     """`file:line:col: error: message [path]` + `  hint:` per problem, and a count."""
     body = "".join(p.format() + "\n" for p in problems)
     files = sorted({p.location.file for p in problems})
     where = files[0] if len(files) == 1 else f"{len(files)} files"
-    return body + f"Found {_plural(len(problems), 'error')} in {where}; nothing was checked.\n"
+    return body + f"Found {_plural(len(problems), 'error')} in {where}; {consequence}.\n"
 
 
 def _problem_to_dict(problem: Problem) -> dict[str, Any]:

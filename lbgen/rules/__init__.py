@@ -8,6 +8,8 @@ LB9xx lbgen's own (suppressions).
 
 from __future__ import annotations
 
+import difflib
+
 from lbgen.errors import UnknownRuleError
 from lbgen.rules import keepalive, suppressions
 from lbgen.rules._base import Finding, Rule, RuleDoc, Severity, Skip, Violation
@@ -34,7 +36,9 @@ def get_rule(ref: str) -> Rule:
     """Look a rule up by code (`LB101`, any case) or name."""
     rule = _BY_CODE.get(ref.upper()) or _BY_NAME.get(ref)
     if rule is None:
-        raise UnknownRuleError(f"unknown rule {ref!r}; `lbgen rules` lists them")
+        close = difflib.get_close_matches(ref, list(_BY_NAME), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else "`lbgen rules` lists them"
+        raise UnknownRuleError(f"unknown rule {ref!r}; {hint}")
     return rule
 
 
