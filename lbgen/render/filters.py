@@ -24,7 +24,13 @@ def nginx_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def nginx_comment(value: str) -> str:
+    """Text for a `# …` nginx comment: one line, so nothing after it can become a directive."""
+    return " ".join(value.replace("\x00", " ").split())
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "nginx_duration": nginx_duration,
     "nginx_quote": nginx_quote,
+    "nginx_comment": nginx_comment,
 }

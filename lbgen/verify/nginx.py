@@ -1,12 +1,412 @@
-"""Real-consumer checks for nginx output (placeholder until implemented)."""
+"""Real-consumer check of nginx output: the installed `nginx -t` on every `*/nginx.conf`.
+
+Each rendered `<tier>/nginx.conf` is tested with its tier directory copied to a scratch
+directory, so `include` resolves exactly as it will on the server. The check must not
+depend on DNS, must not touch the host, and must run as root and as an ordinary user:
+
+- Host names. nginx resolves `server host:port` when it loads. Preferred: run nginx in new
+  mount + network namespaces (`unshare`; as an ordinary user inside a user namespace too)
+  with a scratch /etc/hosts bind-mounted over the real one, mapping every host name of the
+  config to 127.0.0.1: the files are tested verbatim and the empty network namespace proves
+  nothing was looked up in DNS. Fallback, where namespaces are unavailable (unprivileged
+  user namespaces disabled, no `unshare`): the scratch copy has those names replaced by
+  127.0.0.1 and, for an ordinary user, privileged `listen` ports moved above 1024 (nginx -t
+  binds them); the result says so.
+- Host side effects. `nginx -t` creates the pid file and the temp directories and opens the
+  log files of the config (chowning the directories when root). The run gets `pid` via -g and
+  the scratch copy's http {} gets access_log and *_temp_path lines pointing into the scratch
+  directory; the result says nothing about these harness lines because they replace paths
+  only.
+- Files the config reads: missing ssl_certificate files are replaced by a throwaway
+  self-signed pair (openssl), and the stream module is loaded the way the installed build
+  needs it; both are reported in the result's detail.
+
+The installed nginx's version is compared with the version the file was written for (the
+`# lbgen-target:` line) and reported when they differ: directives newer than the installed
+nginx fail on it although they are right for the declared version.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Literal
 
+from lbgen.model.types import Version
 from lbgen.verify._base import CheckResult
+
+NGINX_ENV = "LBGEN_NGINX"
+"""Path of the nginx binary to test with, e.g. a newer build than the distribution's."""
+TIMEOUT_SECONDS = 120
+
+Isolation = Literal["namespace", "rewrite"]
+
+_TARGET_RE = re.compile(r"^# lbgen-target: nginx (\S+)", re.MULTILINE)
+_SERVER_RE = re.compile(r"^(?P<lead>\s*server\s+)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)(?=[\s;])", re.MULTILINE)
+_LISTEN_RE = re.compile(r"^(?P<lead>\s*listen\s+)(?P<port>\d+)(?=[\s;])", re.MULTILINE)
+_HTTP_BLOCK_RE = re.compile(r"^(?P<indent>\s*)http\s*\{[^\n]*\n", re.MULTILINE)
+_STREAM_BLOCK_RE = re.compile(r"^\s*stream\s*\{", re.MULTILINE)
+_LOAD_STREAM_RE = re.compile(r"^\s*load_module\s+(?P<path>\S*ngx_stream_module\.so)\s*;[^\n]*\n?", re.MULTILINE)
+_CERT_RE = re.compile(r"^\s*ssl_certificate(?P<key>_key)?\s+(?P<path>/\S+?)\s*;", re.MULTILINE)
+_DIRECTIVE_RE = "^\\s*{name}\\s"
+_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+# Hints for failures whose cause is the installed nginx rather than the config.
+_HINTS = (
+    ('unknown directive "http2"', "`http2 on` needs nginx ≥ 1.25.1"),
+    ('invalid parameter "local"', "`keepalive … local` needs nginx ≥ 1.29.7"),
+    ('unknown directive "keepalive_time"', "upstream keepalive_time needs nginx ≥ 1.19.10"),
+    ('unknown directive "least_time"', "least_time is open source only since nginx 1.31.0"),
+    ('unknown directive "set_real_ip_from"', "this nginx was built without the realip module"),
+    ('unknown directive "stream"', "this nginx has no stream module loaded"),
+    ('invalid value "denied"', "`denied` is an NGINX Plus (commercial) condition"),
+)
+
+
+@dataclass(frozen=True)
+class NginxBuild:
+    """What `nginx -V` says about the installed nginx."""
+
+    path: str
+    version: Version | None
+    stream: Literal["static", "dynamic", "none"]
+    modules_path: Path
+    error_log_option: bool
+    """`-e` exists (1.19.5): the start-up error log can go to stderr."""
+
+
+def find_nginx() -> str | None:
+    """$LBGEN_NGINX, else `nginx` on PATH, else /usr/sbin/nginx (Debian's path for root)."""
+    override = os.environ.get(NGINX_ENV)
+    if override:
+        return override if Path(override).is_file() else None
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None
+
+
+@cache
+def probe(path: str) -> NginxBuild:
+    proc = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=30, check=False)
+    text = proc.stderr + proc.stdout
+    found = re.search(r"nginx version: \S+?/(\d+\.\d+\.\d+)", text)
+    version = Version(found.group(1)) if found else None
+    if "--with-stream=dynamic" in text:
+        stream: Literal["static", "dynamic", "none"] = "dynamic"
+    elif re.search(r"--with-stream(\s|$)", text):
+        stream = "static"
+    else:
+        stream = "none"
+    modules = re.search(r"--modules-path=(\S+)", text)
+    prefix = re.search(r"--prefix=(\S+)", text)
+    modules_path = Path(modules.group(1)) if modules else Path(prefix.group(1) if prefix else "/usr/local/nginx") / "modules"
+    return NginxBuild(
+        path=path,
+        version=version,
+        stream=stream,
+        modules_path=modules_path,
+        error_log_option=version is None or version.at_least("1.19.5"),
+    )
 
 
 def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResult]:
-    return []
+    confs = sorted(path for path in files if PurePosixPath(path).name == "nginx.conf")
+    if not confs:
+        return []
+    nginx = find_nginx()
+    if nginx is None:
+        reason = (
+            "nginx is not installed (Debian/Ubuntu: apt-get install nginx-light "
+            f"libnginx-mod-stream), or set {NGINX_ENV} to an nginx binary"
+        )
+        return [CheckResult(f"nginx -t {path}", "skipped", reason) for path in confs]
+    build = probe(nginx)
+    return [check_config(path, files, build) for path in confs]
+
+
+def check_config(
+    conf_path: str,
+    files: Mapping[str, str],
+    build: NginxBuild,
+    *,
+    isolation: Isolation | None = None,
+) -> CheckResult:
+    """`nginx -t` on one rendered nginx.conf; `isolation` forces a mode (tests)."""
+    name = f"nginx -t {conf_path}"
+    tier_dir = PurePosixPath(conf_path).parent
+    notes: list[str] = []
+    declared = _declared_version(files[conf_path])
+    if declared is not None and build.version is not None and declared != build.version:
+        notes.append(f"tested with the installed nginx {build.version}; the config is written for nginx {declared}")
+    with tempfile.TemporaryDirectory(prefix="lbgen-nginx-") as scratch_name:
+        scratch = Path(scratch_name)
+        root = scratch / "conf"
+        (scratch / "temp").mkdir()
+        texts = _tier_files(files, tier_dir)
+        conf_rel = PurePosixPath("nginx.conf")
+
+        conf_text = texts[conf_rel]
+        if _STREAM_BLOCK_RE.search(conf_text):
+            conf_text, problem = _stream_module(conf_text, build, notes)
+            if problem is not None:
+                return CheckResult(name, "skipped", "; ".join([problem, *notes]))
+        texts[conf_rel] = _harness_http(conf_text, scratch)
+
+        texts = _replace_missing_certificates(texts, scratch, notes)
+
+        mode = isolation or _isolation_available()
+        hosts = sorted(_host_names(texts.values()))
+        if mode == "rewrite":
+            texts = _rewrite_for_fallback(texts, notes)
+        elif hosts:
+            notes.append(f"host names resolved to 127.0.0.1 in a private /etc/hosts: {', '.join(hosts)}")
+
+        for rel, text in texts.items():
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+
+        command = _nginx_command(build, root, scratch, texts[conf_rel], mode)
+        if mode == "namespace":
+            command = _in_namespace(command, scratch, hosts)
+        try:
+            proc = subprocess.run(
+                command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return CheckResult(name, "failed", "; ".join([f"nginx -t took over {TIMEOUT_SECONDS}s", *notes]))
+        output = (proc.stderr + proc.stdout).replace(str(root) + "/", f"{tier_dir}/")
+        if proc.returncode == 0:
+            return CheckResult(name, "passed", "; ".join(notes))
+        hints = [hint for needle, hint in _HINTS if needle in output]
+        if declared is not None and build.version is not None and declared > build.version:
+            hints.append(
+                f"directives of nginx {declared} that {build.version} lacks fail here although "
+                "they are right for the declared version (set LBGEN_NGINX to a matching nginx)"
+            )
+        return CheckResult(name, "failed", "\n".join([output.strip(), *hints, *notes]))
+
+
+def _declared_version(conf_text: str) -> Version | None:
+    found = _TARGET_RE.search(conf_text)
+    if not found:
+        return None
+    try:
+        return Version(found.group(1))
+    except ValueError:
+        return None
+
+
+def _tier_files(files: Mapping[str, str], tier_dir: PurePosixPath) -> dict[PurePosixPath, str]:
+    """Files under the tier's directory, relative to it (what nginx.conf can include)."""
+    out: dict[PurePosixPath, str] = {}
+    for path, text in files.items():
+        pure = PurePosixPath(path)
+        if tier_dir != PurePosixPath(".") and tier_dir not in pure.parents:
+            continue
+        rel = pure.relative_to(tier_dir)
+        if rel.is_absolute() or ".." in rel.parts:
+            continue
+        out[rel] = text
+    return out
+
+
+def _stream_module(conf_text: str, build: NginxBuild, notes: list[str]) -> tuple[str, str | None]:
+    """Make `stream {}` loadable by this build; returns (text, reason to skip or None)."""
+    loaded = _LOAD_STREAM_RE.search(conf_text)
+    if build.stream == "none":
+        return conf_text, "the installed nginx was built without the stream module"
+    if build.stream == "static":
+        if loaded:
+            notes.append(
+                "the installed nginx has the stream module built in, so the check dropped "
+                f"`load_module {loaded.group('path')}`; set load_module: false for such builds"
+            )
+            conf_text = _LOAD_STREAM_RE.sub("", conf_text, count=1)
+        return conf_text, None
+    module = build.modules_path / "ngx_stream_module.so"
+    if not module.is_file():
+        return conf_text, (
+            f"the installed nginx builds stream as a dynamic module but {module} is missing "
+            "(Debian/Ubuntu: apt-get install libnginx-mod-stream)"
+        )
+    if loaded is None:
+        notes.append(
+            "the config does not load the stream module but the installed nginx only has it "
+            f"as a dynamic module: the check added `load_module {module};` (set load_module: "
+            "true on the tier for Debian/Ubuntu packages)"
+        )
+        return f"load_module {module};\n" + conf_text, None
+    if Path(loaded.group("path")) != module:
+        notes.append(
+            f"the config loads {loaded.group('path')}; this nginx has the module at {module}, "
+            "which the check loaded instead"
+        )
+        return conf_text.replace(loaded.group("path"), str(module), 1), None
+    return conf_text, None
+
+
+def _harness_http(conf_text: str, scratch: Path) -> str:
+    """Point access_log and temp paths of http {} into the scratch directory."""
+    block = _HTTP_BLOCK_RE.search(conf_text)
+    if block is None:
+        return conf_text
+    indent = block.group("indent") + "    "
+    lines = []
+    if not re.search(_DIRECTIVE_RE.format(name="access_log"), conf_text, re.MULTILINE):
+        lines.append(f"{indent}access_log {scratch}/access.log;\n")
+    for module in _TEMP_PATHS:
+        directive = f"{module}_temp_path"
+        if not re.search(_DIRECTIVE_RE.format(name=directive), conf_text, re.MULTILINE):
+            lines.append(f"{indent}{directive} {scratch}/temp/{module};\n")
+    return conf_text[: block.end()] + "".join(lines) + conf_text[block.end():]
+
+
+def _replace_missing_certificates(
+    texts: dict[PurePosixPath, str], scratch: Path, notes: list[str]
+) -> dict[PurePosixPath, str]:
+    missing = sorted({
+        m.group("path") for text in texts.values() for m in _CERT_RE.finditer(text)
+        if not Path(m.group("path")).is_file()
+    })
+    if not missing:
+        return texts
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        notes.append(f"certificate files {', '.join(missing)} do not exist here and openssl is not installed")
+        return texts
+    cert, key = scratch / "selfsigned.crt", scratch / "selfsigned.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", "/CN=lbgen-verify", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=True, timeout=60,
+    )
+    notes.append(
+        f"certificate files not present on this machine were replaced by a throwaway "
+        f"self-signed pair: {', '.join(missing)}"
+    )
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group("path") not in missing:
+            return match.group(0)
+        replacement = key if match.group("key") else cert
+        return match.group(0).replace(match.group("path"), str(replacement))
+
+    return {rel: _CERT_RE.sub(swap, text) for rel, text in texts.items()}
+
+
+def _host_names(texts: Iterable[str]) -> set[str]:
+    names: set[str] = set()
+    for text in texts:
+        for match in _SERVER_RE.finditer(text):
+            host = match.group("host")
+            if not _is_ip(host):
+                names.add(host.lower())
+    return names
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _rewrite_for_fallback(texts: dict[PurePosixPath, str], notes: list[str]) -> dict[PurePosixPath, str]:
+    """No namespaces: point host names at 127.0.0.1; as non-root, move privileged ports."""
+    renamed: set[str] = set()
+
+    def local(match: re.Match[str]) -> str:
+        if _is_ip(match.group("host")):
+            return match.group(0)
+        renamed.add(match.group("host").lower())
+        return f"{match.group('lead')}127.0.0.1:{match.group('port')}"
+
+    texts = {rel: _SERVER_RE.sub(local, text) for rel, text in texts.items()}
+    if renamed:
+        notes.append(
+            "no private /etc/hosts possible here (unshare unavailable), so the check replaced "
+            f"these host names by 127.0.0.1 in its copy: {', '.join(sorted(renamed))}"
+        )
+    if os.geteuid() != 0:
+        used = {int(m.group("port")) for text in texts.values() for m in _LISTEN_RE.finditer(text)}
+        moved: dict[int, int] = {}
+        candidate = 20000
+        for port in sorted(p for p in used if p < 1024):
+            while candidate in used or candidate in moved.values():
+                candidate += 1
+            moved[port] = candidate
+
+        def unprivileged(match: re.Match[str]) -> str:
+            port = int(match.group("port"))
+            return f"{match.group('lead')}{moved.get(port, port)}"
+
+        if moved:
+            texts = {rel: _LISTEN_RE.sub(unprivileged, text) for rel, text in texts.items()}
+            notes.append(
+                "nginx -t binds the listen ports and this user may not bind below 1024, so the "
+                "check moved " + ", ".join(f"{a}→{b}" for a, b in sorted(moved.items()))
+            )
+    return texts
+
+
+def _nginx_command(
+    build: NginxBuild, root: Path, scratch: Path, conf_text: str, mode: Isolation
+) -> list[str]:
+    globals_ = []
+    if not re.search(_DIRECTIVE_RE.format(name="pid"), conf_text, re.MULTILINE):
+        globals_.append(f"pid {scratch}/nginx.pid;")
+    if not re.search(_DIRECTIVE_RE.format(name="error_log"), conf_text, re.MULTILINE):
+        globals_.append("error_log stderr;")
+    if mode == "namespace" and os.geteuid() != 0 and not re.search(
+        _DIRECTIVE_RE.format(name="user"), conf_text, re.MULTILINE
+    ):
+        # Inside a user namespace nginx believes it is root and chowns its temp directories
+        # to the worker user; only root (the caller's own uid) is mapped there.
+        globals_.append("user root;")
+    command = [build.path, "-t", "-q", "-p", f"{root}/", "-c", str(root / "nginx.conf")]
+    if build.error_log_option:
+        command += ["-e", "stderr"]
+    if globals_:
+        command += ["-g", " ".join(globals_)]
+    return command
+
+
+def _unshare_prefix() -> list[str]:
+    unshare = shutil.which("unshare") or "unshare"
+    if os.geteuid() == 0:
+        return [unshare, "--mount", "--net"]
+    return [unshare, "--user", "--map-root-user", "--mount", "--net"]
+
+
+def _in_namespace(command: list[str], scratch: Path, hosts: list[str]) -> list[str]:
+    hosts_file = scratch / "hosts"
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost"]
+    lines += [f"127.0.0.1 {host}" for host in hosts]
+    hosts_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    script = 'hosts="$1"; shift; mount --bind "$hosts" /etc/hosts && exec "$@"'
+    return [*_unshare_prefix(), "--", "sh", "-c", script, "sh", str(hosts_file), *command]
+
+
+@cache
+def _isolation_available() -> Isolation:
+    """Whether this process can run nginx in private mount + network namespaces."""
+    if shutil.which("unshare") is None:
+        return "rewrite"
+    with tempfile.TemporaryDirectory(prefix="lbgen-nginx-probe-") as scratch_name:
+        command = _in_namespace(["true"], Path(scratch_name), [])
+        try:
+            proc = subprocess.run(command, capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return "rewrite"
+    return "namespace" if proc.returncode == 0 else "rewrite"

@@ -1,0 +1,207 @@
+"""Pieces shared by the nginx http (L7) and stream (L4) renderers.
+
+Decisions live here as plain functions returning `Directive`s; the templates only lay them
+out. Each version gate cites the nginx change that introduced the behaviour.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TypeVar
+
+from lbgen.budget import Resolved
+from lbgen.model.common import Listener, NginxBalancing, NginxPassiveHealth
+from lbgen.model.service import Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxStreamTier
+from lbgen.model.types import Duration, Version
+from lbgen.render._names import backend_address
+
+UPSTREAM_DOC = "nginx.org/en/docs/http/ngx_http_upstream_module.html"
+STREAM_UPSTREAM_DOC = "nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One nginx directive: `name args…;`, optionally preceded by a `# comment` line.
+
+    Arguments are quoted by the template's `nginx_quote` filter, so a value can never
+    end the directive early.
+    """
+
+    name: str
+    args: tuple[str, ...] = ()
+    comment: str = ""
+
+
+def directive(name: str, *args: str | int | Duration, comment: str = "") -> Directive:
+    return Directive(name, tuple(_arg(a) for a in args), comment)
+
+
+def _arg(value: str | int | Duration) -> str:
+    if isinstance(value, Duration):
+        return value.nginx()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class UpstreamView:
+    """An `upstream NAME { … }` block: balancing method, servers, keep-alive pool."""
+
+    name: str
+    comment: str
+    directives: tuple[Directive, ...]
+
+
+def origin_comment(resolved: Resolved[T]) -> str:
+    """Why a budget value is what it is (shown above the directive)."""
+    if resolved.origin == "set":
+        return "set in the spec"
+    return f"{resolved.origin}: {resolved.note}" if resolved.note else resolved.origin
+
+
+def balancing_directive(balancing: NginxBalancing, *, stream: bool) -> Directive | None:
+    """The load-balancing method directive; None for the default weighted round-robin.
+
+    The caller puts it first in the upstream block: before nginx 1.29.7 a method had to be
+    activated before `keepalive` (upstream module docs, #keepalive).
+    """
+    algorithm = balancing.algorithm
+    doc = STREAM_UPSTREAM_DOC if stream else UPSTREAM_DOC
+    if algorithm == "round-robin":
+        return None
+    if algorithm == "least_conn":
+        return directive("least_conn")
+    if algorithm == "ip_hash":
+        if stream:
+            # The stream module has no ip_hash; hashing the whole client address is its
+            # per-client equivalent (stream upstream docs, #hash example).
+            return directive(
+                "hash", "$remote_addr",
+                comment=f"ip_hash does not exist in stream {{}}: per-client hash instead ({doc}#hash)",
+            )
+        return directive("ip_hash")
+    if algorithm == "hash":
+        assert balancing.hash_key is not None  # the model requires it with algorithm hash
+        if balancing.consistent:
+            return directive("hash", balancing.hash_key, "consistent")
+        return directive("hash", balancing.hash_key)
+    if algorithm == "random":
+        return directive("random")
+    if algorithm == "random-two":
+        # `two` picks two servers at random, then the one with fewer connections
+        # (the default method of `random two` is least_conn).
+        return directive("random", "two")
+    # least_time (open source since 1.31.0; the model rejects older versions). http measures
+    # the time to the response header; stream measures the time to connect, the only
+    # per-connection signal that does not depend on what the client sends.
+    if stream:
+        return directive("least_time", "connect")
+    return directive("least_time", "header")
+
+
+def server_directive(host: str, port: int, health: NginxPassiveHealth) -> Directive:
+    """`server host:port [max_fails=N] [fail_timeout=T]` (passive health, when set)."""
+    params: list[str] = []
+    if health.max_fails is not None:
+        params.append(f"max_fails={health.max_fails}")
+    if health.fail_timeout is not None:
+        params.append(f"fail_timeout={health.fail_timeout.nginx()}")
+    return Directive("server", (host_port(host, port), *params))
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port`, with IPv6 literals in brackets as nginx requires."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+def service_upstream_name(service: Service) -> str:
+    """Upstream name of one Kubernetes Service: `<name>.<namespace>`.
+
+    Both parts are RFC 1035 labels (no dots), so the name is unique per Service and reads
+    like the Service's DNS name without being one.
+    """
+    return f"{service.name}.{service.namespace}"
+
+
+def has_grpc(spec: Spec) -> bool:
+    return any(service.protocol == "grpc" for service in spec.services)
+
+
+def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: bool) -> Listener:
+    """The Kong `proxy_listen` entry an nginx tier in front of Kong connects to.
+
+    A listener with the `proxy_protocol` flag requires a PROXY header on every connection and
+    one without it rejects one, so the flag must match what the caller sends (an http proxy
+    never sends one; a stream proxy sends one with `proxy_protocol on`). Among matching
+    entries, cleartext comes first (TLS already ended at the edge; Kong's stock 8000); with
+    gRPC on the path, an `http2` entry comes first, because gRPC needs HTTP/2 end to end.
+    When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
+    """
+    matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
+    if not matching:
+        return kong.proxy_listen[0]
+
+    def preference(entry: Listener) -> tuple[bool, bool]:
+        return (prefer_http2 and not entry.http2, entry.tls)
+
+    return min(matching, key=preference)  # the first of equals: listed order breaks ties
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """Where an nginx stream tier forwards its connections."""
+
+    upstream: str
+    servers: tuple[tuple[str, int], ...]
+    tls: bool
+    """The L7 listener behind speaks TLS (the edge must then use https:// / grpcs://)."""
+    comment: str
+
+
+def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
+    callee = spec.next_tier(l4)
+    if isinstance(callee, KongTier):
+        entry = kong_entry_listener(
+            callee, proxy_protocol=l4.send_proxy_protocol, prefer_http2=has_grpc(spec)
+        )
+        flags = ", ".join(
+            flag for flag, on in (("tls", entry.tls), ("http2", entry.http2),
+                                  ("proxy_protocol", entry.proxy_protocol)) if on
+        )
+        return StreamTarget(
+            upstream=callee.name,
+            servers=tuple((instance.address, entry.port) for instance in callee.instances),
+            tls=entry.tls,
+            comment=(
+                f"Kong tier {callee.name}: proxy_listen port {entry.port}"
+                + (f" ({flags})" if flags else " (cleartext)")
+            ),
+        )
+    assert isinstance(callee, KubernetesTier)  # the model allows no other callee for stream
+    # The model allows a single Service behind a stream tier. A stream proxy has no
+    # backend_targets setting: it reaches the Service's ClusterIP on the Service port.
+    service = spec.services[0]
+    host, port = backend_address(spec, service, "cluster_ip")
+    return StreamTarget(
+        upstream=service_upstream_name(service),
+        servers=((host, port),),
+        tls=False,
+        comment=f"Kubernetes Service {service.namespace}/{service.name} (ClusterIP)",
+    )
+
+
+def target_comment(kind: str, tier_name: str, version: Version) -> str:
+    """Second line of every nginx.conf: the nginx version the file was written for.
+
+    `lbgen.verify.nginx` reads it back to compare with the installed nginx.
+    """
+    return f"# lbgen-target: nginx {version} (tier {tier_name}, kind {kind})\n"
