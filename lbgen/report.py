@@ -67,7 +67,8 @@ def summary_line(report: CheckReport, *, show_skipped: bool = False, specs: int 
         counts[finding.severity] += 1
     if report.findings:
         parts = ", ".join(
-            _plural(counts[s], str(s)) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+            f"{counts[s]} {s}" if s is Severity.INFO else _plural(counts[s], str(s))
+            for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
             if counts[s]
         )
         text = f"Found {_plural(len(report.findings), 'finding')} ({parts})"
