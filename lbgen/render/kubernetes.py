@@ -308,10 +308,10 @@ def _kube_proxy_file(ctx: RenderContext) -> RenderedFile:
         "kubectl -n kube-system rollout restart daemonset kube-proxy",
     ]
     if settings is None or not settings.cluster_cidrs:
-        notes.append(
-            "clusterCIDR is not set (kubernetes.kube_proxy.cluster_cidrs): copy your pod CIDR "
-            "from the current ConfigMap if it has one"
-        )
+        notes += [
+            "clusterCIDR is not set (kubernetes.kube_proxy.cluster_cidrs): if your current",
+            "config.conf has one (kubeadm podSubnet), set it in the spec before applying",
+        ]
     header = ctx.header() + "".join(f"# {line}\n" for line in notes)
     return RenderedFile(kube_proxy_path(ctx.spec), dump_yaml_documents([kube_proxy_configmap(ctx)], header))
 

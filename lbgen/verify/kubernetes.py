@@ -32,20 +32,16 @@ KUBERNETES_VERSION = "1.36"
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KUBE_PROXY_SCHEMA = Path("kube-proxy") / "kubeproxyconfiguration-v1alpha1.json"
 
-# The built-in kinds lbgen renders (Kubernetes renderer and the KIC flavour of Kong).
-BUILTIN_KINDS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("v1", "Service"),
-        ("v1", "ConfigMap"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler"),
-        ("policy/v1", "PodDisruptionBudget"),
-        ("networking.k8s.io/v1", "Ingress"),
-    }
+# The built-in kinds lbgen renders (Kubernetes renderer and the KIC flavour of Kong). Matched
+# by kind alone, so a built-in kind in an API version 1.36 no longer serves (policy/v1beta1
+# PodDisruptionBudget) fails instead of being passed over as a custom resource.
+BUILTIN_KINDS: frozenset[str] = frozenset(
+    {"Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
 )
 
 
 def _is_builtin(doc: Mapping[str, Any]) -> bool:
-    return (doc.get("apiVersion"), doc.get("kind")) in BUILTIN_KINDS
+    return doc.get("kind") in BUILTIN_KINDS and isinstance(doc.get("apiVersion"), str)
 
 
 @contextmanager
