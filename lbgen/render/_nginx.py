@@ -156,6 +156,15 @@ def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: b
     return min(matching, key=preference)  # the first of equals: listed order breaks ties
 
 
+def listener_label(entry: Listener) -> str:
+    """`proxy_listen port 8443 (tls, http2)`, for comments."""
+    flags = [
+        flag for flag, on in (("tls", entry.tls), ("http2", entry.http2),
+                              ("proxy_protocol", entry.proxy_protocol)) if on
+    ]
+    return f"proxy_listen port {entry.port} ({', '.join(flags) or 'cleartext'})"
+
+
 @dataclass(frozen=True)
 class StreamTarget:
     """Where an nginx stream tier forwards its connections."""
@@ -173,18 +182,11 @@ def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
         entry = kong_entry_listener(
             callee, proxy_protocol=l4.send_proxy_protocol, prefer_http2=has_grpc(spec)
         )
-        flags = ", ".join(
-            flag for flag, on in (("tls", entry.tls), ("http2", entry.http2),
-                                  ("proxy_protocol", entry.proxy_protocol)) if on
-        )
         return StreamTarget(
             upstream=callee.name,
             servers=tuple((instance.address, entry.port) for instance in callee.instances),
             tls=entry.tls,
-            comment=(
-                f"Kong tier {callee.name}: proxy_listen port {entry.port}"
-                + (f" ({flags})" if flags else " (cleartext)")
-            ),
+            comment=f"Kong tier {callee.name}: {listener_label(entry)}",
         )
     assert isinstance(callee, KubernetesTier)  # the model allows no other callee for stream
     # The model allows a single Service behind a stream tier. A stream proxy has no

@@ -37,6 +37,7 @@ from lbgen.render._nginx import (
     directive,
     has_grpc,
     kong_entry_listener,
+    listener_label,
     origin_comment,
     server_directive,
     service_upstream_name,
@@ -124,7 +125,7 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
     elif isinstance(callee, KongTier):
         http_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=False)
         upstreams.append(_upstream(
-            callee.name, f"Kong tier {callee.name}: proxy_listen port {http_entry.port}",
+            callee.name, f"Kong tier {callee.name}: {listener_label(http_entry)}",
             edge, [(i.address, http_entry.port) for i in callee.instances], pool,
         ))
         http_target = PassTarget(callee.name, http_entry.tls)
@@ -135,9 +136,8 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
                 # gRPC needs an HTTP/2 listener; Kong's stock cleartext 8000 has none.
                 name = f"{callee.name}-grpc"
                 upstreams.append(_upstream(
-                    name, f"Kong tier {callee.name}: HTTP/2 proxy_listen port {grpc_entry.port} "
-                    "for gRPC", edge, [(i.address, grpc_entry.port) for i in callee.instances],
-                    pool,
+                    name, f"Kong tier {callee.name}, for gRPC: {listener_label(grpc_entry)}",
+                    edge, [(i.address, grpc_entry.port) for i in callee.instances], pool,
                 ))
                 grpc_target = PassTarget(name, grpc_entry.tls)
         servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
@@ -200,23 +200,26 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
         return []  # no `keepalive`: no pool before 1.29.7 (and `keepalive 0` is invalid there)
     lines = [directive(
         "keepalive", connections,
-        comment=f"idle connections cached per worker: {origin_comment(budget.connections)}. "
-        "No `local`: every location using this upstream proxies it identically, so sharing "
-        "the pool is safe, and the line stays valid before 1.29.7",
+        comment=f"pool of idle connections per worker ({origin_comment(budget.connections)}). "
+        "Without `local`: every location proxies this upstream alike, so sharing the pool is "
+        "safe, and the line is valid before 1.29.7 too",
     )]
     if version >= UPSTREAM_KEEPALIVE_TUNING_SINCE:
         lines.append(directive(
             "keepalive_timeout", budget.idle_timeout.value,
-            comment=f"close idle pooled connections before the next hop does: "
-            f"{origin_comment(budget.idle_timeout)}",
+            comment="a pooled connection idle this long is closed, before the next hop would "
+            f"close it ({origin_comment(budget.idle_timeout)})",
         ))
         lines.append(directive(
             "keepalive_requests", budget.max_requests.value,
-            comment=origin_comment(budget.max_requests),
+            comment=f"requests per pooled connection ({origin_comment(budget.max_requests)})",
         ))
     lifetime = budget.max_lifetime.value
     if lifetime is not None and version >= KEEPALIVE_TIME_SINCE:
-        lines.append(directive("keepalive_time", lifetime, comment=origin_comment(budget.max_lifetime)))
+        lines.append(directive(
+            "keepalive_time", lifetime,
+            comment=f"lifetime of a pooled connection ({origin_comment(budget.max_lifetime)})",
+        ))
     return lines
 
 
@@ -348,10 +351,40 @@ def _server_directives(
             comment="nginx ≥ 1.25.1 enables HTTP/2 per server, not per listen socket "
             "(CHANGES 1.25.1)",
         ))
+    lines.append(directive(
+        "server_tokens", "off", comment="no nginx version in the Server header and error pages",
+    ))
     if edge.tls is not None and any(listener.tls for listener in edge.listen):
-        lines.append(directive("ssl_certificate", edge.tls.certificate))
-        lines.append(directive("ssl_certificate_key", edge.tls.certificate_key))
+        lines += tls_directives(edge.tls.certificate, edge.tls.certificate_key)
     return [*lines, *shared]
+
+
+# Mozilla Server Side TLS "intermediate" profile (mozilla/server-side-tls,
+# json/server-side-tls-conf-5.0.json): TLS 1.2 and 1.3, these TLS 1.2 suites, HSTS 2 years.
+MOZILLA_INTERMEDIATE_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+MOZILLA_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+)
+MOZILLA_HSTS_MAX_AGE = 63072000
+
+
+def tls_directives(certificate: str, certificate_key: str) -> list[Directive]:
+    """Certificate plus the Mozilla "intermediate" protocol, cipher and HSTS settings."""
+    return [
+        directive("ssl_certificate", certificate),
+        directive("ssl_certificate_key", certificate_key),
+        directive(
+            "ssl_protocols", *MOZILLA_INTERMEDIATE_PROTOCOLS,
+            comment="Mozilla Server Side TLS intermediate profile (server-side-tls-conf-5.0.json)",
+        ),
+        directive("ssl_ciphers", MOZILLA_INTERMEDIATE_CIPHERS),
+        directive(
+            "add_header", "Strict-Transport-Security", f"max-age={MOZILLA_HSTS_MAX_AGE}", "always",
+            comment="HSTS: browsers keep to https for two years (Mozilla intermediate profile)",
+        ),
+    ]
 
 
 def client_keepalive_directives(edge: NginxHttpTier, budget: Budget) -> list[Directive]:

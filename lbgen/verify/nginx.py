@@ -63,6 +63,7 @@ _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 _HINTS = (
     ('unknown directive "http2"', "`http2 on` needs nginx ≥ 1.25.1"),
     ('invalid parameter "local"', "`keepalive … local` needs nginx ≥ 1.29.7"),
+    ('invalid value "0" in "keepalive"', "`keepalive 0` (no pool) is valid from nginx 1.29.7"),
     ('unknown directive "keepalive_time"', "upstream keepalive_time needs nginx ≥ 1.19.10"),
     ('unknown directive "least_time"', "least_time is open source only since nginx 1.31.0"),
     ('unknown directive "set_real_ip_from"', "this nginx was built without the realip module"),
