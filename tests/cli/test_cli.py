@@ -288,8 +288,13 @@ def test_rules_text_lists_every_rule(run: Invoke, snapshot: Any) -> None:
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.stdout.splitlines()]
     assert listed == [r.code for r in ALL_RULES]
-    # Only the rules this suite owns are snapshotted; the format is the same for all.
-    ours = [line for line in result.stdout.splitlines() if line.startswith(("LB101", "LB9"))]
+    # Only the rules this suite owns are snapshotted, with the padding that aligns the
+    # columns (it depends on the longest name of all rules) collapsed.
+    ours = [
+        re.sub(r" {2,}", "  ", line)
+        for line in result.stdout.splitlines()
+        if line.startswith(("LB101", "LB9"))
+    ]
     assert "\n".join(ours) == snapshot
 
 
