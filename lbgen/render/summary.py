@@ -233,7 +233,7 @@ def _pods_label(service: Service) -> str:
 def _front_edge_label(spec: Spec, budget: Budget, front: Tier, service: Service) -> str:
     """Label of the edge from the tier in front of Kubernetes to one Service."""
     if isinstance(front, NginxStreamTier):
-        return "TCP · L4: one upstream connection per client connection"
+        return _stream_label(front)
     if isinstance(front, KongTier):
         pool = budget.kong_upstream.connections.value if budget.kong_upstream else None
     else:
@@ -320,11 +320,15 @@ def build_diagram(spec: Spec, budget: Budget) -> Diagram:
     )
 
 
+def _stream_label(tier: NginxStreamTier) -> str:
+    label = "TCP · L4: one upstream connection per client connection"
+    return label + (" · PROXY protocol" if tier.send_proxy_protocol else "")
+
+
 def _outbound_label(spec: Spec, budget: Budget, tier: Tier) -> str:
     """Label of the edge from a front tier to the next front tier."""
     if isinstance(tier, NginxStreamTier):
-        label = "TCP · L4: one upstream connection per client connection"
-        return label + (" · PROXY protocol" if tier.send_proxy_protocol else "")
+        return _stream_label(tier)
     pool = budget.edge_upstream.connections.value if budget.edge_upstream else None
     return f"{_app_protocols(spec.services)} · {_pool_label(pool)}"
 

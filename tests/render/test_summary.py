@@ -321,3 +321,18 @@ def test_every_example_summary_is_markdown_with_balanced_fences() -> None:
         readme = lbgen.render(lbgen.load(example))["README.md"]
         assert readme.count("```") % 2 == 0, example
         assert PurePosixPath("README.md").suffix == ".md"
+
+
+def test_stream_tier_in_front_of_kubernetes_is_drawn_as_l4_with_proxy_protocol() -> None:
+    spec = load_spec_data({
+        "name": "tcp", "tiers": [
+            {"kind": "nginx_stream", "name": "l4", "send_proxy_protocol": True,
+             "instances": [{"name": "l4-1", "address": "10.0.0.1"}]},
+            {"kind": "kubernetes", "name": "k8s", "platform": "self-managed"}],
+        "services": [{"name": "db", "namespace": "data", "replicas": 2, "app": {"preset": "go"}}],
+    }).spec
+    diagram = mermaid_block(readme_of(spec))
+    # The PROXY header travels on the connection to the pods: the app must expect it.
+    assert ('tier__l4 -->|"TCP · L4: one upstream connection per client connection · PROXY protocol"| '
+            "svc__data__db") in diagram
+    assert '"kube-proxy iptables: random pod per new connection"| pods__data__db' in diagram
