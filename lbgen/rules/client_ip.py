@@ -1,0 +1,663 @@
+"""LB5xx — client IP across hops: PROXY protocol on both ends, real-IP trust chains.
+
+Each hop replaces the connection's source address with its own. The user's address only
+survives if the hop in front passes it (X-Forwarded-For or a PROXY header) *and* the hop
+behind is configured to read it from there and to trust the sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._topology import (
+    describe_instances,
+    gateway_entry_listener,
+    uncovered_instances,
+)
+
+NGINX_STREAM_PROXY_PROTOCOL = (
+    "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html#proxy_protocol"
+)
+NGINX_LISTEN = "https://nginx.org/en/docs/http/ngx_http_core_module.html#listen"
+NGINX_REALIP = "https://nginx.org/en/docs/http/ngx_http_realip_module.html#real_ip_header"
+NGINX_STREAM_REALIP = "https://nginx.org/en/docs/stream/ngx_stream_realip_module.html"
+KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
+KONG_REAL_IP = "https://developer.konghq.com/gateway/configuration/#real-ip-config"
+
+
+# --- LB501 ---------------------------------------------------------------------------------
+
+
+def _proxy_protocol_one_sided(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    l4, kong = spec.l4, spec.kong
+    if l4 is None or kong is None or spec.next_tier(l4) is not kong:
+        return
+    index, listener = gateway_entry_listener(kong)
+    if l4.send_proxy_protocol == listener.proxy_protocol:
+        return
+    if l4.send_proxy_protocol:
+        message = (
+            f"{l4.name} sends a PROXY protocol header to {kong.name} (send_proxy_protocol: "
+            f"true) but {kong.name}'s proxy_listen port {listener.port} does not expect one, so "
+            "Kong reads 'PROXY TCP4 …' as an HTTP request line and answers 400 on every "
+            "connection"
+        )
+        hint = (
+            f"add proxy_protocol: true to {kong.name}'s proxy_listen port {listener.port}, or "
+            f"set {l4.name} send_proxy_protocol: false"
+        )
+    else:
+        message = (
+            f"{kong.name}'s proxy_listen port {listener.port} requires a PROXY protocol header "
+            f"on every connection but {l4.name} does not send one (send_proxy_protocol: false), "
+            f"so Kong closes every connection from {l4.name} ('broken header' in its error log)"
+        )
+        hint = (
+            f"set {l4.name} send_proxy_protocol: true, or remove proxy_protocol from "
+            f"{kong.name}'s proxy_listen port {listener.port}"
+        )
+    yield Violation(
+        message=message,
+        hint=hint,
+        path=ctx.tier_path(l4, "send_proxy_protocol"),
+        related_path=ctx.tier_path(kong, "proxy_listen", index, "proxy_protocol"),
+    )
+
+
+PROXY_PROTOCOL_ONE_SIDED = Rule(
+    code="LB501",
+    name="proxy-protocol-one-sided",
+    severity=Severity.ERROR,
+    summary="The L4 tier and Kong disagree on whether connections start with a PROXY header",
+    tiers=frozenset({"nginx_stream", "kong"}),
+    check=_proxy_protocol_one_sided,
+    doc=RuleDoc(
+        what=(
+            "The nginx stream tier's `proxy_protocol` (send_proxy_protocol) against the "
+            "`proxy_protocol` flag of the Kong `proxy_listen` entry it connects to (the first "
+            "entry without TLS, Kong's default `8000`)."
+        ),
+        why=(
+            "PROXY protocol is all-or-nothing per port. If the L4 tier sends the header and "
+            "Kong does not expect it, Kong parses `PROXY TCP4 …` as a request line and "
+            "answers 400; if Kong expects it and the L4 tier does not send it, nginx in Kong "
+            "rejects every connection with a 'broken header' error. Either way the path is down."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    send_proxy_protocol: true
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    send_proxy_protocol: true
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000, proxy_protocol: true}
+    real_ip: {header: proxy_protocol, trusted_ips: [10.0.2.0/24]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(NGINX_STREAM_PROXY_PROTOCOL, NGINX_LISTEN, KONG_CONF + " (proxy_listen)"),
+    ),
+)
+
+
+# --- LB502 ---------------------------------------------------------------------------------
+
+
+def _proxy_protocol_from_http_proxy(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge = spec.edge
+    if edge is None:
+        return
+    callee = spec.next_tier(edge)
+    if isinstance(callee, NginxStreamTier) and callee.accept_proxy_protocol:
+        path = ctx.tier_path(callee, "accept_proxy_protocol")
+        where = f"{callee.name} (accept_proxy_protocol: true)"
+        fix = f"set {callee.name} accept_proxy_protocol: false"
+    elif isinstance(callee, KongTier):
+        index, listener = gateway_entry_listener(callee)
+        if not listener.proxy_protocol:
+            return
+        path = ctx.tier_path(callee, "proxy_listen", index, "proxy_protocol")
+        where = f"{callee.name}'s proxy_listen port {listener.port}"
+        fix = f"remove proxy_protocol from {callee.name}'s proxy_listen port {listener.port}"
+    else:
+        return
+    yield Violation(
+        message=(
+            f"{where} expects a PROXY protocol header on every connection, but {edge.name} is "
+            "an nginx http proxy, which cannot send one (only nginx stream's proxy_protocol "
+            f"can): every connection from {edge.name} is rejected"
+        ),
+        hint=(
+            f"{fix}; {edge.name} already passes the user's address in X-Forwarded-For "
+            "(forwarded_headers), so trust it there instead"
+        ),
+        path=path,
+        related_path=ctx.tier_path(edge, "kind"),
+    )
+
+
+PROXY_PROTOCOL_FROM_HTTP_PROXY = Rule(
+    code="LB502",
+    name="proxy-protocol-expected-from-http-proxy",
+    severity=Severity.ERROR,
+    summary="A hop expects PROXY headers from the nginx http edge, which cannot send them",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_proxy_protocol_from_http_proxy,
+    doc=RuleDoc(
+        what=(
+            "The hop directly behind the nginx http edge expects PROXY protocol: the L4 tier "
+            "with `accept_proxy_protocol`, or the Kong `proxy_listen` entry the edge connects "
+            "to with `proxy_protocol`."
+        ),
+        why=(
+            "nginx can send a PROXY header only from the stream module (`proxy_protocol on`); "
+            "ngx_http_proxy_module has no such directive. A listener that requires the header "
+            "therefore rejects every connection from the edge. The edge passes the user's "
+            "address in X-Forwarded-For instead."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    accept_proxy_protocol: true
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            NGINX_STREAM_PROXY_PROTOCOL,
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html",
+            NGINX_LISTEN,
+        ),
+    ),
+)
+
+
+# --- LB503 ---------------------------------------------------------------------------------
+
+
+def _real_ip_without_listener(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, l4, kong = spec.edge, spec.l4, spec.kong
+    if (
+        edge is not None
+        and edge.real_ip is not None
+        and edge.real_ip.header == "proxy_protocol"
+        and not any(listener.proxy_protocol for listener in edge.listen)
+    ):
+        ports = ", ".join(str(listener.port) for listener in edge.listen)
+        yield Violation(
+            message=(
+                f"{edge.name} takes the client address from the PROXY header (real_ip.header: "
+                f"proxy_protocol) but none of its listeners ({ports}) has proxy_protocol, so "
+                "there is never a header and the address stays the connection's"
+            ),
+            hint=(
+                f"add proxy_protocol: true to the {edge.name} listener that receives PROXY "
+                "headers, or read X-Forwarded-For instead"
+            ),
+            path=ctx.tier_path(edge, "real_ip", "header"),
+            related_path=ctx.tier_path(edge, "listen"),
+        )
+    if l4 is not None and l4.trusted_proxies and not l4.accept_proxy_protocol:
+        yield Violation(
+            message=(
+                f"{l4.name} trusts {', '.join(l4.trusted_proxies)} to supply the client address "
+                "(set_real_ip_from), but the stream realip module only reads it from a PROXY "
+                f"header and {l4.name} does not accept one (accept_proxy_protocol: false)"
+            ),
+            hint=(
+                f"set {l4.name} accept_proxy_protocol: true if the hop in front sends PROXY "
+                "headers, or remove trusted_proxies"
+            ),
+            path=ctx.tier_path(l4, "trusted_proxies"),
+            related_path=ctx.tier_path(l4, "accept_proxy_protocol"),
+        )
+    if (
+        kong is not None
+        and kong.real_ip.header == "proxy_protocol"
+        and not any(listener.proxy_protocol for listener in kong.proxy_listen)
+    ):
+        ports = ", ".join(str(listener.port) for listener in kong.proxy_listen)
+        yield Violation(
+            message=(
+                f"{kong.name} has real_ip_header proxy_protocol but none of its proxy_listen "
+                f"entries ({ports}) has the proxy_protocol flag, which kong.conf requires: "
+                "no PROXY header is ever read and every client is the connecting proxy"
+            ),
+            hint=(
+                f"add proxy_protocol: true to the {kong.name} proxy_listen entry behind the "
+                "PROXY-sending hop, or set real_ip.header: X-Forwarded-For"
+            ),
+            path=ctx.tier_path(kong, "real_ip", "header"),
+            related_path=ctx.tier_path(kong, "proxy_listen"),
+        )
+
+
+REAL_IP_WITHOUT_LISTENER = Rule(
+    code="LB503",
+    name="real-ip-proxy-protocol-without-listener",
+    severity=Severity.ERROR,
+    summary="The client address is read from a PROXY header that no listener accepts",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_real_ip_without_listener,
+    doc=RuleDoc(
+        what=(
+            "A hop takes the client address from the PROXY protocol header without a listener "
+            "that accepts PROXY headers: nginx `real_ip_header proxy_protocol` without "
+            "`listen … proxy_protocol`; stream `set_real_ip_from` without a proxy_protocol "
+            "listener; Kong `real_ip_header = proxy_protocol` with no `proxy_listen` entry "
+            "flagged `proxy_protocol`."
+        ),
+        why=(
+            "The realip modules read the PROXY header only on listeners that accept it "
+            "(nginx: 'The PROXY protocol must be previously enabled by setting the "
+            "proxy_protocol parameter in the listen directive'; kong.conf: 'at least one of "
+            "the proxy_listen entries must have the proxy_protocol flag enabled'). Otherwise "
+            "the setting silently does nothing and every request looks like it comes from "
+            "the connecting proxy: logs, rate limits, IP restrictions and `hash_on: ip` all "
+            "see the wrong address."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    real_ip: {header: proxy_protocol, trusted_ips: [10.0.0.0/8]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000, proxy_protocol: true}
+    real_ip: {header: proxy_protocol, trusted_ips: [10.0.0.0/8]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(NGINX_REALIP, NGINX_STREAM_REALIP, KONG_CONF + " (real_ip_header)"),
+    ),
+)
+
+
+# --- LB504 ---------------------------------------------------------------------------------
+
+
+def _proxy_header_carries_edge(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, l4, kong = spec.edge, spec.l4, spec.kong
+    if edge is None or l4 is None or kong is None:
+        return
+    if spec.next_tier(edge) is not l4 or spec.next_tier(l4) is not kong:
+        return
+    _, listener = gateway_entry_listener(kong)
+    if not (l4.send_proxy_protocol and listener.proxy_protocol):
+        return  # one-sided PROXY protocol is LB501
+    if kong.real_ip.header != "proxy_protocol":
+        return
+    yield Violation(
+        message=(
+            f"{kong.name} takes the client address from the PROXY header {l4.name} sends, but "
+            f"that header describes {l4.name}'s own client connection, which comes from "
+            f"{edge.name} ({describe_instances(edge.instances)}): every request appears to "
+            "come from an edge instance, not from the user"
+        ),
+        hint=(
+            f"set {kong.name} real_ip: header X-Forwarded-For, recursive: true, trusted_ips "
+            f"covering {edge.name} and {l4.name} ({edge.name} already sends X-Forwarded-For); "
+            f"the PROXY header between {l4.name} and {kong.name} is then unnecessary"
+        ),
+        path=ctx.tier_path(kong, "real_ip", "header"),
+        related_path=ctx.tier_path(l4, "send_proxy_protocol"),
+    )
+
+
+PROXY_HEADER_CARRIES_EDGE = Rule(
+    code="LB504",
+    name="proxy-protocol-carries-edge-address",
+    severity=Severity.WARNING,
+    summary="Kong reads the client address from a PROXY header that describes the edge",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_proxy_header_carries_edge,
+    doc=RuleDoc(
+        what=(
+            "On the path edge (nginx http) → L4 (nginx stream, `proxy_protocol on`) → Kong, "
+            "Kong's `real_ip_header` is `proxy_protocol`."
+        ),
+        why=(
+            "The stream module's `proxy_protocol on` sends a header describing the L4 tier's "
+            "incoming connection. That connection was opened by the edge, because nginx "
+            "http cannot forward a PROXY header, so Kong ends up with the edge's address as "
+            "the client for every request. The user's address travels in the edge's "
+            "X-Forwarded-For, which is where Kong should read it."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    send_proxy_protocol: true
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000, proxy_protocol: true}
+    real_ip: {header: proxy_protocol, trusted_ips: [10.0.2.0/24]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    real_ip:
+      header: X-Forwarded-For
+      recursive: true
+      trusted_ips: [10.0.0.0/24, 10.0.2.0/24]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(NGINX_STREAM_PROXY_PROTOCOL, NGINX_REALIP, KONG_REAL_IP),
+    ),
+)
+
+
+# --- LB505 ---------------------------------------------------------------------------------
+
+
+def _gateway_distrusts_proxy(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, kong = spec.edge, spec.kong
+    if edge is None or kong is None or not edge.forwarded_headers:
+        return
+    if kong.real_ip.header == "proxy_protocol":
+        return  # the address comes from the PROXY header: LB503/LB504
+    peer = spec.previous_tier(kong)
+    if not isinstance(peer, NginxHttpTier | NginxStreamTier):
+        return
+    untrusted = uncovered_instances(peer.instances, kong.real_ip.trusted_ips)
+    if not untrusted:
+        return
+    trusted = ", ".join(kong.real_ip.trusted_ips) or "empty, the default"
+    suggestion = ", ".join(
+        f"{i.address}/32" if ":" not in i.address else f"{i.address}/128" for i in untrusted[:3]
+    )
+    via = f" (through {peer.name})" if peer is not edge else ""
+    yield Violation(
+        message=(
+            f"{edge.name} sends X-Forwarded-For and X-Real-IP{via}, but {kong.name}'s "
+            f"trusted_ips ({trusted}) do not include {peer.name}'s "
+            f"{describe_instances(untrusted)}, so Kong ignores those headers, writes its own "
+            f"X-Forwarded-For and takes {peer.name}'s address as the client's"
+        ),
+        hint=(
+            f"add {peer.name}'s addresses (e.g. {suggestion}) to {kong.name} "
+            "real_ip.trusted_ips, with real_ip.header: X-Forwarded-For and recursive: true"
+        ),
+        path=ctx.tier_path(kong, "real_ip", "trusted_ips"),
+        related_path=ctx.tier_path(edge, "forwarded_headers"),
+    )
+
+
+GATEWAY_DISTRUSTS_PROXY = Rule(
+    code="LB505",
+    name="gateway-distrusts-forwarding-proxy",
+    severity=Severity.WARNING,
+    summary="Kong does not trust the hop in front, so it discards the edge's X-Forwarded-For",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_gateway_distrusts_proxy,
+    doc=RuleDoc(
+        what=(
+            "The edge sends X-Forwarded-For/X-Real-IP (`forwarded_headers`, the default) while "
+            "Kong's `trusted_ips` (empty by default) do not cover every instance of the hop "
+            "that connects to Kong (the L4 tier if there is one, else the edge)."
+        ),
+        why=(
+            "kong.conf: requests from trusted IPs have their X-Forwarded-* headers forwarded "
+            "upstream; non-trusted requests make Kong insert its own. `trusted_ips` also "
+            "renders `set_real_ip_from`, so Kong's client address becomes the connecting "
+            "proxy's. Logs, rate limiting, IP restriction and `hash_on: ip` then see a few "
+            "proxy addresses instead of users, and the app loses the user's address."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    real_ip: {header: X-Forwarded-For, recursive: true, trusted_ips: [10.0.0.1/32]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(KONG_CONF + " (trusted_ips)", KONG_REAL_IP, NGINX_REALIP),
+    ),
+)
+
+
+# --- LB506 ---------------------------------------------------------------------------------
+
+
+def _forwarded_headers_not_sent(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, kong = spec.edge, spec.kong
+    if edge is None or kong is None or edge.forwarded_headers:
+        return
+    real_ip = kong.real_ip
+    if real_ip.header == "proxy_protocol" or not real_ip.trusted_ips:
+        return
+    yield Violation(
+        message=(
+            f"{kong.name} takes the client address from {real_ip.header} sent by trusted "
+            f"proxies ({', '.join(real_ip.trusted_ips)}), but {edge.name} sends no forwarded "
+            f"headers (forwarded_headers: false): the header is absent and Kong uses the "
+            "connecting proxy's address"
+        ),
+        hint=(
+            f"set {edge.name} forwarded_headers: true (X-Forwarded-For "
+            "$proxy_add_x_forwarded_for, X-Real-IP, X-Forwarded-Proto/-Host)"
+        ),
+        path=ctx.tier_path(edge, "forwarded_headers"),
+        related_path=ctx.tier_path(kong, "real_ip", "header"),
+    )
+
+
+FORWARDED_HEADERS_NOT_SENT = Rule(
+    code="LB506",
+    name="forwarded-headers-not-sent",
+    severity=Severity.WARNING,
+    summary="Kong reads the client address from a header the edge does not send",
+    tiers=frozenset({"nginx_http", "kong"}),
+    check=_forwarded_headers_not_sent,
+    doc=RuleDoc(
+        what=(
+            "The edge has `forwarded_headers: false` while Kong is configured to take the "
+            "client address from a header (`real_ip_header` other than `proxy_protocol`) "
+            "sent by trusted proxies."
+        ),
+        why=(
+            "Only the edge sees the user's connection. If it does not pass the address on "
+            "in X-Forwarded-For/X-Real-IP, no hop behind it can recover the address or the "
+            "original scheme, and Kong's real-IP settings have nothing to read."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    forwarded_headers: false
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    real_ip: {header: X-Forwarded-For, recursive: true, trusted_ips: [10.0.0.0/24]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    forwarded_headers: true
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    real_ip: {header: X-Forwarded-For, recursive: true, trusted_ips: [10.0.0.0/24]}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#var_proxy_add_x_forwarded_for",
+            NGINX_REALIP,
+            KONG_CONF + " (real_ip_header, trusted_ips)",
+        ),
+    ),
+)
+
+
+RULES: tuple[Rule, ...] = (
+    PROXY_PROTOCOL_ONE_SIDED,
+    PROXY_PROTOCOL_FROM_HTTP_PROXY,
+    REAL_IP_WITHOUT_LISTENER,
+    PROXY_HEADER_CARRIES_EDGE,
+    GATEWAY_DISTRUSTS_PROXY,
+    FORWARDED_HEADERS_NOT_SENT,
+)
+
+__all__ = ["RULES"]

@@ -1,0 +1,502 @@
+"""LB6xx — HTTP/2 and gRPC across hops, and long-lived streams against idle timers.
+
+gRPC needs HTTP/2 on every L7 listener it crosses. HTTP/2 multiplexes calls on one
+long-lived connection, so an L4 hop pins all of a client's calls to one backend. Streams
+(gRPC streaming, WebSocket, SSE) that stay silent longer than any hop's idle timer are cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lbgen import defaults
+from lbgen.model.service import Service
+from lbgen.model.tiers import KubernetesTier, NginxHttpTier
+from lbgen.model.types import Duration
+from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._topology import gateway_entry_listener, through_cluster_ip
+
+NGINX_GRPC = "https://nginx.org/en/docs/http/ngx_http_grpc_module.html"
+NGINX_HTTP2 = "https://nginx.org/en/docs/http/ngx_http_v2_module.html"
+NGINX_LISTEN = "https://nginx.org/en/docs/http/ngx_http_core_module.html#listen"
+KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
+GRPC_K8S_BLOG = (
+    "https://kubernetes.io/blog/2018/11/07/grpc-load-balancing-on-kubernetes-without-tears/"
+)
+
+
+def _grpc_services(services: list[Service]) -> list[tuple[int, Service]]:
+    return [(i, s) for i, s in enumerate(services) if s.protocol == "grpc"]
+
+
+def _grpc_subject(found: list[tuple[int, Service]]) -> str:
+    return f"gRPC service{'s' if len(found) > 1 else ''} {_names(found)}"
+
+
+def _names(found: list[tuple[int, Service]], limit: int = 3) -> str:
+    names = [s.name for _, s in found[:limit]]
+    more = f", … {len(found) - limit} more" if len(found) > limit else ""
+    return ", ".join(names) + more
+
+
+# --- LB601 ---------------------------------------------------------------------------------
+
+
+def _gateway_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    kong = spec.kong
+    if kong is None:
+        return
+    grpc = _grpc_services(spec.services)
+    if not grpc:
+        return
+    first = ("services", grpc[0][0], "protocol")
+    peer = spec.previous_tier(kong)
+    if peer is not None:
+        index, listener = gateway_entry_listener(kong)
+        if listener.http2:
+            return
+        yield Violation(
+            message=(
+                f"{_grpc_subject(grpc)} reach{'' if len(grpc) > 1 else 'es'} {kong.name} "
+                f"through {peer.name} as cleartext HTTP/2 (h2c) on proxy_listen port "
+                f"{listener.port}, which has no http2 flag (Kong's default 8000 has none): "
+                "Kong reads the HTTP/2 preface as a broken HTTP/1 request and every call fails"
+            ),
+            hint=f"add http2: true to {kong.name}'s proxy_listen port {listener.port}",
+            path=ctx.tier_path(kong, "proxy_listen", index, "http2"),
+            related_path=first,
+        )
+    elif not any(listener.http2 for listener in kong.proxy_listen):
+        ports = ", ".join(str(listener.port) for listener in kong.proxy_listen)
+        yield Violation(
+            message=(
+                f"{_grpc_subject(grpc)} need{'' if len(grpc) > 1 else 's'} HTTP/2 from "
+                f"clients, but none of {kong.name}'s proxy_listen entries ({ports}) has http2"
+            ),
+            hint=(
+                f"add http2: true to a {kong.name} proxy_listen entry (with tls: true for "
+                "h2 over TLS, or without for h2c)"
+            ),
+            path=ctx.tier_path(kong, "proxy_listen"),
+            related_path=first,
+        )
+
+
+GATEWAY_LISTENER_WITHOUT_H2 = Rule(
+    code="LB601",
+    name="grpc-gateway-listener-without-http2",
+    severity=Severity.ERROR,
+    summary="gRPC reaches Kong on a proxy_listen entry without http2",
+    tiers=frozenset({"kong"}),
+    check=_gateway_listener_without_h2,
+    doc=RuleDoc(
+        what=(
+            "A service has `protocol: grpc` and the Kong `proxy_listen` entry its traffic "
+            "arrives on (the first entry without TLS when a hop sits in front of Kong; any "
+            "entry otherwise) lacks the `http2` flag."
+        ),
+        why=(
+            "gRPC runs over HTTP/2. The edge's `grpc_pass` (and any gRPC client) speaks "
+            "cleartext HTTP/2 to Kong, which only works on a listener with the `http2` "
+            "flag. Kong's default `proxy_listen` has `http2` on 8443 (TLS) only, not on the "
+            "plain 8000 port the edge and the L4 tier use, so every call fails."
+        ),
+        example="""\
+name: rpc
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    listen: [{port: 80, http2: true}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: greeter
+    protocol: grpc
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: rpc
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    listen: [{port: 80, http2: true}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000, http2: true}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: greeter
+    protocol: grpc
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            KONG_CONF + " (proxy_listen: http2)",
+            "https://developer.konghq.com/gateway/entities/service/ (protocol grpc)",
+            NGINX_LISTEN,
+        ),
+    ),
+)
+
+
+# --- LB602 ---------------------------------------------------------------------------------
+
+
+def _edge_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge = spec.edge
+    if edge is None or any(listener.http2 for listener in edge.listen):
+        return
+    grpc = _grpc_services(spec.services)
+    if not grpc:
+        return
+    ports = ", ".join(str(listener.port) for listener in edge.listen)
+    yield Violation(
+        message=(
+            f"{_grpc_subject(grpc)} need{'' if len(grpc) > 1 else 's'} HTTP/2 from "
+            f"clients, but none of {edge.name}'s listeners ({ports}) has http2, so gRPC "
+            "clients cannot talk to the edge at all"
+        ),
+        hint=(
+            f"add http2: true to one of {edge.name}'s listeners (tls: true for h2 over TLS, which "
+            "gRPC clients negotiate with ALPN)"
+        ),
+        path=ctx.tier_path(edge, "listen"),
+        related_path=("services", grpc[0][0], "protocol"),
+    )
+
+
+EDGE_LISTENER_WITHOUT_H2 = Rule(
+    code="LB602",
+    name="grpc-edge-listener-without-http2",
+    severity=Severity.ERROR,
+    summary="gRPC services behind an edge with no HTTP/2 listener",
+    tiers=frozenset({"nginx_http"}),
+    check=_edge_listener_without_h2,
+    doc=RuleDoc(
+        what="A service has `protocol: grpc` and none of the edge nginx's listeners has `http2`.",
+        why=(
+            "nginx's gRPC proxying (`grpc_pass`) requires the client side to speak HTTP/2: "
+            "the module's example uses `listen …; http2 on;`. Without an HTTP/2 listener "
+            "gRPC clients fail the handshake (h2 via ALPN over TLS, or h2c prior knowledge)."
+        ),
+        example="""\
+name: rpc
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: greeter
+    protocol: grpc
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: rpc
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    listen: [{port: 80, http2: true}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: greeter
+    protocol: grpc
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(NGINX_GRPC, NGINX_HTTP2, NGINX_LISTEN),
+    ),
+)
+
+
+# --- LB603 ---------------------------------------------------------------------------------
+
+
+def _grpc_pinned_by_l4(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    l4 = spec.l4
+    if l4 is None or isinstance(spec.previous_tier(l4), NginxHttpTier):
+        return  # behind the edge, each gRPC call is its own upstream request (LB410 covers pools)
+    grpc = _grpc_services(spec.services)
+    if not grpc:
+        return
+    callee = spec.next_tier(l4)
+    if callee is None:
+        return
+    if isinstance(callee, KubernetesTier):
+        spread = grpc[0][1].replicas
+        target = f"one of the {spread} {grpc[0][1].name} pods (through the ClusterIP)"
+    else:
+        spread = len(callee.instances)
+        target = f"one of the {spread} {callee.name} instances"
+    if spread < 2:
+        return
+    yield Violation(
+        message=(
+            f"gRPC clients of {_names(grpc)} multiplex all their calls on one long-lived "
+            f"HTTP/2 connection, and {l4.name} balances connections, not calls: every call of "
+            f"a client goes to {target} its connection landed on, however busy"
+        ),
+        hint=(
+            f"put an L7 hop in front of {l4.name} (the nginx_http edge balances each call), "
+            "or have clients balance themselves (several connections, client-side "
+            "balancing, a server-side max connection age)"
+        ),
+        path=ctx.tier_path(l4, "balancing"),
+        related_path=("services", grpc[0][0], "protocol"),
+    )
+
+
+GRPC_PINNED_BY_L4 = Rule(
+    code="LB603",
+    name="grpc-connections-pinned-by-l4",
+    severity=Severity.WARNING,
+    summary="gRPC clients connect through an L4 hop that pins each connection's calls",
+    tiers=frozenset({"nginx_stream", "kong", "kubernetes"}),
+    check=_grpc_pinned_by_l4,
+    doc=RuleDoc(
+        what=(
+            "gRPC services are reached through the nginx stream tier with no L7 hop in front "
+            "of it (clients, or an external load balancer, connect straight to the L4 tier)."
+        ),
+        why=(
+            "gRPC multiplexes many calls over one long-lived HTTP/2 connection. An L4 proxy "
+            "chooses a backend once per connection, so all calls of a client stay on one "
+            "backend for the connection's life, and load follows the number of clients, not "
+            "calls. An L7 hop (nginx `grpc_pass`, Kong) balances each call."
+        ),
+        example="""\
+name: rpc
+tiers:
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+    proxy_listen: [{port: 8000, http2: true}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: greeter
+    protocol: grpc
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: rpc
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    listen: [{port: 80, http2: true}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+    proxy_listen: [{port: 8000, http2: true}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: greeter
+    protocol: grpc
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            GRPC_K8S_BLOG,
+            "https://nginx.org/en/docs/stream/ngx_stream_upstream_module.html#upstream",
+            NGINX_GRPC,
+        ),
+    ),
+)
+
+
+# --- LB604 ---------------------------------------------------------------------------------
+
+
+def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    streams = [(i, s) for i, s in enumerate(spec.services) if s.stream_idle is not None]
+    if not streams:
+        return
+
+    # Tier-wide idle timers: one finding each, against the longest stream silence.
+    timers: list[tuple[ModelPath, str, Duration]] = []
+    edge, l4, kong = spec.edge, spec.l4, spec.kong
+    if edge is not None:
+        read = edge.timeouts.read
+        value = read if read is not None else defaults.NGINX_PROXY_READ_TIMEOUT.value
+        assert isinstance(value, Duration)
+        timers.append((ctx.tier_path(edge, "timeouts", "read"),
+                       f"{edge.name} proxy_read_timeout/grpc_read_timeout", value))
+    if l4 is not None and ctx.budget.l4_proxy_timeout is not None:
+        timers.append((ctx.tier_path(l4, "proxy_timeout"), f"{l4.name} proxy_timeout",
+                       ctx.budget.l4_proxy_timeout.value))
+    cluster = spec.cluster
+    proxy = cluster.kube_proxy
+    if (
+        cluster.platform == "self-managed"
+        and through_cluster_ip(spec) is not None
+        and proxy is not None
+        and proxy.mode == "ipvs"
+    ):
+        set_value = proxy.ipvs.tcp_timeout if proxy.ipvs is not None else None
+        ipvs_value = set_value if set_value else defaults.IPVS_KERNEL_TCP_TIMEOUT.value
+        assert isinstance(ipvs_value, Duration)
+        timers.append((ctx.tier_path(cluster, "kube_proxy", "ipvs", "tcp_timeout"),
+                       "kube-proxy IPVS tcp timeout", ipvs_value))
+
+    longest_index, longest = max(streams, key=lambda item: item[1].stream_idle or Duration(0))
+    longest_idle = longest.stream_idle
+    assert longest_idle is not None
+    for path, label, value in timers:
+        cut = [s for _, s in streams if s.stream_idle is not None and s.stream_idle >= value]
+        if not cut:
+            continue
+        more = f", … {len(cut) - 3} more" if len(cut) > 3 else ""
+        names = ", ".join(s.name for s in cut[:3]) + more
+        which = f" ({longest.name})" if len(cut) > 1 else ""
+        yield Violation(
+            message=(
+                f"{label} is {value}, but streams of {names} stay silent for up to "
+                f"{longest_idle}{which}: the hop closes them as idle mid-stream"
+            ),
+            hint=(
+                f"raise {label} above {longest_idle}, or have the app send keep-alive pings "
+                f"more often than every {value}"
+            ),
+            path=path,
+            related_path=("services", longest_index, "stream_idle"),
+        )
+
+    if kong is None:
+        return
+    kong_default = defaults.KONG_SERVICE_TIMEOUT.value
+    assert isinstance(kong_default, Duration)
+    for index, service in streams:
+        idle = service.stream_idle
+        assert idle is not None
+        read = service.kong.timeouts.read or kong_default
+        if idle < read:
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name}: {kong.name}'s read_timeout is {read}, but its streams "
+                f"stay silent for up to {idle}: Kong closes them as timed out mid-stream"
+            ),
+            hint=(
+                f"raise kong.timeouts.read for {service.name} above {idle}, or have the app "
+                f"send keep-alive pings more often than every {read}"
+            ),
+            path=("services", index, "kong", "timeouts", "read"),
+            related_path=("services", index, "stream_idle"),
+        )
+
+
+STREAM_OUTLIVES_TIMERS = Rule(
+    code="LB604",
+    name="stream-idle-exceeds-hop-timeout",
+    severity=Severity.WARNING,
+    summary="Long-lived streams stay silent longer than a hop's idle timer",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong", "kubernetes"}),
+    check=_stream_outlives_timers,
+    doc=RuleDoc(
+        what=(
+            "For services with long-lived streams (`stream_idle`: the longest silence on a "
+            "WebSocket, SSE or gRPC stream), every idle timer on the path: the edge's "
+            "`proxy_read_timeout`/`grpc_read_timeout` (60s), the L4 tier's `proxy_timeout` "
+            "(10m), Kong's Service `read_timeout` (60000 ms), and the IPVS TCP timeout "
+            "(kernel default 900s) when kube-proxy runs IPVS on the path."
+        ),
+        why=(
+            "Each of these timers closes a connection that has carried no data for that "
+            "long (nginx: 'between two successive read operations'). A stream that is quiet "
+            "for longer is cut by whichever hop has the shortest timer, and the client sees "
+            "an unexplained disconnect. Raise the timers or make the application ping more "
+            "often than the shortest one."
+        ),
+        example="""\
+name: live
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: feed
+    replicas: 2
+    app: {preset: nodejs}
+    stream_idle: 5m
+""",
+        fix="""\
+name: live
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    timeouts: {read: 10m}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: feed
+    replicas: 2
+    app: {preset: nodejs}
+    stream_idle: 5m
+    kong: {timeouts: {read: 10m}}
+""",
+        references=(
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout",
+            "https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_read_timeout",
+            "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html#proxy_timeout",
+            "https://developer.konghq.com/gateway/entities/service/ (read_timeout)",
+            "https://kubernetes.io/docs/reference/config-api/kube-proxy-config.v1alpha1/ (ipvs.tcpTimeout)",
+        ),
+    ),
+)
+
+
+RULES: tuple[Rule, ...] = (
+    GATEWAY_LISTENER_WITHOUT_H2,
+    EDGE_LISTENER_WITHOUT_H2,
+    GRPC_PINNED_BY_L4,
+    STREAM_OUTLIVES_TIMERS,
+)
+
+__all__ = ["RULES"]

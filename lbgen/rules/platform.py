@@ -1,0 +1,612 @@
+"""LB7xx — platform limits: what kube-proxy can do on this platform and version.
+
+GKE offers two datapaths and no kube-proxy mode setting; Dataplane V2 has no kube-proxy at
+all. On self-managed clusters the IPVS scheduler must exist, IPVS is deprecated, and the
+nftables mode needs a recent Kubernetes and kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lbgen.model.spec import Spec
+from lbgen.model.types import Version
+from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+
+GKE_DATAPATH = (
+    "https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/DatapathProvider"
+)
+GKE_DPV2 = "https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2"
+K8S_VIRTUAL_IPS = "https://kubernetes.io/docs/reference/networking/virtual-ips/"
+KUBE_PROXY_CONFIG = "https://kubernetes.io/docs/reference/config-api/kube-proxy-config.v1alpha1/"
+
+# Linux IPVS schedulers (ip_vs_<name> modules, net/netfilter/ipvs/Kconfig).
+KERNEL_IPVS_SCHEDULERS = frozenset(
+    {"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+)
+# What kube-proxy's validation accepted before kubernetes PR #114878 removed it in v1.27.
+PRE_127_SCHEDULERS = frozenset({"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "sed", "nq"})
+SCHEDULER_VALIDATION_REMOVED = Version("1.27")
+IPVS_DEPRECATED = Version("1.35")
+IPVS_DISABLED_BY_DEFAULT = Version("1.40")  # KEP-5495 plan: KubeProxyIPVS gate off
+NFTABLES_ALPHA = Version("1.29")
+NFTABLES_BETA = Version("1.31")
+NFTABLES_MIN_KERNEL = Version("5.13")
+
+
+def _gke_only(spec: Spec) -> str | None:
+    if spec.cluster.platform != "gke":
+        return (
+            "only GKE's legacy datapath runs a managed kube-proxy "
+            f"(this is {spec.cluster.platform})"
+        )
+    return None
+
+
+def _managed_only(spec: Spec) -> str | None:
+    if spec.cluster.platform == "self-managed":
+        return "on self-managed clusters kube-proxy settings are yours to set"
+    return None
+
+
+def _self_managed_only(spec: Spec) -> str | None:
+    if spec.cluster.platform != "self-managed":
+        return (
+            "kube-proxy mode and scheduler rules only apply to self-managed clusters "
+            f"(this is {spec.cluster.platform}: see LB701/LB702)"
+        )
+    return None
+
+
+# --- LB701 ---------------------------------------------------------------------------------
+
+
+def _mode_on_gke(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    if proxy is None or proxy.mode not in ("ipvs", "nftables"):
+        return
+    yield Violation(
+        message=(
+            f"{cluster.name} runs on GKE, whose legacy datapath is the iptables kube-proxy "
+            f"that Google manages; GKE has no setting for kube-proxy mode {proxy.mode}, so it "
+            "never takes effect and the behaviour it was chosen for (IPVS schedulers, nftables "
+            "performance) never happens"
+        ),
+        hint=(
+            "remove kube_proxy.mode (GKE is iptables, or eBPF with platform: "
+            "gke-dataplane-v2); balance in Kong across pod endpoints instead"
+        ),
+        path=ctx.tier_path(cluster, "kube_proxy", "mode"),
+        related_path=ctx.tier_path(cluster, "platform"),
+    )
+
+
+MODE_ON_GKE = Rule(
+    code="LB701",
+    name="kube-proxy-mode-unavailable-on-gke",
+    severity=Severity.ERROR,
+    summary="kube-proxy IPVS or nftables mode requested on GKE, which only offers iptables",
+    tiers=frozenset({"kubernetes"}),
+    check=_mode_on_gke,
+    versions="GKE (legacy datapath)",
+    applies=_gke_only,
+    doc=RuleDoc(
+        what="`platform: gke` with `kube_proxy.mode: ipvs` or `nftables`.",
+        why=(
+            "GKE's API offers two datapaths: LEGACY_DATAPATH, 'the IPTables implementation "
+            "based on kube-proxy', and ADVANCED_DATAPATH, the eBPF Dataplane V2. There is no "
+            "field for a kube-proxy mode: GKE deploys and manages kube-proxy itself, so an "
+            "IPVS or nftables configuration cannot be applied and any plan that relies on it "
+            "(least-connection schedulers, nftables scalability) silently does not happen. "
+            "(That the mode cannot be changed is derived from the API's two datapath values; "
+            "GKE documents no kube-proxy mode setting.)"
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: gke
+    platform: gke
+    kube_proxy:
+      mode: ipvs
+      ipvs: {scheduler: lc}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: gke
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong: {algorithm: least-connections}
+""",
+        references=(GKE_DATAPATH, GKE_DPV2, K8S_VIRTUAL_IPS + "#proxy-modes"),
+    ),
+)
+
+
+# --- LB702 ---------------------------------------------------------------------------------
+
+
+def _settings_on_managed(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    if proxy is None:
+        return
+    if cluster.platform == "gke-dataplane-v2":
+        yield Violation(
+            message=(
+                f"{cluster.name} runs GKE Dataplane V2, which implements Services in eBPF "
+                "without kube-proxy, so none of the kube_proxy settings has any effect"
+            ),
+            hint="remove kube_proxy: Dataplane V2's Service balancing is not configurable",
+            path=ctx.tier_path(cluster, "kube_proxy"),
+            related_path=ctx.tier_path(cluster, "platform"),
+        )
+        return
+    # Legacy GKE: the mode itself is LB701; every other setting is Google's to manage.
+    fields = [
+        name
+        for name in ("sync_period", "min_sync_period", "ipvs", "conntrack", "cluster_cidrs")
+        if getattr(proxy, name)
+    ]
+    for name in fields:
+        yield Violation(
+            message=(
+                f"{cluster.name} runs on GKE, which deploys and configures kube-proxy itself: "
+                f"kube_proxy.{name} cannot be applied there"
+            ),
+            hint=f"remove kube_proxy.{name}",
+            path=ctx.tier_path(cluster, "kube_proxy", name),
+            related_path=ctx.tier_path(cluster, "platform"),
+        )
+
+
+SETTINGS_ON_MANAGED = Rule(
+    code="LB702",
+    name="kube-proxy-settings-on-managed-platform",
+    severity=Severity.WARNING,
+    summary="kube-proxy settings on GKE, where Google manages kube-proxy (or there is none)",
+    tiers=frozenset({"kubernetes"}),
+    check=_settings_on_managed,
+    versions="GKE and GKE Dataplane V2",
+    applies=_managed_only,
+    doc=RuleDoc(
+        what=(
+            "`kube_proxy` settings on `platform: gke-dataplane-v2` (any), or on `platform: "
+            "gke` (anything but the mode, which LB701 covers)."
+        ),
+        why=(
+            "GKE Dataplane V2 is 'implemented without kube-proxy and does not rely on "
+            "iptables for service routing': the anetd (Cilium) DaemonSet programs eBPF. On "
+            "the legacy datapath GKE runs and configures kube-proxy itself. lbgen renders no "
+            "kube-proxy ConfigMap for either, so these settings describe a configuration "
+            "that does not exist."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: gke
+    platform: gke-dataplane-v2
+    kube_proxy:
+      conntrack: {tcp_established_timeout: 1h}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: gke
+    platform: gke-dataplane-v2
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(GKE_DPV2, GKE_DATAPATH),
+    ),
+)
+
+
+# --- LB703 ---------------------------------------------------------------------------------
+
+
+def _unknown_scheduler(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    if proxy is None or proxy.mode != "ipvs" or proxy.ipvs is None or not proxy.ipvs.scheduler:
+        return
+    scheduler = proxy.ipvs.scheduler
+    path = ctx.tier_path(cluster, "kube_proxy", "ipvs", "scheduler")
+    if scheduler not in KERNEL_IPVS_SCHEDULERS:
+        known = ", ".join(sorted(KERNEL_IPVS_SCHEDULERS))
+        yield Violation(
+            message=(
+                f"IPVS scheduler {scheduler!r} is not a Linux IPVS scheduler ({known}), so "
+                "kube-proxy cannot create its virtual servers and fails to start"
+            ),
+            hint="use rr (the default), wrr, lc, wlc, sh, mh or another kernel scheduler",
+            path=path,
+            related_path=ctx.tier_path(cluster, "kube_proxy", "mode"),
+        )
+    elif scheduler not in PRE_127_SCHEDULERS and cluster.version < SCHEDULER_VALIDATION_REMOVED:
+        yield Violation(
+            message=(
+                f"IPVS scheduler {scheduler!r} is rejected by kube-proxy {cluster.version}'s "
+                "configuration validation, which accepts only rr, wrr, lc, wlc, lblc, lblcr, "
+                "sh, dh, sed and nq before Kubernetes 1.27"
+            ),
+            hint=f"use one of those schedulers, or upgrade to Kubernetes ≥ 1.27 for {scheduler}",
+            path=path,
+            related_path=ctx.tier_path(cluster, "version"),
+        )
+
+
+UNKNOWN_SCHEDULER = Rule(
+    code="LB703",
+    name="ipvs-scheduler-unavailable",
+    severity=Severity.ERROR,
+    summary="The IPVS scheduler does not exist, or this kube-proxy version rejects it",
+    tiers=frozenset({"kubernetes"}),
+    check=_unknown_scheduler,
+    versions="self-managed clusters; validation differs before and after Kubernetes 1.27",
+    applies=_self_managed_only,
+    doc=RuleDoc(
+        what=(
+            "`kube_proxy.ipvs.scheduler` in IPVS mode: it must name a Linux IPVS scheduler "
+            "(rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos), and before "
+            "Kubernetes 1.27 one of the ten that kube-proxy's validation listed."
+        ),
+        why=(
+            "Until 1.27 kube-proxy validated the scheduler against rr, wrr, lc, wlc, lblc, "
+            "lblcr, sh, dh, sed and nq, so `mh` (Maglev) or `fo` were rejected. Kubernetes PR "
+            "#114878 (v1.27) removed that list: kube-proxy now tries the scheduler and, if "
+            "the kernel does not have it, fails to start ('same as before but different log "
+            "printouts'). A misspelt scheduler therefore takes every node's Service routing "
+            "down on any version."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.33"
+    platform: self-managed
+    kube_proxy:
+      mode: ipvs
+      ipvs: {scheduler: leastc}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.33"
+    platform: self-managed
+    kube_proxy:
+      mode: ipvs
+      ipvs: {scheduler: rr}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            "https://github.com/kubernetes/kubernetes/pull/114878",
+            "https://github.com/kubernetes/kubernetes/blob/master/pkg/proxy/apis/config/validation/validation.go",
+            K8S_VIRTUAL_IPS + "#proxy-mode-ipvs",
+            KUBE_PROXY_CONFIG,
+        ),
+    ),
+)
+
+
+# --- LB704 ---------------------------------------------------------------------------------
+
+
+def _ipvs_deprecated(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    if proxy is None or proxy.mode != "ipvs":
+        return
+    later = (
+        f"; from {IPVS_DISABLED_BY_DEFAULT} it is planned to be off by default (KubeProxyIPVS "
+        "feature gate) and kube-proxy then refuses to start in it"
+        if cluster.version >= IPVS_DISABLED_BY_DEFAULT
+        else f", planned to be disabled by default in {IPVS_DISABLED_BY_DEFAULT} and removed later"
+    )
+    yield Violation(
+        message=(
+            f"kube-proxy's ipvs mode is deprecated since Kubernetes {IPVS_DEPRECATED} "
+            f"(this cluster runs {cluster.version}){later}"
+        ),
+        hint=(
+            "move to mode: nftables (GA since 1.33, needs node kernel ≥ 5.13) or iptables; "
+            "note nftables picks endpoints at random, like iptables"
+        ),
+        path=ctx.tier_path(cluster, "kube_proxy", "mode"),
+        related_path=ctx.tier_path(cluster, "version"),
+    )
+
+
+def _ipvs_deprecation_applies(spec: Spec) -> str | None:
+    reason = _self_managed_only(spec)
+    if reason is not None:
+        return reason
+    if spec.cluster.version < IPVS_DEPRECATED:
+        return (
+            f"IPVS mode is deprecated from Kubernetes {IPVS_DEPRECATED}; "
+            f"this cluster is {spec.cluster.version}"
+        )
+    return None
+
+
+IPVS_MODE_DEPRECATED = Rule(
+    code="LB704",
+    name="ipvs-mode-deprecated",
+    severity=Severity.WARNING,
+    summary="kube-proxy ipvs mode is deprecated (Kubernetes ≥ 1.35)",
+    tiers=frozenset({"kubernetes"}),
+    check=_ipvs_deprecated,
+    versions="Kubernetes ≥ 1.35, self-managed",
+    applies=_ipvs_deprecation_applies,
+    doc=RuleDoc(
+        what="`kube_proxy.mode: ipvs` on a self-managed cluster running Kubernetes ≥ 1.35.",
+        why=(
+            "KEP-5495 deprecated the IPVS proxy mode in 1.35 (kube-proxy logs a warning and "
+            "SIG Network tells users to move to nftables). The plan adds a KubeProxyIPVS "
+            "feature gate in 1.37, turns it off by default in 1.40 and removes the mode "
+            "in 1.43: a cluster upgrade will eventually stop kube-proxy from starting."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.35"
+    platform: self-managed
+    kube_proxy: {mode: ipvs}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.35"
+    platform: self-managed
+    node_kernel: "6.1"
+    kube_proxy: {mode: nftables}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            "https://github.com/kubernetes/enhancements/issues/5495",
+            "https://github.com/kubernetes/kubernetes/pull/134539",
+            K8S_VIRTUAL_IPS + "#proxy-mode-ipvs",
+        ),
+    ),
+)
+
+
+# --- LB705 ---------------------------------------------------------------------------------
+
+
+def _nftables_version(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    if proxy is None or proxy.mode != "nftables" or cluster.version >= NFTABLES_BETA:
+        return
+    if cluster.version < NFTABLES_ALPHA:
+        why = f"kube-proxy {cluster.version} has no nftables mode (it arrived in {NFTABLES_ALPHA})"
+    else:
+        why = (
+            f"in Kubernetes {cluster.version} the nftables mode is alpha and needs the "
+            "NFTablesProxyMode feature gate, which lbgen's kube-proxy configuration does not "
+            "enable"
+        )
+    yield Violation(
+        message=f"{why}, so kube-proxy exits instead of programming Services",
+        hint=(
+            f"upgrade to Kubernetes ≥ {NFTABLES_BETA} (beta, on by default; GA in 1.33), or "
+            "use mode: iptables"
+        ),
+        path=ctx.tier_path(cluster, "kube_proxy", "mode"),
+        related_path=ctx.tier_path(cluster, "version"),
+    )
+
+
+NFTABLES_VERSION = Rule(
+    code="LB705",
+    name="nftables-mode-unavailable-in-version",
+    severity=Severity.ERROR,
+    summary="kube-proxy nftables mode on a Kubernetes version without it enabled",
+    tiers=frozenset({"kubernetes"}),
+    check=_nftables_version,
+    versions="self-managed; nftables alpha 1.29 (feature gate), beta 1.31, GA 1.33",
+    applies=_self_managed_only,
+    doc=RuleDoc(
+        what="`kube_proxy.mode: nftables` with a cluster version below 1.31.",
+        why=(
+            "KEP-3866: the nftables backend is alpha in 1.29 behind the NFTablesProxyMode "
+            "feature gate, beta and enabled by default in 1.31, GA in 1.33. Before 1.29 the "
+            "mode does not exist; in 1.29–1.30 kube-proxy rejects it unless the gate is on. "
+            "An unusable mode makes kube-proxy exit with an error."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.30"
+    platform: self-managed
+    kube_proxy: {mode: nftables}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.33"
+    platform: self-managed
+    kube_proxy: {mode: nftables}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            "https://github.com/kubernetes/enhancements/blob/master/keps/sig-network/3866-nftables-proxy/kep.yaml",
+            "https://github.com/kubernetes/kubernetes/pull/124383",
+            K8S_VIRTUAL_IPS + "#proxy-mode-nftables",
+        ),
+    ),
+)
+
+
+# --- LB706 ---------------------------------------------------------------------------------
+
+
+def _nftables_kernel(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    kernel = cluster.node_kernel
+    if proxy is None or proxy.mode != "nftables" or kernel is None:
+        return
+    if kernel >= NFTABLES_MIN_KERNEL:
+        return
+    yield Violation(
+        message=(
+            f"kube-proxy's nftables mode requires Linux kernel ≥ {NFTABLES_MIN_KERNEL}, but the "
+            f"nodes run {kernel}, so kube-proxy cannot start in it"
+        ),
+        hint=f"upgrade the node kernel to ≥ {NFTABLES_MIN_KERNEL}, or use mode: iptables",
+        path=ctx.tier_path(cluster, "node_kernel"),
+        related_path=ctx.tier_path(cluster, "kube_proxy", "mode"),
+    )
+
+
+NFTABLES_KERNEL = Rule(
+    code="LB706",
+    name="nftables-mode-needs-kernel-5-13",
+    severity=Severity.ERROR,
+    summary="kube-proxy nftables mode on nodes with a Linux kernel older than 5.13",
+    tiers=frozenset({"kubernetes"}),
+    check=_nftables_kernel,
+    versions="self-managed; nodes' kernel given in node_kernel",
+    applies=_self_managed_only,
+    doc=RuleDoc(
+        what="`kube_proxy.mode: nftables` with `node_kernel` below 5.13.",
+        why=(
+            "The nftables backend 'requires Linux kernel version 5.13 or later' (release "
+            "note of kubernetes PR #124383, beta in 1.31; kubernetes.io virtual-ips). On an "
+            "older kernel kube-proxy cannot use the mode and exits, so no Service works on "
+            "that node."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.33"
+    platform: self-managed
+    node_kernel: "5.10"
+    kube_proxy: {mode: nftables}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    version: "1.33"
+    platform: self-managed
+    node_kernel: "6.1"
+    kube_proxy: {mode: nftables}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            K8S_VIRTUAL_IPS + "#proxy-mode-nftables",
+            "https://github.com/kubernetes/kubernetes/pull/124383",
+        ),
+    ),
+)
+
+
+RULES: tuple[Rule, ...] = (
+    MODE_ON_GKE,
+    SETTINGS_ON_MANAGED,
+    UNKNOWN_SCHEDULER,
+    IPVS_MODE_DEPRECATED,
+    NFTABLES_VERSION,
+    NFTABLES_KERNEL,
+)
+
+__all__ = ["RULES"]
