@@ -27,8 +27,10 @@ def _represent_str(representer: SafeRepresenter, value: str) -> Any:
 
 def _yaml() -> YAML:
     yaml = YAML(typ="safe", pure=True)
-    yaml.representer.add_representer(str, _represent_str)
+    # Set before touching `yaml.representer`: it is built on first access with the flow
+    # style in force at that moment.
     yaml.default_flow_style = False
+    yaml.representer.add_representer(str, _represent_str)
     yaml.sort_base_mapping_type_on_output = True  # sorted keys: deterministic output
     yaml.width = 4096  # never fold long strings: folded scalars churn diffs
     yaml.indent(mapping=2, sequence=4, offset=2)
