@@ -17,8 +17,10 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION_RE = re.compile(r"^(?:\d+(?:ms|s|m|h|d))+$")
-_DURATION_PART_RE = re.compile(r"(\d+)(ms|s|m|h|d)")
+# ASCII digits only (re's \d also matches e.g. Arabic-Indic digits); fullmatch, since `$`
+# also matches before a trailing newline.
+_DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
+_DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^(\d+(ms|s|m|h|d))+$"
 
 
@@ -46,16 +48,17 @@ class Duration:
         if isinstance(value, Duration):
             return value
         if isinstance(value, bool):
-            raise ValueError("expected a duration such as 75s, 10m or 500ms, not a boolean")
+            # ValueError, not TypeError: pydantic turns only ValueError into a located problem.
+            raise ValueError("expected a duration such as 75s, 10m or 500ms, not a boolean")  # noqa: TRY004
         if isinstance(value, int):
             return cls(value * 1000)
         if isinstance(value, float) and value.is_integer():
             return cls(int(value) * 1000)
         if isinstance(value, str):
             text = value.strip().replace(" ", "")
-            if text.isdigit():
+            if text.isascii() and text.isdigit():
                 return cls(int(text) * 1000)
-            if _DURATION_RE.match(text):
+            if _DURATION_RE.fullmatch(text):
                 return cls(
                     sum(int(n) * _UNIT_MS[u] for n, u in _DURATION_PART_RE.findall(text))
                 )
@@ -138,16 +141,16 @@ class Version:
     """A dotted product version such as ``1.30.0`` (nginx), ``3.10`` (Kong), ``1.33`` (k8s)."""
 
     __slots__ = ("parts", "text")
-    _RE = re.compile(r"^\d{1,4}(\.\d{1,4}){1,2}$")
+    _RE = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){1,2}")
 
     def __init__(self, text: str) -> None:
-        if not self._RE.match(text):
+        if not self._RE.fullmatch(text):
             raise ValueError(
                 f"{text!r} is not a version: use MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.30.0"
             )
         self.text = text
         parts = tuple(int(p) for p in text.split("."))
-        self.parts: tuple[int, int, int] = (parts + (0, 0))[:3]  # type: ignore[assignment]
+        self.parts: tuple[int, int, int] = (*parts, 0, 0)[:3]  # type: ignore[assignment]
 
     @classmethod
     def parse(cls, value: object) -> Version:
@@ -156,9 +159,9 @@ class Version:
         if isinstance(value, str):
             return cls(value.strip())
         if isinstance(value, float | int) and not isinstance(value, bool):
-            raise ValueError(
-                f"version {value!r} must be quoted in YAML (write \"{value}\"), "
-                "otherwise 1.30 and 1.3 are the same number"
+            raise ValueError(  # noqa: TRY004 - pydantic locates ValueError only
+                f"version {value!r} is a number in YAML (1.30 and 1.3 are the same number); "
+                f"use a quoted string: \"{value}\""
             )
         raise ValueError(f"{value!r} is not a version string")
 
@@ -195,6 +198,7 @@ class Version:
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
+        # \d is ASCII-only in JSON Schema (ECMA-262) regexes.
         return {"type": "string", "pattern": r"^\d{1,4}(\.\d{1,4}){1,2}$", "examples": ["1.30.0"]}
 
 
@@ -212,18 +216,22 @@ Name = Annotated[
     ),
 ]
 
+# Used with fullmatch: `$` alone would accept a trailing newline.
 _HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*"
 )
 
 
 def _check_host(value: str) -> str:
+    if "%" in value:
+        # ipaddress accepts any text after '%' as an IPv6 zone id (even ';' or '}').
+        raise ValueError(f"{value!r}: IPv6 zone identifiers (%…) are not supported")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    if _HOSTNAME_RE.match(value):
+    if _HOSTNAME_RE.fullmatch(value):
         return value.lower()
     raise ValueError(
         f"{value!r} is neither an IP address nor a DNS host name "
@@ -239,7 +247,7 @@ Host = Annotated[
 
 
 def _check_hostname(value: str) -> str:
-    if _HOSTNAME_RE.match(value) and not _is_ip(value):
+    if _HOSTNAME_RE.fullmatch(value) and not _is_ip(value):
         return value.lower()
     raise ValueError(f"{value!r} is not a DNS host name (letters, digits, '-' and '.')")
 
@@ -256,6 +264,8 @@ HostName = Annotated[str, Field(max_length=253), AfterValidator(_check_hostname)
 
 
 def _check_cidr(value: str) -> str:
+    if "%" in value:
+        raise ValueError(f"{value!r}: IPv6 zone identifiers (%…) are not supported")
     try:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
@@ -269,13 +279,29 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 # URL path prefix: unreserved characters only, so it is inert in nginx `location`, Kong
 # `paths` and Kubernetes probe paths alike.
 HTTP_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]{0,255}$"
-HttpPath = Annotated[str, Field(pattern=HTTP_PATH_PATTERN, max_length=256)]
+
+
+def _check_http_path(value: str) -> str:
+    # Proxies normalise `.`/`..` segments away before routing, so a prefix containing
+    # them never matches (and `..` reads like an attempt to escape).
+    if any(part in (".", "..") for part in value.split("/")):
+        raise ValueError(f"{value!r} must not contain '.' or '..' segments")
+    return value
+
+
+HttpPath = Annotated[
+    str, Field(pattern=HTTP_PATH_PATTERN, max_length=256), AfterValidator(_check_http_path)
+]
 
 # RFC 9110 token restricted to letters, digits and '-', which covers real header names.
-HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")]
+HEADER_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
+HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
 
 # An nginx variable reference, e.g. $remote_addr or $http_x_user; no other syntax.
-NginxVariable = Annotated[str, Field(pattern=r"^\$[a-z_][a-z0-9_]{0,63}$")]
+NGINX_VARIABLE_PATTERN = r"^\$[a-z_][a-z0-9_]{0,63}$"
+NginxVariable = Annotated[str, Field(pattern=NGINX_VARIABLE_PATTERN)]
+NGINX_VARIABLES_PATTERN = r"^(\$[a-z_][a-z0-9_]{0,63})+$"
+"""One or more concatenated variables (nginx `hash` keys), as in common.NginxBalancing."""
 
 def _check_file_path(value: str) -> str:
     if ".." in value.split("/"):
@@ -284,19 +310,20 @@ def _check_file_path(value: str) -> str:
 
 
 # Absolute file path for certificates; no spaces, quotes, ';' or '..' segments.
+FILE_PATH_PATTERN = r"^/[A-Za-z0-9._/-]{1,255}$"
 FilePath = Annotated[
     str,
-    Field(pattern=r"^/[A-Za-z0-9._/-]{1,255}$", max_length=256),
+    Field(pattern=FILE_PATH_PATTERN, max_length=256),
     AfterValidator(_check_file_path),
 ]
 
 # Kubernetes label key (optional DNS prefix) and value.
-LabelKey = Annotated[
-    str,
-    Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"),
-]
-LabelValue = Annotated[
-    str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", max_length=63)
-]
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 
-RuleCode = Annotated[str, Field(pattern=r"^LB\d{3}$")]
+RULE_CODE_PATTERN = r"^LB\d{3}$"
+RuleCode = Annotated[str, Field(pattern=RULE_CODE_PATTERN)]
