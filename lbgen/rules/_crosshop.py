@@ -1,0 +1,196 @@
+"""Shared vocabulary of the cross-hop rule families LB1xx–LB3xx.
+
+Effective values that are not keep-alive settings (timeouts, retries, failure accounting)
+come from `lbgen.defaults`, so a product default is written down once, with its source.
+Keep-alive values always come from the resolved budget (`ctx.budget`).
+Every helper here is O(1) or O(services): rules call them once per check, never per pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lbgen import defaults
+from lbgen.budget import Resolved, UpstreamBudget
+from lbgen.model.common import NextUpstreamCondition
+from lbgen.model.service import Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.types import Duration
+from lbgen.rules._base import ModelPath, RuleContext
+
+Tier = NginxHttpTier | NginxStreamTier | KongTier | KubernetesTier
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A setting as it will run, and whether the spec set it or a product default applies."""
+
+    value: Duration
+    origin: str
+    """"set", or the product whose default applies (e.g. "nginx default")."""
+
+    def __str__(self) -> str:
+        return str(self.value) if self.origin == "set" else f"{self.value} ({self.origin})"
+
+
+def shown(resolved: Resolved[Duration] | Resolved[Duration | None]) -> str:
+    """A budget value with its origin when it was not set: `60s (product default)`."""
+    text = "no limit" if resolved.value is None else str(resolved.value)
+    if resolved.origin == "set":
+        return text
+    return f"{text} ({resolved.origin})"
+
+
+def listing(names: Sequence[str], limit: int = 3) -> str:
+    """`a, b and c` or `a, b, c and 4 more`."""
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) <= limit:
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
+# How each app server's keep-alive (idle) timeout is configured, for hints.
+APP_KEEPALIVE_KNOB = {
+    "uvicorn": "uvicorn --timeout-keep-alive",
+    "gunicorn": "gunicorn --keep-alive",
+    "gunicorn-sync": "gunicorn --keep-alive (ignored by sync workers)",
+    "nodejs": "Node.js server.keepAliveTimeout",
+    "go": "Go http.Server.IdleTimeout",
+    "tomcat": "Tomcat keepAliveTimeout",
+    "spring-boot": "Spring Boot server.tomcat.keep-alive-timeout",
+    "custom": "the server's keep-alive timeout",
+}
+
+
+def front_of_cluster(spec: Spec) -> Tier | None:
+    """The tier that connects to the Kubernetes Services (the one just before the cluster)."""
+    return spec.tiers[-2] if len(spec.tiers) >= 2 else None
+
+
+def reaches_cluster_ip(spec: Spec) -> bool:
+    """Whether the hop in front of Kubernetes connects to a Service's ClusterIP (through
+    kube-proxy's NAT) rather than to pod IPs. An nginx_stream tier forwards to the Service,
+    which is a ClusterIP (lbgen.render._names.uses_headless_service)."""
+    front = front_of_cluster(spec)
+    if isinstance(front, KongTier | NginxHttpTier):
+        return front.backend_targets == "cluster_ip"
+    return isinstance(front, NginxStreamTier)
+
+
+def app_facing_pool(ctx: RuleContext) -> tuple[KongTier | NginxHttpTier, UpstreamBudget] | None:
+    """The L7 tier whose pooled connections end at the app servers, with its budget.
+
+    Kong when there is one; otherwise the edge (possibly through an L4 tier, which keeps the
+    pooled connection open end to end).
+    """
+    spec, budget = ctx.spec, ctx.budget
+    if spec.kong is not None and budget.kong_upstream is not None:
+        return spec.kong, budget.kong_upstream
+    if spec.edge is not None and budget.edge_upstream is not None:
+        return spec.edge, budget.edge_upstream
+    return None
+
+
+def pool_keeps_forever(tier: KongTier | NginxHttpTier, pool: UpstreamBudget) -> bool:
+    """Kong's `upstream_keepalive_idle_timeout = 0` keeps idle connections forever
+    (kong.conf.default); nginx has no such meaning for 0."""
+    return isinstance(tier, KongTier) and pool.idle_timeout.value.ms == 0
+
+
+def group_size(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> int:
+    """Servers in the tier's upstream group towards the next hop.
+
+    The next tier's instances; towards Kubernetes, one ClusterIP, or (pod_endpoints, edge
+    only) the pods behind the headless Service name, which nginx resolves to one address per
+    pod. With several services the smallest group is returned.
+    """
+    following = spec.next_tier(tier)
+    if isinstance(following, NginxStreamTier | KongTier):
+        return len(following.instances)
+    if isinstance(tier, NginxHttpTier) and tier.backend_targets == "pod_endpoints":
+        return min(service.replicas for service in spec.services)
+    return 1
+
+
+def group_members(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> str:
+    """Human description of the group's servers for messages."""
+    following = spec.next_tier(tier)
+    if isinstance(following, NginxStreamTier | KongTier):
+        return listing([f"{i.name} ({i.address})" for i in following.instances])
+    if isinstance(tier, NginxHttpTier) and tier.backend_targets == "pod_endpoints":
+        return "the pods behind each headless Service"
+    return "the Service's ClusterIP"
+
+
+def group_path(ctx: RuleContext, tier: NginxHttpTier | NginxStreamTier) -> ModelPath:
+    """Model path of what makes up the group: the next tier's instances or the targets knob."""
+    following = ctx.spec.next_tier(tier)
+    if isinstance(following, NginxStreamTier | KongTier):
+        return ctx.tier_path(following, "instances")
+    if isinstance(tier, NginxHttpTier):
+        return ctx.tier_path(tier, "backend_targets")
+    return ctx.tier_path(ctx.spec.cluster)
+
+
+# --- timeouts and retries (not part of the keep-alive budget) ----------------------------
+
+
+def edge_read_timeout(edge: NginxHttpTier) -> Effective:
+    if edge.timeouts.read is not None:
+        return Effective(edge.timeouts.read, "set")
+    return Effective(_duration(defaults.NGINX_PROXY_READ_TIMEOUT), "nginx default")
+
+
+def kong_read_timeout(service: Service) -> Effective:
+    if service.kong.timeouts.read is not None:
+        return Effective(service.kong.timeouts.read, "set")
+    return Effective(_duration(defaults.KONG_SERVICE_TIMEOUT), "Kong default")
+
+
+def kong_retries(service: Service) -> tuple[int, str]:
+    if service.kong.retries is not None:
+        return service.kong.retries, "set"
+    value = defaults.KONG_SERVICE_RETRIES.value
+    assert isinstance(value, int)
+    return value, "Kong default"
+
+
+def edge_retry_conditions(edge: NginxHttpTier) -> tuple[NextUpstreamCondition, ...]:
+    """`proxy_next_upstream` as it will run: unset is nginx's `error timeout`."""
+    if edge.retry.conditions is not None:
+        return tuple(edge.retry.conditions)
+    return defaults.NGINX_NEXT_UPSTREAM  # type: ignore[return-value]
+
+
+def edge_tries(spec: Spec, edge: NginxHttpTier) -> int:
+    """Attempts one request can make at the edge: `proxy_next_upstream_tries`, or (0 =
+    unlimited, the default) every server of the group once (nginx docs, #proxy_next_upstream)."""
+    if not edge_retry_conditions(edge):
+        return 1
+    size = group_size(spec, edge)
+    tries = edge.retry.tries
+    if tries is None or tries == 0:
+        return size
+    return min(tries, size)
+
+
+def edge_max_fails(edge: NginxHttpTier) -> tuple[int, str]:
+    if edge.passive_health.max_fails is not None:
+        return edge.passive_health.max_fails, "set"
+    value = defaults.NGINX_MAX_FAILS.value
+    assert isinstance(value, int)
+    return value, "nginx default"
+
+
+def edge_fail_timeout(edge: NginxHttpTier) -> Effective:
+    if edge.passive_health.fail_timeout is not None:
+        return Effective(edge.passive_health.fail_timeout, "set")
+    return Effective(_duration(defaults.NGINX_FAIL_TIMEOUT), "nginx default")
+
+
+def _duration(fact: defaults.Fact) -> Duration:
+    assert isinstance(fact.value, Duration)
+    return fact.value

@@ -1,0 +1,930 @@
+"""LB3xx — health checks and draining across hops.
+
+Health checks only help when the hop that runs them can see, and steer between, the things
+that fail. Draining only works when a pod keeps serving until every hop in front of it has
+stopped sending to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lbgen.defaults import Fact
+from lbgen.model.service import KongHealthchecks, Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.types import Duration
+from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._crosshop import (
+    edge_fail_timeout,
+    edge_max_fails,
+    edge_read_timeout,
+    front_of_cluster,
+    group_members,
+    group_size,
+    reaches_cluster_ip,
+)
+
+KONG_HEALTH = "https://developer.konghq.com/gateway/traffic-control/health-checks-circuit-breakers/"
+KONG_UPSTREAM = (
+    "https://developer.konghq.com/gateway/entities/upstream/ "
+    "(kong/db/schema/entities/upstreams.lua)"
+)
+NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
+POD_TERMINATION = (
+    "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
+)
+
+# Endpoint-propagation delays (domain facts §3.5, §3.6, §4.3). Each is the *default* of the
+# component that has to notice a terminating pod before the hop in front stops using it.
+KIC_PROXY_SYNC = Fact(
+    Duration(3000),
+    "Kong Ingress Controller --proxy-sync-seconds default 3 "
+    "(developer.konghq.com/kubernetes-ingress-controller/reference/configuration-options/)",
+)
+KONG_WORKER_STATE_UPDATE = Fact(
+    Duration(5000), "kong.conf worker_state_update_frequency default 5 (kong.conf.default)"
+)
+KUBE_PROXY_MIN_SYNC = Fact(
+    Duration(1000), "kube-proxy iptables/ipvs/nftables minSyncPeriod default 1s (kube-proxy config)"
+)
+CLUSTER_DNS_TTL = Fact(
+    Duration(30000),
+    "cluster DNS TTL 30s as deployed (kube-dns; CoreDNS Corefile `ttl 30`, "
+    "kubernetes/kubernetes#76238)",
+)
+TERMINATION_GRACE_PERIOD = Fact(
+    Duration(30000), f"terminationGracePeriodSeconds default 30 ({POD_TERMINATION})"
+)
+
+
+def _duration(fact: Fact) -> Duration:
+    assert isinstance(fact.value, Duration)
+    return fact.value
+
+
+def _passive_trips(checks: KongHealthchecks | None) -> bool:
+    """Whether passive checks can mark a target unhealthy (any unhealthy counter > 0)."""
+    if checks is None or checks.passive is None:
+        return False
+    unhealthy = checks.passive.unhealthy
+    return unhealthy.http_failures > 0 or unhealthy.tcp_failures > 0 or unhealthy.timeouts > 0
+
+
+def _active_trips(checks: KongHealthchecks | None) -> bool:
+    """Whether active probes can mark a target unhealthy."""
+    if checks is None or checks.active is None:
+        return False
+    active = checks.active
+    unhealthy = active.unhealthy
+    counters = unhealthy.http_failures + unhealthy.tcp_failures + unhealthy.timeouts
+    return active.healthy.interval > 0 and counters > 0
+
+
+def _needs_kong(spec: Spec) -> str | None:
+    return None if spec.kong is not None else "no kong tier"
+
+
+# ---------------------------------------------------------------------------------------
+# LB301 passive checks that nothing re-enables (HC-001)
+# ---------------------------------------------------------------------------------------
+
+
+def _passive_never_reenabled(ctx: RuleContext) -> Iterator[Violation]:
+    if ctx.spec.kong is None:
+        return
+    for index, service in enumerate(ctx.spec.services):
+        checks = service.kong.healthchecks
+        if checks is None or not _passive_trips(checks):
+            continue
+        base: ModelPath = ("services", index, "kong", "healthchecks")
+        active = checks.active
+        if active is None:
+            missing, related = "there are no active checks", (*base, "active")
+        elif active.unhealthy.interval == 0:
+            missing = "active.unhealthy.interval is 0 (unhealthy targets are never probed)"
+            related = (*base, "active", "unhealthy", "interval")
+        elif active.healthy.successes == 0:
+            missing = "active.healthy.successes is 0 (no probe result marks a target healthy)"
+            related = (*base, "active", "healthy", "successes")
+        else:
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name}: passive health checks can mark pods unhealthy but "
+                f"{missing}: "
+                "Kong's passive checks never re-enable a target, so an ejected pod stays out of "
+                f"rotation on that Kong node until the configuration is reloaded, even after it "
+                "recovers"
+            ),
+            hint=(
+                "add active checks that probe unhealthy targets (active.unhealthy.interval > 0 "
+                "and active.healthy.successes > 0), or drop the passive unhealthy counters and "
+                "rely on readiness probes"
+            ),
+            path=(*base, "passive", "unhealthy"),
+            related_path=related,
+        )
+
+
+PASSIVE_NEVER_REENABLED = Rule(
+    code="LB301",
+    name="passive-health-checks-never-re-enable",
+    severity=Severity.WARNING,
+    summary="Kong passive checks can eject pods, but nothing brings them back",
+    tiers=frozenset({"kong"}),
+    check=_passive_never_reenabled,
+    versions="Kong 3.x",
+    applies=_needs_kong,
+    doc=RuleDoc(
+        what=(
+            "A service whose Kong passive health checks can mark a target unhealthy "
+            "(`passive.unhealthy` `http_failures`, `tcp_failures` or `timeouts` > 0) while "
+            "active checks cannot re-enable it: no active checks, `active.unhealthy.interval` "
+            "0, or `active.healthy.successes` 0."
+        ),
+        why=(
+            "Kong documents that passive health checks (circuit breakers) can only disable "
+            "targets and never re-enable them; only active probes of unhealthy targets — every "
+            "`active.unhealthy.interval` seconds, counting `active.healthy.successes` — or a "
+            "manual call bring a target back. A pod that had a bad minute is ejected for good "
+            "on that node, and as pods get ejected one by one the service loses capacity while "
+            "Kubernetes reports every pod Ready."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong:
+      healthchecks:
+        passive:
+          healthy: {successes: 5}
+          unhealthy: {http_failures: 3, tcp_failures: 2, timeouts: 3}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong:
+      healthchecks:
+        passive:
+          healthy: {successes: 5}
+          unhealthy: {http_failures: 3, tcp_failures: 2, timeouts: 3}
+        active:
+          http_path: /healthz
+          healthy: {interval: 5, successes: 2}
+          unhealthy: {interval: 5, http_failures: 3, tcp_failures: 2, timeouts: 3}
+""",
+        references=(
+            (f"{KONG_HEALTH} (\"Passive health checks can only disable unhealthy Targets, they "
+             "never re-enable Targets automatically\")"),
+            (f"{KONG_UPSTREAM} (healthchecks.active.unhealthy.interval: 0 = unhealthy targets "
+             "are not probed)"),
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB302 passive healthy successes 0 (HC-002)
+# ---------------------------------------------------------------------------------------
+
+
+def _passive_successes_zero(ctx: RuleContext) -> Iterator[Violation]:
+    if ctx.spec.kong is None:
+        return
+    for index, service in enumerate(ctx.spec.services):
+        checks = service.kong.healthchecks
+        if not _passive_trips(checks):
+            continue
+        assert checks is not None and checks.passive is not None
+        if checks.passive.healthy.successes > 0:
+            continue
+        unhealthy = checks.passive.unhealthy
+        base: ModelPath = ("services", index, "kong", "healthchecks", "passive")
+        yield Violation(
+            message=(
+                f"service {service.name}: passive checks count failures (http_failures "
+                f"{unhealthy.http_failures}, tcp_failures {unhealthy.tcp_failures}, timeouts "
+                f"{unhealthy.timeouts}) but passive.healthy.successes is 0, so successful "
+                "responses never reset the failure counters: occasional errors spread over "
+                "hours add up until a healthy pod is ejected"
+            ),
+            hint="set passive.healthy.successes to a positive value (e.g. 5)",
+            path=(*base, "healthy", "successes"),
+            related_path=(*base, "unhealthy"),
+        )
+
+
+PASSIVE_SUCCESSES_ZERO = Rule(
+    code="LB302",
+    name="passive-health-successes-zero",
+    severity=Severity.WARNING,
+    summary="Kong passive checks count failures but healthy traffic never resets them",
+    tiers=frozenset({"kong"}),
+    check=_passive_successes_zero,
+    versions="Kong 3.x",
+    applies=_needs_kong,
+    doc=RuleDoc(
+        what=(
+            "A service with Kong passive unhealthy counters > 0 and "
+            "`passive.healthy.successes` left at its default 0."
+        ),
+        why=(
+            "Kong's health checker clears a target's failure counters when it counts enough "
+            "successes; with `healthy.successes` 0 that never happens, so failures accumulate "
+            "across unrelated incidents. Kong's documentation states the value \"needs to be "
+            "positive when passive checks are enabled so that healthy traffic resets the "
+            "unhealthy counters\"."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong:
+      healthchecks:
+        passive:
+          unhealthy: {tcp_failures: 2, timeouts: 3}
+        active:
+          healthy: {interval: 5, successes: 2}
+          unhealthy: {interval: 5, tcp_failures: 2, timeouts: 3}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong:
+      healthchecks:
+        passive:
+          healthy: {successes: 5}
+          unhealthy: {tcp_failures: 2, timeouts: 3}
+        active:
+          healthy: {interval: 5, successes: 2}
+          unhealthy: {interval: 5, tcp_failures: 2, timeouts: 3}
+""",
+        references=(
+            f"{KONG_HEALTH} (healthchecks.passive.healthy.successes must be positive)",
+            f"{KONG_UPSTREAM}",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB303 health checks aimed at a ClusterIP (HC-003)
+# ---------------------------------------------------------------------------------------
+
+
+def _health_checks_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
+    kong = ctx.spec.kong
+    if kong is None or kong.backend_targets != "cluster_ip":
+        return
+    for index, service in enumerate(ctx.spec.services):
+        checks = service.kong.healthchecks
+        if not (_passive_trips(checks) or _active_trips(checks)):
+            continue
+        yield Violation(
+            message=(
+                f"{kong.name} health-checks {service.name} through its single ClusterIP, so "
+                f"each probe or failure concerns whichever of the {service.replicas} pods "
+                "kube-proxy picked: one bad pod can mark the whole Service unhealthy (503 for "
+                "every request) and a good probe can re-enable it while the bad pod is still "
+                "there"
+            ),
+            hint=(
+                f"set {kong.name} backend_targets: pod_endpoints so each pod is a target, or "
+                "remove these health checks and rely on readiness probes, which kube-proxy "
+                "honours"
+            ),
+            path=("services", index, "kong", "healthchecks"),
+            related_path=ctx.tier_path(kong, "backend_targets"),
+        )
+
+
+def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
+    if spec.kong is None:
+        return "no kong tier"
+    if spec.kong.backend_targets != "cluster_ip":
+        return "Kong targets pod endpoints: health checks see each pod"
+    return None
+
+
+HEALTH_CHECKS_ON_CLUSTER_IP = Rule(
+    code="LB303",
+    name="health-checks-on-cluster-ip",
+    severity=Severity.WARNING,
+    summary="Kong health checks aimed at a ClusterIP judge all pods as one target",
+    tiers=frozenset({"kong", "kubernetes"}),
+    check=_health_checks_on_cluster_ip,
+    versions="Kong 3.x",
+    applies=_needs_kong_on_cluster_ip,
+    doc=RuleDoc(
+        what=(
+            "Active or passive Kong health checks that can mark targets unhealthy on a service "
+            "that Kong reaches through its ClusterIP (`backend_targets: cluster_ip`, KIC "
+            "`ingress.kubernetes.io/service-upstream: \"true\"`)."
+        ),
+        why=(
+            "With a ClusterIP, the Kong Upstream has one target and kube-proxy chooses the pod "
+            "per connection. A passive failure caused by one pod ejects the only target, so "
+            "Kong returns 503 for the whole Service; active probes land on random pods, so the "
+            "verdict flaps and says nothing about any one pod. Health checks need one target "
+            "per pod (KIC's default) to be meaningful."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: cluster_ip
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 8
+    app: {preset: go}
+    kong:
+      healthchecks:
+        passive:
+          healthy: {successes: 5}
+          unhealthy: {tcp_failures: 2, timeouts: 3}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: pod_endpoints
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 8
+    app: {preset: go}
+    kong:
+      healthchecks:
+        passive:
+          healthy: {successes: 5}
+          unhealthy: {tcp_failures: 2, timeouts: 3}
+        active:
+          http_path: /healthz
+          healthy: {interval: 5, successes: 2}
+          unhealthy: {interval: 5, tcp_failures: 2, timeouts: 3}
+""",
+        references=(
+            "https://developer.konghq.com/kubernetes-ingress-controller/reference/annotations/#ingress-kubernetes-io-service-upstream",
+            f"{KONG_HEALTH}",
+            "https://kubernetes.io/docs/reference/networking/virtual-ips/",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB304 health threshold that one unhealthy target trips (HC-007)
+# ---------------------------------------------------------------------------------------
+
+
+def _targets(service: Service) -> tuple[int, ModelPath, str]:
+    """Targets of equal weight in the service's Kong Upstream (one per pod), the model path
+    of that count within the service, and a label for messages."""
+    if service.autoscaling is not None:
+        return service.autoscaling.min_replicas, ("autoscaling", "min_replicas"), "HPA minimum"
+    return service.replicas, ("replicas",), "replicas"
+
+
+def _threshold_trips_on_one_target(ctx: RuleContext) -> Iterator[Violation]:
+    kong = ctx.spec.kong
+    if kong is None or kong.backend_targets != "pod_endpoints":
+        return
+    for index, service in enumerate(ctx.spec.services):
+        checks = service.kong.healthchecks
+        if checks is None or checks.threshold <= 0:
+            continue
+        if not (_passive_trips(checks) or _active_trips(checks)):
+            continue  # nothing can mark a target unhealthy, so capacity never drops
+        targets, where, label = _targets(service)
+        if targets < 2:
+            continue
+        remaining = 100 * (targets - 1) / targets
+        if remaining >= checks.threshold:
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name}: Kong's health threshold is {checks.threshold:g}% but "
+                f"it has {targets} pods ({label}): one pod marked unhealthy leaves "
+                f"{remaining:.0f}% of the target weight, below the threshold, so Kong marks the "
+                "whole Upstream unhealthy and answers 503 although the other pods are fine"
+            ),
+            hint=(
+                f"lower healthchecks.threshold to at most {int(remaining)} (or 0 to disable it), "
+                "or run more pods so that losing one keeps capacity above the threshold"
+            ),
+            path=("services", index, "kong", "healthchecks", "threshold"),
+            related_path=("services", index, *where),
+        )
+
+
+def _needs_kong_on_pods(spec: Spec) -> str | None:
+    if spec.kong is None:
+        return "no kong tier"
+    if spec.kong.backend_targets != "pod_endpoints":
+        return "Kong targets one ClusterIP per Service (see LB303)"
+    return None
+
+
+THRESHOLD_TRIPS_ON_ONE_TARGET = Rule(
+    code="LB304",
+    name="health-threshold-trips-on-one-target",
+    severity=Severity.WARNING,
+    summary="One unhealthy pod drops capacity below Kong's threshold and fails the whole Upstream",
+    tiers=frozenset({"kong", "kubernetes"}),
+    check=_threshold_trips_on_one_target,
+    versions="Kong 3.x",
+    applies=_needs_kong_on_pods,
+    doc=RuleDoc(
+        what=(
+            "A service's Kong `healthchecks.threshold` (the minimum percentage of target "
+            "weight that must be healthy for the Upstream to be healthy) against its pod count "
+            "(the HPA minimum when there is one): the rule fires when one unhealthy pod out of "
+            "n leaves 100·(n−1)/n % below the threshold, and health checks can mark pods "
+            "unhealthy."
+        ),
+        why=(
+            "When available capacity falls below the threshold, Kong considers the whole "
+            "Upstream unhealthy and answers 503 for every request. With few pods a single "
+            "ejected pod crosses a threshold that looked conservative (75% with 2 or 3 pods), "
+            "turning a one-pod problem into a full outage on that Kong node — typically during "
+            "a rollout or a node drain, when one pod is slow to start."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 3
+    app: {preset: go}
+    kong:
+      healthchecks:
+        threshold: 75
+        active:
+          http_path: /healthz
+          healthy: {interval: 5, successes: 2}
+          unhealthy: {interval: 5, http_failures: 3, timeouts: 3}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 3
+    app: {preset: go}
+    kong:
+      healthchecks:
+        threshold: 50
+        active:
+          http_path: /healthz
+          healthy: {interval: 5, successes: 2}
+          unhealthy: {interval: 5, http_failures: 3, timeouts: 3}
+""",
+        references=(
+            (f"{KONG_UPSTREAM} (healthchecks.threshold: minimum percentage of the targets' "
+             "weight that must be available for the whole upstream to be considered healthy)"),
+            f"{KONG_HEALTH}",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB305 the edge's failure accounting blames a hop shared by all services (HC-004)
+# ---------------------------------------------------------------------------------------
+
+
+def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge = spec.edge
+    if edge is None:
+        return
+    following = spec.next_tier(edge)
+    if not isinstance(following, NginxStreamTier | KongTier):
+        return
+    if group_size(spec, edge) < 2:
+        return  # a single server is never marked unavailable (LB208)
+    max_fails, origin = edge_max_fails(edge)
+    if max_fails == 0:
+        return
+    fails = f"max_fails {max_fails}" + ("" if origin == "set" else f" ({origin})")
+    count = len(spec.services)
+    carried = "the only service" if count == 1 else f"all {count} services"
+    yield Violation(
+        message=(
+            f"{edge.name} counts every error and timeout against the {following.name} instance "
+            f"the request went through ({fails} within fail_timeout {edge_fail_timeout(edge)}), "
+            f"but each {following.name} instance carries {carried}: "
+            f"one backend slower than {edge.name}'s {edge_read_timeout(edge)} read timeout makes "
+            f"{following.name} instances ({group_members(spec, edge)}) unavailable for "
+            f"{'every request' if count == 1 else 'every service'}"
+        ),
+        hint=(
+            f"set {edge.name} passive_health.max_fails: 0 and leave per-pod failure handling to "
+            f"{'Kong' if spec.kong is not None else 'the hop that sees the pods'} and readiness "
+            "probes, or raise max_fails well above what one slow service produces"
+        ),
+        path=ctx.tier_path(edge, "passive_health", "max_fails"),
+        related_path=ctx.tier_path(following, "instances"),
+    )
+
+
+def _needs_edge_before_shared_hop(spec: Spec) -> str | None:
+    edge = spec.edge
+    if edge is None:
+        return "no nginx_http tier"
+    if not isinstance(spec.next_tier(edge), NginxStreamTier | KongTier):
+        return "the edge talks to the pods directly: its failure accounting is per pod"
+    return None
+
+
+EDGE_BLAMES_SHARED_HOP = Rule(
+    code="LB305",
+    name="edge-passive-health-blames-shared-hop",
+    severity=Severity.WARNING,
+    summary="The edge marks L4/Kong instances down for failures of any single backend",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_edge_blames_shared_hop,
+    versions="all (open-source nginx has passive checks only)",
+    applies=_needs_edge_before_shared_hop,
+    doc=RuleDoc(
+        what=(
+            "The edge's `max_fails` (nginx default 1 per 10s `fail_timeout`) when its upstream "
+            "group is the L4 tier or Kong — instances shared by every service — and the group "
+            "has more than one server."
+        ),
+        why=(
+            "nginx counts `error`, `timeout` and `invalid_header` (and any listed `http_5xx`) "
+            "as failures of the server it talked to. Behind an L4 tier or Kong, that server is "
+            "a shared hop, not the failing pod: one service answering slower than the edge's "
+            "read timeout marks an L4 or Kong instance unavailable for all services for "
+            "`fail_timeout`, and a few such requests take every instance out (`no live "
+            "upstreams`, 502 everywhere). Open-source nginx has no active checks to undo this. "
+            "Per-pod failure handling belongs to the hop that sees the pods."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances:
+      - {name: l4-1, address: 10.0.2.1}
+      - {name: l4-2, address: 10.0.2.2}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    passive_health: {max_fails: 0}
+  - kind: nginx_stream
+    name: l4
+    instances:
+      - {name: l4-1, address: 10.0.2.1}
+      - {name: l4-2, address: 10.0.2.2}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_UPSTREAM}#server (max_fails, fail_timeout; what counts as unsuccessful)",
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_next_upstream",
+            ("https://nginx.org/en/docs/http/ngx_http_upstream_hc_module.html (active checks: "
+             "commercial subscription only)"),
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB306 preStop shorter than endpoint propagation (DR-001)
+# ---------------------------------------------------------------------------------------
+
+
+def _propagation(ctx: RuleContext) -> tuple[Duration, str, ModelPath | None] | None:
+    """How long the hop in front of Kubernetes keeps sending to a terminating pod, the
+    explanation, and the model path of the setting that dominates it (if the spec has one).
+    None when lbgen cannot estimate it (GKE Dataplane V2, or an edge resolving a headless name
+    only at reload, which LB4xx covers)."""
+    spec = ctx.spec
+    front = front_of_cluster(spec)
+    cluster = spec.cluster
+    if front is None:
+        return None
+    if reaches_cluster_ip(spec):
+        if cluster.platform == "gke-dataplane-v2":
+            return None
+        kube_proxy = cluster.kube_proxy
+        if kube_proxy is not None and kube_proxy.min_sync_period is not None:
+            return (
+                kube_proxy.min_sync_period,
+                f"kube-proxy minSyncPeriod {kube_proxy.min_sync_period}",
+                ctx.tier_path(cluster, "kube_proxy", "min_sync_period"),
+            )
+        return _duration(KUBE_PROXY_MIN_SYNC), "kube-proxy minSyncPeriod 1s (default)", None
+    if isinstance(front, KongTier) and front.mode == "kic":
+        total = _duration(KIC_PROXY_SYNC) + _duration(KONG_WORKER_STATE_UPDATE)
+        return (
+            total,
+            f"KIC --proxy-sync-seconds 3s + Kong worker_state_update_frequency 5s = {total}",
+            None,
+        )
+    if isinstance(front, KongTier):
+        return (
+            _duration(CLUSTER_DNS_TTL),
+            ("the headless Service's DNS TTL (30s as kube-dns/CoreDNS are deployed), after which "
+             f"{front.name} re-resolves the pod list"),
+            None,
+        )
+    return None  # nginx_http resolving a headless name: only at reload (LB4xx)
+
+
+def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
+    front = front_of_cluster(ctx.spec)
+    estimate = _propagation(ctx)
+    if front is None or estimate is None:
+        return
+    needed, how, setting_path = estimate
+    for index, service in enumerate(ctx.spec.services):
+        delay = service.pre_stop_delay
+        if delay is None or delay >= needed:
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name}: pods wait {delay} in preStop before shutting down, but "
+                f"{front.name} can keep sending new requests to a terminating pod for about "
+                f"{needed} ({how}): requests in that window hit a closed port (502 or retries)"
+            ),
+            hint=(
+                f"raise {service.name} pre_stop_delay to at least {needed} (plus margin), and "
+                "terminationGracePeriodSeconds above pre_stop_delay plus the app's drain time"
+            ),
+            path=("services", index, "pre_stop_delay"),
+            related_path=setting_path,
+        )
+
+
+def _needs_known_propagation(spec: Spec) -> str | None:
+    front = front_of_cluster(spec)
+    if front is None:
+        return "no tier in front of Kubernetes"
+    if reaches_cluster_ip(spec) and spec.cluster.platform == "gke-dataplane-v2":
+        return "GKE Dataplane V2 does not document how fast its eBPF datapath drops endpoints"
+    if isinstance(front, NginxHttpTier) and not reaches_cluster_ip(spec):
+        return (
+            "the edge resolves the headless Service only at (re)load; stale pod addresses are "
+            "an LB4xx finding, not a timing one"
+        )
+    return None
+
+
+PRE_STOP_SHORTER_THAN_PROPAGATION = Rule(
+    code="LB306",
+    name="pre-stop-shorter-than-endpoint-propagation",
+    severity=Severity.WARNING,
+    summary="Pods stop accepting before the hop in front of them stops sending",
+    tiers=frozenset({"kong", "nginx_http", "nginx_stream", "kubernetes"}),
+    check=_pre_stop_shorter_than_propagation,
+    versions="KIC 3.x (--proxy-sync-seconds 3), Kong 3.x (worker_state_update_frequency 5)",
+    applies=_needs_known_propagation,
+    doc=RuleDoc(
+        what=(
+            "A service's `pre_stop_delay` (set in the spec) against an estimate of how long "
+            "the hop in front of Kubernetes keeps routing to a terminating pod: through a "
+            "ClusterIP, kube-proxy's `minSyncPeriod` (1s); under the Kong Ingress Controller, "
+            "`--proxy-sync-seconds` (3s) plus Kong's `worker_state_update_frequency` (5s); "
+            "DB-less Kong on a headless Service, the DNS TTL (30s as deployed). The estimate is "
+            "lbgen's derivation from those defaults."
+        ),
+        why=(
+            "Kubernetes starts the pod's shutdown and removes it from EndpointSlices at the same "
+            "time; each hop learns about the removal later. If the app stops accepting "
+            "connections before the hop in front has dropped the pod, requests in that window "
+            "fail. A preStop sleep longer than the propagation delay keeps the pod serving until "
+            "nothing sends to it any more. (KIC's `--enable-drain-support` is the alternative "
+            "for Kong.)"
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    mode: kic
+    instances: [{name: kong-proxy, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    pre_stop_delay: 2s
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    mode: kic
+    instances: [{name: kong-proxy, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    pre_stop_delay: 10s
+    termination_grace_period: 40s
+""",
+        references=(
+            f"{POD_TERMINATION} (endpoint removal runs concurrently with shutdown)",
+            (
+                "https://developer.konghq.com/kubernetes-ingress-controller/reference/"
+                "configuration-options/ (--proxy-sync-seconds 3, --enable-drain-support)"
+            ),
+            ("https://github.com/Kong/kong/blob/master/kong.conf.default "
+             "(worker_state_update_frequency 5)"),
+            ("https://kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/ "
+             "(--iptables-min-sync-period 1s)"),
+            "https://github.com/kubernetes/kubernetes/pull/76238 (cluster DNS TTL 30s)",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB307 preStop that outlasts the grace period
+# ---------------------------------------------------------------------------------------
+
+
+def _pre_stop_outlasts_grace(ctx: RuleContext) -> Iterator[Violation]:
+    default_grace = _duration(TERMINATION_GRACE_PERIOD)
+    for index, service in enumerate(ctx.spec.services):
+        delay = service.pre_stop_delay
+        if delay is None:
+            continue
+        grace = service.termination_grace_period
+        shown_grace = f"{grace}" if grace is not None else f"{default_grace} (Kubernetes default)"
+        if delay < (grace if grace is not None else default_grace):
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name}: preStop sleeps {delay} but "
+                f"terminationGracePeriodSeconds is {shown_grace}, and the grace period counts "
+                "from before preStop: the app gets SIGTERM with at most 2s left and is then "
+                "killed with requests in flight"
+            ),
+            hint=(
+                f"raise {service.name} termination_grace_period above pre_stop_delay plus the "
+                f"app's drain time (e.g. {delay + Duration(30000)}), or shorten pre_stop_delay"
+            ),
+            path=("services", index, "pre_stop_delay"),
+            related_path=("services", index, "termination_grace_period"),
+        )
+
+
+PRE_STOP_OUTLASTS_GRACE = Rule(
+    code="LB307",
+    name="pre-stop-outlasts-grace-period",
+    severity=Severity.ERROR,
+    summary="The preStop delay uses up the whole termination grace period",
+    tiers=frozenset({"kubernetes", "app"}),
+    check=_pre_stop_outlasts_grace,
+    versions="all Kubernetes versions",
+    applies=lambda spec: None,
+    doc=RuleDoc(
+        what=(
+            "A service's `pre_stop_delay` against its `termination_grace_period` (Kubernetes "
+            "default 30s)."
+        ),
+        why=(
+            "The grace-period countdown starts before the preStop hook runs. If the hook is "
+            "still running when the period expires, the kubelet grants a one-off 2s extension, "
+            "sends SIGTERM, and kills the container when that runs out: the delay meant to let "
+            "the hops in front stop sending (LB306) eats the time the app needed to finish its "
+            "in-flight requests, which are then cut."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    pre_stop_delay: 30s
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    pre_stop_delay: 30s
+    termination_grace_period: 60s
+""",
+        references=(
+            (f"{POD_TERMINATION} (\"If the preStop hook is still running after the grace period "
+             "expires, the kubelet requests a small, one-off grace period extension of 2 "
+             "seconds\")"),
+            "https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/",
+        ),
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    PASSIVE_NEVER_REENABLED,
+    PASSIVE_SUCCESSES_ZERO,
+    HEALTH_CHECKS_ON_CLUSTER_IP,
+    THRESHOLD_TRIPS_ON_ONE_TARGET,
+    EDGE_BLAMES_SHARED_HOP,
+    PRE_STOP_SHORTER_THAN_PROPAGATION,
+    PRE_STOP_OUTLASTS_GRACE,
+)

@@ -1,0 +1,981 @@
+"""LB2xx — request timeouts and retries across hops.
+
+Each hop has its own read timeout and its own retry policy; what matters is how they nest.
+An outer hop should wait longer than the hop inside it, an idle timer on an L4 hop must not
+cut a response the L7 hops are still willing to wait for, and a request should be retried
+at one layer, not multiplied across several. Timeouts and retries are not part of the
+keep-alive budget: their defaults come from `lbgen.defaults`, each with its source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lbgen import defaults
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
+from lbgen.model.types import Duration
+from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._crosshop import (
+    Effective,
+    edge_read_timeout,
+    edge_retry_conditions,
+    edge_tries,
+    group_members,
+    group_path,
+    group_size,
+    kong_read_timeout,
+    kong_retries,
+    listing,
+    shown,
+)
+
+NGINX_PROXY = "https://nginx.org/en/docs/http/ngx_http_proxy_module.html"
+NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
+NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+NGINX_STREAM_UPSTREAM = "https://nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+KONG_SERVICE = (
+    "https://developer.konghq.com/gateway/entities/service/ "
+    "(kong/db/schema/entities/services.lua)"
+)
+KONG_RETRIES = "https://developer.konghq.com/gateway/traffic-control/proxying/ (Errors and retries)"
+
+
+def _needs_edge_and_kong(spec: Spec) -> str | None:
+    if spec.edge is None:
+        return "no nginx_http tier"
+    if spec.kong is None:
+        return "no kong tier"
+    return None
+
+
+def _longest_kong_read(spec: Spec) -> tuple[Effective, int]:
+    """The longest effective Kong read timeout over the services, and that service's index."""
+    best: tuple[Effective, int] | None = None
+    for index, service in enumerate(spec.services):
+        read = kong_read_timeout(service)
+        if best is None or read.value > best[0].value:
+            best = (read, index)
+    assert best is not None  # a spec has at least one service
+    return best
+
+
+def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
+    """The largest effective Kong `retries` over the services: (retries, origin, index)."""
+    best: tuple[int, str, int] | None = None
+    for index, service in enumerate(spec.services):
+        retries, origin = kong_retries(service)
+        if best is None or retries > best[0]:
+            best = (retries, origin, index)
+    assert best is not None
+    return best
+
+
+# ---------------------------------------------------------------------------------------
+# LB201 edge read timeout not longer than Kong's (TO-001)
+# ---------------------------------------------------------------------------------------
+
+
+def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, kong = spec.edge, spec.kong
+    if edge is None or kong is None:
+        return
+    outer = edge_read_timeout(edge)
+    affected = [s.name for s in spec.services if kong_read_timeout(s).value >= outer.value]
+    if not affected:
+        return
+    inner, index = _longest_kong_read(spec)
+    service = spec.services[index]
+    others = ""
+    if len(affected) > 1:
+        others = f" ({len(affected)} services affected: {listing(affected)})"
+    yield Violation(
+        message=(
+            f"{edge.name} waits {outer} for a response (proxy_read_timeout) and {kong.name} "
+            f"waits {inner} for {service.name} (read_timeout){others}: {edge.name} gives up no "
+            f"later than {kong.name}, so the client gets {edge.name}'s 504 while Kong is still "
+            "waiting or already retrying the request on another pod"
+        ),
+        hint=(
+            f"raise {edge.name} timeouts.read above {inner.value} (the longest Kong read "
+            f"timeout), or lower the services' kong.timeouts.read below {outer.value}"
+        ),
+        path=ctx.tier_path(edge, "timeouts", "read"),
+        related_path=("services", index, "kong", "timeouts", "read"),
+    )
+
+
+EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
+    code="LB201",
+    name="edge-read-timeout-not-above-gateway",
+    severity=Severity.WARNING,
+    summary="The edge stops waiting for a response no later than Kong does",
+    tiers=frozenset({"nginx_http", "kong"}),
+    check=_edge_read_not_above_gateway,
+    versions="all",
+    applies=_needs_edge_and_kong,
+    doc=RuleDoc(
+        what=(
+            "The edge's `proxy_read_timeout` (nginx default 60s) against every service's Kong "
+            "`read_timeout` (default 60000 ms). Both measure the time between two successive "
+            "reads from the upstream, so for a slow first byte they expire at the same moment "
+            "when they are equal."
+        ),
+        why=(
+            "Timeouts must nest: the outer hop waits longer than the inner one, so that the "
+            "inner hop's own error (Kong's 504, or its retry on another pod) is what the client "
+            "sees. When the edge gives up first or at the same time, Kong's retries are wasted "
+            "work, the edge records a timeout against a healthy Kong or L4 instance "
+            "(`max_fails`), and — with `timeout` in `proxy_next_upstream` — it sends the same "
+            "request to another Kong node while the first is still processing it. The "
+            "defaults (60s and 60s) already tie."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: reports
+    replicas: 2
+    app: {preset: go}
+    kong:
+      timeouts: {read: 120s}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    timeouts: {read: 130s}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: reports
+    replicas: 2
+    app: {preset: go}
+    kong:
+      timeouts: {read: 120s}
+""",
+        references=(
+            f"{NGINX_PROXY}#proxy_read_timeout",
+            f"{KONG_SERVICE} (read_timeout: between two successive read operations, 60000 ms)",
+            f"{NGINX_UPSTREAM}#server (timeouts count towards max_fails)",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB202 L4 idle timer shorter than the L7 read timeouts (TO-002)
+# ---------------------------------------------------------------------------------------
+
+
+def _l4_idle_cuts_slow_responses(ctx: RuleContext) -> Iterator[Violation]:
+    spec, budget = ctx.spec, ctx.budget
+    l4 = spec.l4
+    if l4 is None or budget.l4_proxy_timeout is None:
+        return
+    idle = budget.l4_proxy_timeout
+    waits: list[tuple[Duration, str, ModelPath]] = []
+    if spec.edge is not None:
+        read = edge_read_timeout(spec.edge)
+        waits.append((read.value, f"{spec.edge.name} waits {read} (proxy_read_timeout)",
+                      ctx.tier_path(spec.edge, "timeouts", "read")))
+    if spec.kong is not None:
+        read, index = _longest_kong_read(spec)
+        waits.append((read.value, (f"{spec.kong.name} waits {read} for {spec.services[index].name} "
+                      "(read_timeout)"), ("services", index, "kong", "timeouts", "read")))
+    if not waits:
+        return
+    longest = max(waits, key=lambda w: w[0])
+    if idle.value >= longest[0]:
+        return
+    yield Violation(
+        message=(
+            f"{l4.name} closes both legs of a connection after {shown(idle)} without data "
+            f"(proxy_timeout) but {' and '.join(w[1] for w in waits)}: any response that takes "
+            f"longer than {idle.value} to start (or pauses that long) is cut by {l4.name}, and "
+            "the client gets a 502 instead of the response"
+        ),
+        hint=(
+            f"raise {l4.name} proxy_timeout above {longest[0]} (nginx's default is 10m), or "
+            f"lower the L7 read timeouts below {idle.value} if responses really are that fast"
+        ),
+        path=ctx.tier_path(l4, "proxy_timeout"),
+        related_path=longest[2],
+    )
+
+
+def _needs_l4_with_l7(spec: Spec) -> str | None:
+    if spec.l4 is None:
+        return "no nginx_stream tier"
+    if spec.edge is None and spec.kong is None:
+        return "no L7 tier with a read timeout around the nginx_stream tier"
+    return None
+
+
+L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
+    code="LB202",
+    name="l4-idle-timeout-cuts-slow-responses",
+    severity=Severity.WARNING,
+    summary="The L4 tier's idle timer is shorter than the time the L7 hops wait for a response",
+    tiers=frozenset({"nginx_stream", "nginx_http", "kong"}),
+    check=_l4_idle_cuts_slow_responses,
+    versions="all",
+    applies=_needs_l4_with_l7,
+    doc=RuleDoc(
+        what=(
+            "The L4 tier's effective `proxy_timeout` (nginx stream default 10m) against the "
+            "longest read timeout of the L7 hops around it: the edge's `proxy_read_timeout` "
+            "and every service's Kong `read_timeout`."
+        ),
+        why=(
+            "nginx stream's `proxy_timeout` is an idle timer on both legs: while Kong (or the "
+            "app) is still computing a response, no byte moves and the timer runs. If it is "
+            "shorter than what the L7 hops are configured to wait, the L4 tier closes the "
+            "connection first; the edge sees `upstream prematurely closed connection` and "
+            "returns 502 for a request that would have succeeded, and Kong's own timeout and "
+            "retries never get a chance."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {idle_timeout: 5s}
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    proxy_timeout: 10s
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {idle_timeout: 5s}
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    proxy_timeout: 2m
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_STREAM_PROXY}#proxy_timeout",
+            f"{NGINX_PROXY}#proxy_read_timeout",
+            f"{KONG_SERVICE} (read_timeout)",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB203 L4 connect timeout outlasting the edge's read timeout (TO-003)
+# ---------------------------------------------------------------------------------------
+
+
+def _l4_connect_outlasts_edge_read(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, l4 = spec.edge, spec.l4
+    if edge is None or l4 is None or l4.next_upstream is False:
+        return
+    if group_size(spec, l4) < 2:
+        return  # nothing to fail over to (LB208 covers single-server groups)
+    if l4.connect_timeout is not None:
+        connect = Effective(l4.connect_timeout, "set")
+    else:
+        fact = defaults.NGINX_STREAM_CONNECT_TIMEOUT.value
+        assert isinstance(fact, Duration)
+        connect = Effective(fact, "nginx default")
+    read = edge_read_timeout(edge)
+    if connect.value < read.value:
+        return
+    yield Violation(
+        message=(
+            f"{l4.name} waits up to {connect} to connect to one of {group_members(spec, l4)} "
+            f"before trying the next, but {edge.name} stops waiting for the response after "
+            f"{read}: when a Kong node stops answering SYNs, {edge.name} times out (and counts "
+            f"a failure against {l4.name}) before {l4.name}'s failover can help"
+        ),
+        hint=(
+            f"lower {l4.name} connect_timeout to a few seconds (a connect inside one network "
+            f"takes milliseconds), well below {edge.name}'s {read.value}"
+        ),
+        path=ctx.tier_path(l4, "connect_timeout"),
+        related_path=ctx.tier_path(edge, "timeouts", "read"),
+    )
+
+
+def _needs_edge_and_l4(spec: Spec) -> str | None:
+    if spec.l4 is None:
+        return "no nginx_stream tier"
+    if spec.edge is None:
+        return "no nginx_http tier in front of the nginx_stream tier"
+    return None
+
+
+L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
+    code="LB203",
+    name="l4-connect-timeout-outlasts-edge-read-timeout",
+    severity=Severity.INFO,
+    summary="The L4 tier's connect failover is slower than the edge's read timeout",
+    tiers=frozenset({"nginx_stream", "nginx_http"}),
+    check=_l4_connect_outlasts_edge_read,
+    versions="all",
+    applies=_needs_edge_and_l4,
+    doc=RuleDoc(
+        what=(
+            "The L4 tier's `proxy_connect_timeout` (nginx stream default 60s) against the "
+            "edge's `proxy_read_timeout` (default 60s), when the L4 tier has several Kong "
+            "nodes to fail over to (`proxy_next_upstream on`, the default)."
+        ),
+        why=(
+            "nginx stream retries the next server only when a connection \"cannot be "
+            "established\". A Kong node that is down behind a firewall or a vanished IP does "
+            "not refuse: it black-holes the SYN, and the L4 tier waits the full connect "
+            "timeout. Meanwhile the edge has already connected to the L4 tier and is waiting "
+            "for a response header; with the defaults both are 60s, so the edge gives up "
+            "first, returns 504 and marks the healthy L4 instance failed. The edge's own "
+            "connect timeout only measures the connect to the L4 tier, so it does not help."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+    connect_timeout: 3s
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_STREAM_PROXY}#proxy_connect_timeout",
+            f"{NGINX_STREAM_PROXY}#proxy_next_upstream",
+            f"{NGINX_PROXY}#proxy_read_timeout",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB204 the edge retries Kong's gateway errors (RT-001)
+# ---------------------------------------------------------------------------------------
+
+_GATEWAY_ERRORS = ("http_502", "http_503", "http_504")
+
+
+def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, kong = spec.edge, spec.kong
+    if edge is None or kong is None:
+        return
+    on_gateway_errors = [c for c in edge_retry_conditions(edge) if c in _GATEWAY_ERRORS]
+    if not on_gateway_errors:
+        return
+    tries = edge_tries(spec, edge)
+    retries, origin, index = _most_kong_retries(spec)
+    if tries < 2 or retries == 0:
+        return
+    service = spec.services[index]
+    shown_retries = f"{retries}" if origin == "set" else f"{retries} ({origin})"
+    yield Violation(
+        message=(
+            f"{edge.name} retries on {' '.join(on_gateway_errors)} (up to {tries} tries over "
+            f"{group_members(spec, edge)}), which is what {kong.name} answers after its own "
+            f"{shown_retries} retries of {service.name} have failed: one client request can "
+            f"reach the pods up to {tries} × {retries + 1} = {tries * (retries + 1)} times"
+        ),
+        hint=(
+            "retry at one layer: drop http_502/http_503/http_504 from "
+            f"{edge.name} retry.conditions (keep error and timeout for connection failures), "
+            "or lower the services' kong.retries"
+        ),
+        path=ctx.tier_path(edge, "retry", "conditions"),
+        related_path=("services", index, "kong", "retries"),
+    )
+
+
+RETRY_AMPLIFICATION = Rule(
+    code="LB204",
+    name="retry-amplification-on-gateway-errors",
+    severity=Severity.WARNING,
+    summary="The edge retries the 5xx that Kong returns after exhausting its own retries",
+    tiers=frozenset({"nginx_http", "kong"}),
+    check=_retry_amplification,
+    versions="all",
+    applies=_needs_edge_and_kong,
+    doc=RuleDoc(
+        what=(
+            "`http_502`, `http_503` or `http_504` in the edge's `proxy_next_upstream` while "
+            "Kong retries (`retries`, default 5, i.e. up to 6 attempts) and the edge has more "
+            "than one server to try."
+        ),
+        why=(
+            "Kong answers 502/504 once its own attempts on the pods have all failed, and 503 "
+            "when no target is healthy. An edge that retries those statuses replays the whole "
+            "chain on another Kong node, so attempts multiply: edge tries × (Kong retries + 1). "
+            "During an incident this multiplies the load on the struggling backend exactly when "
+            "it can least take it. The AWS Builders' Library advises retrying at a single layer."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    retry: {conditions: [error, timeout, http_502, http_503, http_504]}
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    retry: {conditions: [error]}
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_PROXY}#proxy_next_upstream",
+            f"{KONG_RETRIES} (retries go through set_more_tries; up to retries+1 attempts)",
+            f"{KONG_SERVICE} (retries default 5)",
+            "https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter/",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB205 non-idempotent requests retried (RT-002)
+# ---------------------------------------------------------------------------------------
+
+
+def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
+    edge = ctx.spec.edge
+    if edge is None or "non_idempotent" not in edge_retry_conditions(edge):
+        return
+    following = ctx.spec.next_tier(edge)
+    target = following.name if following is not None else "the next hop"
+    yield Violation(
+        message=(
+            f"{edge.name} lists non_idempotent in proxy_next_upstream, so a POST, PATCH or LOCK "
+            f"that {target} already received is sent again to another server of "
+            f"{group_members(ctx.spec, edge)} when the first attempt fails — the backend can "
+            "perform it twice"
+        ),
+        hint=(
+            f"remove non_idempotent from {edge.name} retry.conditions; retry non-idempotent "
+            "requests only in the client, with an idempotency key"
+        ),
+        path=ctx.tier_path(edge, "retry", "conditions"),
+    )
+
+
+NON_IDEMPOTENT_RETRIES = Rule(
+    code="LB205",
+    name="non-idempotent-requests-retried",
+    severity=Severity.ERROR,
+    summary="The edge retries POST/PATCH/LOCK requests that the next hop already received",
+    tiers=frozenset({"nginx_http"}),
+    check=_non_idempotent_retries,
+    versions="nginx ≥ 1.9.13 (non-idempotent requests are retried only with non_idempotent)",
+    applies=lambda spec: None if spec.edge is not None else "no nginx_http tier",
+    doc=RuleDoc(
+        what="`non_idempotent` in the edge's `proxy_next_upstream` conditions.",
+        why=(
+            "Since 1.9.13 nginx does not pass a request with a non-idempotent method (POST, "
+            "LOCK, PATCH) to the next server once it has been sent upstream; `non_idempotent` "
+            "turns that protection off. Behind the edge sit an L4 tier, Kong and the app: a "
+            "timeout or a reset after the request was sent does not mean it was not executed, "
+            "so the retry can create a second order or charge a card twice. Kong itself never "
+            "retries a non-idempotent request the upstream has received."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    retry: {conditions: [error, timeout, non_idempotent]}
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    retry: {conditions: [error, timeout]}
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_PROXY}#proxy_next_upstream (non_idempotent, since 1.9.13)",
+            f"{KONG_RETRIES}",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB206 timeouts retried at two layers (RT-003)
+# ---------------------------------------------------------------------------------------
+
+
+def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    edge, kong = spec.edge, spec.kong
+    if edge is None or kong is None or "timeout" not in edge_retry_conditions(edge):
+        return
+    tries = edge_tries(spec, edge)
+    retries, origin, index = _most_kong_retries(spec)
+    if tries < 2 or retries == 0:
+        return
+    conditions = "retry.conditions" if edge.retry.conditions is not None else "nginx's default"
+    shown_retries = f"{retries}" if origin == "set" else f"{retries} ({origin})"
+    yield Violation(
+        message=(
+            f"{edge.name} resends a request that timed out to another of "
+            f"{group_members(spec, edge)} (timeout in {conditions}, up to {tries} tries) while "
+            f"{kong.name} itself retries {spec.services[index].name} up to {shown_retries} times "
+            "on timeouts: a slow backend gets the same request again from a second Kong node "
+            "while the first is still working on it"
+        ),
+        hint=(
+            f"retry timeouts at one layer: set {edge.name} retry.conditions to [error] (connection "
+            "failures only) and let Kong retry, or set the services' kong.retries to 0"
+        ),
+        path=ctx.tier_path(edge, "retry", "conditions"),
+        related_path=("services", index, "kong", "retries"),
+    )
+
+
+TIMEOUTS_RETRIED_TWICE = Rule(
+    code="LB206",
+    name="timeouts-retried-at-two-layers",
+    severity=Severity.WARNING,
+    summary="Both the edge and Kong retry requests that time out",
+    tiers=frozenset({"nginx_http", "kong"}),
+    check=_timeouts_retried_twice,
+    versions="all",
+    applies=_needs_edge_and_kong,
+    doc=RuleDoc(
+        what=(
+            "`timeout` in the edge's `proxy_next_upstream` (it is in nginx's default `error "
+            "timeout`) while Kong retries (`retries`, default 5) and the edge has more than one "
+            "server to try."
+        ),
+        why=(
+            "A timeout is the one failure where the request may still be running. Kong retries "
+            "a timed-out attempt on another pod; the edge, timing out on the same slow request, "
+            "resends it through another Kong node, which starts its own retries. Slow backends "
+            "receive duplicates of the requests that made them slow. Retries on `error` "
+            "(connection refused or reset before a response) are cheap and safe to keep at the "
+            "edge."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    retry: {conditions: [error]}
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_PROXY}#proxy_next_upstream (default: error timeout)",
+            f"{KONG_RETRIES} (retries on connection errors and timeouts)",
+            "https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter/",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB207 Kong retries against a single ClusterIP target (RT-004)
+# ---------------------------------------------------------------------------------------
+
+
+def _retries_through_one_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    kong = spec.kong
+    if kong is None or kong.backend_targets != "cluster_ip":
+        return
+    retries, origin, index = _most_kong_retries(spec)
+    if retries == 0:
+        return
+    service = spec.services[index]
+    shown_retries = f"{retries}" if origin == "set" else f"{retries} ({origin})"
+    yield Violation(
+        message=(
+            f"{kong.name} reaches {service.name} through its single ClusterIP, so its "
+            f"{shown_retries} retries all go to the same target: kube-proxy picks one of the "
+            f"{service.replicas} pods per new connection at random (a 1 in {service.replicas} "
+            "chance of the same pod) and never retries itself"
+        ),
+        hint=(
+            f"set {kong.name} backend_targets: pod_endpoints so Kong retries on a different pod "
+            "(and balances per request), or set kong.retries: 0 where a retry cannot help"
+        ),
+        path=ctx.tier_path(kong, "backend_targets"),
+        related_path=("services", index, "kong", "retries"),
+    )
+
+
+def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
+    if spec.kong is None:
+        return "no kong tier"
+    if spec.kong.backend_targets != "cluster_ip":
+        return "Kong targets pod endpoints: each retry picks another pod"
+    return None
+
+
+RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
+    code="LB207",
+    name="gateway-retries-through-one-cluster-ip",
+    severity=Severity.INFO,
+    summary="Kong's retries target one ClusterIP, so a retry reaches another pod only by chance",
+    tiers=frozenset({"kong", "kubernetes"}),
+    check=_retries_through_one_cluster_ip,
+    versions="all",
+    applies=_needs_kong_on_cluster_ip,
+    doc=RuleDoc(
+        what=(
+            "Kong targeting Services by ClusterIP (`backend_targets: cluster_ip`, KIC "
+            "`ingress.kubernetes.io/service-upstream: \"true\"`) while services keep Kong "
+            "retries (default 5)."
+        ),
+        why=(
+            "Kong retries by asking its balancer for the next target, and with a ClusterIP "
+            "there is only one. Whether the retry lands on another pod is decided by "
+            "kube-proxy's random choice for the new connection (uniform over the endpoints), "
+            "and a pooled connection may bring it back to the same pod; kube-proxy never "
+            "retries a failed connection itself. Kong's retries and passive health checks "
+            "assume targets they can tell apart."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: cluster_ip
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 8
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: pod_endpoints
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 8
+    app: {preset: go}
+""",
+        references=(
+            "https://developer.konghq.com/kubernetes-ingress-controller/reference/annotations/#ingress-kubernetes-io-service-upstream",
+            ("https://kubernetes.io/docs/reference/networking/virtual-ips/ "
+             "(iptables mode: a failed first pod is not retried)"),
+            ("https://github.com/kubernetes/kubernetes/blob/master/pkg/proxy/iptables/proxier.go "
+             "(statistic --mode random --probability 1/(n-i))"),
+            f"{KONG_RETRIES}",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB208 failover settings on a single-server group (RT-005)
+# ---------------------------------------------------------------------------------------
+
+
+def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    for tier in (spec.edge, spec.l4):
+        if tier is None or group_size(spec, tier) != 1:
+            continue
+        members = group_members(spec, tier)
+        health = tier.passive_health
+        health_field = (
+            "max_fails" if health.max_fails is not None
+            else "fail_timeout" if health.fail_timeout is not None
+            else None
+        )
+        if health_field is not None:
+            yield Violation(
+                message=(
+                    f"{tier.name}'s upstream group has a single server ({members}), so nginx "
+                    f"ignores passive_health.{health_field} and never marks it unavailable"
+                ),
+                hint=(
+                    f"remove {tier.name} passive_health, or give the group several servers "
+                    "(more instances of the next tier, or pod endpoints) so failures can steer "
+                    "traffic away"
+                ),
+                path=ctx.tier_path(tier, "passive_health", health_field),
+                related_path=group_path(ctx, tier),
+            )
+        retry_path = _explicit_retry(tier)
+        if retry_path is not None:
+            yield Violation(
+                message=(
+                    f"{tier.name}'s upstream group has a single server ({members}), so its "
+                    "retry settings have no other server to try: a failed attempt is final"
+                ),
+                hint=(
+                    f"remove {tier.name}'s retry settings, or give the group several servers so a "
+                    "retry can go elsewhere"
+                ),
+                path=ctx.tier_path(tier, *retry_path),
+                related_path=group_path(ctx, tier),
+            )
+
+
+def _explicit_retry(tier: NginxHttpTier | NginxStreamTier) -> tuple[str, ...] | None:
+    """The retry setting the spec sets on purpose (a request to retry), if any."""
+    if isinstance(tier, NginxHttpTier):
+        if tier.retry.conditions:
+            return ("retry", "conditions")
+        if tier.retry.tries is not None and tier.retry.tries != 1:
+            return ("retry", "tries")
+        return None
+    if tier.next_upstream is True:
+        return ("next_upstream",)
+    if tier.next_upstream_tries is not None and tier.next_upstream_tries != 1:
+        return ("next_upstream_tries",)
+    return None
+
+
+def _needs_nginx_group(spec: Spec) -> str | None:
+    if spec.edge is None and spec.l4 is None:
+        return "no nginx_http or nginx_stream tier"
+    return None
+
+
+SINGLE_SERVER_FAILOVER = Rule(
+    code="LB208",
+    name="failover-settings-on-single-server-group",
+    severity=Severity.WARNING,
+    summary="Retry or max_fails settings on an nginx group that has only one server",
+    tiers=frozenset({"nginx_http", "nginx_stream"}),
+    check=_single_server_failover,
+    versions="all",
+    applies=_needs_nginx_group,
+    doc=RuleDoc(
+        what=(
+            "Explicit `passive_health` (`max_fails`/`fail_timeout`) or retry settings "
+            "(`retry.conditions`/`tries`, stream `next_upstream`/`next_upstream_tries`) on an "
+            "edge or L4 tier whose upstream group has exactly one server: one next-tier "
+            "instance (typically a single VIP), or one Service ClusterIP."
+        ),
+        why=(
+            "nginx documents that with a single server in a group, `max_fails`, "
+            "`fail_timeout` and `slow_start` are ignored and the server is never considered "
+            "unavailable, and `proxy_next_upstream` has no next server. Settings written to "
+            "make the path fail over do nothing; the failover has to happen behind the single "
+            "address (in the VIP or in kube-proxy), or the group needs the real instances."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    passive_health: {max_fails: 3, fail_timeout: 30s}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-vip, address: 10.0.1.100}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    passive_health: {max_fails: 3, fail_timeout: 30s}
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_UPSTREAM}#server (a single server: max_fails, fail_timeout ignored)",
+            f"{NGINX_PROXY}#proxy_next_upstream",
+            f"{NGINX_STREAM_UPSTREAM}#server",
+            f"{NGINX_STREAM_PROXY}#proxy_next_upstream",
+        ),
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    EDGE_READ_NOT_ABOVE_GATEWAY,
+    L4_IDLE_CUTS_SLOW_RESPONSES,
+    L4_CONNECT_OUTLASTS_EDGE_READ,
+    RETRY_AMPLIFICATION,
+    NON_IDEMPOTENT_RETRIES,
+    TIMEOUTS_RETRIED_TWICE,
+    RETRIES_THROUGH_ONE_CLUSTER_IP,
+    SINGLE_SERVER_FAILOVER,
+)
