@@ -112,13 +112,15 @@ def cli() -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output directory (created if missing; only files lbgen generated are replaced).",
+    help="Output directory, created if missing (its parent must exist). A directory lbgen "
+    "did not generate is not replaced without --force.",
 )
 @click.option(
     "--verify",
     is_flag=True,
     help="Run the real consumers available here (nginx -t, Kong and Kubernetes schemas) "
-    "over the output and print which checks ran, failed or were skipped.",
+    "over the output and print which checks ran, failed or were skipped; nothing is written "
+    "when one fails.",
 )
 @click.option(
     "--schemas",
