@@ -108,10 +108,15 @@ def _kube_proxy_configs(docs: list[Any]) -> list[str]:
     for doc in docs:
         if not (isinstance(doc, dict) and (doc.get("apiVersion"), doc.get("kind")) == ("v1", "ConfigMap")):
             continue
-        metadata = doc.get("metadata") or {}
-        if (metadata.get("namespace"), metadata.get("name")) != ("kube-system", "kube-proxy"):
+        metadata = doc.get("metadata")
+        if not isinstance(metadata, dict) or (
+            (metadata.get("namespace"), metadata.get("name")) != ("kube-system", "kube-proxy")
+        ):
             continue
-        payload = (doc.get("data") or {}).get("config.conf")
+        data = doc.get("data")
+        payload = data.get("config.conf") if isinstance(data, dict) else None
+        # A missing payload is validated as "" (null), which the schema rejects: kube-proxy
+        # would start without its configuration.
         found.append(payload if isinstance(payload, str) else "")
     return found
 

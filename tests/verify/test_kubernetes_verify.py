@@ -215,3 +215,13 @@ def test_verify_leaves_kubernetes_validate_as_it_found_it() -> None:
     before = (kv_utils.schema_contents, kv_utils.all_versions)
     k8s_verify.verify(_service_file({}), None)
     assert (kv_utils.schema_contents, kv_utils.all_versions) == before
+
+
+def test_kube_proxy_configmap_without_config_conf_fails(schemas_dir: Path) -> None:
+    # The kubeadm DaemonSet runs --config=/var/lib/kube-proxy/config.conf: it must be there.
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                 "data": {"kubeconfig.conf": "x"}}
+    files = {"k8s/kube-system/kube-proxy.yaml": yaml.safe_dump(configmap)}
+    results = kube_proxy_results(k8s_verify.verify(files, schemas_dir))
+    assert [r.status for r in results] == ["failed"]
