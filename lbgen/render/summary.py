@@ -435,9 +435,20 @@ def _conntrack_section(spec: Spec) -> Section:
             [Command("Confirm the datapath", "kubectl -n kube-system get daemonset anetd")],
         )
     mode = k8s.kube_proxy_mode(cluster)
+    front = spec.previous_tier(cluster)
+    direct = uses_headless_service(spec) or (
+        isinstance(front, KongTier) and front.mode == "kic" and front.backend_targets == "pod_endpoints"
+    )
+    how = (
+        f"`{front.name}` connects to pod IPs directly, so kube-proxy ({mode}) only handles "
+        "clients that use the ClusterIP; conntrack still records every connection a pod's "
+        "node sees"
+        if direct and front is not None
+        else f"kube-proxy ({mode}) picks a pod when a connection opens and conntrack keeps "
+        "the connection there"
+    )
     intro = (
-        f"kube-proxy ({mode}) picks a pod when a connection opens and conntrack keeps the "
-        "connection there; these commands show where the open connections went. Run them on "
+        f"{how}; these commands show where the open connections went. Run them on "
         "a node (ssh, or `kubectl debug node/NODE -it --profile=sysadmin --image=IMAGE` with "
         "an image that has conntrack-tools). Filtering on the reply source port catches "
         "connections that reached a pod through the ClusterIP (whose original destination "
