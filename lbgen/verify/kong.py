@@ -2,8 +2,8 @@
 
 - every `kong.yaml`: decK's structural JSON Schema (draft-04) and the Kong value-constraints
   schema for its edition/version (draft-07), from `--schemas DIR` (`DIR/kong/…`);
-- every KongUpstreamPolicy (KIC files): the CRD's openAPIV3Schema, validated as draft-07;
-- every KIC Ingress: `kubernetes_validate.validate(doc, "1.36", strict=True)`;
+- every KongUpstreamPolicy (KIC files): the CRD's openAPIV3Schema, validated as draft-07
+  (the KIC Ingress is a built-in kind: `lbgen.verify.kubernetes` validates it);
 - `deck file validate` (or decK 1.x `deck validate -s`) and `kong config parse` on each
   kong.yaml when those programs are installed.
 
@@ -33,7 +33,6 @@ from lbgen.verify._base import CheckResult
 
 DECK_SCHEMA = "deck-kong_json_schema.json"
 CRD_SCHEMA = "kongupstreampolicy-v1beta1.json"
-KUBERNETES_VERSION = "1.36"
 MAX_ERRORS_SHOWN = 5
 TOOL_TIMEOUT_SECONDS = 120
 
@@ -214,22 +213,8 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
                     _schema_check(f"KongUpstreamPolicy CRD schema {label}", kong_dir / CRD_SCHEMA,
                                   document)
                 )
-            elif kind != "KongUpstreamPolicy":
-                results.append(_kubernetes_check(label, document))
 
     if kong_yamls:
         results.extend(_tool_checks(kong_yamls))
     return results
 
-
-def _kubernetes_check(label: str, document: Any) -> CheckResult:
-    import kubernetes_validate  # deferred: importing it loads its schema index
-
-    name = f"kubernetes-validate {KUBERNETES_VERSION} {label}"
-    try:
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as error:
-        return CheckResult(name, "failed", format_errors([error]))
-    except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
-        return CheckResult(name, "failed", str(error))
-    return CheckResult(name, "passed")
