@@ -98,6 +98,9 @@ def check_renderable(service: Service) -> None:
         # A non-none hash_on switches the algorithm to consistent-hashing (upstreams.lua
         # shorthand_fields); KIC's CRD requires hashOn.input none with stickySessions.
         raise ValueError(f"{where}: sticky-sessions needs hash_on: none")
+    if service.kong.hash_fallback == "cookie" and service.kong.hash_on_cookie is None:
+        # upstreams.lua: a cookie fallback reads its name from hash_on_cookie.
+        raise ValueError(f"{where}: hash_fallback: cookie needs hash_on_cookie")
 
 
 # --- DB-less declarative config ------------------------------------------------------------

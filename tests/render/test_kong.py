@@ -314,6 +314,25 @@ def test_sticky_sessions_with_hash_on_is_refused() -> None:
         render(spec)
 
 
+def test_cookie_fallback_without_a_cookie_name_is_refused() -> None:
+    spec = make_spec(service={"kong": {"algorithm": "consistent-hashing", "hash_on": "ip",
+                                       "hash_fallback": "cookie"}})
+    with pytest.raises(ValueError, match="hash_on_cookie"):
+        render(spec)
+
+
+def test_cookie_fallback_reuses_hash_on_cookie() -> None:
+    spec = make_spec(service={"kong": {"algorithm": "consistent-hashing", "hash_on": "ip",
+                                       "hash_fallback": "cookie", "hash_on_cookie": "sid"}})
+    upstream = kong_yaml(spec)["upstreams"][0]
+    assert (upstream["hash_on"], upstream["hash_fallback"], upstream["hash_on_cookie"]) == (
+        "ip", "cookie", "sid")
+    policy = kic_docs(make_spec(tier={"mode": "kic"}, service={"kong": {
+        "algorithm": "consistent-hashing", "hash_on": "ip", "hash_fallback": "cookie",
+        "hash_on_cookie": "sid"}}), KIC_PATH)[0]["spec"]
+    assert policy["hashOnFallback"] == {"cookie": "sid", "cookiePath": "/"}
+
+
 # --- kong.conf ------------------------------------------------------------------------------
 
 # Every key lbgen may emit, each read in Kong/kong kong.conf.default (NGINX, DATASTORE and
