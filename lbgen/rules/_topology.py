@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from lbgen.model.common import Instance, Listener
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
+from lbgen.render._nginx import has_grpc, kong_entry_listener
 from lbgen.rules._base import ModelPath, RuleContext
 
 FrontTier = NginxHttpTier | NginxStreamTier | KongTier
@@ -48,16 +49,25 @@ def targets_path(ctx: RuleContext, tier: FrontTier) -> ModelPath:
     return ctx.tier_path(tier, "backend_targets")
 
 
-def gateway_entry_listener(kong: KongTier) -> tuple[int, Listener]:
+def sends_proxy_protocol(tier: Tier | None) -> bool:
+    """Whether `tier` starts its upstream connections with a PROXY header (only nginx stream
+    can: ngx_http_proxy_module has no such directive)."""
+    return isinstance(tier, NginxStreamTier) and tier.send_proxy_protocol
+
+
+def gateway_entry_listener(spec: Spec, kong: KongTier) -> tuple[int, Listener]:
     """The `proxy_listen` entry the hop in front of Kong connects to, with its index.
 
-    The edge and the L4 tier speak cleartext to Kong, so this is the first entry without
-    TLS (Kong's default `0.0.0.0:8000`), or the first entry when all terminate TLS.
+    The same choice the renderers make (lbgen.render._nginx.kong_entry_listener): an entry
+    whose proxy_protocol flag matches what the caller sends, cleartext first, HTTP/2 first
+    when gRPC is on the path; the first entry when none matches (the rules report that).
     """
-    for index, listener in enumerate(kong.proxy_listen):
-        if not listener.tls:
-            return index, listener
-    return 0, kong.proxy_listen[0]
+    caller = spec.previous_tier(kong)
+    entry = kong_entry_listener(
+        kong, proxy_protocol=sends_proxy_protocol(caller), prefer_http2=has_grpc(spec)
+    )
+    index = next(i for i, listener in enumerate(kong.proxy_listen) if listener is entry)
+    return index, entry
 
 
 def describe_instances(instances: Sequence[Instance], limit: int = 3) -> str:
@@ -129,9 +139,8 @@ def gateway_client_address(ctx: RuleContext) -> GatewayClientAddress | None:
             ctx.tier_path(kong, "real_ip", "trusted_ips"),
         )
     if real_ip.header == "proxy_protocol":
-        _, listener = gateway_entry_listener(kong)
-        sends_header = isinstance(peer, NginxStreamTier) and peer.send_proxy_protocol
-        if not listener.proxy_protocol or not sends_header:
+        _, listener = gateway_entry_listener(spec, kong)
+        if not listener.proxy_protocol or not sends_proxy_protocol(peer):
             return GatewayClientAddress(
                 False,
                 f"{kong.name} reads the client address from a PROXY header that "
@@ -167,6 +176,7 @@ __all__ = [
     "gateway_client_address",
     "gateway_entry_listener",
     "pooled_connections",
+    "sends_proxy_protocol",
     "targets_path",
     "through_cluster_ip",
     "uncovered_instances",

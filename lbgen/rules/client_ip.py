@@ -27,6 +27,13 @@ KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 KONG_REAL_IP = "https://developer.konghq.com/gateway/configuration/#real-ip-config"
 
 
+def _ports(kong: KongTier) -> str:
+    return ", ".join(
+        f"{listener.port}{' proxy_protocol' if listener.proxy_protocol else ''}"
+        for listener in kong.proxy_listen
+    )
+
+
 # --- LB501 ---------------------------------------------------------------------------------
 
 
@@ -35,15 +42,16 @@ def _proxy_protocol_one_sided(ctx: RuleContext) -> Iterator[Violation]:
     l4, kong = spec.l4, spec.kong
     if l4 is None or kong is None or spec.next_tier(l4) is not kong:
         return
-    index, listener = gateway_entry_listener(kong)
+    index, listener = gateway_entry_listener(spec, kong)
     if l4.send_proxy_protocol == listener.proxy_protocol:
         return
+    ports = _ports(kong)
     if l4.send_proxy_protocol:
         message = (
             f"{l4.name} sends a PROXY protocol header to {kong.name} (send_proxy_protocol: "
-            f"true) but {kong.name}'s proxy_listen port {listener.port} does not expect one, so "
-            "Kong reads 'PROXY TCP4 …' as an HTTP request line and answers 400 on every "
-            "connection"
+            f"true) but none of {kong.name}'s proxy_listen entries ({ports}) expects one, so "
+            f"Kong (port {listener.port}) reads 'PROXY TCP4 …' as an HTTP request line and "
+            "answers 400 on every connection"
         )
         hint = (
             f"add proxy_protocol: true to {kong.name}'s proxy_listen port {listener.port}, or "
@@ -51,13 +59,14 @@ def _proxy_protocol_one_sided(ctx: RuleContext) -> Iterator[Violation]:
         )
     else:
         message = (
-            f"{kong.name}'s proxy_listen port {listener.port} requires a PROXY protocol header "
-            f"on every connection but {l4.name} does not send one (send_proxy_protocol: false), "
-            f"so Kong closes every connection from {l4.name} ('broken header' in its error log)"
+            f"every {kong.name} proxy_listen entry ({ports}) requires a PROXY protocol header "
+            f"but {l4.name} does not send one (send_proxy_protocol: false), so Kong (port "
+            f"{listener.port}) closes every connection from {l4.name} ('broken header' in its "
+            "error log)"
         )
         hint = (
-            f"set {l4.name} send_proxy_protocol: true, or remove proxy_protocol from "
-            f"{kong.name}'s proxy_listen port {listener.port}"
+            f"set {l4.name} send_proxy_protocol: true, or add a {kong.name} proxy_listen entry "
+            "without proxy_protocol"
         )
     yield Violation(
         message=message,
@@ -77,8 +86,8 @@ PROXY_PROTOCOL_ONE_SIDED = Rule(
     doc=RuleDoc(
         what=(
             "The nginx stream tier's `proxy_protocol` (send_proxy_protocol) against the "
-            "`proxy_protocol` flag of the Kong `proxy_listen` entry it connects to (the first "
-            "entry without TLS, Kong's default `8000`)."
+            "`proxy_protocol` flags of Kong's `proxy_listen` entries: lbgen points the L4 tier "
+            "at an entry whose flag matches, so the problem is when no entry matches."
         ),
         why=(
             "PROXY protocol is all-or-nothing per port. If the L4 tier sends the header and "
@@ -144,12 +153,15 @@ def _proxy_protocol_from_http_proxy(ctx: RuleContext) -> Iterator[Violation]:
         where = f"{callee.name} (accept_proxy_protocol: true)"
         fix = f"set {callee.name} accept_proxy_protocol: false"
     elif isinstance(callee, KongTier):
-        index, listener = gateway_entry_listener(callee)
+        index, listener = gateway_entry_listener(spec, callee)
         if not listener.proxy_protocol:
             return
         path = ctx.tier_path(callee, "proxy_listen", index, "proxy_protocol")
-        where = f"{callee.name}'s proxy_listen port {listener.port}"
-        fix = f"remove proxy_protocol from {callee.name}'s proxy_listen port {listener.port}"
+        where = f"every {callee.name} proxy_listen entry ({_ports(callee)})"
+        fix = (
+            f"remove proxy_protocol from {callee.name}'s proxy_listen port {listener.port} "
+            "(or add an entry without it for the edge)"
+        )
     else:
         return
     yield Violation(
@@ -177,8 +189,8 @@ PROXY_PROTOCOL_FROM_HTTP_PROXY = Rule(
     doc=RuleDoc(
         what=(
             "The hop directly behind the nginx http edge expects PROXY protocol: the L4 tier "
-            "with `accept_proxy_protocol`, or the Kong `proxy_listen` entry the edge connects "
-            "to with `proxy_protocol`."
+            "with `accept_proxy_protocol`, or Kong when every `proxy_listen` entry has "
+            "`proxy_protocol` (lbgen points the edge at an entry without it when one exists)."
         ),
         why=(
             "nginx can send a PROXY header only from the stream module (`proxy_protocol on`); "
@@ -368,7 +380,7 @@ def _proxy_header_carries_edge(ctx: RuleContext) -> Iterator[Violation]:
         return
     if spec.next_tier(edge) is not l4 or spec.next_tier(l4) is not kong:
         return
-    _, listener = gateway_entry_listener(kong)
+    _, listener = gateway_entry_listener(spec, kong)
     if not (l4.send_proxy_protocol and listener.proxy_protocol):
         return  # one-sided PROXY protocol is LB501
     if kong.real_ip.header != "proxy_protocol":

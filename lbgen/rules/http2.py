@@ -53,15 +53,16 @@ def _gateway_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
     first = ("services", grpc[0][0], "protocol")
     peer = spec.previous_tier(kong)
     if peer is not None:
-        index, listener = gateway_entry_listener(kong)
+        index, listener = gateway_entry_listener(spec, kong)
         if listener.http2:
             return
         yield Violation(
             message=(
                 f"{_grpc_subject(grpc)} reach{'' if len(grpc) > 1 else 'es'} {kong.name} "
-                f"through {peer.name} as cleartext HTTP/2 (h2c) on proxy_listen port "
-                f"{listener.port}, which has no http2 flag (Kong's default 8000 has none): "
-                "Kong reads the HTTP/2 preface as a broken HTTP/1 request and every call fails"
+                f"through {peer.name} as HTTP/2, but no {kong.name} proxy_listen entry that "
+                f"{peer.name} can use has the http2 flag, so it connects to port "
+                f"{listener.port}, where Kong reads the HTTP/2 preface as a broken HTTP/1 "
+                "request: every call fails"
             ),
             hint=f"add http2: true to {kong.name}'s proxy_listen port {listener.port}",
             path=ctx.tier_path(kong, "proxy_listen", index, "http2"),
@@ -93,14 +94,18 @@ GATEWAY_LISTENER_WITHOUT_H2 = Rule(
     doc=RuleDoc(
         what=(
             "A service has `protocol: grpc` and the Kong `proxy_listen` entry its traffic "
-            "arrives on (the first entry without TLS when a hop sits in front of Kong; any "
-            "entry otherwise) lacks the `http2` flag."
+            "arrives on lacks the `http2` flag: with a hop in front of Kong, the entry lbgen "
+            "points that hop at (an `http2` entry whose PROXY-protocol flag matches, when one "
+            "exists); with clients connecting directly, every entry."
         ),
         why=(
-            "gRPC runs over HTTP/2. The edge's `grpc_pass` (and any gRPC client) speaks "
-            "cleartext HTTP/2 to Kong, which only works on a listener with the `http2` "
-            "flag. Kong's default `proxy_listen` has `http2` on 8443 (TLS) only, not on the "
-            "plain 8000 port the edge and the L4 tier use, so every call fails."
+            "gRPC runs over HTTP/2 end to end. The edge's `grpc_pass` (and any gRPC client) "
+            "speaks HTTP/2 to Kong, which only works on a listener with the `http2` flag; "
+            "on a plain HTTP/1 listener nginx inside Kong rejects the HTTP/2 connection "
+            "preface and every call fails. Kong's default has `http2` only on the TLS port "
+            "8443 (lbgen then sends gRPC there over TLS); a `proxy_listen` without any "
+            "`http2` entry, or whose only `http2` entries have the wrong PROXY-protocol flag "
+            "for the hop in front, cannot carry gRPC."
         ),
         example="""\
 name: rpc
@@ -112,6 +117,8 @@ tiers:
   - kind: kong
     name: gateway
     instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000}
   - kind: kubernetes
     name: cluster
     platform: self-managed
