@@ -49,6 +49,9 @@ HTTP2_DIRECTIVE_SINCE = Version("1.25.1")
 UPSTREAM_KEEPALIVE_TUNING_SINCE = Version("1.15.3")
 KEEPALIVE_TIME_SINCE = Version("1.19.10")
 PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
+# Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
+# never pick up each other's idle connections, whatever the nginx version.
+GRPC_OWN_POOL = "a separate upstream block, so HTTP/2 and HTTP/1.1 never share pooled connections"
 
 
 @dataclass(frozen=True)
@@ -114,14 +117,20 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
     servers: list[ServerView]
     if isinstance(callee, NginxStreamTier):
         target = stream_target(spec, callee)
-        upstreams.append(_upstream(
-            callee.name,
+        addresses = [(i.address, callee.listen_port) for i in callee.instances]
+        about = (
             f"nginx stream tier {callee.name} (port {callee.listen_port}), which forwards to "
-            f"{target.comment}",
-            edge, [(i.address, callee.listen_port) for i in callee.instances], pool,
-        ))
-        everything = PassTarget(callee.name, target.tls)
-        servers = [_proxy_all_server(spec, edge, shared, everything, everything, pooled)]
+            f"{target.comment}"
+        )
+        upstreams.append(_upstream(callee.name, about, edge, addresses, pool))
+        http_target = PassTarget(callee.name, target.tls)
+        grpc_target = http_target
+        if has_grpc(spec):
+            grpc_target = PassTarget(f"{callee.name}-grpc", target.tls)
+            upstreams.append(_upstream(
+                grpc_target.upstream, f"{about}; gRPC only: {GRPC_OWN_POOL}", edge, addresses, pool,
+            ))
+        servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
     elif isinstance(callee, KongTier):
         http_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=False)
         upstreams.append(_upstream(
@@ -131,15 +140,16 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         http_target = PassTarget(callee.name, http_entry.tls)
         grpc_target = http_target
         if has_grpc(spec):
+            # gRPC needs an HTTP/2 listener (Kong's stock cleartext 8000 has none) and a pool
+            # of its own.
             grpc_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=True)
-            if grpc_entry.port != http_entry.port:
-                # gRPC needs an HTTP/2 listener; Kong's stock cleartext 8000 has none.
-                name = f"{callee.name}-grpc"
-                upstreams.append(_upstream(
-                    name, f"Kong tier {callee.name}, for gRPC: {listener_label(grpc_entry)}",
-                    edge, [(i.address, grpc_entry.port) for i in callee.instances], pool,
-                ))
-                grpc_target = PassTarget(name, grpc_entry.tls)
+            grpc_target = PassTarget(f"{callee.name}-grpc", grpc_entry.tls)
+            upstreams.append(_upstream(
+                grpc_target.upstream,
+                f"Kong tier {callee.name}, gRPC only: {listener_label(grpc_entry)}; "
+                f"{GRPC_OWN_POOL}",
+                edge, [(i.address, grpc_entry.port) for i in callee.instances], pool,
+            ))
         servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
     else:
         assert isinstance(callee, KubernetesTier)  # the model puts kubernetes last
@@ -201,8 +211,9 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
     lines = [directive(
         "keepalive", connections,
         comment=f"pool of idle connections per worker ({origin_comment(budget.connections)}). "
-        "Without `local`: every location proxies this upstream alike, so sharing the pool is "
-        "safe, and the line is valid before 1.29.7 too",
+        "Without `local` (1.29.7): every location using this upstream proxies it the same way "
+        "(gRPC has upstream blocks of its own), so sharing the pool is safe, and the line is "
+        "valid on older nginx too",
     )]
     if version >= UPSTREAM_KEEPALIVE_TUNING_SINCE:
         lines.append(directive(

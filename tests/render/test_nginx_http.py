@@ -489,12 +489,32 @@ def test_grpc_through_kong_goes_to_an_http2_listener(tmp_path: Path) -> None:
     assert args(location(server, "/"), "proxy_pass") == [["http://gateway"]]
 
 
-def test_grpc_through_kong_with_an_h2c_listener_shares_the_upstream(tmp_path: Path) -> None:
+def test_grpc_gets_its_own_upstream_block_even_on_the_same_listener(tmp_path: Path) -> None:
+    """The keep-alive cache belongs to the upstream block: with its own block, a gRPC (HTTP/2)
+    request never picks up a connection pooled by an HTTP/1.1 request, and vice versa."""
     kong = {**KONG, "proxy_listen": [{"port": 8000, "http2": True}]}
     grpc = {**ORDERS, "protocol": "grpc"}
     tree = parse(make_spec(middle=[kong], services=[grpc]), tmp_path)
-    assert [d["args"] for d in find(http(tree), "upstream")] == [["gateway"]]
-    assert args(location(servers(tree)[0], "/orders"), "grpc_pass") == [["grpc://gateway"]]
+    assert args(upstream(tree, "gateway"), "server") == args(upstream(tree, "gateway-grpc"), "server")
+    server = servers(tree)[0]
+    assert args(location(server, "/orders"), "grpc_pass") == [["grpc://gateway-grpc"]]
+    assert args(location(server, "/"), "proxy_pass") == [["http://gateway"]]
+
+
+def test_grpc_through_l4_gets_its_own_upstream_block(tmp_path: Path) -> None:
+    """Through the L4 tier both protocols reach the same Kong port; the pools stay apart."""
+    kong = {**KONG, "proxy_listen": [{"port": 8000, "http2": True}]}
+    grpc = {**ORDERS, "protocol": "grpc"}
+    tree = parse(make_spec(middle=[L4, kong], services=[grpc]), tmp_path)
+    assert args(upstream(tree, "l4-grpc"), "server") == [["10.1.0.1:8000"], ["10.1.0.2:8000"]]
+    server = servers(tree)[0]
+    assert args(location(server, "/orders"), "grpc_pass") == [["grpc://l4-grpc"]]
+    assert args(location(server, "/"), "proxy_pass") == [["http://l4"]]
+
+
+def test_without_grpc_services_no_grpc_upstream(tmp_path: Path) -> None:
+    tree = parse(make_spec(middle=[L4, KONG]), tmp_path)
+    assert [d["args"] for d in find(http(tree), "upstream")] == [["l4"]]
 
 
 # --- the edge as the gateway (next hop: Kubernetes) --------------------------------------------
