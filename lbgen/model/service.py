@@ -176,6 +176,11 @@ class KongServiceSettings(StrictModel):
             raise ValueError("hash_on: cookie needs hash_on_cookie")
         if self.hash_fallback == "header" and self.hash_fallback_header is None:
             raise ValueError("hash_fallback: header needs hash_fallback_header")
+        if self.algorithm == "sticky-sessions" and self.hash_on != "none":
+            # KIC's CRD: stickySessions "requires … setting hash_on to none".
+            raise ValueError("sticky-sessions needs hash_on: none")
+        if self.hash_fallback == "cookie" and self.hash_on_cookie is None:
+            raise ValueError("hash_fallback: cookie needs hash_on_cookie (the cookie's name)")
         if self.hash_on in ("query_arg", "uri_capture") or self.hash_fallback in (
             "query_arg",
             "uri_capture",
@@ -261,6 +266,13 @@ class Service(StrictModel):
     """Longest silence on a long-lived stream this service holds open (WebSocket, SSE, gRPC
     streaming). Unset: requests are short-lived. Rules compare it with every hop's idle timer."""
     suppress: list[Suppression] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _grpc_routes_keep_path(self) -> Service:
+        # Kong routes_subschemas.lua: grpc/grpcs routes require strip_path = false.
+        if self.protocol == "grpc" and self.route.strip_path:
+            raise ValueError("gRPC routes cannot strip the path (Kong refuses strip_path on grpc routes)")
+        return self
 
     @property
     def paths(self) -> list[str]:

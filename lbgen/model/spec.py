@@ -71,6 +71,12 @@ class Spec(StrictModel):
         kong = self.kong
         if kong is not None:
             for service in self.services:
+                checks = service.kong.healthchecks
+                if kong.mode == "kic" and checks is not None and not float(checks.threshold).is_integer():
+                    raise ValueError(
+                        f"service {service.name}: KongUpstreamPolicy takes a whole-number "
+                        f"healthchecks.threshold, not {checks.threshold}"
+                    )
                 algorithm = service.kong.algorithm
                 if algorithm == "latency" and not kong.version.at_least("3.2"):
                     raise ValueError(

@@ -87,8 +87,7 @@ def _hash_input(
         assert header is not None  # model: hash_on header needs hash_on_header
         return {"header": header}
     if kind == "cookie":
-        if cookie is None:  # the model checks hash_on; a cookie fallback reuses hash_on_cookie
-            raise ValueError("hash_fallback: cookie needs hash_on_cookie (Kong upstreams.lua)")
+        assert cookie is not None  # model: a cookie hash (or fallback) needs hash_on_cookie
         # The CRD requires cookiePath with cookie; "/" is Kong's hash_on_cookie_path default.
         return {"cookie": cookie, "cookiePath": "/"}
     return {"input": kind}
@@ -96,13 +95,7 @@ def _hash_input(
 
 def _threshold(healthchecks: KongHealthchecks) -> int:
     threshold = healthchecks.threshold
-    if not float(threshold).is_integer():
-        # The CRD types healthchecks.threshold as an integer; rounding would change which
-        # capacity makes the whole Upstream unhealthy, so refuse instead.
-        raise ValueError(
-            f"healthchecks.threshold {threshold} is not a whole number, but "
-            "KongUpstreamPolicy.spec.healthchecks.threshold is an integer"
-        )
+    # Whole numbers only under KIC: the spec refuses others (the CRD types it as integer).
     return int(threshold)
 
 

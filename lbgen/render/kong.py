@@ -86,23 +86,6 @@ def constraints_schema_name(edition: str, version: Version) -> str:
     return "kong-entity-constraints.ee-3.10.json"
 
 
-# --- checks the model cannot make ----------------------------------------------------------
-
-def check_renderable(service: Service) -> None:
-    """Refuse combinations Kong would reject or silently rewrite."""
-    where = f"service {service.namespace}/{service.name}"
-    if service.protocol == "grpc" and service.route.strip_path:
-        # routes_subschemas.lua (grpc): strip_path `ne = true`.
-        raise ValueError(f"{where}: Kong refuses strip_path on grpc/grpcs routes")
-    if service.kong.algorithm == "sticky-sessions" and service.kong.hash_on != "none":
-        # A non-none hash_on switches the algorithm to consistent-hashing (upstreams.lua
-        # shorthand_fields); KIC's CRD requires hashOn.input none with stickySessions.
-        raise ValueError(f"{where}: sticky-sessions needs hash_on: none")
-    if service.kong.hash_fallback == "cookie" and service.kong.hash_on_cookie is None:
-        # upstreams.lua: a cookie fallback reads its name from hash_on_cookie.
-        raise ValueError(f"{where}: hash_fallback: cookie needs hash_on_cookie")
-
-
 # --- DB-less declarative config ------------------------------------------------------------
 
 def _whole(value: float) -> int | float:
@@ -426,8 +409,6 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
     kong = ctx.spec.kong
     if kong is None:
         return []
-    for service in ctx.spec.services:
-        check_renderable(service)
     files = [RenderedFile(f"{kong.name}/kong.conf", render_kong_conf(ctx, kong))]
     if kong.mode == "db-less":
         files.append(

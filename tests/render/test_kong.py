@@ -19,6 +19,7 @@ from jsonschema import Draft4Validator, Draft7Validator
 
 import lbgen
 from lbgen.budget import resolve_budget
+from lbgen.errors import InputError
 from lbgen.model.spec import Spec
 from lbgen.render import kong as kong_renderer
 from lbgen.render._base import RenderContext
@@ -164,10 +165,9 @@ def test_grpc_service_speaks_grpc_to_pods_and_matches_grpc_routes() -> None:
 
 
 def test_grpc_with_strip_path_is_refused_because_kong_rejects_it() -> None:
-    # routes_subschemas.lua (grpc): strip_path `ne = true`.
-    spec = make_spec(service={"protocol": "grpc", "route": {"paths": ["/x"], "strip_path": True}})
-    with pytest.raises(ValueError, match="strip_path"):
-        render(spec)
+    # routes_subschemas.lua (grpc): strip_path `ne = true`. Refused when the spec loads.
+    with pytest.raises(InputError, match="strip"):
+        make_spec(service={"protocol": "grpc", "route": {"paths": ["/x"], "strip_path": True}})
 
 
 def test_retries_and_timeouts_are_emitted_in_milliseconds_only_when_set() -> None:
@@ -305,20 +305,18 @@ def test_sticky_sessions_name_their_cookie() -> None:
 
 
 def test_sticky_sessions_with_hash_on_is_refused() -> None:
-    spec = make_spec(
-        tier={"edition": "enterprise", "version": "3.11"},
-        service={"kong": {"algorithm": "sticky-sessions", "sticky_sessions_cookie": "r",
-                          "hash_on": "ip"}},
-    )
-    with pytest.raises(ValueError, match="sticky-sessions needs hash_on: none"):
-        render(spec)
+    with pytest.raises(InputError, match="sticky-sessions needs hash_on: none"):
+        make_spec(
+            tier={"edition": "enterprise", "version": "3.11"},
+            service={"kong": {"algorithm": "sticky-sessions", "sticky_sessions_cookie": "r",
+                              "hash_on": "ip"}},
+        )
 
 
 def test_cookie_fallback_without_a_cookie_name_is_refused() -> None:
-    spec = make_spec(service={"kong": {"algorithm": "consistent-hashing", "hash_on": "ip",
-                                       "hash_fallback": "cookie"}})
-    with pytest.raises(ValueError, match="hash_on_cookie"):
-        render(spec)
+    with pytest.raises(InputError, match="hash_on_cookie"):
+        make_spec(service={"kong": {"algorithm": "consistent-hashing", "hash_on": "ip",
+                                    "hash_fallback": "cookie"}})
 
 
 def test_cookie_fallback_reuses_hash_on_cookie() -> None:
@@ -510,9 +508,8 @@ def test_kic_policy_maps_hashing_and_healthchecks_to_crd_fields() -> None:
 
 
 def test_kic_fractional_threshold_is_refused_because_the_crd_wants_an_integer() -> None:
-    spec = make_spec(tier={"mode": "kic"}, service={"kong": {"healthchecks": {"threshold": 12.5}}})
-    with pytest.raises(ValueError, match="integer"):
-        render(spec)
+    with pytest.raises(InputError, match="whole-number"):
+        make_spec(tier={"mode": "kic"}, service={"kong": {"healthchecks": {"threshold": 12.5}}})
     # DB-less Kong takes a number, so it passes through there.
     db_less = make_spec(service={"kong": {"healthchecks": {"threshold": 12.5}}})
     assert kong_yaml(db_less)["upstreams"][0]["healthchecks"]["threshold"] == 12.5
