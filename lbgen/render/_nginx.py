@@ -142,8 +142,11 @@ def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: b
     A listener with the `proxy_protocol` flag requires a PROXY header on every connection and
     one without it rejects one, so the flag must match what the caller sends (an http proxy
     never sends one; a stream proxy sends one with `proxy_protocol on`). Among matching
-    entries, cleartext comes first (TLS already ended at the edge; Kong's stock 8000); with
-    gRPC on the path, an `http2` entry comes first, because gRPC needs HTTP/2 end to end.
+    entries, cleartext comes first (TLS already ended at the edge; Kong's stock 8000). For
+    gRPC an `http2` entry comes first, because gRPC needs HTTP/2 end to end; for HTTP/1.1 an
+    entry without `http2` comes before one with it, because a cleartext `listen … http2` on
+    an nginx before 1.25.1 serves HTTP/2 only (tried on nginx 1.22.1: an HTTP/1.1 request
+    gets no response), and Kong's embedded nginx may be that old.
     When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
     """
     matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
@@ -151,7 +154,9 @@ def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: b
         return kong.proxy_listen[0]
 
     def preference(entry: Listener) -> tuple[bool, bool]:
-        return (prefer_http2 and not entry.http2, entry.tls)
+        if prefer_http2:
+            return (not entry.http2, entry.tls)
+        return (entry.tls, entry.http2)
 
     return min(matching, key=preference)  # the first of equals: listed order breaks ties
 

@@ -467,6 +467,16 @@ def test_kong_listener_with_proxy_protocol_is_avoided(tmp_path: Path) -> None:
     assert args(upstream(tree, "gateway"), "server") == [["10.2.0.1:8001"], ["10.2.0.2:8001"]]
 
 
+def test_kong_http_prefers_a_listener_without_http2_and_grpc_one_with_it(tmp_path: Path) -> None:
+    """A cleartext `listen … http2` on nginx < 1.25.1 answers HTTP/2 only, so HTTP/1.1 goes to
+    the plain listener when there is one; gRPC needs the HTTP/2 one."""
+    kong = {**KONG, "proxy_listen": [{"port": 8000, "http2": True}, {"port": 8001}]}
+    grpc = {**ORDERS, "name": "greeter", "protocol": "grpc", "route": {"paths": ["/g.G"]}}
+    tree = parse(make_spec(middle=[kong], services=[ORDERS, grpc]), tmp_path)
+    assert args(upstream(tree, "gateway"), "server") == [["10.2.0.1:8001"], ["10.2.0.2:8001"]]
+    assert args(upstream(tree, "gateway-grpc"), "server") == [["10.2.0.1:8000"], ["10.2.0.2:8000"]]
+
+
 def test_kong_tls_only_listener_means_https(tmp_path: Path) -> None:
     kong = {**KONG, "proxy_listen": [{"port": 8443, "tls": True}]}
     loc = location(servers(parse(make_spec(middle=[kong]), tmp_path))[0], "/")

@@ -173,6 +173,17 @@ def test_not_sending_proxy_protocol_avoids_kongs_proxy_protocol_listener(tmp_pat
     assert find(server(tree), "proxy_protocol") == []
 
 
+def test_grpc_on_the_path_prefers_kongs_http2_listener(tmp_path: Path) -> None:
+    """The one L4 port carries the edge's gRPC too, which needs HTTP/2 at Kong; Kong's stock
+    8443 (TLS, HTTP/2) is the only such listener, and the edge then speaks TLS through."""
+    spec = load_spec_data({
+        "name": "path",
+        "tiers": [copy.deepcopy(EDGE), copy.deepcopy(L4), copy.deepcopy(KONG), copy.deepcopy(CLUSTER)],
+        "services": [{**ORDERS, "protocol": "grpc"}],
+    }).spec
+    assert args(upstream(parse(spec, tmp_path))[1], "server") == [["10.2.0.1:8443"], ["10.2.0.2:8443"]]
+
+
 def test_directly_in_front_of_kubernetes_the_service_clusterip(tmp_path: Path) -> None:
     """A stream tier has no backend_targets setting: it forwards to the single Service's
     ClusterIP (its DNS name) on the Service port."""
