@@ -238,7 +238,7 @@ def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> Up
     return UpstreamBudget(
         connections=connections,
         idle_timeout=idle,
-        max_requests=_resolve_set(ka.max_requests, Resolved(int(requests_fact.value or 0), "product default", requests_fact.source)),
+        max_requests=_resolve_set(ka.max_requests, Resolved(_count(requests_fact), "product default", requests_fact.source)),
         max_lifetime=Resolved(None, "product default", "Kong has no upstream connection lifetime"),
     )
 
@@ -256,7 +256,7 @@ def _edge_upstream(spec: Spec, edge: NginxHttpTier, callee: Duration | None, cal
     return UpstreamBudget(
         connections=connections,
         idle_timeout=_caller_idle(spec, ka.idle_timeout, defaults.NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, callee, callee_label),
-        max_requests=_resolve_set(ka.max_requests, Resolved(int(requests_fact.value or 0), "product default", requests_fact.source)),
+        max_requests=_resolve_set(ka.max_requests, Resolved(_count(requests_fact), "product default", requests_fact.source)),
         max_lifetime=_resolve_set(ka.max_lifetime, _default(defaults.NGINX_UPSTREAM_KEEPALIVE_TIME)),  # type: ignore[arg-type]
     )
 
@@ -274,6 +274,11 @@ def _upstream_rows(hop: str, leg: str, up: UpstreamBudget) -> list[BudgetRow]:
         rows.append(BudgetRow(hop, f"{leg}: max connection lifetime", _fmt(up.max_lifetime.value),
                               up.max_lifetime.origin, up.max_lifetime.note))
     return list(reversed(rows))
+
+
+def _count(fact: defaults.Fact) -> int:
+    assert isinstance(fact.value, int)
+    return fact.value
 
 
 def _fmt(value: Duration | int | None, none: str = "none") -> str:

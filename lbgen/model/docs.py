@@ -87,14 +87,14 @@ def spec_json_schema() -> dict[str, Any]:
 
 
 def _type_name(annotation: Any) -> str:
-    origin = getattr(annotation, "__origin__", None)
-    args = getattr(annotation, "__args__", ()) or ()
+    origin: Any = getattr(annotation, "__origin__", None)
+    args: tuple[Any, ...] = tuple(getattr(annotation, "__args__", ()) or ())
     metadata = getattr(annotation, "__metadata__", None)
     if metadata is not None and origin is not None:
         return _type_name(origin)
     if annotation is type(None):
         return "null"
-    if str(origin) == "typing.Literal" or getattr(annotation, "__class__", None).__name__ == "_LiteralGenericAlias":
+    if str(origin) == "typing.Literal" or type(annotation).__name__ == "_LiteralGenericAlias":
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (list, tuple):
         return f"list of {_type_name(args[0])}"
