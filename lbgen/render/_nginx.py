@@ -80,8 +80,10 @@ def balancing_directive(balancing: NginxBalancing, *, stream: bool) -> Directive
             # The stream module has no ip_hash; hashing the whole client address is its
             # per-client equivalent (stream upstream docs, #hash example).
             return directive(
-                "hash", "$remote_addr",
-                comment=f"ip_hash does not exist in stream {{}}: per-client hash instead ({doc}#hash)",
+                "hash",
+                "$remote_addr",
+                comment=f"ip_hash does not exist in stream {{}}: per-client hash instead "
+                f"({doc}#hash)",
             )
         return directive("ip_hash")
     if algorithm == "hash":
@@ -164,8 +166,13 @@ def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: b
 def listener_label(entry: Listener) -> str:
     """`proxy_listen port 8443 (tls, http2)`, for comments."""
     flags = [
-        flag for flag, on in (("tls", entry.tls), ("http2", entry.http2),
-                              ("proxy_protocol", entry.proxy_protocol)) if on
+        flag
+        for flag, on in (
+            ("tls", entry.tls),
+            ("http2", entry.http2),
+            ("proxy_protocol", entry.proxy_protocol),
+        )
+        if on
     ]
     return f"proxy_listen port {entry.port} ({', '.join(flags) or 'cleartext'})"
 

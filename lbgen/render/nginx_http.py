@@ -96,7 +96,10 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
     view = build_view(ctx, edge)
     env = ctx.env
     return [
-        RenderedFile(f"{edge.name}/nginx.conf", env.get_template("nginx_http/nginx.conf.j2").render(view=view)),
+        RenderedFile(
+            f"{edge.name}/nginx.conf",
+            env.get_template("nginx_http/nginx.conf.j2").render(view=view),
+        ),
         RenderedFile(
             f"{edge.name}/{view.include}",
             env.get_template("nginx_http/snippet.conf.j2").render(view=view),
@@ -127,16 +130,27 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         grpc_target = http_target
         if has_grpc(spec):
             grpc_target = PassTarget(f"{callee.name}-grpc", target.tls)
-            upstreams.append(_upstream(
-                grpc_target.upstream, f"{about}; gRPC only: {GRPC_OWN_POOL}", edge, addresses, pool,
-            ))
+            upstreams.append(
+                _upstream(
+                    grpc_target.upstream,
+                    f"{about}; gRPC only: {GRPC_OWN_POOL}",
+                    edge,
+                    addresses,
+                    pool,
+                )
+            )
         servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
     elif isinstance(callee, KongTier):
         http_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=False)
-        upstreams.append(_upstream(
-            callee.name, f"Kong tier {callee.name}: {listener_label(http_entry)}",
-            edge, [(i.address, http_entry.port) for i in callee.instances], pool,
-        ))
+        upstreams.append(
+            _upstream(
+                callee.name,
+                f"Kong tier {callee.name}: {listener_label(http_entry)}",
+                edge,
+                [(i.address, http_entry.port) for i in callee.instances],
+                pool,
+            )
+        )
         http_target = PassTarget(callee.name, http_entry.tls)
         grpc_target = http_target
         if has_grpc(spec):
@@ -144,12 +158,16 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
             # of its own.
             grpc_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=True)
             grpc_target = PassTarget(f"{callee.name}-grpc", grpc_entry.tls)
-            upstreams.append(_upstream(
-                grpc_target.upstream,
-                f"Kong tier {callee.name}, gRPC only: {listener_label(grpc_entry)}; "
-                f"{GRPC_OWN_POOL}",
-                edge, [(i.address, grpc_entry.port) for i in callee.instances], pool,
-            ))
+            upstreams.append(
+                _upstream(
+                    grpc_target.upstream,
+                    f"Kong tier {callee.name}, gRPC only: {listener_label(grpc_entry)}; "
+                    f"{GRPC_OWN_POOL}",
+                    edge,
+                    [(i.address, grpc_entry.port) for i in callee.instances],
+                    pool,
+                )
+            )
         servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
     else:
         assert isinstance(callee, KubernetesTier)  # the model puts kubernetes last
@@ -160,11 +178,15 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
                 if edge.backend_targets == "pod_endpoints"
                 else "ClusterIP: kube-proxy picks a pod per connection"
             )
-            upstreams.append(_upstream(
-                service_upstream_name(service),
-                f"Kubernetes Service {service.namespace}/{service.name} ({how})",
-                edge, [(host, port)], pool,
-            ))
+            upstreams.append(
+                _upstream(
+                    service_upstream_name(service),
+                    f"Kubernetes Service {service.namespace}/{service.name} ({how})",
+                    edge,
+                    [(host, port)],
+                    pool,
+                )
+            )
         servers = _gateway_servers(spec, edge, shared, pooled)
 
     return NginxHttpView(
@@ -202,35 +224,50 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
     if not connections:
         if version >= NGINX_KEEPALIVE_BY_DEFAULT:
             # Silence would mean `keepalive 32 local` on these versions.
-            return [directive(
-                "keepalive", 0,
-                comment=f"pool disabled ({origin_comment(budget.connections)}); nginx ≥ 1.29.7 "
-                f"would pool 32 per worker by default ({UPSTREAM_DOC}#keepalive)",
-            )]
+            return [
+                directive(
+                    "keepalive",
+                    0,
+                    comment=f"pool disabled ({origin_comment(budget.connections)}); nginx ≥ 1.29.7 "
+                    f"would pool 32 per worker by default ({UPSTREAM_DOC}#keepalive)",
+                )
+            ]
         return []  # no `keepalive`: no pool before 1.29.7 (and `keepalive 0` is invalid there)
-    lines = [directive(
-        "keepalive", connections,
-        comment=f"pool of idle connections per worker ({origin_comment(budget.connections)}). "
-        "Without `local` (1.29.7): every location using this upstream proxies it the same way "
-        "(gRPC has upstream blocks of its own), so sharing the pool is safe, and the line is "
-        "valid on older nginx too",
-    )]
+    lines = [
+        directive(
+            "keepalive",
+            connections,
+            comment=f"pool of idle connections per worker ({origin_comment(budget.connections)}). "
+            "Without `local` (1.29.7): every location using this upstream proxies it the same way "
+            "(gRPC has upstream blocks of its own), so sharing the pool is safe, and the line is "
+            "valid on older nginx too",
+        )
+    ]
     if version >= UPSTREAM_KEEPALIVE_TUNING_SINCE:
-        lines.append(directive(
-            "keepalive_timeout", budget.idle_timeout.value,
-            comment="a pooled connection idle this long is closed, before the next hop would "
-            f"close it ({origin_comment(budget.idle_timeout)})",
-        ))
-        lines.append(directive(
-            "keepalive_requests", budget.max_requests.value,
-            comment=f"requests per pooled connection ({origin_comment(budget.max_requests)})",
-        ))
+        lines.append(
+            directive(
+                "keepalive_timeout",
+                budget.idle_timeout.value,
+                comment="a pooled connection idle this long is closed, before the next hop would "
+                f"close it ({origin_comment(budget.idle_timeout)})",
+            )
+        )
+        lines.append(
+            directive(
+                "keepalive_requests",
+                budget.max_requests.value,
+                comment=f"requests per pooled connection ({origin_comment(budget.max_requests)})",
+            )
+        )
     lifetime = budget.max_lifetime.value
     if lifetime is not None and version >= KEEPALIVE_TIME_SINCE:
-        lines.append(directive(
-            "keepalive_time", lifetime,
-            comment=f"lifetime of a pooled connection ({origin_comment(budget.max_lifetime)})",
-        ))
+        lines.append(
+            directive(
+                "keepalive_time",
+                lifetime,
+                comment=f"lifetime of a pooled connection ({origin_comment(budget.max_lifetime)})",
+            )
+        )
     return lines
 
 
@@ -257,14 +294,24 @@ def _proxy_all_server(
         for path in service.paths:
             if path == "/":
                 continue  # `location /` below; a gRPC catch-all path is not meaningful
-            locations.append(_grpc_location((path,), f"gRPC service {service.namespace}/"
-                                            f"{service.name}", edge, grpc_target))
-    locations.append(_http_location(
-        ("/",), f"everything else: routing happens at {http_target.upstream}", edge,
-        http_target, pooled, uri="",
-    ))
-    return ServerView("", tuple(_server_directives(edge, shared, default_server=False)),
-                      tuple(locations))
+            locations.append(
+                _grpc_location(
+                    (path,), f"gRPC service {service.namespace}/{service.name}", edge, grpc_target
+                )
+            )
+    locations.append(
+        _http_location(
+            ("/",),
+            f"everything else: routing happens at {http_target.upstream}",
+            edge,
+            http_target,
+            pooled,
+            uri="",
+        )
+    )
+    return ServerView(
+        "", tuple(_server_directives(edge, shared, default_server=False)), tuple(locations)
+    )
 
 
 def _gateway_servers(
@@ -281,17 +328,21 @@ def _gateway_servers(
         for host in service.route.hosts:
             by_host.setdefault(host, []).append(service)
     several = bool(by_host)
-    servers = [ServerView(
-        "requests for any other host" if several else "",
-        tuple(_server_directives(edge, shared, default_server=several)),
-        tuple(_service_locations(hostless, edge, pooled)),
-    )]
+    servers = [
+        ServerView(
+            "requests for any other host" if several else "",
+            tuple(_server_directives(edge, shared, default_server=several)),
+            tuple(_service_locations(hostless, edge, pooled)),
+        )
+    ]
     for host in sorted(by_host):
-        servers.append(ServerView(
-            f"requests for host {host}",
-            tuple(_server_directives(edge, shared, default_server=False, server_name=host)),
-            tuple(_service_locations(by_host[host], edge, pooled)),
-        ))
+        servers.append(
+            ServerView(
+                f"requests for host {host}",
+                tuple(_server_directives(edge, shared, default_server=False, server_name=host)),
+                tuple(_service_locations(by_host[host], edge, pooled)),
+            )
+        )
     return servers
 
 
@@ -314,21 +365,37 @@ def _service_locations(
                 # strip_path like Kong: /orders/x → /x and /orders → /. A URI in proxy_pass
                 # replaces the matched prefix (proxy module #proxy_pass).
                 prefix = path if path.endswith("/") else path + "/"
-                locations.append(_http_location(
-                    (prefix,), f"{label}, prefix {path} stripped", edge, target, pooled, uri="/",
-                ))
+                locations.append(
+                    _http_location(
+                        (prefix,),
+                        f"{label}, prefix {path} stripped",
+                        edge,
+                        target,
+                        pooled,
+                        uri="/",
+                    )
+                )
                 if prefix != path:
                     claimed.add(prefix)
-                    locations.append(_http_location(
-                        ("=", path), f"{label}: {path} itself becomes /", edge, target, pooled,
-                        uri="/",
-                    ))
+                    locations.append(
+                        _http_location(
+                            ("=", path),
+                            f"{label}: {path} itself becomes /",
+                            edge,
+                            target,
+                            pooled,
+                            uri="/",
+                        )
+                    )
     if "/" not in claimed:
         # Without it, unrouted paths would be served from nginx's html directory.
-        locations.append(LocationView(
-            ("/",), "no service routes this path",
-            (directive("return", 404),),
-        ))
+        locations.append(
+            LocationView(
+                ("/",),
+                "no service routes this path",
+                (directive("return", 404),),
+            )
+        )
     return locations
 
 
@@ -357,14 +424,21 @@ def _server_directives(
     if server_name is not None:
         lines.append(directive("server_name", server_name))
     if http2_directive and any(listener.http2 for listener in edge.listen):
-        lines.append(directive(
-            "http2", "on",
-            comment="nginx ≥ 1.25.1 enables HTTP/2 per server, not per listen socket "
-            "(CHANGES 1.25.1)",
-        ))
-    lines.append(directive(
-        "server_tokens", "off", comment="no nginx version in the Server header and error pages",
-    ))
+        lines.append(
+            directive(
+                "http2",
+                "on",
+                comment="nginx ≥ 1.25.1 enables HTTP/2 per server, not per listen socket "
+                "(CHANGES 1.25.1)",
+            )
+        )
+    lines.append(
+        directive(
+            "server_tokens",
+            "off",
+            comment="no nginx version in the Server header and error pages",
+        )
+    )
     if edge.tls is not None and any(listener.tls for listener in edge.listen):
         lines += tls_directives(edge.tls.certificate, edge.tls.certificate_key)
     return [*lines, *shared]
@@ -387,12 +461,16 @@ def tls_directives(certificate: str, certificate_key: str) -> list[Directive]:
         directive("ssl_certificate", certificate),
         directive("ssl_certificate_key", certificate_key),
         directive(
-            "ssl_protocols", *MOZILLA_INTERMEDIATE_PROTOCOLS,
+            "ssl_protocols",
+            *MOZILLA_INTERMEDIATE_PROTOCOLS,
             comment="Mozilla Server Side TLS intermediate profile (server-side-tls-conf-5.0.json)",
         ),
         directive("ssl_ciphers", MOZILLA_INTERMEDIATE_CIPHERS),
         directive(
-            "add_header", "Strict-Transport-Security", f"max-age={MOZILLA_HSTS_MAX_AGE}", "always",
+            "add_header",
+            "Strict-Transport-Security",
+            f"max-age={MOZILLA_HSTS_MAX_AGE}",
+            "always",
             comment="HSTS: browsers keep to https for two years (Mozilla intermediate profile)",
         ),
     ]
@@ -402,10 +480,13 @@ def client_keepalive_directives(edge: NginxHttpTier, budget: Budget) -> list[Dir
     """Client-side keep-alive of the edge's server blocks, from the resolved budget."""
     timeout = budget.edge_client_keepalive
     assert timeout is not None  # resolve_budget fills it whenever the spec has an edge
-    lines = [directive(
-        "keepalive_timeout", timeout.value,
-        comment=f"idle client connections: {origin_comment(timeout)}",
-    )]
+    lines = [
+        directive(
+            "keepalive_timeout",
+            timeout.value,
+            comment=f"idle client connections: {origin_comment(timeout)}",
+        )
+    ]
     if edge.client_keepalive.max_requests is not None:
         lines.append(directive("keepalive_requests", edge.client_keepalive.max_requests))
     return lines
@@ -418,10 +499,13 @@ def _real_ip(edge: NginxHttpTier) -> list[Directive]:
     lines = [directive("set_real_ip_from", cidr) for cidr in real_ip.trusted]
     lines.append(directive("real_ip_header", real_ip.header))
     if real_ip.recursive:
-        lines.append(directive(
-            "real_ip_recursive", "on",
-            comment="client = last address in the header that is not a trusted proxy",
-        ))
+        lines.append(
+            directive(
+                "real_ip_recursive",
+                "on",
+                comment="client = last address in the header that is not a trusted proxy",
+            )
+        )
     return lines
 
 
@@ -462,11 +546,14 @@ def _http_location(
     lines = [directive("proxy_pass", f"{scheme}://{target.upstream}{uri}", comment=pass_comment)]
     headers = _forwarded_headers(edge)
     if needs_http11:
-        lines.append(directive(
-            "proxy_http_version", "1.1",
-            comment="before 1.29.7 nginx talks HTTP/1.0 upstream, which cannot keep the "
-            f"connection for the pool ({UPSTREAM_DOC}#keepalive)",
-        ))
+        lines.append(
+            directive(
+                "proxy_http_version",
+                "1.1",
+                comment="before 1.29.7 nginx talks HTTP/1.0 upstream, which cannot keep the "
+                f"connection for the pool ({UPSTREAM_DOC}#keepalive)",
+            )
+        )
         headers.insert(1, ("Connection", ""))
     # All proxy_set_header lines at this one level: a level that sets any of them inherits
     # none from outer levels (proxy module #proxy_set_header).
@@ -475,7 +562,9 @@ def _http_location(
         if name == "Connection":
             note = "cleared, or nginx sends `Connection: close` and the pool is never used"
         elif index == 0:
-            note = "all proxy_set_header lines stay at this level: one here drops every inherited one"
+            note = (
+                "all proxy_set_header lines stay at this level: one here drops every inherited one"
+            )
         lines.append(directive("proxy_set_header", name, value, comment=note))
     lines += _timeouts(edge, "proxy")
     lines += _retries(edge, "proxy")
@@ -490,7 +579,8 @@ def _grpc_location(
     for index, (name, value) in enumerate(_forwarded_headers(edge)):
         note = (
             "grpc_set_header Host sets :authority; the default is the upstream name"
-            if index == 0 else ""
+            if index == 0
+            else ""
         )
         lines.append(directive("grpc_set_header", name, value, comment=note))
     lines += _timeouts(edge, "grpc")
@@ -501,7 +591,11 @@ def _grpc_location(
 def _timeouts(edge: NginxHttpTier, module: str) -> list[Directive]:
     timeouts = edge.timeouts
     lines = []
-    for name, value in (("connect", timeouts.connect), ("read", timeouts.read), ("send", timeouts.send)):
+    for name, value in (
+        ("connect", timeouts.connect),
+        ("read", timeouts.read),
+        ("send", timeouts.send),
+    ):
         if value is not None:
             lines.append(directive(f"{module}_{name}_timeout", value))
     return lines

@@ -48,7 +48,10 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
     view = build_view(ctx, l4)
     env = ctx.env
     return [
-        RenderedFile(f"{l4.name}/nginx.conf", env.get_template("nginx_stream/nginx.conf.j2").render(view=view)),
+        RenderedFile(
+            f"{l4.name}/nginx.conf",
+            env.get_template("nginx_stream/nginx.conf.j2").render(view=view),
+        ),
         RenderedFile(
             f"{l4.name}/{view.include}",
             env.get_template("nginx_stream/snippet.conf.j2").render(view=view),
@@ -61,7 +64,9 @@ def build_view(ctx: RenderContext, l4: NginxStreamTier) -> NginxStreamView:
     target = stream_target(spec, l4)
     method = balancing_directive(l4.balancing, stream=True)
     upstream_lines = [method] if method is not None else []
-    upstream_lines += [server_directive(host, port, l4.passive_health) for host, port in target.servers]
+    upstream_lines += [
+        server_directive(host, port, l4.passive_health) for host, port in target.servers
+    ]
     return NginxStreamView(
         header=ctx.header(),
         target=target_comment("nginx_stream", l4.name, l4.version),
@@ -83,24 +88,33 @@ def server_directives(ctx: RenderContext, l4: NginxStreamTier, upstream: str) ->
     lines.append(directive("proxy_pass", upstream))
     timeout = ctx.budget.l4_proxy_timeout
     assert timeout is not None  # resolve_budget fills it whenever the spec has an L4 tier
-    lines.append(directive(
-        "proxy_timeout", timeout.value,
-        comment="idle time after which both legs are closed; must outlive the caller's pooled "
-        f"connections: {origin_comment(timeout)}",
-    ))
+    lines.append(
+        directive(
+            "proxy_timeout",
+            timeout.value,
+            comment="idle time after which both legs are closed; must outlive the caller's pooled "
+            f"connections: {origin_comment(timeout)}",
+        )
+    )
     if l4.connect_timeout is not None:
         lines.append(directive("proxy_connect_timeout", l4.connect_timeout))
     if l4.send_proxy_protocol:
-        lines.append(directive(
-            "proxy_protocol", "on",
-            comment="the PROXY header carries this tier's client: the hop in front, not the end "
-            f"user ({STREAM_PROXY_DOC}#proxy_protocol)",
-        ))
+        lines.append(
+            directive(
+                "proxy_protocol",
+                "on",
+                comment="the PROXY header carries this tier's client: the hop in front, not the "
+                f"end user ({STREAM_PROXY_DOC}#proxy_protocol)",
+            )
+        )
     if l4.next_upstream is not None:
-        lines.append(directive(
-            "proxy_next_upstream", "on" if l4.next_upstream else "off",
-            comment="only covers failing to connect; a stream proxy never resends data",
-        ))
+        lines.append(
+            directive(
+                "proxy_next_upstream",
+                "on" if l4.next_upstream else "off",
+                comment="only covers failing to connect; a stream proxy never resends data",
+            )
+        )
     if l4.next_upstream_tries is not None:
         lines.append(directive("proxy_next_upstream_tries", l4.next_upstream_tries))
     return lines

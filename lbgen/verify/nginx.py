@@ -50,11 +50,15 @@ TIMEOUT_SECONDS = 120
 Isolation = Literal["namespace", "rewrite"]
 
 _TARGET_RE = re.compile(r"^# lbgen-target: nginx (\S+)", re.MULTILINE)
-_SERVER_RE = re.compile(r"^(?P<lead>\s*server\s+)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)(?=[\s;])", re.MULTILINE)
+_SERVER_RE = re.compile(
+    r"^(?P<lead>\s*server\s+)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)(?=[\s;])", re.MULTILINE
+)
 _LISTEN_RE = re.compile(r"^(?P<lead>\s*listen\s+)(?P<port>\d+)(?=[\s;])", re.MULTILINE)
-_HTTP_BLOCK_RE = re.compile(r"^(?P<indent>\s*)http\s*\{[^\n]*\n", re.MULTILINE)
+_HTTP_BLOCK_RE = re.compile(r"^(?P<indent>[ \t]*)http\s*\{[^\n]*\n", re.MULTILINE)
 _STREAM_BLOCK_RE = re.compile(r"^\s*stream\s*\{", re.MULTILINE)
-_LOAD_STREAM_RE = re.compile(r"^\s*load_module\s+(?P<path>\S*ngx_stream_module\.so)\s*;[^\n]*\n?", re.MULTILINE)
+_LOAD_STREAM_RE = re.compile(
+    r"^\s*load_module\s+(?P<path>\S*ngx_stream_module\.so)\s*;[^\n]*\n?", re.MULTILINE
+)
 _CERT_RE = re.compile(r"^\s*ssl_certificate(?P<key>_key)?\s+(?P<path>/\S+?)\s*;", re.MULTILINE)
 _DIRECTIVE_RE = "^\\s*{name}\\s"
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -109,7 +113,11 @@ def probe(path: str) -> NginxBuild:
         stream = "none"
     modules = re.search(r"--modules-path=(\S+)", text)
     prefix = re.search(r"--prefix=(\S+)", text)
-    modules_path = Path(modules.group(1)) if modules else Path(prefix.group(1) if prefix else "/usr/local/nginx") / "modules"
+    modules_path = (
+        Path(modules.group(1))
+        if modules
+        else Path(prefix.group(1) if prefix else "/usr/local/nginx") / "modules"
+    )
     return NginxBuild(
         path=path,
         version=version,
@@ -147,7 +155,10 @@ def check_config(
     notes: list[str] = []
     declared = _declared_version(files[conf_path])
     if declared is not None and build.version is not None and declared != build.version:
-        notes.append(f"tested with the installed nginx {build.version}; the config is written for nginx {declared}")
+        notes.append(
+            f"tested with the installed nginx {build.version}; "
+            f"the config is written for nginx {declared}"
+        )
     with tempfile.TemporaryDirectory(prefix="lbgen-nginx-") as scratch_name:
         scratch = Path(scratch_name)
         root = scratch / "conf"
@@ -169,7 +180,9 @@ def check_config(
         if mode == "rewrite":
             texts = _rewrite_for_fallback(texts, notes)
         elif hosts:
-            notes.append(f"host names resolved to 127.0.0.1 in a private /etc/hosts: {', '.join(hosts)}")
+            notes.append(
+                f"host names resolved to 127.0.0.1 in a private /etc/hosts: {', '.join(hosts)}"
+            )
 
         for rel, text in texts.items():
             target = root / rel
@@ -184,7 +197,9 @@ def check_config(
                 command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
             )
         except subprocess.TimeoutExpired:
-            return CheckResult(name, "failed", "; ".join([f"nginx -t took over {TIMEOUT_SECONDS}s", *notes]))
+            return CheckResult(
+                name, "failed", "; ".join([f"nginx -t took over {TIMEOUT_SECONDS}s", *notes])
+            )
         output = (proc.stderr + proc.stdout).replace(str(root) + "/", f"{tier_dir}/")
         if proc.returncode == 0:
             return CheckResult(name, "passed", "; ".join(notes))
@@ -269,27 +284,51 @@ def _harness_http(conf_text: str, scratch: Path) -> str:
         directive = f"{module}_temp_path"
         if not re.search(_DIRECTIVE_RE.format(name=directive), conf_text, re.MULTILINE):
             lines.append(f"{indent}{directive} {scratch}/temp/{module};\n")
-    return conf_text[: block.end()] + "".join(lines) + conf_text[block.end():]
+    return conf_text[: block.end()] + "".join(lines) + conf_text[block.end() :]
 
 
 def _replace_missing_certificates(
     texts: dict[PurePosixPath, str], scratch: Path, notes: list[str]
 ) -> dict[PurePosixPath, str]:
-    missing = sorted({
-        m.group("path") for text in texts.values() for m in _CERT_RE.finditer(text)
-        if not Path(m.group("path")).is_file()
-    })
+    missing = sorted(
+        {
+            m.group("path")
+            for text in texts.values()
+            for m in _CERT_RE.finditer(text)
+            if not Path(m.group("path")).is_file()
+        }
+    )
     if not missing:
         return texts
     openssl = shutil.which("openssl")
     if openssl is None:
-        notes.append(f"certificate files {', '.join(missing)} do not exist here and openssl is not installed")
+        notes.append(
+            f"certificate files {', '.join(missing)} do not exist here and openssl is not installed"
+        )
         return texts
     cert, key = scratch / "selfsigned.crt", scratch / "selfsigned.key"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "1", "-subj", "/CN=lbgen-verify", "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, check=True, timeout=60,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=lbgen-verify",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
     )
     notes.append(
         f"certificate files not present on this machine were replaced by a throwaway "
@@ -323,7 +362,9 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _rewrite_for_fallback(texts: dict[PurePosixPath, str], notes: list[str]) -> dict[PurePosixPath, str]:
+def _rewrite_for_fallback(
+    texts: dict[PurePosixPath, str], notes: list[str]
+) -> dict[PurePosixPath, str]:
     """No namespaces: point host names at 127.0.0.1; as non-root, move privileged ports."""
     renamed: set[str] = set()
 
@@ -369,8 +410,10 @@ def _nginx_command(
         globals_.append(f"pid {scratch}/nginx.pid;")
     if not re.search(_DIRECTIVE_RE.format(name="error_log"), conf_text, re.MULTILINE):
         globals_.append("error_log stderr;")
-    if mode == "namespace" and os.geteuid() != 0 and not re.search(
-        _DIRECTIVE_RE.format(name="user"), conf_text, re.MULTILINE
+    if (
+        mode == "namespace"
+        and os.geteuid() != 0
+        and not re.search(_DIRECTIVE_RE.format(name="user"), conf_text, re.MULTILINE)
     ):
         # Inside a user namespace nginx believes it is root and chowns its temp directories
         # to the worker user; only root (the caller's own uid) is mapped there.

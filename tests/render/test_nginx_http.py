@@ -51,7 +51,12 @@ KONG: dict[str, Any] = {
         {"name": "kong-2", "address": "10.2.0.2"},
     ],
 }
-CLUSTER: dict[str, Any] = {"kind": "kubernetes", "name": "k8s", "version": "1.33", "platform": "gke"}
+CLUSTER: dict[str, Any] = {
+    "kind": "kubernetes",
+    "name": "k8s",
+    "version": "1.33",
+    "platform": "gke",
+}
 ORDERS: dict[str, Any] = {
     "name": "orders",
     "namespace": "shop",
@@ -83,7 +88,9 @@ def make_spec(
 
 
 def render_files(spec: Spec) -> dict[str, str]:
-    ctx = RenderContext(spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env())
+    ctx = RenderContext(
+        spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env()
+    )
     return {f.path: f.content for f in nginx_http.render(ctx)}
 
 
@@ -178,8 +185,11 @@ def test_output_is_deterministic() -> None:
     [
         ({"algorithm": "least_conn"}, "1.28.0", ["least_conn"]),
         ({"algorithm": "ip_hash"}, "1.28.0", ["ip_hash"]),
-        ({"algorithm": "hash", "hash_key": "$request_uri", "consistent": True}, "1.28.0",
-         ["hash", "$request_uri", "consistent"]),
+        (
+            {"algorithm": "hash", "hash_key": "$request_uri", "consistent": True},
+            "1.28.0",
+            ["hash", "$request_uri", "consistent"],
+        ),
         ({"algorithm": "hash", "hash_key": "$remote_addr"}, "1.28.0", ["hash", "$remote_addr"]),
         ({"algorithm": "random"}, "1.28.0", ["random"]),
         ({"algorithm": "random-two"}, "1.28.0", ["random", "two"]),
@@ -253,7 +263,11 @@ def test_pool_disabled_before_1_29_7_means_no_keepalive_at_all(tmp_path: Path) -
     [
         ("1.14.2", {"keepalive"}, {"keepalive_timeout", "keepalive_requests", "keepalive_time"}),
         ("1.18.0", {"keepalive", "keepalive_timeout", "keepalive_requests"}, {"keepalive_time"}),
-        ("1.19.10", {"keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time"}, set()),
+        (
+            "1.19.10",
+            {"keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time"},
+            set(),
+        ),
     ],
 )
 def test_keepalive_tuning_directives_follow_the_version(
@@ -269,7 +283,9 @@ def test_keepalive_tuning_directives_follow_the_version(
 # --- HTTP version and headers ------------------------------------------------------------------
 
 
-def test_before_1_29_7_pooling_needs_http_1_1_and_a_cleared_connection_header(tmp_path: Path) -> None:
+def test_before_1_29_7_pooling_needs_http_1_1_and_a_cleared_connection_header(
+    tmp_path: Path,
+) -> None:
     """Before 1.29.7 nginx talks HTTP/1.0 upstream and sends `Connection: close`, so a pooled
     connection is never reused unless proxy_http_version is 1.1 and Connection is cleared
     (upstream module #keepalive)."""
@@ -295,8 +311,14 @@ def test_every_proxy_set_header_is_at_the_location_level(tmp_path: Path) -> None
     server = servers(tree)[0]
     assert find(server, "proxy_set_header") == []
     headers = [h[0] for h in args(location(server, "/"), "proxy_set_header")]
-    assert headers == ["Host", "Connection", "X-Real-IP", "X-Forwarded-For",
-                       "X-Forwarded-Proto", "X-Forwarded-Host"]
+    assert headers == [
+        "Host",
+        "Connection",
+        "X-Real-IP",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Host",
+    ]
 
 
 def test_forwarded_headers(tmp_path: Path) -> None:
@@ -337,9 +359,12 @@ def test_unset_retry_keeps_nginx_default(tmp_path: Path) -> None:
     assert find(loc, "proxy_next_upstream") == []
 
 
-def test_retry_conditions_are_rendered_as_listed_and_never_add_non_idempotent(tmp_path: Path) -> None:
-    spec = make_spec({"retry": {"conditions": ["error", "http_502", "error"], "tries": 2,
-                                "timeout": "5s"}})
+def test_retry_conditions_are_rendered_as_listed_and_never_add_non_idempotent(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(
+        {"retry": {"conditions": ["error", "http_502", "error"], "tries": 2, "timeout": "5s"}}
+    )
     loc = location(servers(parse(spec, tmp_path))[0], "/")
     assert args(loc, "proxy_next_upstream") == [["error", "http_502"]]
     assert args(loc, "proxy_next_upstream_tries") == [["2"]]
@@ -371,16 +396,23 @@ def test_passive_health_on_every_server(tmp_path: Path) -> None:
 
 
 def test_listen_parameters_and_tls(tmp_path: Path) -> None:
-    spec = make_spec({
-        "listen": [{"port": 80, "proxy_protocol": True}, {"port": 443, "tls": True}],
-        "tls": {"certificate": "/etc/nginx/tls/a.crt", "certificate_key": "/etc/nginx/tls/a.key"},
-    })
+    spec = make_spec(
+        {
+            "listen": [{"port": 80, "proxy_protocol": True}, {"port": 443, "tls": True}],
+            "tls": {
+                "certificate": "/etc/nginx/tls/a.crt",
+                "certificate_key": "/etc/nginx/tls/a.key",
+            },
+        }
+    )
     server = servers(parse(spec, tmp_path))[0]
     assert args(server, "listen") == [["80", "proxy_protocol"], ["443", "ssl"]]
     assert args(server, "ssl_certificate") == [["/etc/nginx/tls/a.crt"]]
     assert args(server, "ssl_certificate_key") == [["/etc/nginx/tls/a.key"]]
     assert args(server, "ssl_protocols") == [["TLSv1.2", "TLSv1.3"]]
-    assert args(server, "add_header") == [["Strict-Transport-Security", "max-age=63072000", "always"]]
+    assert args(server, "add_header") == [
+        ["Strict-Transport-Security", "max-age=63072000", "always"]
+    ]
 
 
 def test_no_tls_settings_without_a_tls_listener(tmp_path: Path) -> None:
@@ -418,8 +450,15 @@ def test_client_keepalive_comes_from_the_budget(tmp_path: Path) -> None:
 
 
 def test_real_ip(tmp_path: Path) -> None:
-    spec = make_spec({"real_ip": {"header": "X-Forwarded-For", "trusted": ["10.0.0.0/8", "192.0.2.0/24"],
-                                  "recursive": True}})
+    spec = make_spec(
+        {
+            "real_ip": {
+                "header": "X-Forwarded-For",
+                "trusted": ["10.0.0.0/8", "192.0.2.0/24"],
+                "recursive": True,
+            }
+        }
+    )
     server = servers(parse(spec, tmp_path))[0]
     assert args(server, "set_real_ip_from") == [["10.0.0.0/8"], ["192.0.2.0/24"]]
     assert args(server, "real_ip_header") == [["X-Forwarded-For"]]
@@ -486,10 +525,22 @@ def test_kong_tls_only_listener_means_https(tmp_path: Path) -> None:
 def test_grpc_through_kong_goes_to_an_http2_listener(tmp_path: Path) -> None:
     """gRPC must leave nginx over HTTP/2 (grpc_pass) and Kong's stock 8000 has no http2, so
     gRPC paths go to 8443 (TLS, HTTP/2) through a second upstream, everything else to 8000."""
-    grpc = {**ORDERS, "name": "greeter", "protocol": "grpc", "route": {"paths": ["/helloworld.Greeter"]}}
-    tree = parse(make_spec({"listen": [{"port": 443, "tls": True, "http2": True}],
-                            "tls": {"certificate": "/c.crt", "certificate_key": "/c.key"}},
-                           services=[ORDERS, grpc]), tmp_path)
+    grpc = {
+        **ORDERS,
+        "name": "greeter",
+        "protocol": "grpc",
+        "route": {"paths": ["/helloworld.Greeter"]},
+    }
+    tree = parse(
+        make_spec(
+            {
+                "listen": [{"port": 443, "tls": True, "http2": True}],
+                "tls": {"certificate": "/c.crt", "certificate_key": "/c.key"},
+            },
+            services=[ORDERS, grpc],
+        ),
+        tmp_path,
+    )
     assert args(upstream(tree, "gateway-grpc"), "server") == [["10.2.0.1:8443"], ["10.2.0.2:8443"]]
     server = servers(tree)[0]
     grpc_loc = location(server, "/helloworld.Greeter")
@@ -505,7 +556,9 @@ def test_grpc_gets_its_own_upstream_block_even_on_the_same_listener(tmp_path: Pa
     kong = {**KONG, "proxy_listen": [{"port": 8000, "http2": True}]}
     grpc = {**ORDERS, "protocol": "grpc"}
     tree = parse(make_spec(middle=[kong], services=[grpc]), tmp_path)
-    assert args(upstream(tree, "gateway"), "server") == args(upstream(tree, "gateway-grpc"), "server")
+    assert args(upstream(tree, "gateway"), "server") == args(
+        upstream(tree, "gateway-grpc"), "server"
+    )
     server = servers(tree)[0]
     assert args(location(server, "/orders"), "grpc_pass") == [["grpc://gateway-grpc"]]
     assert args(location(server, "/"), "proxy_pass") == [["http://gateway"]]
@@ -533,8 +586,13 @@ def test_without_grpc_services_no_grpc_upstream(tmp_path: Path) -> None:
 def test_in_front_of_kubernetes_one_upstream_per_service(tmp_path: Path) -> None:
     """Each Service is its own upstream: the ClusterIP Service's DNS name on the Service port,
     or the headless Service's name (one A record per ready pod) on the target port."""
-    cart = {**ORDERS, "name": "cart", "namespace": "store", "route": {"paths": ["/cart"]},
-            "kubernetes": {"port": 8080, "target_port": 3000}}
+    cart = {
+        **ORDERS,
+        "name": "cart",
+        "namespace": "store",
+        "route": {"paths": ["/cart"]},
+        "kubernetes": {"port": 8080, "target_port": 3000},
+    }
     tree = parse(make_spec(middle=[], services=[ORDERS, cart]), tmp_path)
     assert args(upstream(tree, "orders.shop"), "server") == [["orders.shop.svc.cluster.local:80"]]
     assert args(upstream(tree, "cart.store"), "server") == [["cart.store.svc.cluster.local:8080"]]
@@ -547,7 +605,9 @@ def test_in_front_of_kubernetes_one_upstream_per_service(tmp_path: Path) -> None
 
 def test_pod_endpoints_target_the_headless_service(tmp_path: Path) -> None:
     tree = parse(make_spec({"backend_targets": "pod_endpoints"}, middle=[]), tmp_path)
-    assert args(upstream(tree, "orders.shop"), "server") == [["orders-pods.shop.svc.cluster.local:8000"]]
+    assert args(upstream(tree, "orders.shop"), "server") == [
+        ["orders-pods.shop.svc.cluster.local:8000"]
+    ]
 
 
 def test_grpc_service_uses_grpc_pass(tmp_path: Path) -> None:

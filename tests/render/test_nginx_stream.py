@@ -46,7 +46,12 @@ KONG: dict[str, Any] = {
         {"name": "kong-2", "address": "10.2.0.2"},
     ],
 }
-CLUSTER: dict[str, Any] = {"kind": "kubernetes", "name": "k8s", "version": "1.33", "platform": "gke"}
+CLUSTER: dict[str, Any] = {
+    "kind": "kubernetes",
+    "name": "k8s",
+    "version": "1.33",
+    "platform": "gke",
+}
 ORDERS: dict[str, Any] = {
     "name": "orders",
     "namespace": "shop",
@@ -69,11 +74,15 @@ def make_spec(
     if with_kong:
         tiers.append({**copy.deepcopy(KONG), **(kong or {})})
     tiers.append(copy.deepcopy(CLUSTER))
-    return load_spec_data({"name": "path", "tiers": tiers, "services": [copy.deepcopy(ORDERS)]}).spec
+    return load_spec_data(
+        {"name": "path", "tiers": tiers, "services": [copy.deepcopy(ORDERS)]}
+    ).spec
 
 
 def render_files(spec: Spec) -> dict[str, str]:
-    ctx = RenderContext(spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env())
+    ctx = RenderContext(
+        spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env()
+    )
     return {f.path: f.content for f in nginx_stream.render(ctx)}
 
 
@@ -140,8 +149,11 @@ def test_no_load_module_by_default(tmp_path: Path) -> None:
 
 
 def test_no_l4_tier_renders_nothing() -> None:
-    data = {"name": "p", "tiers": [copy.deepcopy(KONG), copy.deepcopy(CLUSTER)],
-            "services": [copy.deepcopy(ORDERS)]}
+    data = {
+        "name": "p",
+        "tiers": [copy.deepcopy(KONG), copy.deepcopy(CLUSTER)],
+        "services": [copy.deepcopy(ORDERS)],
+    }
     assert render_files(load_spec_data(data).spec) == {}
 
 
@@ -176,12 +188,22 @@ def test_not_sending_proxy_protocol_avoids_kongs_proxy_protocol_listener(tmp_pat
 def test_grpc_on_the_path_prefers_kongs_http2_listener(tmp_path: Path) -> None:
     """The one L4 port carries the edge's gRPC too, which needs HTTP/2 at Kong; Kong's stock
     8443 (TLS, HTTP/2) is the only such listener, and the edge then speaks TLS through."""
-    spec = load_spec_data({
-        "name": "path",
-        "tiers": [copy.deepcopy(EDGE), copy.deepcopy(L4), copy.deepcopy(KONG), copy.deepcopy(CLUSTER)],
-        "services": [{**ORDERS, "protocol": "grpc"}],
-    }).spec
-    assert args(upstream(parse(spec, tmp_path))[1], "server") == [["10.2.0.1:8443"], ["10.2.0.2:8443"]]
+    spec = load_spec_data(
+        {
+            "name": "path",
+            "tiers": [
+                copy.deepcopy(EDGE),
+                copy.deepcopy(L4),
+                copy.deepcopy(KONG),
+                copy.deepcopy(CLUSTER),
+            ],
+            "services": [{**ORDERS, "protocol": "grpc"}],
+        }
+    ).spec
+    assert args(upstream(parse(spec, tmp_path))[1], "server") == [
+        ["10.2.0.1:8443"],
+        ["10.2.0.2:8443"],
+    ]
 
 
 def test_directly_in_front_of_kubernetes_the_service_clusterip(tmp_path: Path) -> None:
@@ -197,8 +219,11 @@ def test_directly_in_front_of_kubernetes_the_service_clusterip(tmp_path: Path) -
     ("balancing", "version", "expected"),
     [
         ({"algorithm": "least_conn"}, "1.28.0", ["least_conn"]),
-        ({"algorithm": "hash", "hash_key": "$remote_addr", "consistent": True}, "1.28.0",
-         ["hash", "$remote_addr", "consistent"]),
+        (
+            {"algorithm": "hash", "hash_key": "$remote_addr", "consistent": True},
+            "1.28.0",
+            ["hash", "$remote_addr", "consistent"],
+        ),
         ({"algorithm": "random-two"}, "1.28.0", ["random", "two"]),
         # stream has no ip_hash; hashing the client address is the per-client equivalent
         ({"algorithm": "ip_hash"}, "1.28.0", ["hash", "$remote_addr"]),

@@ -48,8 +48,13 @@ GATEWAY: dict[str, Any] = {
             "instances": [{"name": "edge-1", "address": "10.0.0.1"}],
             "backend_targets": "pod_endpoints",
         },
-        {"kind": "kubernetes", "name": "k8s", "version": "1.33", "platform": "self-managed",
-         "cluster_domain": "cluster.example"},
+        {
+            "kind": "kubernetes",
+            "name": "k8s",
+            "version": "1.33",
+            "platform": "self-managed",
+            "cluster_domain": "cluster.example",
+        },
     ],
     "services": [
         {"name": "orders", "namespace": "shop", "replicas": 2, "app": {"preset": "uvicorn"}},
@@ -115,14 +120,18 @@ def test_missing_nginx_is_a_skip_with_the_reason(monkeypatch: pytest.MonkeyPatch
 
 def _require_namespaces() -> None:
     if nginx_verify._isolation_available() != "namespace":
-        pytest.skip("unshare cannot create mount/network namespaces here; the fallback is tested below")
+        pytest.skip(
+            "unshare cannot create mount/network namespaces here; the fallback is tested below"
+        )
 
 
 def test_host_names_resolve_from_a_private_hosts_file(build: nginx_verify.NginxBuild) -> None:
     """Kubernetes Service names do not resolve on a CI machine; in namespace mode nginx reads
     them from a private /etc/hosts mapping each to 127.0.0.1, and the files are unchanged."""
     _require_namespaces()
-    result = nginx_verify.check_config("edge/nginx.conf", render(GATEWAY), build, isolation="namespace")
+    result = nginx_verify.check_config(
+        "edge/nginx.conf", render(GATEWAY), build, isolation="namespace"
+    )
     assert result.status == "passed", result.detail
     assert f"private /etc/hosts: {', '.join(GATEWAY_HOSTS)}" in result.detail
 
@@ -134,7 +143,9 @@ def test_namespace_mode_has_no_dns_to_fall_back_on(
     namespace, so a passing check cannot have come from a DNS lookup."""
     _require_namespaces()
     monkeypatch.setattr(nginx_verify, "_host_names", lambda texts: set())
-    result = nginx_verify.check_config("edge/nginx.conf", render(GATEWAY), build, isolation="namespace")
+    result = nginx_verify.check_config(
+        "edge/nginx.conf", render(GATEWAY), build, isolation="namespace"
+    )
     assert result.status == "failed"
     assert "host not found in upstream" in result.detail
 
@@ -142,9 +153,14 @@ def test_namespace_mode_has_no_dns_to_fall_back_on(
 def test_fallback_points_host_names_at_localhost(build: nginx_verify.NginxBuild) -> None:
     """Where namespaces are unavailable (containers without CAP_SYS_ADMIN, no unprivileged
     user namespaces), the copy under test has the names replaced, and the result says so."""
-    result = nginx_verify.check_config("edge/nginx.conf", render(GATEWAY), build, isolation="rewrite")
+    result = nginx_verify.check_config(
+        "edge/nginx.conf", render(GATEWAY), build, isolation="rewrite"
+    )
     assert result.status == "passed", result.detail
-    assert f"replaced these host names by 127.0.0.1 in its copy: {', '.join(GATEWAY_HOSTS)}" in result.detail
+    assert (
+        f"replaced these host names by 127.0.0.1 in its copy: {', '.join(GATEWAY_HOSTS)}"
+        in result.detail
+    )
 
 
 # --- the host stays untouched, for root and for ordinary users ---------------------------------
@@ -158,14 +174,17 @@ def _host_paths(build: nginx_verify.NginxBuild) -> list[Path]:
 
 
 @pytest.mark.parametrize("isolation", ["namespace", "rewrite"])
-def test_the_check_creates_nothing_on_the_host(build: nginx_verify.NginxBuild, isolation: str) -> None:
+def test_the_check_creates_nothing_on_the_host(
+    build: nginx_verify.NginxBuild, isolation: str
+) -> None:
     """nginx -t creates its pid file and temp directories (chowning them when root); the
     check points them into its scratch directory instead."""
     if isolation == "namespace":
         _require_namespaces()
     before = {path: path.exists() for path in _host_paths(build)}
-    result = nginx_verify.check_config("edge/nginx.conf", render(GATEWAY), build,
-                                       isolation=isolation)  # type: ignore[arg-type]
+    result = nginx_verify.check_config(
+        "edge/nginx.conf", render(GATEWAY), build, isolation=isolation
+    )  # type: ignore[arg-type]
     assert result.status == "passed", result.detail
     assert {path: path.exists() for path in before} == before
 
@@ -196,7 +215,9 @@ def test_ordinary_user_fallback_moves_privileged_ports(
 ) -> None:
     """nginx -t binds the listen sockets, which an ordinary user cannot do below 1024."""
     _as_nobody(build, monkeypatch)
-    result = nginx_verify.check_config("edge/nginx.conf", render(GATEWAY), build, isolation="rewrite")
+    result = nginx_verify.check_config(
+        "edge/nginx.conf", render(GATEWAY), build, isolation="rewrite"
+    )
     assert result.status == "passed", result.detail
     assert "moved 80→20000" in result.detail
 
@@ -205,15 +226,34 @@ def test_ordinary_user_in_a_user_namespace(
     build: nginx_verify.NginxBuild, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With unprivileged user namespaces the ordinary user gets the verbatim check too."""
-    probe = subprocess.run(
-        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-         "unshare", "--user", "--map-root-user", "--mount", "--net", "true"],
-        capture_output=True, check=False,
-    ) if os.geteuid() == 0 and shutil.which("setpriv") else None
+    probe = (
+        subprocess.run(
+            [
+                "setpriv",
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "--net",
+                "true",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if os.geteuid() == 0 and shutil.which("setpriv")
+        else None
+    )
     if probe is None or probe.returncode != 0:
         pytest.skip("no unprivileged user namespaces here")
     _as_nobody(build, monkeypatch)
-    result = nginx_verify.check_config("edge/nginx.conf", render(GATEWAY), build, isolation="namespace")
+    result = nginx_verify.check_config(
+        "edge/nginx.conf", render(GATEWAY), build, isolation="namespace"
+    )
     assert result.status == "passed", result.detail
     assert "private /etc/hosts" in result.detail
 
@@ -223,15 +263,22 @@ def test_ordinary_user_in_a_user_namespace(
 STREAM_ONLY: dict[str, Any] = {
     "name": "tcp",
     "tiers": [
-        {"kind": "nginx_stream", "name": "l4", "version": "1.22.0",
-         "instances": [{"name": "l4-1", "address": "10.0.0.1"}], "listen_port": 9000},
+        {
+            "kind": "nginx_stream",
+            "name": "l4",
+            "version": "1.22.0",
+            "instances": [{"name": "l4-1", "address": "10.0.0.1"}],
+            "listen_port": 9000,
+        },
         {"kind": "kubernetes", "name": "k8s", "version": "1.33", "platform": "gke"},
     ],
     "services": [{"name": "db", "namespace": "data", "replicas": 1, "app": {"preset": "go"}}],
 }
 
 
-def test_stream_config_without_load_module_on_a_dynamic_build(build: nginx_verify.NginxBuild) -> None:
+def test_stream_config_without_load_module_on_a_dynamic_build(
+    build: nginx_verify.NginxBuild,
+) -> None:
     """Debian's stream module is dynamic: the check loads it for the test and tells the user
     to set load_module on the tier, instead of failing with `unknown directive "stream"`."""
     if build.stream != "dynamic":
@@ -258,10 +305,15 @@ def test_version_difference_is_reported(build: nginx_verify.NginxBuild) -> None:
     data["tiers"][0]["version"] = declared
     result = only(nginx_verify.verify(render(data), None))
     assert result.status == "passed", result.detail
-    assert f"installed nginx {build.version}; the config is written for nginx {declared}" in result.detail
+    assert (
+        f"installed nginx {build.version}; the config is written for nginx {declared}"
+        in result.detail
+    )
 
 
-def test_directives_newer_than_the_installed_nginx_are_explained(build: nginx_verify.NginxBuild) -> None:
+def test_directives_newer_than_the_installed_nginx_are_explained(
+    build: nginx_verify.NginxBuild,
+) -> None:
     """A config right for nginx 1.30 (http2 on) fails on an older nginx; the result says why."""
     assert build.version is not None
     if build.version.at_least("1.25.1"):
@@ -282,7 +334,10 @@ def test_missing_certificates_are_replaced_for_the_test(build: nginx_verify.Ngin
     data = copy.deepcopy(GATEWAY)
     data["tiers"][0].update(
         listen=[{"port": 443, "tls": True}],
-        tls={"certificate": "/etc/lbgen-test/none.crt", "certificate_key": "/etc/lbgen-test/none.key"},
+        tls={
+            "certificate": "/etc/lbgen-test/none.crt",
+            "certificate_key": "/etc/lbgen-test/none.key",
+        },
     )
     result = only(nginx_verify.verify(render(data), None))
     assert result.status == "passed", result.detail
