@@ -307,7 +307,7 @@ def _replace_missing_certificates(
         )
         return texts
     cert, key = scratch / "selfsigned.crt", scratch / "selfsigned.key"
-    subprocess.run(
+    made = subprocess.run(
         [
             openssl,
             "req",
@@ -327,9 +327,16 @@ def _replace_missing_certificates(
             str(cert),
         ],
         capture_output=True,
-        check=True,
+        text=True,
+        check=False,
         timeout=60,
     )
+    if made.returncode != 0:
+        notes.append(
+            f"certificate files {', '.join(missing)} do not exist here and openssl could not "
+            f"make a stand-in: {made.stderr.strip()}"
+        )
+        return texts
     notes.append(
         f"certificate files not present on this machine were replaced by a throwaway "
         f"self-signed pair: {', '.join(missing)}"
