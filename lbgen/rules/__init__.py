@@ -11,7 +11,16 @@ from __future__ import annotations
 import difflib
 
 from lbgen.errors import UnknownRuleError
-from lbgen.rules import keepalive, suppressions
+from lbgen.rules import (
+    balancing,
+    client_ip,
+    health,
+    http2,
+    keepalive,
+    platform,
+    suppressions,
+    timeouts,
+)
 from lbgen.rules._base import Finding, Rule, RuleDoc, Severity, Skip, Violation
 from lbgen.rules._engine import CheckReport, check_spec, select_rules
 from lbgen.rules.suppressions import SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED
@@ -20,6 +29,12 @@ ALL_RULES: tuple[Rule, ...] = tuple(
     sorted(
         (
             *keepalive.RULES,
+            *timeouts.RULES,
+            *health.RULES,
+            *balancing.RULES,
+            *client_ip.RULES,
+            *http2.RULES,
+            *platform.RULES,
             *suppressions.RULES,
         ),
         key=lambda r: r.code,

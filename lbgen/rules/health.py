@@ -305,120 +305,7 @@ services:
 )
 
 # ---------------------------------------------------------------------------------------
-# LB303 health checks aimed at a ClusterIP (HC-003)
-# ---------------------------------------------------------------------------------------
-
-
-def _health_checks_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
-    kong = ctx.spec.kong
-    if kong is None or kong.backend_targets != "cluster_ip":
-        return
-    for index, service in enumerate(ctx.spec.services):
-        checks = service.kong.healthchecks
-        if not (_passive_trips(checks) or _active_trips(checks)):
-            continue
-        yield Violation(
-            message=(
-                f"{kong.name} health-checks {service.name} through its single ClusterIP, so "
-                f"each probe or failure concerns whichever of the {service.replicas} pods "
-                "kube-proxy picked: one bad pod can mark the whole Service unhealthy (503 for "
-                "every request) and a good probe can re-enable it while the bad pod is still "
-                "there"
-            ),
-            hint=(
-                f"set {kong.name} backend_targets: pod_endpoints so each pod is a target, or "
-                "remove these health checks and rely on readiness probes, which kube-proxy "
-                "honours"
-            ),
-            path=("services", index, "kong", "healthchecks"),
-            related_path=ctx.tier_path(kong, "backend_targets"),
-        )
-
-
-def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
-    if spec.kong is None:
-        return "no kong tier"
-    if spec.kong.backend_targets != "cluster_ip":
-        return "Kong targets pod endpoints: health checks see each pod"
-    return None
-
-
-HEALTH_CHECKS_ON_CLUSTER_IP = Rule(
-    code="LB303",
-    name="health-checks-on-cluster-ip",
-    severity=Severity.WARNING,
-    summary="Kong health checks aimed at a ClusterIP judge all pods as one target",
-    tiers=frozenset({"kong", "kubernetes"}),
-    check=_health_checks_on_cluster_ip,
-    versions="Kong 3.x",
-    applies=_needs_kong_on_cluster_ip,
-    doc=RuleDoc(
-        what=(
-            "Active or passive Kong health checks that can mark targets unhealthy on a service "
-            "that Kong reaches through its ClusterIP (`backend_targets: cluster_ip`, KIC "
-            "`ingress.kubernetes.io/service-upstream: \"true\"`)."
-        ),
-        why=(
-            "With a ClusterIP, the Kong Upstream has one target and kube-proxy chooses the pod "
-            "per connection. A passive failure caused by one pod ejects the only target, so "
-            "Kong returns 503 for the whole Service; active probes land on random pods, so the "
-            "verdict flaps and says nothing about any one pod. Health checks need one target "
-            "per pod (KIC's default) to be meaningful."
-        ),
-        example="""\
-name: shop
-tiers:
-  - kind: kong
-    name: gateway
-    instances: [{name: kong-1, address: 10.0.1.1}]
-    backend_targets: cluster_ip
-  - kind: kubernetes
-    name: cluster
-    platform: gke
-services:
-  - name: orders
-    replicas: 8
-    app: {preset: go}
-    kong:
-      healthchecks:
-        passive:
-          healthy: {successes: 5}
-          unhealthy: {tcp_failures: 2, timeouts: 3}
-""",
-        fix="""\
-name: shop
-tiers:
-  - kind: kong
-    name: gateway
-    instances: [{name: kong-1, address: 10.0.1.1}]
-    backend_targets: pod_endpoints
-  - kind: kubernetes
-    name: cluster
-    platform: gke
-services:
-  - name: orders
-    replicas: 8
-    app: {preset: go}
-    kong:
-      healthchecks:
-        passive:
-          healthy: {successes: 5}
-          unhealthy: {tcp_failures: 2, timeouts: 3}
-        active:
-          http_path: /healthz
-          healthy: {interval: 5, successes: 2}
-          unhealthy: {interval: 5, tcp_failures: 2, timeouts: 3}
-""",
-        references=(
-            "https://developer.konghq.com/kubernetes-ingress-controller/reference/annotations/#ingress-kubernetes-io-service-upstream",
-            f"{KONG_HEALTH}",
-            "https://kubernetes.io/docs/reference/networking/virtual-ips/",
-        ),
-    ),
-)
-
-# ---------------------------------------------------------------------------------------
-# LB304 health threshold that one unhealthy target trips (HC-007)
+# LB303 health threshold that one unhealthy target trips (HC-007)
 # ---------------------------------------------------------------------------------------
 
 
@@ -466,12 +353,12 @@ def _needs_kong_on_pods(spec: Spec) -> str | None:
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "pod_endpoints":
-        return "Kong targets one ClusterIP per Service (see LB303)"
+        return "Kong targets one ClusterIP per Service (health checks there are LB402's)"
     return None
 
 
 THRESHOLD_TRIPS_ON_ONE_TARGET = Rule(
-    code="LB304",
+    code="LB303",
     name="health-threshold-trips-on-one-target",
     severity=Severity.WARNING,
     summary="One unhealthy pod drops capacity below Kong's threshold and fails the whole Upstream",
@@ -545,7 +432,7 @@ services:
 )
 
 # ---------------------------------------------------------------------------------------
-# LB305 the edge's failure accounting blames a hop shared by all services (HC-004)
+# LB304 the edge's failure accounting blames a hop shared by all services (HC-004)
 # ---------------------------------------------------------------------------------------
 
 
@@ -594,7 +481,7 @@ def _needs_edge_before_shared_hop(spec: Spec) -> str | None:
 
 
 EDGE_BLAMES_SHARED_HOP = Rule(
-    code="LB305",
+    code="LB304",
     name="edge-passive-health-blames-shared-hop",
     severity=Severity.WARNING,
     summary="The edge marks L4/Kong instances down for failures of any single backend",
@@ -672,7 +559,7 @@ services:
 )
 
 # ---------------------------------------------------------------------------------------
-# LB306 preStop shorter than endpoint propagation (DR-001)
+# LB305 preStop shorter than endpoint propagation (DR-001)
 # ---------------------------------------------------------------------------------------
 
 
@@ -754,7 +641,7 @@ def _needs_known_propagation(spec: Spec) -> str | None:
 
 
 PRE_STOP_SHORTER_THAN_PROPAGATION = Rule(
-    code="LB306",
+    code="LB305",
     name="pre-stop-shorter-than-endpoint-propagation",
     severity=Severity.WARNING,
     summary="Pods stop accepting before the hop in front of them stops sending",
@@ -828,7 +715,7 @@ services:
 )
 
 # ---------------------------------------------------------------------------------------
-# LB307 preStop that outlasts the grace period
+# LB306 preStop that outlasts the grace period
 # ---------------------------------------------------------------------------------------
 
 
@@ -859,7 +746,7 @@ def _pre_stop_outlasts_grace(ctx: RuleContext) -> Iterator[Violation]:
 
 
 PRE_STOP_OUTLASTS_GRACE = Rule(
-    code="LB307",
+    code="LB306",
     name="pre-stop-outlasts-grace-period",
     severity=Severity.ERROR,
     summary="The preStop delay uses up the whole termination grace period",
@@ -876,7 +763,7 @@ PRE_STOP_OUTLASTS_GRACE = Rule(
             "The grace-period countdown starts before the preStop hook runs. If the hook is "
             "still running when the period expires, the kubelet grants a one-off 2s extension, "
             "sends SIGTERM, and kills the container when that runs out: the delay meant to let "
-            "the hops in front stop sending (LB306) eats the time the app needed to finish its "
+            "the hops in front stop sending (LB305) eats the time the app needed to finish its "
             "in-flight requests, which are then cut."
         ),
         example="""\
@@ -922,7 +809,6 @@ services:
 RULES: tuple[Rule, ...] = (
     PASSIVE_NEVER_REENABLED,
     PASSIVE_SUCCESSES_ZERO,
-    HEALTH_CHECKS_ON_CLUSTER_IP,
     THRESHOLD_TRIPS_ON_ONE_TARGET,
     EDGE_BLAMES_SHARED_HOP,
     PRE_STOP_SHORTER_THAN_PROPAGATION,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbgen import defaults
-from lbgen.budget import service_key
-from lbgen.model.spec import Spec
+from lbgen.budget import Resolved, service_key
+from lbgen.model.spec import ExternalLoadBalancer, Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
@@ -394,8 +394,11 @@ services:
 
 def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
     spec, budget = ctx.spec, ctx.budget
-    lb, lb_idle = spec.external_lb, budget.external_lb_idle
-    if lb is None or lb_idle is None or lb_idle.value is None:
+    lb = spec.external_lb
+    if lb is None:
+        return
+    lb_idle = budget.external_lb_idle or _external_lb_idle(lb)
+    if lb_idle.value is None:
         return
     first = spec.tiers[0]
     if isinstance(first, NginxHttpTier) and budget.edge_client_keepalive is not None:
@@ -435,6 +438,16 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
             path=ctx.tier_path(first, *setting),
             related_path=("external_lb", "backend_idle_timeout"),
         )
+
+
+def _external_lb_idle(lb: ExternalLoadBalancer) -> Resolved[Duration | None]:
+    """The load balancer's backend idle timeout when the budget has none (the budget resolves
+    it only for an nginx_http first tier): as set, or the product default with its source."""
+    if lb.backend_idle_timeout is not None:
+        return Resolved(lb.backend_idle_timeout, "set", "")
+    fact = defaults.external_lb_backend_idle(lb.kind)
+    value = fact.value if isinstance(fact.value, Duration) else None
+    return Resolved(value, "product default", fact.source)
 
 
 def _needs_external_lb(spec: Spec) -> str | None:
