@@ -7,6 +7,7 @@ stopped sending to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from lbgen.defaults import Fact
@@ -114,8 +115,8 @@ def _passive_never_reenabled(ctx: RuleContext) -> Iterator[Violation]:
                 f"service {service.name}: passive health checks can mark pods unhealthy but "
                 f"{missing}: "
                 "Kong's passive checks never re-enable a target, so an ejected pod stays out of "
-                f"rotation on that Kong node until the configuration is reloaded, even after it "
-                "recovers"
+                "rotation on that Kong node, even after it recovers, until someone marks it "
+                "healthy through the Admin API"
             ),
             hint=(
                 "add active checks that probe unhealthy targets (active.unhealthy.interval > 0 "
@@ -331,17 +332,19 @@ def _threshold_trips_on_one_target(ctx: RuleContext) -> Iterator[Violation]:
         if targets < 2:
             continue
         remaining = 100 * (targets - 1) / targets
-        if remaining >= checks.threshold:
+        # Kong: healthy = available weight % > threshold (strictly; balancers.lua updateStatus).
+        if remaining > checks.threshold:
             continue
         yield Violation(
             message=(
                 f"service {service.name}: Kong's health threshold is {checks.threshold:g}% but "
                 f"it has {targets} pods ({label}): one pod marked unhealthy leaves "
-                f"{remaining:.0f}% of the target weight, below the threshold, so Kong marks the "
-                "whole Upstream unhealthy and answers 503 although the other pods are fine"
+                f"{remaining:.0f}% of the target weight, not above the threshold, so Kong marks "
+                "the whole Upstream unhealthy and answers 503 although the other pods are fine"
             ),
             hint=(
-                f"lower healthchecks.threshold to at most {int(remaining)} (or 0 to disable it), "
+                f"lower healthchecks.threshold to {math.ceil(remaining) - 1} or less (0, the "
+                "default, turns it off), "
                 "or run more pods so that losing one keeps capacity above the threshold"
             ),
             path=("services", index, "kong", "healthchecks", "threshold"),
@@ -370,14 +373,15 @@ THRESHOLD_TRIPS_ON_ONE_TARGET = Rule(
         what=(
             "A service's Kong `healthchecks.threshold` (the minimum percentage of target "
             "weight that must be healthy for the Upstream to be healthy) against its pod count "
-            "(the HPA minimum when there is one): the rule fires when one unhealthy pod out of "
-            "n leaves 100·(n−1)/n % below the threshold, and health checks can mark pods "
-            "unhealthy."
+            "(the HPA minimum when there is one): the rule fires when health checks can mark "
+            "pods unhealthy and one unhealthy pod out of n leaves 100·(n−1)/n % that is not "
+            "above the threshold (Kong requires the available percentage to be strictly "
+            "greater)."
         ),
         why=(
-            "When available capacity falls below the threshold, Kong considers the whole "
+            "When available capacity is not above the threshold, Kong considers the whole "
             "Upstream unhealthy and answers 503 for every request. With few pods a single "
-            "ejected pod crosses a threshold that looked conservative (75% with 2 or 3 pods), "
+            "ejected pod crosses a threshold that looked conservative (75% with 2 to 4 pods), "
             "turning a one-pod problem into a full outage on that Kong node — typically during "
             "a rollout or a node drain, when one pod is slow to start."
         ),
@@ -427,6 +431,10 @@ services:
             (f"{KONG_UPSTREAM} (healthchecks.threshold: minimum percentage of the targets' "
              "weight that must be available for the whole upstream to be considered healthy)"),
             f"{KONG_HEALTH}",
+            (
+                "https://github.com/Kong/kong/blob/master/kong/runloop/balancer/balancers.lua "
+                "(updateStatus: healthy = available % > healthThreshold)"
+            ),
         ),
     ),
 )
