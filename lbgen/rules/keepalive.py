@@ -806,8 +806,10 @@ def _nginx_limit_disables_reuse(ctx: RuleContext) -> Iterator[Violation]:
     edge, pool = ctx.spec.edge, ctx.budget.edge_upstream
     if edge is None or pool is None or pool.connections.value == 0:
         return
+    if not edge.version.at_least("1.15.3"):
+        return  # upstream keepalive_timeout/_requests do not exist; lbgen does not render them
     settings = edge.upstream_keepalive
-    # The smallest value of each limit that still lets a connection serve a second request.
+    # Values below which a pooled connection can never serve a second request.
     defeated: list[tuple[str, str]] = []
     if settings.max_requests is not None and settings.max_requests <= 1:
         defeated.append(("max_requests", str(settings.max_requests)))
