@@ -150,6 +150,10 @@ def kong_read_timeout(service: Service) -> Effective:
     return Effective(_duration(defaults.KONG_SERVICE_TIMEOUT), "Kong default")
 
 
+def kong_read_timeout_default_ms() -> int:
+    return _duration(defaults.KONG_SERVICE_TIMEOUT).ms
+
+
 def kong_retries(service: Service) -> tuple[int, str]:
     if service.kong.retries is not None:
         return service.kong.retries, "set"

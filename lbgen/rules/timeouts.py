@@ -25,6 +25,7 @@ from lbgen.rules._crosshop import (
     group_path,
     group_size,
     kong_read_timeout,
+    kong_read_timeout_default_ms,
     kong_retries,
     listing,
     shown,
@@ -49,15 +50,22 @@ def _needs_edge_and_kong(spec: Spec) -> str | None:
     return None
 
 
+_KONG_READ_DEFAULT_MS = kong_read_timeout_default_ms()
+
+
 def _longest_kong_read(spec: Spec) -> tuple[Effective, int]:
-    """The longest effective Kong read timeout over the services, and that service's index."""
-    best: tuple[Effective, int] | None = None
+    """The longest effective Kong read timeout over the services, and that service's index.
+
+    Compares milliseconds and builds one `Effective` at the end: this runs over every service.
+    """
+    best_ms, best_index = -1, 0
+    default_ms = _KONG_READ_DEFAULT_MS
     for index, service in enumerate(spec.services):
-        read = kong_read_timeout(service)
-        if best is None or read.value > best[0].value:
-            best = (read, index)
-    assert best is not None  # a spec has at least one service
-    return best
+        read = service.kong.timeouts.read
+        ms = read.ms if read is not None else default_ms
+        if ms > best_ms:
+            best_ms, best_index = ms, index
+    return kong_read_timeout(spec.services[best_index]), best_index
 
 
 def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
@@ -82,7 +90,12 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
     if edge is None or kong is None:
         return
     outer = edge_read_timeout(edge)
-    affected = [s.name for s in spec.services if kong_read_timeout(s).value >= outer.value]
+    outer_ms, default_ms = outer.value.ms, _KONG_READ_DEFAULT_MS
+    affected = [
+        s.name
+        for s in spec.services
+        if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms) >= outer_ms
+    ]
     if not affected:
         return
     inner, index = _longest_kong_read(spec)
