@@ -63,10 +63,11 @@ class ProxyTimeouts(StrictModel):
     send: Duration | None = None
 
 
+# `denied` is left out: it is an NGINX Plus (commercial) condition that open-source
+# nginx rejects (ngx_http_proxy_module docs, #proxy_next_upstream).
 NextUpstreamCondition = Literal[
     "error",
     "timeout",
-    "denied",
     "invalid_header",
     "http_500",
     "http_502",

@@ -63,6 +63,16 @@ class Spec(StrictModel):
             if key in seen:
                 raise ValueError(f"service {service.namespace}/{service.name} is listed twice")
             seen.add(key)
+        routes: dict[tuple[str, str], str] = {}
+        for service in self.services:
+            for host in service.route.hosts or [""]:
+                for path in service.paths:
+                    other = routes.setdefault((host, path), service.name)
+                    if other != service.name:
+                        raise ValueError(
+                            f"services {other} and {service.name} both route {host}{path}: "
+                            "each host + path prefix must lead to one service"
+                        )
         if len(self.tiers) >= 2 and self.tiers[-2].kind == "nginx_stream" and len(self.services) > 1:
             raise ValueError(
                 "an nginx_stream tier directly in front of Kubernetes forwards one port to one "

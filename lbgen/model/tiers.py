@@ -7,6 +7,7 @@ A spec lists tiers in traffic order. Each kind appears at most once and in this 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -101,7 +102,28 @@ class NginxStreamTier(_TierBase):
     @model_validator(mode="after")
     def _version_supports_features(self) -> NginxStreamTier:
         _nginx_method_version_check(self.balancing.algorithm, self.version)
+        if self.balancing.algorithm == "ip_hash":
+            # ngx_stream_upstream_module has no ip_hash (only hash, least_conn, random…).
+            raise ValueError(
+                "stream {} has no ip_hash; use algorithm: hash with hash_key: $remote_addr"
+            )
+        key = self.balancing.hash_key or ""
+        unknown = sorted(set(_VARIABLE_RE.findall(key)) - _STREAM_HASH_VARIABLES)
+        if unknown:
+            raise ValueError(
+                f"hash_key uses {', '.join(unknown)}, which the stream module does not have "
+                f"(it sees connections, not requests); use one of {sorted(_STREAM_HASH_VARIABLES)}"
+            )
         return self
+
+
+_VARIABLE_RE = re.compile(r"\$[a-z_][a-z0-9_]*")
+# Connection-level variables of ngx_stream_core_module (and ssl_preread) that make sense as a
+# hash key; HTTP variables such as $request_uri do not exist in stream {}.
+_STREAM_HASH_VARIABLES = frozenset(
+    {"$remote_addr", "$binary_remote_addr", "$remote_port", "$server_addr", "$server_port",
+     "$ssl_preread_server_name", "$proxy_protocol_addr"}
+)
 
 
 def _nginx_method_version_check(algorithm: str, version: Version) -> None:

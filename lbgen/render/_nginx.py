@@ -76,15 +76,7 @@ def balancing_directive(balancing: NginxBalancing, *, stream: bool) -> Directive
     if algorithm == "least_conn":
         return directive("least_conn")
     if algorithm == "ip_hash":
-        if stream:
-            # The stream module has no ip_hash; hashing the whole client address is its
-            # per-client equivalent (stream upstream docs, #hash example).
-            return directive(
-                "hash",
-                "$remote_addr",
-                comment=f"ip_hash does not exist in stream {{}}: per-client hash instead "
-                f"({doc}#hash)",
-            )
+        # http only: the model refuses ip_hash on stream tiers (no such directive there).
         return directive("ip_hash")
     if algorithm == "hash":
         assert balancing.hash_key is not None  # the model requires it with algorithm hash

@@ -72,7 +72,6 @@ _HINTS = (
     ('unknown directive "least_time"', "least_time is open source only since nginx 1.31.0"),
     ('unknown directive "set_real_ip_from"', "this nginx was built without the realip module"),
     ('unknown directive "stream"', "this nginx has no stream module loaded"),
-    ('invalid value "denied"', "`denied` is an NGINX Plus (commercial) condition"),
 )
 
 

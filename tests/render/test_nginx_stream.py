@@ -16,6 +16,7 @@ import crossplane
 import pytest
 
 from lbgen.budget import resolve_budget
+from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.render import nginx_stream
@@ -225,8 +226,6 @@ def test_directly_in_front_of_kubernetes_the_service_clusterip(tmp_path: Path) -
             ["hash", "$remote_addr", "consistent"],
         ),
         ({"algorithm": "random-two"}, "1.28.0", ["random", "two"]),
-        # stream has no ip_hash; hashing the client address is the per-client equivalent
-        ({"algorithm": "ip_hash"}, "1.28.0", ["hash", "$remote_addr"]),
         # stream's least_time needs a metric; connect time is the per-connection one
         ({"algorithm": "least_time"}, "1.31.0", ["least_time", "connect"]),
     ],
@@ -236,6 +235,20 @@ def test_balancing_method(
 ) -> None:
     block = upstream(parse(make_spec({"balancing": balancing, "version": version}), tmp_path))[1]
     assert [block[0]["directive"], *block[0]["args"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("balancing", "message"),
+    [
+        # ngx_stream_upstream_module has no ip_hash directive: nginx -t would reject it.
+        ({"algorithm": "ip_hash"}, "stream {} has no ip_hash"),
+        # $request_uri is an HTTP variable; stream {} only knows connection variables.
+        ({"algorithm": "hash", "hash_key": "$request_uri"}, "does not have"),
+    ],
+)
+def test_methods_stream_lacks_are_refused_at_load(balancing: dict[str, Any], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        make_spec({"balancing": balancing})
 
 
 def test_passive_health(tmp_path: Path) -> None:
