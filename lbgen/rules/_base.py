@@ -37,15 +37,23 @@ class RuleContext:
 
     spec: Spec
     budget: Budget
+    # Object identity → index, so path lookups stay O(1) inside per-service loops.
+    _tier_index: dict[int, int] = field(init=False, repr=False, compare=False)
+    _service_index: dict[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tier_index", {id(t): i for i, t in enumerate(self.spec.tiers)})
+        object.__setattr__(
+            self, "_service_index", {id(s): i for i, s in enumerate(self.spec.services)}
+        )
 
     def tier_path(self, tier: object, *rest: str | int) -> ModelPath:
         """Model path of a field of a tier object, e.g. ("tiers", 2, "upstream_keepalive")."""
-        index = next(i for i, t in enumerate(self.spec.tiers) if t is tier)
-        return ("tiers", index, *rest)
+        return ("tiers", self._tier_index[id(tier)], *rest)
 
     def service_path(self, service: object, *rest: str | int) -> ModelPath:
-        index = next(i for i, s in enumerate(self.spec.services) if s is service)
-        return ("services", index, *rest)
+        """Model path of a field of a service object, e.g. ("services", 0, "kong")."""
+        return ("services", self._service_index[id(service)], *rest)
 
 
 @dataclass(frozen=True)
