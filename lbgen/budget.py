@@ -142,6 +142,16 @@ def resolve_budget(spec: Spec) -> Budget:
     innermost = min(finite) if finite else None
 
     budget_kwargs: dict[str, object] = {}
+    lb_idle: Resolved[Duration | None] | None = None
+    if spec.external_lb is not None:
+        lb_fact = defaults.external_lb_backend_idle(spec.external_lb.kind)
+        lb_idle = (
+            Resolved(spec.external_lb.backend_idle_timeout, "set", "")
+            if spec.external_lb.backend_idle_timeout is not None
+            else Resolved(lb_fact.value if isinstance(lb_fact.value, Duration) else None,
+                          "product default", lb_fact.source)
+        )
+        budget_kwargs["external_lb_idle"] = lb_idle
     # The server-side idle timeout the hop in front of each tier must stay below.
     server_idle: Duration | None = innermost
     server_label = "shortest app idle timeout"
@@ -151,7 +161,7 @@ def resolve_budget(spec: Spec) -> Budget:
         kong_up = _kong_upstream(spec, kong, innermost)
         budget_kwargs["kong_upstream"] = kong_up
         rows += _upstream_rows(kong.name, "Kong → pods", kong_up)
-        caller_idle = _outer_caller_idle(spec, kong)
+        caller_idle = _outer_caller_idle(spec, kong, lb_idle)
         client = _callee_idle(
             spec, kong.client_keepalive.timeout, defaults.KONG_CLIENT_KEEPALIVE_TIMEOUT,
             caller_idle, "caller's upstream idle timeout",
@@ -163,10 +173,10 @@ def resolve_budget(spec: Spec) -> Budget:
 
     l4 = spec.l4
     if l4 is not None:
-        caller_idle = _outer_caller_idle(spec, l4)
+        caller_idle = _outer_caller_idle(spec, l4, lb_idle)
         proxy_timeout = _callee_idle(
             spec, l4.proxy_timeout, defaults.NGINX_STREAM_PROXY_TIMEOUT, caller_idle,
-            "edge upstream idle timeout",
+            "caller's upstream idle timeout",
         )
         budget_kwargs["l4_proxy_timeout"] = proxy_timeout
         rows.append(BudgetRow(l4.name, "proxy_timeout (idle, both legs)", _fmt(proxy_timeout.value),
@@ -180,18 +190,6 @@ def resolve_budget(spec: Spec) -> Budget:
         budget_kwargs["edge_upstream"] = edge_up
         next_tier = spec.next_tier(edge)
         rows += _upstream_rows(edge.name, f"{edge.name} → {next_tier.name if next_tier else '?'}", edge_up)
-        lb_idle: Resolved[Duration | None] | None = None
-        if spec.external_lb is not None:
-            lb_fact = defaults.external_lb_backend_idle(spec.external_lb.kind)
-            lb_idle = (
-                Resolved(spec.external_lb.backend_idle_timeout, "set", "")
-                if spec.external_lb.backend_idle_timeout is not None
-                else Resolved(lb_fact.value if isinstance(lb_fact.value, Duration) else None,
-                              "product default", lb_fact.source)
-            )
-            budget_kwargs["external_lb_idle"] = lb_idle
-            rows.append(BudgetRow(f"external LB ({spec.external_lb.kind})", "backend idle timeout",
-                                  _fmt(lb_idle.value, "unknown"), lb_idle.origin, lb_idle.note))
         client = _callee_idle(
             spec, edge.client_keepalive.timeout, defaults.NGINX_CLIENT_KEEPALIVE_TIMEOUT,
             lb_idle.value if lb_idle else None, "external LB backend idle timeout",
@@ -200,6 +198,10 @@ def resolve_budget(spec: Spec) -> Budget:
         rows.append(BudgetRow(edge.name, "client keep-alive timeout (keepalive_timeout)",
                               _fmt(client.value), client.origin, client.note))
 
+    if spec.external_lb is not None and lb_idle is not None:
+        rows.append(BudgetRow(f"external LB ({spec.external_lb.kind})", "backend idle timeout",
+                              _fmt(lb_idle.value, "unknown"), lb_idle.origin, lb_idle.note))
+
     margin = (
         f"set to {spec.keepalive_margin}" if spec.keepalive_margin is not None
         else "10% of the callee's timeout, at least 1s"
@@ -207,16 +209,19 @@ def resolve_budget(spec: Spec) -> Budget:
     return Budget(margin_note=margin, app_idle=app_idle, rows=list(reversed(rows)), **budget_kwargs)  # type: ignore[arg-type]
 
 
-def _outer_caller_idle(spec: Spec, tier: KongTier | NginxStreamTier) -> Duration | None:
-    """The idle timeout *set* by the pooled caller in front of `tier`, if any.
-
-    Only a value the user set can push a callee's default up; a derived caller value is
-    already below the callee's by construction.
-    """
-    edge = spec.edge
-    if edge is None:
-        return None
-    return edge.upstream_keepalive.idle_timeout
+def _outer_caller_idle(
+    spec: Spec, tier: KongTier | NginxStreamTier, lb_idle: Resolved[Duration | None] | None
+) -> Duration | None:
+    """The idle timeout of the pooled caller in front of `tier`, if that caller's value can
+    push this callee's default up: a value the user *set* on the edge (a derived one is
+    already below the callee's by construction), or the external load balancer's when no
+    L7 tier stands between it and `tier` (an L4 tier relays the same connections)."""
+    for outer in reversed(spec.tiers[: spec.tier_index(tier)]):
+        if isinstance(outer, NginxHttpTier):
+            return outer.upstream_keepalive.idle_timeout
+        if isinstance(outer, KongTier):
+            return None  # Kong's own pool is not a caller of the L4 tier behind it
+    return lb_idle.value if lb_idle is not None else None
 
 
 def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> UpstreamBudget:
@@ -231,7 +236,7 @@ def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> Up
         ka.connections, Resolved(pool_fact.value if isinstance(pool_fact.value, int) else None,
                                  "product default", pool_fact.source)
     )
-    if idle.value.ms < 1000 and ka.connections is None:
+    if idle.origin == "derived" and idle.value.ms < 1000 and ka.connections is None:
         # Kong reads whole seconds and 0 means "keep forever": the only safe pool is none.
         connections = Resolved(0, "derived", "app idle timeout too short to pool safely; pool disabled")
         idle = Resolved(Duration(1000), "derived", "unused: pool disabled")
