@@ -132,12 +132,15 @@ def load_spec_text(text: str, source_name: str = "<spec>") -> LoadedSpec:
     return _validate(data, source, strict=True)
 
 
-def load_spec_data(data: Mapping[str, Any], source_name: str = "<dict>") -> LoadedSpec:
+def load_spec_data(
+    data: Mapping[str, Any], source_name: str = "<dict>", *, strict: bool = False
+) -> LoadedSpec:
     """Validate an in-memory mapping (library use); positions are unknown (line 1).
 
-    Lax about scalar types (e.g. an ISO date string), since mappings often come from JSON.
+    Lax about scalar types by default (an ISO date string, "8" for 8), since mappings often
+    come from JSON; `strict=True` applies the YAML loader's rules.
     """
-    return _validate(dict(data), SourceMap(source_name), strict=False)
+    return _validate(dict(data), SourceMap(source_name), strict=strict)
 
 
 def _offset_location(text: str, offset: int, file: str) -> SourceLocation:
