@@ -228,8 +228,10 @@ def test_an_alias_without_anchor_is_refused(no_validation: None) -> None:
 def test_reasonable_alias_reuse_loads_and_errors_inside_are_located_at_the_anchor() -> None:
     services = SEED[SEED.index("services:") :]
     first_service = services[len("services:\n") :]
-    more = first_service.replace("name: orders", "name: orders-{i}").replace(
-        "app: {preset: uvicorn}", "app: *app"
+    more = (
+        first_service.replace("name: orders", "name: orders-{i}")
+        .replace("paths: [/orders]", "paths: [/orders-{i}]")
+        .replace("app: {preset: uvicorn}", "app: *app")
     )
     text = edit("app: {preset: uvicorn}", "app: &app {preset: uvicorn}")
     text += "".join(more.replace("{i}", str(i)) for i in range(50))
