@@ -35,6 +35,7 @@ from tests.runtime.harness import (
     SOCKET_TIMEOUT,
     ProxyHeader,
     RunningNginx,
+    SeenConnection,
     SeenRequest,
     StandIn,
     assert_same_directives,
@@ -80,7 +81,7 @@ class RunningPath:
     nginx: list[RunningNginx] = field(default_factory=list)
     listeners: list[tuple[str, int]] = field(default_factory=list)
 
-    def kong_connections(self) -> list[Any]:
+    def kong_connections(self) -> list[SeenConnection]:
         return [conn for stand_in in self.kong for conn in stand_in.connections]
 
     def seen(self, path: str) -> tuple[str, SeenRequest]:
@@ -200,13 +201,24 @@ def assert_nothing_left(running: RunningPath) -> None:
 
 
 def get(
-    entry: tuple[str, int], path: str, headers: dict[str, str] | None = None
+    entry: tuple[str, int],
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    preamble: bytes = b"",
 ) -> tuple[int, dict[str, Any]]:
-    """One GET on a fresh client connection from CLIENT_ADDRESS; (status, JSON body)."""
+    """One GET on a fresh client connection from CLIENT_ADDRESS; (status, JSON body).
+
+    `preamble` is sent first on the connection (a PROXY line from a hop in front).
+    """
     conn = http.client.HTTPConnection(
         *entry, timeout=SOCKET_TIMEOUT, source_address=(CLIENT_ADDRESS, 0)
     )
     try:
+        conn.connect()
+        if preamble:
+            assert conn.sock is not None
+            conn.sock.sendall(preamble)
         conn.request("GET", path, headers={"Host": f"{HOST}:{entry[1]}", **(headers or {})})
         response = conn.getresponse()
         body = response.read()
@@ -333,6 +345,39 @@ def test_l4_without_proxy_protocol_forwards_the_bytes_untouched(
         # The stand-in's peer is the L4 instance's outgoing side, not the client.
         peers = {conn.peer[0] for conn in running.kong_connections()}
         assert peers == {kernel_source_address(KONG_ADDRESSES[0])}
+    assert_nothing_left(running)
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected_source"),
+    [
+        pytest.param(["127.0.0.9/32"], ("203.0.113.7", 51000), id="sender-trusted"),
+        pytest.param([], (CLIENT_ADDRESS, None), id="sender-not-trusted"),
+    ],
+)
+def test_l4_passes_on_the_proxy_protocol_client_only_from_trusted_senders(
+    build: NginxBuild,
+    tmp_path: Path,
+    trusted: list[str],
+    expected_source: tuple[str, int | None],
+) -> None:
+    """accept + send proxy_protocol: the PROXY line the L4 sends names the end user from the
+    line it received only when the sender is in trusted_proxies (stream realip,
+    `set_real_ip_from`); otherwise it names the sender, its direct peer."""
+    l4 = {"accept_proxy_protocol": True, "send_proxy_protocol": True, "trusted_proxies": trusted}
+    with running_path(build, tmp_path, l4=l4, kong_proxy_protocol=True) as running:
+        address, port = running.entry
+        received = f"PROXY TCP4 203.0.113.7 {address} 51000 {port}\r\n".encode()
+        _, body = get(running.entry, "/orders/pp", preamble=received)
+        assert body["path"] == "/orders/pp"
+        [conn] = [c for c in running.kong_connections() if c.requests]
+        assert conn.error is None, conn.error
+        assert conn.proxy is not None
+        source, source_port = expected_source
+        assert conn.proxy.source == source
+        if source_port is not None:
+            assert conn.proxy.source_port == source_port
+        assert (conn.proxy.destination, conn.proxy.destination_port) == (address, port)
     assert_nothing_left(running)
 
 
