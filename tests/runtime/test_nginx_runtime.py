@@ -231,6 +231,7 @@ def get(
 # --- edge (L7) → Kong -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 def test_edge_forwards_client_headers_and_reuses_pooled_connections(
     build: NginxBuild, tmp_path: Path
 ) -> None:
@@ -271,6 +272,7 @@ def test_edge_forwards_client_headers_and_reuses_pooled_connections(
     assert_nothing_left(running)
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 def test_edge_without_pool_opens_one_connection_per_request(
     build: NginxBuild, tmp_path: Path
 ) -> None:
@@ -291,6 +293,7 @@ def test_edge_without_pool_opens_one_connection_per_request(
 # --- edge (L7) → L4 (stream) → Kong ------------------------------------------------------------
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 def test_edge_through_l4_sends_proxy_protocol_and_keeps_connections(
     build: NginxBuild, tmp_path: Path
 ) -> None:
@@ -328,6 +331,7 @@ def test_edge_through_l4_sends_proxy_protocol_and_keeps_connections(
     assert_nothing_left(running)
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 def test_l4_without_proxy_protocol_forwards_the_bytes_untouched(
     build: NginxBuild, tmp_path: Path
 ) -> None:
@@ -348,6 +352,7 @@ def test_l4_without_proxy_protocol_forwards_the_bytes_untouched(
     assert_nothing_left(running)
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 @pytest.mark.parametrize(
     ("trusted", "expected_source"),
     [
@@ -384,6 +389,7 @@ def test_l4_passes_on_the_proxy_protocol_client_only_from_trusted_senders(
 # --- the harness itself ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 def test_leftover_check_sees_running_nginx_and_busy_ports(
     build: NginxBuild, tmp_path: Path
 ) -> None:
