@@ -600,3 +600,84 @@ def test_the_diff_is_a_real_patch_that_turns_the_old_tree_into_the_new_one(out: 
     subprocess.run([patch, "-p1", "-s", "-d", str(out)], input=diff, text=True, check=True)
 
     assert {k: v for k, v in files_under(out).items() if v} == NEW
+
+
+# --- SIGKILL of the real `lbgen render` ---------------------------------------------------
+
+
+def _big_spec(services: int, replicas: int) -> str:
+    """The seed path with many services: about one output file per service."""
+    seed = (REPO / "examples" / "seed.yaml").read_text("utf-8")
+    head = seed[: seed.index("services:")] + "services:\n"
+    return head + "".join(
+        f"  - name: svc-{i:04d}\n"
+        f"    namespace: shop\n"
+        f"    replicas: {replicas}\n"
+        f"    app: {{preset: uvicorn}}\n"
+        f"    route: {{paths: [/svc-{i:04d}]}}\n"
+        f"    kubernetes: {{port: 80, target_port: 8000}}\n"
+        for i in range(services)
+    )
+
+
+def _lbgen_render(spec: Path, out: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lbgen", "render", str(spec), "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def _files_in_partial_tree(parent: Path) -> int:
+    count = 0
+    for entry in parent.iterdir():
+        if ".lbgen-tmp-" in entry.name:
+            count += sum(len(names) for _top, _dirs, names in os.walk(entry))
+    return count
+
+
+@pytest.fixture(scope="module")
+def big_renders(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[Path]]:
+    """Two ~1000-file specs and their complete `lbgen render` output."""
+    root = tmp_path_factory.mktemp("big")
+    specs = [root / "v1.yaml", root / "v2.yaml"]
+    specs[0].write_text(_big_spec(1000, replicas=3))
+    specs[1].write_text(_big_spec(1000, replicas=5))  # every Service bundle differs
+    outputs = [root / "out-v1", root / "out-v2"]
+    for spec, out in zip(specs, outputs, strict=True):
+        child = _lbgen_render(spec, out)
+        assert child.wait(timeout=120) == 0, child.stderr.read() if child.stderr else ""
+    return specs, outputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threshold", [1, 400, 900])
+def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_identical(
+    tmp_path: Path, threshold: int, big_renders: tuple[list[Path], list[Path]]
+) -> None:
+    """The CLI end to end: kill -9 once the hidden directory holds `threshold` of ~1000 files."""
+    specs, outputs = big_renders
+    out = tmp_path / "out"
+    shutil.copytree(outputs[1], out, symlinks=True)
+    digests = [tree_digest(outputs[0]), tree_digest(out)]
+    assert digests[0] != digests[1]
+    current = 1  # out/ holds v2's output
+
+    for _attempt in range(6):
+        target = 1 - current
+        child = _lbgen_render(specs[target], out)
+        landed = False
+        while child.poll() is None:
+            if _files_in_partial_tree(tmp_path) >= threshold:
+                child.send_signal(signal.SIGKILL)
+                landed = True
+                break
+        child.wait(timeout=120)
+        if landed:
+            assert child.returncode == -signal.SIGKILL
+            assert tree_digest(out) == digests[current]
+            return
+        # The render finished before the poll saw the partial tree: it must be complete.
+        assert child.returncode == 0 and tree_digest(out) == digests[target]
+        current = target
+    pytest.fail(f"no kill landed while {threshold} files were being written (machine too fast?)")
