@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -22,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner, Result
 
 from lbgen import output
+from lbgen.cli import cli
 from lbgen.errors import LbgenError
 from lbgen.output import (
     MANIFEST_NAME,
@@ -681,3 +685,77 @@ def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_ident
         assert child.returncode == 0 and tree_digest(out) == digests[target]
         current = target
     pytest.fail(f"no kill landed while {threshold} files were being written (machine too fast?)")
+
+
+# --- pre-commit hooks (.pre-commit-hooks.yaml) --------------------------------------------
+
+
+def _hooks() -> dict[str, dict[str, Any]]:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text("utf-8"))
+    return {hook["id"]: hook for hook in hooks}
+
+
+def _run_hook(hook: dict[str, Any], args: list[str]) -> Result:
+    """Run a hook's entry the way pre-commit does: entry words + args, in-process."""
+    words = hook["entry"].split()
+    assert words[0] == "lbgen"
+    return CliRunner().invoke(cli, [*words[1:], *args])
+
+
+def test_hooks_have_what_pre_commit_requires() -> None:
+    hooks = _hooks()
+    assert set(hooks) == {"lbgen-validate", "lbgen-render-check"}
+    for hook in hooks.values():
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        assert hook["language"] == "python"  # pre-commit pip-installs this repository
+    assert hooks["lbgen-render-check"]["pass_filenames"] is False
+
+
+@pytest.mark.parametrize(
+    ("path", "matches"),
+    [
+        ("lbgen.yaml", True),
+        ("deploy/lbgen.yml", True),
+        ("deploy/edge.lbgen.yaml", True),
+        ("infra/lbgen/seed.yaml", True),
+        ("values.yaml", False),
+        ("charts/app/values.yaml", False),
+        ("mylbgen.yaml", False),
+        ("lbgen.yaml.bak", False),
+    ],
+)
+def test_validate_hook_only_picks_files_named_as_lbgen_specs(path: str, matches: bool) -> None:
+    # pre-commit applies `files` with re.search on the repository-relative path.
+    assert bool(re.search(_hooks()["lbgen-validate"]["files"], path)) is matches
+
+
+def test_validate_hook_entry_accepts_several_specs_and_fails_on_a_broken_one(
+    tmp_path: Path,
+) -> None:
+    good = tmp_path / "lbgen.yaml"
+    good.write_text((REPO / "examples" / "seed.yaml").read_text("utf-8"))
+    broken = tmp_path / "broken.lbgen.yaml"
+    broken.write_text("name: [\n")
+
+    result = _run_hook(_hooks()["lbgen-validate"], [str(good), str(broken)])
+
+    assert result.exit_code == 2
+    assert f"{broken}:" in result.stderr
+
+
+def test_render_check_hook_passes_on_fresh_output_and_fails_with_a_diff_after_an_edit(
+    tmp_path: Path,
+) -> None:
+    spec = REPO / "examples" / "seed.yaml"
+    out = tmp_path / "out"
+    hook = _hooks()["lbgen-render-check"]
+    assert CliRunner().invoke(cli, ["render", str(spec), "-o", str(out)]).exit_code == 0
+    assert _run_hook(hook, [str(spec), "-o", str(out)]).exit_code == 0
+
+    conf = out / "edge" / "nginx.conf"
+    conf.write_text(conf.read_text() + "# hand edit\n")
+    stale = _run_hook(hook, [str(spec), "-o", str(out)])
+
+    assert stale.exit_code == 1
+    assert "--- a/edge/nginx.conf\n+++ b/edge/nginx.conf\n" in stale.stdout
+    assert "-# hand edit" in stale.stdout
