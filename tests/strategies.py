@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import yaml
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -537,3 +538,20 @@ def mutated_specs(draw: Draw) -> tuple[dict[str, Any], Mutation]:
         node = node[part]
     node[mutation.path[-1]] = mutation.value
     return broken, mutation
+
+
+def yaml_line(text: str, path: DataPath, *, key: bool = False) -> int:
+    """1-based line of the value at `path` in YAML `text` (of its key with `key=True`),
+    found by PyYAML's parser: an oracle independent of lbgen's loader."""
+    node = yaml.compose(text)
+    assert node is not None
+    for depth, part in enumerate(path):
+        if isinstance(node, yaml.MappingNode):
+            key_node, value_node = next((k, v) for k, v in node.value if k.value == part)
+            if key and depth == len(path) - 1:
+                return int(key_node.start_mark.line) + 1
+            node = value_node
+        else:
+            assert isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+            node = node.value[part]
+    return int(node.start_mark.line) + 1

@@ -451,3 +451,20 @@ def test_cli_validate_reports_a_non_utf8_file_with_exit_2(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["validate", str(spec)])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"{spec}:1:10: error: the spec is not valid UTF-8")
+
+
+@pytest.mark.parametrize("word", ["null", "~", ""])
+def test_a_yaml_null_where_text_belongs_says_to_quote_it(word: str) -> None:
+    text = edit("name: seed", f"name: {word}".rstrip())
+    (problem,) = problems_of(text)
+    assert problem.path == "name" and "got None" in problem.message
+    assert "quote it" in problem.hint
+
+
+def test_a_bad_label_key_is_located_at_the_key_and_shown_quoted_in_the_path() -> None:
+    text = edit("    kubernetes: {port: 80, target_port: 8000}",
+                "    kubernetes:\n      port: 80\n      labels: {team: shop, \"bad key\": x}")
+    (problem,) = problems_of(text)
+    assert at(problem) == position(text, '"bad key"')
+    assert problem.path == 'services[0].kubernetes.labels["bad key"]'
+    assert "label key" in problem.hint

@@ -20,7 +20,7 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import NGINX_VERSIONS, Mutation, mutated_specs, specs
+from strategies import NGINX_VERSIONS, Mutation, mutated_specs, specs, yaml_line
 
 import lbgen
 from lbgen.cli import cli
@@ -196,22 +196,6 @@ def test_every_nginx_config_passes_the_real_nginx_t(data: st.DataObject, nginx_b
 # --- invalid specs --------------------------------------------------------------------------
 
 
-def _line_of(text: str, mutation: Mutation) -> int:
-    """1-based line of the mutated value (or added key), found by PyYAML's own parser."""
-    node = yaml.compose(text)
-    assert node is not None
-    for part in mutation.path:
-        if isinstance(node, yaml.MappingNode):
-            key_node, value_node = next((k, v) for k, v in node.value if k.value == part)
-            if part == mutation.path[-1] and mutation.kind == "unknown-key":
-                return int(key_node.start_mark.line) + 1
-            node = value_node
-        else:
-            assert isinstance(node, yaml.SequenceNode) and isinstance(part, int)
-            node = node.value[part]
-    return int(node.start_mark.line) + 1
-
-
 @PROPERTY
 @given(case=mutated_specs())
 def test_an_invalid_spec_is_an_input_error_located_at_the_mistake(
@@ -219,7 +203,7 @@ def test_an_invalid_spec_is_an_input_error_located_at_the_mistake(
 ) -> None:
     broken, mutation = case
     text = to_yaml(broken)
-    line = _line_of(text, mutation)
+    line = yaml_line(text, mutation.path, key=mutation.kind == "unknown-key")
 
     with pytest.raises(InputError) as caught:
         load_spec_text(text, SOURCE)

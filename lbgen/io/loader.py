@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import re
 import types
 import typing
@@ -46,10 +47,20 @@ MAX_ALIAS_NODES = 100_000
 services) stays far below; a "billion laughs" document exceeds it after a few events."""
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_./-]+")
+
+
 def format_path(path: Sequence[str | int]) -> str:
+    """`tiers[0].instances[1].address`; a key with other characters (a label key, a
+    hostile value) is shown quoted, `labels["a b"]`, so the path stays one readable line."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{json.dumps(part)}]"
+        else:
+            out += f".{part}" if out else part
     return out
 
 
@@ -575,7 +586,8 @@ def _problem(error: Any, data: dict[str, Any], source: SourceMap) -> Problem:
     ctx = error.get("ctx") or {}
     message = str(error["msg"]).removeprefix("Value error, ")
     hint = ""
-    location = source.locate(path)
+    # A mapping key that fails its own type (a label key) is located at the key.
+    location = source.locate(path, key=bool(error["loc"]) and error["loc"][-1] == "[key]")
     shown = _value_repr(error, source.scalars.get(path))
     if kind == "extra_forbidden":
         location = source.locate(path, key=True)
