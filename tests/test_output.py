@@ -159,6 +159,22 @@ def test_refuses_a_non_empty_directory_lbgen_did_not_generate(out: Path) -> None
     assert leftovers(out.parent) == []
 
 
+def test_a_foreign_directory_is_refused_without_walking_it(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `-o ~` by mistake: the refusal must come from the missing manifest, not from a walk.
+    out.mkdir()
+    (out / "deep").mkdir()
+    (out / "deep" / "file").write_text("x")
+
+    def no_walk(*args: Any) -> list[str]:
+        raise AssertionError("walked a directory lbgen did not generate")
+
+    monkeypatch.setattr(output, "_tree_entries", no_walk)
+    with pytest.raises(NotGeneratedError):
+        write_tree(OLD, out)
+
+
 def test_refuses_when_the_manifest_is_not_lbgens(out: Path) -> None:
     out.mkdir()
     (out / MANIFEST_NAME).write_text(json.dumps({"generator": "other", "files": {}}))
