@@ -467,6 +467,7 @@ def test_every_string_field_of_the_model_is_injected() -> None:
     assert not missing, f"set these fields in a base spec of {__name__}: {sorted(missing)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", HOSTILE, ids=[repr(v)[:40] for v in HOSTILE])
 def test_hostile_value_is_refused_or_inert_in_every_field(
     value: str, clean: dict[str, Rendered], tmp_path: Path
@@ -542,6 +543,7 @@ YAML_SITES = ("Instance.address", "Service.name", "Route.paths[]",
               "NginxRealIp.header", "TlsFiles.certificate")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", HOSTILE, ids=[repr(v)[:40] for v in HOSTILE])
 def test_refusals_from_a_yaml_file_point_at_the_injected_line(value: str) -> None:
     """Through a real YAML file, a refused value is reported on the line that holds it."""
