@@ -505,7 +505,7 @@ def mutation_sites(data: dict[str, Any], model: type[BaseModel] = Spec,
         here = (*path, name)
         literals = [a for a in alternatives if typing.get_origin(a) is Literal]
         if literals and isinstance(value, str) and name != "kind":
-            yield Mutation("bad-enum", here, "no-such-choice")
+            yield Mutation("bad-enum", here, "no such choice!")
         if isinstance(value, bool):
             yield Mutation("wrong-type", here, "maybe")
         elif isinstance(value, int) and int in alternatives:
