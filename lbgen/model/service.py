@@ -284,4 +284,5 @@ class Service(StrictModel):
 
     @property
     def selector(self) -> dict[str, str]:
-        return self.kubernetes.selector or {"app": self.name}
+        """Pod selector, sorted by key so every output is independent of the spec's key order."""
+        return dict(sorted((self.kubernetes.selector or {"app": self.name}).items()))
