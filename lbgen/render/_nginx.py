@@ -70,7 +70,6 @@ def balancing_directive(balancing: NginxBalancing, *, stream: bool) -> Directive
     activated before `keepalive` (upstream module docs, #keepalive).
     """
     algorithm = balancing.algorithm
-    doc = STREAM_UPSTREAM_DOC if stream else UPSTREAM_DOC
     if algorithm == "round-robin":
         return None
     if algorithm == "least_conn":

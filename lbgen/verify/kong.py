@@ -139,7 +139,14 @@ def _tool_checks(kong_yamls: Mapping[str, str]) -> list[CheckResult]:
             local.write_text(text, encoding="utf-8")
             if deck is not None:
                 argv = [*_deck_argv(deck), str(local)]
-                results.append(_tool_check(f"deck {' '.join(argv[1:-1])} {path}", argv))
+                name = f"deck {' '.join(argv[1:-1])} {path}"
+                if argv[1] == "validate" and "sticky_sessions_cookie" in text:
+                    # decK 1.x (`deck validate -s`, e.g. Debian's 1.4.0) predates Kong 3.11's
+                    # sticky-sessions fields and rejects them; its verdict would be wrong.
+                    results.append(CheckResult(name, "skipped", "this decK predates Kong 3.11's "
+                                               "sticky_sessions_cookie fields; use decK ≥ 1.28"))
+                else:
+                    results.append(_tool_check(name, argv))
             if kong is not None:
                 results.append(
                     _tool_check(f"kong config parse {path}", [kong, "config", "parse", str(local)])

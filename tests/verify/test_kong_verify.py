@@ -193,3 +193,16 @@ def test_deck_accepts_real_output_and_rejects_a_broken_file() -> None:
     bad = verify_kong.verify({"gw/kong.yaml": kong_yaml_file(document)}, None)
     (deck_bad,) = by_name(bad, "deck")
     assert deck_bad.status == "failed" and "bogus" in deck_bad.detail
+
+
+def test_old_deck_is_skipped_not_failed_on_sticky_sessions(tmp_path: Path) -> None:
+    # Debian's decK 1.4.0 (`deck validate -s`) predates Kong 3.11's sticky_sessions_cookie:
+    # its rejection would be a false failure, so the check reports a skip with the reason.
+    from lbgen.verify.kong import _deck_argv, _tool_checks
+
+    deck = shutil.which("deck")
+    if deck is None or _deck_argv(deck)[1] != "validate":
+        pytest.skip("needs the legacy decK 1.x `deck validate -s`")
+    text = "_format_version: '3.0'\nupstreams:\n- name: a\n  sticky_sessions_cookie: s\n"
+    results = [r for r in _tool_checks({"kong/kong.yaml": text}) if r.name.startswith("deck")]
+    assert [(r.status, "sticky_sessions_cookie" in r.detail) for r in results] == [("skipped", True)]
