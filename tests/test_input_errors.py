@@ -19,6 +19,7 @@ from lbgen.cli import cli
 from lbgen.errors import InputError, Problem
 from lbgen.io.loader import MAX_ALIAS_NODES, MAX_DEPTH, load_spec_file, load_spec_text
 from lbgen.model.spec import Spec
+from tests.conftest import EXAMPLES
 
 SEED = (Path(__file__).resolve().parent.parent / "examples" / "seed.yaml").read_text("utf-8")
 LOCATED = re.compile(r"^[^:\n]+:\d+:\d+: error: .+")
@@ -468,3 +469,15 @@ def test_a_bad_label_key_is_located_at_the_key_and_shown_quoted_in_the_path() ->
     assert at(problem) == position(text, '"bad key"')
     assert problem.path == 'services[0].kubernetes.labels["bad key"]'
     assert "label key" in problem.hint
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_c_and_python_parsers_read_the_same_data_and_positions(example: Path) -> None:
+    # Specs are read with libyaml (ruamel.yaml.clib) for speed; the Python scanner is the
+    # reference for errors. Both must yield the same values at the same line:column.
+    from lbgen.io.loader import SourceMap, _Composer
+
+    text = example.read_text(encoding="utf-8")
+    fast, slow = SourceMap("x"), SourceMap("x")
+    assert _Composer(text, fast, pure=False).document() == _Composer(text, slow, pure=True).document()
+    assert (fast.keys, fast.values) == (slow.keys, slow.values)

@@ -130,7 +130,15 @@ def load_spec_text(text: str, source_name: str = "<spec>") -> LoadedSpec:
     text = text.removeprefix("\ufeff")
     _check_flow_depth(text, source_name)
     source = SourceMap(source_name)
-    data = _Composer(text, source).document()
+    try:
+        data = _Composer(text, source, pure=False).document()
+    except InputError as error:
+        if not any(p.message.startswith("invalid YAML") for p in error.problems):
+            raise
+        # libyaml's syntax errors are terser than ruamel's Python scanner's: read the file
+        # again with the latter for the precise message and hint (errors are the rare path).
+        source = SourceMap(source_name)
+        data = _Composer(text, source, pure=True).document()
     if data is None:
         raise InputError([Problem(SourceLocation(source_name, 1, 1), "the spec is empty",
                                   "start from one of the files in examples/")])
@@ -242,10 +250,12 @@ class _Composer:
     at the event that opens it. Duplicate keys are all reported at once.
     """
 
-    def __init__(self, text: str, source: SourceMap) -> None:
+    def __init__(self, text: str, source: SourceMap, *, pure: bool) -> None:
         self.text = text
         self.source = source
-        self.yaml = YAML(typ="safe", pure=True)
+        # pure=False: ruamel.yaml.clib's C parser when installed (same events and marks,
+        # about 10x faster); pure=True: ruamel's Python scanner, whose errors say more.
+        self.yaml = YAML(typ="safe", pure=pure)
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.open_anchors: set[str] = set()
         self.nodes = 0
