@@ -15,14 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from lbgen.model.service import (
-    KongActiveHealthcheck,
     KongHashOn,
     KongHealthchecks,
-    KongPassiveHealthcheck,
     Service,
 )
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
+from lbgen.render._kong_health import camel_keys, healthchecks
 
 KIC_INGRESS_CLASS = "kong"
 """KIC's default IngressClass (`--ingress-class`, default `kong`; annotations.md)."""
@@ -99,48 +98,6 @@ def _threshold(healthchecks: KongHealthchecks) -> int:
     return int(threshold)
 
 
-def _active_check(active: KongActiveHealthcheck) -> dict[str, Any]:
-    healthy: dict[str, Any] = {
-        "interval": active.healthy.interval,
-        "successes": active.healthy.successes,
-    }
-    if active.healthy.http_statuses is not None:
-        healthy["httpStatuses"] = list(active.healthy.http_statuses)
-    unhealthy: dict[str, Any] = {
-        "httpFailures": active.unhealthy.http_failures,
-        "interval": active.unhealthy.interval,
-        "tcpFailures": active.unhealthy.tcp_failures,
-        "timeouts": active.unhealthy.timeouts,
-    }
-    if active.unhealthy.http_statuses is not None:
-        unhealthy["httpStatuses"] = list(active.unhealthy.http_statuses)
-    check: dict[str, Any] = {
-        "concurrency": active.concurrency,
-        "healthy": healthy,
-        "timeout": active.timeout,
-        "type": active.type,
-        "unhealthy": unhealthy,
-    }
-    if active.type != "tcp":
-        check["httpPath"] = active.http_path
-    return check
-
-
-def _passive_check(passive: KongPassiveHealthcheck) -> dict[str, Any]:
-    # No `interval` in passive checks: the CRD's CEL rules forbid it there.
-    healthy: dict[str, Any] = {"successes": passive.healthy.successes}
-    if passive.healthy.http_statuses is not None:
-        healthy["httpStatuses"] = list(passive.healthy.http_statuses)
-    unhealthy: dict[str, Any] = {
-        "httpFailures": passive.unhealthy.http_failures,
-        "tcpFailures": passive.unhealthy.tcp_failures,
-        "timeouts": passive.unhealthy.timeouts,
-    }
-    if passive.unhealthy.http_statuses is not None:
-        unhealthy["httpStatuses"] = list(passive.unhealthy.http_statuses)
-    return {"healthy": healthy, "type": passive.type, "unhealthy": unhealthy}
-
-
 def upstream_policy(spec: Spec, service: Service) -> dict[str, Any]:
     """The KongUpstreamPolicy (configuration.konghq.com/v1beta1) for `service`."""
     settings = service.kong
@@ -164,12 +121,9 @@ def upstream_policy(spec: Spec, service: Service) -> dict[str, Any]:
     if settings.slots is not None:
         policy_spec["slots"] = settings.slots
     if settings.healthchecks is not None:
-        checks: dict[str, Any] = {"threshold": _threshold(settings.healthchecks)}
-        if settings.healthchecks.active is not None:
-            checks["active"] = _active_check(settings.healthchecks.active)
-        if settings.healthchecks.passive is not None:
-            checks["passive"] = _passive_check(settings.healthchecks.passive)
-        policy_spec["healthchecks"] = checks
+        policy_spec["healthchecks"] = camel_keys(
+            healthchecks(settings.healthchecks, _threshold(settings.healthchecks))
+        )
     return {
         "apiVersion": "configuration.konghq.com/v1beta1",
         "kind": "KongUpstreamPolicy",

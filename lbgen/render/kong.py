@@ -21,17 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbgen.budget import Resolved
-from lbgen.model.service import (
-    KongActiveHealthcheck,
-    KongHealthchecks,
-    KongPassiveHealthcheck,
-    Service,
-)
+from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import kic_documents
+from lbgen.render._kong_health import healthchecks
 from lbgen.render._names import backend_address
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
 
@@ -92,55 +88,8 @@ def _whole(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _active_check(active: KongActiveHealthcheck) -> dict[str, Any]:
-    healthy: dict[str, Any] = {
-        "interval": active.healthy.interval,
-        "successes": active.healthy.successes,
-    }
-    if active.healthy.http_statuses is not None:
-        healthy["http_statuses"] = list(active.healthy.http_statuses)
-    unhealthy: dict[str, Any] = {
-        "http_failures": active.unhealthy.http_failures,
-        "interval": active.unhealthy.interval,
-        "tcp_failures": active.unhealthy.tcp_failures,
-        "timeouts": active.unhealthy.timeouts,
-    }
-    if active.unhealthy.http_statuses is not None:
-        unhealthy["http_statuses"] = list(active.unhealthy.http_statuses)
-    check: dict[str, Any] = {
-        "concurrency": active.concurrency,
-        "healthy": healthy,
-        # Whole seconds: decK types timeout/interval as integers and rejects 1.5.
-        "timeout": active.timeout,
-        "type": active.type,
-        "unhealthy": unhealthy,
-    }
-    if active.type != "tcp":
-        check["http_path"] = active.http_path
-    return check
-
-
-def _passive_check(passive: KongPassiveHealthcheck) -> dict[str, Any]:
-    healthy: dict[str, Any] = {"successes": passive.healthy.successes}
-    if passive.healthy.http_statuses is not None:
-        healthy["http_statuses"] = list(passive.healthy.http_statuses)
-    unhealthy: dict[str, Any] = {
-        "http_failures": passive.unhealthy.http_failures,
-        "tcp_failures": passive.unhealthy.tcp_failures,
-        "timeouts": passive.unhealthy.timeouts,
-    }
-    if passive.unhealthy.http_statuses is not None:
-        unhealthy["http_statuses"] = list(passive.unhealthy.http_statuses)
-    return {"healthy": healthy, "type": passive.type, "unhealthy": unhealthy}
-
-
-def _healthchecks(healthchecks: KongHealthchecks) -> dict[str, Any]:
-    out: dict[str, Any] = {"threshold": _whole(healthchecks.threshold)}
-    if healthchecks.active is not None:
-        out["active"] = _active_check(healthchecks.active)
-    if healthchecks.passive is not None:
-        out["passive"] = _passive_check(healthchecks.passive)
-    return out
+def _healthchecks(checks: KongHealthchecks) -> dict[str, Any]:
+    return healthchecks(checks, _whole(checks.threshold))
 
 
 def kong_upstream(spec: Spec, kong: KongTier, service: Service) -> dict[str, Any]:
