@@ -20,11 +20,8 @@ from lbgen.rules._engine import CheckReport, SuppressedFinding
 
 FORMATS = ("text", "json", "sarif")
 
-RULE_DOCS_URL = "https://github.com/lbgen/lbgen/blob/main/docs/rules/{code}.md"
-"""Where `docs/rules/<CODE>.md` is published; SARIF `helpUri` points here."""
-
-TOOL_URL = "https://github.com/lbgen/lbgen"
-
+# No helpUri/informationUri: lbgen has no published home yet, and the full rule docs travel
+# inside the log as `help.markdown` (what GitHub code scanning shows).
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -239,7 +236,6 @@ def sarif_rule(rule: Rule) -> dict[str, Any]:
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": rule.doc.what},
         "help": {"text": f"{rule.doc.what}\n\n{rule.doc.why}", "markdown": explain(rule)},
-        "helpUri": RULE_DOCS_URL.format(code=rule.code),
         "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
         "properties": {"tags": ["lbgen", *sorted(rule.tiers)], "versions": rule.versions},
     }
@@ -259,7 +255,6 @@ def _sarif_log(
                 "name": "lbgen",
                 "version": __version__,
                 "semanticVersion": __version__,
-                "informationUri": TOOL_URL,
                 "rules": [sarif_rule(r) for r in rules],
             }
         },
