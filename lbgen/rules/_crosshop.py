@@ -65,21 +65,6 @@ APP_KEEPALIVE_KNOB = {
 }
 
 
-def front_of_cluster(spec: Spec) -> Tier | None:
-    """The tier that connects to the Kubernetes Services (the one just before the cluster)."""
-    return spec.tiers[-2] if len(spec.tiers) >= 2 else None
-
-
-def reaches_cluster_ip(spec: Spec) -> bool:
-    """Whether the hop in front of Kubernetes connects to a Service's ClusterIP (through
-    kube-proxy's NAT) rather than to pod IPs. An nginx_stream tier forwards to the Service,
-    which is a ClusterIP (lbgen.render._names.uses_headless_service)."""
-    front = front_of_cluster(spec)
-    if isinstance(front, KongTier | NginxHttpTier):
-        return front.backend_targets == "cluster_ip"
-    return isinstance(front, NginxStreamTier)
-
-
 def app_facing_pool(ctx: RuleContext) -> tuple[KongTier | NginxHttpTier, UpstreamBudget] | None:
     """The L7 tier whose pooled connections end at the app servers, with its budget.
 

@@ -20,11 +20,10 @@ from lbgen.rules._crosshop import (
     edge_fail_timeout,
     edge_max_fails,
     edge_read_timeout,
-    front_of_cluster,
     group_members,
     group_size,
-    reaches_cluster_ip,
 )
+from lbgen.rules._topology import front_of_cluster, through_cluster_ip
 
 KONG_HEALTH = "https://developer.konghq.com/gateway/traffic-control/health-checks-circuit-breakers/"
 KONG_UPSTREAM = (
@@ -581,7 +580,7 @@ def _propagation(ctx: RuleContext) -> tuple[Duration, str, ModelPath | None] | N
     cluster = spec.cluster
     if front is None:
         return None
-    if reaches_cluster_ip(spec):
+    if through_cluster_ip(spec) is not None:
         if cluster.platform == "gke-dataplane-v2":
             return None
         kube_proxy = cluster.kube_proxy
@@ -638,9 +637,9 @@ def _needs_known_propagation(spec: Spec) -> str | None:
     front = front_of_cluster(spec)
     if front is None:
         return "no tier in front of Kubernetes"
-    if reaches_cluster_ip(spec) and spec.cluster.platform == "gke-dataplane-v2":
+    if through_cluster_ip(spec) is not None and spec.cluster.platform == "gke-dataplane-v2":
         return "GKE Dataplane V2 does not document how fast its eBPF datapath drops endpoints"
-    if isinstance(front, NginxHttpTier) and not reaches_cluster_ip(spec):
+    if isinstance(front, NginxHttpTier) and through_cluster_ip(spec) is None:
         return (
             "the edge resolves the headless Service only at (re)load; stale pod addresses are "
             "an LB4xx finding, not a timing one"

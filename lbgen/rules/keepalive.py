@@ -19,12 +19,11 @@ from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, V
 from lbgen.rules._crosshop import (
     APP_KEEPALIVE_KNOB,
     app_facing_pool,
-    front_of_cluster,
     listing,
     pool_keeps_forever,
-    reaches_cluster_ip,
     shown,
 )
+from lbgen.rules._topology import front_of_cluster, through_cluster_ip
 
 NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
 NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
@@ -567,7 +566,7 @@ def _nat_idle_limit(ctx: RuleContext) -> tuple[Duration, str, ModelPath]:
 def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
     spec, budget = ctx.spec, ctx.budget
     front = front_of_cluster(spec)
-    if front is None or not reaches_cluster_ip(spec):
+    if front is None or through_cluster_ip(spec) is None:
         return
     if isinstance(front, KongTier | NginxHttpTier):
         pool = budget.kong_upstream if isinstance(front, KongTier) else budget.edge_upstream
@@ -604,7 +603,7 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _needs_cluster_ip_path(spec: Spec) -> str | None:
-    if not reaches_cluster_ip(spec):
+    if through_cluster_ip(spec) is None:
         return "the hop in front of Kubernetes reaches pod IPs directly (no kube-proxy NAT)"
     if spec.cluster.platform == "gke-dataplane-v2":
         return (
