@@ -26,7 +26,7 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
 from lbgen.render._base import RenderContext, RenderedFile
-from lbgen.render._kic import kic_documents
+from lbgen.render._kic import kic_documents, route_response_buffering
 from lbgen.render._kong_health import healthchecks
 from lbgen.render._names import backend_address
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
@@ -145,7 +145,11 @@ def kong_route(spec: Spec, service: Service) -> dict[str, Any]:
     }
     if service.route.hosts:
         route["hosts"] = sorted(service.route.hosts)
+    buffering = route_response_buffering(service)
+    if buffering is not None:
+        route["response_buffering"] = buffering
     return route
+
 
 
 def kong_service(spec: Spec, kong: KongTier, service: Service) -> dict[str, Any]:
