@@ -16,6 +16,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import http.client
+import os
+import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -299,3 +304,99 @@ def test_sse_first_event_arrives_before_the_stream_ends(build: NginxBuild, tmp_p
         assert b"data: second" in body
         (request,) = stand_in.requests
         assert request.path == "/live/events"
+
+
+# --- item 3: a name in an upstream, without `resolve` -----------------------------------------
+#
+# What this machine can prove: the installed nginx (1.22.1) has no `resolve` in open source
+# (CHANGES 1.27.3), and `apt-cache policy nginx` offers nothing newer, so the rendered
+# `server … resolve` form cannot run here. What runs here is the form lbgen renders without a
+# resolver (and LB310 warns about): nginx resolves the name once, at load. nginx runs in a
+# private mount namespace whose /etc/hosts is a scratch file, so the test can move the name.
+
+
+@pytest.mark.slow  # a runtime proof; about 1.5 s
+def test_name_without_resolve_is_resolved_once_at_load(build: NginxBuild, tmp_path: Path) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a private /etc/hosts (CI runs these as root)")
+    port = free_port(NEXT_ADDRESSES[:2])
+    edge_port = free_port((EDGE_ADDRESS,))
+    data = {
+        "name": "named",
+        "tiers": [
+            {
+                "kind": "nginx_http",
+                "name": "edge",
+                "version": "1.28.0",
+                "worker_processes": 1,
+                "instances": [{"name": "edge-1", "address": EDGE_ADDRESS}],
+                "listen": [{"port": edge_port}],
+            },
+            {
+                "kind": "kong",
+                "name": "gateway",
+                "instances": [{"name": "kong-1", "address": "kong-1.lbgen.test"}],
+                "proxy_listen": [{"port": port}],
+            },
+            {"kind": "kubernetes", "name": "gke", "platform": "gke"},
+        ],
+        "services": [copy.deepcopy({**SERVICE, "streaming": []})],
+    }
+    spec = load_spec_data(data).spec
+    files = render_spec(spec, "named.yaml")
+    assert f"server kong-1.lbgen.test:{port};" in files["edge/conf.d/named.conf"]
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n{NEXT_ADDRESSES[0]} kong-1.lbgen.test\n")
+    conf = runnable_copy(files, "edge", EDGE_ADDRESS, tmp_path / "edge", build)
+    root = conf.parent
+    script = 'hosts="$1"; shift; mount --bind "$hosts" /etc/hosts && exec "$@"'
+    command = [
+        unshare, "--mount", "--", "sh", "-c", script, "sh", str(hosts),
+        build.path, "-p", f"{root}/", "-c", str(conf), "-e", "stderr",
+        "-g", f"daemon off; master_process on; pid {tmp_path}/nginx.pid; error_log stderr notice;",
+    ]  # fmt: skip
+    old = StandIn("old", NEXT_ADDRESSES[0], port, expect_proxy=False)
+    new = StandIn("new", NEXT_ADDRESSES[1], port, expect_proxy=False)
+    log = (tmp_path / "nginx.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 5
+        while get_or_none((EDGE_ADDRESS, edge_port), "/live/0") is None:
+            assert process.poll() is None, (tmp_path / "nginx.log").read_text()
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+        # The name moves; the running nginx keeps the address it resolved at load.
+        with hosts.open("r+") as same_inode:  # the bind mount shows this very file
+            same_inode.truncate(0)
+            same_inode.write(f"127.0.0.1 localhost\n{NEXT_ADDRESSES[1]} kong-1.lbgen.test\n")
+        time.sleep(1.0)
+        for i in range(4):
+            assert get((EDGE_ADDRESS, edge_port), f"/live/after-move-{i}") == 200
+        assert [r.path for r in new.requests] == []
+        assert len([r for r in old.requests if "after-move" in r.path]) == 4
+        # Only a reload resolves the name again.
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while not new.requests:
+            assert time.monotonic() < deadline, "after a reload nginx still used the old address"
+            get_or_none((EDGE_ADDRESS, edge_port), "/live/after-reload")
+            time.sleep(0.05)
+        assert new.requests[-1].path == "/live/after-reload"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+        old.close()
+        new.close()
+
+
+def get_or_none(entry: tuple[str, int], path: str) -> int | None:
+    try:
+        return get(entry, path)
+    except OSError:
+        return None
