@@ -100,6 +100,7 @@ def _services() -> list[dict[str, Any]]:
             "disruption_budget": {"max_unavailable": "25%"},
             "termination_grace_period": "30s",
             "pre_stop_delay": "5s",
+            "streaming": ["websocket", "sse"],
             "stream_idle": "20s",
             "suppress": _SUPPRESS,
         },
@@ -134,6 +135,7 @@ def _edge(**extra: Any) -> dict[str, Any]:
         "retry": {"conditions": ["error", "timeout"], "tries": 2, "timeout": "10s"},
         "passive_health": {"max_fails": 3, "fail_timeout": "10s"},
         "real_ip": {"header": "X-Client-Ip", "trusted": ["10.0.0.0/8"]},
+        "resolver": {"addresses": ["10.96.0.10", "[fd00::10]:53"], "valid": "10s"},
         "suppress": _SUPPRESS,
         **extra,
     }

@@ -203,8 +203,9 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         assert isinstance(callee, KubernetesTier)  # the model puts kubernetes last
         for service in spec.services:
             host, port = backend_address(spec, service, edge.backend_targets)
+            when = "re-resolved while nginx runs" if edge.resolver else "resolved when nginx loads"
             how = (
-                "headless Service: one server per ready pod, re-resolved while nginx runs"
+                f"headless Service: one server per ready pod, {when}"
                 if edge.backend_targets == "pod_endpoints"
                 else "ClusterIP: kube-proxy picks a pod per connection"
             )
@@ -324,34 +325,34 @@ def _proxy_all_server(
     (`grpc_pass`), which `proxy_pass` cannot do before 1.29.4.
     """
     locations: list[LocationView] = []
-    catch_all: Service | None = None
     for service in spec.services:
-        if service.protocol != "grpc" and not service.streaming:
+        if service.protocol != "grpc":
             continue
-        label = f"service {service.namespace}/{service.name}"
         for path in service.paths:
             if path == "/":
-                # `location /` below; a gRPC catch-all path is not meaningful
-                if service.protocol != "grpc":
-                    catch_all = service
-                continue
-            if service.protocol == "grpc":
-                locations.append(_grpc_location((path,), f"gRPC {label}", edge, grpc_target))
-            else:
-                # Streams get a location of their own: the next hop still routes, but this
-                # hop must not buffer SSE nor cut a quiet stream as an ordinary request.
-                locations.append(
-                    _http_location(
-                        (path,),
-                        f"{label} ({', '.join(service.streaming)}); routing happens at "
-                        f"{http_target.upstream}",
-                        edge,
-                        http_target,
-                        pooled,
-                        uri="",
-                        service=service,
-                    )
+                continue  # `location /` below; a gRPC catch-all path is not meaningful
+            locations.append(
+                _grpc_location(
+                    (path,), f"gRPC service {service.namespace}/{service.name}", edge, grpc_target
                 )
+            )
+    # Streams get a location of their own: the next hop still routes, but this hop must not
+    # buffer SSE nor cut a quiet stream as an ordinary request. Services that share a path
+    # (under different hosts) share the location, with what each of them needs.
+    streaming_paths = _streaming_by_path(spec.services)
+    catch_all = streaming_paths.pop("/", None)
+    for path, needs in streaming_paths.items():
+        locations.append(
+            _http_location(
+                (path,),
+                f"{needs.streaming_label()}; routing happens at {http_target.upstream}",
+                edge,
+                http_target,
+                pooled,
+                uri="",
+                stream=needs,
+            )
+        )
     locations.append(
         _http_location(
             ("/",),
@@ -360,12 +361,49 @@ def _proxy_all_server(
             http_target,
             pooled,
             uri="",
-            service=catch_all,
+            stream=catch_all,
         )
     )
     return ServerView(
         "", tuple(_server_directives(edge, shared, default_server=False)), tuple(locations)
     )
+
+
+def _streaming_by_path(services: Sequence[Service]) -> dict[str, StreamingNeeds]:
+    """For each path of a WebSocket/SSE service, what its location must do (paths sorted)."""
+    needs: dict[str, StreamingNeeds] = {}
+    for service in services:
+        if not service.streaming or service.protocol == "grpc":
+            continue
+        for path in service.paths:
+            needs[path] = needs.get(path, StreamingNeeds()).add(service)
+    return dict(sorted(needs.items()))
+
+
+@dataclass(frozen=True)
+class StreamingNeeds:
+    """The streaming kinds and longest silence of the services behind one location."""
+
+    names: tuple[str, ...] = ()
+    streaming: tuple[str, ...] = ()
+    stream_idle: Duration | None = None
+
+    def add(self, service: Service) -> StreamingNeeds:
+        idle = service.stream_idle
+        if self.stream_idle is not None and (idle is None or self.stream_idle > idle):
+            idle = self.stream_idle
+        return StreamingNeeds(
+            (*self.names, f"{service.namespace}/{service.name}"),
+            tuple(sorted(set(self.streaming) | set(service.streaming))),
+            idle,
+        )
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.names)
+
+    def streaming_label(self) -> str:
+        return f"service {self.name} ({', '.join(self.streaming)})"
 
 
 def _gateway_servers(
@@ -408,6 +446,7 @@ def _service_locations(
     for service in services:
         target = PassTarget(service_upstream_name(service), tls=False)
         label = f"service {service.namespace}/{service.name}"
+        stream = StreamingNeeds().add(service) if service.streaming else None
         for path in service.paths:
             claimed.add(path)
             if service.protocol == "grpc":
@@ -415,7 +454,7 @@ def _service_locations(
                 locations.append(_grpc_location((path,), f"gRPC {label}", edge, target))
             elif not service.route.strip_path or path == "/":
                 locations.append(
-                    _http_location((path,), label, edge, target, pooled, uri="", service=service)
+                    _http_location((path,), label, edge, target, pooled, uri="", stream=stream)
                 )
             else:
                 # strip_path like Kong: /orders/x → /x and /orders → /. A URI in proxy_pass
@@ -429,7 +468,7 @@ def _service_locations(
                         target,
                         pooled,
                         uri="/",
-                        service=service,
+                        stream=stream,
                     )
                 )
                 if prefix != path:
@@ -442,7 +481,7 @@ def _service_locations(
                             target,
                             pooled,
                             uri="/",
-                            service=service,
+                            stream=stream,
                         )
                     )
     if "/" not in claimed:
@@ -592,10 +631,10 @@ def _http_location(
     pooled: bool,
     *,
     uri: str,
-    service: Service | None = None,
+    stream: StreamingNeeds | None = None,
 ) -> LocationView:
-    """A proxy_pass location; `service` is the one it serves, when it serves a single one."""
-    streaming = service.streaming if service is not None else []
+    """A proxy_pass location; `stream`: what its WebSocket/SSE services need, if any."""
+    streaming = stream.streaming if stream is not None else ()
     websocket = "websocket" in streaming
     scheme = "https" if target.tls else "http"
     lines = [directive("proxy_pass", f"{scheme}://{target.upstream}{uri}")]
@@ -641,7 +680,7 @@ def _http_location(
                 f"fills ({PROXY_DOC}#proxy_buffering)",
             )
         )
-    lines += _timeouts(edge, "proxy", service)
+    lines += _timeouts(edge, "proxy", stream)
     lines += _retries(edge, "proxy")
     return LocationView(match, comment, tuple(lines))
 
@@ -664,18 +703,18 @@ def _grpc_location(
 
 
 def _timeouts(
-    edge: NginxHttpTier, module: str, service: Service | None = None
+    edge: NginxHttpTier, module: str, stream: StreamingNeeds | None = None
 ) -> list[Directive]:
     timeouts = edge.timeouts
     lines = []
     read_comment = ""
     read = timeouts.read
-    stream_read = streaming_read_timeout(edge, service)
+    stream_read = streaming_read_timeout(edge, stream)
     if stream_read is not None:
-        assert service is not None  # streaming_read_timeout returns None without one
+        assert stream is not None  # streaming_read_timeout returns None without one
         read = stream_read
         read_comment = (
-            f"streams of {service.name} may stay silent for {service.stream_idle} "
+            f"streams of {stream.name} may stay silent for {stream.stream_idle} "
             "(stream_idle); nginx closes a connection after this long without data "
             f"({PROXY_DOC}#proxy_read_timeout)"
         )
@@ -689,15 +728,15 @@ def _timeouts(
     return lines
 
 
-def streaming_read_timeout(edge: NginxHttpTier, service: Service | None) -> Duration | None:
+def streaming_read_timeout(edge: NginxHttpTier, stream: StreamingNeeds | None) -> Duration | None:
     """proxy_read_timeout of a WebSocket/SSE location, when the tier's own is too short.
 
     The stream's longest silence (`stream_idle`) plus the spec's keep-alive margin rule (10%,
     at least 1s), so a quiet stream is not taken for a dead upstream. None: the tier's value.
     """
-    if service is None or not service.streaming or service.stream_idle is None:
+    if stream is None or not stream.streaming or stream.stream_idle is None:
         return None
-    idle = service.stream_idle
+    idle = stream.stream_idle
     tier_read = edge.timeouts.read
     current = tier_read if tier_read is not None else NGINX_PROXY_READ_TIMEOUT.value
     assert isinstance(current, Duration)

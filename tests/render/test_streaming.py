@@ -179,3 +179,35 @@ services:
 def test_resolver_address_must_be_an_ip(address: str) -> None:
     with pytest.raises(InputError, match="resolver address"):
         make_spec({"resolver": {"addresses": [address]}})
+
+
+def test_streaming_services_sharing_a_path_share_one_location(tmp_path: Path) -> None:
+    """Two services on /live under different hosts: one location in front of Kong (nginx
+    refuses duplicate locations), with what both need."""
+    chat = live(["websocket"], route={"paths": ["/live"], "hosts": ["chat.example.com"]})
+    feed = live(
+        ["sse"], name="feed", stream_idle="2m", route={"paths": ["/live"], "hosts": ["feed.example.com"]}
+    )
+    server = servers(parse(make_spec(services=[chat, feed]), tmp_path))[0]
+    assert [d["args"] for d in find(server, "location")] == [["/live"], ["/"]]
+    loc = location(server, "/live")
+    assert args(loc, "proxy_buffering") == [["off"]]
+    assert ["Upgrade", "$http_upgrade"] in args(loc, "proxy_set_header")
+    assert args(loc, "proxy_read_timeout") == [["132s"]]
+
+
+def _comments(text: str) -> str:
+    return " ".join(text.replace("#", " ").split())
+
+
+def test_headless_comment_says_when_the_name_is_resolved() -> None:
+    without = render_spec(make_spec({"backend_targets": "pod_endpoints"}, middle=[]), "t.yaml")
+    assert "resolved when nginx loads" in _comments(without["edge/conf.d/path.conf"])
+    with_resolver = render_spec(
+        make_spec(
+            {"backend_targets": "pod_endpoints", "resolver": {"addresses": ["10.96.0.10"]}},
+            middle=[],
+        ),
+        "t.yaml",
+    )
+    assert "re-resolved while nginx runs" in _comments(with_resolver["edge/conf.d/path.conf"])

@@ -28,10 +28,12 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from lbgen.defaults import NGINX_UPSTREAM_RESOLVE_SINCE
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.render import render_spec
 from lbgen.verify.nginx import NginxBuild, probe
+from tests.runtime.dns import DnsStandIn, query_a
 from tests.runtime.harness import (
     SOCKET_TIMEOUT,
     RunningNginx,
@@ -400,3 +402,98 @@ def get_or_none(entry: tuple[str, int], path: str) -> int | None:
         return get(entry, path)
     except OSError:
         return None
+
+
+# --- item 3: the `resolve` form, where an nginx ≥ 1.27.3 is available --------------------------
+
+
+def test_dns_stand_in_answers_and_follows_changes() -> None:
+    """The DNS stand-in the `resolve` proof relies on: A answers, changes, NXDOMAIN."""
+    dns = DnsStandIn("127.0.0.8", {"kong-1.lbgen.test": ["127.0.0.5"]})
+    try:
+        assert query_a((dns.address, dns.port), "kong-1.lbgen.test") == (0, ["127.0.0.5"])
+        dns.set("kong-1.lbgen.test", ["127.0.0.6", "127.0.0.7"])
+        assert query_a((dns.address, dns.port), "KONG-1.lbgen.test") == (
+            0,
+            ["127.0.0.6", "127.0.0.7"],
+        )
+        assert query_a((dns.address, dns.port), "other.lbgen.test") == (3, [])
+    finally:
+        dns.close()
+
+
+@pytest.mark.slow  # a runtime proof; about 3 s where it runs
+def test_name_with_resolve_follows_the_name_while_nginx_runs(
+    build: NginxBuild, tmp_path: Path
+) -> None:
+    """zone + resolver + `server … resolve` (rendered with `resolver`): traffic moves to the
+    name's new address without a reload. Needs open-source nginx ≥ 1.27.3 (CHANGES 1.27.3);
+    set LBGEN_NGINX to one. Debian 12's 1.22.1 cannot run this form, so here it is skipped
+    and the proof stands where such an nginx runs the test."""
+    if build.version < NGINX_UPSTREAM_RESOLVE_SINCE:
+        pytest.skip(
+            f"installed nginx {build.version} has no `server … resolve` (open source since "
+            "1.27.3); set LBGEN_NGINX to a newer nginx to run this proof"
+        )
+    dns = DnsStandIn("127.0.0.8", {"kong-1.lbgen.test": [NEXT_ADDRESSES[0]]}, ttl=1)
+    port = free_port(NEXT_ADDRESSES[:2])
+    edge_port = free_port((EDGE_ADDRESS,))
+    data = {
+        "name": "named",
+        "tiers": [
+            {
+                "kind": "nginx_http",
+                "name": "edge",
+                "version": "1.28.0",
+                "worker_processes": 1,
+                "instances": [{"name": "edge-1", "address": EDGE_ADDRESS}],
+                "listen": [{"port": edge_port}],
+                "resolver": {"addresses": [f"{dns.address}:{dns.port}"], "valid": "1s"},
+            },
+            {
+                "kind": "kong",
+                "name": "gateway",
+                "instances": [{"name": "kong-1", "address": "kong-1.lbgen.test"}],
+                "proxy_listen": [{"port": port}],
+            },
+            {"kind": "kubernetes", "name": "gke", "platform": "gke"},
+        ],
+        "services": [copy.deepcopy({**SERVICE, "streaming": []})],
+    }
+    files = render_spec(load_spec_data(data).spec, "named.yaml")
+    assert f"server kong-1.lbgen.test:{port} resolve;" in files["edge/conf.d/named.conf"]
+    conf = runnable_copy(files, "edge", EDGE_ADDRESS, tmp_path / "edge", build)
+    command = [
+        build.path, "-p", f"{conf.parent}/", "-c", str(conf), "-e", "stderr",
+        "-g", f"daemon off; master_process on; pid {tmp_path}/nginx.pid; error_log stderr notice;",
+    ]  # fmt: skip
+    old = StandIn("old", NEXT_ADDRESSES[0], port, expect_proxy=False)
+    new = StandIn("new", NEXT_ADDRESSES[1], port, expect_proxy=False)
+    log = (tmp_path / "nginx.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 5
+        while not old.requests:
+            assert process.poll() is None, (tmp_path / "nginx.log").read_text()
+            assert time.monotonic() < deadline, "nginx never reached the name's first address"
+            get_or_none((EDGE_ADDRESS, edge_port), "/live/before")
+            time.sleep(0.05)
+        dns.set("kong-1.lbgen.test", [NEXT_ADDRESSES[1]])
+        deadline = time.monotonic() + 8
+        while not new.requests:
+            assert time.monotonic() < deadline, "nginx did not follow the name to its new address"
+            get_or_none((EDGE_ADDRESS, edge_port), "/live/after")
+            time.sleep(0.1)
+        assert process.poll() is None  # no reload, no restart: the same nginx followed it
+        assert any(name == "kong-1.lbgen.test" for name, _ in dns.queries)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+        old.close()
+        new.close()
+        dns.close()
