@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from lbgen.defaults import Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
-from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.render._names import headless_fqdn
 from lbgen.render._nginx import is_dns_name
@@ -847,6 +847,7 @@ def _names_dialed(
 
 def _name_resolved_once(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
+    yield from _valid_outlasts_pre_stop(ctx)
     for tier in (spec.edge, spec.l4):
         if tier is None or tier.resolver is not None:
             continue
@@ -876,6 +877,38 @@ def _name_resolved_once(ctx: RuleContext) -> Iterator[Violation]:
             )
 
 
+def _valid_outlasts_pre_stop(ctx: RuleContext) -> Iterator[Violation]:
+    """With `resolve`: a `valid=` longer than a pod keeps serving after it starts to stop.
+
+    A terminating pod leaves the headless Service's answer at once; nginx keeps the cached
+    answer up to `valid=`, so it may still send to the pod that long. Unset pre_stop_delay is
+    LB305's finding, not repeated here.
+    """
+    edge = ctx.spec.edge
+    if edge is None or edge.resolver is None or edge.resolver.valid is None:
+        return
+    if edge.backend_targets != "pod_endpoints" or not isinstance(
+        ctx.spec.next_tier(edge), KubernetesTier
+    ):
+        return
+    valid = edge.resolver.valid
+    for index, service in enumerate(ctx.spec.services):
+        delay = service.pre_stop_delay
+        if delay is None or delay >= valid:
+            continue
+        yield Violation(
+            message=(
+                f"{edge.name} caches the pods of {service.name} for valid={valid}, but a "
+                f"terminating pod keeps serving only {delay} (pre_stop_delay): for up to "
+                f"{Duration(valid.ms - delay.ms)} nginx sends to a pod that is shutting down"
+            ),
+            hint=f"lower {edge.name}.resolver.valid below {delay}, or raise pre_stop_delay of "
+            f"{service.name} above {valid}",
+            path=ctx.tier_path(edge, "resolver", "valid"),
+            related_path=("services", index, "pre_stop_delay"),
+        )
+
+
 NAME_RESOLVED_ONCE = Rule(
     code="LB310",
     name="upstream-name-resolved-once",
@@ -889,7 +922,9 @@ NAME_RESOLVED_ONCE = Rule(
             "nginx runs: the headless Service name of `backend_targets: pod_endpoints` (one "
             "address per ready pod) and next-hop instance addresses given as host names, when "
             "the tier has no `resolver`. ClusterIP Service names are not reported: their "
-            "virtual IP does not change in a rollout."
+            "virtual IP does not change in a rollout. With a resolver, a `valid=` longer than "
+            "a pod's `pre_stop_delay` is reported: nginx may keep sending to the pod after "
+            "it stopped serving."
         ),
         why=(
             "Without the `resolve` parameter nginx resolves an upstream server's name when it "
@@ -899,7 +934,9 @@ NAME_RESOLVED_ONCE = Rule(
             "`server … resolve` with a `zone` and a `resolver` re-resolves the name as its TTL "
             "runs out; it is in open-source nginx since 1.27.3 (before, only in the commercial "
             "build). lbgen renders it when the tier sets `resolver` and refuses `resolver` on "
-            "older declared versions."
+            "older declared versions. `valid=` overrides the answer's TTL: nginx uses a "
+            "cached answer that long, while a terminating pod leaves the headless Service's "
+            "answer at once and stops serving after its preStop delay."
         ),
         example="""\
 name: direct
@@ -941,6 +978,7 @@ services:
                 "\"server\" directive in the \"upstream\" block)"
             ),
             "https://kubernetes.io/docs/concepts/services-networking/service/#headless-services",
+            POD_TERMINATION,
         ),
     ),
 )
