@@ -531,7 +531,8 @@ def _stream_idle_unknown(ctx: RuleContext) -> Iterator[Violation]:
             message=(
                 f"service {service.name} carries {' and '.join(service.streaming)} streams but "
                 "says nothing of how long they stay silent (stream_idle), so no hop's idle timer "
-                f"is sized for them: {', '.join(hops)} close a stream that quiet, mid-stream"
+                f"is sized for them ({', '.join(hops)}): a stream quiet for longer than a "
+                "hop's timer is closed mid-stream"
             ),
             hint=(
                 f"set stream_idle on {service.name} (the longest silence, e.g. the app's ping "
