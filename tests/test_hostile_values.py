@@ -135,7 +135,6 @@ def _edge(**extra: Any) -> dict[str, Any]:
         "retry": {"conditions": ["error", "timeout"], "tries": 2, "timeout": "10s"},
         "passive_health": {"max_fails": 3, "fail_timeout": "10s"},
         "real_ip": {"header": "X-Client-Ip", "trusted": ["10.0.0.0/8"]},
-        "resolver": {"addresses": ["10.96.0.10", "[fd00::10]:53"], "valid": "10s"},
         "suppress": _SUPPRESS,
         **extra,
     }
@@ -223,7 +222,14 @@ BASES: dict[str, dict[str, Any]] = {
     # No Kong: the edge routes services itself, so paths and hosts land in nginx.
     "edge-gateway": {
         "name": "edge-only",
-        "tiers": [_edge(backend_targets="pod_endpoints"), _cluster()],
+        "tiers": [
+            _edge(
+                backend_targets="pod_endpoints",
+                # The names dialed are always headless Service names: zone + resolve stay.
+                resolver={"addresses": ["10.96.0.10", "[fd00::10]:53"], "valid": "10s"},
+            ),
+            _cluster(),
+        ],
         "services": _services(),
     },
 }
