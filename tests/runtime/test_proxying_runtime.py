@@ -136,7 +136,14 @@ def _on_loopback(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
         return data, [(a, port) for a in addresses]
     assert callee["kind"] == "kong"
     listeners = callee.get("proxy_listen") or [{"port": 8000}, {"port": 8443, "tls": True, "http2": True}]
-    callee["proxy_listen"] = [{**entry, "port": free_port(addresses)} for entry in listeners]
+    ports: list[int] = []
+    while len(ports) < len(listeners):  # distinct: two free_port calls may agree
+        port = free_port(addresses)
+        if port not in ports:
+            ports.append(port)
+    callee["proxy_listen"] = [
+        {**entry, "port": port} for entry, port in zip(listeners, ports, strict=True)
+    ]
     return data, []
 
 
