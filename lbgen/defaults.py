@@ -34,6 +34,12 @@ KONG_CONF_DOC = "kong.conf.default (Kong/kong kong/templates/kong_defaults.lua)"
 # before that `keepalive` had no default and pooling was off.
 NGINX_KEEPALIVE_BY_DEFAULT = Version("1.29.7")
 
+# `server … resolve` (re-resolve a name in an upstream group while nginx runs; needs `zone`)
+# and `resolver` inside `upstream {}` are in open-source nginx since 1.27.3, in http and
+# stream alike (CHANGES 1.27.3; ngx_http_upstream_module #resolve, #resolver). Before, a name
+# in an upstream is resolved once, when the configuration is loaded.
+NGINX_UPSTREAM_RESOLVE_SINCE = Version("1.27.3")
+
 
 def nginx_upstream_keepalive_connections(version: Version) -> Fact:
     if version >= NGINX_KEEPALIVE_BY_DEFAULT:

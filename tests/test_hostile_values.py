@@ -100,6 +100,7 @@ def _services() -> list[dict[str, Any]]:
             "disruption_budget": {"max_unavailable": "25%"},
             "termination_grace_period": "30s",
             "pre_stop_delay": "5s",
+            "streaming": ["websocket", "sse"],
             "stream_idle": "20s",
             "suppress": _SUPPRESS,
         },
@@ -221,7 +222,14 @@ BASES: dict[str, dict[str, Any]] = {
     # No Kong: the edge routes services itself, so paths and hosts land in nginx.
     "edge-gateway": {
         "name": "edge-only",
-        "tiers": [_edge(backend_targets="pod_endpoints"), _cluster()],
+        "tiers": [
+            _edge(
+                backend_targets="pod_endpoints",
+                # The names dialed are always headless Service names: zone + resolve stay.
+                resolver={"addresses": ["10.96.0.10", "[fd00::10]:53"], "valid": "10s"},
+            ),
+            _cluster(),
+        ],
         "services": _services(),
     },
 }

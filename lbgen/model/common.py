@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -47,6 +48,58 @@ class UpstreamKeepalive(StrictModel):
     """Requests served over one connection before it is closed (0 = unlimited in Kong)."""
     max_lifetime: Duration | None = None
     """Maximum lifetime of one connection (nginx `keepalive_time`)."""
+
+
+class NginxResolver(StrictModel):
+    """DNS servers an nginx tier asks again while it runs, for the names it dials.
+
+    Rendered in each upstream block that has a name (`zone`, `resolver`, `server … resolve`;
+    open-source nginx ≥ 1.27.3). For pods behind a headless Service: the cluster DNS
+    (kube-dns/CoreDNS Service IP) as reachable from where nginx runs.
+    """
+
+    addresses: list[str] = Field(min_length=1)
+    """DNS servers as `IP` or `IP:port` (`[IPv6]:port`); port 53 when not given."""
+    valid: Duration | None = None
+    """Cache answers this long instead of their TTL (`valid=`). Unset: the answer's TTL."""
+
+    @model_validator(mode="after")
+    def _addresses_are_ip(self) -> NginxResolver:
+        for address in self.addresses:
+            _check_resolver_address(address)
+        if self.valid is not None and self.valid.ms % 1000:
+            raise ValueError("resolver valid= takes whole seconds")
+        return self
+
+
+def _check_resolver_address(value: str) -> None:
+    host, port = value, ""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"resolver address {value!r}: expected [IPv6]:port")
+            port = rest[1:]
+        if ipaddress.ip_address(host).version != 6:
+            raise ValueError(f"resolver address {value!r}: brackets are for IPv6 addresses")
+        host_ok = True
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+        host_ok = False
+    else:
+        host_ok = False
+    if not host_ok:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(
+                f"resolver address {value!r} is not an IP address (nginx needs the DNS "
+                "server's address, e.g. 10.96.0.10 or 10.96.0.10:53)"
+            ) from None
+        if ":" in host:
+            raise ValueError(f"resolver address {value!r}: write an IPv6 address as [addr]")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"resolver address {value!r}: port must be 1-65535")
 
 
 class ClientKeepalive(StrictModel):

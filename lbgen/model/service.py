@@ -146,6 +146,10 @@ class KongServiceSettings(StrictModel):
     retries: int | None = Field(default=None, ge=0, le=32767)
     """Kong default 5: up to retries+1 attempts on connection errors and timeouts."""
     timeouts: ProxyTimeouts = Field(default_factory=ProxyTimeouts)
+    response_buffering: bool | None = None
+    """Route `response_buffering` (KIC: `konghq.com/response-buffering`). Unset: Kong's
+    default `true`, except for services with `streaming: [sse]`, where lbgen renders
+    `false` so events reach the client as the pods send them."""
     healthchecks: KongHealthchecks | None = None
     sticky_sessions_cookie: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """Cookie Kong sets with algorithm sticky-sessions (Upstream `sticky_sessions_cookie`,
@@ -262,6 +266,10 @@ class Service(StrictModel):
     termination_grace_period: Duration | None = None
     pre_stop_delay: Duration | None = None
     """Sleep in a preStop hook before the app starts shutting down."""
+    streaming: list[Literal["websocket", "sse"]] = Field(default_factory=list)
+    """Long-lived streams the service carries over HTTP/1.1: `websocket` (the proxies pass
+    the `Upgrade` handshake on and then tunnel the bytes) and/or `sse` (server-sent events:
+    no proxy may buffer the response). Unset: ordinary requests only."""
     stream_idle: Duration | None = None
     """Longest silence on a long-lived stream this service holds open (WebSocket, SSE, gRPC
     streaming). Unset: requests are short-lived. Rules compare it with every hop's idle timer."""
@@ -272,6 +280,13 @@ class Service(StrictModel):
         # Kong routes_subschemas.lua: grpc/grpcs routes require strip_path = false.
         if self.protocol == "grpc" and self.route.strip_path:
             raise ValueError("gRPC routes cannot strip the path (Kong refuses strip_path on grpc routes)")
+        if self.protocol == "grpc" and self.streaming:
+            raise ValueError(
+                "streaming (WebSocket/SSE over HTTP/1.1) does not apply to a gRPC service: gRPC "
+                "streams are HTTP/2 streams; set stream_idle for them instead"
+            )
+        if len(set(self.streaming)) != len(self.streaming):
+            raise ValueError("list each streaming kind once")
         return self
 
     @property

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from lbgen.defaults import NGINX_UPSTREAM_RESOLVE_SINCE
 from lbgen.model._base import StrictModel, Suppression
 from lbgen.model.common import (
     ClientKeepalive,
@@ -20,6 +21,7 @@ from lbgen.model.common import (
     NginxBalancing,
     NginxPassiveHealth,
     NginxRealIp,
+    NginxResolver,
     NginxRetry,
     ProxyTimeouts,
     TlsFiles,
@@ -59,8 +61,20 @@ class NginxHttpTier(_TierBase):
     real_ip: NginxRealIp | None = None
     forwarded_headers: bool = True
     """Send X-Forwarded-For/-Proto/-Host and X-Real-IP to the next hop."""
+    resolver: NginxResolver | None = None
+    """DNS servers for the names this tier dials (nginx ≥ 1.27.3): the upstream blocks with
+    a name get `zone`, `resolver` and `server … resolve`, so nginx follows address changes
+    while it runs. Unset: names are resolved once, when nginx loads its configuration."""
     backend_targets: BackendTargets = "cluster_ip"
-    """Only used when this tier talks to Kubernetes directly."""
+    """Only used when this tier talks to Kubernetes directly. `pod_endpoints` dials the pods
+    through a headless Service name: set `resolver` so nginx follows the pods (LB310)."""
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolver_needs_version(
+        cls, value: NginxResolver | None, info: ValidationInfo
+    ) -> NginxResolver | None:
+        return _resolver_version_check(value, info)
 
     @model_validator(mode="after")
     def _version_supports_features(self) -> NginxHttpTier:
@@ -98,6 +112,15 @@ class NginxStreamTier(_TierBase):
     """Emit `load_module` for distributions that build stream as a dynamic module (Debian)."""
     trusted_proxies: list[Cidr] = Field(default_factory=list)
     """`set_real_ip_from` for addresses in received PROXY headers (stream realip module)."""
+    resolver: NginxResolver | None = None
+    """DNS servers for the names this tier dials (nginx ≥ 1.27.3), as on nginx_http."""
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolver_needs_version(
+        cls, value: NginxResolver | None, info: ValidationInfo
+    ) -> NginxResolver | None:
+        return _resolver_version_check(value, info)
 
     @model_validator(mode="after")
     def _version_supports_features(self) -> NginxStreamTier:
@@ -115,6 +138,20 @@ class NginxStreamTier(_TierBase):
                 f"(it sees connections, not requests); use one of {sorted(_STREAM_HASH_VARIABLES)}"
             )
         return self
+
+
+def _resolver_version_check(
+    resolver: NginxResolver | None, info: ValidationInfo
+) -> NginxResolver | None:
+    version = info.data.get("version")
+    if resolver is not None and version is not None and version < NGINX_UPSTREAM_RESOLVE_SINCE:
+        raise ValueError(
+            f"this tier says nginx {version}, but re-resolving names in an upstream "
+            "(`server … resolve`, `resolver` in `upstream`) is in open-source nginx only since "
+            "1.27.3 (CHANGES 1.27.3); declare version ≥ 1.27.3, or remove resolver and give "
+            "IP addresses (names are then resolved once, when nginx loads: LB310)"
+        )
+    return resolver
 
 
 _VARIABLE_RE = re.compile(r"\$[a-z_][a-z0-9_]*")

@@ -27,6 +27,19 @@ KIC_INGRESS_CLASS = "kong"
 """KIC's default IngressClass (`--ingress-class`, default `kong`; annotations.md)."""
 
 
+def route_response_buffering(service: Service) -> bool | None:
+    """Route `response_buffering` to render; None leaves Kong's default (true).
+
+    Kong buffers the whole upstream response by default; SSE needs it off so each event is
+    sent on as it arrives (Kong/kong#6057, "feat(proxy) add route.request|response_buffering").
+    """
+    if service.kong.response_buffering is not None:
+        return service.kong.response_buffering
+    if "sse" in service.streaming:
+        return False
+    return None
+
+
 def upstream_policy_name(service: Service) -> str:
     """Name of the KongUpstreamPolicy of `service` (same namespace as its Service)."""
     return f"{service.name}-upstream-policy"
@@ -148,6 +161,10 @@ def ingress(spec: Spec, service: Service) -> dict[str, Any]:
     else:
         # Explicit: the spec's default (false) must not depend on the controller's default.
         annotations["konghq.com/strip-path"] = "true" if service.route.strip_path else "false"
+    buffering = route_response_buffering(service)
+    if buffering is not None:
+        # The Route's response_buffering (annotations.md §konghq.com/response-buffering).
+        annotations["konghq.com/response-buffering"] = "true" if buffering else "false"
     # ImplementationSpecific: KIC passes a path without the `/~` regex prefix to Kong as a
     # plain prefix, the same matching as the DB-less Route (kubernetes-sigs/ingress2gateway
     # pkg/i2gw/providers/kong/README.md); `Prefix` would match whole path segments only.

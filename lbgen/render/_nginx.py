@@ -7,11 +7,12 @@ out. Each version gate cites the nginx change that introduced the behaviour.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from lbgen.budget import Resolved
-from lbgen.model.common import Listener, NginxBalancing, NginxPassiveHealth
+from lbgen.model.common import Listener, NginxBalancing, NginxPassiveHealth, NginxResolver
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxStreamTier
@@ -96,14 +97,64 @@ def balancing_directive(balancing: NginxBalancing, *, stream: bool) -> Directive
     return directive("least_time", "header")
 
 
-def server_directive(host: str, port: int, health: NginxPassiveHealth) -> Directive:
-    """`server host:port [max_fails=N] [fail_timeout=T]` (passive health, when set)."""
-    params: list[str] = []
+def server_directive(
+    host: str, port: int, health: NginxPassiveHealth, *, resolve: bool = False
+) -> Directive:
+    """`server host:port [max_fails=N] [fail_timeout=T] [resolve]`.
+
+    `resolve` (nginx ≥ 1.27.3, needs the group's `zone` and a `resolver`) re-resolves a name
+    while nginx runs; without it a name is resolved once, at load (upstream module #resolve).
+    """
+    params: list[str] = ["resolve"] if resolve and is_dns_name(host) else []
     if health.max_fails is not None:
         params.append(f"max_fails={health.max_fails}")
     if health.fail_timeout is not None:
         params.append(f"fail_timeout={health.fail_timeout.nginx()}")
     return Directive("server", (host_port(host, port), *params))
+
+
+def is_dns_name(host: str) -> bool:
+    """A host name (resolved through DNS), not an IP literal."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+# Shared memory for one upstream group's run-time state: `resolve` keeps the addresses of
+# its names there (upstream module #zone). 64k holds a few hundred servers.
+UPSTREAM_ZONE_SIZE = "64k"
+
+
+def resolver_directives(
+    upstream: str, resolver: NginxResolver | None, hosts: Sequence[str]
+) -> list[Directive]:
+    """`zone` + `resolver` for an upstream group that dials names, when the tier has a resolver.
+
+    Both are valid in `upstream {}` since 1.27.3 (CHANGES 1.27.3), in http and stream; the
+    model refuses `resolver` on older versions. A group of IP addresses needs neither.
+    """
+    if resolver is None or not any(is_dns_name(host) for host in hosts):
+        return []
+    args: list[str] = list(resolver.addresses)
+    if resolver.valid is not None:
+        args.append(f"valid={resolver.valid.ms // 1000}s")
+    return [
+        directive(
+            "zone",
+            upstream,
+            UPSTREAM_ZONE_SIZE,
+            comment="shared memory for the group's run-time addresses; `resolve` needs it "
+            f"({UPSTREAM_DOC}#zone)",
+        ),
+        directive(
+            "resolver",
+            *args,
+            comment="asked again while nginx runs, when an answer's TTL (or valid=) runs out, "
+            f"so the servers below follow their names ({UPSTREAM_DOC}#resolver)",
+        ),
+    ]
 
 
 def host_port(host: str, port: int) -> str:

@@ -26,7 +26,7 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
 from lbgen.render._base import RenderContext, RenderedFile
-from lbgen.render._kic import kic_documents
+from lbgen.render._kic import kic_documents, route_response_buffering
 from lbgen.render._kong_health import healthchecks
 from lbgen.render._names import backend_address
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
@@ -137,7 +137,11 @@ def kong_route(spec: Spec, service: Service) -> dict[str, Any]:
         "name": kong_entity_name(service),
         "paths": sorted(service.paths),
         # gRPC clients speak HTTP/2 (grpc = h2c, grpcs = h2 over TLS); Kong keeps the two
-        # protocol families apart (routes.lua mutually_exclusive_subsets).
+        # protocol families apart (routes.lua mutually_exclusive_subsets). WebSocket needs no
+        # protocol of its own: Kong passes the Upgrade handshake on http/https routes
+        # (nginx_kong.lua: proxy_set_header Upgrade $upstream_upgrade, Connection
+        # $upstream_connection). The ws/wss protocols are Enterprise-only (in Kong's
+        # Enterprise entity schema, absent from decK's open-source one) and not rendered.
         "protocols": ["grpc", "grpcs"] if service.protocol == "grpc" else ["http", "https"],
         # Explicit: Kong's default is true, the spec's is false.
         "strip_path": service.route.strip_path,
@@ -145,7 +149,11 @@ def kong_route(spec: Spec, service: Service) -> dict[str, Any]:
     }
     if service.route.hosts:
         route["hosts"] = sorted(service.route.hosts)
+    buffering = route_response_buffering(service)
+    if buffering is not None:
+        route["response_buffering"] = buffering
     return route
+
 
 
 def kong_service(spec: Spec, kong: KongTier, service: Service) -> dict[str, Any]:

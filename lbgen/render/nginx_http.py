@@ -10,7 +10,12 @@ view out. Version gates and their sources:
 - nginx ≥ 1.29.7 pools upstream connections by default (`keepalive 32 local`), speaks
   HTTP/1.1 to upstreams and no longer sends `Connection: close` (CHANGES 1.29.7). Before,
   keep-alive needs `keepalive N`, `proxy_http_version 1.1` and a cleared `Connection` header
-  (upstream module #keepalive; proxy module #proxy_http_version).
+  (upstream module #keepalive; proxy module #proxy_http_version). Pooled locations always
+  say `proxy_http_version 1.1` and set `Connection`, valid on every version: the file then
+  pools on whatever nginx runs it, not only on the declared one.
+- WebSocket: `Upgrade`/`Connection` are hop-by-hop, so the edge passes them on explicitly,
+  `Connection` through a map that is empty when the client sent no `Upgrade` (keep-alive
+  stays on for ordinary requests) (nginx.org/en/docs/http/websocket.html).
 - Upstream `keepalive_timeout`/`keepalive_requests` appeared in 1.15.3, `keepalive_time` in
   1.19.10 (upstream module docs).
 - `http2 on` replaced `listen … http2` in 1.25.1 (CHANGES 1.25.1).
@@ -22,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbgen.budget import Budget, UpstreamBudget
-from lbgen.defaults import NGINX_KEEPALIVE_BY_DEFAULT
+from lbgen.defaults import NGINX_KEEPALIVE_BY_DEFAULT, NGINX_PROXY_READ_TIMEOUT
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
-from lbgen.model.types import Version
+from lbgen.model.types import Duration, Version
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._names import backend_address
 from lbgen.render._nginx import (
@@ -39,6 +44,7 @@ from lbgen.render._nginx import (
     kong_entry_listener,
     listener_label,
     origin_comment,
+    resolver_directives,
     server_directive,
     service_upstream_name,
     stream_target,
@@ -76,8 +82,32 @@ class NginxHttpView:
     worker_processes: str
     include: str
     """Path of the snippet, relative to nginx.conf's directory (nginx resolves it there)."""
+    maps: tuple[MapView, ...]
     upstreams: tuple[UpstreamView, ...]
     servers: tuple[ServerView, ...]
+
+
+@dataclass(frozen=True)
+class MapView:
+    """`map SOURCE $VARIABLE { key value; … }` in http {}."""
+
+    comment: str
+    source: str
+    variable: str
+    entries: tuple[tuple[str, str], ...]
+
+
+# websocket.html: `Connection` follows the client's `Upgrade`. Empty instead of the page's
+# `close` for requests without one: an empty header is not sent, which keeps the pooled
+# upstream connection reusable (upstream module #keepalive).
+CONNECTION_UPGRADE_MAP = MapView(
+    comment="Connection to the next hop: `upgrade` when the client asks for a protocol switch "
+    "(WebSocket), otherwise none, so ordinary requests keep the pooled connection "
+    "(nginx.org/en/docs/http/websocket.html)",
+    source="$http_upgrade",
+    variable="$connection_upgrade",
+    entries=(("default", "upgrade"), ("", "")),
+)
 
 
 @dataclass(frozen=True)
@@ -173,8 +203,9 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         assert isinstance(callee, KubernetesTier)  # the model puts kubernetes last
         for service in spec.services:
             host, port = backend_address(spec, service, edge.backend_targets)
+            when = "re-resolved while nginx runs" if edge.resolver else "resolved when nginx loads"
             how = (
-                "headless Service: one server per ready pod, resolved when nginx loads"
+                f"headless Service: one server per ready pod, {when}"
                 if edge.backend_targets == "pod_endpoints"
                 else "ClusterIP: kube-proxy picks a pod per connection"
             )
@@ -189,11 +220,13 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
             )
         servers = _gateway_servers(spec, edge, shared, pooled)
 
+    websocket = any("websocket" in service.streaming for service in spec.services)
     return NginxHttpView(
         header=ctx.header(),
         target=target_comment("nginx_http", edge.name, edge.version),
         worker_processes=str(edge.worker_processes),
         include=f"conf.d/{spec.name}.conf",
+        maps=(CONNECTION_UPGRADE_MAP,) if websocket else (),
         upstreams=tuple(upstreams),
         servers=tuple(servers),
     )
@@ -212,7 +245,11 @@ def _upstream(
     # Method first: before 1.29.7 it had to precede `keepalive` (upstream module #keepalive).
     method = balancing_directive(edge.balancing, stream=False)
     lines = [method] if method is not None else []
-    lines += [server_directive(host, port, edge.passive_health) for host, port in addresses]
+    lines += resolver_directives(name, edge.resolver, [host for host, _ in addresses])
+    lines += [
+        server_directive(host, port, edge.passive_health, resolve=edge.resolver is not None)
+        for host, port in addresses
+    ]
     lines += pool
     return UpstreamView(name, comment, tuple(lines))
 
@@ -299,6 +336,23 @@ def _proxy_all_server(
                     (path,), f"gRPC service {service.namespace}/{service.name}", edge, grpc_target
                 )
             )
+    # Streams get a location of their own: the next hop still routes, but this hop must not
+    # buffer SSE nor cut a quiet stream as an ordinary request. Services that share a path
+    # (under different hosts) share the location, with what each of them needs.
+    streaming_paths = _streaming_by_path(spec.services)
+    catch_all = streaming_paths.pop("/", None)
+    for path, needs in streaming_paths.items():
+        locations.append(
+            _http_location(
+                (path,),
+                f"{needs.streaming_label()}; routing happens at {http_target.upstream}",
+                edge,
+                http_target,
+                pooled,
+                uri="",
+                stream=needs,
+            )
+        )
     locations.append(
         _http_location(
             ("/",),
@@ -307,11 +361,49 @@ def _proxy_all_server(
             http_target,
             pooled,
             uri="",
+            stream=catch_all,
         )
     )
     return ServerView(
         "", tuple(_server_directives(edge, shared, default_server=False)), tuple(locations)
     )
+
+
+def _streaming_by_path(services: Sequence[Service]) -> dict[str, StreamingNeeds]:
+    """For each path of a WebSocket/SSE service, what its location must do (paths sorted)."""
+    needs: dict[str, StreamingNeeds] = {}
+    for service in services:
+        if not service.streaming or service.protocol == "grpc":
+            continue
+        for path in service.paths:
+            needs[path] = needs.get(path, StreamingNeeds()).add(service)
+    return dict(sorted(needs.items()))
+
+
+@dataclass(frozen=True)
+class StreamingNeeds:
+    """The streaming kinds and longest silence of the services behind one location."""
+
+    names: tuple[str, ...] = ()
+    streaming: tuple[str, ...] = ()
+    stream_idle: Duration | None = None
+
+    def add(self, service: Service) -> StreamingNeeds:
+        idle = service.stream_idle
+        if self.stream_idle is not None and (idle is None or self.stream_idle > idle):
+            idle = self.stream_idle
+        return StreamingNeeds(
+            (*self.names, f"{service.namespace}/{service.name}"),
+            tuple(sorted(set(self.streaming) | set(service.streaming))),
+            idle,
+        )
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.names)
+
+    def streaming_label(self) -> str:
+        return f"service {self.name} ({', '.join(self.streaming)})"
 
 
 def _gateway_servers(
@@ -354,13 +446,16 @@ def _service_locations(
     for service in services:
         target = PassTarget(service_upstream_name(service), tls=False)
         label = f"service {service.namespace}/{service.name}"
+        stream = StreamingNeeds().add(service) if service.streaming else None
         for path in service.paths:
             claimed.add(path)
             if service.protocol == "grpc":
                 # grpc_pass takes no URI, so strip_path cannot apply to gRPC methods.
                 locations.append(_grpc_location((path,), f"gRPC {label}", edge, target))
             elif not service.route.strip_path or path == "/":
-                locations.append(_http_location((path,), label, edge, target, pooled, uri=""))
+                locations.append(
+                    _http_location((path,), label, edge, target, pooled, uri="", stream=stream)
+                )
             else:
                 # strip_path like Kong: /orders/x → /x and /orders → /. A URI in proxy_pass
                 # replaces the matched prefix (proxy module #proxy_pass).
@@ -373,6 +468,7 @@ def _service_locations(
                         target,
                         pooled,
                         uri="/",
+                        stream=stream,
                     )
                 )
                 if prefix != path:
@@ -385,6 +481,7 @@ def _service_locations(
                             target,
                             pooled,
                             uri="/",
+                            stream=stream,
                         )
                     )
     if "/" not in claimed:
@@ -534,39 +631,56 @@ def _http_location(
     pooled: bool,
     *,
     uri: str,
+    stream: StreamingNeeds | None = None,
 ) -> LocationView:
+    """A proxy_pass location; `stream`: what its WebSocket/SSE services need, if any."""
+    streaming = stream.streaming if stream is not None else ()
+    websocket = "websocket" in streaming
     scheme = "https" if target.tls else "http"
-    needs_http11 = pooled and edge.version < NGINX_KEEPALIVE_BY_DEFAULT
-    pass_comment = ""
-    if pooled and not needs_http11:
-        pass_comment = (
-            "nginx ≥ 1.29.7 talks HTTP/1.1 upstream and sends no Connection header by default, "
-            f"so pooled connections are reused as is ({PROXY_DOC}#proxy_http_version)"
-        )
-    lines = [directive("proxy_pass", f"{scheme}://{target.upstream}{uri}", comment=pass_comment)]
+    lines = [directive("proxy_pass", f"{scheme}://{target.upstream}{uri}")]
     headers = _forwarded_headers(edge)
-    if needs_http11:
-        lines.append(
-            directive(
-                "proxy_http_version",
-                "1.1",
-                comment="before 1.29.7 nginx talks HTTP/1.0 upstream, which cannot keep the "
-                f"connection for the pool ({UPSTREAM_DOC}#keepalive)",
-            )
+    if pooled or websocket:
+        # Explicit on every version: 1.29.7 made HTTP/1.1 the default, but the same file may
+        # run on an older nginx (Debian 12 ships 1.22.1), where the default is HTTP/1.0 and
+        # `Connection: close`: every request would open a new upstream connection.
+        why = (
+            "HTTP/1.1 upstream, on every nginx version: keeps pooled connections open "
+            f"({UPSTREAM_DOC}#keepalive)"
+            if pooled
+            else "the WebSocket handshake needs HTTP/1.1 (nginx.org/en/docs/http/websocket.html)"
         )
+        if pooled and websocket:
+            why += " and carries the WebSocket handshake"
+        lines.append(directive("proxy_http_version", "1.1", comment=why))
+    if websocket:
+        headers[1:1] = [("Upgrade", "$http_upgrade"), ("Connection", "$connection_upgrade")]
+    elif pooled:
         headers.insert(1, ("Connection", ""))
     # All proxy_set_header lines at this one level: a level that sets any of them inherits
     # none from outer levels (proxy module #proxy_set_header).
     for index, (name, value) in enumerate(headers):
         note = ""
-        if name == "Connection":
-            note = "cleared, or nginx sends `Connection: close` and the pool is never used"
+        if name == "Upgrade":
+            note = "hop-by-hop: passed on explicitly so the WebSocket handshake reaches the app"
+        elif name == "Connection" and value:
+            note = "`upgrade` with an Upgrade request, empty (not sent) otherwise: see the map"
+        elif name == "Connection":
+            note = "cleared, or nginx before 1.29.7 sends `Connection: close` and the pool is unused"
         elif index == 0:
             note = (
                 "all proxy_set_header lines stay at this level: one here drops every inherited one"
             )
         lines.append(directive("proxy_set_header", name, value, comment=note))
-    lines += _timeouts(edge, "proxy")
+    if "sse" in streaming:
+        lines.append(
+            directive(
+                "proxy_buffering",
+                "off",
+                comment="server-sent events go to the client as they arrive, not when a buffer "
+                f"fills ({PROXY_DOC}#proxy_buffering)",
+            )
+        )
+    lines += _timeouts(edge, "proxy", stream)
     lines += _retries(edge, "proxy")
     return LocationView(match, comment, tuple(lines))
 
@@ -588,17 +702,47 @@ def _grpc_location(
     return LocationView(match, comment, tuple(lines))
 
 
-def _timeouts(edge: NginxHttpTier, module: str) -> list[Directive]:
+def _timeouts(
+    edge: NginxHttpTier, module: str, stream: StreamingNeeds | None = None
+) -> list[Directive]:
     timeouts = edge.timeouts
     lines = []
-    for name, value in (
-        ("connect", timeouts.connect),
-        ("read", timeouts.read),
-        ("send", timeouts.send),
+    read_comment = ""
+    read = timeouts.read
+    stream_read = streaming_read_timeout(edge, stream)
+    if stream_read is not None:
+        assert stream is not None  # streaming_read_timeout returns None without one
+        read = stream_read
+        read_comment = (
+            f"streams of {stream.name} may stay silent for {stream.stream_idle} "
+            "(stream_idle); nginx closes a connection after this long without data "
+            f"({PROXY_DOC}#proxy_read_timeout)"
+        )
+    for name, value, note in (
+        ("connect", timeouts.connect, ""),
+        ("read", read, read_comment),
+        ("send", timeouts.send, ""),
     ):
         if value is not None:
-            lines.append(directive(f"{module}_{name}_timeout", value))
+            lines.append(directive(f"{module}_{name}_timeout", value, comment=note))
     return lines
+
+
+def streaming_read_timeout(edge: NginxHttpTier, stream: StreamingNeeds | None) -> Duration | None:
+    """proxy_read_timeout of a WebSocket/SSE location, when the tier's own is too short.
+
+    The stream's longest silence (`stream_idle`) plus the spec's keep-alive margin rule (10%,
+    at least 1s), so a quiet stream is not taken for a dead upstream. None: the tier's value.
+    """
+    if stream is None or not stream.streaming or stream.stream_idle is None:
+        return None
+    idle = stream.stream_idle
+    tier_read = edge.timeouts.read
+    current = tier_read if tier_read is not None else NGINX_PROXY_READ_TIMEOUT.value
+    assert isinstance(current, Duration)
+    if current > idle:
+        return None
+    return Duration(idle.ms + max(1000, idle.ms // 10))
 
 
 def _retries(edge: NginxHttpTier, module: str) -> list[Directive]:

@@ -19,6 +19,7 @@ from lbgen.render._nginx import (
     balancing_directive,
     directive,
     origin_comment,
+    resolver_directives,
     server_directive,
     stream_target,
     target_comment,
@@ -64,8 +65,12 @@ def build_view(ctx: RenderContext, l4: NginxStreamTier) -> NginxStreamView:
     target = stream_target(spec, l4)
     method = balancing_directive(l4.balancing, stream=True)
     upstream_lines = [method] if method is not None else []
+    upstream_lines += resolver_directives(
+        target.upstream, l4.resolver, [host for host, _ in target.servers]
+    )
     upstream_lines += [
-        server_directive(host, port, l4.passive_health) for host, port in target.servers
+        server_directive(host, port, l4.passive_health, resolve=l4.resolver is not None)
+        for host, port in target.servers
     ]
     return NginxStreamView(
         header=ctx.header(),

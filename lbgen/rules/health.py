@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from lbgen.defaults import Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
-from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.render._names import headless_fqdn
+from lbgen.render._nginx import is_dns_name
 from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
 from lbgen.rules._crosshop import (
     edge_fail_timeout,
@@ -813,6 +815,175 @@ services:
     ),
 )
 
+# --- LB310 ---------------------------------------------------------------------------------
+
+
+def _names_dialed(
+    ctx: RuleContext, tier: NginxHttpTier | NginxStreamTier
+) -> Iterator[tuple[ModelPath, str, str]]:
+    """(model path, host name, what it is) for each DNS name `tier` dials that can move.
+
+    A ClusterIP Service name is left out: its one virtual IP lives as long as the Service,
+    rollouts and scaling do not change it.
+    """
+    spec = ctx.spec
+    callee = spec.next_tier(tier)
+    if isinstance(callee, NginxStreamTier | KongTier):
+        for index, instance in enumerate(callee.instances):
+            if is_dns_name(instance.address):
+                yield (
+                    ctx.tier_path(callee, "instances", index, "address"),
+                    instance.address,
+                    f"{callee.name} instance {instance.name}",
+                )
+    elif isinstance(tier, NginxHttpTier) and tier.backend_targets == "pod_endpoints":
+        for service in spec.services:
+            yield (
+                ctx.tier_path(tier, "backend_targets"),
+                headless_fqdn(spec, service),
+                f"the pods of {service.namespace}/{service.name} (headless Service)",
+            )
+
+
+def _name_resolved_once(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    yield from _valid_outlasts_pre_stop(ctx)
+    for tier in (spec.edge, spec.l4):
+        if tier is None or tier.resolver is not None:
+            continue
+        seen: set[ModelPath] = set()
+        for path, host, what in _names_dialed(ctx, tier):
+            if path in seen:
+                continue
+            seen.add(path)
+            pods = "pods" in what
+            yield Violation(
+                message=(
+                    f"{tier.name} dials {host} ({what}) without `resolve`: nginx resolves the "
+                    "name once, when it loads its configuration, and keeps those addresses "
+                    + (
+                        "until the next reload: after a rollout or scale-out it sends to pods "
+                        "that are gone and never reaches the new ones"
+                        if pods
+                        else "until the next reload, wherever the name points by then"
+                    )
+                ),
+                hint=(
+                    f"set {tier.name}.resolver: {{addresses: [<DNS server IP>]}} (nginx ≥ "
+                    "1.27.3 renders zone + resolver + `server … resolve`)"
+                    + (", or use backend_targets: cluster_ip" if pods else ", or give an IP address")
+                ),
+                path=path,
+            )
+
+
+def _valid_outlasts_pre_stop(ctx: RuleContext) -> Iterator[Violation]:
+    """With `resolve`: a `valid=` longer than a pod keeps serving after it starts to stop.
+
+    A terminating pod leaves the headless Service's answer at once; nginx keeps the cached
+    answer up to `valid=`, so it may still send to the pod that long. Unset pre_stop_delay is
+    LB305's finding, not repeated here.
+    """
+    edge = ctx.spec.edge
+    if edge is None or edge.resolver is None or edge.resolver.valid is None:
+        return
+    if edge.backend_targets != "pod_endpoints" or not isinstance(
+        ctx.spec.next_tier(edge), KubernetesTier
+    ):
+        return
+    valid = edge.resolver.valid
+    for index, service in enumerate(ctx.spec.services):
+        delay = service.pre_stop_delay
+        if delay is None or delay >= valid:
+            continue
+        yield Violation(
+            message=(
+                f"{edge.name} caches the pods of {service.name} for valid={valid}, but a "
+                f"terminating pod keeps serving only {delay} (pre_stop_delay): for up to "
+                f"{Duration(valid.ms - delay.ms)} nginx sends to a pod that is shutting down"
+            ),
+            hint=f"lower {edge.name}.resolver.valid below {delay}, or raise pre_stop_delay of "
+            f"{service.name} above {valid}",
+            path=ctx.tier_path(edge, "resolver", "valid"),
+            related_path=("services", index, "pre_stop_delay"),
+        )
+
+
+NAME_RESOLVED_ONCE = Rule(
+    code="LB310",
+    name="upstream-name-resolved-once",
+    severity=Severity.WARNING,
+    summary="An nginx tier dials a DNS name without `resolve`: addresses frozen at load",
+    tiers=frozenset({"nginx_http", "nginx_stream"}),
+    check=_name_resolved_once,
+    doc=RuleDoc(
+        what=(
+            "Every DNS name an nginx tier puts in an upstream block that can change while "
+            "nginx runs: the headless Service name of `backend_targets: pod_endpoints` (one "
+            "address per ready pod) and next-hop instance addresses given as host names, when "
+            "the tier has no `resolver`. ClusterIP Service names are not reported: their "
+            "virtual IP does not change in a rollout. With a resolver, a `valid=` longer than "
+            "a pod's `pre_stop_delay` is reported: nginx may keep sending to the pod after "
+            "it stopped serving."
+        ),
+        why=(
+            "Without the `resolve` parameter nginx resolves an upstream server's name when it "
+            "loads the configuration and uses those addresses until the next reload. A headless "
+            "Service answers with the pods that are ready at that moment: after a rollout nginx "
+            "still sends to the old pod IPs (502s and timeouts) and never to the new pods. "
+            "`server … resolve` with a `zone` and a `resolver` re-resolves the name as its TTL "
+            "runs out; it is in open-source nginx since 1.27.3 (before, only in the commercial "
+            "build). lbgen renders it when the tier sets `resolver` and refuses `resolver` on "
+            "older declared versions. `valid=` overrides the answer's TTL: nginx uses a "
+            "cached answer that long, while a terminating pod leaves the headless Service's "
+            "answer at once and stops serving after its preStop delay."
+        ),
+        example="""\
+name: direct
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    backend_targets: pod_endpoints
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: uvicorn}
+""",
+        fix="""\
+name: direct
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    backend_targets: pod_endpoints
+    resolver: {addresses: [10.96.0.10], valid: 10s}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: uvicorn}
+""",
+        references=(
+            "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#resolve",
+            "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#resolver",
+            "https://nginx.org/en/docs/stream/ngx_stream_upstream_module.html#resolve",
+            (
+                "https://nginx.org/en/CHANGES (1.27.3: the \"resolve\" parameter of the "
+                "\"server\" directive in the \"upstream\" block)"
+            ),
+            "https://kubernetes.io/docs/concepts/services-networking/service/#headless-services",
+            POD_TERMINATION,
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     PASSIVE_NEVER_REENABLED,
     PASSIVE_SUCCESSES_ZERO,
@@ -820,4 +991,5 @@ RULES: tuple[Rule, ...] = (
     EDGE_BLAMES_SHARED_HOP,
     PRE_STOP_SHORTER_THAN_PROPAGATION,
     PRE_STOP_OUTLASTS_GRACE,
+    NAME_RESOLVED_ONCE,
 )

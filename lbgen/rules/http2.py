@@ -381,13 +381,21 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
         timers.append((ctx.tier_path(cluster, "kube_proxy", "ipvs", "tcp_timeout"),
                        "kube-proxy IPVS tcp timeout", ipvs_value))
 
-    longest_index, longest = max(streams, key=lambda item: item[1].stream_idle or Duration(0))
-    longest_idle = longest.stream_idle
-    assert longest_idle is not None
+    edge_path = ctx.tier_path(edge, "timeouts", "read") if edge is not None else None
     for path, label, value in timers:
-        cut = [s for _, s in streams if s.stream_idle is not None and s.stream_idle >= value]
-        if not cut:
+        cut_indexed = [
+            (i, s)
+            for i, s in streams
+            if s.stream_idle is not None
+            and s.stream_idle >= value
+            # The edge gives WebSocket/SSE locations a read timeout above stream_idle.
+            and not (path == edge_path and s.streaming)
+        ]
+        if not cut_indexed:
             continue
+        cut = [s for _, s in cut_indexed]
+        longest_index, longest = max(cut_indexed, key=lambda item: item[1].stream_idle or Duration(0))
+        longest_idle = longest.stream_idle
         more = f", … {len(cut) - 3} more" if len(cut) > 3 else ""
         names = ", ".join(s.name for s in cut[:3]) + more
         which = f" ({longest.name})" if len(cut) > 1 else ""
@@ -499,11 +507,208 @@ services:
 )
 
 
+# --- LB605 ---------------------------------------------------------------------------------
+
+
+def _stream_idle_unknown(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    timers: list[str] = []
+    if spec.edge is not None:
+        read = spec.edge.timeouts.read or defaults.NGINX_PROXY_READ_TIMEOUT.value
+        timers.append(f"{spec.edge.name} proxy_read_timeout {read}")
+    if spec.l4 is not None and ctx.budget.l4_proxy_timeout is not None:
+        timers.append(f"{spec.l4.name} proxy_timeout {ctx.budget.l4_proxy_timeout.value}")
+    for index, service in enumerate(spec.services):
+        if not service.streaming or service.stream_idle is not None:
+            continue
+        hops = list(timers)
+        if spec.kong is not None:
+            read = service.kong.timeouts.read or defaults.KONG_SERVICE_TIMEOUT.value
+            hops.append(f"{spec.kong.name} read_timeout {read}")
+        if not hops:
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name} carries {' and '.join(service.streaming)} streams but "
+                "says nothing of how long they stay silent (stream_idle), so no hop's idle timer "
+                f"is sized for them ({', '.join(hops)}): a stream quiet for longer than a "
+                "hop's timer is closed mid-stream"
+            ),
+            hint=(
+                f"set stream_idle on {service.name} (the longest silence, e.g. the app's ping "
+                "interval): lbgen then gives the edge location a longer read timeout and LB604 "
+                "checks every other hop"
+            ),
+            path=("services", index, "streaming"),
+        )
+
+
+STREAM_IDLE_UNKNOWN = Rule(
+    code="LB605",
+    name="stream-cut-by-request-timeouts",
+    severity=Severity.WARNING,
+    summary="A WebSocket/SSE service does not say how long its streams stay silent",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_stream_idle_unknown,
+    doc=RuleDoc(
+        what=(
+            "Services with `streaming` (WebSocket, SSE) and no `stream_idle`, on a path with "
+            "an nginx or Kong hop. lbgen forwards the WebSocket handshake (`Upgrade`, "
+            "`Connection` through a map) and turns response buffering off for SSE at every "
+            "hop it renders; what it cannot size without `stream_idle` are the idle timers "
+            "a stream must outlive."
+        ),
+        why=(
+            "Once upgraded, a WebSocket is a tunnel that nginx closes after "
+            "`proxy_read_timeout` (60s by default) without data: the nginx WebSocket page "
+            "says so and recommends pings or a longer timeout. SSE streams are the same kind "
+            "of long response. Kong's Service `read_timeout` (60000 ms) and the L4 tier's "
+            "`proxy_timeout` apply too, so a stream quieter than the shortest of them is cut."
+        ),
+        example="""\
+name: live
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: chat
+    replicas: 2
+    app: {preset: nodejs}
+    streaming: [websocket]
+""",
+        fix="""\
+name: live
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: edge-1, address: 10.0.0.1}]
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: chat
+    replicas: 2
+    app: {preset: nodejs}
+    streaming: [websocket]
+    stream_idle: 30s
+""",
+        references=(
+            "https://nginx.org/en/docs/http/websocket.html",
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout",
+            "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html#proxy_timeout",
+            "https://developer.konghq.com/gateway/entities/service/ (read_timeout)",
+        ),
+    ),
+)
+
+
+# --- LB606 ---------------------------------------------------------------------------------
+
+
+def _sse_buffered(ctx: RuleContext) -> Iterator[Violation]:
+    kong = ctx.spec.kong
+    if kong is None:
+        return
+    for index, service in enumerate(ctx.spec.services):
+        if "sse" in service.streaming and service.kong.response_buffering:
+            yield Violation(
+                message=(
+                    f"service {service.name} sends server-sent events, but its {kong.name} "
+                    "route has response_buffering: true: Kong buffers the response, so events "
+                    "reach clients late, in bursts, or only when the stream ends"
+                ),
+                hint=f"remove kong.response_buffering from {service.name} (lbgen then renders "
+                "false for SSE) or set it to false",
+                path=("services", index, "kong", "response_buffering"),
+                related_path=("services", index, "streaming"),
+            )
+
+
+SSE_BUFFERED = Rule(
+    code="LB606",
+    name="sse-response-buffered",
+    severity=Severity.WARNING,
+    summary="Server-sent events pass a hop that buffers the response",
+    tiers=frozenset({"kong"}),
+    check=_sse_buffered,
+    doc=RuleDoc(
+        what=(
+            "Services with `streaming: [sse]` whose Kong route is told to buffer responses "
+            "(`kong.response_buffering: true`). The edge's SSE locations always render "
+            "`proxy_buffering off`, and Kong routes of SSE services get `response_buffering: "
+            "false` unless the spec says otherwise."
+        ),
+        why=(
+            "An SSE response is one long HTTP response whose events must reach the client "
+            "as the server writes them. Kong buffers upstream responses by default "
+            "(route `response_buffering`, default true, added for chunked upstream responses "
+            "in Kong/kong#6057); nginx does the same with `proxy_buffering on`, its default. "
+            "A buffered event stream arrives late or in bursts, and clients time out or "
+            "reconnect."
+        ),
+        example="""\
+name: live
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: feed
+    replicas: 2
+    app: {preset: nodejs}
+    streaming: [sse]
+    stream_idle: 30s
+    kong: {response_buffering: true}
+""",
+        fix="""\
+name: live
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: feed
+    replicas: 2
+    app: {preset: nodejs}
+    streaming: [sse]
+    stream_idle: 30s
+""",
+        references=(
+            "https://github.com/Kong/kong/pull/6057 (route request_buffering/response_buffering)",
+            "https://developer.konghq.com/gateway/entities/route/ (response_buffering)",
+            (
+                "https://developer.konghq.com/kubernetes-ingress-controller/reference/annotations/"
+                " (konghq.com/response-buffering)"
+            ),
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_buffering",
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     GATEWAY_LISTENER_WITHOUT_H2,
     EDGE_LISTENER_WITHOUT_H2,
     GRPC_PINNED_BY_L4,
     STREAM_OUTLIVES_TIMERS,
+    STREAM_IDLE_UNKNOWN,
+    SSE_BUFFERED,
 )
 
 __all__ = ["RULES"]
