@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.render._names import headless_fqdn, service_fqdn
-from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import FIRST_RELEASE, Rule, RuleContext, RuleDoc, Severity, Violation
 from lbgen.rules._topology import (
     backend_targets,
     describe_instances,
@@ -103,6 +103,8 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
 
 BALANCER_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB401",
+    status="stable",
+    since=FIRST_RELEASE,
     name="balancer-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="A balancing algorithm is aimed at a Service's single ClusterIP, so it has no effect",
@@ -210,6 +212,8 @@ def _healthchecks_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
 
 HEALTHCHECKS_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB402",
+    status="stable",
+    since=FIRST_RELEASE,
     name="healthchecks-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="Kong health checks judge a whole Service through its ClusterIP",
@@ -321,6 +325,8 @@ def _bypassed_service_settings(ctx: RuleContext) -> Iterator[Violation]:
 
 SERVICE_SETTINGS_BYPASSED = Rule(
     code="LB403",
+    status="stable",
+    since=FIRST_RELEASE,
     name="service-settings-bypassed-by-pod-endpoints",
     severity=Severity.INFO,
     summary="Service affinity/traffic settings are bypassed by a proxy that dials pod IPs",
@@ -415,6 +421,8 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
 
 SESSION_AFFINITY_ON_PROXY_CLIENTS = Rule(
     code="LB404",
+    status="stable",
+    since=FIRST_RELEASE,
     name="session-affinity-on-proxy-clients",
     severity=Severity.WARNING,
     summary="sessionAffinity ClientIP on a Service whose only clients are a few proxies",
@@ -566,6 +574,8 @@ def _client_ip_hash_on_proxies(ctx: RuleContext) -> Iterator[Violation]:
 
 CLIENT_IP_HASH_ON_PROXIES = Rule(
     code="LB405",
+    status="stable",
+    since=FIRST_RELEASE,
     name="client-ip-hash-on-proxy-addresses",
     severity=Severity.WARNING,
     summary="Balancing hashes on a client address that is really a proxy's",
@@ -680,6 +690,8 @@ def _ipvs_counts_connections(ctx: RuleContext) -> Iterator[Violation]:
 
 IPVS_COUNTS_CONNECTIONS = Rule(
     code="LB406",
+    status="stable",
+    since=FIRST_RELEASE,
     name="ipvs-least-connection-counts-connections",
     severity=Severity.WARNING,
     summary="An IPVS least-connection scheduler behind pooled keep-alive connections",
@@ -778,6 +790,8 @@ def _local_policy_behind_proxy(ctx: RuleContext) -> Iterator[Violation]:
 
 LOCAL_POLICY_BEHIND_PROXY = Rule(
     code="LB407",
+    status="stable",
+    since=FIRST_RELEASE,
     name="internal-traffic-policy-local-behind-proxy",
     severity=Severity.WARNING,
     summary="internalTrafficPolicy Local on a Service a proxy reaches through its ClusterIP",
@@ -869,6 +883,8 @@ def _hashing_on_hostname_targets(ctx: RuleContext) -> Iterator[Violation]:
 
 HASHING_ON_HOSTNAME_TARGETS = Rule(
     code="LB408",
+    status="stable",
+    since=FIRST_RELEASE,
     name="consistent-hashing-on-hostname-targets",
     severity=Severity.WARNING,
     summary="Kong consistent-hashing over a DNS-name target on several Kong nodes",
@@ -959,6 +975,8 @@ def _latency_on_streams(ctx: RuleContext) -> Iterator[Violation]:
 
 LATENCY_ON_STREAMS = Rule(
     code="LB409",
+    status="stable",
+    since=FIRST_RELEASE,
     name="latency-balancer-on-long-lived-streams",
     severity=Severity.WARNING,
     summary="Kong's latency algorithm on a service with long-lived streams",
@@ -1052,6 +1070,8 @@ def _pool_pins_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
 
 POOL_PINS_CLUSTER_IP = Rule(
     code="LB410",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pooled-connections-pin-cluster-ip-pods",
     severity=Severity.WARNING,
     summary="A keep-alive pool through a ClusterIP pins requests to the pods it first reached",

@@ -15,7 +15,15 @@ from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     edge_fail_timeout,
     edge_max_fails,
@@ -129,6 +137,8 @@ def _passive_never_reenabled(ctx: RuleContext) -> Iterator[Violation]:
 
 PASSIVE_NEVER_REENABLED = Rule(
     code="LB301",
+    status="stable",
+    since=FIRST_RELEASE,
     name="passive-health-checks-never-re-enable",
     severity=Severity.WARNING,
     summary="Kong passive checks can eject pods, but nothing brings them back",
@@ -235,6 +245,8 @@ def _passive_successes_zero(ctx: RuleContext) -> Iterator[Violation]:
 
 PASSIVE_SUCCESSES_ZERO = Rule(
     code="LB302",
+    status="stable",
+    since=FIRST_RELEASE,
     name="passive-health-successes-zero",
     severity=Severity.WARNING,
     summary="Kong passive checks count failures but healthy traffic never resets them",
@@ -361,6 +373,8 @@ def _needs_kong_on_pods(spec: Spec) -> str | None:
 
 THRESHOLD_TRIPS_ON_ONE_TARGET = Rule(
     code="LB303",
+    status="stable",
+    since=FIRST_RELEASE,
     name="health-threshold-trips-on-one-target",
     severity=Severity.WARNING,
     summary="One unhealthy pod drops capacity below Kong's threshold and fails the whole Upstream",
@@ -489,6 +503,8 @@ def _needs_edge_before_shared_hop(spec: Spec) -> str | None:
 
 EDGE_BLAMES_SHARED_HOP = Rule(
     code="LB304",
+    status="stable",
+    since=FIRST_RELEASE,
     name="edge-passive-health-blames-shared-hop",
     severity=Severity.WARNING,
     summary="The edge marks L4/Kong instances down for failures of any single backend",
@@ -649,6 +665,8 @@ def _needs_known_propagation(spec: Spec) -> str | None:
 
 PRE_STOP_SHORTER_THAN_PROPAGATION = Rule(
     code="LB305",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pre-stop-shorter-than-endpoint-propagation",
     severity=Severity.WARNING,
     summary="Pods stop accepting before the hop in front of them stops sending",
@@ -754,6 +772,8 @@ def _pre_stop_outlasts_grace(ctx: RuleContext) -> Iterator[Violation]:
 
 PRE_STOP_OUTLASTS_GRACE = Rule(
     code="LB306",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pre-stop-outlasts-grace-period",
     severity=Severity.ERROR,
     summary="The preStop delay uses up the whole termination grace period",

@@ -13,7 +13,15 @@ from lbgen import defaults
 from lbgen.model.service import Service
 from lbgen.model.tiers import KubernetesTier, NginxHttpTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._topology import gateway_entry_listener, through_cluster_ip
 
 NGINX_GRPC = "https://nginx.org/en/docs/http/ngx_http_grpc_module.html"
@@ -86,6 +94,8 @@ def _gateway_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
 
 GATEWAY_LISTENER_WITHOUT_H2 = Rule(
     code="LB601",
+    status="stable",
+    since=FIRST_RELEASE,
     name="grpc-gateway-listener-without-http2",
     severity=Severity.ERROR,
     summary="gRPC reaches Kong on a proxy_listen entry without http2",
@@ -187,6 +197,8 @@ def _edge_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
 
 EDGE_LISTENER_WITHOUT_H2 = Rule(
     code="LB602",
+    status="stable",
+    since=FIRST_RELEASE,
     name="grpc-edge-listener-without-http2",
     severity=Severity.ERROR,
     summary="gRPC services behind an edge with no HTTP/2 listener",
@@ -275,6 +287,8 @@ def _grpc_pinned_by_l4(ctx: RuleContext) -> Iterator[Violation]:
 
 GRPC_PINNED_BY_L4 = Rule(
     code="LB603",
+    status="stable",
+    since=FIRST_RELEASE,
     name="grpc-connections-pinned-by-l4",
     severity=Severity.WARNING,
     summary="gRPC clients connect through an L4 hop that pins each connection's calls",
@@ -430,6 +444,8 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
 
 STREAM_OUTLIVES_TIMERS = Rule(
     code="LB604",
+    status="stable",
+    since=FIRST_RELEASE,
     name="stream-idle-exceeds-hop-timeout",
     severity=Severity.WARNING,
     summary="Long-lived streams stay silent longer than a hop's idle timer",

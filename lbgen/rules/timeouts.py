@@ -15,7 +15,15 @@ from lbgen import defaults
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     Effective,
     edge_read_timeout,
@@ -121,6 +129,8 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
 
 EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
     code="LB201",
+    status="stable",
+    since=FIRST_RELEASE,
     name="edge-read-timeout-not-above-gateway",
     severity=Severity.WARNING,
     summary="The edge stops waiting for a response no later than Kong does",
@@ -242,6 +252,8 @@ def _needs_l4_with_l7(spec: Spec) -> str | None:
 
 L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
     code="LB202",
+    status="stable",
+    since=FIRST_RELEASE,
     name="l4-idle-timeout-cuts-slow-responses",
     severity=Severity.WARNING,
     summary="The L4 tier's idle timer is shorter than the time the L7 hops wait for a response",
@@ -362,6 +374,8 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
+    status="stable",
+    since=FIRST_RELEASE,
     name="l4-connect-timeout-outlasts-edge-read-timeout",
     severity=Severity.INFO,
     summary="The L4 tier's connect failover is slower than the edge's read timeout",
@@ -477,6 +491,8 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
 
 RETRY_AMPLIFICATION = Rule(
     code="LB204",
+    status="stable",
+    since=FIRST_RELEASE,
     name="retry-amplification-on-gateway-errors",
     severity=Severity.WARNING,
     summary="The edge retries the 5xx that Kong returns after exhausting its own retries",
@@ -574,6 +590,8 @@ def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
 
 NON_IDEMPOTENT_RETRIES = Rule(
     code="LB205",
+    status="stable",
+    since=FIRST_RELEASE,
     name="non-idempotent-requests-retried",
     severity=Severity.ERROR,
     summary="The edge retries POST/PATCH/LOCK requests that the next hop already received",
@@ -673,6 +691,8 @@ def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
 
 TIMEOUTS_RETRIED_TWICE = Rule(
     code="LB206",
+    status="stable",
+    since=FIRST_RELEASE,
     name="timeouts-retried-at-two-layers",
     severity=Severity.WARNING,
     summary="Both the edge and Kong retry requests that time out",
@@ -782,6 +802,8 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
     code="LB207",
+    status="stable",
+    since=FIRST_RELEASE,
     name="gateway-retries-through-one-cluster-ip",
     severity=Severity.INFO,
     summary="Kong's retries target one ClusterIP, so a retry reaches another pod only by chance",
@@ -914,6 +936,8 @@ def _needs_nginx_group(spec: Spec) -> str | None:
 
 SINGLE_SERVER_FAILOVER = Rule(
     code="LB208",
+    status="stable",
+    since=FIRST_RELEASE,
     name="failover-settings-on-single-server-group",
     severity=Severity.WARNING,
     summary="Retry or max_fails settings on an nginx group that has only one server",
