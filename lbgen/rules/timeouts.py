@@ -878,8 +878,11 @@ def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
             continue
         members = group_members(spec, tier)
         health = tier.passive_health
+        # `max_fails: 0` turns failure accounting off (what LB304 recommends), so neither it
+        # nor a fail_timeout beside it asks nginx for anything a single server lacks.
         health_field = (
-            "max_fails" if health.max_fails is not None
+            None if health.max_fails == 0
+            else "max_fails" if health.max_fails is not None
             else "fail_timeout" if health.fail_timeout is not None
             else None
         )
@@ -914,9 +917,14 @@ def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _explicit_retry(tier: NginxHttpTier | NginxStreamTier) -> tuple[str, ...] | None:
-    """The retry setting the spec sets on purpose (a request to retry), if any."""
+    """The retry setting the spec sets on purpose (a request to retry), if any.
+
+    Conditions narrower than nginx's default `error timeout` (e.g. `[error]`, which LB206
+    recommends) restrict retries instead of asking for them: harmless on a single server.
+    """
     if isinstance(tier, NginxHttpTier):
-        if tier.retry.conditions:
+        conditions = tier.retry.conditions
+        if conditions and not set(conditions) < set(defaults.NGINX_NEXT_UPSTREAM):
             return ("retry", "conditions")
         if tier.retry.tries is not None and tier.retry.tries != 1:
             return ("retry", "tries")
@@ -950,7 +958,10 @@ SINGLE_SERVER_FAILOVER = Rule(
             "Explicit `passive_health` (`max_fails`/`fail_timeout`) or retry settings "
             "(`retry.conditions`/`tries`, stream `next_upstream`/`next_upstream_tries`) on an "
             "edge or L4 tier whose upstream group has exactly one server: one next-tier "
-            "instance (typically a single VIP), or one Service ClusterIP."
+            "instance (typically a single VIP), or one Service ClusterIP. Settings that turn "
+            "failover down rather than on are not reported: `max_fails: 0` (no failure "
+            "accounting) and retry conditions narrower than nginx's default `error timeout` "
+            "(such as `[error]`)."
         ),
         why=(
             "nginx documents that with a single server in a group, `max_fails`, "
