@@ -92,6 +92,22 @@ def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
 # ---------------------------------------------------------------------------------------
 
 
+def _kong_longest_wait(spec: Spec) -> tuple[int, int]:
+    """The longest time Kong may wait for an upstream response over the services, as
+    (milliseconds, service index): `read_timeout` on each of `retries + 1` attempts, since
+    Kong retries a request that timed out before its response header on the next target
+    (nginx's default `proxy_next_upstream error timeout`, `set_more_tries(retries)`)."""
+    best_ms, best_index = -1, 0
+    default_ms = _KONG_READ_DEFAULT_MS
+    for index, service in enumerate(spec.services):
+        read = service.kong.timeouts.read
+        retries, _ = kong_retries(service)
+        ms = (read.ms if read is not None else default_ms) * (retries + 1)
+        if ms > best_ms:
+            best_ms, best_index = ms, index
+    return best_ms, best_index
+
+
 def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
     edge, kong = spec.edge, spec.kong
@@ -104,26 +120,58 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
         for s in spec.services
         if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms) >= outer_ms
     ]
-    if not affected:
+    if affected:
+        inner, index = _longest_kong_read(spec)
+        service = spec.services[index]
+        others = ""
+        if len(affected) > 1:
+            others = f" ({len(affected)} services affected: {listing(affected)})"
+        yield Violation(
+            message=(
+                f"{edge.name} waits {outer} for a response (proxy_read_timeout) and {kong.name} "
+                f"waits {inner} for {service.name} (read_timeout){others}: {edge.name} gives up "
+                f"no later than {kong.name}, so the client gets {edge.name}'s 504 while Kong is "
+                "still waiting or already retrying the request on another pod"
+            ),
+            hint=(
+                f"raise {edge.name} timeouts.read above {inner.value} (the longest Kong read "
+                f"timeout), or lower the services' kong.timeouts.read below {outer.value}"
+            ),
+            path=ctx.tier_path(edge, "timeouts", "read"),
+            related_path=("services", index, "kong", "timeouts", "read"),
+        )
         return
-    inner, index = _longest_kong_read(spec)
+    # Every single attempt ends before the edge gives up; Kong's retries may not.
+    total_ms, index = _kong_longest_wait(spec)
+    if total_ms < outer_ms:
+        return
     service = spec.services[index]
-    others = ""
-    if len(affected) > 1:
-        others = f" ({len(affected)} services affected: {listing(affected)})"
+    read = kong_read_timeout(service)
+    retries, origin = kong_retries(service)
+    retries_text = f"retries {retries}" + ("" if origin == "set" else f", {origin}")
+    waiting = [
+        s.name
+        for s in spec.services
+        if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms)
+        * (kong_retries(s)[0] + 1)
+        >= outer_ms
+    ]
+    others = f" ({len(waiting)} services affected: {listing(waiting)})" if len(waiting) > 1 else ""
     yield Violation(
         message=(
-            f"{edge.name} waits {outer} for a response (proxy_read_timeout) and {kong.name} "
-            f"waits {inner} for {service.name} (read_timeout){others}: {edge.name} gives up no "
-            f"later than {kong.name}, so the client gets {edge.name}'s 504 while Kong is still "
-            "waiting or already retrying the request on another pod"
+            f"{edge.name} waits {outer} for a response (proxy_read_timeout) but {kong.name} may "
+            f"wait up to {Duration(total_ms)} for an idempotent request to {service.name}: "
+            f"{read} (read_timeout) on each of {retries + 1} attempts ({retries_text}), because "
+            f"Kong retries a request that timed out before the response header{others}; the "
+            f"client gets {edge.name}'s 504 while {kong.name} is still retrying"
         ),
         hint=(
-            f"raise {edge.name} timeouts.read above {inner.value} (the longest Kong read "
-            f"timeout), or lower the services' kong.timeouts.read below {outer.value}"
+            f"lower {service.name} kong.retries (or kong.timeouts.read) so that (retries + 1) "
+            f"x read_timeout stays below {outer.value}, or raise {edge.name} timeouts.read "
+            f"above {Duration(total_ms)}"
         ),
         path=ctx.tier_path(edge, "timeouts", "read"),
-        related_path=("services", index, "kong", "timeouts", "read"),
+        related_path=("services", index, "kong", "retries"),
     )
 
 
@@ -143,7 +191,12 @@ EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
             "The edge's `proxy_read_timeout` (nginx default 60s) against every service's Kong "
             "`read_timeout` (default 60000 ms). Both measure the time between two successive "
             "reads from the upstream, so for a slow first byte they expire at the same moment "
-            "when they are equal."
+            "when they are equal. Kong also retries a request that timed out before its "
+            "response header (`retries`, default 5: nginx's `proxy_next_upstream error "
+            "timeout` with `set_more_tries(retries)`), each attempt with a fresh read timeout, "
+            "so for an idempotent request Kong may wait `(retries + 1) × read_timeout`; the "
+            "edge must wait longer than that too. (POST, PATCH and LOCK are not retried once "
+            "sent.)"
         ),
         why=(
             "Timeouts must nest: the outer hop waits longer than the inner one, so that the "
@@ -191,12 +244,17 @@ services:
     replicas: 2
     app: {preset: go}
     kong:
+      retries: 0
       timeouts: {read: 120s}
 """,
         references=(
             f"{NGINX_PROXY}#proxy_read_timeout",
             f"{KONG_SERVICE} (read_timeout: between two successive read operations, 60000 ms)",
             f"{NGINX_UPSTREAM}#server (timeouts count towards max_fails)",
+            KONG_RETRIES,
+            f"{NGINX_PROXY}#proxy_next_upstream (default error timeout; each try its own timeouts)",
+            ("https://github.com/Kong/kong/blob/master/kong/init.lua (Kong.balancer: first "
+             "try calls set_more_tries(retries))"),
         ),
     ),
 )
