@@ -1035,36 +1035,59 @@ services:
 
 
 def _pool_pins_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
+    """The pooled L7 hop whose connections end at a ClusterIP: straight (its backend_targets)
+    or through an L4 tier, which relays each pooled connection as one connection to the
+    ClusterIP — so either way kube-proxy picks a pod once per pooled connection."""
     spec = ctx.spec
     front = through_cluster_ip(spec)
-    if front is None or isinstance(front, NginxStreamTier):
+    if front is None:
         return
-    pool = pooled_connections(ctx, front)
+    relay: NginxStreamTier | None = None
+    if isinstance(front, NginxStreamTier):
+        relay, caller = front, spec.previous_tier(front)
+        if not isinstance(caller, NginxHttpTier):
+            return  # clients connect to the L4 tier directly: no pool in front of it
+        pooled: KongTier | NginxHttpTier = caller
+    else:
+        pooled = front
+    pool = pooled_connections(ctx, pooled)
     if pool == 0:
         return
-    upstream = ctx.budget.kong_upstream if isinstance(front, KongTier) else ctx.budget.edge_upstream
+    upstream = (
+        ctx.budget.kong_upstream if isinstance(pooled, KongTier) else ctx.budget.edge_upstream
+    )
     max_requests = upstream.max_requests.value if upstream is not None else 0
-    if isinstance(front, KongTier) and max_requests == 0:
+    if isinstance(pooled, KongTier) and max_requests == 0:
         return  # connections that never recycle are LB108's finding
     per_connection = f"up to {max_requests}" if max_requests else "an unlimited number of"
     grpc = sum(1 for s in spec.services if s.protocol == "grpc")
     grpc_note = f" ({grpc} of them gRPC, where every call rides those connections)" if grpc else ""
     count = len(spec.services)
+    route = (
+        f"through {relay.name}, which forwards each of its connections to the Service's "
+        "ClusterIP,"
+        if relay is not None
+        else f"through {'their' if count != 1 else 'its'} ClusterIP"
+    )
     yield Violation(
         message=(
-            f"{front.name} reaches {count} Service{'s' if count != 1 else ''}{grpc_note} "
-            f"through {'their' if count != 1 else 'its'} ClusterIP and reuses up to {pool} "
-            "pooled connections per pool, "
+            f"{pooled.name} reaches {count} Service{'s' if count != 1 else ''}{grpc_note} "
+            f"{route} and reuses up to {pool} pooled connections per pool, "
             f"{per_connection} requests each; kube-proxy picks a pod once per connection, so "
             "requests stay on the pods those connections were opened to and pods added by a "
             "scale-up or rollout get little traffic until connections recycle"
         ),
         hint=(
-            f"set {front.name} backend_targets: pod_endpoints so it balances each request; "
-            "otherwise lower upstream_keepalive.max_requests so connections recycle"
+            f"put a tier that balances each request in front of the pods (Kong with "
+            f"backend_targets: pod_endpoints, or {pooled.name} itself without {relay.name}), "
+            "or lower upstream_keepalive.max_requests (and set max_lifetime) so connections "
+            "recycle"
+            if relay is not None
+            else f"set {pooled.name} backend_targets: pod_endpoints so it balances each "
+            "request; otherwise lower upstream_keepalive.max_requests so connections recycle"
         ),
         path=targets_path(ctx, front),
-        related_path=ctx.tier_path(front, "upstream_keepalive", "connections"),
+        related_path=ctx.tier_path(pooled, "upstream_keepalive", "connections"),
     )
 
 
@@ -1075,13 +1098,15 @@ POOL_PINS_CLUSTER_IP = Rule(
     name="pooled-connections-pin-cluster-ip-pods",
     severity=Severity.WARNING,
     summary="A keep-alive pool through a ClusterIP pins requests to the pods it first reached",
-    tiers=frozenset({"kong", "nginx_http", "kubernetes"}),
+    tiers=frozenset({"kong", "nginx_http", "nginx_stream", "kubernetes"}),
     check=_pool_pins_cluster_ip,
     doc=RuleDoc(
         what=(
-            "Kong (or the nginx edge talking to Kubernetes directly) reaches Services through "
-            "their ClusterIP while keeping an upstream keep-alive pool (Kong's default pool "
-            "is 512 connections, 10000 requests each since 3.6)."
+            "A hop that keeps an upstream keep-alive pool — Kong (default pool 512 "
+            "connections, 10000 requests each since 3.6) or the nginx edge — whose pooled "
+            "connections end at a Service's ClusterIP: directly (`backend_targets: "
+            "cluster_ip`), or through an L4 tier, which relays each pooled connection as one "
+            "connection to the ClusterIP, so the choice of pod is made behind the pool."
         ),
         why=(
             "kube-proxy chooses a pod when a connection is opened; every request sent on a "
