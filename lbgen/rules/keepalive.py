@@ -16,8 +16,10 @@ from lbgen.budget import Resolved, margin_for, service_key
 from lbgen.model.spec import ExternalLoadBalancer, Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.render.nginx_http import KEEPALIVE_TIME_SINCE
 from lbgen.rules._base import (
     FIRST_RELEASE,
+    NEXT_RELEASE,
     ModelPath,
     Rule,
     RuleContext,
@@ -1182,6 +1184,159 @@ services:
     ),
 )
 
+# ---------------------------------------------------------------------------------------
+# LB109 the edge's pool through the L4 tier never recycles (the "hop-B" problem)
+# ---------------------------------------------------------------------------------------
+
+# The lifetime nginx gives a pooled connection by default (keepalive_time 1h, ≥ 1.19.10):
+# a pool that keeps connections at least this long *and* lets each serve more requests than
+# nginx's default keepalive_requests has given up both of nginx's recycling limits.
+_LONGEST_REBALANCE = Duration(3_600_000)
+
+
+def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation]:
+    spec, pool = ctx.spec, ctx.budget.edge_upstream
+    edge, l4 = spec.edge, spec.l4
+    if edge is None or l4 is None or pool is None or pool.connections.value == 0:
+        return
+    if not isinstance(spec.next_tier(l4), KongTier):
+        return  # through L4 to a ClusterIP the pods are pinned: LB410
+    default_requests = defaults.nginx_keepalive_requests(edge.version).value
+    assert isinstance(default_requests, int)
+    requests = pool.max_requests.value
+    if requests <= default_requests:
+        return  # a busy connection recycles after at most nginx's default request count
+    has_lifetime = edge.version >= KEEPALIVE_TIME_SINCE  # as the renderer decides
+    lifetime = pool.max_lifetime.value if has_lifetime else None
+    if lifetime is not None and lifetime < _LONGEST_REBALANCE:
+        return
+    kept = (
+        f"for {lifetime} at most (upstream keepalive_time)"
+        if lifetime is not None
+        else f"with no age limit (nginx {edge.version} has no upstream keepalive_time; it "
+        "came in 1.19.10)"
+    )
+    kong = spec.next_tier(l4)
+    assert kong is not None
+    yield Violation(
+        message=(
+            f"{edge.name} pools up to {pool.connections.value} connections per worker through "
+            f"{l4.name} and lets each serve {requests} requests, {kept}: {l4.name} picks a "
+            f"{kong.name} node once per connection, so after a {kong.name} node restarts or "
+            "one is added the spread of busy pooled connections over the nodes stays as it "
+            "was — the new or restarted node gets little traffic until connections recycle"
+        ),
+        hint=(
+            f"set {edge.name} upstream_keepalive.max_lifetime (keepalive_time, e.g. 10m) so "
+            f"pooled connections reopen and {l4.name} spreads them again, or lower "
+            f"upstream_keepalive.max_requests to nginx's default {default_requests}"
+            if has_lifetime
+            else f"lower {edge.name} upstream_keepalive.max_requests (nginx's default is "
+            f"{default_requests}), or upgrade {edge.name} to nginx ≥ 1.19.10 and set "
+            "upstream_keepalive.max_lifetime"
+        ),
+        path=ctx.tier_path(edge, "upstream_keepalive", "max_requests"),
+        related_path=ctx.tier_path(l4),
+    )
+
+
+def _needs_edge_l4_kong(spec: Spec) -> str | None:
+    if spec.edge is None or spec.l4 is None:
+        return "no nginx_http tier pooling through an nginx_stream tier"
+    if spec.kong is None:
+        return "the nginx_stream tier forwards to a Service (LB410 covers that)"
+    if not spec.edge.version.at_least("1.15.3"):
+        return "nginx < 1.15.3 has no upstream keepalive_requests (LB110 covers its timers)"
+    return None
+
+
+EDGE_POOL_THROUGH_L4_NEVER_RECYCLES = Rule(
+    code="LB109",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="edge-pool-through-l4-never-recycles",
+    severity=Severity.WARNING,
+    summary="The edge's pooled connections through the L4 tier never recycle, freezing its spread",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_edge_pool_through_l4_never_recycles,
+    versions="nginx ≥ 1.15.3 (keepalive_requests); keepalive_time from 1.19.10",
+    applies=_needs_edge_l4_kong,
+    doc=RuleDoc(
+        what=(
+            "The edge's upstream pool towards an L4 tier in front of Kong when each pooled "
+            "connection may serve more requests than nginx's default `keepalive_requests` "
+            "(1000 since 1.19.10, 100 before) and lives at least nginx's default "
+            "`keepalive_time` of 1h — or forever on nginx < 1.19.10, which has no "
+            "`keepalive_time`."
+        ),
+        why=(
+            "An L4 tier balances connections, not requests: it picks a Kong node when the "
+            "edge opens a pooled connection, and every request on that connection goes to "
+            "that node. Pooled connections close only when they idle out, reach "
+            "`keepalive_requests` or reach `keepalive_time`; under steady load they never "
+            "idle. With both limits raised or absent, the spread over the Kong nodes is "
+            "frozen: after a node restarts, its connections move to the surviving nodes and "
+            "stay there; a node added by a scale-out receives only new connections. Capping "
+            "the lifetime (e.g. `keepalive_time 10m`) makes the edge reopen connections and "
+            "the L4 tier spread them again."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.30.0"
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {connections: 32, max_requests: 1000000, max_lifetime: 24h}
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.30.0"
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {connections: 32, max_requests: 1000000, max_lifetime: 10m}
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_UPSTREAM}#keepalive_requests (default 1000 since 1.19.10, 100 before)",
+            f"{NGINX_UPSTREAM}#keepalive_time (1.19.10, default 1h)",
+            f"{NGINX_STREAM_PROXY}#proxy_pass (one upstream connection per client connection)",
+            "https://nginx.org/en/CHANGES (1.19.10: keepalive_time; keepalive_requests 1000)",
+        ),
+    ),
+)
+
 RULES: tuple[Rule, ...] = (
     EDGE_POOL_OUTLIVES_GATEWAY,
     EDGE_POOL_OUTLIVES_L4,
@@ -1191,4 +1346,5 @@ RULES: tuple[Rule, ...] = (
     APP_CLOSES_EVERY_CONNECTION,
     NGINX_ZERO_LIMIT,
     KONG_POOL_NEVER_RECYCLES,
+    EDGE_POOL_THROUGH_L4_NEVER_RECYCLES,
 )
