@@ -79,8 +79,9 @@ def _edge_pool_outlives_gateway(ctx: RuleContext) -> Iterator[Violation]:
     yield Violation(
         message=message,
         hint=(
-            f"lower {edge.name} upstream_keepalive.idle_timeout to {callee - margin_for(spec, callee)} or "
-            f"less (or leave it unset to derive it), or raise {kong.name} "
+            f"lower {edge.name} upstream_keepalive.idle_timeout to "
+            f"{callee - margin_for(spec, callee)} or less (or leave it unset to derive it), or "
+            f"raise {kong.name} "
             f"client_keepalive.timeout to {caller + order.margin} or more"
         ),
         path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
@@ -205,8 +206,9 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
     yield Violation(
         message=message,
         hint=(
-            f"lower {edge.name} upstream_keepalive.idle_timeout to {callee - margin_for(spec, callee)} or "
-            f"less (or leave it unset so lbgen derives it), or raise {l4.name} proxy_timeout "
+            f"lower {edge.name} upstream_keepalive.idle_timeout to "
+            f"{callee - margin_for(spec, callee)} or less (or leave it unset so lbgen derives "
+            f"it), or raise {l4.name} proxy_timeout "
             f"to {caller + order.margin} or more (nginx's default is 10m)"
         ),
         path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
@@ -317,9 +319,9 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
         return
     forever = pool_keeps_forever(tier, pool)
     caller = pool.idle_timeout.value
-    # One pass over the services. The shortest app idle timeout that conflicts is the one to report (fixing it fixes the
-    # others); the rest are counted. Apps past the pool's idle time come first (errors),
-    # then those closing inside the margin (warnings).
+    # One pass over the services. The shortest conflicting app idle timeout is the one to
+    # report (fixing it fixes the others); the rest are counted. Apps past the pool's idle
+    # time come first (errors), then those closing inside the margin (warnings).
     worst: tuple[Duration, int] | None = None
     worst_order: ClosingOrder | None = None
     conflicting: list[str] = []
