@@ -205,7 +205,8 @@ EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
             "work, the edge records a timeout against a healthy Kong or L4 instance "
             "(`max_fails`), and — with `timeout` in `proxy_next_upstream` — it sends the same "
             "request to another Kong node while the first is still processing it. The "
-            "defaults (60s and 60s) already tie."
+            "defaults (60s and 60s) already tie, and with Kong's default 5 retries a request "
+            "that times out on every attempt keeps Kong busy for 6 × 60s."
         ),
         example="""\
 name: shop
