@@ -296,7 +296,7 @@ def validate(
     help="json: an array of rules with their full documentation.",
 )
 def rules_command(fmt: str) -> None:
-    """List every rule: code, default severity, name and summary."""
+    """List every rule: code, default severity, status, since, name and summary."""
     click.echo(rules_to_json(ALL_RULES) if fmt == "json" else rules_to_text(ALL_RULES), nl=False)
 
 

@@ -129,3 +129,22 @@ def external_lb_backend_idle(kind: str) -> Fact:
 # kube-proxy / kernel idle limits (domain facts §4.3).
 CONNTRACK_TCP_ESTABLISHED = Fact(_s(86400), "kube-proxy conntrack.tcpEstablishedTimeout default 24h")
 IPVS_KERNEL_TCP_TIMEOUT = Fact(_s(900), "kernel IPVS tcp timeout 900s (kubernetes PR #85517)")
+
+
+# Linux and kube-proxy limits that connection churn towards one ClusterIP runs into (LB412,
+# LB413). One destination (ClusterIP:port) gives a proxy one local port per connection.
+LINUX_EPHEMERAL_PORTS = Fact(
+    60999 - 32768 + 1,
+    "net.ipv4.ip_local_port_range default 32768 60999 (kernel Documentation/networking/ip-sysctl.rst)",
+)
+LINUX_TCP_TIME_WAIT = Fact(_s(60), "TCP_TIMEWAIT_LEN 60s (linux include/net/tcp.h)")
+CONNTRACK_TCP_TIME_WAIT = Fact(
+    _s(120),
+    "nf_conntrack_tcp_timeout_time_wait default 120s (kernel Documentation/networking/nf_conntrack-sysctl.rst)",
+)
+KUBE_PROXY_CONNTRACK_MIN = Fact(
+    131072, "kube-proxy conntrack.min default 131072 (kubernetes.io/docs/reference/generated/kube-proxy)"
+)
+KUBE_PROXY_CONNTRACK_MAX_PER_CORE = Fact(
+    32768, "kube-proxy conntrack.maxPerCore default 32768 (kubernetes.io/docs/reference/generated/kube-proxy)"
+)

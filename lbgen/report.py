@@ -237,7 +237,12 @@ def sarif_rule(rule: Rule) -> dict[str, Any]:
         "fullDescription": {"text": rule.doc.what},
         "help": {"text": f"{rule.doc.what}\n\n{rule.doc.why}", "markdown": explain(rule)},
         "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
-        "properties": {"tags": ["lbgen", *sorted(rule.tiers)], "versions": rule.versions},
+        "properties": {
+            "tags": ["lbgen", *sorted(rule.tiers)],
+            "versions": rule.versions,
+            "status": rule.status,
+            "since": rule.since,
+        },
     }
 
 
@@ -346,6 +351,8 @@ def rule_to_dict(rule: Rule) -> dict[str, Any]:
         "code": rule.code,
         "name": rule.name,
         "severity": str(rule.severity),
+        "status": rule.status,
+        "since": rule.since,
         "summary": rule.summary,
         "tiers": sorted(rule.tiers),
         "versions": rule.versions,
@@ -364,12 +371,13 @@ def rules_to_json(rules: Iterable[Rule]) -> str:
 
 
 def rules_to_text(rules: Sequence[Rule]) -> str:
-    """One aligned line per rule: code, severity, name, summary."""
+    """One aligned line per rule: code, severity, status, since, name, summary."""
     if not rules:
         return ""
     name_width = max(len(r.name) for r in rules)
     lines = [
-        f"{r.code}  {r.severity!s:<7}  {r.name:<{name_width}}  {r.summary}".rstrip()
+        f"{r.code}  {r.severity!s:<7}  {r.status:<7}  {r.since:<5}  {r.name:<{name_width}}  "
+        f"{r.summary}".rstrip()
         for r in rules
     ]
     return "\n".join(lines) + "\n"
@@ -389,6 +397,7 @@ def explain(rule: Rule) -> str:
     return (
         f"# {rule.name} ({rule.code})\n\n"
         f"- Severity: {rule.severity}\n"
+        f"- Status: {rule.status} (since lbgen {rule.since})\n"
         f"- Tiers: {_tiers_text(rule)}\n"
         f"- Versions: {rule.versions}\n\n"
         f"{rule.summary.rstrip('.')}.\n\n"

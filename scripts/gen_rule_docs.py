@@ -29,7 +29,8 @@ def _cell(text: str) -> str:
 
 def index_markdown(rules: tuple[Rule, ...]) -> str:
     rows = "\n".join(
-        f"| [{r.code}]({r.code}.md) | `{r.name}` | {r.severity} | {_cell(r.summary)} |"
+        f"| [{r.code}]({r.code}.md) | `{r.name}` | {r.severity} | {r.status} | {r.since} "
+        f"| {_cell(r.summary)} |"
         for r in rules
     )
     return f"""# Rules
@@ -42,9 +43,23 @@ and idle ordering, LB2xx timeouts and retries, LB3xx health checks and draining,
 balancing that has no effect or skews, LB5xx client IP and PROXY protocol, LB6xx HTTP/2
 and gRPC, LB7xx platform limits, LB9xx lbgen's own (suppressions).
 
-| Code | Name | Severity | Summary |
-|---|---|---|---|
+| Code | Name | Severity | Status | Since | Summary |
+|---|---|---|---|---|---|
 {rows}
+
+## Severity, status and since
+
+Each rule has a default severity (the table's, and SARIF's `defaultConfiguration`); a
+finding may carry another one, documented on the rule's page — the keep-alive rules report
+a caller that closes idle connections *inside* lbgen's keep-alive margin as a warning and
+one that closes at or after its callee as an error. Text, JSON and SARIF (`level`) show
+each finding's own severity, and `--fail-on` compares that.
+
+As in ruff, `status` is `stable` (the rule keeps its meaning across releases) or `preview`
+(new: its findings, messages and severity may still change in a minor release); `since` is
+the lbgen release that added it. Both are shown by `lbgen rules` (text and `--format
+json`), `lbgen explain`, these pages and SARIF rule `properties`. Preview rules run like
+the others.
 
 ## Selecting rules
 

@@ -481,3 +481,16 @@ def test_c_and_python_parsers_read_the_same_data_and_positions(example: Path) ->
     fast, slow = SourceMap("x"), SourceMap("x")
     assert _Composer(text, fast, pure=False).document() == _Composer(text, slow, pure=True).document()
     assert (fast.keys, fast.values) == (slow.keys, slow.values)
+
+
+def test_an_empty_workload_is_located_and_says_what_it_needs() -> None:
+    text = edit("name: seed\n", "name: seed\nworkload: {}\n")
+    [problem] = problems_of(text)
+    assert at(problem) == position(text, "{}")
+    assert "rate" in problem.message and "concurrency" in problem.message
+
+
+def test_a_workload_rate_must_be_positive() -> None:
+    text = edit("name: seed\n", "name: seed\nworkload: {rate: 0}\n")
+    [problem] = problems_of(text)
+    assert at(problem) == position(text, "0}")

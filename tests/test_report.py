@@ -28,11 +28,15 @@ from lbgen.rules import Finding, Rule, RuleDoc, Severity, Skip
 from lbgen.rules._engine import CheckReport, SuppressedFinding
 
 
-def _rule(code: str, name: str, severity: Severity = Severity.WARNING) -> Rule:
+def _rule(
+    code: str, name: str, severity: Severity = Severity.WARNING, *, preview: bool = False
+) -> Rule:
     return Rule(
         code=code,
         name=name,
         severity=severity,
+        status="preview" if preview else "stable",
+        since="0.2.0" if preview else "0.1.0",
         summary="Something between two hops disagrees.",
         tiers=frozenset({"nginx_http", "kong"}),
         check=lambda ctx: iter(()),
@@ -45,7 +49,7 @@ def _rule(code: str, name: str, severity: Severity = Severity.WARNING) -> Rule:
 
 
 RULE_INFO = _rule("LB801", "info-thing", Severity.INFO)
-RULE_ERROR = _rule("LB802", "error-thing", Severity.ERROR)
+RULE_ERROR = _rule("LB802", "error-thing", Severity.ERROR, preview=True)
 
 
 def _finding(
@@ -143,15 +147,16 @@ def test_problems_text() -> None:
 
 def test_rules_text_aligns_columns() -> None:
     assert rules_to_text([RULE_INFO, RULE_ERROR]).splitlines() == [
-        "LB801  info     info-thing   Something between two hops disagrees.",
-        "LB802  error    error-thing  Something between two hops disagrees.",
+        "LB801  info     stable   0.1.0  info-thing   Something between two hops disagrees.",
+        "LB802  error    preview  0.2.0  error-thing  Something between two hops disagrees.",
     ]
 
 
 def test_explain_sections_and_metadata() -> None:
     text = explain(RULE_ERROR)
     assert text.startswith(
-        "# error-thing (LB802)\n\n- Severity: error\n- Tiers: `kong`, `nginx_http`\n"
+        "# error-thing (LB802)\n\n- Severity: error\n- Status: preview (since lbgen 0.2.0)\n"
+        "- Tiers: `kong`, `nginx_http`\n"
         "- Versions: nginx >= 1.29.7\n\nSomething between two hops disagrees.\n\n"
     )
     assert "disagrees..\n" not in text
@@ -219,6 +224,22 @@ def test_sarif_levels_follow_severity() -> None:
     assert [r["level"] for r in results] == ["error", "note"]
     rules = _sarif(_report())["runs"][0]["tool"]["driver"]["rules"]
     assert [r["defaultConfiguration"]["level"] for r in rules] == ["note", "error"]
+
+
+def test_sarif_level_is_the_findings_own_severity_not_the_rules_default() -> None:
+    inside_margin = Finding(**{**_finding().__dict__, "severity": Severity.WARNING})
+    [result] = _sarif(_report(inside_margin))["runs"][0]["results"]
+    assert result["level"] == "warning"
+    assert finding_to_dict(inside_margin)["severity"] == "warning"
+    assert "LB802 [warning]" in format_finding(inside_margin)
+
+
+def test_sarif_rules_carry_status_and_since() -> None:
+    rules = _sarif(_report())["runs"][0]["tool"]["driver"]["rules"]
+    assert [(r["properties"]["status"], r["properties"]["since"]) for r in rules] == [
+        ("stable", "0.1.0"),
+        ("preview", "0.2.0"),
+    ]
 
 
 def test_sarif_message_escapes_brackets_outside_the_related_link() -> None:

@@ -18,6 +18,7 @@ from lbgen.model.tiers import (
     Tier,
 )
 from lbgen.model.types import Duration, Name
+from lbgen.model.workload import Workload
 
 
 class ExternalLoadBalancer(StrictModel):
@@ -42,6 +43,9 @@ class Spec(StrictModel):
     keepalive_margin: Duration | None = None
     """How much earlier a caller closes idle connections than its callee. Unset: 10% of
     the callee's timeout, at least 1s."""
+    workload: Workload | None = None
+    """Expected peak traffic (`rate` requests/s, `concurrency` in flight). Optional; rules
+    that size connection churn use it."""
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Spec:

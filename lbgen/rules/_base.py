@@ -2,7 +2,8 @@
 
 A rule is data (code, name, severity, tiers, versions, documentation) plus a `check`
 function. `check` yields `Violation`s that point at model paths; the engine turns them
-into `Finding`s with the rule's code and severity and the spec's file:line:column.
+into `Finding`s with the rule's code, its severity (unless the violation carries its own)
+and the spec's file:line:column.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from lbgen.budget import Budget
 from lbgen.errors import SourceLocation
@@ -27,6 +29,16 @@ class Severity(StrEnum):
     def rank(self) -> int:
         return {"error": 3, "warning": 2, "info": 1}[self.value]
 
+
+RuleStatus = Literal["stable", "preview"]
+"""As in ruff: `stable` rules keep their meaning across releases; `preview` rules are new,
+and their findings, messages and severities may still change in a minor release."""
+
+FIRST_RELEASE = "0.1.0"
+"""The lbgen release that shipped the first rules (`since` of every rule it had)."""
+NEXT_RELEASE = "0.2.0"
+"""The release under development (CHANGELOG `[Unreleased]`): rules added now are
+`status="preview", since=NEXT_RELEASE`. Bump it when that release is cut."""
 
 TierKind = str  # "nginx_http" | "nginx_stream" | "kong" | "kubernetes" | "app" | "external_lb"
 
@@ -66,6 +78,11 @@ class Violation:
     """Model path of the offending value (or of the nearest object that holds it)."""
     related_path: ModelPath | None = None
     """The other hop's value when two hops conflict."""
+    severity: Severity | None = None
+    """This finding's severity when it differs from the rule's (None: the rule's). A rule
+    documents in `RuleDoc.what` which of its findings use which severity, e.g. LB101 reports
+    a caller that closes inside the keep-alive margin as a warning, at or past its callee
+    as an error."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +108,13 @@ class Rule:
     name: str
     """kebab-case name of the problem (not of the fix)."""
     severity: Severity
+    """The default severity; a `Violation` may carry another (see `Violation.severity`)."""
     summary: str
     """One line for `lbgen rules`."""
+    status: RuleStatus = field(kw_only=True)
+    """`stable` or `preview` (required: a new rule is `preview`, an old one `stable`)."""
+    since: str = field(kw_only=True)
+    """The lbgen release that added the rule: FIRST_RELEASE or NEXT_RELEASE (required)."""
     tiers: frozenset[TierKind]
     check: Callable[[RuleContext], Iterable[Violation]]
     doc: RuleDoc

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbgen import defaults
-from lbgen.budget import Resolved, UpstreamBudget
+from lbgen.budget import Resolved, UpstreamBudget, margin_for
 from lbgen.model.common import NextUpstreamCondition
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, RuleContext
+from lbgen.rules._base import ModelPath, RuleContext, Severity
 
 Tier = NginxHttpTier | NginxStreamTier | KongTier | KubernetesTier
 
@@ -118,6 +118,50 @@ def group_path(ctx: RuleContext, tier: NginxHttpTier | NginxStreamTier) -> Model
     if isinstance(tier, NginxHttpTier):
         return ctx.tier_path(tier, "backend_targets")
     return ctx.tier_path(ctx.spec.cluster)
+
+
+# --- keep-alive ordering -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClosingOrder:
+    """How a pooled caller's idle timeout relates to its callee's, when that is a finding."""
+
+    severity: Severity
+    """ERROR: the caller keeps connections at least as long as the callee (the race is
+    certain to be hit); WARNING: it closes first, but by less than the keep-alive margin."""
+    margin: Duration
+    gap: Duration
+    """callee - caller (0 when the caller is not shorter)."""
+
+    @property
+    def inside_margin(self) -> bool:
+        return self.severity is Severity.WARNING
+
+    def margin_clause(self, callee_name: str) -> str:
+        """Why a caller that closes first is still a finding (for WARNING messages)."""
+        return (
+            f"only {self.gap} before {callee_name} does, inside lbgen's keep-alive margin of "
+            f"{self.margin}: timers fire late and a request takes time to arrive, so a request "
+            f"can still reach a connection {callee_name} is closing (an occasional 502)"
+        )
+
+
+def closing_order(spec: Spec, caller: Duration, callee: Duration) -> ClosingOrder | None:
+    """None when the caller closes idle connections before the callee by at least the margin.
+
+    The margin is the one lbgen derives with (`lbgen.budget.margin_for`, 10% of the timeout,
+    at least 1s, or `keepalive_margin`), taken of the caller's value: a derived callee is
+    raised by exactly that much above its caller, and a derived caller is lowered by 10% of
+    its (larger) callee, so lbgen's own derivations never land inside the margin.
+    """
+    margin = margin_for(spec, caller)
+    if caller >= callee:
+        return ClosingOrder(Severity.ERROR, margin, Duration(0))
+    gap = Duration(callee.ms - caller.ms)
+    if gap < margin:
+        return ClosingOrder(Severity.WARNING, margin, gap)
+    return None
 
 
 # --- timeouts and retries (not part of the keep-alive budget) ----------------------------

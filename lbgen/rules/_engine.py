@@ -244,7 +244,7 @@ def _finding(loaded: LoadedSpec, rule: Rule, violation: Violation) -> Finding:
     return Finding(
         code=rule.code,
         name=rule.name,
-        severity=rule.severity,
+        severity=violation.severity or rule.severity,
         message=violation.message,
         hint=violation.hint,
         path=violation.path,

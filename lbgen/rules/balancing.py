@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lbgen import defaults
+from lbgen.model.service import KongServiceSettings
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.types import Duration
 from lbgen.render._names import headless_fqdn, service_fqdn
-from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    NEXT_RELEASE,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._topology import (
     backend_targets,
     describe_instances,
@@ -103,6 +114,8 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
 
 BALANCER_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB401",
+    status="stable",
+    since=FIRST_RELEASE,
     name="balancer-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="A balancing algorithm is aimed at a Service's single ClusterIP, so it has no effect",
@@ -210,6 +223,8 @@ def _healthchecks_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
 
 HEALTHCHECKS_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB402",
+    status="stable",
+    since=FIRST_RELEASE,
     name="healthchecks-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="Kong health checks judge a whole Service through its ClusterIP",
@@ -321,6 +336,8 @@ def _bypassed_service_settings(ctx: RuleContext) -> Iterator[Violation]:
 
 SERVICE_SETTINGS_BYPASSED = Rule(
     code="LB403",
+    status="stable",
+    since=FIRST_RELEASE,
     name="service-settings-bypassed-by-pod-endpoints",
     severity=Severity.INFO,
     summary="Service affinity/traffic settings are bypassed by a proxy that dials pod IPs",
@@ -415,6 +432,8 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
 
 SESSION_AFFINITY_ON_PROXY_CLIENTS = Rule(
     code="LB404",
+    status="stable",
+    since=FIRST_RELEASE,
     name="session-affinity-on-proxy-clients",
     severity=Severity.WARNING,
     summary="sessionAffinity ClientIP on a Service whose only clients are a few proxies",
@@ -566,6 +585,8 @@ def _client_ip_hash_on_proxies(ctx: RuleContext) -> Iterator[Violation]:
 
 CLIENT_IP_HASH_ON_PROXIES = Rule(
     code="LB405",
+    status="stable",
+    since=FIRST_RELEASE,
     name="client-ip-hash-on-proxy-addresses",
     severity=Severity.WARNING,
     summary="Balancing hashes on a client address that is really a proxy's",
@@ -680,6 +701,8 @@ def _ipvs_counts_connections(ctx: RuleContext) -> Iterator[Violation]:
 
 IPVS_COUNTS_CONNECTIONS = Rule(
     code="LB406",
+    status="stable",
+    since=FIRST_RELEASE,
     name="ipvs-least-connection-counts-connections",
     severity=Severity.WARNING,
     summary="An IPVS least-connection scheduler behind pooled keep-alive connections",
@@ -778,6 +801,8 @@ def _local_policy_behind_proxy(ctx: RuleContext) -> Iterator[Violation]:
 
 LOCAL_POLICY_BEHIND_PROXY = Rule(
     code="LB407",
+    status="stable",
+    since=FIRST_RELEASE,
     name="internal-traffic-policy-local-behind-proxy",
     severity=Severity.WARNING,
     summary="internalTrafficPolicy Local on a Service a proxy reaches through its ClusterIP",
@@ -869,6 +894,8 @@ def _hashing_on_hostname_targets(ctx: RuleContext) -> Iterator[Violation]:
 
 HASHING_ON_HOSTNAME_TARGETS = Rule(
     code="LB408",
+    status="stable",
+    since=FIRST_RELEASE,
     name="consistent-hashing-on-hostname-targets",
     severity=Severity.WARNING,
     summary="Kong consistent-hashing over a DNS-name target on several Kong nodes",
@@ -959,6 +986,8 @@ def _latency_on_streams(ctx: RuleContext) -> Iterator[Violation]:
 
 LATENCY_ON_STREAMS = Rule(
     code="LB409",
+    status="stable",
+    since=FIRST_RELEASE,
     name="latency-balancer-on-long-lived-streams",
     severity=Severity.WARNING,
     summary="Kong's latency algorithm on a service with long-lived streams",
@@ -1017,51 +1046,78 @@ services:
 
 
 def _pool_pins_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
+    """The pooled L7 hop whose connections end at a ClusterIP: straight (its backend_targets)
+    or through an L4 tier, which relays each pooled connection as one connection to the
+    ClusterIP — so either way kube-proxy picks a pod once per pooled connection."""
     spec = ctx.spec
     front = through_cluster_ip(spec)
-    if front is None or isinstance(front, NginxStreamTier):
+    if front is None:
         return
-    pool = pooled_connections(ctx, front)
+    relay: NginxStreamTier | None = None
+    if isinstance(front, NginxStreamTier):
+        relay, caller = front, spec.previous_tier(front)
+        if not isinstance(caller, NginxHttpTier):
+            return  # clients connect to the L4 tier directly: no pool in front of it
+        pooled: KongTier | NginxHttpTier = caller
+    else:
+        pooled = front
+    pool = pooled_connections(ctx, pooled)
     if pool == 0:
         return
-    upstream = ctx.budget.kong_upstream if isinstance(front, KongTier) else ctx.budget.edge_upstream
+    upstream = (
+        ctx.budget.kong_upstream if isinstance(pooled, KongTier) else ctx.budget.edge_upstream
+    )
     max_requests = upstream.max_requests.value if upstream is not None else 0
-    if isinstance(front, KongTier) and max_requests == 0:
+    if isinstance(pooled, KongTier) and max_requests == 0:
         return  # connections that never recycle are LB108's finding
     per_connection = f"up to {max_requests}" if max_requests else "an unlimited number of"
     grpc = sum(1 for s in spec.services if s.protocol == "grpc")
     grpc_note = f" ({grpc} of them gRPC, where every call rides those connections)" if grpc else ""
     count = len(spec.services)
+    route = (
+        f"through {relay.name}, which forwards each of its connections to the Service's "
+        "ClusterIP,"
+        if relay is not None
+        else f"through {'their' if count != 1 else 'its'} ClusterIP"
+    )
     yield Violation(
         message=(
-            f"{front.name} reaches {count} Service{'s' if count != 1 else ''}{grpc_note} "
-            f"through {'their' if count != 1 else 'its'} ClusterIP and reuses up to {pool} "
-            "pooled connections per pool, "
+            f"{pooled.name} reaches {count} Service{'s' if count != 1 else ''}{grpc_note} "
+            f"{route} and reuses up to {pool} pooled connections per pool, "
             f"{per_connection} requests each; kube-proxy picks a pod once per connection, so "
             "requests stay on the pods those connections were opened to and pods added by a "
             "scale-up or rollout get little traffic until connections recycle"
         ),
         hint=(
-            f"set {front.name} backend_targets: pod_endpoints so it balances each request; "
-            "otherwise lower upstream_keepalive.max_requests so connections recycle"
+            f"put a tier that balances each request in front of the pods (Kong with "
+            f"backend_targets: pod_endpoints, or {pooled.name} itself without {relay.name}), "
+            "or lower upstream_keepalive.max_requests (and set max_lifetime) so connections "
+            "recycle"
+            if relay is not None
+            else f"set {pooled.name} backend_targets: pod_endpoints so it balances each "
+            "request; otherwise lower upstream_keepalive.max_requests so connections recycle"
         ),
         path=targets_path(ctx, front),
-        related_path=ctx.tier_path(front, "upstream_keepalive", "connections"),
+        related_path=ctx.tier_path(pooled, "upstream_keepalive", "connections"),
     )
 
 
 POOL_PINS_CLUSTER_IP = Rule(
     code="LB410",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pooled-connections-pin-cluster-ip-pods",
     severity=Severity.WARNING,
     summary="A keep-alive pool through a ClusterIP pins requests to the pods it first reached",
-    tiers=frozenset({"kong", "nginx_http", "kubernetes"}),
+    tiers=frozenset({"kong", "nginx_http", "nginx_stream", "kubernetes"}),
     check=_pool_pins_cluster_ip,
     doc=RuleDoc(
         what=(
-            "Kong (or the nginx edge talking to Kubernetes directly) reaches Services through "
-            "their ClusterIP while keeping an upstream keep-alive pool (Kong's default pool "
-            "is 512 connections, 10000 requests each since 3.6)."
+            "A hop that keeps an upstream keep-alive pool — Kong (default pool 512 "
+            "connections, 10000 requests each since 3.6) or the nginx edge — whose pooled "
+            "connections end at a Service's ClusterIP: directly (`backend_targets: "
+            "cluster_ip`), or through an L4 tier, which relays each pooled connection as one "
+            "connection to the ClusterIP, so the choice of pod is made behind the pool."
         ),
         why=(
             "kube-proxy chooses a pod when a connection is opened; every request sent on a "
@@ -1110,6 +1166,465 @@ services:
 )
 
 
+# --- LB411 ---------------------------------------------------------------------------------
+
+# Hash keys a request may lack. `ip` and `path` are always present, and a missing `cookie`
+# is generated by Kong (a UUID it sets with Set-Cookie), so they never yield "".
+_MAY_BE_MISSING = {"header", "consumer"}
+
+
+def _hash_key(settings: KongServiceSettings, which: str) -> str:
+    if which == "hash_on":
+        kind, header = settings.hash_on, settings.hash_on_header
+    else:
+        kind, header = settings.hash_fallback, settings.hash_fallback_header
+    if kind == "header":
+        return f"header {header}"
+    if kind == "consumer":
+        return "the authenticated consumer (or credential)"
+    return kind
+
+
+def _hash_without_fallback(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    kong = spec.kong
+    if kong is None or through_cluster_ip(spec) is kong:
+        return  # one ClusterIP target: hashing chooses nothing (LB401)
+    for index, service in enumerate(spec.services):
+        settings = service.kong
+        if settings.algorithm != "consistent-hashing" or settings.hash_on not in _MAY_BE_MISSING:
+            continue
+        if settings.hash_fallback not in _MAY_BE_MISSING | {"none"}:
+            continue  # the fallback (ip, path, cookie) always yields a key
+        key = _hash_key(settings, "hash_on")
+        if settings.hash_fallback == "none":
+            missing, fallback = f"without {key}", "no fallback"
+        else:
+            missing = f"without {key} and without {_hash_key(settings, 'hash_fallback')}"
+            fallback = "a fallback that can be missing too"
+        yield Violation(
+            message=(
+                f"service {service.name}: {kong.name} hashes on {key} with {fallback}"
+                f": Kong hashes every request {missing} on the empty string, so all of them "
+                f"go to one of the {service.replicas} pods (health checks, clients without "
+                "the key, unauthenticated calls)"
+            ),
+            hint=(
+                "set kong.hash_fallback to a key every request has (ip — behind proxies only "
+                "with the client address resolved, see LB405 — or path), or make sure every "
+                "request carries the key"
+            ),
+            path=("services", index, "kong", "hash_fallback"),
+            related_path=("services", index, "kong", "hash_on"),
+        )
+
+
+HASH_WITHOUT_FALLBACK = Rule(
+    code="LB411",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="consistent-hash-key-without-fallback",
+    severity=Severity.WARNING,
+    summary="Kong hashes on a header or consumer with no fallback: requests without it share a pod",
+    tiers=frozenset({"kong"}),
+    check=_hash_without_fallback,
+    versions="Kong 3.x (kong/runloop/balancer: a missing key hashes as \"\")",
+    doc=RuleDoc(
+        what=(
+            "A service whose Kong Upstream uses `consistent-hashing` on a `header` or on the "
+            "`consumer`, with `hash_fallback: none` (or a fallback that can be missing as "
+            "well), while Kong balances across the pods itself (pod endpoints). Hashing on "
+            "`ip` or `path` always has a key, and a missing hash `cookie` is generated by "
+            "Kong, so those are not reported."
+        ),
+        why=(
+            "Kong computes the key once per request in `get_value_to_hash`; when neither the "
+            "primary key nor the fallback yields a value it returns nothing, and the caller "
+            "uses `hash_value = get_value_to_hash(upstream, ctx) or \"\"`. Every request "
+            "without the header (health probes, other clients, a client that forgot it) or "
+            "without an authenticated consumer (routes without an auth plugin, anonymous "
+            "access) hashes to the same point of the ring and lands on one pod, which can be "
+            "most of the traffic."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    mode: kic
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: carts
+    replicas: 4
+    app: {preset: go}
+    kong: {algorithm: consistent-hashing, hash_on: header, hash_on_header: X-Cart}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    mode: kic
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: carts
+    replicas: 4
+    app: {preset: go}
+    kong:
+      algorithm: consistent-hashing
+      hash_on: header
+      hash_on_header: X-Cart
+      hash_fallback: path
+""",
+        references=(
+            ("https://github.com/Kong/kong/blob/master/kong/runloop/balancer/init.lua "
+             "(get_value_to_hash; execute: hash_value = get_value_to_hash(upstream, ctx) or \"\")"),
+            KONG_UPSTREAM_DOC + " (hash_on, hash_fallback)",
+            "https://developer.konghq.com/gateway/traffic-control/load-balancing-reference/",
+        ),
+    ),
+)
+
+
+# --- LB412 / LB413: connection churn towards one ClusterIP --------------------------------
+
+# "Far below": the pool's idle connections cover less than a tenth of the requests in
+# flight, so most requests open and close a connection of their own.
+_POOL_FAR_BELOW = 10
+K8S_KUBE_PROXY_FLAGS = "https://kubernetes.io/docs/reference/generated/kube-proxy/"
+KERNEL_IP_SYSCTL = "https://docs.kernel.org/networking/ip-sysctl.html (ip_local_port_range)"
+KERNEL_CONNTRACK_SYSCTL = (
+    "https://docs.kernel.org/networking/nf_conntrack-sysctl.html "
+    "(nf_conntrack_tcp_timeout_time_wait 120s)"
+)
+
+
+def _fact_int(fact: defaults.Fact) -> int:
+    assert isinstance(fact.value, int)
+    return fact.value
+
+
+def _fact_seconds(fact: defaults.Fact) -> int:
+    assert isinstance(fact.value, Duration)
+    return fact.value.ms // 1000
+
+
+def _pool_to_cluster_ip(
+    spec: Spec,
+) -> tuple[KongTier | NginxHttpTier, NginxHttpTier | NginxStreamTier | KongTier] | None:
+    """(the L7 tier whose connections end at a ClusterIP, the tier that dials it) — the
+    dialer is that tier itself, or the L4 tier it pools through. None when no L7 tier's
+    connections reach a ClusterIP (pods by IP, or clients straight to an L4 tier)."""
+    front = through_cluster_ip(spec)
+    if front is None:
+        return None
+    if isinstance(front, NginxStreamTier):
+        caller = spec.previous_tier(front)
+        return (caller, front) if isinstance(caller, NginxHttpTier) else None
+    return front, front
+
+
+def _conntrack_floor(ctx: RuleContext) -> tuple[int, str]:
+    """The smallest conntrack table kube-proxy leaves on a node, and how it was set:
+    kube-proxy sets nf_conntrack_max to max(maxPerCore × cores, min)."""
+    kube_proxy = ctx.spec.cluster.kube_proxy
+    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
+    if conntrack is not None and conntrack.min is not None:
+        return conntrack.min, "conntrack.min"
+    minimum = _fact_int(defaults.KUBE_PROXY_CONNTRACK_MIN)
+    return minimum, "kube-proxy's default conntrack.min"
+
+
+def _churn_numbers(ctx: RuleContext, dialer_instances: int, new_per_s: float) -> str:
+    """What `new_per_s` new connections per second to one ClusterIP cost, for messages."""
+    ports = _fact_int(defaults.LINUX_EPHEMERAL_PORTS)
+    time_wait = _fact_seconds(defaults.LINUX_TCP_TIME_WAIT)
+    ct_wait = _fact_seconds(defaults.CONNTRACK_TCP_TIME_WAIT)
+    per_instance = new_per_s / dialer_instances
+    lingering = round(per_instance * time_wait)
+    entries = round(new_per_s * ct_wait)
+    floor, label = _conntrack_floor(ctx)
+    ports_text = (
+        f"more than the {ports} local ports Linux has for one destination by default, so "
+        "connects fail (EADDRNOTAVAIL) where the proxy closes first"
+        if lingering >= ports
+        else f"of the {ports} local ports Linux has for one destination"
+    )
+    conntrack_text = (
+        f"above {label} ({floor}): kube-proxy sizes the table max(maxPerCore × cores, min), "
+        "check it holds them"
+        if entries >= floor
+        else f"against {label} ({floor})"
+    )
+    return (
+        f"about {per_instance:g} new connections/s per dialing instance: {lingering} sockets "
+        f"in TIME_WAIT ({time_wait}s) per instance, {ports_text}; and {entries} conntrack "
+        f"entries in TIME_WAIT ({ct_wait}s) {conntrack_text}"
+    )
+
+
+def _connection_churn(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    found = _pool_to_cluster_ip(spec)
+    if found is None:
+        return
+    pooled, dialer = found
+    pool = pooled_connections(ctx, pooled)
+    workload = spec.workload
+    rate = workload.rate if workload is not None else None
+    concurrency = workload.concurrency if workload is not None else None
+    via = f" through {dialer.name}" if dialer is not pooled else ""
+    target = f"the Service ClusterIP{via}"
+    if pool == 0:
+        numbers = f"; at {rate:g} requests/s that is " + _churn_numbers(
+            ctx, len(dialer.instances), rate
+        ) if rate is not None else ""
+        yield Violation(
+            message=(
+                f"{pooled.name} keeps no idle connections to {target} "
+                "(upstream_keepalive.connections 0), so every request opens and closes its "
+                "own TCP connection to one ClusterIP:port — a local port, a TCP handshake and "
+                f"a conntrack entry per request{numbers}"
+            ),
+            hint=(
+                f"turn {pooled.name}'s pool on (remove upstream_keepalive.connections 0, or "
+                "set it to cover the requests in flight), or target pod endpoints so the "
+                "connections spread over many destinations"
+            ),
+            path=ctx.tier_path(pooled, "upstream_keepalive", "connections"),
+            related_path=("workload", "rate") if rate is not None else targets_path(ctx, dialer),
+        )
+        return
+    if concurrency is None:
+        return
+    workers = pooled.worker_processes if isinstance(pooled, NginxHttpTier) else "auto"
+    per_node = pool * (workers if isinstance(workers, int) else 1)
+    capacity = per_node * len(pooled.instances)
+    if concurrency < _POOL_FAR_BELOW * capacity:
+        return
+    counted = (
+        f"{pool} per worker × {workers} workers" if isinstance(workers, int)
+        else f"{pool} (per worker; lbgen counts one worker where worker_processes is auto)"
+    )
+    numbers = ""
+    if rate is not None:
+        churned = rate * (1 - capacity / concurrency)
+        numbers = f"; at {rate:g} requests/s that is " + _churn_numbers(
+            ctx, len(dialer.instances), churned
+        )
+    yield Violation(
+        message=(
+            f"{pooled.name} keeps at most {capacity} idle connections to {target} "
+            f"({counted} on {len(pooled.instances)} node"
+            f"{'s' if len(pooled.instances) != 1 else ''}) for {concurrency} requests in "
+            "flight: most connections close after one request and the next opens a new one "
+            f"to the same ClusterIP:port{numbers}"
+        ),
+        hint=(
+            f"raise {pooled.name} upstream_keepalive.connections towards "
+            f"{-(-concurrency // max(1, len(pooled.instances)))} per node (divided by the "
+            "worker count), or target pod endpoints"
+        ),
+        path=ctx.tier_path(pooled, "upstream_keepalive", "connections"),
+        related_path=("workload", "concurrency"),
+    )
+
+
+def _needs_pool_to_cluster_ip(spec: Spec) -> str | None:
+    if _pool_to_cluster_ip(spec) is None:
+        return "no L7 tier's connections end at a Service ClusterIP"
+    return None
+
+
+CONNECTION_CHURN = Rule(
+    code="LB412",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="connection-churn-to-cluster-ip",
+    severity=Severity.WARNING,
+    summary="Pooling off, or a pool far below the requests in flight, towards one ClusterIP",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong", "kubernetes"}),
+    check=_connection_churn,
+    versions="all (Linux defaults; kube-proxy conntrack settings when given)",
+    applies=_needs_pool_to_cluster_ip,
+    doc=RuleDoc(
+        what=(
+            "The L7 tier whose connections end at a Service's ClusterIP (directly, or "
+            "through an L4 tier) with its upstream pool turned off (`connections: 0`), or — "
+            "when the spec's `workload.concurrency` is given — with fewer than a tenth as "
+            "many idle connections as requests in flight. With `workload.rate` the finding "
+            "counts new connections per second, TIME_WAIT sockets and conntrack entries, "
+            "set against the cluster's `kube_proxy.conntrack` settings when given."
+        ),
+        why=(
+            "Every connection to one ClusterIP:port needs its own local port on the proxy "
+            "(Linux's default range has 28232), and a socket that the proxy closes stays in "
+            "TIME_WAIT for 60s holding its port; the node's conntrack keeps a NAT entry for "
+            "each, 120s after the close. At a few hundred requests/s without reuse a proxy "
+            "runs out of ports to that single destination (connect() fails with "
+            "EADDRNOTAVAIL, the client gets a 502) and conntrack tables fill (`nf_conntrack: "
+            "table full, dropping packet`). Reuse, or many destinations (pod endpoints), "
+            "avoid both."
+        ),
+        example="""\
+name: shop
+workload: {rate: 2000}
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: cluster_ip
+    upstream_keepalive: {connections: 0}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+workload: {rate: 2000}
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: pod_endpoints
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            KERNEL_IP_SYSCTL,
+            KERNEL_CONNTRACK_SYSCTL,
+            K8S_KUBE_PROXY_FLAGS + " (--conntrack-min 131072, --conntrack-max-per-core 32768)",
+            "https://github.com/torvalds/linux/blob/master/include/net/tcp.h (TCP_TIMEWAIT_LEN)",
+            "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive",
+        ),
+    ),
+)
+
+
+def _app_closes_toward_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    found = _pool_to_cluster_ip(spec)
+    if found is None:
+        return
+    pooled, dialer = found
+    if pooled_connections(ctx, pooled) == 0:
+        return  # nothing to reuse in the first place: LB412
+    rate = spec.workload.rate if spec.workload is not None else None
+    for index, service in enumerate(spec.services):
+        app = service.app
+        if app.preset == "gunicorn-sync":
+            why, field = "gunicorn sync workers close the connection after every response", "preset"
+        elif app.idle_timeout is not None and app.idle_timeout.ms == 0:
+            why, field = "its app server's keep-alive is 0 (off)", "idle_timeout"
+        else:
+            continue
+        numbers = ""
+        if rate is not None:
+            numbers = f"; at up to {rate:g} requests/s that is " + _churn_numbers(
+                ctx, len(dialer.instances), rate
+            )
+        yield Violation(
+            message=(
+                f"service {service.name}: {why}, so {pooled.name}'s pooled connections to its "
+                f"ClusterIP{' through ' + dialer.name if dialer is not pooled else ''} last "
+                "one request each: every request is a new connection to one ClusterIP:port, "
+                f"with a TCP handshake, a kube-proxy NAT decision and a conntrack entry{numbers}"
+            ),
+            hint=(
+                "run the app with persistent connections (gunicorn gthread or an async worker "
+                "class with --keep-alive, or a keep-alive timeout above the pool's idle "
+                "timeout) and set app accordingly, or target pod endpoints"
+            ),
+            path=("services", index, "app", field),
+            related_path=ctx.tier_path(pooled, "upstream_keepalive", "connections"),
+        )
+
+
+APP_CLOSES_TOWARD_CLUSTER_IP = Rule(
+    code="LB413",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="app-closes-every-connection-through-cluster-ip",
+    severity=Severity.WARNING,
+    summary="An app that closes every connection behind a pool that reaches it by ClusterIP",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong", "kubernetes", "app"}),
+    check=_app_closes_toward_cluster_ip,
+    versions="gunicorn sync workers (all versions); any app with keep-alive 0",
+    applies=_needs_pool_to_cluster_ip,
+    doc=RuleDoc(
+        what=(
+            "A service whose app server closes the connection after every response "
+            "(`preset: gunicorn-sync`, or `app.idle_timeout: 0`) while a pooled L7 tier "
+            "reaches it through the Service's ClusterIP (directly or through an L4 tier). "
+            "LB106 reports the wasted pool on any path; this rule the churn towards one "
+            "ClusterIP, sized with `workload.rate` when given."
+        ),
+        why=(
+            "A pool cannot reuse a connection the server closes. Towards pod IPs the new "
+            "connections spread over many destinations; towards one ClusterIP:port each "
+            "request costs a local port on the proxy, a kube-proxy NAT decision and a "
+            "conntrack entry that lingers 120s in TIME_WAIT, so at high request rates the "
+            "node's conntrack table and the proxy's port range for that one destination fill "
+            "up, and every request pays a handshake."
+        ),
+        example="""\
+name: shop
+workload: {rate: 1500}
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: cluster_ip
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: legacy
+    replicas: 4
+    app: {preset: gunicorn-sync}
+""",
+        fix="""\
+name: shop
+workload: {rate: 1500}
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    backend_targets: cluster_ip
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: legacy
+    replicas: 4
+    app: {preset: gunicorn}
+""",
+        references=(
+            ("https://github.com/benoitc/gunicorn/blob/master/gunicorn/config.py "
+             "(Keepalive: \"sync worker does not support persistent connections\")"),
+            KERNEL_CONNTRACK_SYSCTL,
+            KERNEL_IP_SYSCTL,
+            K8S_VIRTUAL_IPS,
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     BALANCER_ON_SINGLE_CLUSTER_IP,
     HEALTHCHECKS_ON_SINGLE_CLUSTER_IP,
@@ -1121,6 +1636,9 @@ RULES: tuple[Rule, ...] = (
     HASHING_ON_HOSTNAME_TARGETS,
     LATENCY_ON_STREAMS,
     POOL_PINS_CLUSTER_IP,
+    HASH_WITHOUT_FALLBACK,
+    CONNECTION_CHURN,
+    APP_CLOSES_TOWARD_CLUSTER_IP,
 )
 
 __all__ = ["RULES"]

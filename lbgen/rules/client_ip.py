@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
-from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import FIRST_RELEASE, Rule, RuleContext, RuleDoc, Severity, Violation
 from lbgen.rules._topology import (
     describe_instances,
     gateway_entry_listener,
@@ -78,6 +78,8 @@ def _proxy_protocol_one_sided(ctx: RuleContext) -> Iterator[Violation]:
 
 PROXY_PROTOCOL_ONE_SIDED = Rule(
     code="LB501",
+    status="stable",
+    since=FIRST_RELEASE,
     name="proxy-protocol-one-sided",
     severity=Severity.ERROR,
     summary="The L4 tier and Kong disagree on whether connections start with a PROXY header",
@@ -181,6 +183,8 @@ def _proxy_protocol_from_http_proxy(ctx: RuleContext) -> Iterator[Violation]:
 
 PROXY_PROTOCOL_FROM_HTTP_PROXY = Rule(
     code="LB502",
+    status="stable",
+    since=FIRST_RELEASE,
     name="proxy-protocol-expected-from-http-proxy",
     severity=Severity.ERROR,
     summary="A hop expects PROXY headers from the nginx http edge, which cannot send them",
@@ -311,6 +315,8 @@ def _real_ip_without_listener(ctx: RuleContext) -> Iterator[Violation]:
 
 REAL_IP_WITHOUT_LISTENER = Rule(
     code="LB503",
+    status="stable",
+    since=FIRST_RELEASE,
     name="real-ip-proxy-protocol-without-listener",
     severity=Severity.ERROR,
     summary="The client address is read from a PROXY header that no listener accepts",
@@ -404,6 +410,8 @@ def _proxy_header_carries_edge(ctx: RuleContext) -> Iterator[Violation]:
 
 PROXY_HEADER_CARRIES_EDGE = Rule(
     code="LB504",
+    status="stable",
+    since=FIRST_RELEASE,
     name="proxy-protocol-carries-edge-address",
     severity=Severity.WARNING,
     summary="Kong reads the client address from a PROXY header that describes the edge",
@@ -513,6 +521,8 @@ def _gateway_distrusts_proxy(ctx: RuleContext) -> Iterator[Violation]:
 
 GATEWAY_DISTRUSTS_PROXY = Rule(
     code="LB505",
+    status="stable",
+    since=FIRST_RELEASE,
     name="gateway-distrusts-forwarding-proxy",
     severity=Severity.WARNING,
     summary="Kong does not trust the hop in front, so it discards the edge's X-Forwarded-For",
@@ -600,6 +610,8 @@ def _forwarded_headers_not_sent(ctx: RuleContext) -> Iterator[Violation]:
 
 FORWARDED_HEADERS_NOT_SENT = Rule(
     code="LB506",
+    status="stable",
+    since=FIRST_RELEASE,
     name="forwarded-headers-not-sent",
     severity=Severity.WARNING,
     summary="Kong reads the client address from a header the edge does not send",

@@ -17,7 +17,16 @@ from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStre
 from lbgen.model.types import Duration
 from lbgen.render._names import headless_fqdn
 from lbgen.render._nginx import is_dns_name
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    NEXT_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     edge_fail_timeout,
     edge_max_fails,
@@ -131,6 +140,8 @@ def _passive_never_reenabled(ctx: RuleContext) -> Iterator[Violation]:
 
 PASSIVE_NEVER_REENABLED = Rule(
     code="LB301",
+    status="stable",
+    since=FIRST_RELEASE,
     name="passive-health-checks-never-re-enable",
     severity=Severity.WARNING,
     summary="Kong passive checks can eject pods, but nothing brings them back",
@@ -237,6 +248,8 @@ def _passive_successes_zero(ctx: RuleContext) -> Iterator[Violation]:
 
 PASSIVE_SUCCESSES_ZERO = Rule(
     code="LB302",
+    status="stable",
+    since=FIRST_RELEASE,
     name="passive-health-successes-zero",
     severity=Severity.WARNING,
     summary="Kong passive checks count failures but healthy traffic never resets them",
@@ -363,6 +376,8 @@ def _needs_kong_on_pods(spec: Spec) -> str | None:
 
 THRESHOLD_TRIPS_ON_ONE_TARGET = Rule(
     code="LB303",
+    status="stable",
+    since=FIRST_RELEASE,
     name="health-threshold-trips-on-one-target",
     severity=Severity.WARNING,
     summary="One unhealthy pod drops capacity below Kong's threshold and fails the whole Upstream",
@@ -491,6 +506,8 @@ def _needs_edge_before_shared_hop(spec: Spec) -> str | None:
 
 EDGE_BLAMES_SHARED_HOP = Rule(
     code="LB304",
+    status="stable",
+    since=FIRST_RELEASE,
     name="edge-passive-health-blames-shared-hop",
     severity=Severity.WARNING,
     summary="The edge marks L4/Kong instances down for failures of any single backend",
@@ -651,6 +668,8 @@ def _needs_known_propagation(spec: Spec) -> str | None:
 
 PRE_STOP_SHORTER_THAN_PROPAGATION = Rule(
     code="LB305",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pre-stop-shorter-than-endpoint-propagation",
     severity=Severity.WARNING,
     summary="Pods stop accepting before the hop in front of them stops sending",
@@ -756,6 +775,8 @@ def _pre_stop_outlasts_grace(ctx: RuleContext) -> Iterator[Violation]:
 
 PRE_STOP_OUTLASTS_GRACE = Rule(
     code="LB306",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pre-stop-outlasts-grace-period",
     severity=Severity.ERROR,
     summary="The preStop delay uses up the whole termination grace period",
@@ -911,6 +932,8 @@ def _valid_outlasts_pre_stop(ctx: RuleContext) -> Iterator[Violation]:
 
 NAME_RESOLVED_ONCE = Rule(
     code="LB310",
+    status="preview",
+    since=NEXT_RELEASE,
     name="upstream-name-resolved-once",
     severity=Severity.WARNING,
     summary="An nginx tier dials a DNS name without `resolve`: addresses frozen at load",

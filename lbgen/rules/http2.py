@@ -13,7 +13,16 @@ from lbgen import defaults
 from lbgen.model.service import Service
 from lbgen.model.tiers import KubernetesTier, NginxHttpTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    NEXT_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._topology import gateway_entry_listener, through_cluster_ip
 
 NGINX_GRPC = "https://nginx.org/en/docs/http/ngx_http_grpc_module.html"
@@ -86,6 +95,8 @@ def _gateway_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
 
 GATEWAY_LISTENER_WITHOUT_H2 = Rule(
     code="LB601",
+    status="stable",
+    since=FIRST_RELEASE,
     name="grpc-gateway-listener-without-http2",
     severity=Severity.ERROR,
     summary="gRPC reaches Kong on a proxy_listen entry without http2",
@@ -187,6 +198,8 @@ def _edge_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
 
 EDGE_LISTENER_WITHOUT_H2 = Rule(
     code="LB602",
+    status="stable",
+    since=FIRST_RELEASE,
     name="grpc-edge-listener-without-http2",
     severity=Severity.ERROR,
     summary="gRPC services behind an edge with no HTTP/2 listener",
@@ -275,6 +288,8 @@ def _grpc_pinned_by_l4(ctx: RuleContext) -> Iterator[Violation]:
 
 GRPC_PINNED_BY_L4 = Rule(
     code="LB603",
+    status="stable",
+    since=FIRST_RELEASE,
     name="grpc-connections-pinned-by-l4",
     severity=Severity.WARNING,
     summary="gRPC clients connect through an L4 hop that pins each connection's calls",
@@ -438,6 +453,8 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
 
 STREAM_OUTLIVES_TIMERS = Rule(
     code="LB604",
+    status="stable",
+    since=FIRST_RELEASE,
     name="stream-idle-exceeds-hop-timeout",
     severity=Severity.WARNING,
     summary="Long-lived streams stay silent longer than a hop's idle timer",
@@ -545,6 +562,8 @@ def _stream_idle_unknown(ctx: RuleContext) -> Iterator[Violation]:
 
 STREAM_IDLE_UNKNOWN = Rule(
     code="LB605",
+    status="preview",
+    since=NEXT_RELEASE,
     name="stream-cut-by-request-timeouts",
     severity=Severity.WARNING,
     summary="A WebSocket/SSE service does not say how long its streams stay silent",
@@ -636,6 +655,8 @@ def _sse_buffered(ctx: RuleContext) -> Iterator[Violation]:
 
 SSE_BUFFERED = Rule(
     code="LB606",
+    status="preview",
+    since=NEXT_RELEASE,
     name="sse-response-buffered",
     severity=Severity.WARNING,
     summary="Server-sent events pass a hop that buffers the response",

@@ -9,16 +9,29 @@ connection the callee is closing, and the client gets a 502. These rules compare
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lbgen import defaults
-from lbgen.budget import Resolved, service_key
+from lbgen.budget import Resolved, margin_for, service_key
 from lbgen.model.spec import ExternalLoadBalancer, Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.render.nginx_http import KEEPALIVE_TIME_SINCE
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    NEXT_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     APP_KEEPALIVE_KNOB,
+    ClosingOrder,
     app_facing_pool,
+    closing_order,
     listing,
     pool_keeps_forever,
     shown,
@@ -48,20 +61,33 @@ def _edge_pool_outlives_gateway(ctx: RuleContext) -> Iterator[Violation]:
         return
     caller = budget.edge_upstream.idle_timeout.value
     callee = budget.kong_client_keepalive.value
-    if caller >= callee:
-        yield Violation(
-            message=(
-                f"{edge.name} keeps idle upstream connections for {caller} but {kong.name} "
-                f"closes idle client connections after {callee}, so {edge.name} can send a "
-                "request on a connection Kong is closing (intermittent 502)"
-            ),
-            hint=(
-                f"lower {edge.name} upstream_keepalive.idle_timeout below {callee} (or leave it "
-                f"unset to derive it), or raise {kong.name} client_keepalive.timeout above {caller}"
-            ),
-            path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
-            related_path=ctx.tier_path(kong, "client_keepalive", "timeout"),
+    order = closing_order(spec, caller, callee)
+    if order is None:
+        return
+    if order.inside_margin:
+        message = (
+            f"{edge.name} keeps idle upstream connections for {caller} and {kong.name} closes "
+            f"idle client connections after {callee}: {edge.name} closes "
+            f"{order.margin_clause(kong.name)}"
         )
+    else:
+        message = (
+            f"{edge.name} keeps idle upstream connections for {caller} but {kong.name} "
+            f"closes idle client connections after {callee}, so {edge.name} can send a "
+            "request on a connection Kong is closing (intermittent 502)"
+        )
+    yield Violation(
+        message=message,
+        hint=(
+            f"lower {edge.name} upstream_keepalive.idle_timeout to "
+            f"{callee - margin_for(spec, callee)} or less (or leave it unset to derive it), or "
+            f"raise {kong.name} "
+            f"client_keepalive.timeout to {caller + order.margin} or more"
+        ),
+        path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
+        related_path=ctx.tier_path(kong, "client_keepalive", "timeout"),
+        severity=order.severity,
+    )
 
 
 def _needs_edge_and_kong(spec: Spec) -> str | None:
@@ -74,6 +100,8 @@ def _needs_edge_and_kong(spec: Spec) -> str | None:
 
 EDGE_POOL_OUTLIVES_GATEWAY = Rule(
     code="LB101",
+    status="stable",
+    since=FIRST_RELEASE,
     name="edge-pool-outlives-gateway-keepalive",
     severity=Severity.ERROR,
     summary="The edge keeps pooled connections to Kong idle longer than Kong keeps them open",
@@ -85,7 +113,10 @@ EDGE_POOL_OUTLIVES_GATEWAY = Rule(
         what=(
             "The edge nginx's upstream `keepalive_timeout` (how long it keeps an idle pooled "
             "connection) against Kong's client-side `keepalive_timeout` (nginx default 75s, "
-            "`nginx_http_keepalive_timeout` in kong.conf), through an L4 tier if there is one."
+            "`nginx_http_keepalive_timeout` in kong.conf), through an L4 tier if there is one. "
+            "A caller that closes first but by less than lbgen's keep-alive margin (10% of "
+            "the caller's value, at least 1s, or `keepalive_margin`) is a warning; one that "
+            "keeps connections at least as long as its callee is an error."
         ),
         why=(
             "When the callee closes an idle connection at the moment the caller reuses it, the "
@@ -157,23 +188,33 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
     if pool.connections.value == 0:
         return
     caller, callee = pool.idle_timeout.value, budget.l4_proxy_timeout.value
-    if caller >= callee:
-        yield Violation(
-            message=(
-                f"{edge.name} keeps idle pooled connections to {l4.name} for "
-                f"{shown(pool.idle_timeout)} but {l4.name} closes a connection after "
-                f"{shown(budget.l4_proxy_timeout)} without data (proxy_timeout), so {edge.name} "
-                f"can send a request on a connection {l4.name} is closing (intermittent 502, "
-                "and non-idempotent requests are not retried)"
-            ),
-            hint=(
-                f"lower {edge.name} upstream_keepalive.idle_timeout below {callee} (or leave it "
-                f"unset so lbgen derives it), or raise {l4.name} proxy_timeout above {caller} "
-                "(nginx's default is 10m)"
-            ),
-            path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
-            related_path=ctx.tier_path(l4, "proxy_timeout"),
+    order = closing_order(spec, caller, callee)
+    if order is None:
+        return
+    held = (
+        f"{edge.name} keeps idle pooled connections to {l4.name} for "
+        f"{shown(pool.idle_timeout)} and {l4.name} closes a connection after "
+        f"{shown(budget.l4_proxy_timeout)} without data (proxy_timeout)"
+    )
+    if order.inside_margin:
+        message = f"{held}: {edge.name} closes {order.margin_clause(l4.name)}"
+    else:
+        message = (
+            f"{held}, so {edge.name} can send a request on a connection {l4.name} is closing "
+            "(intermittent 502, and non-idempotent requests are not retried)"
         )
+    yield Violation(
+        message=message,
+        hint=(
+            f"lower {edge.name} upstream_keepalive.idle_timeout to "
+            f"{callee - margin_for(spec, callee)} or less (or leave it unset so lbgen derives "
+            f"it), or raise {l4.name} proxy_timeout "
+            f"to {caller + order.margin} or more (nginx's default is 10m)"
+        ),
+        path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
+        related_path=ctx.tier_path(l4, "proxy_timeout"),
+        severity=order.severity,
+    )
 
 
 def _needs_edge_and_l4(spec: Spec) -> str | None:
@@ -186,6 +227,8 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 EDGE_POOL_OUTLIVES_L4 = Rule(
     code="LB102",
+    status="stable",
+    since=FIRST_RELEASE,
     name="edge-pool-outlives-l4-idle-timeout",
     severity=Severity.ERROR,
     summary="The edge keeps pooled connections idle longer than the L4 tier's proxy_timeout",
@@ -197,7 +240,10 @@ EDGE_POOL_OUTLIVES_L4 = Rule(
         what=(
             "The edge's effective upstream `keepalive_timeout` (set, or derived by lbgen) "
             "against the L4 tier's `proxy_timeout`, the idle timer of nginx `stream` that "
-            "closes both legs of a connection when no data moved for that long (default 10m)."
+            "closes both legs of a connection when no data moved for that long (default 10m). "
+            "A caller that closes first but by less than lbgen's keep-alive margin (10% of "
+            "the caller's value, at least 1s, or `keepalive_margin`) is a warning; one that "
+            "keeps connections at least as long as its callee is an error."
         ),
         why=(
             "The L4 tier holds no pool of its own: every pooled edge connection is one client "
@@ -273,19 +319,31 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
         return
     forever = pool_keeps_forever(tier, pool)
     caller = pool.idle_timeout.value
-    # One pass over the services: the shortest conflicting app idle timeout is the one to
-    # report (fixing it fixes the others); the rest are counted.
+    # One pass over the services. The shortest conflicting app idle timeout is the one to
+    # report (fixing it fixes the others); the rest are counted. Apps past the pool's idle
+    # time come first (errors), then those closing inside the margin (warnings).
     worst: tuple[Duration, int] | None = None
+    worst_order: ClosingOrder | None = None
     conflicting: list[str] = []
     for index, service in enumerate(ctx.spec.services):
         app_idle = ctx.budget.app_idle[service_key(service)].value
         if app_idle is None:  # never closes idle connections, or keeps none (LB106)
             continue
-        if forever or caller >= app_idle:
-            conflicting.append(service.name)
-            if worst is None or app_idle < worst[0]:
-                worst = (app_idle, index)
-    if worst is None:
+        order = (
+            ClosingOrder(Severity.ERROR, margin_for(ctx.spec, caller), Duration(0))
+            if forever
+            else closing_order(ctx.spec, caller, app_idle)
+        )
+        if order is None:
+            continue
+        conflicting.append(service.name)
+        if (
+            worst is None
+            or worst_order is None
+            or (order.severity.rank, -app_idle.ms) > (worst_order.severity.rank, -worst[0].ms)
+        ):
+            worst, worst_order = (app_idle, index), order
+    if worst is None or worst_order is None:
         return
     app_idle, index = worst
     service = ctx.spec.services[index]
@@ -295,22 +353,33 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
         else f"for {shown(pool.idle_timeout)}"
     )
     others = f" (services affected: {listing(conflicting)})" if len(conflicting) > 1 else ""
+    app = f"the {service.app.preset} server of {service.name}"
+    if worst_order.inside_margin:
+        message = (
+            f"{tier.name} keeps idle connections to the pods {held} and {app} closes idle "
+            f"connections after {shown(ctx.budget.app_idle[service_key(service)])}{others}: "
+            f"{tier.name} closes {worst_order.margin_clause('the app')}"
+        )
+    else:
+        message = (
+            f"{tier.name} keeps idle connections to the pods {held} but {app} closes idle "
+            f"connections after {shown(ctx.budget.app_idle[service_key(service)])}{others}, "
+            f"so {tier.name} can reuse a connection the app is closing (intermittent 502; a "
+            "request already sent is not retried)"
+        )
     yield Violation(
-        message=(
-            f"{tier.name} keeps idle connections to the pods {held} but the "
-            f"{service.app.preset} server of {service.name} closes idle connections after "
-            f"{shown(ctx.budget.app_idle[service_key(service)])}{others}, so {tier.name} can "
-            "reuse a connection the app is closing (intermittent 502; a request already sent "
-            "is not retried)"
-        ),
+        message=message,
         hint=(
-            f"lower {tier.name} upstream_keepalive.idle_timeout below {app_idle} (or leave it "
-            "unset so lbgen derives it from the shortest app idle timeout), or raise "
+            f"lower {tier.name} upstream_keepalive.idle_timeout to "
+            f"{app_idle - margin_for(ctx.spec, app_idle)} or less (or leave it unset so lbgen "
+            "derives it from the shortest app idle timeout), or raise "
             f"{APP_KEEPALIVE_KNOB[service.app.preset]} above "
-            f"{'the pool idle timeout' if forever else caller} and set app.idle_timeout to match"
+            f"{'the pool idle timeout' if forever else caller + worst_order.margin} and set "
+            "app.idle_timeout to match"
         ),
         path=ctx.tier_path(tier, "upstream_keepalive", "idle_timeout"),
         related_path=("services", index, "app", "idle_timeout"),
+        severity=worst_order.severity,
     )
 
 
@@ -322,6 +391,8 @@ def _needs_pooled_l7(spec: Spec) -> str | None:
 
 GATEWAY_POOL_OUTLIVES_APP = Rule(
     code="LB103",
+    status="stable",
+    since=FIRST_RELEASE,
     name="gateway-pool-outlives-app-keepalive",
     severity=Severity.ERROR,
     summary="The tier in front of the pods keeps pooled connections idle longer than the app",
@@ -336,7 +407,10 @@ GATEWAY_POOL_OUTLIVES_APP = Rule(
             "`keepalive_timeout` when there is no Kong — against every service's app-server "
             "keep-alive timeout (uvicorn 5s, gunicorn 2s, Node.js ≤ 25 5s, Tomcat stock 20s, "
             "Spring Boot 60s; Go keeps idle connections unless IdleTimeout is set). Kong's `0` "
-            "means \"keep forever\" and always conflicts."
+            "means \"keep forever\" and always conflicts (an error). "
+            "A caller that closes first but by less than lbgen's keep-alive margin (10% of "
+            "the caller's value, at least 1s, or `keepalive_margin`) is a warning; one that "
+            "keeps connections at least as long as its callee is an error."
         ),
         why=(
             "This is the classic 502 between a gateway and Python/Node.js pods: the app closes "
@@ -391,6 +465,73 @@ services:
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _IdleCloser:
+    """A hop that closes the external load balancer's idle connections, and how."""
+
+    tier: str
+    timeout: Resolved[Duration] | Resolved[Duration | None]
+    path: ModelPath
+    knob: str
+    derived_when_unset: bool
+    """Whether lbgen raises this value above the load balancer's when it is unset."""
+    through: str = ""
+    """The L4 tier the connection crosses on the way ("" when it is the first tier)."""
+
+
+def _idle_closers(ctx: RuleContext) -> list[_IdleCloser]:
+    """Every hop that can close the load balancer's idle connections, outermost first: the
+    first tier, and behind an L4 tier (which relays each connection as one TCP connection)
+    the first hop that terminates HTTP keep-alive — Kong, or the app servers."""
+    spec, budget = ctx.spec, ctx.budget
+    first = spec.tiers[0]
+    if isinstance(first, NginxHttpTier) and budget.edge_client_keepalive is not None:
+        return [
+            _IdleCloser(
+                first.name, budget.edge_client_keepalive,
+                ctx.tier_path(first, "client_keepalive", "timeout"),
+                "client_keepalive.timeout (keepalive_timeout)", True,
+            )
+        ]
+    if isinstance(first, KongTier) and budget.kong_client_keepalive is not None:
+        return [
+            _IdleCloser(
+                first.name, budget.kong_client_keepalive,
+                ctx.tier_path(first, "client_keepalive", "timeout"),
+                "client_keepalive.timeout (nginx_http_keepalive_timeout)", True,
+            )
+        ]
+    if not isinstance(first, NginxStreamTier) or budget.l4_proxy_timeout is None:
+        return []
+    closers = [
+        _IdleCloser(
+            first.name, budget.l4_proxy_timeout, ctx.tier_path(first, "proxy_timeout"),
+            "proxy_timeout", True,
+        )
+    ]
+    behind = spec.next_tier(first)
+    if isinstance(behind, KongTier) and budget.kong_client_keepalive is not None:
+        closers.append(
+            _IdleCloser(
+                behind.name, budget.kong_client_keepalive,
+                ctx.tier_path(behind, "client_keepalive", "timeout"),
+                "client_keepalive.timeout (nginx_http_keepalive_timeout)", True, first.name,
+            )
+        )
+    elif isinstance(behind, KubernetesTier):
+        # An L4 tier straight in front of Kubernetes serves one Service (the model's rule).
+        for index, service in enumerate(spec.services):
+            closers.append(
+                _IdleCloser(
+                    f"the {service.app.preset} server of {service.name}",
+                    budget.app_idle[service_key(service)],
+                    ("services", index, "app", "idle_timeout"),
+                    APP_KEEPALIVE_KNOB[service.app.preset], False, first.name,
+                )
+            )
+    return closers
+
+
 def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
     spec, budget = ctx.spec, ctx.budget
     lb = spec.external_lb
@@ -399,43 +540,62 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
     lb_idle = budget.external_lb_idle or _external_lb_idle(lb)
     if lb_idle.value is None:
         return
-    first = spec.tiers[0]
-    if isinstance(first, NginxHttpTier) and budget.edge_client_keepalive is not None:
-        callee = budget.edge_client_keepalive
-        setting: tuple[str, ...] = ("client_keepalive", "timeout")
-        knob = "client_keepalive.timeout (keepalive_timeout)"
-    elif isinstance(first, NginxStreamTier) and budget.l4_proxy_timeout is not None:
-        callee, setting, knob = budget.l4_proxy_timeout, ("proxy_timeout",), "proxy_timeout"
-    elif isinstance(first, KongTier) and budget.kong_client_keepalive is not None:
-        callee, setting = budget.kong_client_keepalive, ("client_keepalive", "timeout")
-        knob = "client_keepalive.timeout (nginx_http_keepalive_timeout)"
-    else:
-        return
-    if callee.value.ms == 0:  # keep-alive off: every response closes the connection
-        return
-    if lb_idle.value >= callee.value:
-        lb_shown = (
-            f"{lb_idle.value} (fixed by Google, not configurable)"
-            if lb.kind == "gcp-application" and lb_idle.origin != "set"
-            else shown(lb_idle)
+    lb_shown = (
+        f"{lb_idle.value} (fixed by Google, not configurable)"
+        if lb.kind == "gcp-application" and lb_idle.origin != "set"
+        else shown(lb_idle)
+    )
+    for closer in _idle_closers(ctx):
+        callee = closer.timeout.value
+        if callee is None or callee.ms == 0:  # never closes idle ones / keep-alive off
+            continue
+        order = closing_order(spec, lb_idle.value, callee)
+        if order is None:
+            continue
+        via = (
+            f"; {closer.through} relays each of them as one TCP connection to {closer.tier}, "
+            f"which terminates HTTP keep-alive and"
+            if closer.through
+            else f" but {closer.tier}"
         )
+        closes = "closes an idle connection" if closer.knob == "proxy_timeout" else (
+            "closes idle client connections"
+        )
+        held = (
+            f"the {lb.kind} load balancer keeps idle connections to {spec.tiers[0].name} for "
+            f"{lb_shown}{via} {closes} after {shown(closer.timeout)}"
+        )
+        if order.inside_margin:
+            message = (
+                f"{held}, only {order.gap} after the load balancer does: inside lbgen's "
+                f"keep-alive margin of {order.margin}, so the load balancer can still send a "
+                f"request on a connection {closer.tier} is closing (an occasional 502 from "
+                "the load balancer)"
+            )
+        else:
+            message = (
+                f"{held}, so the load balancer can send a request on a connection "
+                f"{closer.tier} is closing (502 from the load balancer)"
+            )
+        needed = lb_idle.value + order.margin
+        unset = " (or leave it unset so lbgen derives it)" if closer.derived_when_unset else ""
+        if lb.kind == "gcp-application":
+            hint = (
+                f"raise {closer.tier} {closer.knob} to {needed} or more{unset}: Google's 600s "
+                "cannot be changed"
+            )
+        else:
+            hint = (
+                f"raise {closer.tier} {closer.knob} to {needed} or more{unset}, or lower "
+                "external_lb.backend_idle_timeout (and the load balancer's idle timeout) to "
+                f"{callee - margin_for(spec, callee)} or less"
+            )
         yield Violation(
-            message=(
-                f"the {lb.kind} load balancer keeps idle connections to {first.name} for "
-                f"{lb_shown} but {first.name} closes idle client connections after "
-                f"{shown(callee)}, so the load balancer can send a request on a connection "
-                f"{first.name} is closing (502 from the load balancer)"
-            ),
-            hint=(
-                f"raise {first.name} {knob} above {lb_idle.value} (Google suggests 620s behind "
-                "its 600s) or leave it unset so lbgen derives it from the load balancer"
-                if lb.kind == "gcp-application"
-                else f"raise {first.name} {knob} above {lb_idle.value}, or lower "
-                f"external_lb.backend_idle_timeout (and the load balancer's idle timeout) "
-                f"below {callee.value}"
-            ),
-            path=ctx.tier_path(first, *setting),
+            message=message,
+            hint=hint,
+            path=closer.path,
             related_path=("external_lb", "backend_idle_timeout"),
+            severity=order.severity,
         )
 
 
@@ -462,6 +622,8 @@ def _needs_external_lb(spec: Spec) -> str | None:
 
 EXTERNAL_LB_OUTLIVES_FIRST_TIER = Rule(
     code="LB104",
+    status="stable",
+    since=FIRST_RELEASE,
     name="external-lb-outlives-first-tier-keepalive",
     severity=Severity.ERROR,
     summary="A cloud load balancer keeps connections to the first tier idle longer than it does",
@@ -474,14 +636,21 @@ EXTERNAL_LB_OUTLIVES_FIRST_TIER = Rule(
             "The external load balancer's backend idle timeout (GCP application LB: 600s, "
             "fixed; AWS ALB: 60s unless changed) against the first tier's client-side idle "
             "timeout: nginx `keepalive_timeout` (default 75s), nginx stream `proxy_timeout` "
-            "(default 10m), or Kong's client keep-alive (75s)."
+            "(default 10m), or Kong's client keep-alive (75s). An L4 first tier relays each "
+            "load-balancer connection as one TCP connection, so the rule follows it to the "
+            "first hop that terminates HTTP keep-alive — Kong's client keep-alive, or the app "
+            "servers when the L4 tier sends straight to a Service — and compares that too. "
+            "A hop that closes first but by less than lbgen's keep-alive margin (10% of the "
+            "load balancer's timeout, at least 1s, or `keepalive_margin`) is a warning; one "
+            "that closes at or before the load balancer's timeout is an error."
         ),
         why=(
             "The load balancer reuses its idle backend connections; if the first tier closes "
             "them first, the load balancer sends requests into closing sockets and answers 502 "
             "(`backend_connection_closed_before_data_sent_to_client` on GCP). Google and AWS "
             "both document that the backend's keep-alive must be longer than the load "
-            "balancer's; on GCP the 600s cannot be changed, so the edge needs e.g. 620s. "
+            "balancer's; on GCP the 600s cannot be changed, so the edge needs more (lbgen derives "
+            "660s: 600s plus its 10% margin). "
             "nginx's 75s default is fine behind an ALB (60s) and wrong behind GCP."
         ),
         example="""\
@@ -510,7 +679,7 @@ tiers:
   - kind: nginx_http
     name: edge
     instances: [{name: edge-1, address: 10.0.0.1}]
-    client_keepalive: {timeout: 620s}
+    client_keepalive: {timeout: 660s}
   - kind: kong
     name: gateway
     instances: [{name: kong-1, address: 10.0.1.1}]
@@ -615,6 +784,8 @@ def _needs_cluster_ip_path(spec: Spec) -> str | None:
 
 POOL_OUTLIVES_NAT_STATE = Rule(
     code="LB105",
+    status="stable",
+    since=FIRST_RELEASE,
     name="pool-outlives-kube-proxy-connection-tracking",
     severity=Severity.WARNING,
     summary="Connections through a ClusterIP idle longer than kube-proxy keeps their NAT entry",
@@ -719,6 +890,8 @@ def _app_closes_every_connection(ctx: RuleContext) -> Iterator[Violation]:
 
 APP_CLOSES_EVERY_CONNECTION = Rule(
     code="LB106",
+    status="stable",
+    since=FIRST_RELEASE,
     name="app-server-closes-every-connection",
     severity=Severity.INFO,
     summary="The app server closes every connection, so the gateway's pool is never reused",
@@ -842,6 +1015,8 @@ def _needs_edge(spec: Spec) -> str | None:
 
 NGINX_ZERO_LIMIT = Rule(
     code="LB107",
+    status="stable",
+    since=FIRST_RELEASE,
     name="nginx-keepalive-limit-disables-reuse",
     severity=Severity.WARNING,
     summary="An nginx upstream keep-alive limit of 0 (or 1 request) silently turns reuse off",
@@ -949,6 +1124,8 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 KONG_POOL_NEVER_RECYCLES = Rule(
     code="LB108",
+    status="stable",
+    since=FIRST_RELEASE,
     name="gateway-pool-never-recycles-through-cluster-ip",
     severity=Severity.WARNING,
     summary="Kong's pooled connections to a ClusterIP never recycle, freezing kube-proxy's choice",
@@ -1009,6 +1186,159 @@ services:
     ),
 )
 
+# ---------------------------------------------------------------------------------------
+# LB109 the edge's pool through the L4 tier never recycles (the "hop-B" problem)
+# ---------------------------------------------------------------------------------------
+
+# The lifetime nginx gives a pooled connection by default (keepalive_time 1h, ≥ 1.19.10):
+# a pool that keeps connections at least this long *and* lets each serve more requests than
+# nginx's default keepalive_requests has given up both of nginx's recycling limits.
+_LONGEST_REBALANCE = Duration(3_600_000)
+
+
+def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation]:
+    spec, pool = ctx.spec, ctx.budget.edge_upstream
+    edge, l4 = spec.edge, spec.l4
+    if edge is None or l4 is None or pool is None or pool.connections.value == 0:
+        return
+    if not isinstance(spec.next_tier(l4), KongTier):
+        return  # through L4 to a ClusterIP the pods are pinned: LB410
+    default_requests = defaults.nginx_keepalive_requests(edge.version).value
+    assert isinstance(default_requests, int)
+    requests = pool.max_requests.value
+    if requests <= default_requests:
+        return  # a busy connection recycles after at most nginx's default request count
+    has_lifetime = edge.version >= KEEPALIVE_TIME_SINCE  # as the renderer decides
+    lifetime = pool.max_lifetime.value if has_lifetime else None
+    if lifetime is not None and lifetime < _LONGEST_REBALANCE:
+        return
+    kept = (
+        f"for {lifetime} at most (upstream keepalive_time)"
+        if lifetime is not None
+        else f"with no age limit (nginx {edge.version} has no upstream keepalive_time; it "
+        "came in 1.19.10)"
+    )
+    kong = spec.next_tier(l4)
+    assert kong is not None
+    yield Violation(
+        message=(
+            f"{edge.name} pools up to {pool.connections.value} connections per worker through "
+            f"{l4.name} and lets each serve {requests} requests, {kept}: {l4.name} picks a "
+            f"{kong.name} node once per connection, so after a {kong.name} node restarts or "
+            "one is added the spread of busy pooled connections over the nodes stays as it "
+            "was — the new or restarted node gets little traffic until connections recycle"
+        ),
+        hint=(
+            f"set {edge.name} upstream_keepalive.max_lifetime (keepalive_time, e.g. 10m) so "
+            f"pooled connections reopen and {l4.name} spreads them again, or lower "
+            f"upstream_keepalive.max_requests to nginx's default {default_requests}"
+            if has_lifetime
+            else f"lower {edge.name} upstream_keepalive.max_requests (nginx's default is "
+            f"{default_requests}), or upgrade {edge.name} to nginx ≥ 1.19.10 and set "
+            "upstream_keepalive.max_lifetime"
+        ),
+        path=ctx.tier_path(edge, "upstream_keepalive", "max_requests"),
+        related_path=ctx.tier_path(l4),
+    )
+
+
+def _needs_edge_l4_kong(spec: Spec) -> str | None:
+    if spec.edge is None or spec.l4 is None:
+        return "no nginx_http tier pooling through an nginx_stream tier"
+    if spec.kong is None:
+        return "the nginx_stream tier forwards to a Service (LB410 covers that)"
+    if not spec.edge.version.at_least("1.15.3"):
+        return "nginx < 1.15.3 has no upstream keepalive_requests (LB110 covers its timers)"
+    return None
+
+
+EDGE_POOL_THROUGH_L4_NEVER_RECYCLES = Rule(
+    code="LB109",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="edge-pool-through-l4-never-recycles",
+    severity=Severity.WARNING,
+    summary="The edge's pooled connections through the L4 tier never recycle, freezing its spread",
+    tiers=frozenset({"nginx_http", "nginx_stream", "kong"}),
+    check=_edge_pool_through_l4_never_recycles,
+    versions="nginx ≥ 1.15.3 (keepalive_requests); keepalive_time from 1.19.10",
+    applies=_needs_edge_l4_kong,
+    doc=RuleDoc(
+        what=(
+            "The edge's upstream pool towards an L4 tier in front of Kong when each pooled "
+            "connection may serve more requests than nginx's default `keepalive_requests` "
+            "(1000 since 1.19.10, 100 before) and lives at least nginx's default "
+            "`keepalive_time` of 1h — or forever on nginx < 1.19.10, which has no "
+            "`keepalive_time`."
+        ),
+        why=(
+            "An L4 tier balances connections, not requests: it picks a Kong node when the "
+            "edge opens a pooled connection, and every request on that connection goes to "
+            "that node. Pooled connections close only when they idle out, reach "
+            "`keepalive_requests` or reach `keepalive_time`; under steady load they never "
+            "idle. With both limits raised or absent, the spread over the Kong nodes is "
+            "frozen: after a node restarts, its connections move to the surviving nodes and "
+            "stay there; a node added by a scale-out receives only new connections. Capping "
+            "the lifetime (e.g. `keepalive_time 10m`) makes the edge reopen connections and "
+            "the L4 tier spread them again."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.30.0"
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {connections: 32, max_requests: 1000000, max_lifetime: 24h}
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.30.0"
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {connections: 32, max_requests: 1000000, max_lifetime: 10m}
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l4-1, address: 10.0.2.1}]
+  - kind: kong
+    name: gateway
+    instances:
+      - {name: kong-1, address: 10.0.1.1}
+      - {name: kong-2, address: 10.0.1.2}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_UPSTREAM}#keepalive_requests (default 1000 since 1.19.10, 100 before)",
+            f"{NGINX_UPSTREAM}#keepalive_time (1.19.10, default 1h)",
+            f"{NGINX_STREAM_PROXY}#proxy_pass (one upstream connection per client connection)",
+            "https://nginx.org/en/CHANGES (1.19.10: keepalive_time; keepalive_requests 1000)",
+        ),
+    ),
+)
+
 RULES: tuple[Rule, ...] = (
     EDGE_POOL_OUTLIVES_GATEWAY,
     EDGE_POOL_OUTLIVES_L4,
@@ -1018,4 +1348,5 @@ RULES: tuple[Rule, ...] = (
     APP_CLOSES_EVERY_CONNECTION,
     NGINX_ZERO_LIMIT,
     KONG_POOL_NEVER_RECYCLES,
+    EDGE_POOL_THROUGH_L4_NEVER_RECYCLES,
 )

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from lbgen.model.spec import Spec
 from lbgen.model.types import Version
-from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import FIRST_RELEASE, Rule, RuleContext, RuleDoc, Severity, Violation
 
 GKE_DATAPATH = (
     "https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/DatapathProvider"
@@ -84,6 +84,8 @@ def _mode_on_gke(ctx: RuleContext) -> Iterator[Violation]:
 
 MODE_ON_GKE = Rule(
     code="LB701",
+    status="stable",
+    since=FIRST_RELEASE,
     name="kube-proxy-mode-unavailable-on-gke",
     severity=Severity.ERROR,
     summary="kube-proxy IPVS or nftables mode requested on GKE, which only offers iptables",
@@ -178,6 +180,8 @@ def _settings_on_managed(ctx: RuleContext) -> Iterator[Violation]:
 
 SETTINGS_ON_MANAGED = Rule(
     code="LB702",
+    status="stable",
+    since=FIRST_RELEASE,
     name="kube-proxy-settings-on-managed-platform",
     severity=Severity.WARNING,
     summary="kube-proxy settings on GKE, where Google manages kube-proxy (or there is none)",
@@ -268,6 +272,8 @@ def _unknown_scheduler(ctx: RuleContext) -> Iterator[Violation]:
 
 UNKNOWN_SCHEDULER = Rule(
     code="LB703",
+    status="stable",
+    since=FIRST_RELEASE,
     name="ipvs-scheduler-unavailable",
     severity=Severity.ERROR,
     summary="The IPVS scheduler does not exist, or this kube-proxy version rejects it",
@@ -377,6 +383,8 @@ def _ipvs_deprecation_applies(spec: Spec) -> str | None:
 
 IPVS_MODE_DEPRECATED = Rule(
     code="LB704",
+    status="stable",
+    since=FIRST_RELEASE,
     name="ipvs-mode-deprecated",
     severity=Severity.WARNING,
     summary="kube-proxy ipvs mode is deprecated (Kubernetes ≥ 1.35)",
@@ -463,6 +471,8 @@ def _nftables_version(ctx: RuleContext) -> Iterator[Violation]:
 
 NFTABLES_VERSION = Rule(
     code="LB705",
+    status="stable",
+    since=FIRST_RELEASE,
     name="nftables-mode-unavailable-in-version",
     severity=Severity.ERROR,
     summary="kube-proxy nftables mode on a Kubernetes version without it enabled",
@@ -543,6 +553,8 @@ def _nftables_kernel(ctx: RuleContext) -> Iterator[Violation]:
 
 NFTABLES_KERNEL = Rule(
     code="LB706",
+    status="stable",
+    since=FIRST_RELEASE,
     name="nftables-mode-needs-kernel-5-13",
     severity=Severity.ERROR,
     summary="kube-proxy nftables mode on nodes with a Linux kernel older than 5.13",

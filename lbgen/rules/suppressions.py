@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import FIRST_RELEASE, Rule, RuleContext, RuleDoc, Severity, Violation
 
 
 def _reported_by_engine(ctx: RuleContext) -> Iterator[Violation]:
@@ -33,6 +33,8 @@ services:
 
 SUPPRESSION_EXPIRED = Rule(
     code="LB901",
+    status="stable",
+    since=FIRST_RELEASE,
     name="suppression-expired",
     severity=Severity.WARNING,
     summary="A suppression in the spec is past its expiry date",
@@ -66,6 +68,8 @@ SUPPRESSION_EXPIRED = Rule(
 
 SUPPRESSION_UNUSED = Rule(
     code="LB902",
+    status="stable",
+    since=FIRST_RELEASE,
     name="suppression-unused",
     severity=Severity.WARNING,
     summary="A suppression in the spec matches no finding",

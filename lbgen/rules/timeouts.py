@@ -15,7 +15,15 @@ from lbgen import defaults
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     Effective,
     edge_read_timeout,
@@ -84,6 +92,22 @@ def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
 # ---------------------------------------------------------------------------------------
 
 
+def _kong_longest_wait(spec: Spec) -> tuple[int, int]:
+    """The longest time Kong may wait for an upstream response over the services, as
+    (milliseconds, service index): `read_timeout` on each of `retries + 1` attempts, since
+    Kong retries a request that timed out before its response header on the next target
+    (nginx's default `proxy_next_upstream error timeout`, `set_more_tries(retries)`)."""
+    best_ms, best_index = -1, 0
+    default_ms = _KONG_READ_DEFAULT_MS
+    for index, service in enumerate(spec.services):
+        read = service.kong.timeouts.read
+        retries, _ = kong_retries(service)
+        ms = (read.ms if read is not None else default_ms) * (retries + 1)
+        if ms > best_ms:
+            best_ms, best_index = ms, index
+    return best_ms, best_index
+
+
 def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
     edge, kong = spec.edge, spec.kong
@@ -96,31 +120,65 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
         for s in spec.services
         if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms) >= outer_ms
     ]
-    if not affected:
+    if affected:
+        inner, index = _longest_kong_read(spec)
+        service = spec.services[index]
+        others = ""
+        if len(affected) > 1:
+            others = f" ({len(affected)} services affected: {listing(affected)})"
+        yield Violation(
+            message=(
+                f"{edge.name} waits {outer} for a response (proxy_read_timeout) and {kong.name} "
+                f"waits {inner} for {service.name} (read_timeout){others}: {edge.name} gives up "
+                f"no later than {kong.name}, so the client gets {edge.name}'s 504 while Kong is "
+                "still waiting or already retrying the request on another pod"
+            ),
+            hint=(
+                f"raise {edge.name} timeouts.read above {inner.value} (the longest Kong read "
+                f"timeout), or lower the services' kong.timeouts.read below {outer.value}"
+            ),
+            path=ctx.tier_path(edge, "timeouts", "read"),
+            related_path=("services", index, "kong", "timeouts", "read"),
+        )
         return
-    inner, index = _longest_kong_read(spec)
+    # Every single attempt ends before the edge gives up; Kong's retries may not.
+    total_ms, index = _kong_longest_wait(spec)
+    if total_ms < outer_ms:
+        return
     service = spec.services[index]
-    others = ""
-    if len(affected) > 1:
-        others = f" ({len(affected)} services affected: {listing(affected)})"
+    read = kong_read_timeout(service)
+    retries, origin = kong_retries(service)
+    retries_text = f"retries {retries}" + ("" if origin == "set" else f", {origin}")
+    waiting = [
+        s.name
+        for s in spec.services
+        if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms)
+        * (kong_retries(s)[0] + 1)
+        >= outer_ms
+    ]
+    others = f" ({len(waiting)} services affected: {listing(waiting)})" if len(waiting) > 1 else ""
     yield Violation(
         message=(
-            f"{edge.name} waits {outer} for a response (proxy_read_timeout) and {kong.name} "
-            f"waits {inner} for {service.name} (read_timeout){others}: {edge.name} gives up no "
-            f"later than {kong.name}, so the client gets {edge.name}'s 504 while Kong is still "
-            "waiting or already retrying the request on another pod"
+            f"{edge.name} waits {outer} for a response (proxy_read_timeout) but {kong.name} may "
+            f"wait up to {Duration(total_ms)} for an idempotent request to {service.name}: "
+            f"{read} (read_timeout) on each of {retries + 1} attempts ({retries_text}), because "
+            f"Kong retries a request that timed out before the response header{others}; the "
+            f"client gets {edge.name}'s 504 while {kong.name} is still retrying"
         ),
         hint=(
-            f"raise {edge.name} timeouts.read above {inner.value} (the longest Kong read "
-            f"timeout), or lower the services' kong.timeouts.read below {outer.value}"
+            f"lower {service.name} kong.retries (or kong.timeouts.read) so that (retries + 1) "
+            f"x read_timeout stays below {outer.value}, or raise {edge.name} timeouts.read "
+            f"above {Duration(total_ms)}"
         ),
         path=ctx.tier_path(edge, "timeouts", "read"),
-        related_path=("services", index, "kong", "timeouts", "read"),
+        related_path=("services", index, "kong", "retries"),
     )
 
 
 EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
     code="LB201",
+    status="stable",
+    since=FIRST_RELEASE,
     name="edge-read-timeout-not-above-gateway",
     severity=Severity.WARNING,
     summary="The edge stops waiting for a response no later than Kong does",
@@ -133,7 +191,12 @@ EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
             "The edge's `proxy_read_timeout` (nginx default 60s) against every service's Kong "
             "`read_timeout` (default 60000 ms). Both measure the time between two successive "
             "reads from the upstream, so for a slow first byte they expire at the same moment "
-            "when they are equal."
+            "when they are equal. Kong also retries a request that timed out before its "
+            "response header (`retries`, default 5: nginx's `proxy_next_upstream error "
+            "timeout` with `set_more_tries(retries)`), each attempt with a fresh read timeout, "
+            "so for an idempotent request Kong may wait `(retries + 1) × read_timeout`; the "
+            "edge must wait longer than that too. (POST, PATCH and LOCK are not retried once "
+            "sent.)"
         ),
         why=(
             "Timeouts must nest: the outer hop waits longer than the inner one, so that the "
@@ -142,7 +205,8 @@ EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
             "work, the edge records a timeout against a healthy Kong or L4 instance "
             "(`max_fails`), and — with `timeout` in `proxy_next_upstream` — it sends the same "
             "request to another Kong node while the first is still processing it. The "
-            "defaults (60s and 60s) already tie."
+            "defaults (60s and 60s) already tie, and with Kong's default 5 retries a request "
+            "that times out on every attempt keeps Kong busy for 6 × 60s."
         ),
         example="""\
 name: shop
@@ -181,12 +245,17 @@ services:
     replicas: 2
     app: {preset: go}
     kong:
+      retries: 0
       timeouts: {read: 120s}
 """,
         references=(
             f"{NGINX_PROXY}#proxy_read_timeout",
             f"{KONG_SERVICE} (read_timeout: between two successive read operations, 60000 ms)",
             f"{NGINX_UPSTREAM}#server (timeouts count towards max_fails)",
+            KONG_RETRIES,
+            f"{NGINX_PROXY}#proxy_next_upstream (default error timeout; each try its own timeouts)",
+            ("https://github.com/Kong/kong/blob/master/kong/init.lua (Kong.balancer: first "
+             "try calls set_more_tries(retries))"),
         ),
     ),
 )
@@ -242,6 +311,8 @@ def _needs_l4_with_l7(spec: Spec) -> str | None:
 
 L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
     code="LB202",
+    status="stable",
+    since=FIRST_RELEASE,
     name="l4-idle-timeout-cuts-slow-responses",
     severity=Severity.WARNING,
     summary="The L4 tier's idle timer is shorter than the time the L7 hops wait for a response",
@@ -362,6 +433,8 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
+    status="stable",
+    since=FIRST_RELEASE,
     name="l4-connect-timeout-outlasts-edge-read-timeout",
     severity=Severity.INFO,
     summary="The L4 tier's connect failover is slower than the edge's read timeout",
@@ -477,6 +550,8 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
 
 RETRY_AMPLIFICATION = Rule(
     code="LB204",
+    status="stable",
+    since=FIRST_RELEASE,
     name="retry-amplification-on-gateway-errors",
     severity=Severity.WARNING,
     summary="The edge retries the 5xx that Kong returns after exhausting its own retries",
@@ -574,6 +649,8 @@ def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
 
 NON_IDEMPOTENT_RETRIES = Rule(
     code="LB205",
+    status="stable",
+    since=FIRST_RELEASE,
     name="non-idempotent-requests-retried",
     severity=Severity.ERROR,
     summary="The edge retries POST/PATCH/LOCK requests that the next hop already received",
@@ -673,6 +750,8 @@ def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
 
 TIMEOUTS_RETRIED_TWICE = Rule(
     code="LB206",
+    status="stable",
+    since=FIRST_RELEASE,
     name="timeouts-retried-at-two-layers",
     severity=Severity.WARNING,
     summary="Both the edge and Kong retry requests that time out",
@@ -782,6 +861,8 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
     code="LB207",
+    status="stable",
+    since=FIRST_RELEASE,
     name="gateway-retries-through-one-cluster-ip",
     severity=Severity.INFO,
     summary="Kong's retries target one ClusterIP, so a retry reaches another pod only by chance",
@@ -856,8 +937,11 @@ def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
             continue
         members = group_members(spec, tier)
         health = tier.passive_health
+        # `max_fails: 0` turns failure accounting off (what LB304 recommends), so neither it
+        # nor a fail_timeout beside it asks nginx for anything a single server lacks.
         health_field = (
-            "max_fails" if health.max_fails is not None
+            None if health.max_fails == 0
+            else "max_fails" if health.max_fails is not None
             else "fail_timeout" if health.fail_timeout is not None
             else None
         )
@@ -892,9 +976,14 @@ def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _explicit_retry(tier: NginxHttpTier | NginxStreamTier) -> tuple[str, ...] | None:
-    """The retry setting the spec sets on purpose (a request to retry), if any."""
+    """The retry setting the spec sets on purpose (a request to retry), if any.
+
+    Conditions narrower than nginx's default `error timeout` (e.g. `[error]`, which LB206
+    recommends) restrict retries instead of asking for them: harmless on a single server.
+    """
     if isinstance(tier, NginxHttpTier):
-        if tier.retry.conditions:
+        conditions = tier.retry.conditions
+        if conditions and not set(conditions) < set(defaults.NGINX_NEXT_UPSTREAM):
             return ("retry", "conditions")
         if tier.retry.tries is not None and tier.retry.tries != 1:
             return ("retry", "tries")
@@ -914,6 +1003,8 @@ def _needs_nginx_group(spec: Spec) -> str | None:
 
 SINGLE_SERVER_FAILOVER = Rule(
     code="LB208",
+    status="stable",
+    since=FIRST_RELEASE,
     name="failover-settings-on-single-server-group",
     severity=Severity.WARNING,
     summary="Retry or max_fails settings on an nginx group that has only one server",
@@ -926,7 +1017,10 @@ SINGLE_SERVER_FAILOVER = Rule(
             "Explicit `passive_health` (`max_fails`/`fail_timeout`) or retry settings "
             "(`retry.conditions`/`tries`, stream `next_upstream`/`next_upstream_tries`) on an "
             "edge or L4 tier whose upstream group has exactly one server: one next-tier "
-            "instance (typically a single VIP), or one Service ClusterIP."
+            "instance (typically a single VIP), or one Service ClusterIP. Settings that turn "
+            "failover down rather than on are not reported: `max_fails: 0` (no failure "
+            "accounting) and retry conditions narrower than nginx's default `error timeout` "
+            "(such as `[error]`)."
         ),
         why=(
             "nginx documents that with a single server in a group, `max_fails`, "

@@ -306,8 +306,9 @@ def test_rules_json_documents_every_rule(run: Invoke, snapshot: Any) -> None:
     rules = json.loads(result.stdout)
     assert [r["code"] for r in rules] == [r.code for r in ALL_RULES]
     for rule in rules:
-        assert list(rule) == ["code", "name", "severity", "summary", "tiers", "versions", "docs",
-                              "references"]
+        assert list(rule) == ["code", "name", "severity", "status", "since", "summary", "tiers",
+                              "versions", "docs", "references"]
+        assert rule["status"] in ("stable", "preview") and rule["since"] in ("0.1.0", "0.2.0")
         assert list(rule["docs"]) == ["what", "why", "example", "fix"]
         assert all(rule["docs"].values()) and rule["references"]
     assert [r for r in rules if r["code"].startswith("LB9")] == snapshot
@@ -388,3 +389,39 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# suppression-expired (LB901)\n")
+
+
+INSIDE_MARGIN = """\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: e1, address: 10.0.0.1}]
+    upstream_keepalive: {idle_timeout: 74s}
+  - kind: kong
+    name: gateway
+    instances: [{name: k1, address: 10.0.1.1}]
+    client_keepalive: {timeout: 75s}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - {name: orders, replicas: 2, app: {preset: go}}
+"""
+
+
+def test_a_finding_inside_the_margin_is_a_warning_everywhere(run: Invoke, tmp_path: Path) -> None:
+    spec = tmp_path / "margin.yaml"
+    spec.write_text(INSIDE_MARGIN, encoding="utf-8")
+    text = run("validate", str(spec), "--select", "LB101")
+    assert text.exit_code == 0  # a warning does not fail the default --fail-on error
+    assert "margin.yaml:6:40: LB101 [warning]" in text.stdout
+    assert "inside lbgen's keep-alive margin of 7s" in text.stdout
+    assert run("validate", str(spec), "--select", "LB101", "--fail-on", "warning").exit_code == 1
+    [finding] = json.loads(run("validate", str(spec), "--select", "LB101", "--format", "json")
+                           .stdout)["findings"]
+    assert finding["severity"] == "warning"
+    sarif = json.loads(run("validate", str(spec), "--select", "LB101", "--format", "sarif").stdout)
+    [result] = sarif["runs"][0]["results"]
+    [rule] = sarif["runs"][0]["tool"]["driver"]["rules"]
+    assert (result["level"], rule["defaultConfiguration"]["level"]) == ("warning", "error")

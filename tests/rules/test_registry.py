@@ -17,6 +17,7 @@ import pytest
 from lbgen.errors import UnknownRuleError
 from lbgen.io.loader import load_spec_text
 from lbgen.rules import ALL_RULES, Rule, Severity, check_spec, get_rule, select_rules
+from lbgen.rules._base import FIRST_RELEASE, NEXT_RELEASE
 
 TODAY = dt.date(2026, 11, 25)  # as in test_rule_cases.py: expiry examples stay stable
 
@@ -36,6 +37,23 @@ def test_names_are_unique_kebab_case_problem_names() -> None:
     assert [n for n in names if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", n)] == []
     # A name names the problem, not the fix (ruff's "allow ${rule}" test).
     assert [n for n in names if n.startswith(("no-", "avoid-", "disallow-"))] == []
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=RULE_IDS)
+def test_status_and_since_are_an_lbgen_release(rule: Rule) -> None:
+    assert rule.status in ("stable", "preview")
+    assert rule.since in (FIRST_RELEASE, NEXT_RELEASE)
+    # A rule released before the one under development is stable: only new rules preview.
+    assert rule.status == "preview" or rule.since == FIRST_RELEASE
+
+
+def test_the_next_release_is_ahead_of_the_installed_version() -> None:
+    from lbgen import __version__
+
+    def key(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.split("."))
+
+    assert key(FIRST_RELEASE) <= key(__version__) < key(NEXT_RELEASE)
 
 
 def test_registry_is_sorted_by_code() -> None:

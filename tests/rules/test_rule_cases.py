@@ -9,7 +9,8 @@ Each case is a spec plus the exact findings expected from that rule alone, as
         spec: {name: ..., tiers: [...], services: [...]}
         expect:
           - {code: LB101, path: "tiers[0].upstream_keepalive.idle_timeout",
-             related_path: "tiers[1].client_keepalive.timeout"}   # related_path optional
+             related_path: "tiers[1].client_keepalive.timeout",   # related_path optional
+             severity: warning}                     # optional: the finding's own severity
       - name: derived_idle_is_safe
         spec: {...}
         expect: []
@@ -58,6 +59,15 @@ def test_rule_case(code: str, case: dict[str, Any]) -> None:
         # related_path not stated in the case: compare code and path only
         got = sorted((c, p, None) for c, p, _ in got)
     assert got == expected
+    # Severity, where a case states it: a finding may differ from its rule's default.
+    stated = sorted(
+        (e["code"], e["path"], e["severity"]) for e in case["expect"] if "severity" in e
+    )
+    if stated:
+        severities = sorted(
+            (f.code, format_path(f.path), str(f.severity)) for f in report.findings
+        )
+        assert [s for s in severities if (s[0], s[1]) in {(c, p) for c, p, _ in stated}] == stated
     assert not [s for s in report.skipped if s.code == code and case.get("expect")], report.skipped
 
 

@@ -128,6 +128,8 @@ def _rule_that_never_applies() -> Rule:
         code="LB199",
         name="test-only-never-applies",
         severity=Severity.ERROR,
+        status="stable",
+        since="0.1.0",
         summary="Test rule",
         tiers=frozenset(),
         check=check,

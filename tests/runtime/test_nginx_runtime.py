@@ -331,6 +331,29 @@ def test_edge_through_l4_sends_proxy_protocol_and_keeps_connections(
     assert_nothing_left(running)
 
 
+@pytest.mark.slow  # a runtime proof (pyproject markers); about 0.6 s
+@pytest.mark.parametrize(("max_requests", "kong_connections"), [(1_000_000, 2), (2, 4)])
+def test_edge_pool_through_l4_is_spread_again_only_when_connections_recycle(
+    build: NginxBuild, tmp_path: Path, max_requests: int, kong_connections: int
+) -> None:
+    """LB109's premise: the L4 tier picks a Kong node per connection, so the edge's pooled
+    connections decide the spread. With a huge keepalive_requests the first two pooled
+    connections (one per L4 instance) carry every request to the Kong nodes the L4 tier
+    chose for them; with keepalive_requests 2 each one is closed after two requests and the
+    L4 tier is asked again for every replacement."""
+    edge = {"upstream_keepalive": {"max_requests": max_requests}}
+    with running_path(build, tmp_path, edge=edge, l4={}) as running:
+        for i in range(REQUESTS):
+            get(running.entry, f"/orders/{i}")
+        conns = running.kong_connections()
+        assert all(conn.error is None for conn in conns), [conn.error for conn in conns]
+        assert sorted(len(conn.requests) for conn in conns) == sorted(
+            [REQUESTS // kong_connections] * kong_connections
+        )
+        assert len(conns) == kong_connections
+    assert_nothing_left(running)
+
+
 @pytest.mark.slow  # a runtime proof (pyproject markers); about 0.3 s
 def test_l4_without_proxy_protocol_forwards_the_bytes_untouched(
     build: NginxBuild, tmp_path: Path
