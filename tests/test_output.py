@@ -2,7 +2,8 @@
 
 Each test states the promise of lbgen/output.py it holds the code to: the previous output
 survives any failure or kill byte for byte, nothing is written outside `out_dir`, a
-directory lbgen did not generate is never replaced without --force, stale files disappear.
+directory lbgen did not generate is never replaced without --replace-foreign (and never
+when it holds the spec), stale files disappear, and a mount point is written in place.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def test_refuses_a_non_empty_directory_lbgen_did_not_generate(out: Path) -> None
         write_tree(OLD, out)
 
     assert isinstance(caught.value, LbgenError)  # the CLI turns it into a message, exit 2
-    assert "--force" in str(caught.value) and "empty directory" in str(caught.value)
+    assert "--replace-foreign" in str(caught.value) and "empty or new directory" in str(caught.value)
+    assert "main.tf" in str(caught.value)  # says what it would have deleted
     assert tree_digest(out) == before
     assert leftovers(out.parent) == []
 
@@ -203,30 +205,110 @@ def test_refuses_to_delete_a_file_a_person_added_to_a_generated_directory(out: P
     assert tree_digest(out) == before
 
 
-def test_hand_edits_of_generated_files_are_overwritten(out: Path) -> None:
-    # Generated files say "do not edit": an edit is drift, not a reason to refuse.
+def test_hand_edits_of_generated_files_are_overwritten_and_reported(out: Path) -> None:
+    # Generated files say "do not edit": an edit of a file lbgen writes again is drift, not a
+    # reason to refuse; it is reported so that the loss is not silent.
     write_tree(OLD, out)
     (out / "README.md").write_text("edited\n")
+    reported: list[output.Replacement] = []
 
-    write_tree(OLD, out)
+    write_tree(OLD, out, on_replace=reported.append)
 
     assert files_under(out) == OLD
+    assert reported == [output.Replacement(edited=("README.md",))]
 
 
-def test_force_replaces_a_foreign_directory_completely(out: Path) -> None:
+def test_a_hand_edited_file_the_new_tree_drops_is_not_deleted(out: Path) -> None:
+    write_tree(OLD, out)
+    (out / "edge" / "conf.d" / "seed.conf").write_text("upstream a { server 10.9.9.9; }\n")
+    before = tree_digest(out)
+
+    with pytest.raises(NotGeneratedError, match=r"changed since.*edge/conf\.d/seed\.conf"):
+        write_tree(NEW, out)  # NEW has no edge/conf.d/seed.conf
+
+    assert tree_digest(out) == before
+
+
+def test_a_forged_manifest_cannot_get_a_foreign_file_deleted(out: Path) -> None:
+    # A manifest lists the files lbgen wrote *with their hashes*: listing someone's Makefile
+    # (by copying a manifest, or by hand) does not make it lbgen's.
+    out.mkdir()
+    (out / "Makefile").write_text("all:\n\tmake deploy\n")
+    (out / "deploy").mkdir()
+    (out / "deploy" / "values.yaml").write_text("replicas: 3\n")
+    forged = {"Makefile": hashlib.sha256(b"something else").hexdigest(),
+              "deploy/values.yaml": "0" * 64}
+    (out / MANIFEST_NAME).write_text(json.dumps({"generator": "lbgen", "format": 1,
+                                                 "files": forged}))
+    before = tree_digest(out)
+
+    with pytest.raises(NotGeneratedError) as caught:
+        write_tree(NEW, out)
+
+    assert "Makefile" in str(caught.value) and "deploy/values.yaml" in str(caught.value)
+    assert tree_digest(out) == before
+
+
+def test_an_unchanged_generated_file_that_is_no_longer_rendered_is_removed(out: Path) -> None:
+    write_tree(OLD, out)
+    reported: list[output.Replacement] = []
+
+    write_tree(NEW, out, on_replace=reported.append)
+
+    assert files_under(out) == NEW and reported == []  # nothing foreign, nothing to report
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "below"])
+def test_never_replaces_a_directory_that_holds_the_spec(tmp_path: Path, where: str) -> None:
+    project = tmp_path / "project"
+    spec = project / "deploy" / "lb" / "seed.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("name: seed\n")
+    out_dir = {"same": spec.parent, "parent": project, "below": spec.parent / "."}[where]
+    before = tree_digest(project)
+
+    for check in (write_tree, output.check_writable):
+        with pytest.raises(OutputError, match=r"contains .*seed\.yaml, the spec being rendered"):
+            check(OLD, out_dir, replace_foreign=True, keep=[spec])  # type: ignore[operator]
+
+    assert tree_digest(project) == before
+    assert leftovers(project) == [] and leftovers(project / "deploy") == []
+
+
+def test_the_spec_is_protected_through_a_symlinked_path(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    spec = real / "seed.yaml"
+    spec.write_text("name: seed\n")
+    (tmp_path / "alias").symlink_to(real)
+
+    with pytest.raises(OutputError, match="the spec being rendered"):
+        write_tree(OLD, tmp_path, replace_foreign=True, keep=[tmp_path / "alias" / "seed.yaml"])
+
+    assert spec.read_text() == "name: seed\n"
+
+
+def test_replace_foreign_replaces_a_foreign_directory_and_reports_what_it_deletes(
+    out: Path,
+) -> None:
     out.mkdir()
     (out / "main.tf").write_text("resource {}\n")
+    (out / "deploy").mkdir()
+    (out / "deploy" / "values.yaml").write_text("replicas: 3\n")
+    (out / "empty").mkdir()
+    reported: list[output.Replacement] = []
 
-    write_tree(OLD, out, force=True)
+    write_tree(OLD, out, replace_foreign=True, on_replace=reported.append)
 
     assert files_under(out) == OLD
     assert not (out / "main.tf").exists()
+    assert reported == [output.Replacement(foreign=("deploy/values.yaml", "empty/", "main.tf"))]
 
 
 def test_refuses_a_path_that_is_a_file(out: Path) -> None:
     out.write_text("not a directory\n")
     with pytest.raises(OutputError, match="not a directory"):
-        write_tree(OLD, out, force=True)
+        write_tree(OLD, out, replace_foreign=True)
     assert out.read_text() == "not a directory\n"
 
 
@@ -285,7 +367,7 @@ def test_refuses_an_output_directory_that_is_a_symbolic_link(tmp_path: Path) -> 
     before = tree_digest(target)
 
     with pytest.raises(OutputError, match="symbolic link") as caught:
-        write_tree(NEW, link, force=True)
+        write_tree(NEW, link, replace_foreign=True)
 
     assert str(target) in str(caught.value)  # tells the user what to pass instead
     assert link.is_symlink() and tree_digest(target) == before
