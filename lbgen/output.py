@@ -224,7 +224,7 @@ def diff_tree(files: Mapping[str, str], out_dir: Path) -> str:
         finally:
             os.close(root_fd)
     current.pop(MANIFEST_NAME, None)
-    current = {path: data for path, data in current.items() if not _is_internal(path)}
+    current = {p: data for p, data in current.items() if not _is_internal(p.split("/")[0])}
     chunks: list[str] = []
     for path in sorted(set(current) | set(wanted)):
         new = wanted[path].encode("utf-8") if path in wanted else None

@@ -636,6 +636,229 @@ def test_sigkill_at_arbitrary_moments_never_leaves_a_mixed_directory(
     assert any(outcomes), "no kill landed before the swap: the test proved nothing"
 
 
+# --- an output directory that is a mount point (container volume) -------------------------
+#
+# `docker run -v $PWD/out:/out … -o /out`: /out cannot be renamed (EBUSY), so the sibling
+# swap cannot work there. These tests bind-mount out/ onto itself inside a private mount
+# namespace (`unshare --mount`), so nothing leaks to the host; what the child writes through
+# the mount stays in out/ after the namespace is gone.
+
+_MOUNT_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    import lbgen.output as output
+
+    out, mode = Path(sys.argv[1]), sys.argv[2]
+    assert os.path.ismount(out) or output._is_mount_point(
+        os.open(out.parent, os.O_RDONLY), out.name, out.stat()), "out/ is not a mount point"
+    files = json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
+    if files is None:
+        files = {f"svc{i // 100}/f{i:05d}.conf": f"# {i}\\n" + "x" * 20_000 + "\\n"
+                 for i in range(1500)}
+    if mode == "undetected":  # detection misses the mount: the EBUSY of the swap must fall back
+        output._is_mount_point = lambda *args: False
+    real_write, real_rename, real_unlink = output._write_file, os.rename, os.unlink
+    state = {"files": 0, "renames": None}
+
+    def reporting_write(*args, **kwargs):
+        real_write(*args, **kwargs)
+        state["files"] += 1
+        print(f"wrote {state['files']}", flush=True)
+
+    def reporting_rename(src, dst, **kwargs):
+        real_rename(src, dst, **kwargs)
+        if dst == output.JOURNAL_NAME:
+            state["renames"] = 0
+        elif state["renames"] is not None:
+            state["renames"] += 1
+            print(f"renamed {state['renames']}", flush=True)
+            if mode == f"pause-rename-{state['renames']}":
+                time.sleep(60)
+
+    def reporting_unlink(path, **kwargs):
+        real_unlink(path, **kwargs)
+        if path == output.JOURNAL_NAME:
+            print("committed", flush=True)
+            if mode == "pause-after-commit":
+                time.sleep(60)
+
+    if mode not in ("plain", "undetected"):
+        output._write_file = reporting_write
+        os.rename = reporting_rename
+        os.unlink = reporting_unlink
+    output.write_tree(files, out)
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def mount_namespace() -> list[str]:
+    """The command prefix that runs a program in a private mount namespace."""
+    unshare = shutil.which("unshare")
+    prefix = [unshare or "unshare", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        prefix.insert(1, "--map-root-user")  # an unprivileged user namespace may mount too
+    works = unshare is not None and subprocess.run(
+        [*prefix, "true"], capture_output=True, check=False
+    ).returncode == 0
+    if not works:
+        if os.geteuid() == 0 or os.environ.get("CI"):
+            pytest.fail("unshare --mount does not work here, so the mount-point tests cannot run")
+        pytest.skip("not root and unshare --mount is unavailable: cannot create a mount point")
+    return prefix
+
+
+def _in_mount(prefix: list[str], out: Path, mode: str, files: dict[str, str] | None = None,
+              ) -> subprocess.Popen[str]:
+    """Run _MOUNT_CHILD with out/ bind-mounted onto itself (a mount point, as a volume is)."""
+    out.mkdir(exist_ok=True)
+    extra = [json.dumps(files)] if files is not None else []
+    return subprocess.Popen(
+        [*prefix, "sh", "-c", 'mount --bind "$1" "$1" && exec "$2" -c "$3" "$1" "$4" "$5"',
+         "sh", str(out), sys.executable, _MOUNT_CHILD, mode, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def visible_digest(root: Path) -> str:
+    """tree_digest of what a reader of the output sees: without lbgen's in-place staging
+    entries (hidden, removed by the next run)."""
+    copy = root.parent / (root.name + "-visible")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(root, copy, symlinks=True,
+                    ignore=lambda d, names: [n for n in names if Path(d) == root
+                                             and n.startswith(output._INTERNAL)])
+    try:
+        return tree_digest(copy)
+    finally:
+        shutil.rmtree(copy)
+
+
+@pytest.mark.parametrize("mode", ["plain", "undetected"])
+def test_an_output_directory_that_is_a_mount_point_is_replaced_in_place(
+    mount_namespace: list[str], out: Path, mode: str
+) -> None:
+    write_tree(OLD, out)
+    (out / "README.md").write_text(OLD["README.md"])
+    child = _in_mount(mount_namespace, out, mode, NEW)
+    stdout, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 0, stderr  # was: cannot write …: Device or resource busy
+    assert stdout.strip().endswith("done")
+    assert files_under(out) == NEW
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [MANIFEST_NAME]
+    assert leftovers(out.parent) == []
+    assert diff_tree(NEW, out) == ""
+
+
+def test_a_foreign_mount_point_is_refused_like_any_foreign_directory(
+    mount_namespace: list[str], out: Path
+) -> None:
+    out.mkdir()
+    (out / "data.db").write_text("precious\n")
+    child = _in_mount(mount_namespace, out, "plain", NEW)
+    _stdout, stderr = child.communicate(timeout=60)
+
+    assert child.returncode != 0 and "NotGeneratedError" in stderr
+    assert files_under(out) == {"data.db": "precious\n"}
+
+
+def _kill_mounted(child: subprocess.Popen[str], marker: str) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.strip() == marker:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            assert child.returncode == -signal.SIGKILL
+            return
+    child.wait(timeout=30)
+    raise AssertionError(f"child finished before printing {marker!r}: {child.stderr.read()}")
+
+
+@pytest.mark.parametrize("marker", ["wrote 1", "wrote 700", "wrote 1501"])
+def test_sigkill_while_staging_inside_a_mount_point_leaves_the_previous_output(
+    mount_namespace: list[str], out: Path, previous: str, marker: str
+) -> None:
+    _kill_mounted(_in_mount(mount_namespace, out, "report"), marker)
+
+    assert visible_digest(out) == previous
+    assert not (out / output.JOURNAL_NAME).exists()
+    assert diff_tree(OLD, out) == ""  # the partial stage is not part of the output
+    write_tree(NEW, out)  # the next run works and removes the partial stage
+    assert files_under(out) == NEW
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+WIDE_NEW = {f"svc{i:02d}/f.conf": f"# {i}\n" for i in range(16)}
+
+
+@pytest.mark.parametrize("mode", ["pause-rename-2", "pause-rename-6", "pause-rename-19"])
+def test_sigkill_during_the_in_place_swap_is_recovered_to_the_previous_output(
+    mount_namespace: list[str], out: Path, previous: str, mode: str
+) -> None:
+    # 4 old top-level entries go to the trash (renames 1-4), then 17 new ones (16 directories
+    # and the manifest) come in (renames 5-21).
+    child = _in_mount(mount_namespace, out, mode, WIDE_NEW)
+    _kill_mounted(child, "renamed " + mode.rsplit("-", 1)[1])
+
+    assert (out / output.JOURNAL_NAME).exists()
+    with pytest.raises(OutputError, match="interrupted lbgen write"):
+        diff_tree(OLD, out)  # --check does not compare a half-swapped directory
+    assert output.recover_interrupted(out) is True
+    assert visible_digest(out) == previous
+    write_tree(NEW, out)
+    assert files_under(out) == NEW
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+def test_an_interrupted_in_place_swap_is_recovered_by_the_next_write(
+    mount_namespace: list[str], out: Path, previous: str
+) -> None:
+    _kill_mounted(_in_mount(mount_namespace, out, "pause-rename-3", WIDE_NEW), "renamed 3")
+
+    write_tree(NEW, out)  # recovers first, then writes
+
+    assert files_under(out) == NEW
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+def test_sigkill_after_the_in_place_commit_leaves_the_complete_new_output(
+    mount_namespace: list[str], out: Path, previous: str
+) -> None:
+    _kill_mounted(_in_mount(mount_namespace, out, "pause-after-commit", WIDE_NEW), "committed")
+
+    visible = {k: v for k, v in files_under(out).items() if not k.startswith(output._INTERNAL)}
+    assert visible == WIDE_NEW  # the old entries wait, hidden, in .lbgen-trash-*
+    assert not (out / output.JOURNAL_NAME).exists()
+    assert diff_tree(WIDE_NEW, out) == ""
+    write_tree(OLD, out)  # the next run removes them
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+def test_sigkill_at_arbitrary_moments_inside_a_mount_point_is_never_a_mixed_output(
+    mount_namespace: list[str], tmp_path: Path, out: Path, previous: str
+) -> None:
+    write_tree(BIG_NEW, tmp_path / "reference")
+    completed = tree_digest(tmp_path / "reference")
+    outcomes = []
+    for delay in (0.1, 0.3, 0.5, 0.8, 1.2):
+        child = _in_mount(mount_namespace, out, "plain")
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        output.recover_interrupted(out)  # what the next run does first
+        state = visible_digest(out)
+        assert state in (previous, completed), f"mixed output after a kill at {delay}s"
+        outcomes.append(state == previous)
+        if state == completed:
+            write_tree(OLD, out)
+            assert visible_digest(out) == previous
+    assert any(outcomes), "no kill landed before the commit: the test proved nothing"
+
+
 # --- diff_tree ----------------------------------------------------------------------------
 
 
