@@ -300,7 +300,13 @@ def validate(
 
     problems: list[Problem] = []
     reports: list[tuple[str, CheckReport]] = []
+    from lbgen.output import generated_by_lbgen
+
     for spec in specs:
+        generated = generated_by_lbgen(spec)
+        if generated:  # a pre-commit `files:` pattern also matches rendered output
+            click.echo(f"lbgen: note: skipping {spec}: {generated}, not a spec", err=True)
+            continue
         try:
             loaded = lbgen.load(spec)
         except InputError as exc:

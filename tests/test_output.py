@@ -1064,6 +1064,72 @@ def test_validate_hook_entry_accepts_several_specs_and_fails_on_a_broken_one(
     assert f"{broken}:" in result.stderr
 
 
+def _pre_commit_files(hook: dict[str, Any], repo: Path) -> list[str]:
+    """The files pre-commit passes to `hook` on `pre-commit run --all-files`: tracked files
+    that match `files` (re.search) and `types: [yaml]` (identify tags .yaml/.yml as yaml)."""
+    tracked = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert hook["types"] == ["yaml"]
+    return [path for path in tracked
+            if re.search(hook["files"], path) and path.endswith((".yaml", ".yml"))]
+
+
+@pytest.fixture
+def lbgen_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository that keeps its spec under lbgen/ and commits the rendered output beside
+    it (lbgen/out/), as the README suggests."""
+    repo = tmp_path / "infra"
+    (repo / "lbgen").mkdir(parents=True)
+    shutil.copy(REPO / "examples" / "seed.yaml", repo / "lbgen" / "seed.yaml")
+    (repo / "charts").mkdir()
+    (repo / "charts" / "values.yaml").write_text("replicas: 3\n")
+    monkeypatch.chdir(repo)
+    rendered = CliRunner().invoke(cli, ["render", "lbgen/seed.yaml", "-o", "lbgen/out"])
+    assert rendered.exit_code == 0, rendered.output
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    return repo
+
+
+def test_validate_hook_skips_rendered_output_in_a_realistic_repository(lbgen_repo: Path) -> None:
+    hook = _hooks()["lbgen-validate"]
+    files = _pre_commit_files(hook, lbgen_repo)
+    assert "lbgen/seed.yaml" in files and "lbgen/out/gateway/kong.yaml" in files
+    assert "charts/values.yaml" not in files
+
+    result = _run_hook(hook, files)
+
+    assert result.exit_code == 0, result.output  # was 2: kong.yaml is not a spec
+    generated = sorted(f for f in files if f.startswith("lbgen/out/"))
+    assert generated  # kong.yaml and the Kubernetes bundles
+    for path in generated:
+        assert f"lbgen: note: skipping {path}: it is a file rendered by lbgen" in result.stderr
+    assert "lbgen/seed.yaml" not in result.stderr  # the spec itself was validated
+    assert "All checks passed" in result.stdout
+
+
+def test_validate_recognises_rendered_output_by_its_manifest_without_the_header(
+    lbgen_repo: Path,
+) -> None:
+    kong = lbgen_repo / "lbgen" / "out" / "gateway" / "kong.yaml"
+    kong.write_text(kong.read_text().split("\n", 1)[1])  # header line gone (hand edit)
+
+    result = CliRunner().invoke(cli, ["validate", "lbgen/out/gateway/kong.yaml"])
+
+    assert result.exit_code == 0, result.output
+    assert "listed in" in result.stderr and MANIFEST_NAME in result.stderr
+
+
+def test_validate_still_checks_a_spec_that_sits_in_a_generated_directory(lbgen_repo: Path) -> None:
+    stray = lbgen_repo / "lbgen" / "out" / "broken.yaml"  # not in the manifest: not lbgen's
+    stray.write_text("name: [\n")
+
+    result = _run_hook(_hooks()["lbgen-validate"], ["lbgen/seed.yaml", "lbgen/out/broken.yaml"])
+
+    assert result.exit_code == 2
+    assert "lbgen/out/broken.yaml:" in result.stderr
+
+
 def test_render_check_hook_passes_on_fresh_output_and_fails_with_a_diff_after_an_edit(
     tmp_path: Path,
 ) -> None:
