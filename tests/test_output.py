@@ -8,6 +8,7 @@ when it holds the spec), stale files disappear, and a mount point is written in 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -945,19 +946,30 @@ def _big_spec(services: int, replicas: int) -> str:
     )
 
 
-def _lbgen_render(spec: Path, out: Path) -> subprocess.Popen[str]:
+def _lbgen_render(spec: Path, out: Path, mount: list[str] | None = None) -> subprocess.Popen[str]:
+    """`lbgen render SPEC -o OUT`; with `mount` (a mount-namespace prefix), with OUT
+    bind-mounted onto itself first, as a container volume is."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "lbgen", "render", str(spec), "-o", str(out)]
+    if mount is not None:
+        command = [*mount, "sh", "-c", 'mount --bind "$1" "$1" && shift && exec "$@"', "sh",
+                   str(out), *command]
     return subprocess.Popen(
-        [sys.executable, "-m", "lbgen", "render", str(spec), "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )
 
 
 def _files_in_partial_tree(parent: Path) -> int:
+    """Files written so far into the hidden staging directory: beside out/ (`.lbgen-tmp-*`)
+    or, for a mount point, inside it (`.lbgen-stage-*`)."""
     count = 0
-    for entry in parent.iterdir():
-        if ".lbgen-tmp-" in entry.name:
-            count += sum(len(names) for _top, _dirs, names in os.walk(entry))
+    for root in (parent, parent / "out"):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in root.iterdir():
+                if entry.name.startswith(".out.lbgen-tmp-") or entry.name.startswith(
+                    output._STAGE_MARK
+                ):
+                    count += sum(len(names) for _top, _dirs, names in os.walk(entry))
     return count
 
 
@@ -976,11 +988,14 @@ def big_renders(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], l
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mounted", [False, True], ids=["directory", "mount-point"])
 @pytest.mark.parametrize("threshold", [1, 400, 900])
 def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_identical(
-    tmp_path: Path, threshold: int, big_renders: tuple[list[Path], list[Path]]
+    tmp_path: Path, threshold: int, big_renders: tuple[list[Path], list[Path]], mounted: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The CLI end to end: kill -9 once the hidden directory holds `threshold` of ~1000 files."""
+    mount = request.getfixturevalue("mount_namespace") if mounted else None
     specs, outputs = big_renders
     out = tmp_path / "out"
     shutil.copytree(outputs[1], out, symlinks=True)
@@ -990,7 +1005,7 @@ def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_ident
 
     for _attempt in range(6):
         target = 1 - current
-        child = _lbgen_render(specs[target], out)
+        child = _lbgen_render(specs[target], out, mount)
         landed = False
         while child.poll() is None:
             if _files_in_partial_tree(tmp_path) >= threshold:
@@ -1000,7 +1015,7 @@ def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_ident
         child.wait(timeout=120)
         if landed:
             assert child.returncode == -signal.SIGKILL
-            assert tree_digest(out) == digests[current]
+            assert visible_digest(out) == digests[current]
             return
         # The render finished before the poll saw the partial tree: it must be complete.
         assert child.returncode == 0 and tree_digest(out) == digests[target]
