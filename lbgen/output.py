@@ -186,7 +186,10 @@ def recover_interrupted(out_dir: Path) -> bool:
     its swap (the journal is present). True when there was something to recover."""
     parent, name = _split_out_dir(Path(out_dir))
     shown = str(Path(parent, name))
-    parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
     try:
         existing = _open_existing(parent_fd, name, shown, lock=True)
         if existing is None:
@@ -633,9 +636,12 @@ def _write_in_place(out_fd: int, payload: dict[str, bytes], shown: str) -> list[
     finally:
         os.close(stage_fd)
         os.close(trash_fd)
-        for leftover in (stage, trash):
-            with contextlib.suppress(OSError):
-                shutil.rmtree(leftover, dir_fd=out_fd)
+        # With the journal still there (a rollback that failed), the trash holds the previous
+        # tree: keep it for the next run's recovery.
+        if not _exists(out_fd, JOURNAL_NAME):
+            for leftover in (stage, trash):
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(leftover, dir_fd=out_fd)
     return sorted(payload)
 
 
@@ -660,6 +666,18 @@ def _recover(out_fd: int, shown: str) -> bool:
             ".lbgen-trash-* directories by hand, then delete the journal"
         )
     stage, trash, old, new = journal
+    try:
+        _roll_back(out_fd, stage, trash, old, new)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot restore {shown} after an interrupted write ({JOURNAL_NAME}): "
+            f"{exc.strerror or exc}; compare {shown} with its {stage} and {trash} directories "
+            "by hand, then delete the journal"
+        ) from None
+    return True
+
+
+def _roll_back(out_fd: int, stage: str, trash: str, old: list[str], new: list[str]) -> None:
     stage_fd = os.open(stage, _DIR_FLAGS, dir_fd=out_fd)
     trash_fd = os.open(trash, _DIR_FLAGS, dir_fd=out_fd)
     try:
@@ -676,7 +694,6 @@ def _recover(out_fd: int, shown: str) -> bool:
     finally:
         os.close(stage_fd)
         os.close(trash_fd)
-    return True
 
 
 def _parse_journal(data: bytes) -> tuple[str, str, list[str], list[str]] | None:
@@ -713,11 +730,6 @@ def _remove_internal(out_fd: int) -> None:
                 shutil.rmtree(entry, dir_fd=out_fd)
             else:
                 os.unlink(entry, dir_fd=out_fd)
-
-
-def _is_empty(dir_fd: int) -> bool:
-    with os.scandir(dir_fd) as entries:
-        return next(entries, None) is None
 
 
 def _fill(root_fd: int, payload: dict[str, bytes]) -> None:

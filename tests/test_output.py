@@ -826,6 +826,25 @@ def test_an_interrupted_in_place_swap_is_recovered_by_the_next_write(
     assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
 
 
+def test_a_journal_that_cannot_be_rolled_back_stops_the_write_and_keeps_everything(
+    out: Path,
+) -> None:
+    write_tree(OLD, out)
+    trash = out / ".lbgen-trash-1-abcdef"
+    trash.mkdir()
+    (out / "README.md").rename(trash / "README.md")
+    (out / output.JOURNAL_NAME).write_text(json.dumps({
+        "stage": ".lbgen-stage-1-abcdef", "trash": trash.name,  # the stage is gone
+        "old": ["README.md", "edge", "gke", MANIFEST_NAME], "new": ["README.md"],
+    }))
+
+    with pytest.raises(OutputError, match=r"cannot restore .*compare .* by hand"):
+        write_tree(NEW, out)
+
+    assert (trash / "README.md").read_text() == OLD["README.md"]  # nothing deleted
+    assert (out / output.JOURNAL_NAME).exists()
+
+
 def test_sigkill_after_the_in_place_commit_leaves_the_complete_new_output(
     mount_namespace: list[str], out: Path, previous: str
 ) -> None:
