@@ -197,12 +197,13 @@ def render(
 
     from lbgen import output
 
+    kept = [spec] if spec.is_file() else []  # never delete the spec being rendered
     if check:
         diff = output.diff_tree(files, out_dir)
         if diff:
             click.echo(diff, nl=not diff.endswith("\n"))
         # A plain render would refuse this directory: say so (exit 2), with the same reason.
-        output.check_writable(files, out_dir, replace_foreign=replace_foreign, keep=[spec])
+        output.check_writable(files, out_dir, replace_foreign=replace_foreign, keep=kept)
         if diff:
             _error(f"{out_dir} is out of date: run `lbgen render {spec} -o {out_dir}`")
             _exit(EXIT_FINDINGS)
@@ -213,7 +214,7 @@ def render(
         _error("verification failed, so nothing was written (--force writes anyway)")
         _exit(EXIT_FINDINGS)
     written = output.write_tree(
-        files, out_dir, replace_foreign=replace_foreign, keep=[spec], on_replace=_report_replaced
+        files, out_dir, replace_foreign=replace_foreign, keep=kept, on_replace=_report_replaced
     )
     click.echo(f"Wrote {len(written)} files to {out_dir}")
     _exit(EXIT_FINDINGS if verify_failed else EXIT_OK)
@@ -224,7 +225,7 @@ def _report_replaced(replacement: Replacement) -> None:
     if replacement.foreign:
         click.echo(
             f"lbgen: --replace-foreign: deleting {len(replacement.foreign)} entries lbgen did "
-            "not write:\n" + "".join(f"  {path}\n" for path in replacement.foreign),
+            "not write (or that changed since):\n" + "".join(f"  {path}\n" for path in replacement.foreign),
             err=True,
             nl=False,
         )
