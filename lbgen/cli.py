@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -31,6 +31,9 @@ from lbgen.report import (
     spec_json_schema_text,
 )
 from lbgen.rules import ALL_RULES, CheckReport, Severity, check_spec, get_rule, select_rules
+
+if TYPE_CHECKING:
+    from lbgen.output import Replacement
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -113,7 +116,7 @@ def cli() -> None:
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Output directory, created if missing (its parent must exist). A directory lbgen "
-    "did not generate is not replaced without --force.",
+    "did not generate is not replaced without --replace-foreign.",
 )
 @click.option(
     "--verify",
@@ -131,8 +134,13 @@ def cli() -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Write even when error-level findings remain or verification fails, and overwrite "
-    "a directory lbgen did not generate.",
+    help="Write even when error-level findings remain or verification fails.",
+)
+@click.option(
+    "--replace-foreign",
+    is_flag=True,
+    help="Replace the output directory even when it holds files lbgen did not write (or "
+    "that changed since): they are listed, then deleted. Never deletes the spec.",
 )
 @click.option(
     "--check",
@@ -142,7 +150,13 @@ def cli() -> None:
 )
 @_user_errors
 def render(
-    spec: Path, out_dir: Path, verify: bool, schemas_dir: Path | None, force: bool, check: bool
+    spec: Path,
+    out_dir: Path,
+    verify: bool,
+    schemas_dir: Path | None,
+    force: bool,
+    replace_foreign: bool,
+    check: bool,
 ) -> None:
     """Render every hop's configuration from SPEC into a directory.
 
@@ -183,10 +197,14 @@ def render(
 
     from lbgen import output
 
+    kept = [spec] if spec.is_file() else []  # never delete the spec being rendered
     if check:
         diff = output.diff_tree(files, out_dir)
         if diff:
             click.echo(diff, nl=not diff.endswith("\n"))
+        # A plain render would refuse this directory: say so (exit 2), with the same reason.
+        output.check_writable(files, out_dir, replace_foreign=replace_foreign, keep=kept)
+        if diff:
             _error(f"{out_dir} is out of date: run `lbgen render {spec} -o {out_dir}`")
             _exit(EXIT_FINDINGS)
         click.echo(f"{out_dir} is up to date ({len(files)} files)")
@@ -195,9 +213,29 @@ def render(
     if verify_failed and not force:
         _error("verification failed, so nothing was written (--force writes anyway)")
         _exit(EXIT_FINDINGS)
-    written = output.write_tree(files, out_dir, force=force)
+    written = output.write_tree(
+        files, out_dir, replace_foreign=replace_foreign, keep=kept, on_replace=_report_replaced
+    )
     click.echo(f"Wrote {len(written)} files to {out_dir}")
     _exit(EXIT_FINDINGS if verify_failed else EXIT_OK)
+
+
+def _report_replaced(replacement: Replacement) -> None:
+    """Say what a render deletes or overwrites beyond lbgen's own unchanged files."""
+    if replacement.foreign:
+        click.echo(
+            f"lbgen: --replace-foreign: deleting {len(replacement.foreign)} entries lbgen did "
+            "not write (or that changed since):\n" + "".join(f"  {path}\n" for path in replacement.foreign),
+            err=True,
+            nl=False,
+        )
+    if replacement.edited:
+        click.echo(
+            "lbgen: note: overwriting hand edits in "
+            + ", ".join(replacement.edited)
+            + " (`render --check` shows such drift before it is lost)",
+            err=True,
+        )
 
 
 @cli.command()
@@ -263,7 +301,13 @@ def validate(
 
     problems: list[Problem] = []
     reports: list[tuple[str, CheckReport]] = []
+    from lbgen.output import generated_by_lbgen
+
     for spec in specs:
+        generated = generated_by_lbgen(spec)
+        if generated:  # a pre-commit `files:` pattern also matches rendered output
+            click.echo(f"lbgen: note: skipping {spec}: {generated}, not a spec", err=True)
+            continue
         try:
             loaded = lbgen.load(spec)
         except InputError as exc:

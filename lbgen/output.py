@@ -12,10 +12,26 @@ Guarantees of `write_tree`
   (other kernels, some file systems) the swap is two renames (old aside, new in place); a
   crash between the two leaves ``out_dir`` missing and the previous tree intact beside it as
   ``.<name>.lbgen-old-*``.
-* **Only its own directories.** ``out_dir`` must be absent, empty, or carry lbgen's manifest
-  (``.lbgen-manifest.json``) and nothing but the files that manifest lists; otherwise it
-  refuses unless ``force``. So a typo in ``-o`` cannot wipe a source directory, and a file a
-  person dropped into the output directory is not deleted silently.
+* **Only its own files.** ``out_dir`` must be absent, empty, or carry lbgen's manifest
+  (``.lbgen-manifest.json``, the SHA-256 of every file lbgen wrote). A file the write would
+  remove must be listed there *with its hash*: a file someone added, or a listed file whose
+  content no longer matches its hash (edited by hand, or a forged manifest), is foreign and
+  the write is refused, naming it, unless ``replace_foreign`` (the CLI's
+  ``--replace-foreign``); the removed entries are then reported through ``on_replace``. A
+  hand-edited file that the new tree writes again is overwritten (generated files say "do not
+  edit"), and reported too. So a typo in ``-o`` cannot wipe a source directory.
+* **Never the spec.** ``keep`` names files that must survive (the CLI passes the spec being
+  rendered): an ``out_dir`` that is one of them or an ancestor of one is refused, whatever
+  the flags.
+* **Mount points.** When ``out_dir`` is a mount point (a container volume: ``docker run -v
+  $PWD/out:/out``) it cannot be renamed (EBUSY). Then the new tree is staged *inside*
+  ``out_dir`` (``.lbgen-stage-*``) and flushed, a journal (``.lbgen-journal.json``) naming
+  every top-level entry is written, and the entries are swapped by renames (old ones into
+  ``.lbgen-trash-*``, new ones out of the stage). No half-written file is ever visible; a run
+  interrupted during the swap leaves the journal, and the next run (or
+  ``recover_interrupted``) first puts the previous tree back byte for byte. ``diff_tree``
+  refuses to compare an interrupted directory. An advisory ``flock`` on ``out_dir`` keeps two
+  runs apart.
 * **Nothing outside ``out_dir``.** Relative paths are checked before anything is written
   (no absolute paths, ``..``, ``.``, empty segments, backslashes or NUL). Files and
   directories are created with ``O_EXCL``/``O_NOFOLLOW`` relative to directory descriptors
@@ -41,10 +57,12 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from lbgen.errors import LbgenError
@@ -55,6 +73,13 @@ MANIFEST_NAME = ".lbgen-manifest.json"
 _MANIFEST_FORMAT = 1
 _TMP_MARK = ".lbgen-tmp-"
 _OLD_MARK = ".lbgen-old-"
+_STAGE_MARK = ".lbgen-stage-"
+_TRASH_MARK = ".lbgen-trash-"
+JOURNAL_NAME = ".lbgen-journal.json"
+"""Inside an output directory that is a mount point: present only while entries are swapped."""
+_INTERNAL = (_STAGE_MARK, _TRASH_MARK, JOURNAL_NAME)
+_LISTED = 20
+"""How many foreign entries a refusal names."""
 _PER_FILE_FSYNC_LIMIT = 64
 """Above this many files one `syncfs` is much cheaper than an fsync per file (~0.4 ms each)."""
 
@@ -73,7 +98,19 @@ class OutputError(LbgenError):
 
 
 class NotGeneratedError(OutputError):
-    """`out_dir` holds files lbgen did not generate; overwriting needs --force."""
+    """`out_dir` holds files lbgen did not generate (or that changed since); replacing them
+    needs `replace_foreign` (--replace-foreign)."""
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What a write removes or overwrites beyond lbgen's own unchanged files."""
+
+    foreign: tuple[str, ...] = ()
+    """Entries lbgen did not write (or that changed since) and the new tree does not have:
+    removed (only with `replace_foreign`). Directories end with "/"."""
+    edited: tuple[str, ...] = ()
+    """Generated files edited since lbgen wrote them, which the new tree writes again."""
 
 
 class UnsafePathError(OutputError):
@@ -83,24 +120,84 @@ class UnsafePathError(OutputError):
 # --- public API -------------------------------------------------------------------------
 
 
-def write_tree(files: Mapping[str, str], out_dir: Path, *, force: bool = False) -> list[str]:
+def write_tree(
+    files: Mapping[str, str],
+    out_dir: Path,
+    *,
+    replace_foreign: bool = False,
+    keep: Collection[Path] = (),
+    on_replace: Callable[[Replacement], None] | None = None,
+) -> list[str]:
     """Replace `out_dir` atomically by exactly `files` ({relative POSIX path: text}).
 
     Returns the sorted relative paths written (the manifest is not listed). See the module
-    documentation for the guarantees. Raises `OutputError` (an `LbgenError`) when the write
-    is refused or fails; the previous content of `out_dir` is then unchanged.
+    documentation for the guarantees. `on_replace` is called before anything is written when
+    the write removes foreign entries or overwrites hand edits. Raises `OutputError` (an
+    `LbgenError`) when the write is refused or fails; the previous content of `out_dir` is
+    then unchanged.
     """
     payload = {path: content.encode("utf-8") for path, content in _checked_paths(files).items()}
     if not _POSIX_OK:
         raise OutputError("writing output needs a POSIX system (directory descriptors, "
                           "O_NOFOLLOW); use Linux or macOS, or lbgen.render() in memory")
     parent, name = _split_out_dir(Path(out_dir))
+    _refuse_kept(parent, name, keep)
     try:
         parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     except OSError as exc:
         raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
     try:
-        return _write_tree_at(parent_fd, parent, name, payload, force)
+        return _write_tree_at(parent_fd, parent, name, payload, replace_foreign, on_replace)
+    finally:
+        os.close(parent_fd)
+
+
+def check_writable(
+    files: Mapping[str, str],
+    out_dir: Path,
+    *,
+    replace_foreign: bool = False,
+    keep: Collection[Path] = (),
+) -> Replacement:
+    """What `write_tree` with the same arguments would replace; raises the `OutputError` it
+    would raise instead. Writes nothing (for `render --check`)."""
+    payload = {path: content.encode("utf-8") for path, content in _checked_paths(files).items()}
+    parent, name = _split_out_dir(Path(out_dir))
+    _refuse_kept(parent, name, keep)
+    shown = str(Path(parent, name))
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
+    try:
+        existing = _open_existing(parent_fd, name, shown, lock=False)
+        if existing is None:
+            return Replacement()
+        try:
+            return _inspect(existing[0], shown, payload, replace_foreign)
+        finally:
+            os.close(existing[0])
+    finally:
+        os.close(parent_fd)
+
+
+def recover_interrupted(out_dir: Path) -> bool:
+    """Put back the previous tree of a write into a mount point that was interrupted during
+    its swap (the journal is present). True when there was something to recover."""
+    parent, name = _split_out_dir(Path(out_dir))
+    shown = str(Path(parent, name))
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
+    try:
+        existing = _open_existing(parent_fd, name, shown, lock=True)
+        if existing is None:
+            return False
+        try:
+            return _recover(existing[0], shown)
+        finally:
+            os.close(existing[0])
     finally:
         os.close(parent_fd)
 
@@ -125,10 +222,13 @@ def diff_tree(files: Mapping[str, str], out_dir: Path) -> str:
         except OSError as exc:
             raise OutputError(f"cannot read {out_dir}: {exc.strerror}") from None
         try:
+            if _exists(root_fd, JOURNAL_NAME):
+                raise OutputError(_interrupted_message(str(out_dir)))
             current = _read_tree(root_fd)
         finally:
             os.close(root_fd)
     current.pop(MANIFEST_NAME, None)
+    current = {p: data for p, data in current.items() if not _is_internal(p.split("/")[0])}
     chunks: list[str] = []
     for path in sorted(set(current) | set(wanted)):
         new = wanted[path].encode("utf-8") if path in wanted else None
@@ -142,6 +242,35 @@ def diff_tree(files: Mapping[str, str], out_dir: Path) -> str:
         elif old != new:
             chunks.append(_unified(path, old, new))
     return "".join(chunks)
+
+
+def generated_by_lbgen(path: Path) -> str | None:
+    """Why `path` is a file lbgen rendered (so `lbgen validate` skips it), or None.
+
+    Recognised by the header lbgen writes on the first line (``# generated by lbgen from …``)
+    or by a manifest in an ancestor directory that lists the file. A pre-commit `files:`
+    pattern such as ``lbgen/.+\\.yaml`` also matches rendered output under ``lbgen/out/``.
+    """
+    try:
+        with Path(path).open("rb") as handle:
+            first = handle.read(512).split(b"\n", 1)[0]
+    except OSError:
+        return None
+    if _GENERATED_HEADER.match(first):
+        return "it is a file rendered by lbgen (header)"
+    real = Path(os.path.realpath(path))
+    for ancestor in real.parents:
+        manifest = ancestor / MANIFEST_NAME
+        try:
+            listed = _parse_manifest(manifest.read_bytes()) if manifest.is_file() else None
+        except OSError:
+            listed = None
+        if listed is not None and real.relative_to(ancestor).as_posix() in listed:
+            return f"it is a file rendered by lbgen (listed in {manifest})"
+    return None
+
+
+_GENERATED_HEADER = re.compile(rb"^\s*(#|//|<!--)\s*generated by lbgen\b")
 
 
 # --- path checks ------------------------------------------------------------------------
@@ -205,15 +334,87 @@ def _split_out_dir(out_dir: Path) -> tuple[str, str]:
     return os.path.realpath(out_dir.parent), name
 
 
+def _refuse_kept(parent: str, name: str, keep: Collection[Path]) -> None:
+    """Refuse an output directory that is, or contains, a file that must survive."""
+    real_out = str(Path(parent, name))
+    for path in keep:
+        real = os.path.realpath(path)
+        if real == real_out or real.startswith(real_out.rstrip(os.sep) + os.sep):
+            raise OutputError(
+                f"refusing to write {real_out}: it contains {path}, the spec being rendered, "
+                "and lbgen replaces the output directory as a whole (even with "
+                f"--replace-foreign); choose a directory of its own, e.g. -o {real_out}/out"
+            )
+
+
+def _is_internal(path: str) -> bool:
+    """Entries at the root of `out_dir` that belong to an in-place write (mount points)."""
+    return "/" not in path and path.startswith(_INTERNAL)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _interrupted_message(shown: str) -> str:
+    return (
+        f"{shown} holds an interrupted lbgen write ({JOURNAL_NAME}); run `lbgen render` "
+        "into it again: it first restores the previous output"
+    )
+
+
 # --- writing ----------------------------------------------------------------------------
 
 
 def _write_tree_at(
-    parent_fd: int, parent: str, name: str, payload: dict[str, bytes], force: bool
+    parent_fd: int,
+    parent: str,
+    name: str,
+    payload: dict[str, bytes],
+    replace_foreign: bool,
+    on_replace: Callable[[Replacement], None] | None,
 ) -> list[str]:
     shown = str(Path(parent, name))
-    previous = _inspect_existing(parent_fd, name, shown, force)
-    _remove_leftovers(parent_fd, name)
+    existing = _open_existing(parent_fd, name, shown, lock=True)
+    try:
+        previous: os.stat_result | None = None
+        if existing is not None:
+            out_fd, previous = existing
+            _recover(out_fd, shown)
+            _remove_internal(out_fd)
+            replacement = _inspect(out_fd, shown, payload, replace_foreign)
+            if on_replace is not None and (replacement.foreign or replacement.edited):
+                on_replace(replacement)
+            if _is_mount_point(parent_fd, name, previous):
+                return _write_in_place(out_fd, payload, shown)
+        _remove_leftovers(parent_fd, name)
+        try:
+            return _write_beside(parent_fd, parent, name, payload, previous, shown)
+        except _MountPointError:
+            assert existing is not None
+            return _write_in_place(existing[0], payload, shown)
+    finally:
+        if existing is not None:
+            os.close(existing[0])
+
+
+class _MountPointError(Exception):
+    """`out_dir` cannot be renamed (EBUSY/EXDEV): a mount point that detection missed."""
+
+
+def _write_beside(
+    parent_fd: int,
+    parent: str,
+    name: str,
+    payload: dict[str, bytes],
+    previous: os.stat_result | None,
+    shown: str,
+) -> list[str]:
+    """Stage the tree in a sibling directory and swap it into place."""
     tmp_name = f".{name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(6)}"
     try:
         os.mkdir(tmp_name, 0o777, dir_fd=parent_fd)
@@ -229,6 +430,8 @@ def _write_tree_at(
             os.close(tmp_fd)
         _swap_into_place(parent_fd, tmp_name, name, previous, shown)
     except OSError as exc:
+        if previous is not None and exc.errno in (errno.EBUSY, errno.EXDEV):
+            raise _MountPointError from None
         raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from None
     finally:
         # After the swap tmp_name holds the previous tree; before it (any exception, Ctrl-C)
@@ -238,9 +441,11 @@ def _write_tree_at(
     return sorted(payload)
 
 
-def _inspect_existing(parent_fd: int, name: str, shown: str, force: bool) -> os.stat_result | None:
-    """stat of the current `out_dir` (None when absent), refusing directories lbgen did not
-    generate unless `force`."""
+def _open_existing(
+    parent_fd: int, name: str, shown: str, *, lock: bool
+) -> tuple[int, os.stat_result] | None:
+    """(descriptor, stat) of the current `out_dir`, None when absent; with `lock`, holding an
+    exclusive advisory lock so that two runs never swap entries inside it at once."""
     try:
         st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -251,43 +456,280 @@ def _inspect_existing(parent_fd: int, name: str, shown: str, force: bool) -> os.
         raise OutputError(f"{shown} is a symbolic link; pass its target instead")
     if not stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{shown} exists and is not a directory")
-    if force:
-        return st
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
         raise OutputError(f"cannot read {shown}: {exc.strerror}") from None
-    try:
-        # Check the manifest before walking: `-o ~` by mistake must not walk the home dir.
-        manifest = _read_manifest(fd)
-        entries = _tree_entries(fd) if manifest is not None else None
-        empty = manifest is None and _is_empty(fd)
-    finally:
-        os.close(fd)
-    if empty:
-        return st
-    if manifest is None or entries is None:
-        raise NotGeneratedError(
-            f"{shown} is not empty and was not generated by lbgen (no valid {MANIFEST_NAME}); "
-            "pass --force to replace it, or choose an empty directory"
+    if lock:
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(f"another lbgen run is writing {shown}; run again") from None
+    return fd, st
+
+
+def _inspect(
+    fd: int, shown: str, payload: dict[str, bytes], replace_foreign: bool
+) -> Replacement:
+    """What replacing the directory at `fd` by `payload` removes; refuses foreign entries
+    unless `replace_foreign`."""
+    # Check the manifest before walking: `-o ~` by mistake must not walk the home dir.
+    manifest = _read_manifest(fd)
+    if manifest is None:
+        top = sorted(
+            entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
+            for entry in os.scandir(fd)
+            if not _is_internal(entry.name)
         )
-    expected = {MANIFEST_NAME}
+        if not top:
+            return Replacement()
+        if not replace_foreign:
+            raise NotGeneratedError(
+                f"{shown} is not empty and was not generated by lbgen (no valid "
+                f"{MANIFEST_NAME}); it holds {_listing(top)}: choose an empty or new "
+                "directory, or pass --replace-foreign to delete all of it"
+            )
+        return Replacement(foreign=tuple(_all_entries(fd)))
+    foreign, edited = _classify(fd, manifest, payload)
+    if foreign and not replace_foreign:
+        raise NotGeneratedError(
+            f"{shown} contains {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} that "
+            f"lbgen did not write or that changed since it wrote them ({_listing(foreign)}); "
+            "they would be deleted: move them away, or pass --replace-foreign to delete them"
+        )
+    return Replacement(foreign=tuple(foreign), edited=tuple(edited))
+
+
+def _listing(paths: list[str]) -> str:
+    shown = ", ".join(paths[:_LISTED])
+    return shown + (f", … ({len(paths) - _LISTED} more)" if len(paths) > _LISTED else "")
+
+
+def _all_entries(fd: int) -> list[str]:
+    """Files, links and empty directories under `fd` (what deleting it loses)."""
+    listed: list[str] = []
+    for top, dirs, names, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+        prefix = "" if top == "." else top[2:] + "/"
+        if prefix == "":
+            dirs[:] = [d for d in dirs if not _is_internal(d)]
+            names = [n for n in names if not _is_internal(n)]
+        listed.extend(prefix + n for n in names)
+        for entry in dirs:
+            st = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                listed.append(prefix + entry)
+        if not dirs and not names and prefix:
+            listed.append(prefix)
+    return sorted(listed)
+
+
+def _classify(
+    fd: int, manifest: dict[str, str], payload: dict[str, bytes]
+) -> tuple[list[str], list[str]]:
+    """(foreign entries the write would delete, edited generated files it would overwrite).
+
+    A regular file is lbgen's when the manifest lists it with the SHA-256 of its content. A
+    symbolic link or special file at a path lbgen owns is replaced, never followed (removing
+    a link loses nothing but the link). A file whose content is what the new tree writes
+    loses nothing either."""
+    owned_dirs: set[str] = set()
     for path in manifest:
         parts = path.split("/")
-        expected.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-    foreign = sorted(set(entries) - expected)
-    if foreign:
-        listed = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
-        raise NotGeneratedError(
-            f"{shown} contains {len(foreign)} file(s) lbgen did not generate ({listed}); "
-            "they would be deleted: move them away, or pass --force to replace the directory"
+        owned_dirs.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    current = _read_tree(fd)
+    foreign: list[str] = []
+    edited: list[str] = []
+    for path, data in sorted(current.items()):
+        if path == MANIFEST_NAME or _is_internal(path.split("/")[0]):
+            continue
+        if data is None and (path in manifest or path in owned_dirs):
+            continue  # a link or device where lbgen had a file or directory
+        if data is not None and path in manifest:
+            if hashlib.sha256(data).hexdigest() == manifest[path]:
+                continue
+            if path in payload:
+                if payload[path] != data:
+                    edited.append(path)
+                continue
+        elif data is not None and payload.get(path) == data:
+            continue
+        foreign.append(path)
+    for directory in _tree_entries(fd):
+        if directory in current or directory in owned_dirs or _is_internal(directory.split("/")[0]):
+            continue  # files and links were classified above
+        if not any(p.startswith(directory + "/") for p in current):
+            foreign.append(directory + "/")  # an empty directory lbgen did not create
+    return sorted(foreign), edited
+
+
+def _is_mount_point(parent_fd: int, name: str, st: os.stat_result) -> bool:
+    """Whether `out_dir` is a mount point (cannot be renamed). A bind mount of a directory of
+    the same file system has the parent's st_dev, so /proc/self/mountinfo decides then."""
+    parent_st = os.fstat(parent_fd)
+    if parent_st.st_dev != st.st_dev:
+        return True
+    try:
+        real = os.path.realpath(f"/proc/self/fd/{parent_fd}")
+        lines = Path("/proc/self/mountinfo").read_text("utf-8", "surrogateescape").splitlines()
+    except OSError:
+        return False  # not Linux: the EBUSY/EXDEV fallback still catches it
+    wanted = str(Path(real, name))
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4 and _unescape_mountinfo(fields[4]) == wanted:
+            return True
+    return False
+
+
+def _unescape_mountinfo(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040)."""
+    out = bytearray()
+    raw = field.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(raw):
+        if raw[i] == 0x5C and i + 4 <= len(raw) and raw[i + 1 : i + 4].isdigit():
+            out.append(int(raw[i + 1 : i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+# --- writing inside a mount point ---------------------------------------------------------
+
+
+def _write_in_place(out_fd: int, payload: dict[str, bytes], shown: str) -> list[str]:
+    """Stage inside `out_fd`, then swap top-level entries by renames under a journal."""
+    token = f"{os.getpid()}-{secrets.token_hex(6)}"
+    stage, trash = f"{_STAGE_MARK}{token}", f"{_TRASH_MARK}{token}"
+    try:
+        os.mkdir(stage, 0o777, dir_fd=out_fd)
+        os.mkdir(trash, 0o700, dir_fd=out_fd)
+        stage_fd = os.open(stage, _DIR_FLAGS, dir_fd=out_fd)
+        trash_fd = os.open(trash, _DIR_FLAGS, dir_fd=out_fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    try:
+        _fill(stage_fd, payload)
+        old = sorted(e for e in os.listdir(out_fd) if not _is_internal(e))
+        new = sorted(os.listdir(stage_fd))  # noqa: PTH208 (a descriptor, not a path)
+        _write_journal(out_fd, {"stage": stage, "trash": trash, "old": old, "new": new})
+        try:
+            for entry in old:
+                os.rename(entry, entry, src_dir_fd=out_fd, dst_dir_fd=trash_fd)
+            for entry in new:
+                os.rename(entry, entry, src_dir_fd=stage_fd, dst_dir_fd=out_fd)
+            for fd in (trash_fd, stage_fd, out_fd):
+                os.fsync(fd)
+            os.unlink(JOURNAL_NAME, dir_fd=out_fd)  # the commit point
+            os.fsync(out_fd)
+        except BaseException:
+            with contextlib.suppress(OSError, OutputError):
+                _recover(out_fd, shown)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    finally:
+        os.close(stage_fd)
+        os.close(trash_fd)
+        # With the journal still there (a rollback that failed), the trash holds the previous
+        # tree: keep it for the next run's recovery.
+        if not _exists(out_fd, JOURNAL_NAME):
+            for leftover in (stage, trash):
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(leftover, dir_fd=out_fd)
+    return sorted(payload)
+
+
+def _write_journal(out_fd: int, journal: dict[str, object]) -> None:
+    tmp = f"{JOURNAL_NAME}.tmp-{os.getpid()}"
+    data = (json.dumps(journal, sort_keys=True) + "\n").encode("utf-8")
+    _write_file(out_fd, tmp, data, fsync=True)
+    os.rename(tmp, JOURNAL_NAME, src_dir_fd=out_fd, dst_dir_fd=out_fd)
+    os.fsync(out_fd)
+
+
+def _recover(out_fd: int, shown: str) -> bool:
+    """Undo a swap that was interrupted (journal present): entries the stage lacks go back
+    into it, entries in the trash come back. Idempotent, so a kill during it is harmless."""
+    data = _read_regular(out_fd, JOURNAL_NAME)
+    if data is None:
+        return False
+    journal = _parse_journal(data)
+    if journal is None:
+        raise OutputError(
+            f"{shown}/{JOURNAL_NAME} is damaged; compare {shown} with its .lbgen-stage-* and "
+            ".lbgen-trash-* directories by hand, then delete the journal"
         )
-    return st
+    stage, trash, old, new = journal
+    try:
+        _roll_back(out_fd, stage, trash, old, new)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot restore {shown} after an interrupted write ({JOURNAL_NAME}): "
+            f"{exc.strerror or exc}; compare {shown} with its {stage} and {trash} directories "
+            "by hand, then delete the journal"
+        ) from None
+    return True
 
 
-def _is_empty(dir_fd: int) -> bool:
-    with os.scandir(dir_fd) as entries:
-        return next(entries, None) is None
+def _roll_back(out_fd: int, stage: str, trash: str, old: list[str], new: list[str]) -> None:
+    stage_fd = os.open(stage, _DIR_FLAGS, dir_fd=out_fd)
+    trash_fd = os.open(trash, _DIR_FLAGS, dir_fd=out_fd)
+    try:
+        for entry in new:
+            if not _exists(stage_fd, entry) and _exists(out_fd, entry):
+                os.rename(entry, entry, src_dir_fd=out_fd, dst_dir_fd=stage_fd)
+        for entry in old:
+            if _exists(trash_fd, entry):
+                os.rename(entry, entry, src_dir_fd=trash_fd, dst_dir_fd=out_fd)
+        for fd in (stage_fd, trash_fd, out_fd):
+            os.fsync(fd)
+        os.unlink(JOURNAL_NAME, dir_fd=out_fd)
+        os.fsync(out_fd)
+    finally:
+        os.close(stage_fd)
+        os.close(trash_fd)
+
+
+def _parse_journal(data: bytes) -> tuple[str, str, list[str], list[str]] | None:
+    try:
+        journal = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(journal, dict):
+        return None
+    stage, trash = journal.get("stage"), journal.get("trash")
+    old, new = journal.get("old"), journal.get("new")
+    if not (
+        isinstance(stage, str) and stage.startswith(_STAGE_MARK) and "/" not in stage
+        and isinstance(trash, str) and trash.startswith(_TRASH_MARK) and "/" not in trash
+        and isinstance(old, list) and isinstance(new, list)
+    ):
+        return None
+    entries = [*old, *new]
+    if not all(isinstance(e, str) and e and "/" not in e and e not in (".", "..")
+               and not _is_internal(e) for e in entries):
+        return None
+    return stage, trash, old, new
+
+
+def _remove_internal(out_fd: int) -> None:
+    """Remove what interrupted in-place writes left inside `out_fd` (their journal has been
+    handled; the lock guarantees no live run owns them)."""
+    for entry in os.listdir(out_fd):
+        if not _is_internal(entry) or entry == JOURNAL_NAME:
+            continue
+        with contextlib.suppress(OSError):
+            st = os.stat(entry, dir_fd=out_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(entry, dir_fd=out_fd)
+            else:
+                os.unlink(entry, dir_fd=out_fd)
 
 
 def _fill(root_fd: int, payload: dict[str, bytes]) -> None:
@@ -447,8 +889,10 @@ def _read_regular(dir_fd: int, name: str) -> bytes | None:
 
 def _read_manifest(root_fd: int) -> dict[str, str] | None:
     data = _read_regular(root_fd, MANIFEST_NAME)
-    if data is None:
-        return None
+    return None if data is None else _parse_manifest(data)
+
+
+def _parse_manifest(data: bytes) -> dict[str, str] | None:
     try:
         document = json.loads(data)
     except ValueError:
@@ -537,10 +981,15 @@ def _syncfs(fd: int) -> None:
 
 
 __all__ = [
+    "JOURNAL_NAME",
     "MANIFEST_NAME",
     "NotGeneratedError",
     "OutputError",
+    "Replacement",
     "UnsafePathError",
+    "check_writable",
     "diff_tree",
+    "generated_by_lbgen",
+    "recover_interrupted",
     "write_tree",
 ]

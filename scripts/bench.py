@@ -96,7 +96,7 @@ def render_in_process(spec_path: Path, out_dir: Path) -> dict[str, str]:
     loaded = lbgen.load(spec_path)
     lbgen.validate(loaded)
     files = lbgen.render(loaded)
-    write_tree(files, out_dir, force=True)
+    write_tree(files, out_dir, replace_foreign=True)
     return files
 
 

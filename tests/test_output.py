@@ -2,11 +2,13 @@
 
 Each test states the promise of lbgen/output.py it holds the code to: the previous output
 survives any failure or kill byte for byte, nothing is written outside `out_dir`, a
-directory lbgen did not generate is never replaced without --force, stale files disappear.
+directory lbgen did not generate is never replaced without --replace-foreign (and never
+when it holds the spec), stale files disappear, and a mount point is written in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -154,7 +156,8 @@ def test_refuses_a_non_empty_directory_lbgen_did_not_generate(out: Path) -> None
         write_tree(OLD, out)
 
     assert isinstance(caught.value, LbgenError)  # the CLI turns it into a message, exit 2
-    assert "--force" in str(caught.value) and "empty directory" in str(caught.value)
+    assert "--replace-foreign" in str(caught.value) and "empty or new directory" in str(caught.value)
+    assert "main.tf" in str(caught.value)  # says what it would have deleted
     assert tree_digest(out) == before
     assert leftovers(out.parent) == []
 
@@ -203,30 +206,110 @@ def test_refuses_to_delete_a_file_a_person_added_to_a_generated_directory(out: P
     assert tree_digest(out) == before
 
 
-def test_hand_edits_of_generated_files_are_overwritten(out: Path) -> None:
-    # Generated files say "do not edit": an edit is drift, not a reason to refuse.
+def test_hand_edits_of_generated_files_are_overwritten_and_reported(out: Path) -> None:
+    # Generated files say "do not edit": an edit of a file lbgen writes again is drift, not a
+    # reason to refuse; it is reported so that the loss is not silent.
     write_tree(OLD, out)
     (out / "README.md").write_text("edited\n")
+    reported: list[output.Replacement] = []
 
-    write_tree(OLD, out)
+    write_tree(OLD, out, on_replace=reported.append)
 
     assert files_under(out) == OLD
+    assert reported == [output.Replacement(edited=("README.md",))]
 
 
-def test_force_replaces_a_foreign_directory_completely(out: Path) -> None:
+def test_a_hand_edited_file_the_new_tree_drops_is_not_deleted(out: Path) -> None:
+    write_tree(OLD, out)
+    (out / "edge" / "conf.d" / "seed.conf").write_text("upstream a { server 10.9.9.9; }\n")
+    before = tree_digest(out)
+
+    with pytest.raises(NotGeneratedError, match=r"changed since.*edge/conf\.d/seed\.conf"):
+        write_tree(NEW, out)  # NEW has no edge/conf.d/seed.conf
+
+    assert tree_digest(out) == before
+
+
+def test_a_forged_manifest_cannot_get_a_foreign_file_deleted(out: Path) -> None:
+    # A manifest lists the files lbgen wrote *with their hashes*: listing someone's Makefile
+    # (by copying a manifest, or by hand) does not make it lbgen's.
+    out.mkdir()
+    (out / "Makefile").write_text("all:\n\tmake deploy\n")
+    (out / "deploy").mkdir()
+    (out / "deploy" / "values.yaml").write_text("replicas: 3\n")
+    forged = {"Makefile": hashlib.sha256(b"something else").hexdigest(),
+              "deploy/values.yaml": "0" * 64}
+    (out / MANIFEST_NAME).write_text(json.dumps({"generator": "lbgen", "format": 1,
+                                                 "files": forged}))
+    before = tree_digest(out)
+
+    with pytest.raises(NotGeneratedError) as caught:
+        write_tree(NEW, out)
+
+    assert "Makefile" in str(caught.value) and "deploy/values.yaml" in str(caught.value)
+    assert tree_digest(out) == before
+
+
+def test_an_unchanged_generated_file_that_is_no_longer_rendered_is_removed(out: Path) -> None:
+    write_tree(OLD, out)
+    reported: list[output.Replacement] = []
+
+    write_tree(NEW, out, on_replace=reported.append)
+
+    assert files_under(out) == NEW and reported == []  # nothing foreign, nothing to report
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "below"])
+def test_never_replaces_a_directory_that_holds_the_spec(tmp_path: Path, where: str) -> None:
+    project = tmp_path / "project"
+    spec = project / "deploy" / "lb" / "seed.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("name: seed\n")
+    out_dir = {"same": spec.parent, "parent": project, "below": spec.parent / "."}[where]
+    before = tree_digest(project)
+
+    for check in (write_tree, output.check_writable):
+        with pytest.raises(OutputError, match=r"contains .*seed\.yaml, the spec being rendered"):
+            check(OLD, out_dir, replace_foreign=True, keep=[spec])  # type: ignore[operator]
+
+    assert tree_digest(project) == before
+    assert leftovers(project) == [] and leftovers(project / "deploy") == []
+
+
+def test_the_spec_is_protected_through_a_symlinked_path(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    spec = real / "seed.yaml"
+    spec.write_text("name: seed\n")
+    (tmp_path / "alias").symlink_to(real)
+
+    with pytest.raises(OutputError, match="the spec being rendered"):
+        write_tree(OLD, tmp_path, replace_foreign=True, keep=[tmp_path / "alias" / "seed.yaml"])
+
+    assert spec.read_text() == "name: seed\n"
+
+
+def test_replace_foreign_replaces_a_foreign_directory_and_reports_what_it_deletes(
+    out: Path,
+) -> None:
     out.mkdir()
     (out / "main.tf").write_text("resource {}\n")
+    (out / "deploy").mkdir()
+    (out / "deploy" / "values.yaml").write_text("replicas: 3\n")
+    (out / "empty").mkdir()
+    reported: list[output.Replacement] = []
 
-    write_tree(OLD, out, force=True)
+    write_tree(OLD, out, replace_foreign=True, on_replace=reported.append)
 
     assert files_under(out) == OLD
     assert not (out / "main.tf").exists()
+    assert reported == [output.Replacement(foreign=("deploy/values.yaml", "empty/", "main.tf"))]
 
 
 def test_refuses_a_path_that_is_a_file(out: Path) -> None:
     out.write_text("not a directory\n")
     with pytest.raises(OutputError, match="not a directory"):
-        write_tree(OLD, out, force=True)
+        write_tree(OLD, out, replace_foreign=True)
     assert out.read_text() == "not a directory\n"
 
 
@@ -285,7 +368,7 @@ def test_refuses_an_output_directory_that_is_a_symbolic_link(tmp_path: Path) -> 
     before = tree_digest(target)
 
     with pytest.raises(OutputError, match="symbolic link") as caught:
-        write_tree(NEW, link, force=True)
+        write_tree(NEW, link, replace_foreign=True)
 
     assert str(target) in str(caught.value)  # tells the user what to pass instead
     assert link.is_symlink() and tree_digest(target) == before
@@ -554,6 +637,248 @@ def test_sigkill_at_arbitrary_moments_never_leaves_a_mixed_directory(
     assert any(outcomes), "no kill landed before the swap: the test proved nothing"
 
 
+# --- an output directory that is a mount point (container volume) -------------------------
+#
+# `docker run -v $PWD/out:/out … -o /out`: /out cannot be renamed (EBUSY), so the sibling
+# swap cannot work there. These tests bind-mount out/ onto itself inside a private mount
+# namespace (`unshare --mount`), so nothing leaks to the host; what the child writes through
+# the mount stays in out/ after the namespace is gone.
+
+_MOUNT_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    import lbgen.output as output
+
+    out, mode = Path(sys.argv[1]), sys.argv[2]
+    mounts = [line.split()[4] for line in open("/proc/self/mountinfo")]
+    assert str(out) in mounts, "out/ is not a mount point"
+    files = json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
+    if files is None:
+        files = {f"svc{i // 100}/f{i:05d}.conf": f"# {i}\\n" + "x" * 20_000 + "\\n"
+                 for i in range(1500)}
+    if mode == "undetected":  # detection misses the mount: the EBUSY of the swap must fall back
+        output._is_mount_point = lambda *args: False
+    real_write, real_rename, real_unlink = output._write_file, os.rename, os.unlink
+    state = {"files": 0, "renames": None}
+
+    def reporting_write(*args, **kwargs):
+        real_write(*args, **kwargs)
+        state["files"] += 1
+        print(f"wrote {state['files']}", flush=True)
+
+    def reporting_rename(src, dst, **kwargs):
+        real_rename(src, dst, **kwargs)
+        if dst == output.JOURNAL_NAME:
+            state["renames"] = 0
+        elif state["renames"] is not None:
+            state["renames"] += 1
+            print(f"renamed {state['renames']}", flush=True)
+            if mode == f"pause-rename-{state['renames']}":
+                time.sleep(60)
+
+    def reporting_unlink(path, **kwargs):
+        real_unlink(path, **kwargs)
+        if path == output.JOURNAL_NAME:
+            print("committed", flush=True)
+            if mode == "pause-after-commit":
+                time.sleep(60)
+
+    if mode not in ("plain", "undetected"):
+        output._write_file = reporting_write
+        os.rename = reporting_rename
+        os.unlink = reporting_unlink
+    output.write_tree(files, out)
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def mount_namespace() -> list[str]:
+    """The command prefix that runs a program in a private mount namespace."""
+    unshare = shutil.which("unshare")
+    prefix = [unshare or "unshare", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        prefix.insert(1, "--map-root-user")  # an unprivileged user namespace may mount too
+    works = unshare is not None and subprocess.run(
+        [*prefix, "true"], capture_output=True, check=False
+    ).returncode == 0
+    if not works:
+        if os.geteuid() == 0 or os.environ.get("CI"):
+            pytest.fail("unshare --mount does not work here, so the mount-point tests cannot run")
+        pytest.skip("not root and unshare --mount is unavailable: cannot create a mount point")
+    return prefix
+
+
+def _in_mount(prefix: list[str], out: Path, mode: str, files: dict[str, str] | None = None,
+              ) -> subprocess.Popen[str]:
+    """Run _MOUNT_CHILD with out/ bind-mounted onto itself (a mount point, as a volume is)."""
+    out.mkdir(exist_ok=True)
+    extra = [json.dumps(files)] if files is not None else []
+    return subprocess.Popen(
+        [*prefix, "sh", "-c", 'mount --bind "$1" "$1" && exec "$2" -c "$3" "$1" "$4" "$5"',
+         "sh", str(out), sys.executable, _MOUNT_CHILD, mode, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def visible_digest(root: Path) -> str:
+    """tree_digest of what a reader of the output sees: without lbgen's in-place staging
+    entries (hidden, removed by the next run)."""
+    copy = root.parent / (root.name + "-visible")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(root, copy, symlinks=True,
+                    ignore=lambda d, names: [n for n in names if Path(d) == root
+                                             and n.startswith(output._INTERNAL)])
+    try:
+        return tree_digest(copy)
+    finally:
+        shutil.rmtree(copy)
+
+
+@pytest.mark.parametrize("mode", ["plain", "undetected"])
+def test_an_output_directory_that_is_a_mount_point_is_replaced_in_place(
+    mount_namespace: list[str], out: Path, mode: str
+) -> None:
+    write_tree(OLD, out)
+    (out / "README.md").write_text(OLD["README.md"])
+    child = _in_mount(mount_namespace, out, mode, NEW)
+    stdout, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 0, stderr  # was: cannot write …: Device or resource busy
+    assert stdout.strip().endswith("done")
+    assert files_under(out) == NEW
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [MANIFEST_NAME]
+    assert leftovers(out.parent) == []
+    assert diff_tree(NEW, out) == ""
+
+
+def test_a_foreign_mount_point_is_refused_like_any_foreign_directory(
+    mount_namespace: list[str], out: Path
+) -> None:
+    out.mkdir()
+    (out / "data.db").write_text("precious\n")
+    child = _in_mount(mount_namespace, out, "plain", NEW)
+    _stdout, stderr = child.communicate(timeout=60)
+
+    assert child.returncode != 0 and "NotGeneratedError" in stderr
+    assert files_under(out) == {"data.db": "precious\n"}
+
+
+def _kill_mounted(child: subprocess.Popen[str], marker: str) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.strip() == marker:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            assert child.returncode == -signal.SIGKILL
+            return
+    child.wait(timeout=30)
+    raise AssertionError(f"child finished before printing {marker!r}: {child.stderr.read()}")
+
+
+@pytest.mark.parametrize("marker", ["wrote 1", "wrote 700", "wrote 1501"])
+def test_sigkill_while_staging_inside_a_mount_point_leaves_the_previous_output(
+    mount_namespace: list[str], out: Path, previous: str, marker: str
+) -> None:
+    _kill_mounted(_in_mount(mount_namespace, out, "report"), marker)
+
+    assert visible_digest(out) == previous
+    assert not (out / output.JOURNAL_NAME).exists()
+    assert diff_tree(OLD, out) == ""  # the partial stage is not part of the output
+    write_tree(NEW, out)  # the next run works and removes the partial stage
+    assert files_under(out) == NEW
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+WIDE_NEW = {f"svc{i:02d}/f.conf": f"# {i}\n" for i in range(16)}
+
+
+@pytest.mark.parametrize("mode", ["pause-rename-2", "pause-rename-6", "pause-rename-19"])
+def test_sigkill_during_the_in_place_swap_is_recovered_to_the_previous_output(
+    mount_namespace: list[str], out: Path, previous: str, mode: str
+) -> None:
+    # 4 old top-level entries go to the trash (renames 1-4), then 17 new ones (16 directories
+    # and the manifest) come in (renames 5-21).
+    child = _in_mount(mount_namespace, out, mode, WIDE_NEW)
+    _kill_mounted(child, "renamed " + mode.rsplit("-", 1)[1])
+
+    assert (out / output.JOURNAL_NAME).exists()
+    with pytest.raises(OutputError, match="interrupted lbgen write"):
+        diff_tree(OLD, out)  # --check does not compare a half-swapped directory
+    assert output.recover_interrupted(out) is True
+    assert visible_digest(out) == previous
+    write_tree(NEW, out)
+    assert files_under(out) == NEW
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+def test_an_interrupted_in_place_swap_is_recovered_by_the_next_write(
+    mount_namespace: list[str], out: Path, previous: str
+) -> None:
+    _kill_mounted(_in_mount(mount_namespace, out, "pause-rename-3", WIDE_NEW), "renamed 3")
+
+    write_tree(NEW, out)  # recovers first, then writes
+
+    assert files_under(out) == NEW
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+def test_a_journal_that_cannot_be_rolled_back_stops_the_write_and_keeps_everything(
+    out: Path,
+) -> None:
+    write_tree(OLD, out)
+    trash = out / ".lbgen-trash-1-abcdef"
+    trash.mkdir()
+    (out / "README.md").rename(trash / "README.md")
+    (out / output.JOURNAL_NAME).write_text(json.dumps({
+        "stage": ".lbgen-stage-1-abcdef", "trash": trash.name,  # the stage is gone
+        "old": ["README.md", "edge", "gke", MANIFEST_NAME], "new": ["README.md"],
+    }))
+
+    with pytest.raises(OutputError, match=r"cannot restore .*compare .* by hand"):
+        write_tree(NEW, out)
+
+    assert (trash / "README.md").read_text() == OLD["README.md"]  # nothing deleted
+    assert (out / output.JOURNAL_NAME).exists()
+
+
+def test_sigkill_after_the_in_place_commit_leaves_the_complete_new_output(
+    mount_namespace: list[str], out: Path, previous: str
+) -> None:
+    _kill_mounted(_in_mount(mount_namespace, out, "pause-after-commit", WIDE_NEW), "committed")
+
+    visible = {k: v for k, v in files_under(out).items() if not k.startswith(output._INTERNAL)}
+    assert visible == WIDE_NEW  # the old entries wait, hidden, in .lbgen-trash-*
+    assert not (out / output.JOURNAL_NAME).exists()
+    assert diff_tree(WIDE_NEW, out) == ""
+    write_tree(OLD, out)  # the next run removes them
+    assert [p.name for p in out.iterdir() if p.name.startswith(output._INTERNAL)] == []
+
+
+def test_sigkill_at_arbitrary_moments_inside_a_mount_point_is_never_a_mixed_output(
+    mount_namespace: list[str], tmp_path: Path, out: Path, previous: str
+) -> None:
+    write_tree(BIG_NEW, tmp_path / "reference")
+    completed = tree_digest(tmp_path / "reference")
+    outcomes = []
+    for delay in (0.1, 0.3, 0.5, 0.8, 1.2):
+        child = _in_mount(mount_namespace, out, "plain")
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        output.recover_interrupted(out)  # what the next run does first
+        state = visible_digest(out)
+        assert state in (previous, completed), f"mixed output after a kill at {delay}s"
+        outcomes.append(state == previous)
+        if state == completed:
+            write_tree(OLD, out)
+            assert visible_digest(out) == previous
+    assert any(outcomes), "no kill landed before the commit: the test proved nothing"
+
+
 # --- diff_tree ----------------------------------------------------------------------------
 
 
@@ -640,19 +965,30 @@ def _big_spec(services: int, replicas: int) -> str:
     )
 
 
-def _lbgen_render(spec: Path, out: Path) -> subprocess.Popen[str]:
+def _lbgen_render(spec: Path, out: Path, mount: list[str] | None = None) -> subprocess.Popen[str]:
+    """`lbgen render SPEC -o OUT`; with `mount` (a mount-namespace prefix), with OUT
+    bind-mounted onto itself first, as a container volume is."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "lbgen", "render", str(spec), "-o", str(out)]
+    if mount is not None:
+        command = [*mount, "sh", "-c", 'mount --bind "$1" "$1" && shift && exec "$@"', "sh",
+                   str(out), *command]
     return subprocess.Popen(
-        [sys.executable, "-m", "lbgen", "render", str(spec), "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )
 
 
 def _files_in_partial_tree(parent: Path) -> int:
+    """Files written so far into the hidden staging directory: beside out/ (`.lbgen-tmp-*`)
+    or, for a mount point, inside it (`.lbgen-stage-*`)."""
     count = 0
-    for entry in parent.iterdir():
-        if ".lbgen-tmp-" in entry.name:
-            count += sum(len(names) for _top, _dirs, names in os.walk(entry))
+    for root in (parent, parent / "out"):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in root.iterdir():
+                if entry.name.startswith(".out.lbgen-tmp-") or entry.name.startswith(
+                    output._STAGE_MARK
+                ):
+                    count += sum(len(names) for _top, _dirs, names in os.walk(entry))
     return count
 
 
@@ -671,11 +1007,14 @@ def big_renders(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], l
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mounted", [False, True], ids=["directory", "mount-point"])
 @pytest.mark.parametrize("threshold", [1, 400, 900])
 def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_identical(
-    tmp_path: Path, threshold: int, big_renders: tuple[list[Path], list[Path]]
+    tmp_path: Path, threshold: int, big_renders: tuple[list[Path], list[Path]], mounted: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The CLI end to end: kill -9 once the hidden directory holds `threshold` of ~1000 files."""
+    mount = request.getfixturevalue("mount_namespace") if mounted else None
     specs, outputs = big_renders
     out = tmp_path / "out"
     shutil.copytree(outputs[1], out, symlinks=True)
@@ -685,7 +1024,7 @@ def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_ident
 
     for _attempt in range(6):
         target = 1 - current
-        child = _lbgen_render(specs[target], out)
+        child = _lbgen_render(specs[target], out, mount)
         landed = False
         while child.poll() is None:
             if _files_in_partial_tree(tmp_path) >= threshold:
@@ -695,7 +1034,7 @@ def test_sigkill_of_lbgen_render_mid_write_leaves_the_previous_output_byte_ident
         child.wait(timeout=120)
         if landed:
             assert child.returncode == -signal.SIGKILL
-            assert tree_digest(out) == digests[current]
+            assert visible_digest(out) == digests[current]
             return
         # The render finished before the poll saw the partial tree: it must be complete.
         assert child.returncode == 0 and tree_digest(out) == digests[target]
@@ -757,6 +1096,72 @@ def test_validate_hook_entry_accepts_several_specs_and_fails_on_a_broken_one(
 
     assert result.exit_code == 2
     assert f"{broken}:" in result.stderr
+
+
+def _pre_commit_files(hook: dict[str, Any], repo: Path) -> list[str]:
+    """The files pre-commit passes to `hook` on `pre-commit run --all-files`: tracked files
+    that match `files` (re.search) and `types: [yaml]` (identify tags .yaml/.yml as yaml)."""
+    tracked = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert hook["types"] == ["yaml"]
+    return [path for path in tracked
+            if re.search(hook["files"], path) and path.endswith((".yaml", ".yml"))]
+
+
+@pytest.fixture
+def lbgen_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository that keeps its spec under lbgen/ and commits the rendered output beside
+    it (lbgen/out/), as the README suggests."""
+    repo = tmp_path / "infra"
+    (repo / "lbgen").mkdir(parents=True)
+    shutil.copy(REPO / "examples" / "seed.yaml", repo / "lbgen" / "seed.yaml")
+    (repo / "charts").mkdir()
+    (repo / "charts" / "values.yaml").write_text("replicas: 3\n")
+    monkeypatch.chdir(repo)
+    rendered = CliRunner().invoke(cli, ["render", "lbgen/seed.yaml", "-o", "lbgen/out"])
+    assert rendered.exit_code == 0, rendered.output
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    return repo
+
+
+def test_validate_hook_skips_rendered_output_in_a_realistic_repository(lbgen_repo: Path) -> None:
+    hook = _hooks()["lbgen-validate"]
+    files = _pre_commit_files(hook, lbgen_repo)
+    assert "lbgen/seed.yaml" in files and "lbgen/out/gateway/kong.yaml" in files
+    assert "charts/values.yaml" not in files
+
+    result = _run_hook(hook, files)
+
+    assert result.exit_code == 0, result.output  # was 2: kong.yaml is not a spec
+    generated = sorted(f for f in files if f.startswith("lbgen/out/"))
+    assert generated  # kong.yaml and the Kubernetes bundles
+    for path in generated:
+        assert f"lbgen: note: skipping {path}: it is a file rendered by lbgen" in result.stderr
+    assert "lbgen/seed.yaml" not in result.stderr  # the spec itself was validated
+    assert "All checks passed" in result.stdout
+
+
+def test_validate_recognises_rendered_output_by_its_manifest_without_the_header(
+    lbgen_repo: Path,
+) -> None:
+    kong = lbgen_repo / "lbgen" / "out" / "gateway" / "kong.yaml"
+    kong.write_text(kong.read_text().split("\n", 1)[1])  # header line gone (hand edit)
+
+    result = CliRunner().invoke(cli, ["validate", "lbgen/out/gateway/kong.yaml"])
+
+    assert result.exit_code == 0, result.output
+    assert "listed in" in result.stderr and MANIFEST_NAME in result.stderr
+
+
+def test_validate_still_checks_a_spec_that_sits_in_a_generated_directory(lbgen_repo: Path) -> None:
+    stray = lbgen_repo / "lbgen" / "out" / "broken.yaml"  # not in the manifest: not lbgen's
+    stray.write_text("name: [\n")
+
+    result = _run_hook(_hooks()["lbgen-validate"], ["lbgen/seed.yaml", "lbgen/out/broken.yaml"])
+
+    assert result.exit_code == 2
+    assert "lbgen/out/broken.yaml:" in result.stderr
 
 
 def test_render_check_hook_passes_on_fresh_output_and_fails_with_a_diff_after_an_edit(

@@ -8,21 +8,23 @@
   ``<schemas>/kube-proxy/kubeproxyconfiguration-v1alpha1.json`` (JSON Schema draft 7),
   since Kubernetes publishes no schema for component configs.
 
-One CheckResult per file and check.
+One CheckResult per file and check. kubernetes-validate (22 MB of schemas) is the optional
+extra ``lbgen[verify]``: without it the first check is reported as skipped, with the command
+that installs it.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
-import kubernetes_validate.utils as kv_utils
 import yaml
 
 from lbgen.verify._base import CheckResult
@@ -31,6 +33,21 @@ KUBERNETES_VERSION = "1.36"
 # PyYAML's safe loader, in C when built with libyaml (same results, much faster).
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KUBE_PROXY_SCHEMA = Path("kube-proxy") / "kubeproxyconfiguration-v1alpha1.json"
+NOT_INSTALLED = (
+    "kubernetes-validate is not installed, so the Kubernetes manifests were not "
+    "schema-checked: python3 -m pip install 'lbgen[verify]' (or: python3 -m pip install "
+    "kubernetes-validate)"
+)
+
+
+def _kubernetes_validate() -> ModuleType | None:
+    """The optional `kubernetes_validate` module (extra `lbgen[verify]`), None if missing."""
+    try:
+        module = importlib.import_module("kubernetes_validate")
+        importlib.import_module("kubernetes_validate.utils")
+    except ImportError:
+        return None
+    return module
 
 # The built-in kinds lbgen renders (Kubernetes renderer and the KIC flavour of Kong). Matched
 # by kind alone, so a built-in kind in an API version 1.36 no longer serves (policy/v1beta1
@@ -52,6 +69,11 @@ def _cached_schema_files() -> Iterator[None]:
     (~17 ms); the validation itself takes well under 1 ms. Same function, same schemas: only
     the file reads are memoised, for the duration of one verify run.
     """
+    module = _kubernetes_validate()
+    if module is None:
+        yield
+        return
+    kv_utils = module.utils
     original_contents = kv_utils.schema_contents
     original_versions = kv_utils.all_versions
     kv_utils.schema_contents = _cached(original_contents)
@@ -78,7 +100,7 @@ def _describe(doc: Mapping[str, Any]) -> str:
     return f"{doc.get('kind')}/{name}"
 
 
-def _validation_message(error: kubernetes_validate.ValidationError) -> str:
+def _validation_message(error: Any) -> str:  # a kubernetes_validate.ValidationError
     where = ".".join(str(part) for part in error.path) or "(root)"
     return f"{where}: {error.message}"
 
@@ -88,6 +110,9 @@ def _check_kubernetes_documents(path: str, docs: list[Any]) -> CheckResult | Non
     if not builtin:
         return None
     name = f"kubernetes-validate {KUBERNETES_VERSION} (strict) {path}"
+    kubernetes_validate = _kubernetes_validate()
+    if kubernetes_validate is None:
+        return CheckResult(name, "skipped", NOT_INSTALLED)
     problems: list[str] = []
     for doc in builtin:
         try:

@@ -195,6 +195,80 @@ def test_refuses_a_directory_lbgen_did_not_generate(
     assert (out / "main.py").read_text("utf-8") == "print('mine')\n"
 
 
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root holding the spec beside a Makefile and a Helm values file."""
+    root = tmp_path / "project"
+    (root / "deploy").mkdir(parents=True)
+    shutil.copy(SPECS / "clean.yaml", root / "lb.yaml")
+    (root / "Makefile").write_text("all:\n\tmake deploy\n")
+    (root / "deploy" / "values.yaml").write_text("replicas: 3\n")
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(lbgen.cli, "check_spec", partial(check_spec, select=["LB101", "LB9"]))
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def test_force_only_ignores_findings_it_never_replaces_a_foreign_directory(
+    project: Path, fake_render: dict[str, str]
+) -> None:
+    # `lbgen render SPEC -o . --force` used to delete the Makefile and deploy/values.yaml.
+    subdir = project / "deploy"
+    before = _snapshot(project)
+
+    result = CliRunner().invoke(cli, ["render", "lb.yaml", "-o", ".", "--force"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(subdir)
+        in_subdir = CliRunner().invoke(cli, ["render", "../lb.yaml", "-o", ".", "--force"])
+
+    assert result.exit_code == 2 and in_subdir.exit_code == 2
+    assert "the spec being rendered" in result.stderr
+    assert "values.yaml" in in_subdir.stderr and "--replace-foreign" in in_subdir.stderr
+    assert _snapshot(project) == before
+
+
+def test_replace_foreign_never_deletes_the_spec(
+    project: Path, fake_render: dict[str, str]
+) -> None:
+    before = _snapshot(project)
+
+    result = CliRunner().invoke(
+        cli, ["render", "lb.yaml", "-o", ".", "--force", "--replace-foreign"]
+    )
+
+    assert result.exit_code == 2
+    assert "contains lb.yaml, the spec being rendered" in result.stderr
+    assert "Traceback" not in result.output
+    assert _snapshot(project) == before
+
+
+def test_replace_foreign_lists_what_it_deletes(project: Path, fake_render: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["render", "lb.yaml", "-o", "deploy", "--replace-foreign"])
+
+    assert result.exit_code == 0, result.output
+    assert "deleting 1 entries lbgen did not write (or that changed since):\n  values.yaml\n" in (
+        result.stderr
+    )
+    assert _tree(project / "deploy") == FILES
+
+
+@pytest.mark.parametrize("setup", ["foreign", "holds-spec"])
+def test_check_reports_what_a_plain_render_would_refuse(
+    project: Path, fake_render: dict[str, str], setup: str
+) -> None:
+    out = "deploy" if setup == "foreign" else "."
+    render = CliRunner().invoke(cli, ["render", "lb.yaml", "-o", out])
+    check = CliRunner().invoke(cli, ["render", "lb.yaml", "-o", out, "--check"])
+
+    assert render.exit_code == 2 and check.exit_code == 2
+    reason = render.stderr.strip().splitlines()[-1]
+    assert reason.startswith("lbgen: error: ") and reason in check.stderr
+    assert "up to date" not in check.stdout
+
+
 def test_input_error_exits_2_and_writes_nothing(run: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run("render", "broken/unknown-key.yaml", "-o", out)

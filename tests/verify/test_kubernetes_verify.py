@@ -5,6 +5,9 @@ field the renderer can emit; plus proof that both checks fail on bad input."""
 from __future__ import annotations
 
 import copy
+import re
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import yaml
 import lbgen
 from lbgen.verify import kubernetes as k8s_verify
 from lbgen.verify._base import CheckResult
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, REPO
 
 # A spec that makes the renderer emit every optional field: gRPC h2c port, ClientIP affinity,
 # traffic policies, headless Service, HPA, PDB, and a kube-proxy config with every section.
@@ -225,3 +228,28 @@ def test_kube_proxy_configmap_without_config_conf_fails(schemas_dir: Path) -> No
     files = {"k8s/kube-system/kube-proxy.yaml": yaml.safe_dump(configmap)}
     results = kube_proxy_results(k8s_verify.verify(files, schemas_dir))
     assert [r.status for r in results] == ["failed"]
+
+
+def test_without_kubernetes_validate_the_check_is_skipped_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # kubernetes-validate (22 MB) is the optional extra lbgen[verify]; None in sys.modules
+    # makes `import kubernetes_validate` raise ImportError, as when it is not installed.
+    monkeypatch.setitem(sys.modules, "kubernetes_validate", None)
+    monkeypatch.setitem(sys.modules, "kubernetes_validate.utils", None)
+
+    results = k8s_verify.verify(_service_file({"sessionAfinity": "None"}), None)
+
+    assert [(r.name, r.status) for r in results] == [
+        ("kubernetes-validate 1.36 (strict) k8s/shop/orders.yaml", "skipped")
+    ]
+    assert "kubernetes-validate is not installed" in results[0].detail
+    assert "pip install 'lbgen[verify]'" in results[0].detail
+
+
+def test_kubernetes_validate_is_an_optional_extra_that_the_test_extra_includes() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    requirement = re.compile(r"^kubernetes-validate\b")
+    assert not any(requirement.match(dep) for dep in project["dependencies"])
+    for extra in ("verify", "test"):
+        assert any(requirement.match(dep) for dep in project["optional-dependencies"][extra])
