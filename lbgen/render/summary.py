@@ -23,7 +23,7 @@ from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.render import kubernetes as k8s
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._base import RenderContext, RenderedFile, shown_source_name
 from lbgen.render._names import headless_name, uses_headless_service
 from lbgen.render.kong import kic_file_path, upstream_name
 
@@ -537,7 +537,7 @@ def build_view(ctx: RenderContext) -> SummaryView:
     return SummaryView(
         header=k8s.markdown_header(ctx),
         title=spec.name,
-        source_name=ctx.source_name,
+        source_name=shown_source_name(ctx.source_name, markdown=True),
         path_line=path_line,
         diagram=build_diagram(spec, budget),
         budget=[
