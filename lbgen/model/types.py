@@ -55,7 +55,8 @@ class Duration:
         if isinstance(value, float) and value.is_integer():
             return cls(int(value) * 1000)
         if isinstance(value, str):
-            text = value.strip().replace(" ", "")
+            # Surrounding blanks are tolerated; inner ones are not: "1 30" is not 130s.
+            text = value.strip(" ")
             if text.isascii() and text.isdigit():
                 return cls(int(text) * 1000)
             if _DURATION_RE.fullmatch(text):
@@ -325,5 +326,6 @@ LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 
-RULE_CODE_PATTERN = r"^LB\d{3}$"
+# [0-9], not \d: pydantic's (Rust) regex \d also matches Arabic-Indic and other digits.
+RULE_CODE_PATTERN = r"^LB[0-9]{3}$"
 RuleCode = Annotated[str, Field(pattern=RULE_CODE_PATTERN)]
