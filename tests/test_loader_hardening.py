@@ -16,7 +16,7 @@ from lbgen.cli import cli
 from lbgen.io.loader import load_spec_text
 from lbgen.model.types import Duration
 from tests.conftest import REPO
-from tests.test_input_errors import SEED, at, edit, position, problems_of
+from tests.test_input_errors import at, edit, position, problems_of
 
 
 @pytest.mark.parametrize(
