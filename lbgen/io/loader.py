@@ -607,6 +607,12 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
         problems = [_problem(error, data, source) for error in exc.errors(include_url=False)]
         problems.sort(key=_problem_order)
         raise InputError(problems) from None
+    from lbgen.model.naming import name_problems
+
+    named = [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
+             for p in name_problems(spec)]
+    if named:
+        raise InputError(sorted(named, key=_problem_order))
     return LoadedSpec(spec, source)
 
 
