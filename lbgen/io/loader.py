@@ -43,8 +43,9 @@ ModelPath = tuple[str | int, ...]
 
 MAX_SPEC_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
-MAX_NODES = 2_000_000
-"""Scalars + containers after alias expansion: bounds the work of validating any spec."""
+MAX_NODES = 500_000
+"""Scalars + containers after alias expansion: bounds the work (time and memory) of
+validating any spec. A spec of 10,000 services (scripts/bench.py) has about 260,000."""
 MAX_ALIAS_NODES = 100_000
 """Values added by expanding aliases: legitimate reuse (one `app:` block shared by a thousand
 services) stays far below; a "billion laughs" document exceeds it after a few events."""
@@ -540,7 +541,8 @@ class _Composer:
                               "use fewer or smaller anchors; lbgen refuses documents that "
                               "grow exponentially when aliases are expanded")
         if self.nodes > MAX_NODES:
-            raise self._error(event, f"the spec has more than {MAX_NODES} values",
+            raise self._error(event, f"the spec has more than {MAX_NODES} values (keys, "
+                              "values and lists, after expanding aliases)",
                               "split the path into several specs")
 
     def _scalar_tag(self, event: Any) -> str:
@@ -548,7 +550,8 @@ class _Composer:
             return str(event.tag)
         if event.tag is not None:  # the non-specific "!" tag: a string
             return "tag:yaml.org,2002:str"
-        return str(self.yaml.resolver.resolve(ScalarNode, event.value, event.implicit))
+        return _resolved_tag_text(self.yaml.resolver.resolve(ScalarNode, event.value,
+                                                             event.implicit))
 
     def _scalar(self, event: Any, path: ModelPath | None) -> Any:
         tag = self._scalar_tag(event)
@@ -579,6 +582,23 @@ class _Composer:
         mark = event.start_mark
         return InputError([Problem(SourceLocation(self.source.file, mark.line + 1,
                                                   mark.column + 1), message, hint)])
+
+
+_RESOLVED_TAGS: dict[Any, str] = {}
+
+
+def _resolved_tag_text(tag: Any) -> str:
+    """str() of a tag the resolver chose, memoised: ruamel builds a new Tag per scalar and
+    URI-decodes it on every str(), which made reading a large spec much slower than parsing
+    it. Resolved tags have no handle (no %TAG directive can change them), so the suffix
+    alone determines the text."""
+    if getattr(tag, "handle", None) is not None:
+        return str(tag)
+    key = getattr(tag, "suffix", tag)
+    text = _RESOLVED_TAGS.get(key)
+    if text is None:
+        text = _RESOLVED_TAGS[key] = str(tag)
+    return text
 
 
 def _yaml_problem(exc: MarkedYAMLError, file: str) -> Problem:

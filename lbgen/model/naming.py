@@ -9,7 +9,7 @@ The renderers use the same functions, so what is checked is what is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from lbgen.model.service import Service
@@ -45,6 +45,28 @@ def uses_headless_service(spec: Spec) -> bool:
     return False
 
 
+def host_groups(services: Sequence[Service]) -> list[tuple[tuple[str, ...], list[Service]]]:
+    """Hosts grouped by the services that route them: (sorted hosts, those services).
+
+    The nginx edge renders one `server` block per group, with all its hosts in one
+    `server_name`, so its size grows with hosts + paths, not hosts × paths. Groups are
+    ordered by their first host; services keep their spec order.
+    """
+    by_host: dict[str, list[int]] = {}
+    for index, service in enumerate(services):
+        for host in service.route.hosts:
+            listed = by_host.setdefault(host, [])
+            if not listed or listed[-1] != index:
+                listed.append(index)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for host, indices in by_host.items():
+        groups.setdefault(tuple(indices), []).append(host)
+    return sorted(
+        ((tuple(sorted(hosts)), [services[i] for i in indices]) for indices, hosts in groups.items()),
+        key=lambda group: group[0][0],
+    )
+
+
 def service_bundle_path(spec: Spec, service: Service) -> str:
     return f"{spec.cluster.name}/{service.namespace}/{service.name}.yaml"
 
@@ -70,10 +92,56 @@ class NameProblem:
 
 
 def name_problems(spec: Spec) -> list[NameProblem]:
-    """Every collision of output paths or Kubernetes objects, and every derived name over
-    the DNS label limit, located at the service (and field) that causes it."""
+    """Every collision of output paths or Kubernetes objects, every derived name over the
+    DNS label limit, every route listed twice and routes that expand beyond
+    MAX_ROUTE_ENTRIES, located at the service (and field) that causes it."""
     return [*_path_collisions(spec), *_object_collisions(spec), *_long_derived_names(spec),
-            *_repeated_routes(spec)]
+            *_repeated_routes(spec), *_too_many_route_entries(spec)]
+
+
+MAX_ROUTE_ENTRIES = 100_000
+"""Route entries (an nginx `location`, a KIC Ingress path, a Kong route's host or path) the
+gateway's output may hold. Far above real path specs, it keeps a spec of a few kilobytes
+from expanding into hundreds of megabytes of configuration (hosts × paths)."""
+
+
+def route_entries(spec: Spec) -> list[int]:
+    """Per service, how many route entries the gateway's rendered config holds for it."""
+    gateway = spec.gateway
+    if isinstance(gateway, KongTier):
+        if gateway.mode == "kic":
+            # One Ingress rule per host, each with every path.
+            return [max(1, len(s.route.hosts)) * len(s.paths) for s in spec.services]
+        return [len(s.route.hosts) + len(s.paths) for s in spec.services]  # one Kong route
+    if gateway is None or spec.next_tier(gateway) is not spec.cluster:
+        return [0 for _ in spec.services]  # the edge forwards everything to the next tier
+    # nginx: the catch-all server holds the hostless services; each host group a server.
+    servers = {id(s): 0 if s.route.hosts else 1 for s in spec.services}
+    for _, services in host_groups(spec.services):
+        for service in services:
+            servers[id(service)] += 1
+    return [servers[id(s)] * len(s.paths) for s in spec.services]
+
+
+def _too_many_route_entries(spec: Spec) -> Iterator[NameProblem]:
+    entries = route_entries(spec)
+    total = sum(entries)
+    if total <= MAX_ROUTE_ENTRIES:
+        return
+    largest = max(range(len(entries)), key=entries.__getitem__)
+    service = spec.services[largest]
+    gateway = spec.gateway
+    assert gateway is not None  # without a gateway there are no route entries
+    how = ("every host gets an Ingress rule with every path"
+           if isinstance(gateway, KongTier) and gateway.mode == "kic" else "hosts and paths")
+    yield NameProblem(
+        ("services", largest, "route"),
+        f"the routes expand to {total} entries in tier {gateway.name}'s config ({how}; "
+        f"service {service.name}: {entries[largest]}), over lbgen's limit of "
+        f"{MAX_ROUTE_ENTRIES}",
+        "route fewer host and path combinations (a shorter path prefix covers more), or "
+        "split the services across several specs",
+    )
 
 
 def _repeated_routes(spec: Spec) -> Iterator[NameProblem]:
