@@ -218,6 +218,7 @@ _UNICODE_BREAK = re.compile("[\x85\u2028\u2029]")
 _UNICODE_BREAK_NAMES = {"\x85": "U+0085 (NEXT LINE)", "\u2028": "U+2028 (LINE SEPARATOR)",
                         "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_PLAIN_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]{0,17})")
 
 
 def _offset_location(text: str, offset: int, file: str) -> SourceLocation:
@@ -314,6 +315,7 @@ class _Composer:
         """Offset → NEL/LS/PS character blanked there in `text` (see load_spec_text)."""
         self.unicode_breaks = sorted(self.break_chars)
         self.line_starts: list[int] = []
+        self.implicit_resolvers: dict[Any, Any] | None = None
         self.source = source
         # pure=False: ruamel.yaml.clib's C parser when installed (same events and marks,
         # about 10x faster); pure=True: ruamel's Python scanner, whose errors say more.
@@ -550,8 +552,20 @@ class _Composer:
             return str(event.tag)
         if event.tag is not None:  # the non-specific "!" tag: a string
             return "tag:yaml.org,2002:str"
-        return _resolved_tag_text(self.yaml.resolver.resolve(ScalarNode, event.value,
-                                                             event.implicit))
+        return self._resolve_implicit(event.value, event.implicit)
+
+    def _resolve_implicit(self, value: str, implicit: Any) -> str:
+        """The tag ruamel's resolver gives an untagged scalar (Resolver.resolve, without its
+        per-call cost: the version's resolver table is looked up once per document, after
+        any %YAML directive, and tags stay strings)."""
+        if implicit[0]:
+            if self.implicit_resolvers is None:
+                self.implicit_resolvers = dict(self.yaml.resolver.versioned_resolver)
+            table = self.implicit_resolvers
+            for tag, regexp in (*table.get(value[0] if value else "", ()), *table.get(None, ())):
+                if regexp.match(value):
+                    return str(tag)
+        return "tag:yaml.org,2002:str"
 
     def _scalar(self, event: Any, path: ModelPath | None) -> Any:
         tag = self._scalar_tag(event)
@@ -560,6 +574,11 @@ class _Composer:
                               "remove the tag; use plain strings, numbers and booleans")
         if tag == "tag:yaml.org,2002:str":
             return event.value
+        if tag == "tag:yaml.org,2002:int" and _PLAIN_DECIMAL.fullmatch(event.value):
+            # The common case, without building a node (same value as the constructor).
+            if path is not None:
+                self.source.scalars[path] = event.value
+            return int(event.value)
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         try:
             value = self.yaml.constructor.construct_object(node)
@@ -582,23 +601,6 @@ class _Composer:
         mark = event.start_mark
         return InputError([Problem(SourceLocation(self.source.file, mark.line + 1,
                                                   mark.column + 1), message, hint)])
-
-
-_RESOLVED_TAGS: dict[Any, str] = {}
-
-
-def _resolved_tag_text(tag: Any) -> str:
-    """str() of a tag the resolver chose, memoised: ruamel builds a new Tag per scalar and
-    URI-decodes it on every str(), which made reading a large spec much slower than parsing
-    it. Resolved tags have no handle (no %TAG directive can change them), so the suffix
-    alone determines the text."""
-    if getattr(tag, "handle", None) is not None:
-        return str(tag)
-    key = getattr(tag, "suffix", tag)
-    text = _RESOLVED_TAGS.get(key)
-    if text is None:
-        text = _RESOLVED_TAGS[key] = str(tag)
-    return text
 
 
 def _yaml_problem(exc: MarkedYAMLError, file: str) -> Problem:
