@@ -187,9 +187,8 @@ def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
     owners: dict[tuple[str, str, str], str] = {}
     for service in spec.services:
         owners[("Service", service.namespace, service.name)] = f"service {service.name}"
-    for index, service in enumerate(spec.services):
-        if not uses_headless_service(spec):
-            break
+    headless = uses_headless_service(spec)
+    for index, service in enumerate(spec.services if headless else ()):
         key = ("Service", service.namespace, headless_name(service))
         if key in owners:
             yield NameProblem(
