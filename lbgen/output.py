@@ -251,6 +251,8 @@ def generated_by_lbgen(path: Path) -> str | None:
     or by a manifest in an ancestor directory that lists the file. A pre-commit `files:`
     pattern such as ``lbgen/.+\\.yaml`` also matches rendered output under ``lbgen/out/``.
     """
+    if not Path(path).is_file():
+        return None  # opening a FIFO would block; the loader refuses non-regular files
     try:
         with Path(path).open("rb") as handle:
             first = handle.read(512).split(b"\n", 1)[0]

@@ -257,8 +257,11 @@ def kubernetes_tier(draw: Draw, name: str) -> dict[str, Any]:
         mode = draw(st.sampled_from((None, "iptables", "ipvs", "nftables")))
         proxy: dict[str, Any] = {}
         _put(proxy, "mode", mode)
-        _put(proxy, "sync_period", draw(optional(durations(1, 60))))
-        _put(proxy, "min_sync_period", draw(optional(durations(0, 10))))
+        # kube-proxy wants min_sync_period ≤ sync_period (default 30s).
+        sync = draw(optional(st.integers(1, 60)))
+        _put(proxy, "sync_period", None if sync is None else f"{sync}s")
+        least = draw(optional(st.integers(0, min(10, 30 if sync is None else sync))))
+        _put(proxy, "min_sync_period", None if least is None else f"{least}s")
         if mode == "ipvs" and draw(st.booleans()):
             ipvs: dict[str, Any] = {}
             _put(ipvs, "scheduler", draw(optional(st.sampled_from(("rr", "lc", "sh", "wrr")))))

@@ -6,10 +6,13 @@ CLI never shows a traceback for a user mistake.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import difflib
 import json
+import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -40,8 +43,9 @@ ModelPath = tuple[str | int, ...]
 
 MAX_SPEC_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
-MAX_NODES = 2_000_000
-"""Scalars + containers after alias expansion: bounds the work of validating any spec."""
+MAX_NODES = 500_000
+"""Scalars + containers after alias expansion: bounds the work (time and memory) of
+validating any spec. A spec of 10,000 services (scripts/bench.py) has about 260,000."""
 MAX_ALIAS_NODES = 100_000
 """Values added by expanding aliases: legitimate reuse (one `app:` block shared by a thousand
 services) stays far below; a "billion laughs" document exceeds it after a few events."""
@@ -104,9 +108,12 @@ def load_spec_file(path: str | Path) -> LoadedSpec:
     path = Path(path)
     name = str(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_regular_file(path)
     except OSError as exc:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the spec: {exc.strerror}")]) from None
+    except _NotRegularFileError as exc:
+        raise InputError([Problem(SourceLocation(name, 1, 1), f"the spec is {exc.what}, not a regular file",
+                                  "pass the path of a YAML file")]) from None
     if len(raw) > MAX_SPEC_BYTES:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"spec is larger than {MAX_SPEC_BYTES} bytes")])
     try:
@@ -121,6 +128,43 @@ def load_spec_file(path: str | Path) -> LoadedSpec:
     return load_spec_text(text, name)
 
 
+class _NotRegularFileError(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISDIR, "a directory"))
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes (at most MAX_SPEC_BYTES + 1), refusing anything but a regular file.
+
+    Opened non-blocking, so a FIFO with no writer is refused instead of hanging the read;
+    checked on the open descriptor, so the file cannot be swapped between check and read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = next((text for test, text in _FILE_KINDS if test(mode)), "not a regular file")
+            raise _NotRegularFileError(what)
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_SPEC_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_SPEC_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load_spec_text(text: str, source_name: str = "<spec>") -> LoadedSpec:
     if "\x00" in text:
         offset = text.index("\x00")
@@ -128,17 +172,25 @@ def load_spec_text(text: str, source_name: str = "<spec>") -> LoadedSpec:
                                   "the spec contains a NUL character",
                                   "a spec is UTF-8 text; is this a binary or UTF-16 file?")])
     text = text.removeprefix("\ufeff")
+    # NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR end a line for YAML 1.1 readers (ruamel's
+    # and libyaml's scanners among them) but not for editors or YAML 1.2: a comment holding
+    # one would go on as YAML after it, and every later position would be off by a line.
+    # Outside values they are blanked (same length, so positions hold); inside a value the
+    # composer refuses them.
+    unicode_breaks = {match.start(): match.group() for match in _UNICODE_BREAK.finditer(text)}
+    if unicode_breaks:
+        text = _UNICODE_BREAK.sub(" ", text)
     _check_flow_depth(text, source_name)
     source = SourceMap(source_name)
     try:
-        data = _Composer(text, source, pure=False).document()
+        data = _Composer(text, source, pure=False, unicode_breaks=unicode_breaks).document()
     except InputError as error:
         if not any(p.message.startswith("invalid YAML") for p in error.problems):
             raise
         # libyaml's syntax errors are terser than ruamel's Python scanner's: read the file
         # again with the latter for the precise message and hint (errors are the rare path).
         source = SourceMap(source_name)
-        data = _Composer(text, source, pure=True).document()
+        data = _Composer(text, source, pure=True, unicode_breaks=unicode_breaks).document()
     if data is None:
         raise InputError([Problem(SourceLocation(source_name, 1, 1), "the spec is empty",
                                   "start from one of the files in examples/")])
@@ -160,6 +212,13 @@ def load_spec_data(
     come from JSON; `strict=True` applies the YAML loader's rules.
     """
     return _validate(dict(data), SourceMap(source_name), strict=strict)
+
+
+_UNICODE_BREAK = re.compile("[\x85\u2028\u2029]")
+_UNICODE_BREAK_NAMES = {"\x85": "U+0085 (NEXT LINE)", "\u2028": "U+2028 (LINE SEPARATOR)",
+                        "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_PLAIN_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]{0,17})")
 
 
 def _offset_location(text: str, offset: int, file: str) -> SourceLocation:
@@ -218,7 +277,6 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:timestamp",
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
 @dataclass
@@ -250,8 +308,14 @@ class _Composer:
     at the event that opens it. Duplicate keys are all reported at once.
     """
 
-    def __init__(self, text: str, source: SourceMap, *, pure: bool) -> None:
+    def __init__(self, text: str, source: SourceMap, *, pure: bool,
+                 unicode_breaks: Mapping[int, str] | None = None) -> None:
         self.text = text
+        self.break_chars = dict(unicode_breaks or {})
+        """Offset → NEL/LS/PS character blanked there in `text` (see load_spec_text)."""
+        self.unicode_breaks = sorted(self.break_chars)
+        self.line_starts: list[int] = []
+        self.implicit_resolvers: dict[Any, Any] | None = None
         self.source = source
         # pure=False: ruamel.yaml.clib's C parser when installed (same events and marks,
         # about 10x faster); pure=True: ruamel's Python scanner, whose errors say more.
@@ -313,14 +377,18 @@ class _Composer:
                               "a spec needs a handful of levels; is this the right file?")
         self._count_check(event)
         if name == "ScalarEvent":
+            self._refuse_unicode_breaks(event)
             value = self._scalar(event, path)
             if event.anchor:
                 self.anchors[event.anchor] = (value, 1)
             self._attach(parent, path, mark, value)
             return True, value
-        tag = None if event.tag is None else str(event.tag)
-        if tag not in _COLLECTION_TAGS:
-            raise self._error(event, f"YAML tag {tag} is not supported in a spec",
+        if event.tag is not None:
+            # A spec's mappings and lists never need a tag; one (even !!map on a list, or
+            # !!set / !!omap) only makes the reading depend on the YAML library.
+            shown = str(event.tag).replace("tag:yaml.org,2002:", "!!")
+            raise self._error(event, f"YAML tag {shown} is not supported on a "
+                              f"{'mapping' if name == 'MappingStartEvent' else 'list'} in a spec",
                               "remove the tag")
         container: dict[str, Any] | list[Any] = {} if name == "MappingStartEvent" else []
         if path is not None:
@@ -362,20 +430,21 @@ class _Composer:
         key: Any = None
         if name == "ScalarEvent":
             self.nodes += 1
+            self._refuse_unicode_breaks(event)
             is_merge = self._scalar_tag(event) == _MERGE_TAG
             key = "<<" if is_merge else self._scalar(event, None)
         if not isinstance(key, str):
             shown = repr(key) if name == "ScalarEvent" else "a " + name[:-10].lower()
             raise self._error(event, f"mapping keys must be strings, got {shown}",
                               "quote the key, e.g. \"8000\":")
-        if key != "<<" and key in parent.explicit:
+        if key in parent.explicit:
             first_line = parent.explicit[key][0] + 1
             parent.duplicate = (key, mark, first_line)
             parent.key = key
             parent.key_mark = mark
             return
+        parent.explicit[key] = mark  # `<<` too: a second `<<` is a duplicate key
         if key != "<<":
-            parent.explicit[key] = mark
             self.source.keys[(*parent.path, key)] = mark
         parent.key = key
         parent.key_mark = mark
@@ -444,6 +513,29 @@ class _Composer:
         self._count_check(event)
         return value
 
+    def _refuse_unicode_breaks(self, event: Any) -> None:
+        """A blanked NEL/LS/PS inside this scalar's source text: refuse it, located."""
+        if not self.unicode_breaks:
+            return
+        starts = self._line_starts()
+        start = starts[event.start_mark.line] + event.start_mark.column
+        end = starts[event.end_mark.line] + event.end_mark.column
+        index = bisect.bisect_left(self.unicode_breaks, start)
+        if index < len(self.unicode_breaks) and self.unicode_breaks[index] < end:
+            offset = self.unicode_breaks[index]
+            line = bisect.bisect_right(starts, offset) - 1
+            raise InputError([Problem(
+                SourceLocation(self.source.file, line + 1, offset - starts[line] + 1),
+                f"a value contains the character {_UNICODE_BREAK_NAMES[self.break_chars[offset]]}, which YAML 1.1 "
+                "readers take for a line break and editors do not",
+                "remove it (in a double-quoted string, write it as an escape such as \\u2028)",
+            )])
+
+    def _line_starts(self) -> list[int]:
+        if not self.line_starts:
+            self.line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(self.text))]
+        return self.line_starts
+
     def _count_check(self, event: Any) -> None:
         if self.alias_nodes > MAX_ALIAS_NODES:
             raise self._error(event, f"aliases expand the spec by more than {MAX_ALIAS_NODES} "
@@ -451,7 +543,8 @@ class _Composer:
                               "use fewer or smaller anchors; lbgen refuses documents that "
                               "grow exponentially when aliases are expanded")
         if self.nodes > MAX_NODES:
-            raise self._error(event, f"the spec has more than {MAX_NODES} values",
+            raise self._error(event, f"the spec has more than {MAX_NODES} values (keys, "
+                              "values and lists, after expanding aliases)",
                               "split the path into several specs")
 
     def _scalar_tag(self, event: Any) -> str:
@@ -459,7 +552,20 @@ class _Composer:
             return str(event.tag)
         if event.tag is not None:  # the non-specific "!" tag: a string
             return "tag:yaml.org,2002:str"
-        return str(self.yaml.resolver.resolve(ScalarNode, event.value, event.implicit))
+        return self._resolve_implicit(event.value, event.implicit)
+
+    def _resolve_implicit(self, value: str, implicit: Any) -> str:
+        """The tag ruamel's resolver gives an untagged scalar (Resolver.resolve, without its
+        per-call cost: the version's resolver table is looked up once per document, after
+        any %YAML directive, and tags stay strings)."""
+        if implicit[0]:
+            if self.implicit_resolvers is None:
+                self.implicit_resolvers = dict(self.yaml.resolver.versioned_resolver)
+            table = self.implicit_resolvers
+            for tag, regexp in (*table.get(value[0] if value else "", ()), *table.get(None, ())):
+                if regexp.match(value):
+                    return str(tag)
+        return "tag:yaml.org,2002:str"
 
     def _scalar(self, event: Any, path: ModelPath | None) -> Any:
         tag = self._scalar_tag(event)
@@ -468,12 +574,19 @@ class _Composer:
                               "remove the tag; use plain strings, numbers and booleans")
         if tag == "tag:yaml.org,2002:str":
             return event.value
+        if tag == "tag:yaml.org,2002:int" and _PLAIN_DECIMAL.fullmatch(event.value):
+            # The common case, without building a node (same value as the constructor).
+            if path is not None:
+                self.source.scalars[path] = event.value
+            return int(event.value)
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         try:
             value = self.yaml.constructor.construct_object(node)
-        except (YAMLError, ValueError, OverflowError) as exc:
-            raise self._error(event, f"cannot read {event.value!r}: {exc}",
-                              "quote the value if it is meant as text") from None
+        except (YAMLError, ValueError, OverflowError, KeyError, IndexError, TypeError):
+            # e.g. `!!bool "abc"`, `!!int ""`: the explicit tag names a type the text is not.
+            short = tag.rsplit(":", 1)[-1]
+            raise self._error(event, f"{event.value!r} is not a valid !!{short}",
+                              "remove the tag, or give a value of that type") from None
         if isinstance(value, float) and path is not None:
             self.source.scalars[path] = event.value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -516,6 +629,12 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
         problems = [_problem(error, data, source) for error in exc.errors(include_url=False)]
         problems.sort(key=_problem_order)
         raise InputError(problems) from None
+    from lbgen.model.naming import name_problems
+
+    named = [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
+             for p in name_problems(spec)]
+    if named:
+        raise InputError(sorted(named, key=_problem_order))
     return LoadedSpec(spec, source)
 
 

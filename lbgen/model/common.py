@@ -8,7 +8,17 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from lbgen.model._base import StrictModel
-from lbgen.model.types import Cidr, Duration, FilePath, HeaderName, Host, Name, Port
+from lbgen.model.limits import NGINX_MAX_NUMBER
+from lbgen.model.types import (
+    Cidr,
+    FilePath,
+    HeaderName,
+    Host,
+    KongTimeout,
+    Name,
+    NginxDuration,
+    Port,
+)
 
 
 class Instance(StrictModel):
@@ -41,12 +51,12 @@ class UpstreamKeepalive(StrictModel):
 
     connections: int | None = Field(default=None, ge=0, le=65535)
     """Idle connections cached (nginx: per worker; Kong: pool size). 0 disables the pool."""
-    idle_timeout: Duration | None = None
+    idle_timeout: NginxDuration | None = None
     """How long an idle pooled connection is kept. Unset: derived so that this hop closes
     idle connections before the next hop inward does."""
-    max_requests: int | None = Field(default=None, ge=0)
+    max_requests: int | None = Field(default=None, ge=0, le=NGINX_MAX_NUMBER)
     """Requests served over one connection before it is closed (0 = unlimited in Kong)."""
-    max_lifetime: Duration | None = None
+    max_lifetime: NginxDuration | None = None
     """Maximum lifetime of one connection (nginx `keepalive_time`)."""
 
 
@@ -60,7 +70,7 @@ class NginxResolver(StrictModel):
 
     addresses: list[str] = Field(min_length=1)
     """DNS servers as `IP` or `IP:port` (`[IPv6]:port`); port 53 when not given."""
-    valid: Duration | None = None
+    valid: NginxDuration | None = None
     """Cache answers this long instead of their TTL (`valid=`). Unset: the answer's TTL."""
 
     @model_validator(mode="after")
@@ -105,15 +115,24 @@ def _check_resolver_address(value: str) -> None:
 class ClientKeepalive(StrictModel):
     """How long this hop keeps an idle connection from its callers open."""
 
-    timeout: Duration | None = None
-    max_requests: int | None = Field(default=None, ge=0)
+    timeout: NginxDuration | None = None
+    max_requests: int | None = Field(default=None, ge=0, le=NGINX_MAX_NUMBER)
 
 
 class ProxyTimeouts(StrictModel):
-    connect: Duration | None = None
-    read: Duration | None = None
+    connect: NginxDuration | None = None
+    read: NginxDuration | None = None
     """Time between two successive reads from the upstream (nginx), or the whole read (Kong)."""
-    send: Duration | None = None
+    send: NginxDuration | None = None
+
+
+class KongProxyTimeouts(ProxyTimeouts):
+    """Kong Service timeouts: whole milliseconds from 1 to 2^31-2."""
+
+    connect: KongTimeout | None = None
+    read: KongTimeout | None = None
+    """The whole read of the response (Kong `read_timeout`)."""
+    send: KongTimeout | None = None
 
 
 # `denied` is left out: it is an NGINX Plus (commercial) condition that open-source
@@ -138,16 +157,16 @@ class NginxRetry(StrictModel):
 
     conditions: list[NextUpstreamCondition] | None = None
     """Unset: nginx default `error timeout`. Empty list: `off` (never retry)."""
-    tries: int | None = Field(default=None, ge=0)
+    tries: int | None = Field(default=None, ge=0, le=NGINX_MAX_NUMBER)
     """Attempts in total (0 = unlimited, the nginx default)."""
-    timeout: Duration | None = None
+    timeout: NginxDuration | None = None
 
 
 class NginxPassiveHealth(StrictModel):
     """nginx `max_fails`/`fail_timeout` on every upstream server (OSS has no active checks)."""
 
-    max_fails: int | None = Field(default=None, ge=0)
-    fail_timeout: Duration | None = None
+    max_fails: int | None = Field(default=None, ge=0, le=NGINX_MAX_NUMBER)
+    fail_timeout: NginxDuration | None = None
 
 
 class NginxRealIp(StrictModel):

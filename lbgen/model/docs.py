@@ -107,6 +107,31 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
+def _limits_markdown() -> list[str]:
+    """The limits on a spec and its output (constants of the loader, naming, renderers)."""
+    from lbgen.io.loader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES
+    from lbgen.model.naming import MAX_ROUTE_ENTRIES
+    from lbgen.render import MAX_OUTPUT_CHARS
+
+    return [
+        "## Limits",
+        "",
+        "Every number and duration is limited to the range its product accepts (nginx, Kong,",
+        "Kubernetes, kube-proxy); `lbgen/model/limits.py` lists the ranges with their sources.",
+        "A spec beyond one of the limits below is refused with a located error (the last one,",
+        "a backstop, with an error that names the limit); nothing is written:",
+        "",
+        f"- at most {MAX_SPEC_BYTES:,} bytes, nested at most {MAX_DEPTH} levels deep;",
+        f"- at most {MAX_NODES:,} values (keys, scalars, lists and mappings after expanding",
+        f"  aliases), of which at most {MAX_ALIAS_NODES:,} come from aliases;",
+        f"- at most {MAX_ROUTE_ENTRIES:,} route entries in the gateway's config (an nginx `location`",
+        "  per host group and path, a KIC Ingress path per host and path, a Kong route's hosts",
+        "  and paths);",
+        f"- at most {MAX_OUTPUT_CHARS:,} characters of rendered output in all.",
+        "",
+    ]
+
+
 def spec_reference_markdown() -> str:
     """docs/spec.md: every model of the spec with its fields, types, defaults and docs."""
     lines = [
@@ -117,6 +142,7 @@ def spec_reference_markdown() -> str:
         "Durations are whole seconds or nginx-style strings (`500ms`, `75s`, `10m`, `1h30m`);",
         "versions are quoted strings. Unknown keys are errors.",
         "",
+        *_limits_markdown(),
     ]
     models = _models(Spec)
     order = ["Spec", *sorted(name for name in models if name != "Spec")]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lbgen.model._base import StrictModel, Suppression
-from lbgen.model.common import ProxyTimeouts
+from lbgen.model.common import KongProxyTimeouts
+from lbgen.model.limits import HTTP_STATUS_RANGE, INT32_MAX, KONG_HEALTHCHECK_CONCURRENCY_MAX
 from lbgen.model.types import (
     Duration,
     HeaderName,
@@ -84,11 +86,14 @@ KongHashOn = Literal["none", "consumer", "ip", "header", "cookie", "path", "quer
 KongCheckType = Literal["http", "https", "tcp", "grpc", "grpcs"]
 
 
+HttpStatus = Annotated[int, Field(ge=HTTP_STATUS_RANGE[0], le=HTTP_STATUS_RANGE[1])]
+
+
 class KongActiveHealthy(StrictModel):
     interval: int = Field(default=0, ge=0, le=65535)
     """Seconds between checks of healthy targets; 0 disables."""
     successes: int = Field(default=0, ge=0, le=255)
-    http_statuses: list[int] | None = None
+    http_statuses: list[HttpStatus] | None = None
 
 
 class KongActiveUnhealthy(StrictModel):
@@ -96,7 +101,7 @@ class KongActiveUnhealthy(StrictModel):
     http_failures: int = Field(default=0, ge=0, le=255)
     tcp_failures: int = Field(default=0, ge=0, le=255)
     timeouts: int = Field(default=0, ge=0, le=255)
-    http_statuses: list[int] | None = None
+    http_statuses: list[HttpStatus] | None = None
 
 
 class KongActiveHealthcheck(StrictModel):
@@ -104,21 +109,21 @@ class KongActiveHealthcheck(StrictModel):
     http_path: HttpPath = "/"
     timeout: int = Field(default=1, ge=1, le=65535)
     """Whole seconds (decK rejects fractions)."""
-    concurrency: int = Field(default=10, ge=1)
+    concurrency: int = Field(default=10, ge=1, le=KONG_HEALTHCHECK_CONCURRENCY_MAX)
     healthy: KongActiveHealthy = Field(default_factory=KongActiveHealthy)
     unhealthy: KongActiveUnhealthy = Field(default_factory=KongActiveUnhealthy)
 
 
 class KongPassiveHealthy(StrictModel):
     successes: int = Field(default=0, ge=0, le=255)
-    http_statuses: list[int] | None = None
+    http_statuses: list[HttpStatus] | None = None
 
 
 class KongPassiveUnhealthy(StrictModel):
     http_failures: int = Field(default=0, ge=0, le=255)
     tcp_failures: int = Field(default=0, ge=0, le=255)
     timeouts: int = Field(default=0, ge=0, le=255)
-    http_statuses: list[int] | None = None
+    http_statuses: list[HttpStatus] | None = None
 
 
 class KongPassiveHealthcheck(StrictModel):
@@ -145,7 +150,7 @@ class KongServiceSettings(StrictModel):
     slots: int | None = Field(default=None, ge=10, le=65536)
     retries: int | None = Field(default=None, ge=0, le=32767)
     """Kong default 5: up to retries+1 attempts on connection errors and timeouts."""
-    timeouts: ProxyTimeouts = Field(default_factory=ProxyTimeouts)
+    timeouts: KongProxyTimeouts = Field(default_factory=KongProxyTimeouts)
     response_buffering: bool | None = None
     """Route `response_buffering` (KIC: `konghq.com/response-buffering`). Unset: Kong's
     default `true`, except for services with `streaming: [sse]`, where lbgen renders
@@ -207,16 +212,16 @@ class Probe(StrictModel):
     path: HttpPath = "/healthz"
     port: Port | None = None
     """Unset: the Service's target_port."""
-    period_seconds: int = Field(default=10, ge=1)
-    timeout_seconds: int = Field(default=1, ge=1)
-    failure_threshold: int = Field(default=3, ge=1)
+    period_seconds: int = Field(default=10, ge=1, le=INT32_MAX)
+    timeout_seconds: int = Field(default=1, ge=1, le=INT32_MAX)
+    failure_threshold: int = Field(default=3, ge=1, le=INT32_MAX)
 
 
 class Autoscaling(StrictModel):
     """HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation."""
 
-    min_replicas: int = Field(ge=1)
-    max_replicas: int = Field(ge=1)
+    min_replicas: int = Field(ge=1, le=INT32_MAX)
+    max_replicas: int = Field(ge=1, le=INT32_MAX)
     target_cpu_utilization: int = Field(default=70, ge=1, le=100)
 
     @model_validator(mode="after")
@@ -224,6 +229,9 @@ class Autoscaling(StrictModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
         return self
+
+
+_PERCENT = re.compile(r"[0-9]{1,3}%")
 
 
 class DisruptionBudget(StrictModel):
@@ -236,12 +244,19 @@ class DisruptionBudget(StrictModel):
     def _exactly_one(self) -> DisruptionBudget:
         if (self.max_unavailable is None) == (self.min_available is None):
             raise ValueError("set exactly one of max_unavailable and min_available")
-        for value in (self.max_unavailable, self.min_available):
-            if isinstance(value, str) and not (value.endswith("%") and value[:-1].isdigit()):
-                raise ValueError(f"{value!r} must be an integer or a percentage such as '25%'")
-            if isinstance(value, int) and value < 0:
-                raise ValueError("disruption budget values cannot be negative")
         return self
+
+    @field_validator("max_unavailable", "min_available")
+    @classmethod
+    def _count_or_percentage(cls, value: int | str | None) -> int | str | None:
+        # ASCII digits only (str.isdigit() also takes e.g. Arabic-Indic digits); the API
+        # takes int32 counts and percentages up to 100% (policy/v1 validation).
+        if isinstance(value, str) and not (_PERCENT.fullmatch(value) and int(value[:-1]) <= 100):
+            raise ValueError(f"{value!r} must be an integer or a percentage from 0% to 100% "
+                             "such as '25%'")
+        if isinstance(value, int) and not 0 <= value <= INT32_MAX:
+            raise ValueError(f"disruption budget values are counts from 0 to {INT32_MAX}")
+        return value
 
 
 class Service(StrictModel):
@@ -251,7 +266,7 @@ class Service(StrictModel):
     namespace: Name = "default"
     protocol: Literal["http", "grpc"] = "http"
     """`grpc` means HTTP/2 cleartext (h2c) to the pods."""
-    replicas: int = Field(ge=1)
+    replicas: int = Field(ge=1, le=INT32_MAX)
     """Pods expected to serve (with an HPA: the usual count)."""
     deployment: Name | None = None
     """Workload name targeted by the HPA/PDB. Unset: the service name."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from lbgen.defaults import NGINX_UPSTREAM_RESOLVE_SINCE
 from lbgen.model._base import StrictModel, Suppression
@@ -27,7 +27,33 @@ from lbgen.model.common import (
     TlsFiles,
     UpstreamKeepalive,
 )
-from lbgen.model.types import Cidr, Duration, HeaderName, Name, Port, Version
+from lbgen.model.limits import (
+    INT32_MAX,
+    KUBE_PROXY_DEFAULT_SYNC_PERIOD_MS,
+    NGINX_MAX_NUMBER,
+    NGINX_MAX_WORKER_PROCESSES,
+)
+from lbgen.model.types import (
+    Cidr,
+    DnsSubdomain,
+    Duration,
+    HeaderName,
+    Name,
+    NginxDuration,
+    Port,
+    Version,
+)
+
+
+def _check_worker_processes(value: int | str) -> int | str:
+    if isinstance(value, int) and not 1 <= value <= NGINX_MAX_WORKER_PROCESSES:
+        raise ValueError(f"worker_processes {value} is out of range; use 1 to "
+                         f"{NGINX_MAX_WORKER_PROCESSES} (nginx's process table) or auto")
+    return value
+
+
+WorkerProcesses = Annotated[int | Literal["auto"], AfterValidator(_check_worker_processes)]
+"""nginx `worker_processes`: 1 to 1024 (NGX_MAX_PROCESSES), or `auto` (one per core)."""
 
 BackendTargets = Literal["pod_endpoints", "cluster_ip"]
 """How the hop in front of Kubernetes reaches pods: each pod's IP (through a headless
@@ -51,7 +77,7 @@ class NginxHttpTier(_TierBase):
     listen: list[Listener] = Field(default_factory=lambda: [Listener(port=80)], min_length=1)
     tls: TlsFiles | None = None
     """Certificate files for listeners with `tls: true`."""
-    worker_processes: int | Literal["auto"] = "auto"
+    worker_processes: WorkerProcesses = "auto"
     client_keepalive: ClientKeepalive = Field(default_factory=ClientKeepalive)
     upstream_keepalive: UpstreamKeepalive = Field(default_factory=UpstreamKeepalive)
     balancing: NginxBalancing = Field(default_factory=NginxBalancing)
@@ -99,15 +125,15 @@ class NginxStreamTier(_TierBase):
     """Expect a PROXY protocol header from the previous hop (`listen … proxy_protocol`)."""
     send_proxy_protocol: bool = False
     """Send a PROXY protocol header to the next hop (`proxy_protocol on`)."""
-    worker_processes: int | Literal["auto"] = "auto"
-    proxy_timeout: Duration | None = None
+    worker_processes: WorkerProcesses = "auto"
+    proxy_timeout: NginxDuration | None = None
     """Idle time after which both legs are closed (nginx default 10m)."""
-    connect_timeout: Duration | None = None
+    connect_timeout: NginxDuration | None = None
     balancing: NginxBalancing = Field(default_factory=NginxBalancing)
     passive_health: NginxPassiveHealth = Field(default_factory=NginxPassiveHealth)
     next_upstream: bool | None = None
     """Try the next server when a connection cannot be established (nginx default on)."""
-    next_upstream_tries: int | None = Field(default=None, ge=0)
+    next_upstream_tries: int | None = Field(default=None, ge=0, le=NGINX_MAX_NUMBER)
     load_module: bool = False
     """Emit `load_module` for distributions that build stream as a dynamic module (Debian)."""
     trusted_proxies: list[Cidr] = Field(default_factory=list)
@@ -227,8 +253,8 @@ class IpvsSettings(StrictModel):
 
 
 class ConntrackSettings(StrictModel):
-    max_per_core: int | None = Field(default=None, ge=0)
-    min: int | None = Field(default=None, ge=0)
+    max_per_core: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    min: int | None = Field(default=None, ge=0, le=INT32_MAX)
     tcp_established_timeout: Duration | None = None
     tcp_close_wait_timeout: Duration | None = None
 
@@ -245,6 +271,20 @@ class KubeProxySettings(StrictModel):
     `clusterCIDR`: kube-proxy uses it to tell pod traffic from external traffic. The rendered
     config.conf replaces the whole file, so set it to keep the cluster's current value."""
 
+    @model_validator(mode="after")
+    def _sync_periods_in_order(self) -> KubeProxySettings:
+        # kube-proxy validation.go: syncPeriod > 0, minSyncPeriod ≤ syncPeriod.
+        if self.sync_period is not None and self.sync_period.ms == 0:
+            raise ValueError("sync_period must be longer than 0 (kube-proxy refuses 0)")
+        sync = self.sync_period or Duration(KUBE_PROXY_DEFAULT_SYNC_PERIOD_MS)
+        if self.min_sync_period is not None and self.min_sync_period > sync:
+            which = "sync_period" if self.sync_period is not None else "the default sync_period"
+            raise ValueError(
+                f"min_sync_period {self.min_sync_period} is longer than {which} {sync} "
+                "(kube-proxy refuses it); use a min_sync_period at most as long"
+            )
+        return self
+
 
 class KubernetesTier(_TierBase):
     """The cluster running the backend Services and their pods."""
@@ -257,7 +297,7 @@ class KubernetesTier(_TierBase):
     kube_proxy: KubeProxySettings | None = None
     node_kernel: Version | None = None
     """Linux kernel of the nodes (nftables mode needs ≥ 5.13)."""
-    cluster_domain: str = Field(default="cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+    cluster_domain: DnsSubdomain = "cluster.local"
 
 
 Tier = Annotated[

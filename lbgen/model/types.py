@@ -16,6 +16,13 @@ from pydantic import AfterValidator, Field, GetCoreSchemaHandler, GetJsonSchemaH
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from lbgen.model.limits import (
+    DNS_SUBDOMAIN_MAX,
+    GO_DURATION_MAX_MS,
+    KONG_TIMEOUT_MS,
+    NGINX_MAX_MSEC,
+)
+
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 # ASCII digits only (re's \d also matches e.g. Arabic-Indic digits); fullmatch, since `$`
 # also matches before a trailing newline.
@@ -45,6 +52,16 @@ class Duration:
 
     @classmethod
     def parse(cls, value: object) -> Duration:
+        parsed = cls._parse(value)
+        if parsed.ms > GO_DURATION_MAX_MS:
+            raise ValueError(
+                f"{value!r} is longer than any product accepts; use at most "
+                f"{GO_DURATION_MAX_MS // 86_400_000}d (Go's time.Duration)"
+            )
+        return parsed
+
+    @classmethod
+    def _parse(cls, value: object) -> Duration:
         if isinstance(value, Duration):
             return value
         if isinstance(value, bool):
@@ -55,7 +72,8 @@ class Duration:
         if isinstance(value, float) and value.is_integer():
             return cls(int(value) * 1000)
         if isinstance(value, str):
-            text = value.strip().replace(" ", "")
+            # Surrounding blanks are tolerated; inner ones are not: "1 30" is not 130s.
+            text = value.strip(" ")
             if text.isascii() and text.isdigit():
                 return cls(int(text) * 1000)
             if _DURATION_RE.fullmatch(text):
@@ -134,6 +152,28 @@ class Duration:
                 {"type": "string", "pattern": DURATION_PATTERN, "examples": ["75s", "10m"]},
             ]
         }
+
+
+def _duration_at_most(limit_ms: int, least_ms: int, product: str) -> AfterValidator:
+    def check(value: Duration) -> Duration:
+        if value.ms > limit_ms:
+            raise ValueError(
+                f"{value.nginx()} is longer than {product} accepts; use at most "
+                f"{Duration(limit_ms).nginx()} ({limit_ms} ms)"
+            )
+        if value.ms < least_ms:
+            raise ValueError(f"{value.nginx()} is too short for {product}; use at least "
+                             f"{Duration(least_ms).nginx()}")
+        return value
+
+    return AfterValidator(check)
+
+
+NginxDuration = Annotated[Duration, _duration_at_most(NGINX_MAX_MSEC, 0, "nginx")]
+"""A duration nginx reads (at most 2^31-1 ms, lbgen.model.limits.NGINX_MAX_MSEC)."""
+KongTimeout = Annotated[Duration, _duration_at_most(KONG_TIMEOUT_MS[1], KONG_TIMEOUT_MS[0],
+                                                    "a Kong Service timeout")]
+"""A Kong Service timeout: 1 ms to 2^31-2 ms (lbgen.model.limits.KONG_TIMEOUT_MS)."""
 
 
 @total_ordering
@@ -262,6 +302,25 @@ def _is_ip(value: str) -> bool:
 
 HostName = Annotated[str, Field(max_length=253), AfterValidator(_check_hostname)]
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _check_dns_subdomain(value: str) -> str:
+    labels = value.split(".")
+    bad = next((label for label in labels if not _DNS_LABEL.fullmatch(label)), None)
+    if bad is not None:
+        shown = "an empty label" if bad == "" else f"the label {bad!r}"
+        raise ValueError(
+            f"{value!r} has {shown}; use lower-case DNS labels of 1 to 63 letters, digits "
+            "and '-' (not starting or ending with '-'), separated by single dots"
+        )
+    return value
+
+
+DnsSubdomain = Annotated[str, Field(min_length=1, max_length=DNS_SUBDOMAIN_MAX),
+                         AfterValidator(_check_dns_subdomain)]
+"""A lower-case DNS name such as cluster.local (RFC 1123 labels, at most 253 characters)."""
+
 
 def _check_cidr(value: str) -> str:
     if "%" in value:
@@ -325,5 +384,6 @@ LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 
-RULE_CODE_PATTERN = r"^LB\d{3}$"
+# [0-9], not \d: pydantic's (Rust) regex \d also matches Arabic-Indic and other digits.
+RULE_CODE_PATTERN = r"^LB[0-9]{3}$"
 RuleCode = Annotated[str, Field(pattern=RULE_CODE_PATTERN)]

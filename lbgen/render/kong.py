@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbgen.budget import Resolved
+from lbgen.model.naming import kic_file_path
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
@@ -357,10 +358,6 @@ def render_kong_conf(ctx: RenderContext, kong: KongTier) -> str:
 
 
 # --- entry point ----------------------------------------------------------------------------
-
-def kic_file_path(kong: KongTier, service: Service) -> str:
-    return f"{kong.name}/kic/{service.namespace}-{service.name}.yaml"
-
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
     kong = ctx.spec.kong

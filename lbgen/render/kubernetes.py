@@ -18,13 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lbgen.model.naming import (
+    GKE_PLATFORMS,
+    headless_name,
+    kube_proxy_path,
+    service_bundle_path,
+    uses_headless_service,
+)
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
 from lbgen.model.types import Version
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
-from lbgen.render._names import headless_name, uses_headless_service
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "lbgen"}
@@ -55,21 +61,7 @@ KUBEADM_KUBE_PROXY_KUBECONFIG = "/var/lib/kube-proxy/kubeconfig.conf"
 KUBE_PROXY_CONFIG_KEY = "config.conf"
 KUBE_PROXY_API_VERSION = "kubeproxy.config.k8s.io/v1alpha1"
 
-GKE_PLATFORMS = ("gke", "gke-dataplane-v2")
-
-
 # --- paths ---------------------------------------------------------------------------------
-
-def service_bundle_path(spec: Spec, service: Service) -> str:
-    return f"{spec.cluster.name}/{service.namespace}/{service.name}.yaml"
-
-
-def kube_proxy_path(spec: Spec) -> str:
-    """The ConfigMap on self-managed clusters, the note on GKE."""
-    if spec.cluster.platform in GKE_PLATFORMS:
-        return f"{spec.cluster.name}/KUBE-PROXY.md"
-    return f"{spec.cluster.name}/kube-system/kube-proxy.yaml"
-
 
 def output_paths(spec: Spec) -> list[str]:
     """Every path this renderer produces for `spec` (the summary lists them)."""

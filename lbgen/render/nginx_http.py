@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from lbgen.budget import Budget, UpstreamBudget
 from lbgen.defaults import NGINX_KEEPALIVE_BY_DEFAULT, NGINX_PROXY_READ_TIMEOUT
+from lbgen.model.naming import host_groups
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
@@ -411,15 +412,13 @@ def _gateway_servers(
 ) -> list[ServerView]:
     """The edge as the gateway (next hop: Kubernetes): it routes by path and host itself.
 
-    Services without `route.hosts` live in the catch-all server; each host gets its own
-    server block with the services that list it, as Kong would route them.
+    Services without `route.hosts` live in the catch-all server; the hosts that the same
+    services list share one server block (one `server_name` with all of them), as Kong
+    would route them: the output grows with hosts + paths, not hosts × paths.
     """
     hostless = [s for s in spec.services if not s.route.hosts]
-    by_host: dict[str, list[Service]] = {}
-    for service in spec.services:
-        for host in service.route.hosts:
-            by_host.setdefault(host, []).append(service)
-    several = bool(by_host)
+    groups = host_groups(spec.services)
+    several = bool(groups)
     servers = [
         ServerView(
             "requests for any other host" if several else "",
@@ -427,12 +426,13 @@ def _gateway_servers(
             tuple(_service_locations(hostless, edge, pooled)),
         )
     ]
-    for host in sorted(by_host):
+    for hosts, services in groups:
+        about = f"host {hosts[0]}" if len(hosts) == 1 else f"{len(hosts)} hosts routed alike"
         servers.append(
             ServerView(
-                f"requests for host {host}",
-                tuple(_server_directives(edge, shared, default_server=False, server_name=host)),
-                tuple(_service_locations(by_host[host], edge, pooled)),
+                f"requests for {about}",
+                tuple(_server_directives(edge, shared, default_server=False, server_names=hosts)),
+                tuple(_service_locations(services, edge, pooled)),
             )
         )
     return servers
@@ -501,7 +501,7 @@ def _server_directives(
     shared: Sequence[Directive],
     *,
     default_server: bool,
-    server_name: str | None = None,
+    server_names: Sequence[str] = (),
 ) -> list[Directive]:
     """listen, server_name, HTTP/2, TLS, then the lines every server block shares."""
     version = edge.version
@@ -518,8 +518,8 @@ def _server_directives(
         if default_server:
             params.append("default_server")
         lines.append(directive("listen", *params))
-    if server_name is not None:
-        lines.append(directive("server_name", server_name))
+    if server_names:
+        lines.append(directive("server_name", *server_names))
     if http2_directive and any(listener.http2 for listener in edge.listen):
         lines.append(
             directive(

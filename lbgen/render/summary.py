@@ -19,13 +19,14 @@ import shlex
 from dataclasses import dataclass
 
 from lbgen.budget import Budget
+from lbgen.model.naming import kic_file_path, kube_proxy_path
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.render import kubernetes as k8s
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._base import RenderContext, RenderedFile, shown_source_name
 from lbgen.render._names import headless_name, uses_headless_service
-from lbgen.render.kong import kic_file_path, upstream_name
+from lbgen.render.kong import upstream_name
 
 README_PATH = "README.md"
 
@@ -493,7 +494,7 @@ def _conntrack_section(spec: Spec) -> Section:
             Command(
                 "kube-proxy's configured mode",
                 "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' | grep -E '^mode:'",
-                f"`mode: {mode}`, as rendered in `{k8s.kube_proxy_path(spec)}`.",
+                f"`mode: {mode}`, as rendered in `{kube_proxy_path(spec)}`.",
             ),
         )
     if len(ports) > 1:
@@ -537,7 +538,7 @@ def build_view(ctx: RenderContext) -> SummaryView:
     return SummaryView(
         header=k8s.markdown_header(ctx),
         title=spec.name,
-        source_name=ctx.source_name,
+        source_name=shown_source_name(ctx.source_name, markdown=True),
         path_line=path_line,
         diagram=build_diagram(spec, budget),
         budget=[

@@ -14,7 +14,7 @@ from lbgen.io.loader import LoadedSpec, format_path
 from lbgen.model._base import Suppression
 from lbgen.rules._base import Finding, ModelPath, Rule, RuleContext, Severity, Skip, Violation
 
-_CODE_PREFIX = re.compile(r"^LB\d{1,3}$", re.IGNORECASE)
+_CODE_PREFIX = re.compile(r"^LB[0-9]{1,3}$", re.IGNORECASE)  # ASCII digits only
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@
   ``kubernetes_validate.validate(doc, "1.36", strict=True)``: the OpenAPI schemas of
   Kubernetes 1.36, with unknown fields rejected. Kinds it has no schema for (KIC's
   KongUpstreamPolicy, Gateway API routes) are the Kong verifier's business and are skipped.
+- Every top-level document that looks like a Kubernetes object must be one lbgen renders:
+  an (apiVersion, kind) of RENDERED_KINDS carrying lbgen's managed-by label. Anything else
+  (say, an object smuggled in through a comment) fails the check.
 - The ``config.conf`` of the ``kube-system/kube-proxy`` ConfigMap is validated against
   ``<schemas>/kube-proxy/kubeproxyconfiguration-v1alpha1.json`` (JSON Schema draft 7),
   since Kubernetes publishes no schema for component configs.
@@ -55,6 +58,43 @@ def _kubernetes_validate() -> ModuleType | None:
 BUILTIN_KINDS: frozenset[str] = frozenset(
     {"Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
 )
+
+
+# Every (apiVersion, kind) lbgen renders as a top-level document, with the label it puts on
+# each. Any other Kubernetes object in the output (or one without the label) did not come
+# from lbgen's renderers, e.g. text smuggled in through a comment: verification fails on it.
+RENDERED_KINDS: frozenset[tuple[str, str]] = frozenset({
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("configuration.konghq.com/v1beta1", "KongUpstreamPolicy"),
+})
+MANAGED_BY_LABEL = ("app.kubernetes.io/managed-by", "lbgen")
+
+
+def _foreign_objects(docs: list[Any]) -> list[str]:
+    """Documents of `docs` that look like Kubernetes objects lbgen does not render."""
+    foreign = []
+    for doc in docs:
+        if not isinstance(doc, dict) or not ({"apiVersion", "kind"} & doc.keys()):
+            continue
+        metadata = doc.get("metadata")
+        labels = metadata.get("labels") if isinstance(metadata, dict) else None
+        key, value = MANAGED_BY_LABEL
+        if (doc.get("apiVersion"), doc.get("kind")) not in RENDERED_KINDS:
+            foreign.append(f"{_describe(doc)} ({doc.get('apiVersion')}) is not a kind lbgen renders")
+        elif not (isinstance(labels, dict) and labels.get(key) == value):
+            foreign.append(f"{_describe(doc)} lacks the label {key}: {value} lbgen puts on every object")
+    return foreign
+
+
+def _check_foreign(path: str, docs: list[Any]) -> CheckResult | None:
+    foreign = _foreign_objects(docs)
+    if not foreign:
+        return None
+    return CheckResult(f"only lbgen's Kubernetes objects {path}", "failed", "; ".join(foreign))
 
 
 def _is_builtin(doc: Mapping[str, Any]) -> bool:
@@ -190,9 +230,9 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
                 results.append(CheckResult(f"kubernetes-validate {KUBERNETES_VERSION} (strict) {path}",
                                            "failed", f"not YAML: {error}"))
                 continue
-            checked = _check_kubernetes_documents(path, docs)
-            if checked is not None:
-                results.append(checked)
+            for checked in (_check_foreign(path, docs), _check_kubernetes_documents(path, docs)):
+                if checked is not None:
+                    results.append(checked)
             payloads = _kube_proxy_configs(docs)
             if payloads:
                 results.append(_check_kube_proxy(path, payloads, schemas_dir))

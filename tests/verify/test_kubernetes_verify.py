@@ -110,9 +110,13 @@ def test_every_renderable_field_validates_strictly(schemas_dir: Path) -> None:
 
 # --- the validators can fail ----------------------------------------------------------------------
 
+# The label lbgen puts on every object: without it, a document fails as foreign.
+LBGEN = {"app.kubernetes.io/managed-by": "lbgen"}
+
+
 def _service_file(spec_patch: dict[str, Any]) -> dict[str, str]:
     doc = {"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": "orders", "namespace": "shop"},
+           "metadata": {"name": "orders", "namespace": "shop", "labels": LBGEN},
            "spec": {"selector": {"app": "orders"},
                     "ports": [{"name": "http", "port": 80, "targetPort": 8000}], **spec_patch}}
     return {"k8s/shop/orders.yaml": yaml.safe_dump_all([doc])}
@@ -140,15 +144,16 @@ def test_removed_api_version_of_a_builtin_kind_fails() -> None:
     # policy/v1beta1 PodDisruptionBudget is not served by Kubernetes 1.36 (removed in 1.25):
     # it must fail, not be passed over like a custom resource.
     doc = {"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
-           "metadata": {"name": "x"}, "spec": {"maxUnavailable": 1}}
+           "metadata": {"name": "x", "labels": LBGEN}, "spec": {"maxUnavailable": 1}}
     results = k8s_verify.verify({"a.yaml": yaml.safe_dump(doc)}, None)
-    assert [r.status for r in results] == ["failed"]
-    assert "Couldn't find schema" in results[0].detail
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert "is not a kind lbgen renders" in results[0].detail
+    assert "Couldn't find schema" in results[1].detail
 
 
 def test_hpa_with_a_wrong_type_fails() -> None:
     doc = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-           "metadata": {"name": "x"},
+           "metadata": {"name": "x", "labels": LBGEN},
            "spec": {"maxReplicas": "ten",
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}}}
     results = k8s_verify.verify({"a.yaml": yaml.safe_dump(doc)}, None)
@@ -159,7 +164,8 @@ def test_hpa_with_a_wrong_type_fails() -> None:
 def test_crds_are_left_to_the_kong_verifier() -> None:
     # kubernetes-validate has no schema for KongUpstreamPolicy; that is not a failure here.
     policy = {"apiVersion": "configuration.konghq.com/v1beta1", "kind": "KongUpstreamPolicy",
-              "metadata": {"name": "orders"}, "spec": {"algorithm": "round-robin"}}
+              "metadata": {"name": "orders", "labels": LBGEN},
+              "spec": {"algorithm": "round-robin"}}
     files = {"gw/kic/shop-orders.yaml": yaml.safe_dump(policy)}
     assert k8s_verify.verify(files, None) == []
 
@@ -171,7 +177,7 @@ def test_non_yaml_output_fails() -> None:
 
 def _kube_proxy_file(config: str) -> dict[str, str]:
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                 "metadata": {"name": "kube-proxy", "namespace": "kube-system", "labels": LBGEN},
                  "data": {"config.conf": config}}
     return {"k8s/kube-system/kube-proxy.yaml": yaml.safe_dump(configmap)}
 
@@ -223,7 +229,7 @@ def test_verify_leaves_kubernetes_validate_as_it_found_it() -> None:
 def test_kube_proxy_configmap_without_config_conf_fails(schemas_dir: Path) -> None:
     # The kubeadm DaemonSet runs --config=/var/lib/kube-proxy/config.conf: it must be there.
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                 "metadata": {"name": "kube-proxy", "namespace": "kube-system", "labels": LBGEN},
                  "data": {"kubeconfig.conf": "x"}}
     files = {"k8s/kube-system/kube-proxy.yaml": yaml.safe_dump(configmap)}
     results = kube_proxy_results(k8s_verify.verify(files, schemas_dir))
