@@ -41,6 +41,23 @@ def nginx_upstream_keepalive_connections(version: Version) -> Fact:
     return Fact(None, f"nginx < 1.29.7: no upstream keep-alive unless set ({NGINX_UPSTREAM_DOC}#keepalive)")
 
 
+# Upstream `keepalive_timeout` and `keepalive_requests` appeared in nginx 1.15.3 (CHANGES-1.16:
+# "the keepalive_timeout and keepalive_requests directives in the upstream block"; upstream
+# module docs, "This directive appeared in version 1.15.3"). Before, a cached connection has
+# no idle timer of its own and no request limit: it stays in the pool until the next hop
+# closes it, so the callee's idle timeout always ends an idle pooled connection first.
+NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE = Version("1.15.3")
+NGINX_NO_UPSTREAM_IDLE_TIMER = (
+    f"nginx < 1.15.3 has no upstream keepalive_timeout ({NGINX_UPSTREAM_DOC}#keepalive_timeout, "
+    "appeared in 1.15.3): an idle pooled connection stays open until the next hop closes it"
+)
+NGINX_NO_UPSTREAM_REQUEST_LIMIT = (
+    f"nginx < 1.15.3 has no upstream keepalive_requests ({NGINX_UPSTREAM_DOC}#keepalive_requests, "
+    "appeared in 1.15.3): no limit of requests per pooled connection"
+)
+# Upstream `keepalive_time` (connection lifetime) appeared in 1.19.10 (upstream module docs).
+NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE = Version("1.19.10")
+
 NGINX_UPSTREAM_KEEPALIVE_TIMEOUT = Fact(_s(60), f"{NGINX_UPSTREAM_DOC}#keepalive_timeout")
 NGINX_UPSTREAM_KEEPALIVE_TIME = Fact(_s(3600), f"{NGINX_UPSTREAM_DOC}#keepalive_time")
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from lbgen.defaults import NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE
 from lbgen.model._base import StrictModel, Suppression
 from lbgen.model.common import (
     ClientKeepalive,
@@ -71,6 +72,15 @@ class NginxHttpTier(_TierBase):
             "1.19.10"
         ):
             raise ValueError("upstream_keepalive.max_lifetime (keepalive_time) needs nginx ≥ 1.19.10")
+        if self.version < NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+            for field, directive in (("idle_timeout", "keepalive_timeout"),
+                                     ("max_requests", "keepalive_requests")):
+                if getattr(self.upstream_keepalive, field) is not None:
+                    raise ValueError(
+                        f"upstream_keepalive.{field} (upstream {directive}) needs nginx ≥ 1.15.3; "
+                        f"nginx {self.version} keeps a pooled connection until the next hop "
+                        "closes it. Upgrade nginx, or remove the setting"
+                    )
         return self
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbgen.budget import Budget, UpstreamBudget
-from lbgen.defaults import NGINX_KEEPALIVE_BY_DEFAULT
+from lbgen.defaults import NGINX_KEEPALIVE_BY_DEFAULT, NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
@@ -46,8 +46,7 @@ from lbgen.render._nginx import (
 )
 
 HTTP2_DIRECTIVE_SINCE = Version("1.25.1")
-UPSTREAM_KEEPALIVE_TUNING_SINCE = Version("1.15.3")
-KEEPALIVE_TIME_SINCE = Version("1.19.10")
+KEEPALIVE_TIME_SINCE = NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE
 PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
 # Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
 # never pick up each other's idle connections, whatever the nginx version.
@@ -243,11 +242,12 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
             "valid on older nginx too",
         )
     ]
-    if version >= UPSTREAM_KEEPALIVE_TUNING_SINCE:
+    idle, requests = budget.idle_timeout.value, budget.max_requests.value
+    if idle is not None and requests is not None:  # None: nginx < 1.15.3 has neither directive
         lines.append(
             directive(
                 "keepalive_timeout",
-                budget.idle_timeout.value,
+                idle,
                 comment="a pooled connection idle this long is closed, before the next hop would "
                 f"close it ({origin_comment(budget.idle_timeout)})",
             )
@@ -255,7 +255,7 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
         lines.append(
             directive(
                 "keepalive_requests",
-                budget.max_requests.value,
+                requests,
                 comment=f"requests per pooled connection ({origin_comment(budget.max_requests)})",
             )
         )

@@ -275,9 +275,18 @@ def test_keepalive_tuning_directives_follow_the_version(
 ) -> None:
     """Upstream keepalive_timeout/keepalive_requests appeared in 1.15.3 and keepalive_time in
     1.19.10 (upstream module docs): older versions would reject them as unknown."""
-    block = upstream(parse(make_spec({"version": version}), tmp_path), "gateway")
+    spec = make_spec({"version": version, "upstream_keepalive": {"connections": 32}})
+    block = upstream(parse(spec, tmp_path), "gateway")
     assert present <= set(names(block))
     assert not absent & set(names(block))
+
+
+def test_before_1_15_3_lbgen_does_not_pool_by_default(tmp_path: Path) -> None:
+    """nginx < 1.15.3 has no upstream idle timer, so a pooled connection waits for the next hop
+    to close it (the 502 race LB110 reports): unless the spec asks for a pool, none is rendered."""
+    tree = parse(make_spec({"version": "1.14.2"}), tmp_path)
+    assert find(upstream(tree, "gateway"), "keepalive") == []
+    assert find(location(servers(tree)[0], "/"), "proxy_http_version") == []
 
 
 # --- HTTP version and headers ------------------------------------------------------------------
