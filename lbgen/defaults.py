@@ -76,6 +76,11 @@ NGINX_MAX_FAILS = Fact(1, f"{NGINX_UPSTREAM_DOC}#server")
 NGINX_FAIL_TIMEOUT = Fact(_s(10), f"{NGINX_UPSTREAM_DOC}#server")
 NGINX_NEXT_UPSTREAM = ("error", "timeout")  # proxy_module #proxy_next_upstream
 
+# Where Debian/Ubuntu's libnginx-mod-stream installs the stream module (`nginx -V` of Debian's
+# package: --modules-path=/usr/lib/nginx/modules --with-stream=dynamic). nginx.org packages and
+# the official Docker image configure `--with-stream` (built in): nginx.org/en/linux_packages.html.
+DEBIAN_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
 NGINX_STREAM_PROXY_TIMEOUT = Fact(_s(600), f"{NGINX_STREAM_PROXY_DOC}#proxy_timeout")
 NGINX_STREAM_CONNECT_TIMEOUT = Fact(_s(60), f"{NGINX_STREAM_PROXY_DOC}#proxy_connect_timeout")
 

@@ -26,7 +26,7 @@ from lbgen.model.common import (
     TlsFiles,
     UpstreamKeepalive,
 )
-from lbgen.model.types import Cidr, Duration, HeaderName, Name, Port, Version
+from lbgen.model.types import Cidr, Duration, FilePath, HeaderName, Name, Port, Version
 
 BackendTargets = Literal["pod_endpoints", "cluster_ip"]
 """How the hop in front of Kubernetes reaches pods: each pod's IP (through a headless
@@ -104,14 +104,40 @@ class NginxStreamTier(_TierBase):
     next_upstream: bool | None = None
     """Try the next server when a connection cannot be established (nginx default on)."""
     next_upstream_tries: int | None = Field(default=None, ge=0)
+    build: Literal["nginx.org", "debian"] | None = None
+    """Which nginx build runs this tier, so that nginx.conf loads what that build needs.
+    `nginx.org` (the default): nginx.org packages and the official Docker image, stream built
+    in. `debian`: Debian/Ubuntu packages, where stream is the dynamic module
+    libnginx-mod-stream, loaded with `load_module` (Debian/Ubuntu ship no nginx 1.30, so the
+    default version implies an nginx.org build)."""
+    stream_module_path: FilePath | None = None
+    """With `build: debian`: where the stream module is (default
+    /usr/lib/nginx/modules/ngx_stream_module.so, Debian/Ubuntu's `--modules-path`)."""
     load_module: bool = False
-    """Emit `load_module` for distributions that build stream as a dynamic module (Debian)."""
+    """Older spelling of `build: debian`."""
     trusted_proxies: list[Cidr] = Field(default_factory=list)
     """`set_real_ip_from` for addresses in received PROXY headers (stream realip module)."""
+
+    @property
+    def stream_build(self) -> Literal["nginx.org", "debian"]:
+        """The build this tier's nginx.conf is written for (`load_module: true` = debian)."""
+        if self.build is not None:
+            return self.build
+        return "debian" if self.load_module else "nginx.org"
 
     @model_validator(mode="after")
     def _version_supports_features(self) -> NginxStreamTier:
         _nginx_method_version_check(self.balancing.algorithm, self.version)
+        if self.load_module and self.build == "nginx.org":
+            raise ValueError(
+                "load_module: true means build: debian, but build says nginx.org (stream built "
+                "in, nothing to load); remove load_module"
+            )
+        if self.stream_module_path is not None and self.stream_build != "debian":
+            raise ValueError(
+                "stream_module_path only applies to build: debian (a dynamic stream module); "
+                "nginx.org builds have stream built in"
+            )
         if self.balancing.algorithm == "ip_hash":
             # ngx_stream_upstream_module has no ip_hash (only hash, least_conn, random…).
             raise ValueError(

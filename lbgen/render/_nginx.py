@@ -204,9 +204,11 @@ def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
     )
 
 
-def target_comment(kind: str, tier_name: str, version: Version) -> str:
-    """Second line of every nginx.conf: the nginx version the file was written for.
+def target_comment(kind: str, tier_name: str, version: Version, *, build: str | None = None) -> str:
+    """Second line of every nginx.conf: the nginx version (and, for stream, the build) the
+    file was written for.
 
     `lbgen.verify.nginx` reads it back to compare with the installed nginx.
     """
-    return f"# lbgen-target: nginx {version} (tier {tier_name}, kind {kind})\n"
+    about = f"tier {tier_name}, kind {kind}" + (f", build {build}" if build else "")
+    return f"# lbgen-target: nginx {version} ({about})\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbgen.defaults import DEBIAN_STREAM_MODULE
 from lbgen.model.tiers import NginxStreamTier
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._nginx import (
@@ -25,8 +26,6 @@ from lbgen.render._nginx import (
 )
 
 STREAM_PROXY_DOC = "nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
-# Where Debian/Ubuntu's libnginx-mod-stream installs the module (nginx -V: --modules-path).
-DEBIAN_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,10 @@ def build_view(ctx: RenderContext, l4: NginxStreamTier) -> NginxStreamView:
     ]
     return NginxStreamView(
         header=ctx.header(),
-        target=target_comment("nginx_stream", l4.name, l4.version),
-        load_module=DEBIAN_STREAM_MODULE if l4.load_module else None,
+        target=target_comment("nginx_stream", l4.name, l4.version, build=l4.stream_build),
+        load_module=(l4.stream_module_path or DEBIAN_STREAM_MODULE)
+        if l4.stream_build == "debian"
+        else None,
         worker_processes=str(l4.worker_processes),
         include=f"stream.d/{spec.name}.conf",
         upstream=UpstreamView(target.upstream, target.comment, tuple(upstream_lines)),
