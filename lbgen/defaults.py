@@ -93,6 +93,57 @@ KONG_SERVICE_RETRIES = Fact(5, "kong/db/schema/entities/services.lua: retries de
 KONG_SERVICE_TIMEOUT = Fact(_s(60), "kong/db/schema/entities/services.lua: *_timeout default 60000 ms")
 
 
+@dataclass(frozen=True)
+class KongBundle:
+    """The OpenResty (and so nginx core) a Kong Gateway release line bundles."""
+
+    kong_since: Version
+    openresty: str
+    nginx: Version
+    source: str
+
+
+# OpenResty bundled with each Kong Gateway 3.x line, newest last; a Kong version uses the last
+# row whose `kong_since` it reaches. Kong pins it in its `.requirements` file (RESTY_VERSION=,
+# later OPENRESTY=) per release tag, and each bump is in Kong/kong CHANGELOG.md:
+# - 3.0: `.requirements` RESTY_VERSION=1.21.4.1 (Kong/kong@003f87d, the 3.0 line);
+# - 3.5.0: "Bumped OpenResty from 1.21.4.1 to 1.21.4.2" (Kong/kong#11360);
+# - 3.6.0: "Bumped OpenResty from 1.21.4.2 to 1.25.3.1" (Kong/kong#12327);
+# - 3.8.0: "Bumped OpenResty to 1.25.3.2" (Kong/kong#12327);
+# - 3.10.0: "Bumped OpenResty from 1.25.3.2 to 1.27.1.1" (Kong Gateway 3.10.0.0 changelog,
+#   Kong/docs.konghq.com); master's `.requirements` (3.10.0, Kong/kong@22246ef2) pins 1.27.1.2.
+# The nginx core is OpenResty's first three numbers.
+KONG_BUNDLED_OPENRESTY: tuple[KongBundle, ...] = (
+    KongBundle(Version("3.0"), "1.21.4.1", Version("1.21.4"), "Kong/kong .requirements (3.0)"),
+    KongBundle(Version("3.5"), "1.21.4.2", Version("1.21.4"), "Kong/kong CHANGELOG 3.5.0 (#11360)"),
+    KongBundle(Version("3.6"), "1.25.3.1", Version("1.25.3"), "Kong/kong CHANGELOG 3.6.0 (#12327)"),
+    KongBundle(Version("3.8"), "1.25.3.2", Version("1.25.3"), "Kong/kong CHANGELOG 3.8.0 (#12327)"),
+    KongBundle(Version("3.10"), "1.27.1.1", Version("1.27.1"), "Kong Gateway changelog 3.10.0.0"),
+)
+
+
+def kong_bundle(version: Version) -> KongBundle:
+    """The OpenResty/nginx a Kong 3.x version runs (the model accepts 3.x only)."""
+    found = KONG_BUNDLED_OPENRESTY[0]
+    for bundle in KONG_BUNDLED_OPENRESTY:
+        if version >= bundle.kong_since:
+            found = bundle
+    return found
+
+
+# nginx 1.25.1 serves HTTP/2 per server (`http2 on`, CHANGES 1.25.1) and detects the HTTP/2
+# preface on a cleartext connection, so h2c and HTTP/1.1 share one cleartext listener (nginx's
+# own description in nginxinc/kubernetes-ingress discussion #4117). Before, a cleartext
+# `listen … http2` speaks HTTP/2 only: an HTTP/1.1 request gets no response (tried on nginx
+# 1.22.1). Over TLS, ALPN picks the protocol per connection on every version.
+NGINX_H2C_SHARES_HTTP1_SINCE = Version("1.25.1")
+
+
+def kong_h2c_shares_http1(version: Version) -> bool:
+    """Whether this Kong's cleartext `http2` proxy_listen also serves HTTP/1.1 (Kong ≥ 3.6)."""
+    return kong_bundle(version).nginx >= NGINX_H2C_SHARES_HTTP1_SINCE
+
+
 def kong_upstream_keepalive_pool_size(version: Version) -> Fact:
     value = 512 if version.at_least("3.5") else 60
     return Fact(value, f"{KONG_CONF_DOC}: upstream_keepalive_pool_size (512 since 3.5.0)")

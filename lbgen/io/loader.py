@@ -516,6 +516,12 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
         problems = [_problem(error, data, source) for error in exc.errors(include_url=False)]
         problems.sort(key=_problem_order)
         raise InputError(problems) from None
+    refused = [
+        Problem(source.locate(path), message, hint, format_path(path))
+        for path, message, hint in spec.refusals()
+    ]
+    if refused:
+        raise InputError(sorted(refused, key=_problem_order))
     return LoadedSpec(spec, source)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from lbgen.defaults import NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE
+from lbgen.defaults import NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE, kong_h2c_shares_http1
 from lbgen.model._base import StrictModel, Suppression
 from lbgen.model.common import (
     ClientKeepalive,
@@ -203,6 +203,18 @@ class KongTier(_TierBase):
     """`upstream_keepalive_pool_size`, `_idle_timeout`, `_max_requests` (global in kong.conf)."""
     real_ip: KongRealIp = Field(default_factory=KongRealIp)
     backend_targets: BackendTargets = "pod_endpoints"
+
+    def listener_serves(self, entry: Listener, *, grpc: bool, http1: bool) -> bool:
+        """Whether a proxy_listen entry can carry a caller's gRPC (h2c/h2) and HTTP/1.1.
+
+        gRPC needs `http2`. Before Kong 3.6 (OpenResty < nginx 1.25.1) a cleartext `http2`
+        entry speaks HTTP/2 only, so HTTP/1.1 cannot use it; over TLS, ALPN picks per
+        connection (`lbgen.defaults.kong_h2c_shares_http1`).
+        """
+        if grpc and not entry.http2:
+            return False
+        h2c_only = entry.http2 and not entry.tls and not kong_h2c_shares_http1(self.version)
+        return not (http1 and h2c_only)
 
     @model_validator(mode="after")
     def _kong_constraints(self) -> KongTier:

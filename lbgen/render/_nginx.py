@@ -129,7 +129,13 @@ def has_grpc(spec: Spec) -> bool:
     return any(service.protocol == "grpc" for service in spec.services)
 
 
-def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: bool) -> Listener:
+def has_http1(spec: Spec) -> bool:
+    return any(service.protocol != "grpc" for service in spec.services)
+
+
+def kong_entry_listener(
+    kong: KongTier, *, proxy_protocol: bool, grpc: bool, http1: bool = False
+) -> Listener:
     """The Kong `proxy_listen` entry an nginx tier in front of Kong connects to.
 
     A listener with the `proxy_protocol` flag requires a PROXY header on every connection and
@@ -139,17 +145,20 @@ def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: b
     gRPC an `http2` entry comes first, because gRPC needs HTTP/2 end to end; for HTTP/1.1 an
     entry without `http2` comes before one with it, because a cleartext `listen … http2` on
     an nginx before 1.25.1 serves HTTP/2 only (tried on nginx 1.22.1: an HTTP/1.1 request
-    gets no response), and Kong's embedded nginx may be that old.
+    gets no response), and Kong before 3.6 embeds such an nginx: there an entry that must
+    carry both (`grpc` and `http1`, an L4 tier relaying everything) has to be TLS + http2
+    (`KongTier.listener_serves`; `Spec.refusals` refuses specs where none is).
     When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
     """
     matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
     if not matching:
         return kong.proxy_listen[0]
 
-    def preference(entry: Listener) -> tuple[bool, bool]:
-        if prefer_http2:
-            return (not entry.http2, entry.tls)
-        return (entry.tls, entry.http2)
+    def preference(entry: Listener) -> tuple[bool, bool, bool]:
+        unusable = not kong.listener_serves(entry, grpc=grpc, http1=http1)
+        if grpc:
+            return (unusable, not entry.http2, entry.tls)
+        return (unusable, entry.tls, entry.http2)
 
     return min(matching, key=preference)  # the first of equals: listed order breaks ties
 
@@ -183,7 +192,7 @@ def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
     callee = spec.next_tier(l4)
     if isinstance(callee, KongTier):
         entry = kong_entry_listener(
-            callee, proxy_protocol=l4.send_proxy_protocol, prefer_http2=has_grpc(spec)
+            callee, proxy_protocol=l4.send_proxy_protocol, grpc=has_grpc(spec), http1=has_http1(spec)
         )
         return StreamTarget(
             upstream=callee.name,

@@ -140,7 +140,7 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
             )
         servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
     elif isinstance(callee, KongTier):
-        http_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=False)
+        http_entry = kong_entry_listener(callee, proxy_protocol=False, grpc=False, http1=True)
         upstreams.append(
             _upstream(
                 callee.name,
@@ -155,7 +155,7 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         if has_grpc(spec):
             # gRPC needs an HTTP/2 listener (Kong's stock cleartext 8000 has none) and a pool
             # of its own.
-            grpc_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=True)
+            grpc_entry = kong_entry_listener(callee, proxy_protocol=False, grpc=True)
             grpc_target = PassTarget(f"{callee.name}-grpc", grpc_entry.tls)
             upstreams.append(
                 _upstream(

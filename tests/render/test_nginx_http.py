@@ -20,7 +20,7 @@ import pytest
 from lbgen.budget import resolve_budget
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
-from lbgen.render import nginx_http
+from lbgen.render import nginx_http, render_spec
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
 
@@ -523,6 +523,23 @@ def test_kong_http_prefers_a_listener_without_http2_and_grpc_one_with_it(tmp_pat
     tree = parse(make_spec(middle=[kong], services=[ORDERS, grpc]), tmp_path)
     assert args(upstream(tree, "gateway"), "server") == [["10.2.0.1:8001"], ["10.2.0.2:8001"]]
     assert args(upstream(tree, "gateway-grpc"), "server") == [["10.2.0.1:8000"], ["10.2.0.2:8000"]]
+
+
+def test_kong_before_3_6_gets_http1_and_h2c_on_separate_listeners(tmp_path: Path) -> None:
+    """Kong 3.4 bundles OpenResty 1.21.4 (nginx 1.21.4): its cleartext http2 listener speaks
+    HTTP/2 only. The edge's HTTP/1.1 upstream uses the plain port, gRPC the h2c one, and
+    kong.conf listens on both."""
+    kong = {**KONG, "version": "3.4", "proxy_listen": [{"port": 8001, "http2": True}, {"port": 8000}]}
+    grpc = {**ORDERS, "name": "greeter", "protocol": "grpc", "route": {"paths": ["/g.G"]}}
+    spec = make_spec(middle=[kong], services=[ORDERS, grpc])
+    tree = parse(spec, tmp_path)
+    assert args(upstream(tree, "gateway"), "server") == [["10.2.0.1:8000"], ["10.2.0.2:8000"]]
+    assert args(upstream(tree, "gateway-grpc"), "server") == [["10.2.0.1:8001"], ["10.2.0.2:8001"]]
+    files = render_spec(spec, "t.yaml")
+    proxy_listen = next(
+        line for line in files["gateway/kong.conf"].splitlines() if line.startswith("proxy_listen")
+    )
+    assert "0.0.0.0:8000 reuseport" in proxy_listen and "0.0.0.0:8001 http2 reuseport" in proxy_listen
 
 
 def test_kong_tls_only_listener_means_https(tmp_path: Path) -> None:
