@@ -129,3 +129,13 @@ def test_grpc_only_through_l4_to_an_h2c_listener_is_fine_on_old_kong() -> None:
     data = spec_text("3.4", ["{port: 8001, http2: true}"], l4=True, grpc=True)
     data = data.replace("  - {name: orders, replicas: 2, app: {preset: go}}\n", "")
     load_spec_text(data, "spec.yaml")
+
+
+def test_without_an_edge_what_clients_speak_is_not_lbgens_to_refuse() -> None:
+    """L4 first: the clients' connections reach Kong as they are (LB707 warns instead)."""
+    text = spec_text("3.4", ["{port: 8000, http2: true}"], l4=True)
+    text = text.replace(
+        "  - kind: nginx_http\n    name: edge\n    instances: [{name: e1, address: 10.0.0.1}]\n", ""
+    )
+    assert "nginx_http" not in text
+    load_spec_text(text, "spec.yaml")

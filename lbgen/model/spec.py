@@ -123,8 +123,10 @@ class Spec(StrictModel):
         caller = self.previous_tier(kong)
         grpc = any(service.protocol == "grpc" for service in self.services)
         http1 = any(service.protocol != "grpc" for service in self.services)
-        if not http1 or not isinstance(caller, NginxHttpTier | NginxStreamTier):
-            return []  # nothing lbgen renders sends HTTP/1.1 to Kong (LB707 covers clients)
+        if not http1 or self.edge is None or not isinstance(caller, NginxHttpTier | NginxStreamTier):
+            # No edge of lbgen's speaks HTTP/1.1 to Kong: clients do, directly or through an
+            # L4 tier, in whatever protocol they choose (LB707 reports that case).
+            return []
         relayed = isinstance(caller, NginxStreamTier)
         sends_pp = isinstance(caller, NginxStreamTier) and caller.send_proxy_protocol
         entries = [entry for entry in kong.proxy_listen if entry.proxy_protocol == sends_pp]

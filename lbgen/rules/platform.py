@@ -610,8 +610,8 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
     kong = spec.kong
     if kong is None or defaults.kong_h2c_shares_http1(kong.version):
         return
-    if spec.previous_tier(kong) is not None:
-        return  # lbgen's own nginx in front picks a listener that serves it (or refuses)
+    if spec.edge is not None:
+        return  # lbgen's own edge in front picks a listener that serves it (or refuses)
     http1 = [s.name for s in spec.services if s.protocol != "grpc"]
     if not http1:
         return
@@ -623,6 +623,8 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
             f"the {spec.external_lb.kind} load balancer" if spec.external_lb is not None
             else "clients"
         )
+        if spec.l4 is not None:
+            front += f" (through {spec.l4.name}, which relays their connections)"
         yield Violation(
             message=(
                 f"{kong.name} runs Kong {kong.version}, which bundles OpenResty "
@@ -647,8 +649,8 @@ def _kong_first_before_3_6(spec: Spec) -> str | None:
         return "no kong tier"
     if defaults.kong_h2c_shares_http1(kong.version):
         return f"Kong {kong.version} bundles nginx ≥ 1.25.1 (h2c and HTTP/1.1 share a listener)"
-    if spec.previous_tier(kong) is not None:
-        return "an nginx tier in front of Kong: lbgen picks its listeners (or refuses the spec)"
+    if spec.edge is not None:
+        return "an nginx_http edge in front of Kong: lbgen picks its listeners (or refuses the spec)"
     return None
 
 
@@ -663,9 +665,10 @@ KONG_H2C_LISTENER_FOR_CLIENTS = Rule(
     applies=_kong_first_before_3_6,
     doc=RuleDoc(
         what=(
-            "A Kong tier older than 3.6 that clients (or a cloud load balancer) reach directly, "
-            "with a cleartext `proxy_listen` entry flagged `http2`, while it routes HTTP "
-            "(non-gRPC) services."
+            "A Kong tier older than 3.6 that clients (or a cloud load balancer) reach without an "
+            "lbgen edge in front — directly or through an L4 tier, which relays their "
+            "connections — with a cleartext `proxy_listen` entry flagged `http2`, while it "
+            "routes HTTP (non-gRPC) services."
         ),
         why=(
             "Kong 3.0–3.5 bundle OpenResty 1.21.4 (Kong's `.requirements` and CHANGELOG; "
@@ -673,9 +676,9 @@ KONG_H2C_LISTENER_FOR_CLIENTS = Rule(
             "http2` speaks HTTP/2 with prior knowledge only: an HTTP/1.1 request on it gets no "
             "response. nginx 1.25.1 made HTTP/2 a per-server setting that detects the HTTP/2 "
             "preface, so h2c and HTTP/1.1 share a cleartext port from Kong 3.6. Where lbgen "
-            "renders the nginx tier in front of Kong it sends HTTP/1.1 and gRPC to listeners "
-            "that serve them, or refuses the spec; clients that connect to Kong directly are "
-            "outside its output, so this is reported instead."
+            "renders the edge in front of Kong it sends HTTP/1.1 and gRPC to listeners that "
+            "serve them, or refuses the spec; what clients speak is outside its output, so this "
+            "is reported instead."
         ),
         example="""\
 name: shop
