@@ -297,14 +297,15 @@ def _stream_module(
     is changed to match it and the change is recorded in `adapted`.
     """
     loaded = _LOAD_STREAM_RE.search(conf_text)
-    written_for = _declared_build(conf_text) or ("debian" if loaded else "nginx.org")
+    build_name = _declared_build(conf_text) or ("debian" if loaded else "nginx.org")
+    written_for = "an nginx.org" if build_name == "nginx.org" else f"a {build_name}"
     if build.stream == "none":
         return conf_text, "the installed nginx was built without the stream module"
     if build.stream == "static":
         if loaded:
             adapted.append(
                 f"dropped `load_module {loaded.group('path')}`: the installed nginx has the "
-                f"stream module built in, the file is written for a {written_for} build with "
+                f"stream module built in, the file is written for {written_for} build with "
                 "a dynamic module"
             )
             conf_text = _LOAD_STREAM_RE.sub("", conf_text, count=1)
@@ -318,7 +319,7 @@ def _stream_module(
     if loaded is None:
         adapted.append(
             f"added `load_module {module};`: the installed nginx has the stream module only as "
-            f"a dynamic module, the file is written for a {written_for} build with stream "
+            f"a dynamic module, the file is written for {written_for} build with stream "
             "built in (set build: debian on the tier for Debian/Ubuntu packages)"
         )
         return f"load_module {module};\n" + conf_text, None

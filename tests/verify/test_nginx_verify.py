@@ -310,7 +310,7 @@ def test_stream_config_for_nginx_org_is_adapted_on_a_dynamic_build(
     assert (result.status, result.label, result.proven) == ("passed", "adapted", False)
     (change,) = result.adapted
     assert change.startswith(f"added `load_module {build.modules_path}/ngx_stream_module.so;`")
-    assert "written for a nginx.org build" in change and "set build: debian" in change
+    assert "written for an nginx.org build" in change and "set build: debian" in change
     assert result.explanation().startswith("passed after adapting: added `load_module")
 
 
@@ -427,3 +427,24 @@ def test_missing_certificates_are_replaced_for_the_test(build: nginx_verify.Ngin
     assert result.status == "passed", result.detail
     assert result.label == "adapted"
     assert any("/etc/lbgen-test/none.crt, /etc/lbgen-test/none.key" in c for c in result.adapted)
+
+
+def test_a_debian_file_on_a_build_with_stream_built_in_is_adapted_by_dropping_load_module() -> None:
+    """nginx.org builds and the official image have stream built in: Debian's load_module line
+    would fail there, so the copy drops it and the result names the change."""
+    data = copy.deepcopy(STREAM_ONLY)
+    data["tiers"][0]["build"] = "debian"
+    text = render(data)["l4/nginx.conf"]
+    static = nginx_verify.NginxBuild(
+        path="/usr/sbin/nginx", version=Version("1.30.0"), stream="static",
+        modules_path=Path("/etc/nginx/modules"), error_log_option=True,
+    )
+    adapted: list[str] = []
+    copied, problem = nginx_verify._stream_module(text, static, adapted)
+    assert problem is None
+    assert "load_module" not in copied
+    assert adapted == [
+        "dropped `load_module /usr/lib/nginx/modules/ngx_stream_module.so`: the installed nginx "
+        "has the stream module built in, the file is written for a debian build with a dynamic "
+        "module"
+    ]
