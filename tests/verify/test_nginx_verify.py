@@ -444,7 +444,7 @@ def test_a_debian_file_on_a_build_with_stream_built_in_is_adapted_by_dropping_lo
     assert problem is None
     assert "load_module" not in copied
     assert adapted == [
-        "dropped `load_module /usr/lib/nginx/modules/ngx_stream_module.so`: the installed nginx "
+        ("dropped `load_module /usr/lib/nginx/modules/ngx_stream_module.so`: the installed nginx "
         "has the stream module built in, the file is written for a debian build with a dynamic "
-        "module"
+        "module")
     ]
