@@ -139,3 +139,62 @@ def test_without_an_edge_what_clients_speak_is_not_lbgens_to_refuse() -> None:
     )
     assert "nginx_http" not in text
     load_spec_text(text, "spec.yaml")
+
+
+SPLIT = """\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: e1, address: 10.0.0.1}]
+  - kind: nginx_stream
+    name: l4
+    instances: [{name: l1, address: 10.0.2.1}]
+    listen_port: 8000
+    grpc_listen_port: 8001
+  - kind: kong
+    name: gateway
+    version: "3.4"
+    instances: [{name: k1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000}
+      - {port: 8001, http2: true}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - {name: orders, replicas: 2, app: {preset: go}}
+  - {name: rpc, replicas: 2, protocol: grpc, app: {preset: go}, route: {paths: [/rpc.Svc]}}
+"""
+
+
+def test_an_l4_grpc_port_renders_h2c_and_http1_on_separate_listeners_end_to_end() -> None:
+    """Kong 3.4 through L4: listen_port relays HTTP/1.1 to Kong's plain 8000, grpc_listen_port
+    relays gRPC to Kong's h2c 8001, and the edge's gRPC upstream points at the L4 gRPC port."""
+    files = render_spec(load_spec_text(SPLIT, "spec.yaml").spec, "spec.yaml")
+    stream = files["l4/stream.d/shop.conf"]
+    assert "upstream gateway {\n    server 10.0.1.1:8000;\n}" in stream
+    assert "upstream gateway-grpc {\n    server 10.0.1.1:8001;\n}" in stream
+    assert "    listen 8000;\n    proxy_pass gateway;\n" in stream
+    assert "    listen 8001;\n    proxy_pass gateway-grpc;\n" in stream
+    edge = files["edge/conf.d/shop.conf"]
+    assert "upstream l4 {\n    server 10.0.2.1:8000;" in edge
+    assert "upstream l4-grpc {\n    server 10.0.2.1:8001;" in edge
+    assert "grpc_pass grpc://l4-grpc;" in edge and "proxy_pass http://l4;" in edge
+    conf = files["gateway/kong.conf"]
+    assert "0.0.0.0:8000 reuseport" in conf and "0.0.0.0:8001 http2 reuseport" in conf
+
+
+def test_without_the_grpc_port_the_same_path_is_refused_with_the_port_as_a_choice() -> None:
+    problem = refused(SPLIT.replace("    grpc_listen_port: 8001\n", ""))
+    assert "set grpc_listen_port on l4" in problem.hint
+
+
+def test_a_grpc_port_without_grpc_services_is_refused() -> None:
+    text = SPLIT.replace(
+        "  - {name: rpc, replicas: 2, protocol: grpc, app: {preset: go}, "
+        "route: {paths: [/rpc.Svc]}}\n", ""
+    )
+    problem = refused(text)
+    assert problem.path == "tiers[1].grpc_listen_port"
+    assert "a listener nothing uses" in problem.message

@@ -113,6 +113,16 @@ class Spec(StrictModel):
         kong = self.kong
         if kong is not None:
             found += self._kong_h2c_refusals(kong)
+        l4 = self.l4
+        if l4 is not None and l4.grpc_listen_port is not None:
+            grpc = any(service.protocol == "grpc" for service in self.services)
+            if not isinstance(self.next_tier(l4), KongTier) or not grpc:
+                found.append((
+                    ("tiers", self.tier_index(l4), "grpc_listen_port"),
+                    (f"grpc_listen_port on {l4.name} would render a listener nothing uses: it "
+                    "relays gRPC services to a Kong tier right behind it"),
+                    "remove grpc_listen_port, or add the gRPC service / Kong tier it is for",
+                ))
         return found
 
     def _kong_h2c_refusals(self, kong: KongTier) -> list[tuple[tuple[str | int, ...], str, str]]:
@@ -130,8 +140,11 @@ class Spec(StrictModel):
         relayed = isinstance(caller, NginxStreamTier)
         sends_pp = isinstance(caller, NginxStreamTier) and caller.send_proxy_protocol
         entries = [entry for entry in kong.proxy_listen if entry.proxy_protocol == sends_pp]
-        # An edge has an upstream per kind of traffic; an L4 tier relays both to one entry.
-        both = relayed and grpc
+        # An edge has an upstream per kind of traffic; an L4 tier relays both to one entry
+        # unless it has a listener of its own for gRPC.
+        both = relayed and grpc and not (
+            isinstance(caller, NginxStreamTier) and caller.grpc_listen_port is not None
+        )
         if not entries or any(
             kong.listener_serves(entry, grpc=both, http1=True) for entry in entries
         ):
@@ -150,9 +163,11 @@ class Spec(StrictModel):
                 "only from nginx 1.25.1, Kong 3.6)"
             )
             hint = (
-                "use Kong ≥ 3.6, give Kong a TLS listener with http2 ({port: 8443, tls: true, "
-                "http2: true}: ALPN picks HTTP/1.1 or h2 per connection), or send gRPC and "
-                "HTTP/1.1 through separate paths"
+                f"set grpc_listen_port on {caller.name} (a second L4 listener that forwards gRPC "
+                "to Kong's h2c listener while listen_port forwards HTTP/1.1 to a plain one; "
+                "Kong then needs both, e.g. {port: 8000} and {port: 8001, http2: true}), give "
+                "Kong a TLS listener with http2 ({port: 8443, tls: true, http2: true}: ALPN "
+                "picks HTTP/1.1 or h2 per connection), or use Kong ≥ 3.6"
             )
         else:
             message = (

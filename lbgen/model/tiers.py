@@ -91,6 +91,10 @@ class NginxStreamTier(_TierBase):
     version: Version = Field(default_factory=lambda: Version("1.30.0"))
     instances: list[Instance] = Field(min_length=1)
     listen_port: Port = 8080
+    grpc_listen_port: Port | None = None
+    """A second listener for the edge's gRPC, forwarded to Kong's h2c (`http2`) listener while
+    `listen_port` forwards HTTP/1.1 to a plain one. Needed before Kong 3.6, whose cleartext
+    http2 listener speaks HTTP/2 only, when both go through this tier in cleartext."""
     accept_proxy_protocol: bool = False
     """Expect a PROXY protocol header from the previous hop (`listen … proxy_protocol`)."""
     send_proxy_protocol: bool = False
@@ -128,6 +132,8 @@ class NginxStreamTier(_TierBase):
     @model_validator(mode="after")
     def _version_supports_features(self) -> NginxStreamTier:
         _nginx_method_version_check(self.balancing.algorithm, self.version)
+        if self.grpc_listen_port is not None and self.grpc_listen_port == self.listen_port:
+            raise ValueError("grpc_listen_port must differ from listen_port")
         if self.load_module and self.build == "nginx.org":
             raise ValueError(
                 "load_module: true means build: debian, but build says nginx.org (stream built "

@@ -188,11 +188,30 @@ class StreamTarget:
     comment: str
 
 
+def stream_grpc_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget | None:
+    """Where the L4 tier's `grpc_listen_port` forwards: Kong's http2 listener (None without
+    that port, or when gRPC does not go on to Kong)."""
+    callee = spec.next_tier(l4)
+    if l4.grpc_listen_port is None or not isinstance(callee, KongTier) or not has_grpc(spec):
+        return None
+    entry = kong_entry_listener(callee, proxy_protocol=l4.send_proxy_protocol, grpc=True)
+    return StreamTarget(
+        upstream=f"{callee.name}-grpc",
+        servers=tuple((instance.address, entry.port) for instance in callee.instances),
+        tls=entry.tls,
+        comment=f"Kong tier {callee.name}, gRPC only: {listener_label(entry)}",
+    )
+
+
 def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
     callee = spec.next_tier(l4)
     if isinstance(callee, KongTier):
+        split = stream_grpc_target(spec, l4) is not None
         entry = kong_entry_listener(
-            callee, proxy_protocol=l4.send_proxy_protocol, grpc=has_grpc(spec), http1=has_http1(spec)
+            callee,
+            proxy_protocol=l4.send_proxy_protocol,
+            grpc=has_grpc(spec) and not split,
+            http1=has_http1(spec),
         )
         return StreamTarget(
             upstream=callee.name,

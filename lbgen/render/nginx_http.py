@@ -41,6 +41,7 @@ from lbgen.render._nginx import (
     origin_comment,
     server_directive,
     service_upstream_name,
+    stream_grpc_target,
     stream_target,
     target_comment,
 )
@@ -128,13 +129,24 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         http_target = PassTarget(callee.name, target.tls)
         grpc_target = http_target
         if has_grpc(spec):
-            grpc_target = PassTarget(f"{callee.name}-grpc", target.tls)
+            # With grpc_listen_port the L4 tier relays gRPC on a port of its own to Kong's h2c
+            # listener (Kong < 3.6 cannot take HTTP/1.1 and h2c on one cleartext port).
+            split = stream_grpc_target(spec, callee)
+            grpc_about, grpc_addresses, grpc_tls = about, addresses, target.tls
+            if split is not None and callee.grpc_listen_port is not None:
+                grpc_addresses = [(i.address, callee.grpc_listen_port) for i in callee.instances]
+                grpc_about = (
+                    f"nginx stream tier {callee.name} (gRPC port {callee.grpc_listen_port}), "
+                    f"which forwards to {split.comment}"
+                )
+                grpc_tls = split.tls
+            grpc_target = PassTarget(f"{callee.name}-grpc", grpc_tls)
             upstreams.append(
                 _upstream(
                     grpc_target.upstream,
-                    f"{about}; gRPC only: {GRPC_OWN_POOL}",
+                    f"{grpc_about}; gRPC only: {GRPC_OWN_POOL}",
                     edge,
-                    addresses,
+                    grpc_addresses,
                     pool,
                 )
             )

@@ -448,3 +448,32 @@ def test_a_debian_file_on_a_build_with_stream_built_in_is_adapted_by_dropping_lo
         "has the stream module built in, the file is written for a debian build with a dynamic "
         "module")
     ]
+
+
+def test_l4_with_a_grpc_port_for_debian_is_proven_by_the_installed_nginx(
+    build: nginx_verify.NginxBuild,
+) -> None:
+    """Two stream listeners (HTTP/1.1 and h2c to Kong < 3.6) pass nginx -t as written."""
+    _require_dynamic_stream(build)
+    assert build.version is not None
+    data: dict[str, Any] = {
+        "name": "split",
+        "tiers": [
+            {"kind": "nginx_stream", "name": "l4", "version": str(build.version),
+             "build": "debian", "instances": [{"name": "l4-1", "address": "10.0.0.1"}],
+             "listen_port": 9000, "grpc_listen_port": 9001},
+            {"kind": "kong", "name": "gw", "version": "3.4",
+             "instances": [{"name": "k1", "address": "10.0.1.1"}],
+             "proxy_listen": [{"port": 8000}, {"port": 8001, "http2": True}]},
+            {"kind": "kubernetes", "name": "k8s", "version": "1.33", "platform": "gke"},
+        ],
+        "services": [
+            {"name": "web", "namespace": "a", "replicas": 1, "app": {"preset": "go"}},
+            {"name": "rpc", "namespace": "a", "replicas": 1, "protocol": "grpc",
+             "app": {"preset": "go"}, "route": {"paths": ["/rpc.S"]}},
+        ],
+    }
+    files = render(data)
+    assert "listen 9001;" in files["l4/stream.d/split.conf"]
+    result = only(nginx_verify.verify(files, None))
+    assert result.proven, result
