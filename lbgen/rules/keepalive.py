@@ -1112,7 +1112,7 @@ name: shop
 tiers:
   - kind: nginx_http
     name: edge
-    version: 1.14.2
+    version: "1.14.2"
     instances: [{name: edge-1, address: 10.0.0.1}]
     upstream_keepalive: {connections: 32}
   - kind: kong
@@ -1131,7 +1131,7 @@ name: shop
 tiers:
   - kind: nginx_http
     name: edge
-    version: 1.18.0
+    version: "1.18.0"
     instances: [{name: edge-1, address: 10.0.0.1}]
     upstream_keepalive: {connections: 32}
   - kind: kong
