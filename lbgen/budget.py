@@ -20,15 +20,15 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 
-Origin = Literal["set", "derived", "product default", "lbgen default"]
-T = TypeVar("T")
+Origin = Literal["set", "derived", "product default", "lbgen default", "not in this version"]
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True)
-class Resolved(Generic[T]):
+class Resolved(Generic[T_co]):
     """An effective setting and where it came from."""
 
-    value: T
+    value: T_co
     origin: Origin
     note: str
     """For `set`: empty. For defaults: the source. For `derived`: the reasoning."""
@@ -37,8 +37,11 @@ class Resolved(Generic[T]):
 @dataclass(frozen=True)
 class UpstreamBudget:
     connections: Resolved[int | None]
-    idle_timeout: Resolved[Duration]
-    max_requests: Resolved[int]
+    idle_timeout: Resolved[Duration | None]
+    """None: the caller has no idle timer of its own (nginx < 1.15.3), so an idle pooled
+    connection lives until the callee closes it."""
+    max_requests: Resolved[int | None]
+    """None: the version has no per-connection request limit (nginx < 1.15.3)."""
     max_lifetime: Resolved[Duration | None]
 
 
@@ -79,7 +82,7 @@ def service_key(service: Service) -> str:
     return f"{service.namespace}/{service.name}"
 
 
-def _resolve_set(value: T | None, fallback: Resolved[T]) -> Resolved[T]:
+def _resolve_set(value: T_co | None, fallback: Resolved[T_co]) -> Resolved[T_co]:
     return Resolved(value, "set", "") if value is not None else fallback
 
 
@@ -251,6 +254,8 @@ def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> Up
 def _edge_upstream(spec: Spec, edge: NginxHttpTier, callee: Duration | None, callee_label: str) -> UpstreamBudget:
     ka = edge.upstream_keepalive
     pool_fact = defaults.nginx_upstream_keepalive_connections(edge.version)
+    if edge.version < defaults.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+        return _edge_upstream_without_timers(edge, callee, callee_label)
     if ka.connections is not None:
         connections: Resolved[int | None] = Resolved(ka.connections, "set", "")
     elif pool_fact.value is not None:
@@ -262,7 +267,34 @@ def _edge_upstream(spec: Spec, edge: NginxHttpTier, callee: Duration | None, cal
         connections=connections,
         idle_timeout=_caller_idle(spec, ka.idle_timeout, defaults.NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, callee, callee_label),
         max_requests=_resolve_set(ka.max_requests, Resolved(_count(requests_fact), "product default", requests_fact.source)),
-        max_lifetime=_resolve_set(ka.max_lifetime, _default(defaults.NGINX_UPSTREAM_KEEPALIVE_TIME)),  # type: ignore[arg-type]
+        max_lifetime=_resolve_set(ka.max_lifetime, _default(defaults.NGINX_UPSTREAM_KEEPALIVE_TIME)),
+    )
+
+
+def _edge_upstream_without_timers(
+    edge: NginxHttpTier, callee: Duration | None, callee_label: str
+) -> UpstreamBudget:
+    """nginx < 1.15.3: a pooled connection has no idle timer and no request limit of the
+    caller's own, so it lives until the callee closes it and the callee always wins the
+    idle race (LB110). lbgen does not pool by default there; a pool the user sets is kept."""
+    ka = edge.upstream_keepalive
+    closes = (
+        f"; here {callee_label} ({callee}) always closes it first (LB110)"
+        if callee is not None
+        else ""
+    )
+    connections: Resolved[int | None] = (
+        Resolved(ka.connections, "set", "")
+        if ka.connections is not None
+        else Resolved(0, "lbgen default", "no pool: this nginx cannot close idle pooled "
+                      "connections before the next hop does (upstream keepalive_timeout needs "
+                      "nginx ≥ 1.15.3)")
+    )
+    return UpstreamBudget(
+        connections=connections,
+        idle_timeout=Resolved(None, "not in this version", defaults.NGINX_NO_UPSTREAM_IDLE_TIMER + closes),
+        max_requests=Resolved(None, "not in this version", defaults.NGINX_NO_UPSTREAM_REQUEST_LIMIT),
+        max_lifetime=Resolved(None, "not in this version", "upstream keepalive_time needs nginx ≥ 1.19.10"),
     )
 
 
@@ -270,9 +302,12 @@ def _upstream_rows(hop: str, leg: str, up: UpstreamBudget) -> list[BudgetRow]:
     rows = [
         BudgetRow(hop, f"{leg}: idle pool size", _fmt(up.connections.value, "off"),
                   up.connections.origin, up.connections.note),
-        BudgetRow(hop, f"{leg}: pooled connection idle timeout", _fmt(up.idle_timeout.value),
+    ]
+    rows += [
+        BudgetRow(hop, f"{leg}: pooled connection idle timeout",
+                  _fmt(up.idle_timeout.value, "none: kept until the next hop closes it"),
                   up.idle_timeout.origin, up.idle_timeout.note),
-        BudgetRow(hop, f"{leg}: max requests per connection", _fmt(up.max_requests.value),
+        BudgetRow(hop, f"{leg}: max requests per connection", _fmt(up.max_requests.value, "no limit"),
                   up.max_requests.origin, up.max_requests.note),
     ]
     if up.max_lifetime.value is not None:

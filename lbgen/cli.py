@@ -126,6 +126,13 @@ def cli() -> None:
     "when one fails.",
 )
 @click.option(
+    "--strict",
+    is_flag=True,
+    help="With --verify: exit 1 unless every check proved its file as written on the declared "
+    "version (a skipped, adapted, unprovable or other-version check is not proof). The output "
+    "is still written.",
+)
+@click.option(
     "--schemas",
     "schemas_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -153,6 +160,7 @@ def render(
     spec: Path,
     out_dir: Path,
     verify: bool,
+    strict: bool,
     schemas_dir: Path | None,
     force: bool,
     replace_foreign: bool,
@@ -167,12 +175,22 @@ def render(
     Examples:
       lbgen render examples/seed.yaml -o out
       lbgen render examples/seed.yaml -o out --verify --schemas ../shared/schemas
+      lbgen render examples/seed.yaml -o out --verify --strict
       lbgen render examples/seed.yaml -o out --check
+
+    \b
+    --verify labels each check: passed (the file as written, on the declared
+    version), adapted (passed after the check changed its copy, e.g. an added
+    load_module), unproven (passed on another version than declared), unprovable
+    (the local consumer is older than the declared version and rejects a newer
+    directive; the output is still written), failed, skipped.
     """
     import lbgen
 
     if schemas_dir is not None and not verify:
         raise click.UsageError("--schemas only applies together with --verify")
+    if strict and not verify:
+        raise click.UsageError("--strict only applies together with --verify")
     loaded = _load(spec)
     report = check_spec(loaded)
     if report.findings:
@@ -187,13 +205,17 @@ def render(
     files = lbgen.render(loaded)
 
     verify_failed = False
+    unproven: list[str] = []
     if verify:
         from lbgen.verify import verify_files
 
         for result in verify_files(files, schemas_dir):
-            detail = result.detail.strip().replace("\n", "\n    ")
-            click.echo(f"{result.status:<8} {result.name}" + (f"  {detail}" if detail else ""))
+            detail = result.explanation().strip().replace("\n", "\n    ")
+            click.echo(f"{result.label:<10} {result.name}" + (f"  {detail}" if detail else ""))
             verify_failed = verify_failed or result.status == "failed"
+            if not result.proven:
+                unproven.append(f"{result.name} ({result.label})")
+    strict_failed = strict and bool(unproven)
 
     from lbgen import output
 
@@ -208,7 +230,8 @@ def render(
             _error(f"{out_dir} is out of date: run `lbgen render {spec} -o {out_dir}`")
             _exit(EXIT_FINDINGS)
         click.echo(f"{out_dir} is up to date ({len(files)} files)")
-        _exit(EXIT_FINDINGS if verify_failed else EXIT_OK)
+        _strict_report(strict_failed, unproven)
+        _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
 
     if verify_failed and not force:
         _error("verification failed, so nothing was written (--force writes anyway)")
@@ -217,7 +240,16 @@ def render(
         files, out_dir, replace_foreign=replace_foreign, keep=kept, on_replace=_report_replaced
     )
     click.echo(f"Wrote {len(written)} files to {out_dir}")
-    _exit(EXIT_FINDINGS if verify_failed else EXIT_OK)
+    _strict_report(strict_failed, unproven)
+    _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
+
+
+def _strict_report(strict_failed: bool, unproven: list[str]) -> None:
+    if strict_failed:
+        _error(
+            f"--strict: {len(unproven)} check(s) short of proof as written on the declared "
+            f"version: {', '.join(unproven)}"
+        )
 
 
 def _report_replaced(replacement: Replacement) -> None:

@@ -47,6 +47,23 @@ def nginx_upstream_keepalive_connections(version: Version) -> Fact:
     return Fact(None, f"nginx < 1.29.7: no upstream keep-alive unless set ({NGINX_UPSTREAM_DOC}#keepalive)")
 
 
+# Upstream `keepalive_timeout` and `keepalive_requests` appeared in nginx 1.15.3 (CHANGES-1.16:
+# "the keepalive_timeout and keepalive_requests directives in the upstream block"; upstream
+# module docs, "This directive appeared in version 1.15.3"). Before, a cached connection has
+# no idle timer of its own and no request limit: it stays in the pool until the next hop
+# closes it, so the callee's idle timeout always ends an idle pooled connection first.
+NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE = Version("1.15.3")
+NGINX_NO_UPSTREAM_IDLE_TIMER = (
+    f"nginx < 1.15.3 has no upstream keepalive_timeout ({NGINX_UPSTREAM_DOC}#keepalive_timeout, "
+    "appeared in 1.15.3): an idle pooled connection stays open until the next hop closes it"
+)
+NGINX_NO_UPSTREAM_REQUEST_LIMIT = (
+    f"nginx < 1.15.3 has no upstream keepalive_requests ({NGINX_UPSTREAM_DOC}#keepalive_requests, "
+    "appeared in 1.15.3): no limit of requests per pooled connection"
+)
+# Upstream `keepalive_time` (connection lifetime) appeared in 1.19.10 (upstream module docs).
+NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE = Version("1.19.10")
+
 NGINX_UPSTREAM_KEEPALIVE_TIMEOUT = Fact(_s(60), f"{NGINX_UPSTREAM_DOC}#keepalive_timeout")
 NGINX_UPSTREAM_KEEPALIVE_TIME = Fact(_s(3600), f"{NGINX_UPSTREAM_DOC}#keepalive_time")
 
@@ -65,6 +82,11 @@ NGINX_MAX_FAILS = Fact(1, f"{NGINX_UPSTREAM_DOC}#server")
 NGINX_FAIL_TIMEOUT = Fact(_s(10), f"{NGINX_UPSTREAM_DOC}#server")
 NGINX_NEXT_UPSTREAM = ("error", "timeout")  # proxy_module #proxy_next_upstream
 
+# Where Debian/Ubuntu's libnginx-mod-stream installs the stream module (`nginx -V` of Debian's
+# package: --modules-path=/usr/lib/nginx/modules --with-stream=dynamic). nginx.org packages and
+# the official Docker image configure `--with-stream` (built in): nginx.org/en/linux_packages.html.
+DEBIAN_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
 NGINX_STREAM_PROXY_TIMEOUT = Fact(_s(600), f"{NGINX_STREAM_PROXY_DOC}#proxy_timeout")
 NGINX_STREAM_CONNECT_TIMEOUT = Fact(_s(60), f"{NGINX_STREAM_PROXY_DOC}#proxy_connect_timeout")
 
@@ -75,6 +97,57 @@ KONG_CLIENT_KEEPALIVE_TIMEOUT = Fact(
 )
 KONG_SERVICE_RETRIES = Fact(5, "kong/db/schema/entities/services.lua: retries default 5")
 KONG_SERVICE_TIMEOUT = Fact(_s(60), "kong/db/schema/entities/services.lua: *_timeout default 60000 ms")
+
+
+@dataclass(frozen=True)
+class KongBundle:
+    """The OpenResty (and so nginx core) a Kong Gateway release line bundles."""
+
+    kong_since: Version
+    openresty: str
+    nginx: Version
+    source: str
+
+
+# OpenResty bundled with each Kong Gateway 3.x line, newest last; a Kong version uses the last
+# row whose `kong_since` it reaches. Kong pins it in its `.requirements` file (RESTY_VERSION=,
+# later OPENRESTY=) per release tag, and each bump is in Kong/kong CHANGELOG.md:
+# - 3.0: `.requirements` RESTY_VERSION=1.21.4.1 (Kong/kong@003f87d, the 3.0 line);
+# - 3.5.0: "Bumped OpenResty from 1.21.4.1 to 1.21.4.2" (Kong/kong#11360);
+# - 3.6.0: "Bumped OpenResty from 1.21.4.2 to 1.25.3.1" (Kong/kong#12327);
+# - 3.8.0: "Bumped OpenResty to 1.25.3.2" (Kong/kong#12327);
+# - 3.10.0: "Bumped OpenResty from 1.25.3.2 to 1.27.1.1" (Kong Gateway 3.10.0.0 changelog,
+#   Kong/docs.konghq.com); master's `.requirements` (3.10.0, Kong/kong@22246ef2) pins 1.27.1.2.
+# The nginx core is OpenResty's first three numbers.
+KONG_BUNDLED_OPENRESTY: tuple[KongBundle, ...] = (
+    KongBundle(Version("3.0"), "1.21.4.1", Version("1.21.4"), "Kong/kong .requirements (3.0)"),
+    KongBundle(Version("3.5"), "1.21.4.2", Version("1.21.4"), "Kong/kong CHANGELOG 3.5.0 (#11360)"),
+    KongBundle(Version("3.6"), "1.25.3.1", Version("1.25.3"), "Kong/kong CHANGELOG 3.6.0 (#12327)"),
+    KongBundle(Version("3.8"), "1.25.3.2", Version("1.25.3"), "Kong/kong CHANGELOG 3.8.0 (#12327)"),
+    KongBundle(Version("3.10"), "1.27.1.1", Version("1.27.1"), "Kong Gateway changelog 3.10.0.0"),
+)
+
+
+def kong_bundle(version: Version) -> KongBundle:
+    """The OpenResty/nginx a Kong 3.x version runs (the model accepts 3.x only)."""
+    found = KONG_BUNDLED_OPENRESTY[0]
+    for bundle in KONG_BUNDLED_OPENRESTY:
+        if version >= bundle.kong_since:
+            found = bundle
+    return found
+
+
+# nginx 1.25.1 serves HTTP/2 per server (`http2 on`, CHANGES 1.25.1) and detects the HTTP/2
+# preface on a cleartext connection, so h2c and HTTP/1.1 share one cleartext listener (nginx's
+# own description in nginxinc/kubernetes-ingress discussion #4117). Before, a cleartext
+# `listen … http2` speaks HTTP/2 only: an HTTP/1.1 request gets no response (tried on nginx
+# 1.22.1). Over TLS, ALPN picks the protocol per connection on every version.
+NGINX_H2C_SHARES_HTTP1_SINCE = Version("1.25.1")
+
+
+def kong_h2c_shares_http1(version: Version) -> bool:
+    """Whether this Kong's cleartext `http2` proxy_listen also serves HTTP/1.1 (Kong ≥ 3.6)."""
+    return kong_bundle(version).nginx >= NGINX_H2C_SHARES_HTTP1_SINCE
 
 
 def kong_upstream_keepalive_pool_size(version: Version) -> Fact:

@@ -150,3 +150,34 @@ def test_rows_run_from_the_edge_inward_with_origins() -> None:
     assert hops.index("edge") < hops.index("l4") < hops.index("kong") < hops.index("app default/svc0 (uvicorn)")
     derived = [row for row in b.rows if row.origin == "derived"]
     assert [row.setting for row in derived] == ["Kong → pods: pooled connection idle timeout"]
+
+
+def test_nginx_before_1_15_3_gets_no_pool_and_no_claimed_upstream_timers() -> None:
+    # Upstream keepalive_timeout/keepalive_requests appeared in 1.15.3: an older edge cannot
+    # close idle pooled connections before Kong does, so lbgen does not pool there, and no
+    # row claims a 60s idle timeout or a 100-request limit that version lacks.
+    b = budget([{**EDGE, "version": "1.14.2"}, KONG])
+    assert b.edge_upstream is not None
+    assert b.edge_upstream.connections.value == 0
+    assert b.edge_upstream.connections.origin == "lbgen default"
+    assert b.edge_upstream.idle_timeout.value is None
+    assert b.edge_upstream.max_requests.value is None
+    edge_rows = {r.setting: r for r in b.rows if r.hop == "edge" and "→" in r.setting}
+    idle = edge_rows["edge → kong: pooled connection idle timeout"]
+    assert (idle.value, idle.origin) == ("none: kept until the next hop closes it", "not in this version")
+    assert "until the next hop closes it" in idle.note and "kong client keep-alive (75s)" in idle.note
+    requests = edge_rows["edge → kong: max requests per connection"]
+    assert (requests.value, requests.origin) == ("no limit", "not in this version")
+    assert not any(r.origin == "product default" and r.hop == "edge" and "pooled" in r.setting
+                   for r in b.rows)
+
+
+def test_a_pool_set_on_nginx_before_1_15_3_is_kept_and_waits_for_the_callee() -> None:
+    # The user may pool anyway (LB110 reports the race); the budget keeps the pool as set.
+    # Through an L4 tier the shorter of its proxy_timeout and Kong's 75s closes first.
+    l4 = {**L4, "proxy_timeout": "30s"}
+    b = budget([{**EDGE, "version": "1.14.2", "upstream_keepalive": {"connections": 16}}, l4, KONG])
+    assert b.edge_upstream is not None
+    assert b.edge_upstream.connections.value == 16
+    assert b.edge_upstream.idle_timeout.value is None
+    assert "l4 proxy_timeout (30s) always closes it first" in b.edge_upstream.idle_timeout.note

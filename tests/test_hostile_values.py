@@ -148,6 +148,8 @@ def _l4() -> dict[str, Any]:
         "instances": [{"name": "l4-1", "address": "l4-1.internal.example"}],
         "listen_port": 8000,
         "worker_processes": "auto",
+        "build": "debian",
+        "stream_module_path": "/usr/lib/nginx/modules/ngx_stream_module.so",
         "proxy_timeout": "10m",
         "connect_timeout": "5s",
         "balancing": {"algorithm": "hash", "hash_key": "$remote_addr"},

@@ -411,6 +411,21 @@ def test_cross_field_errors_are_located_at_the_section() -> None:
     assert problem.location.line == position(text, "balancing:")[0]
 
 
+@pytest.mark.parametrize(
+    ("setting", "directive"),
+    [("idle_timeout: 30s", "keepalive_timeout"), ("max_requests: 100", "keepalive_requests")],
+)
+def test_upstream_keepalive_tuning_before_nginx_1_15_3_is_refused(setting: str, directive: str) -> None:
+    """nginx < 1.15.3 has no upstream keepalive_timeout/keepalive_requests: a value set there
+    would be dropped from the output, so the spec is refused instead."""
+    text = edit('version: "1.30.0"\n    instances:\n      - {name: edge-1',
+                'version: "1.14.2"\n    upstream_keepalive: {' + setting + '}\n'
+                '    instances:\n      - {name: edge-1')
+    (problem,) = problems_of(text)
+    assert f"(upstream {directive}) needs nginx ≥ 1.15.3" in problem.message
+    assert problem.location.line == position(text, "- kind: nginx_http")[0]
+
+
 def test_mapping_input_is_validated_too_with_problems_at_line_one() -> None:
     with pytest.raises(InputError) as caught:
         lbgen.load({"name": "x;y", "tiers": [], "services": []})

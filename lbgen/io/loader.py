@@ -631,10 +631,14 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
         raise InputError(problems) from None
     from lbgen.model.naming import name_problems
 
-    named = [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
-             for p in name_problems(spec)]
-    if named:
-        raise InputError(sorted(named, key=_problem_order))
+    refused = [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
+               for p in name_problems(spec)]
+    refused += [
+        Problem(source.locate(path), message, hint, format_path(path))
+        for path, message, hint in spec.refusals()
+    ]
+    if refused:
+        raise InputError(sorted(refused, key=_problem_order))
     return LoadedSpec(spec, source)
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from lbgen.defaults import kong_bundle, kong_h2c_shares_http1
 from lbgen.model._base import StrictModel
 from lbgen.model.service import Service
 from lbgen.model.tiers import (
@@ -105,6 +106,85 @@ class Spec(StrictModel):
                         f"(tier {kong.name} is {kong.edition} {kong.version})"
                     )
         return self
+
+    # --- refusals located below the spec root ----------------------------------------------
+
+    def refusals(self) -> list[tuple[tuple[str | int, ...], str, str]]:
+        """Cross-tier combinations lbgen cannot render correctly, as (model path, message,
+        hint); the loader turns them into located input errors. (A pydantic validator of the
+        whole spec can only point at its root.)"""
+        found: list[tuple[tuple[str | int, ...], str, str]] = []
+        kong = self.kong
+        if kong is not None:
+            found += self._kong_h2c_refusals(kong)
+        l4 = self.l4
+        if l4 is not None and l4.grpc_listen_port is not None:
+            grpc = any(service.protocol == "grpc" for service in self.services)
+            if not isinstance(self.next_tier(l4), KongTier) or not grpc:
+                found.append((
+                    ("tiers", self.tier_index(l4), "grpc_listen_port"),
+                    (f"grpc_listen_port on {l4.name} would render a listener nothing uses: it "
+                    "relays gRPC services to a Kong tier right behind it"),
+                    "remove grpc_listen_port, or add the gRPC service / Kong tier it is for",
+                ))
+        return found
+
+    def _kong_h2c_refusals(self, kong: KongTier) -> list[tuple[tuple[str | int, ...], str, str]]:
+        """Before Kong 3.6 a cleartext `http2` listener speaks HTTP/2 only: HTTP/1.1 from the
+        tier in front needs a listener of its own (or TLS, where ALPN picks the protocol)."""
+        if kong_h2c_shares_http1(kong.version):
+            return []
+        caller = self.previous_tier(kong)
+        grpc = any(service.protocol == "grpc" for service in self.services)
+        http1 = any(service.protocol != "grpc" for service in self.services)
+        if not http1 or self.edge is None or not isinstance(caller, NginxHttpTier | NginxStreamTier):
+            # No edge of lbgen's speaks HTTP/1.1 to Kong: clients do, directly or through an
+            # L4 tier, in whatever protocol they choose (LB707 reports that case).
+            return []
+        relayed = isinstance(caller, NginxStreamTier)
+        sends_pp = isinstance(caller, NginxStreamTier) and caller.send_proxy_protocol
+        entries = [entry for entry in kong.proxy_listen if entry.proxy_protocol == sends_pp]
+        # An edge has an upstream per kind of traffic; an L4 tier relays both to one entry
+        # unless it has a listener of its own for gRPC.
+        both = relayed and grpc and not (
+            isinstance(caller, NginxStreamTier) and caller.grpc_listen_port is not None
+        )
+        if not entries or any(
+            kong.listener_serves(entry, grpc=both, http1=True) for entry in entries
+        ):
+            return []
+        if both and not any(entry.http2 for entry in entries):
+            return []  # no http2 entry at all: gRPC's own finding (LB601)
+        bundle = kong_bundle(kong.version)
+        ports = ", ".join(str(entry.port) for entry in entries if entry.http2 and not entry.tls)
+        index = self.tier_index(kong)
+        if both:
+            message = (
+                f"Kong {kong.version} bundles OpenResty {bundle.openresty} (nginx {bundle.nginx}), "
+                f"where a cleartext http2 listener speaks HTTP/2 only; the {caller.kind} tier "
+                f"{caller.name} relays both HTTP/1.1 and gRPC to one Kong port and no "
+                "proxy_listen entry can carry both (cleartext h2c and HTTP/1.1 share a listener "
+                "only from nginx 1.25.1, Kong 3.6)"
+            )
+            hint = (
+                f"set grpc_listen_port on {caller.name} (a second L4 listener that forwards gRPC "
+                "to Kong's h2c listener while listen_port forwards HTTP/1.1 to a plain one; "
+                "Kong then needs both, e.g. {port: 8000} and {port: 8001, http2: true}), give "
+                "Kong a TLS listener with http2 ({port: 8443, tls: true, http2: true}: ALPN "
+                "picks HTTP/1.1 or h2 per connection), or use Kong ≥ 3.6"
+            )
+        else:
+            message = (
+                f"Kong {kong.version} bundles OpenResty {bundle.openresty} (nginx {bundle.nginx}), "
+                f"where a cleartext http2 listener (port {ports}) speaks HTTP/2 only, so "
+                f"{caller.name}'s HTTP/1.1 requests would get no response there; Kong has no "
+                "other listener for them"
+            )
+            hint = (
+                "add a cleartext proxy_listen entry without http2 for HTTP/1.1 (e.g. {port: "
+                "8000}; lbgen sends gRPC to the http2 one), or use Kong ≥ 3.6"
+            )
+        return [(("tiers", index, "proxy_listen"), message, hint)]
 
     # --- typed access to tiers -------------------------------------------------------------
 

@@ -12,7 +12,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from lbgen.defaults import NGINX_UPSTREAM_RESOLVE_SINCE
+from lbgen.defaults import (
+    NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE,
+    NGINX_UPSTREAM_RESOLVE_SINCE,
+    kong_h2c_shares_http1,
+)
 from lbgen.model._base import StrictModel, Suppression
 from lbgen.model.common import (
     ClientKeepalive,
@@ -37,6 +41,7 @@ from lbgen.model.types import (
     Cidr,
     DnsSubdomain,
     Duration,
+    FilePath,
     HeaderName,
     Name,
     NginxDuration,
@@ -111,6 +116,15 @@ class NginxHttpTier(_TierBase):
             "1.19.10"
         ):
             raise ValueError("upstream_keepalive.max_lifetime (keepalive_time) needs nginx ≥ 1.19.10")
+        if self.version < NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+            for field, directive in (("idle_timeout", "keepalive_timeout"),
+                                     ("max_requests", "keepalive_requests")):
+                if getattr(self.upstream_keepalive, field) is not None:
+                    raise ValueError(
+                        f"upstream_keepalive.{field} (upstream {directive}) needs nginx ≥ 1.15.3; "
+                        f"nginx {self.version} keeps a pooled connection until the next hop "
+                        "closes it. Upgrade nginx, or remove the setting"
+                    )
         return self
 
 
@@ -121,6 +135,10 @@ class NginxStreamTier(_TierBase):
     version: Version = Field(default_factory=lambda: Version("1.30.0"))
     instances: list[Instance] = Field(min_length=1)
     listen_port: Port = 8080
+    grpc_listen_port: Port | None = None
+    """A second listener for the edge's gRPC, forwarded to Kong's h2c (`http2`) listener while
+    `listen_port` forwards HTTP/1.1 to a plain one. Needed before Kong 3.6, whose cleartext
+    http2 listener speaks HTTP/2 only, when both go through this tier in cleartext."""
     accept_proxy_protocol: bool = False
     """Expect a PROXY protocol header from the previous hop (`listen … proxy_protocol`)."""
     send_proxy_protocol: bool = False
@@ -134,8 +152,17 @@ class NginxStreamTier(_TierBase):
     next_upstream: bool | None = None
     """Try the next server when a connection cannot be established (nginx default on)."""
     next_upstream_tries: int | None = Field(default=None, ge=0, le=NGINX_MAX_NUMBER)
+    build: Literal["nginx.org", "debian"] | None = None
+    """Which nginx build runs this tier, so that nginx.conf loads what that build needs.
+    `nginx.org` (the default): nginx.org packages and the official Docker image, stream built
+    in. `debian`: Debian/Ubuntu packages, where stream is the dynamic module
+    libnginx-mod-stream, loaded with `load_module` (Debian/Ubuntu ship no nginx 1.30, so the
+    default version implies an nginx.org build)."""
+    stream_module_path: FilePath | None = None
+    """With `build: debian`: where the stream module is (default
+    /usr/lib/nginx/modules/ngx_stream_module.so, Debian/Ubuntu's `--modules-path`)."""
     load_module: bool = False
-    """Emit `load_module` for distributions that build stream as a dynamic module (Debian)."""
+    """Older spelling of `build: debian`."""
     trusted_proxies: list[Cidr] = Field(default_factory=list)
     """`set_real_ip_from` for addresses in received PROXY headers (stream realip module)."""
     resolver: NginxResolver | None = None
@@ -148,9 +175,28 @@ class NginxStreamTier(_TierBase):
     ) -> NginxResolver | None:
         return _resolver_version_check(value, info)
 
+    @property
+    def stream_build(self) -> Literal["nginx.org", "debian"]:
+        """The build this tier's nginx.conf is written for (`load_module: true` = debian)."""
+        if self.build is not None:
+            return self.build
+        return "debian" if self.load_module else "nginx.org"
+
     @model_validator(mode="after")
     def _version_supports_features(self) -> NginxStreamTier:
         _nginx_method_version_check(self.balancing.algorithm, self.version)
+        if self.grpc_listen_port is not None and self.grpc_listen_port == self.listen_port:
+            raise ValueError("grpc_listen_port must differ from listen_port")
+        if self.load_module and self.build == "nginx.org":
+            raise ValueError(
+                "load_module: true means build: debian, but build says nginx.org (stream built "
+                "in, nothing to load); remove load_module"
+            )
+        if self.stream_module_path is not None and self.stream_build != "debian":
+            raise ValueError(
+                "stream_module_path only applies to build: debian (a dynamic stream module); "
+                "nginx.org builds have stream built in"
+            )
         if self.balancing.algorithm == "ip_hash":
             # ngx_stream_upstream_module has no ip_hash (only hash, least_conn, random…).
             raise ValueError(
@@ -230,6 +276,18 @@ class KongTier(_TierBase):
     """`upstream_keepalive_pool_size`, `_idle_timeout`, `_max_requests` (global in kong.conf)."""
     real_ip: KongRealIp = Field(default_factory=KongRealIp)
     backend_targets: BackendTargets = "pod_endpoints"
+
+    def listener_serves(self, entry: Listener, *, grpc: bool, http1: bool) -> bool:
+        """Whether a proxy_listen entry can carry a caller's gRPC (h2c/h2) and HTTP/1.1.
+
+        gRPC needs `http2`. Before Kong 3.6 (OpenResty < nginx 1.25.1) a cleartext `http2`
+        entry speaks HTTP/2 only, so HTTP/1.1 cannot use it; over TLS, ALPN picks per
+        connection (`lbgen.defaults.kong_h2c_shares_http1`).
+        """
+        if grpc and not entry.http2:
+            return False
+        h2c_only = entry.http2 and not entry.tls and not kong_h2c_shares_http1(self.version)
+        return not (http1 and h2c_only)
 
     @model_validator(mode="after")
     def _kong_constraints(self) -> KongTier:

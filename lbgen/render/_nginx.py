@@ -180,7 +180,13 @@ def has_grpc(spec: Spec) -> bool:
     return any(service.protocol == "grpc" for service in spec.services)
 
 
-def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: bool) -> Listener:
+def has_http1(spec: Spec) -> bool:
+    return any(service.protocol != "grpc" for service in spec.services)
+
+
+def kong_entry_listener(
+    kong: KongTier, *, proxy_protocol: bool, grpc: bool, http1: bool = False
+) -> Listener:
     """The Kong `proxy_listen` entry an nginx tier in front of Kong connects to.
 
     A listener with the `proxy_protocol` flag requires a PROXY header on every connection and
@@ -190,17 +196,20 @@ def kong_entry_listener(kong: KongTier, *, proxy_protocol: bool, prefer_http2: b
     gRPC an `http2` entry comes first, because gRPC needs HTTP/2 end to end; for HTTP/1.1 an
     entry without `http2` comes before one with it, because a cleartext `listen … http2` on
     an nginx before 1.25.1 serves HTTP/2 only (tried on nginx 1.22.1: an HTTP/1.1 request
-    gets no response), and Kong's embedded nginx may be that old.
+    gets no response), and Kong before 3.6 embeds such an nginx: there an entry that must
+    carry both (`grpc` and `http1`, an L4 tier relaying everything) has to be TLS + http2
+    (`KongTier.listener_serves`; `Spec.refusals` refuses specs where none is).
     When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
     """
     matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
     if not matching:
         return kong.proxy_listen[0]
 
-    def preference(entry: Listener) -> tuple[bool, bool]:
-        if prefer_http2:
-            return (not entry.http2, entry.tls)
-        return (entry.tls, entry.http2)
+    def preference(entry: Listener) -> tuple[bool, bool, bool]:
+        unusable = not kong.listener_serves(entry, grpc=grpc, http1=http1)
+        if grpc:
+            return (unusable, not entry.http2, entry.tls)
+        return (unusable, entry.tls, entry.http2)
 
     return min(matching, key=preference)  # the first of equals: listed order breaks ties
 
@@ -230,11 +239,30 @@ class StreamTarget:
     comment: str
 
 
+def stream_grpc_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget | None:
+    """Where the L4 tier's `grpc_listen_port` forwards: Kong's http2 listener (None without
+    that port, or when gRPC does not go on to Kong)."""
+    callee = spec.next_tier(l4)
+    if l4.grpc_listen_port is None or not isinstance(callee, KongTier) or not has_grpc(spec):
+        return None
+    entry = kong_entry_listener(callee, proxy_protocol=l4.send_proxy_protocol, grpc=True)
+    return StreamTarget(
+        upstream=f"{callee.name}-grpc",
+        servers=tuple((instance.address, entry.port) for instance in callee.instances),
+        tls=entry.tls,
+        comment=f"Kong tier {callee.name}, gRPC only: {listener_label(entry)}",
+    )
+
+
 def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
     callee = spec.next_tier(l4)
     if isinstance(callee, KongTier):
+        split = stream_grpc_target(spec, l4) is not None
         entry = kong_entry_listener(
-            callee, proxy_protocol=l4.send_proxy_protocol, prefer_http2=has_grpc(spec)
+            callee,
+            proxy_protocol=l4.send_proxy_protocol,
+            grpc=has_grpc(spec) and not split,
+            http1=has_http1(spec),
         )
         return StreamTarget(
             upstream=callee.name,
@@ -255,9 +283,11 @@ def stream_target(spec: Spec, l4: NginxStreamTier) -> StreamTarget:
     )
 
 
-def target_comment(kind: str, tier_name: str, version: Version) -> str:
-    """Second line of every nginx.conf: the nginx version the file was written for.
+def target_comment(kind: str, tier_name: str, version: Version, *, build: str | None = None) -> str:
+    """Second line of every nginx.conf: the nginx version (and, for stream, the build) the
+    file was written for.
 
     `lbgen.verify.nginx` reads it back to compare with the installed nginx.
     """
-    return f"# lbgen-target: nginx {version} (tier {tier_name}, kind {kind})\n"
+    about = f"tier {tier_name}, kind {kind}" + (f", build {build}" if build else "")
+    return f"# lbgen-target: nginx {version} ({about})\n"

@@ -272,14 +272,16 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
     settings.append(
         ConfSetting(
             "upstream_keepalive_max_requests",
-            str(budget.max_requests.value),
+            str(budget.max_requests.value),  # Kong always has a limit (0 = unlimited)
             _origin(budget.max_requests) + "; 0 = unlimited",
         )
     )
+    kong_idle = budget.idle_timeout.value
+    assert kong_idle is not None  # Kong always has an idle timer (0 = forever)
     settings.append(
         ConfSetting(
             "upstream_keepalive_idle_timeout",
-            str(_kong_seconds(budget.idle_timeout.value)),
+            str(_kong_seconds(kong_idle)),
             _origin(budget.idle_timeout) + "; whole seconds, 0 = forever",
         )
     )

@@ -27,7 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lbgen.budget import Budget, UpstreamBudget
-from lbgen.defaults import NGINX_KEEPALIVE_BY_DEFAULT, NGINX_PROXY_READ_TIMEOUT
+from lbgen.defaults import (
+    NGINX_KEEPALIVE_BY_DEFAULT,
+    NGINX_PROXY_READ_TIMEOUT,
+    NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
+)
 from lbgen.model.naming import host_groups
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
@@ -48,13 +52,13 @@ from lbgen.render._nginx import (
     resolver_directives,
     server_directive,
     service_upstream_name,
+    stream_grpc_target,
     stream_target,
     target_comment,
 )
 
 HTTP2_DIRECTIVE_SINCE = Version("1.25.1")
-UPSTREAM_KEEPALIVE_TUNING_SINCE = Version("1.15.3")
-KEEPALIVE_TIME_SINCE = Version("1.19.10")
+KEEPALIVE_TIME_SINCE = NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE
 PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
 # Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
 # never pick up each other's idle connections, whatever the nginx version.
@@ -160,19 +164,30 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         http_target = PassTarget(callee.name, target.tls)
         grpc_target = http_target
         if has_grpc(spec):
-            grpc_target = PassTarget(f"{callee.name}-grpc", target.tls)
+            # With grpc_listen_port the L4 tier relays gRPC on a port of its own to Kong's h2c
+            # listener (Kong < 3.6 cannot take HTTP/1.1 and h2c on one cleartext port).
+            split = stream_grpc_target(spec, callee)
+            grpc_about, grpc_addresses, grpc_tls = about, addresses, target.tls
+            if split is not None and callee.grpc_listen_port is not None:
+                grpc_addresses = [(i.address, callee.grpc_listen_port) for i in callee.instances]
+                grpc_about = (
+                    f"nginx stream tier {callee.name} (gRPC port {callee.grpc_listen_port}), "
+                    f"which forwards to {split.comment}"
+                )
+                grpc_tls = split.tls
+            grpc_target = PassTarget(f"{callee.name}-grpc", grpc_tls)
             upstreams.append(
                 _upstream(
                     grpc_target.upstream,
-                    f"{about}; gRPC only: {GRPC_OWN_POOL}",
+                    f"{grpc_about}; gRPC only: {GRPC_OWN_POOL}",
                     edge,
-                    addresses,
+                    grpc_addresses,
                     pool,
                 )
             )
         servers = [_proxy_all_server(spec, edge, shared, http_target, grpc_target, pooled)]
     elif isinstance(callee, KongTier):
-        http_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=False)
+        http_entry = kong_entry_listener(callee, proxy_protocol=False, grpc=False, http1=True)
         upstreams.append(
             _upstream(
                 callee.name,
@@ -187,7 +202,7 @@ def build_view(ctx: RenderContext, edge: NginxHttpTier) -> NginxHttpView:
         if has_grpc(spec):
             # gRPC needs an HTTP/2 listener (Kong's stock cleartext 8000 has none) and a pool
             # of its own.
-            grpc_entry = kong_entry_listener(callee, proxy_protocol=False, prefer_http2=True)
+            grpc_entry = kong_entry_listener(callee, proxy_protocol=False, grpc=True)
             grpc_target = PassTarget(f"{callee.name}-grpc", grpc_entry.tls)
             upstreams.append(
                 _upstream(
@@ -281,11 +296,12 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
             "valid on older nginx too",
         )
     ]
-    if version >= UPSTREAM_KEEPALIVE_TUNING_SINCE:
+    idle, requests = budget.idle_timeout.value, budget.max_requests.value
+    if idle is not None and requests is not None:  # None: nginx < 1.15.3 has neither directive
         lines.append(
             directive(
                 "keepalive_timeout",
-                budget.idle_timeout.value,
+                idle,
                 comment="a pooled connection idle this long is closed, before the next hop would "
                 f"close it ({origin_comment(budget.idle_timeout)})",
             )
@@ -293,7 +309,7 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
         lines.append(
             directive(
                 "keepalive_requests",
-                budget.max_requests.value,
+                requests,
                 comment=f"requests per pooled connection ({origin_comment(budget.max_requests)})",
             )
         )

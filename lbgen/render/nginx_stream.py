@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbgen.defaults import DEBIAN_STREAM_MODULE
 from lbgen.model.tiers import NginxStreamTier
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._nginx import (
@@ -21,13 +22,12 @@ from lbgen.render._nginx import (
     origin_comment,
     resolver_directives,
     server_directive,
+    stream_grpc_target,
     stream_target,
     target_comment,
 )
 
 STREAM_PROXY_DOC = "nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
-# Where Debian/Ubuntu's libnginx-mod-stream installs the module (nginx -V: --modules-path).
-DEBIAN_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class NginxStreamView:
     worker_processes: str
     include: str
     """Path of the snippet, relative to nginx.conf's directory (nginx resolves it there)."""
-    upstream: UpstreamView
-    server: tuple[Directive, ...]
+    upstreams: tuple[UpstreamView, ...]
+    servers: tuple[tuple[Directive, ...], ...]
+    """One server block per listener: `listen_port`, and `grpc_listen_port` when set."""
 
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
@@ -62,29 +63,41 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
 
 def build_view(ctx: RenderContext, l4: NginxStreamTier) -> NginxStreamView:
     spec = ctx.spec
-    target = stream_target(spec, l4)
+    targets = [(l4.listen_port, stream_target(spec, l4))]
+    grpc = stream_grpc_target(spec, l4)
+    if grpc is not None and l4.grpc_listen_port is not None:
+        targets.append((l4.grpc_listen_port, grpc))
     method = balancing_directive(l4.balancing, stream=True)
-    upstream_lines = [method] if method is not None else []
-    upstream_lines += resolver_directives(
-        target.upstream, l4.resolver, [host for host, _ in target.servers]
-    )
-    upstream_lines += [
-        server_directive(host, port, l4.passive_health, resolve=l4.resolver is not None)
-        for host, port in target.servers
-    ]
+    upstreams = []
+    for _port, target in targets:
+        upstream_lines = [method] if method is not None else []
+        upstream_lines += resolver_directives(
+            target.upstream, l4.resolver, [host for host, _ in target.servers]
+        )
+        upstream_lines += [
+            server_directive(host, port, l4.passive_health, resolve=l4.resolver is not None)
+            for host, port in target.servers
+        ]
+        upstreams.append(UpstreamView(target.upstream, target.comment, tuple(upstream_lines)))
     return NginxStreamView(
         header=ctx.header(),
-        target=target_comment("nginx_stream", l4.name, l4.version),
-        load_module=DEBIAN_STREAM_MODULE if l4.load_module else None,
+        target=target_comment("nginx_stream", l4.name, l4.version, build=l4.stream_build),
+        load_module=(l4.stream_module_path or DEBIAN_STREAM_MODULE)
+        if l4.stream_build == "debian"
+        else None,
         worker_processes=str(l4.worker_processes),
         include=f"stream.d/{spec.name}.conf",
-        upstream=UpstreamView(target.upstream, target.comment, tuple(upstream_lines)),
-        server=tuple(server_directives(ctx, l4, target.upstream)),
+        upstreams=tuple(upstreams),
+        servers=tuple(
+            tuple(server_directives(ctx, l4, target.upstream, port)) for port, target in targets
+        ),
     )
 
 
-def server_directives(ctx: RenderContext, l4: NginxStreamTier, upstream: str) -> list[Directive]:
-    listen: list[str | int] = [l4.listen_port]
+def server_directives(
+    ctx: RenderContext, l4: NginxStreamTier, upstream: str, port: int
+) -> list[Directive]:
+    listen: list[str | int] = [port]
     if l4.accept_proxy_protocol:
         listen.append("proxy_protocol")
     lines = [directive("listen", *listen)]

@@ -81,8 +81,10 @@ def app_facing_pool(ctx: RuleContext) -> tuple[KongTier | NginxHttpTier, Upstrea
 
 def pool_keeps_forever(tier: KongTier | NginxHttpTier, pool: UpstreamBudget) -> bool:
     """Kong's `upstream_keepalive_idle_timeout = 0` keeps idle connections forever
-    (kong.conf.default); nginx has no such meaning for 0."""
-    return isinstance(tier, KongTier) and pool.idle_timeout.value.ms == 0
+    (kong.conf.default); nginx has no such meaning for 0, but nginx < 1.15.3 has no upstream
+    idle timer at all (idle_timeout None): its pooled connections wait for the callee."""
+    idle = pool.idle_timeout.value
+    return idle is None or (isinstance(tier, KongTier) and idle.ms == 0)
 
 
 def group_size(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> int:

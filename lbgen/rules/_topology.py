@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from lbgen.model.common import Instance, Listener
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
-from lbgen.render._nginx import has_grpc, kong_entry_listener
+from lbgen.render._nginx import has_grpc, has_http1, kong_entry_listener
 from lbgen.rules._base import ModelPath, RuleContext
 
 FrontTier = NginxHttpTier | NginxStreamTier | KongTier
@@ -63,8 +63,14 @@ def gateway_entry_listener(spec: Spec, kong: KongTier) -> tuple[int, Listener]:
     when gRPC is on the path; the first entry when none matches (the rules report that).
     """
     caller = spec.previous_tier(kong)
+    # An L4 tier relays the edge's HTTP/1.1 and gRPC to one entry (unless it has a gRPC port
+    # of its own); an edge has one per kind.
+    shared_l4 = isinstance(caller, NginxStreamTier) and caller.grpc_listen_port is None
     entry = kong_entry_listener(
-        kong, proxy_protocol=sends_proxy_protocol(caller), prefer_http2=has_grpc(spec)
+        kong,
+        proxy_protocol=sends_proxy_protocol(caller),
+        grpc=has_grpc(spec),
+        http1=shared_l4 and has_http1(spec),
     )
     index = next(i for i, listener in enumerate(kong.proxy_listen) if listener is entry)
     return index, entry

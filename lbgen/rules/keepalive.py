@@ -61,6 +61,8 @@ def _edge_pool_outlives_gateway(ctx: RuleContext) -> Iterator[Violation]:
         return
     caller = budget.edge_upstream.idle_timeout.value
     callee = budget.kong_client_keepalive.value
+    if caller is None:
+        return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
     order = closing_order(spec, caller, callee)
     if order is None:
         return
@@ -188,6 +190,8 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
     if pool.connections.value == 0:
         return
     caller, callee = pool.idle_timeout.value, budget.l4_proxy_timeout.value
+    if caller is None:
+        return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
     order = closing_order(spec, caller, callee)
     if order is None:
         return
@@ -317,8 +321,10 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     tier, pool = found
     if pool.connections.value == 0:
         return
-    forever = pool_keeps_forever(tier, pool)
     caller = pool.idle_timeout.value
+    if caller is None:
+        return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
+    forever = pool_keeps_forever(tier, pool)
     # One pass over the services. The shortest conflicting app idle timeout is the one to
     # report (fixing it fixes the others); the rest are counted. Apps past the pool's idle
     # time come first (errors), then those closing inside the margin (warnings).
@@ -752,9 +758,14 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
     else:
         return
     limit, label, limit_path = _nat_idle_limit(ctx)
-    if not forever and idle < limit:
+    if not forever and idle is not None and idle < limit:
         return
-    held_text = "forever (upstream_keepalive_idle_timeout 0)" if forever else f"for {held}"
+    if idle is None:
+        held_text = "until the pods close them (nginx < 1.15.3 has no upstream keepalive_timeout)"
+    elif forever:
+        held_text = "forever (upstream_keepalive_idle_timeout 0)"
+    else:
+        held_text = f"for {held}"
     yield Violation(
         message=(
             f"{front.name} keeps {what} through the Services' ClusterIP open {held_text} but "
@@ -762,8 +773,13 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
             "such a connection is dropped or reset instead of reaching the pod"
         ),
         hint=(
-            f"lower {front.name} {'.'.join(setting)} below {limit}"
-            + (" (Kong's 0 means forever; leave it unset so lbgen derives it)" if forever else "")
+            (
+                f"upgrade {front.name} to nginx ≥ 1.15.3 (lbgen then renders keepalive_timeout) "
+                "or set upstream_keepalive.connections: 0"
+                if idle is None
+                else f"lower {front.name} {'.'.join(setting)} below {limit}"
+                + (" (Kong's 0 means forever; leave it unset so lbgen derives it)" if forever else "")
+            )
             + ", or target pod endpoints (backend_targets: pod_endpoints) so no NAT sits in between"
         ),
         path=ctx.tier_path(front, *setting),
@@ -1206,7 +1222,7 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
     default_requests = defaults.nginx_keepalive_requests(edge.version).value
     assert isinstance(default_requests, int)
     requests = pool.max_requests.value
-    if requests <= default_requests:
+    if requests is not None and requests <= default_requests:
         return  # a busy connection recycles after at most nginx's default request count
     has_lifetime = edge.version >= KEEPALIVE_TIME_SINCE  # as the renderer decides
     lifetime = pool.max_lifetime.value if has_lifetime else None
@@ -1339,6 +1355,140 @@ services:
     ),
 )
 
+# ---------------------------------------------------------------------------------------
+# LB110 nginx < 1.15.3 pools upstream connections with no idle timer of its own
+# ---------------------------------------------------------------------------------------
+
+
+def _first_callee_close(ctx: RuleContext) -> tuple[Duration, str] | None:
+    """The shortest server-side idle timeout behind the edge's pooled connections: an L4
+    tier relays them, so its proxy_timeout and the next L7 hop's keep-alive both apply."""
+    spec, budget = ctx.spec, ctx.budget
+    found: list[tuple[Duration, str]] = []
+    if spec.l4 is not None and budget.l4_proxy_timeout is not None:
+        found.append((budget.l4_proxy_timeout.value, f"{spec.l4.name} proxy_timeout"))
+    if spec.kong is not None and budget.kong_client_keepalive is not None:
+        found.append((budget.kong_client_keepalive.value, f"{spec.kong.name} client keep-alive"))
+    elif spec.kong is None:
+        for service in spec.services:
+            app_idle = budget.app_idle[service_key(service)].value
+            if app_idle is not None:
+                found.append((app_idle, f"the {service.app.preset} server of {service.name}"))
+    return min(found, key=lambda item: item[0]) if found else None
+
+
+def _pool_without_idle_timer(ctx: RuleContext) -> Iterator[Violation]:
+    edge, pool = ctx.spec.edge, ctx.budget.edge_upstream
+    if edge is None or pool is None or not pool.connections.value:
+        return
+    if pool.idle_timeout.value is not None:
+        return  # nginx ≥ 1.15.3: lbgen renders keepalive_timeout below the callee's
+    closer = _first_callee_close(ctx)
+    if closer is None:
+        return  # nothing behind closes idle connections: no race
+    callee_idle, callee = closer
+    yield Violation(
+        message=(
+            f"{edge.name} runs nginx {edge.version}, which has no upstream keepalive_timeout "
+            f"(appeared in 1.15.3), yet pools {pool.connections.value} connections per worker: "
+            f"an idle pooled connection stays open until {callee} closes it after "
+            f"{callee_idle}, so the callee always closes first and a request sent on a "
+            "connection it is closing fails (intermittent 502 / \"upstream prematurely closed\")"
+        ),
+        hint=(
+            f"upgrade {edge.name} to nginx ≥ 1.15.3 (lbgen then renders keepalive_timeout below "
+            f"{callee_idle}), or set upstream_keepalive.connections: 0 to disable pooling"
+        ),
+        path=ctx.tier_path(edge, "version"),
+        related_path=ctx.tier_path(edge, "upstream_keepalive", "connections"),
+    )
+
+
+def _needs_old_edge(spec: Spec) -> str | None:
+    if spec.edge is None:
+        return "no nginx_http tier"
+    if spec.edge.version >= defaults.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+        return f"the edge runs nginx {spec.edge.version} (≥ 1.15.3 has an upstream idle timer)"
+    return None
+
+
+NGINX_POOL_WITHOUT_IDLE_TIMER = Rule(
+    code="LB110",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="nginx-pool-without-idle-timer",
+    severity=Severity.ERROR,
+    summary="nginx < 1.15.3 pools upstream connections but cannot close idle ones before the callee",
+    tiers=frozenset({"nginx_http"}),
+    check=_pool_without_idle_timer,
+    versions="nginx < 1.15.3 (upstream keepalive_timeout/keepalive_requests appeared in 1.15.3)",
+    applies=_needs_old_edge,
+    doc=RuleDoc(
+        what=(
+            "An edge nginx older than 1.15.3 with upstream pooling on "
+            "(`upstream_keepalive.connections` > 0), in front of a hop that closes idle "
+            "connections (Kong's client keep-alive, an L4 tier's `proxy_timeout`, or an app "
+            "server's idle timeout)."
+        ),
+        why=(
+            "Upstream `keepalive_timeout` and `keepalive_requests` appeared in nginx 1.15.3. "
+            "Before, a connection in the `keepalive` cache has no idle timer of its own: it "
+            "stays cached until the next hop closes it. The caller can therefore never close "
+            "first — the keep-alive invariant cannot hold — and every idle close by the callee "
+            "races with a request nginx is sending on that connection; the request fails with "
+            "`upstream prematurely closed connection` and the client gets a 502. lbgen does not "
+            "pool by default on such versions; this rule fires where the spec turns pooling on."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.14.2"
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {connections: 32}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.18.0"
+    instances: [{name: edge-1, address: 10.0.0.1}]
+    upstream_keepalive: {connections: 32}
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            f"{NGINX_UPSTREAM}#keepalive_timeout (\"This directive appeared in version 1.15.3\")",
+            f"{NGINX_UPSTREAM}#keepalive_requests (\"This directive appeared in version 1.15.3\")",
+            (
+                "https://nginx.org/en/CHANGES-1.16 (1.15.3: \"the keepalive_timeout and "
+                "keepalive_requests directives in the upstream block\")"
+            ),
+            f"{NGINX_UPSTREAM}#keepalive",
+        ),
+    ),
+)
+
 RULES: tuple[Rule, ...] = (
     EDGE_POOL_OUTLIVES_GATEWAY,
     EDGE_POOL_OUTLIVES_L4,
@@ -1349,4 +1499,5 @@ RULES: tuple[Rule, ...] = (
     NGINX_ZERO_LIMIT,
     KONG_POOL_NEVER_RECYCLES,
     EDGE_POOL_THROUGH_L4_NEVER_RECYCLES,
+    NGINX_POOL_WITHOUT_IDLE_TIMER,
 )

@@ -2,16 +2,26 @@
 
 GKE offers two datapaths and no kube-proxy mode setting; Dataplane V2 has no kube-proxy at
 all. On self-managed clusters the IPVS scheduler must exist, IPVS is deprecated, and the
-nftables mode needs a recent Kubernetes and kernel.
+nftables mode needs a recent Kubernetes and kernel. Product versions set limits too: Kong
+before 3.6 embeds an nginx whose cleartext HTTP/2 listener cannot serve HTTP/1.1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lbgen import defaults
 from lbgen.model.spec import Spec
 from lbgen.model.types import Version
-from lbgen.rules._base import FIRST_RELEASE, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    NEXT_RELEASE,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 
 GKE_DATAPATH = (
     "https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/DatapathProvider"
@@ -612,6 +622,135 @@ services:
 )
 
 
+# --- LB707 ---------------------------------------------------------------------------------
+
+
+def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
+    spec = ctx.spec
+    kong = spec.kong
+    if kong is None or defaults.kong_h2c_shares_http1(kong.version):
+        return
+    if spec.edge is not None:
+        return  # lbgen's own edge in front picks a listener that serves it (or refuses)
+    http1 = [s.name for s in spec.services if s.protocol != "grpc"]
+    if not http1:
+        return
+    bundle = defaults.kong_bundle(kong.version)
+    for index, entry in enumerate(kong.proxy_listen):
+        if not entry.http2 or entry.tls:
+            continue
+        front = (
+            f"the {spec.external_lb.kind} load balancer" if spec.external_lb is not None
+            else "clients"
+        )
+        if spec.l4 is not None:
+            front += f" (through {spec.l4.name}, which relays their connections)"
+        yield Violation(
+            message=(
+                f"{kong.name} runs Kong {kong.version}, which bundles OpenResty "
+                f"{bundle.openresty} (nginx {bundle.nginx}): its cleartext http2 listener on "
+                f"port {entry.port} speaks HTTP/2 only, so {front} connecting there with "
+                f"HTTP/1.1 get no response, yet it routes HTTP services "
+                f"({', '.join(http1[:3])}{', …' if len(http1) > 3 else ''})"
+            ),
+            hint=(
+                f"keep port {entry.port} for gRPC/h2c clients only and give HTTP/1.1 clients a "
+                "listener without http2 (or a TLS one, where ALPN picks per connection), or "
+                "upgrade to Kong ≥ 3.6 (nginx ≥ 1.25.1 serves both on one cleartext port)"
+            ),
+            path=ctx.tier_path(kong, "proxy_listen", index, "http2"),
+            related_path=ctx.tier_path(kong, "version"),
+        )
+
+
+def _kong_first_before_3_6(spec: Spec) -> str | None:
+    kong = spec.kong
+    if kong is None:
+        return "no kong tier"
+    if defaults.kong_h2c_shares_http1(kong.version):
+        return f"Kong {kong.version} bundles nginx ≥ 1.25.1 (h2c and HTTP/1.1 share a listener)"
+    if spec.edge is not None:
+        return "an nginx_http edge in front of Kong: lbgen picks its listeners (or refuses the spec)"
+    return None
+
+
+KONG_H2C_LISTENER_FOR_CLIENTS = Rule(
+    code="LB707",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="kong-h2c-listener-refuses-http1",
+    severity=Severity.WARNING,
+    summary="Kong < 3.6 takes clients on a cleartext http2 listener, which answers HTTP/2 only",
+    tiers=frozenset({"kong"}),
+    check=_kong_h2c_listener_for_clients,
+    versions="Kong < 3.6 (OpenResty 1.21.4, nginx < 1.25.1)",
+    applies=_kong_first_before_3_6,
+    doc=RuleDoc(
+        what=(
+            "A Kong tier older than 3.6 that clients (or a cloud load balancer) reach without an "
+            "lbgen edge in front — directly or through an L4 tier, which relays their "
+            "connections — with a cleartext `proxy_listen` entry flagged `http2`, while it "
+            "routes HTTP (non-gRPC) services."
+        ),
+        why=(
+            "Kong 3.0–3.5 bundle OpenResty 1.21.4 (Kong's `.requirements` and CHANGELOG; "
+            "OpenResty 1.25.3 from Kong 3.6.0). Before nginx 1.25.1 a cleartext `listen … "
+            "http2` speaks HTTP/2 with prior knowledge only: an HTTP/1.1 request on it gets no "
+            "response. nginx 1.25.1 made HTTP/2 a per-server setting that detects the HTTP/2 "
+            "preface, so h2c and HTTP/1.1 share a cleartext port from Kong 3.6. Where lbgen "
+            "renders the edge in front of Kong it sends HTTP/1.1 and gRPC to listeners that "
+            "serve them, or refuses the spec; what clients speak is outside its output, so this "
+            "is reported instead."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    version: "3.4"
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000, http2: true}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    version: "3.4"
+    instances: [{name: kong-1, address: 10.0.1.1}]
+    proxy_listen:
+      - {port: 8000}
+      - {port: 8443, tls: true, http2: true}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 2
+    app: {preset: go}
+""",
+        references=(
+            ("https://github.com/Kong/kong/blob/master/CHANGELOG.md (3.6.0: \"Bumped OpenResty "
+            "from 1.21.4.2 to 1.25.3.1\", #12327; 3.5.0: 1.21.4.1 to 1.21.4.2, #11360)"),
+            "https://github.com/Kong/kong/blob/master/.requirements (RESTY_VERSION / OPENRESTY)",
+            "https://nginx.org/en/CHANGES (1.25.1: the \"http2\" directive, HTTP/2 per server)",
+            "https://nginx.org/en/docs/http/ngx_http_v2_module.html#http2",
+            ("https://github.com/nginxinc/kubernetes-ingress/discussions/4117 (HTTP/1.1 and "
+            "HTTP/2 on one cleartext port from nginx 1.25.1)"),
+            "https://github.com/Kong/kong/blob/master/kong.conf.default (proxy_listen flags)",
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     MODE_ON_GKE,
     SETTINGS_ON_MANAGED,
@@ -619,6 +758,7 @@ RULES: tuple[Rule, ...] = (
     IPVS_MODE_DEPRECATED,
     NFTABLES_VERSION,
     NFTABLES_KERNEL,
+    KONG_H2C_LISTENER_FOR_CLIENTS,
 )
 
 __all__ = ["RULES"]

@@ -74,13 +74,37 @@ def format_errors(errors: Iterable[ValidationError]) -> str:
     return "\n".join(lines)
 
 
-def _schema_check(name: str, schema_path: Path, document: Any) -> CheckResult:
+def _schema_check(
+    name: str, schema_path: Path, document: Any, versions: Mapping[str, str] | None = None
+) -> CheckResult:
+    """`versions`: tested_on/declared when the schema is of another Kong than the file's."""
+    tested_on = (versions or {}).get("tested_on")
+    declared = (versions or {}).get("declared")
     if not schema_path.is_file():
         return CheckResult(name, "failed", f"schema file {schema_path} not found")
     errors = list(_validator(schema_path).iter_errors(document))
     if errors:
-        return CheckResult(name, "failed", format_errors(errors))
-    return CheckResult(name, "passed")
+        return CheckResult(
+            name, "failed", format_errors(errors), tested_on=tested_on, declared=declared
+        )
+    return CheckResult(name, "passed", tested_on=tested_on, declared=declared)
+
+
+_CONSTRAINTS_NAME_RE = re.compile(r"kong-entity-constraints\.ee-(?P<version>[0-9.]+)\.json$")
+
+
+def constraints_versions(text: str, constraints: str) -> dict[str, str]:
+    """tested_on/declared when the constraints file is not of the Kong the file is for: the
+    values of Kong Enterprise 3.10 are not proof for OSS 3.4 (or Enterprise 3.12)."""
+    match = _MARKER_RE.search(text)
+    schema = _CONSTRAINTS_NAME_RE.search(constraints)
+    if match is None or schema is None:
+        return {}
+    edition, version = match.group(1), match.group(2)
+    tested = f"Kong enterprise {schema.group('version')} constraints"
+    if edition == "enterprise" and Version(version) == Version(schema.group("version")):
+        return {}
+    return {"tested_on": tested, "declared": f"Kong {edition} {version}"}
 
 
 def constraints_for(text: str) -> str:
@@ -203,6 +227,7 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
                 f"kong constraints ({constraints.removesuffix('.json')}) {path}",
                 kong_dir / constraints,
                 document,
+                constraints_versions(text, constraints),
             )
         )
 

@@ -11,19 +11,21 @@ depend on DNS, must not touch the host, and must run as root and as an ordinary 
   nothing was looked up in DNS. Fallback, where namespaces are unavailable (unprivileged
   user namespaces disabled, no `unshare`): the scratch copy has those names replaced by
   127.0.0.1 and, for an ordinary user, privileged `listen` ports moved above 1024 (nginx -t
-  binds them); the result says so.
+  binds them); those are adaptations of the file, reported as such.
 - Host side effects. `nginx -t` creates the pid file and the temp directories and opens the
   log files of the config (chowning the directories when root). The run gets `pid` via -g and
   the scratch copy's http {} gets access_log and *_temp_path lines pointing into the scratch
-  directory; the result says nothing about these harness lines because they replace paths
-  only.
+  directory, only where the config sets none: they stand for nginx's compiled-in paths and
+  change nothing the config says, so they are not counted as adaptations.
 - Files the config reads: missing ssl_certificate files are replaced by a throwaway
   self-signed pair (openssl), and the stream module is loaded the way the installed build
-  needs it; both are reported in the result's detail.
+  needs it when that differs from the build the file is written for (`build …` on the
+  `# lbgen-target:` line). Both change the file: the result says "passed after adapting".
 
 The installed nginx's version is compared with the version the file was written for (the
-`# lbgen-target:` line) and reported when they differ: directives newer than the installed
-nginx fail on it although they are right for the declared version.
+`# lbgen-target:` line): a pass on another version is "proven on X, not on declared Y"; a
+failure on an older nginx caused by a directive newer than it (and not newer than the
+declared version) is "not provable here", not a failure of the file.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ TIMEOUT_SECONDS = 120
 Isolation = Literal["namespace", "rewrite"]
 
 _TARGET_RE = re.compile(r"^# lbgen-target: nginx (\S+)", re.MULTILINE)
+_TARGET_BUILD_RE = re.compile(r"^# lbgen-target: nginx \S+ \([^)\n]*\bbuild (?P<build>[\w.-]+)\)", re.MULTILINE)
 _SERVER_RE = re.compile(
     r"^(?P<lead>\s*server\s+)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)(?=[\s;])", re.MULTILINE
 )
@@ -63,13 +66,25 @@ _CERT_RE = re.compile(r"^\s*ssl_certificate(?P<key>_key)?\s+(?P<path>/\S+?)\s*;"
 _DIRECTIVE_RE = "^\\s*{name}\\s"
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
-# Hints for failures whose cause is the installed nginx rather than the config.
+# Failures whose cause is a directive newer than the installed nginx: (nginx's message, the
+# version that introduced it, hint). Sources: nginx.org module docs ("appeared in version"),
+# CHANGES 1.25.1 (http2), 1.29.7 (keepalive default/local/0), 1.27.3 (server … resolve),
+# 1.31.0 (least_time in open source).
+_VERSION_GATED = (
+    ('unknown directive "http2"', Version("1.25.1"), "`http2 on` needs nginx ≥ 1.25.1"),
+    ('invalid parameter "local"', Version("1.29.7"), "`keepalive … local` needs nginx ≥ 1.29.7"),
+    ('invalid value "0" in "keepalive"', Version("1.29.7"),
+     "`keepalive 0` (no pool) is valid from nginx 1.29.7"),
+    ('unknown directive "keepalive_time"', Version("1.19.10"),
+     "upstream keepalive_time needs nginx ≥ 1.19.10"),
+    ('invalid parameter "resolve"', Version("1.27.3"),
+     "`server … resolve` is open source since nginx 1.27.3"),
+    ('unknown directive "least_time"', Version("1.31.0"),
+     "least_time is open source only since nginx 1.31.0"),
+)
+# Hints for failures whose cause is the installed build rather than the config.
 _HINTS = (
-    ('unknown directive "http2"', "`http2 on` needs nginx ≥ 1.25.1"),
-    ('invalid parameter "local"', "`keepalive … local` needs nginx ≥ 1.29.7"),
-    ('invalid value "0" in "keepalive"', "`keepalive 0` (no pool) is valid from nginx 1.29.7"),
-    ('unknown directive "keepalive_time"', "upstream keepalive_time needs nginx ≥ 1.19.10"),
-    ('unknown directive "least_time"', "least_time is open source only since nginx 1.31.0"),
+    *((needle, hint) for needle, _since, hint in _VERSION_GATED),
     ('unknown directive "set_real_ip_from"', "this nginx was built without the realip module"),
     ('unknown directive "stream"', "this nginx has no stream module loaded"),
 )
@@ -152,12 +167,11 @@ def check_config(
     name = f"nginx -t {conf_path}"
     tier_dir = PurePosixPath(conf_path).parent
     notes: list[str] = []
+    adapted: list[str] = []
     declared = _declared_version(files[conf_path])
+    versions: dict[str, str] = {}
     if declared is not None and build.version is not None and declared != build.version:
-        notes.append(
-            f"tested with the installed nginx {build.version}; "
-            f"the config is written for nginx {declared}"
-        )
+        versions = {"tested_on": f"nginx {build.version}", "declared": f"nginx {declared}"}
     with tempfile.TemporaryDirectory(prefix="lbgen-nginx-") as scratch_name:
         scratch = Path(scratch_name)
         root = scratch / "conf"
@@ -167,17 +181,17 @@ def check_config(
 
         conf_text = texts[conf_rel]
         if _STREAM_BLOCK_RE.search(conf_text):
-            conf_text, problem = _stream_module(conf_text, build, notes)
+            conf_text, problem = _stream_module(conf_text, build, adapted)
             if problem is not None:
-                return CheckResult(name, "skipped", "; ".join([problem, *notes]))
+                return CheckResult(name, "skipped", "; ".join([problem, *adapted, *notes]))
         texts[conf_rel] = _harness_http(conf_text, scratch)
 
-        texts = _replace_missing_certificates(texts, scratch, notes)
+        texts = _replace_missing_certificates(texts, scratch, adapted, notes)
 
         mode = isolation or _isolation_available()
         hosts = sorted(_host_names(texts.values()))
         if mode == "rewrite":
-            texts = _rewrite_for_fallback(texts, notes)
+            texts = _rewrite_for_fallback(texts, adapted)
         elif hosts:
             notes.append(
                 f"host names resolved to 127.0.0.1 in a private /etc/hosts: {', '.join(hosts)}"
@@ -197,18 +211,56 @@ def check_config(
             )
         except subprocess.TimeoutExpired:
             return CheckResult(
-                name, "failed", "; ".join([f"nginx -t took over {TIMEOUT_SECONDS}s", *notes])
+                name, "failed", "; ".join([f"nginx -t took over {TIMEOUT_SECONDS}s", *notes]),
+                adapted=tuple(adapted), **versions,
             )
         output = (proc.stderr + proc.stdout).replace(str(root) + "/", f"{tier_dir}/")
         if proc.returncode == 0:
-            return CheckResult(name, "passed", "; ".join(notes))
-        hints = [hint for needle, hint in _HINTS if needle in output]
-        if declared is not None and build.version is not None and declared > build.version:
-            hints.append(
-                f"directives of nginx {declared} that {build.version} lacks fail here although "
-                "they are right for the declared version (set LBGEN_NGINX to a matching nginx)"
+            return CheckResult(
+                name, "passed", "; ".join(notes), adapted=tuple(adapted), **versions
             )
-        return CheckResult(name, "failed", "\n".join([output.strip(), *hints, *notes]))
+        hints = [hint for needle, hint in _HINTS if needle in output]
+        newer = _newer_than_installed(output, build.version, declared)
+        if newer is not None:
+            # Right for the declared version, unknown to this one: nothing is proven either way.
+            return CheckResult(
+                name,
+                "not provable",
+                "\n".join([
+                    (
+                        f"nginx {build.version} rejects a directive of nginx {newer} that the "
+                        f"declared nginx {declared} has: {output.strip()}"
+                    ),
+                    *hints,
+                    f"run the check with an nginx ≥ {newer} (set {NGINX_ENV}) to prove the file",
+                    *notes,
+                ]),
+                adapted=tuple(adapted),
+                **versions,
+            )
+        return CheckResult(
+            name, "failed", "\n".join([output.strip(), *hints, *notes]),
+            adapted=tuple(adapted), **versions,
+        )
+
+
+def _newer_than_installed(
+    output: str, installed: Version | None, declared: Version | None
+) -> Version | None:
+    """The version of the directive nginx rejected, when it is newer than the installed nginx
+    and not newer than the declared one (the file is right for its target)."""
+    if installed is None or declared is None or declared <= installed:
+        return None
+    for needle, since, _hint in _VERSION_GATED:
+        if needle in output and installed < since <= declared:
+            return since
+    return None
+
+
+def _declared_build(conf_text: str) -> str | None:
+    """`nginx.org` or `debian` from the `# lbgen-target:` line of a stream config."""
+    found = _TARGET_BUILD_RE.search(conf_text)
+    return found.group("build") if found else None
 
 
 def _declared_version(conf_text: str) -> Version | None:
@@ -235,16 +287,26 @@ def _tier_files(files: Mapping[str, str], tier_dir: PurePosixPath) -> dict[PureP
     return out
 
 
-def _stream_module(conf_text: str, build: NginxBuild, notes: list[str]) -> tuple[str, str | None]:
-    """Make `stream {}` loadable by this build; returns (text, reason to skip or None)."""
+def _stream_module(
+    conf_text: str, build: NginxBuild, adapted: list[str]
+) -> tuple[str, str | None]:
+    """Make `stream {}` loadable by this build; returns (text, reason to skip or None).
+
+    The file loads the module the way its declared build needs (`build debian`: a
+    `load_module` line; `build nginx.org`: none). When the installed build differs, the copy
+    is changed to match it and the change is recorded in `adapted`.
+    """
     loaded = _LOAD_STREAM_RE.search(conf_text)
+    build_name = _declared_build(conf_text) or ("debian" if loaded else "nginx.org")
+    written_for = "an nginx.org" if build_name == "nginx.org" else f"a {build_name}"
     if build.stream == "none":
         return conf_text, "the installed nginx was built without the stream module"
     if build.stream == "static":
         if loaded:
-            notes.append(
-                "the installed nginx has the stream module built in, so the check dropped "
-                f"`load_module {loaded.group('path')}`; set load_module: false for such builds"
+            adapted.append(
+                f"dropped `load_module {loaded.group('path')}`: the installed nginx has the "
+                f"stream module built in, the file is written for {written_for} build with "
+                "a dynamic module"
             )
             conf_text = _LOAD_STREAM_RE.sub("", conf_text, count=1)
         return conf_text, None
@@ -255,16 +317,16 @@ def _stream_module(conf_text: str, build: NginxBuild, notes: list[str]) -> tuple
             "(Debian/Ubuntu: apt-get install libnginx-mod-stream)"
         )
     if loaded is None:
-        notes.append(
-            "the config does not load the stream module but the installed nginx only has it "
-            f"as a dynamic module: the check added `load_module {module};` (set load_module: "
-            "true on the tier for Debian/Ubuntu packages)"
+        adapted.append(
+            f"added `load_module {module};`: the installed nginx has the stream module only as "
+            f"a dynamic module, the file is written for {written_for} build with stream "
+            "built in (set build: debian on the tier for Debian/Ubuntu packages)"
         )
         return f"load_module {module};\n" + conf_text, None
     if Path(loaded.group("path")) != module:
-        notes.append(
-            f"the config loads {loaded.group('path')}; this nginx has the module at {module}, "
-            "which the check loaded instead"
+        adapted.append(
+            f"loaded the stream module from {module} instead of {loaded.group('path')} "
+            "(the installed nginx's --modules-path)"
         )
         return conf_text.replace(loaded.group("path"), str(module), 1), None
     return conf_text, None
@@ -287,7 +349,7 @@ def _harness_http(conf_text: str, scratch: Path) -> str:
 
 
 def _replace_missing_certificates(
-    texts: dict[PurePosixPath, str], scratch: Path, notes: list[str]
+    texts: dict[PurePosixPath, str], scratch: Path, adapted: list[str], notes: list[str]
 ) -> dict[PurePosixPath, str]:
     missing = sorted(
         {
@@ -336,7 +398,7 @@ def _replace_missing_certificates(
             f"make a stand-in: {made.stderr.strip()}"
         )
         return texts
-    notes.append(
+    adapted.append(
         f"certificate files not present on this machine were replaced by a throwaway "
         f"self-signed pair: {', '.join(missing)}"
     )
@@ -369,7 +431,7 @@ def _is_ip(host: str) -> bool:
 
 
 def _rewrite_for_fallback(
-    texts: dict[PurePosixPath, str], notes: list[str]
+    texts: dict[PurePosixPath, str], adapted: list[str]
 ) -> dict[PurePosixPath, str]:
     """No namespaces: point host names at 127.0.0.1; as non-root, move privileged ports."""
     renamed: set[str] = set()
@@ -382,7 +444,7 @@ def _rewrite_for_fallback(
 
     texts = {rel: _SERVER_RE.sub(local, text) for rel, text in texts.items()}
     if renamed:
-        notes.append(
+        adapted.append(
             "no private /etc/hosts possible here (unshare unavailable), so the check replaced "
             f"these host names by 127.0.0.1 in its copy: {', '.join(sorted(renamed))}"
         )
@@ -401,7 +463,7 @@ def _rewrite_for_fallback(
 
         if moved:
             texts = {rel: _LISTEN_RE.sub(unprivileged, text) for rel, text in texts.items()}
-            notes.append(
+            adapted.append(
                 "nginx -t binds the listen ports and this user may not bind below 1024, so the "
                 "check moved " + ", ".join(f"{a}→{b}" for a, b in sorted(moved.items()))
             )

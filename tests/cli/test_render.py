@@ -151,8 +151,8 @@ def test_verify_prints_one_line_per_check(
     result = run("render", "clean.yaml", "-o", out, "--verify", "--schemas", tmp_path)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "passed   nginx -t edge/nginx.conf",
-        "skipped  deck file validate gateway/kong.yaml  deck is not installed",
+        "passed     nginx -t edge/nginx.conf",
+        "skipped    deck file validate gateway/kong.yaml  deck is not installed",
         f"Wrote 2 files to {out}",
     ]
     assert calls == [(FILES, tmp_path)]
@@ -168,10 +168,77 @@ def test_failed_verification_writes_nothing(
     result = run("render", "clean.yaml", "-o", out, "--verify")
     assert result.exit_code == 1
     assert result.stdout == (
-        "failed   nginx -t edge/nginx.conf  nginx: [emerg] unknown directive\n    line 2\n"
+        "failed     nginx -t edge/nginx.conf  nginx: [emerg] unknown directive\n    line 2\n"
     )
     assert "verification failed, so nothing was written" in result.stderr
     assert not out.exists()
+
+
+SHORT_OF_PROOF = [
+    CheckResult("nginx -t edge/nginx.conf", "not provable", "nginx 1.22.1 rejects `http2 on`",
+                tested_on="nginx 1.22.1", declared="nginx 1.30.0"),
+    CheckResult("nginx -t l4/nginx.conf", "passed", adapted=("added `load_module m.so;`",)),
+    CheckResult("nginx -t x/nginx.conf", "passed", tested_on="nginx 1.22.1", declared="nginx 1.30.0"),
+]
+
+
+def test_short_of_proof_is_said_and_still_written(
+    run: Invoke, fake_render: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not provable, adapted, other version: each says so in words; none is a failed render."""
+    _fake_verify(monkeypatch, SHORT_OF_PROOF)
+    out = tmp_path / "out"
+    result = run("render", "clean.yaml", "-o", out, "--verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        ("unprovable nginx -t edge/nginx.conf  not provable here (nginx 1.22.1, declared nginx "
+        "1.30.0); nginx 1.22.1 rejects `http2 on`"),
+        "adapted    nginx -t l4/nginx.conf  passed after adapting: added `load_module m.so;`",
+        "unproven   nginx -t x/nginx.conf  proven on nginx 1.22.1, not on declared nginx 1.30.0",
+        f"Wrote 2 files to {out}",
+    ]
+    assert _tree(out) == FILES
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_strict_turns_anything_short_of_proof_into_exit_1(
+    run: Invoke, fake_render: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    index: int,
+) -> None:
+    short = SHORT_OF_PROOF[index]
+    _fake_verify(monkeypatch, [CheckResult("kong schema gateway/kong.yaml", "passed"), short])
+    out = tmp_path / "out"
+    result = run("render", "clean.yaml", "-o", out, "--verify", "--strict")
+    assert result.exit_code == 1, result.output
+    assert f"--strict: 1 check(s) short of proof as written on the declared version: {short.name} " \
+        f"({short.label})" in result.stderr
+    assert _tree(out) == FILES  # the files are right; only the proof is missing
+
+
+def test_strict_counts_a_skipped_check_as_no_proof(
+    run: Invoke, fake_render: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_verify(monkeypatch, [CheckResult("deck file validate", "skipped", "deck is not installed")])
+    result = run("render", "clean.yaml", "-o", tmp_path / "out", "--verify", "--strict")
+    assert result.exit_code == 1
+    assert "deck file validate (skipped)" in result.stderr
+
+
+def test_strict_passes_when_every_check_is_proof(
+    run: Invoke, fake_render: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_verify(monkeypatch, [CheckResult("nginx -t edge/nginx.conf", "passed")])
+    result = run("render", "clean.yaml", "-o", tmp_path / "out", "--verify", "--strict")
+    assert result.exit_code == 0, result.output
+    assert "--strict" not in result.stderr
+
+
+def test_strict_without_verify_is_a_usage_error(
+    run: Invoke, fake_render: dict[str, str], tmp_path: Path
+) -> None:
+    result = run("render", "clean.yaml", "-o", tmp_path / "out", "--strict")
+    assert result.exit_code == 2
+    assert "--strict only applies together with --verify" in result.stderr
 
 
 def test_schemas_without_verify_is_a_usage_error(

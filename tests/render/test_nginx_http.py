@@ -20,7 +20,7 @@ import pytest
 from lbgen.budget import resolve_budget
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
-from lbgen.render import nginx_http
+from lbgen.render import nginx_http, render_spec
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
 
@@ -275,9 +275,18 @@ def test_keepalive_tuning_directives_follow_the_version(
 ) -> None:
     """Upstream keepalive_timeout/keepalive_requests appeared in 1.15.3 and keepalive_time in
     1.19.10 (upstream module docs): older versions would reject them as unknown."""
-    block = upstream(parse(make_spec({"version": version}), tmp_path), "gateway")
+    spec = make_spec({"version": version, "upstream_keepalive": {"connections": 32}})
+    block = upstream(parse(spec, tmp_path), "gateway")
     assert present <= set(names(block))
     assert not absent & set(names(block))
+
+
+def test_before_1_15_3_lbgen_does_not_pool_by_default(tmp_path: Path) -> None:
+    """nginx < 1.15.3 has no upstream idle timer, so a pooled connection waits for the next hop
+    to close it (the 502 race LB110 reports): unless the spec asks for a pool, none is rendered."""
+    tree = parse(make_spec({"version": "1.14.2"}), tmp_path)
+    assert find(upstream(tree, "gateway"), "keepalive") == []
+    assert find(location(servers(tree)[0], "/"), "proxy_http_version") == []
 
 
 # --- HTTP version and headers ------------------------------------------------------------------
@@ -517,6 +526,23 @@ def test_kong_http_prefers_a_listener_without_http2_and_grpc_one_with_it(tmp_pat
     tree = parse(make_spec(middle=[kong], services=[ORDERS, grpc]), tmp_path)
     assert args(upstream(tree, "gateway"), "server") == [["10.2.0.1:8001"], ["10.2.0.2:8001"]]
     assert args(upstream(tree, "gateway-grpc"), "server") == [["10.2.0.1:8000"], ["10.2.0.2:8000"]]
+
+
+def test_kong_before_3_6_gets_http1_and_h2c_on_separate_listeners(tmp_path: Path) -> None:
+    """Kong 3.4 bundles OpenResty 1.21.4 (nginx 1.21.4): its cleartext http2 listener speaks
+    HTTP/2 only. The edge's HTTP/1.1 upstream uses the plain port, gRPC the h2c one, and
+    kong.conf listens on both."""
+    kong = {**KONG, "version": "3.4", "proxy_listen": [{"port": 8001, "http2": True}, {"port": 8000}]}
+    grpc = {**ORDERS, "name": "greeter", "protocol": "grpc", "route": {"paths": ["/g.G"]}}
+    spec = make_spec(middle=[kong], services=[ORDERS, grpc])
+    tree = parse(spec, tmp_path)
+    assert args(upstream(tree, "gateway"), "server") == [["10.2.0.1:8000"], ["10.2.0.2:8000"]]
+    assert args(upstream(tree, "gateway-grpc"), "server") == [["10.2.0.1:8001"], ["10.2.0.2:8001"]]
+    files = render_spec(spec, "t.yaml")
+    proxy_listen = next(
+        line for line in files["gateway/kong.conf"].splitlines() if line.startswith("proxy_listen")
+    )
+    assert "0.0.0.0:8000 reuseport" in proxy_listen and "0.0.0.0:8001 http2 reuseport" in proxy_listen
 
 
 def test_kong_tls_only_listener_means_https(tmp_path: Path) -> None:

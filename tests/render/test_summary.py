@@ -187,6 +187,19 @@ def test_budget_table_states_the_invariant_and_margin() -> None:
     assert "margin (10% of the callee's timeout, at least 1s)" in readme
 
 
+def test_budget_table_claims_no_upstream_timer_nginx_before_1_15_3_lacks() -> None:
+    """nginx 1.14 has no upstream keepalive_timeout/keepalive_requests: the table says so
+    instead of showing nginx's 60s / 100 as a product default."""
+    data = copy.deepcopy(BASE)
+    data["tiers"][0].update({"version": "1.14.2", "upstream_keepalive": {"connections": 8}})
+    rows = table_rows(readme_of(load_spec_data(data).spec), "## Keep-alive budget")
+    edge = {row[1]: row[2:] for row in rows if row[0] == "edge"}
+    idle = edge["edge → gw: pooled connection idle timeout"]
+    assert idle[:2] == ["none: kept until the next hop closes it", "not in this version"]
+    assert "gw client keep-alive (75s) always closes it first (LB110)" in idle[2]
+    assert edge["edge → gw: max requests per connection"][:2] == ["no limit", "not in this version"]
+
+
 def test_md_cell_escapes_what_would_break_a_table() -> None:
     # `|` would split the cell, a newline would end the row, `<` could open an HTML tag.
     assert md_cell("a | b\nc <d> & e\\") == "a \\| b c &lt;d&gt; &amp; e\\\\"

@@ -81,6 +81,27 @@ def test_db_less_output_passes_both_schemas(schemas_dir: Path) -> None:
     }
 
 
+def test_constraints_of_another_kong_are_not_proof_for_the_declared_one(schemas_dir: Path) -> None:
+    """The constraints files are Kong Enterprise 3.10 and 3.15: a pass for OSS 3.10 (the seed)
+    is "proven on Kong enterprise 3.10 constraints, not on declared Kong oss 3.10"."""
+    results = verify_kong.verify(kong_files("seed.yaml"), schemas_dir)
+    (constraints,) = by_name(results, "kong constraints")
+    assert (constraints.status, constraints.label, constraints.proven) == ("passed", "unproven", False)
+    assert constraints.explanation() == (
+        "proven on Kong enterprise 3.10 constraints, not on declared Kong oss 3.10"
+    )
+    (deck,) = by_name(results, "kong schema (decK)")
+    assert deck.proven
+
+
+def test_constraints_of_the_declared_kong_are_proof(schemas_dir: Path) -> None:
+    document = valid_kong_yaml()
+    results = verify_kong.verify(
+        {"gw/kong.yaml": kong_yaml_file(document, "edition=enterprise version=3.10")}, schemas_dir)
+    (constraints,) = by_name(results, "kong constraints")
+    assert constraints.proven, constraints
+
+
 def test_kic_output_passes_the_crd_schema(schemas_dir: Path) -> None:
     results = verify_kong.verify(kong_files("kic.yaml"), schemas_dir)
     checks = {r.name: r.status for r in schema_results(results)}
