@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 from lbgen.errors import Problem, SourceLocation
-from lbgen.io.loader import format_path
 from lbgen.rules._base import Finding, Rule, Severity, Skip
 from lbgen.rules._engine import CheckReport, SuppressedFinding
 
@@ -25,6 +24,14 @@ FORMATS = ("text", "json", "sarif")
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """`tiers[0].instances[1].address` (lbgen.io.loader.format_path, imported on first use:
+    the loader brings ruamel.yaml and pydantic, which `lbgen rules` / `explain` do not need)."""
+    from lbgen.io.loader import format_path as loader_format_path
+
+    return loader_format_path(path)
 
 
 def _dumps(data: Any) -> str:

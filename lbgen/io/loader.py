@@ -659,8 +659,12 @@ def _problem(error: Any, data: dict[str, Any], source: SourceMap) -> Problem:
 def _split_advice(message: str, raw: str | None, value: Any) -> tuple[str, str]:
     """Validator messages carry their advice after "; use"/": use"; make it the hint."""
     if raw is not None and isinstance(value, float | int) and raw != str(value):
-        # YAML read `3.10` as 3.1: show what the user wrote.
+        # YAML read `3.10` as 3.1: show what the user wrote, and why it is not what they meant.
         message = re.sub(rf"(?<![\d.]){re.escape(str(value))}(?![\d.])", raw, message)
+        message = message.replace(
+            f"{raw} is a number in YAML",
+            f"{raw} is a number in YAML, so {raw} and {value} are the same number",
+        )
     for separator in ("; use ", ": use ", ", use "):
         head, found, advice = message.partition(separator)
         if found:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from typing import TYPE_CHECKING
 
 from lbgen.render import filters
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 
 def templates_dir() -> Path:
@@ -21,6 +23,9 @@ def templates_dir() -> Path:
 
 @cache
 def jinja_env() -> Environment:
+    # Imported here: the rules import renderer helpers, and `lbgen rules` needs no Jinja.
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     env = Environment(
         loader=FileSystemLoader(str(templates_dir())),
         undefined=StrictUndefined,

@@ -7,12 +7,15 @@ import difflib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lbgen.budget import resolve_budget
 from lbgen.errors import SourceLocation, UnknownRuleError
-from lbgen.io.loader import LoadedSpec, format_path
 from lbgen.model._base import Suppression
 from lbgen.rules._base import Finding, ModelPath, Rule, RuleContext, Severity, Skip, Violation
+
+if TYPE_CHECKING:
+    from lbgen.io.loader import LoadedSpec
 
 _CODE_PREFIX = re.compile(r"^LB\d{1,3}$", re.IGNORECASE)
 
@@ -101,6 +104,7 @@ def check_spec(
     A suppression on a tier or service silences findings of its rule whose model path (or,
     for a conflict between two hops, whose related path) lies in that tier or service.
     """
+    from lbgen.io.loader import format_path
     from lbgen.rules import ALL_RULES, SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED
 
     spec = loaded.spec
