@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -23,6 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 
 from lbgen.errors import InputError, Problem, SourceLocation
+from lbgen.examples import HINT as EXAMPLES_HINT
 from lbgen.model.spec import Spec
 from lbgen.model.types import (
     FILE_PATH_PATTERN,
@@ -107,6 +108,21 @@ def load_spec_file(path: str | Path) -> LoadedSpec:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the spec: {exc.strerror}")]) from None
+    return load_spec_bytes(raw, name)
+
+
+def read_limited(stream: BinaryIO, name: str = "<stdin>") -> bytes:
+    """Read a spec from a stream (standard input), refusing more than MAX_SPEC_BYTES
+    without reading the rest."""
+    try:
+        raw = stream.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the spec: {exc.strerror}")]) from None
+    return bytes(raw)
+
+
+def load_spec_bytes(raw: bytes, name: str) -> LoadedSpec:
+    """Decode (UTF-8) and load a spec read from a file or a stream named `name`."""
     if len(raw) > MAX_SPEC_BYTES:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"spec is larger than {MAX_SPEC_BYTES} bytes")])
     try:
@@ -141,11 +157,11 @@ def load_spec_text(text: str, source_name: str = "<spec>") -> LoadedSpec:
         data = _Composer(text, source, pure=True).document()
     if data is None:
         raise InputError([Problem(SourceLocation(source_name, 1, 1), "the spec is empty",
-                                  "start from one of the files in examples/")])
+                                  EXAMPLES_HINT)])
     if not isinstance(data, dict):
         raise InputError([Problem(source.locate(()),
                                   "the spec must be a YAML mapping (name:, tiers:, services:)",
-                                  "start from one of the files in examples/")])
+                                  EXAMPLES_HINT)])
     # Strict: YAML has real integers, booleans and dates, so "8" or "yes" where a number
     # or boolean belongs is a mistake worth reporting, not something to coerce silently.
     return _validate(data, source, strict=True)

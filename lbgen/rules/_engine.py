@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 from lbgen.budget import resolve_budget
 from lbgen.errors import SourceLocation, UnknownRuleError
 from lbgen.model._base import Suppression
-from lbgen.rules._base import Finding, ModelPath, Rule, RuleContext, Severity, Skip, Violation
+from lbgen.rules._base import (
+    Finding,
+    ModelPath,
+    Rule,
+    RuleContext,
+    Severity,
+    Skip,
+    SkipReason,
+    Violation,
+)
 
 if TYPE_CHECKING:
     from lbgen.io.loader import LoadedSpec
@@ -145,7 +154,17 @@ def check_spec(
         if reason is not None:
             not_run.add(rule.code)
             if is_active:
-                skipped.append(Skip(rule.code, rule.name, reason))
+                where = reason.path if isinstance(reason, SkipReason) else None
+                skipped.append(
+                    Skip(
+                        rule.code,
+                        rule.name,
+                        str(reason),
+                        loaded.source.file,
+                        where,
+                        loaded.source.locate(where) if where is not None else None,
+                    )
+                )
             continue
         found = [_finding(loaded, rule, v) for v in rule.check(ctx)]
         (raw if is_active else shadow_raw).extend(found)

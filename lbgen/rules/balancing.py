@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.render._names import headless_fqdn, service_fqdn
-from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import Rule, RuleContext, RuleDoc, Severity, SkipReason, Violation
 from lbgen.rules._topology import (
     backend_targets,
     describe_instances,
@@ -40,9 +40,10 @@ KONG_HEALTH_DOC = (
 
 def _self_managed_only(spec: Spec) -> str | None:
     if spec.cluster.platform != "self-managed":
-        return (
+        return SkipReason(
             f"kube-proxy IPVS settings only take effect on self-managed clusters "
-            f"(this cluster is {spec.cluster.platform}; see LB701/LB702)"
+            f"(this cluster is {spec.cluster.platform}; see LB701/LB702)",
+            ("tiers", spec.tier_index(spec.cluster), "platform"),
         )
     return None
 

@@ -15,7 +15,15 @@ from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    SkipReason,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     edge_fail_timeout,
     edge_max_fails,
@@ -355,7 +363,10 @@ def _needs_kong_on_pods(spec: Spec) -> str | None:
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "pod_endpoints":
-        return "Kong targets one ClusterIP per Service (health checks there are LB402's)"
+        return SkipReason(
+            "Kong targets one ClusterIP per Service (health checks there are LB402's)",
+            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+        )
     return None
 
 
