@@ -72,3 +72,11 @@ def test_validate_builds_the_spec_model_once_it_loads_a_spec() -> None:
     modules, built = loaded_by("validate", "examples/seed.yaml")
     assert "Spec" in built
     assert _top(modules, "jinja2") == set()  # validate renders nothing
+
+
+def test_the_cli_s_own_copies_of_the_choices_match_the_library() -> None:
+    # cli.py lists severities itself so that importing it does not import the rules.
+    from lbgen.cli import SEVERITIES
+    from lbgen.rules import Severity
+
+    assert tuple(s.value for s in Severity) == SEVERITIES
