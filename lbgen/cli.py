@@ -103,11 +103,11 @@ def _user_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from lbgen.report import problems_to_text
-
         try:
             return command(*args, **kwargs)
         except InputError as exc:
+            from lbgen.report import problems_to_text
+
             click.echo(problems_to_text(exc.problems), err=True, nl=False)
             _exit(EXIT_USAGE)
         except LbgenError as exc:
@@ -131,6 +131,8 @@ def _read(spec: Path) -> LoadedSpec:
     if spec == STDIN:
         from lbgen.io.loader import load_spec_bytes, read_limited
 
+        if sys.stdin.isatty():
+            click.echo("lbgen: reading the spec from standard input (end it with Ctrl-D)", err=True)
         return load_spec_bytes(read_limited(sys.stdin.buffer, STDIN_NAME), STDIN_NAME)
     return lbgen.load(spec)
 

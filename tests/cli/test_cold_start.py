@@ -80,3 +80,9 @@ def test_the_cli_s_own_copies_of_the_choices_match_the_library() -> None:
     from lbgen.rules import Severity
 
     assert tuple(s.value for s in Severity) == SEVERITIES
+
+
+def test_examples_needs_neither_the_model_nor_the_rules() -> None:
+    modules, _ = loaded_by("examples")
+    assert _top(modules, "pydantic", "jinja2", "ruamel", "yaml") == set()
+    assert "lbgen.rules" not in modules
