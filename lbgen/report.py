@@ -199,6 +199,9 @@ def merge_reports(
 
 
 # --- findings: GitHub workflow commands --------------------------------------------------
+# Escaping as the Actions toolkit does (escapeData / escapeProperty in
+# https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts); the syntax is
+# https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-commands
 
 _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -429,12 +432,16 @@ def problems_to_text(
 
 
 def _format_problem(problem: Problem, color: bool) -> str:
-    text = problem.format()
+    """Problem.format(), with the location, `error:` and `hint:` coloured when `color`."""
     if not color:
-        return text
-    head, _, rest = text.partition(": error: ")
-    text = f"{paint(head, _BOLD, True)}: {paint('error:', _SEVERITY_COLOR[Severity.ERROR], True)} {rest}"
-    return text.replace("\n  hint: ", f"\n  {paint('hint:', _DIM, True)} ")
+        return problem.format()
+    error = paint("error:", _SEVERITY_COLOR[Severity.ERROR], True)
+    text = f"{paint(str(problem.location), _BOLD, True)}: {error} {problem.message}"
+    if problem.path:
+        text += f" [{problem.path}]"
+    if problem.hint:
+        text += f"\n  {paint('hint:', _DIM, True)} {problem.hint}"
+    return text
 
 
 def _problem_to_dict(problem: Problem) -> dict[str, Any]:

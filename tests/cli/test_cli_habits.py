@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ SPECS = Path(__file__).parent / "specs"
 SELECT = ("--select", "LB101,LB9")
 SEED = REPO / "examples" / "seed.yaml"
 ANSI = "\x1b["
+SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 Invoke = Callable[..., Result]
 
@@ -145,6 +147,8 @@ def test_no_colour_when_output_is_not_a_terminal(run: Invoke) -> None:
 def test_color_always_colours_even_in_a_pipe() -> None:
     result = lbgen_process("validate", "findings.yaml", *SELECT, "--color", "always")
     assert "\x1b[1;31mLB101 [error]\x1b[0m" in result.stdout
+    plain = lbgen_process("validate", "findings.yaml", *SELECT)
+    assert SGR.sub("", result.stdout) == plain.stdout  # colour adds nothing but colour
 
 
 def test_color_auto_and_never_do_not_colour_a_pipe() -> None:
@@ -374,3 +378,10 @@ def test_hints_name_lbgen_examples_not_a_directory_a_wheel_lacks(run: Invoke) ->
     result = run("validate", "broken/empty.yaml")
     assert "hint: start from an example: `lbgen examples` lists them" in result.stderr
     assert "files in examples/" not in result.stderr
+
+
+def test_coloured_input_errors_keep_the_plain_text(run: Invoke) -> None:
+    plain = run("validate", "broken/unknown-key.yaml")
+    coloured = run("validate", "broken/unknown-key.yaml", "--color", "always")
+    assert ANSI in coloured.stderr and "\x1b[1;31merror:\x1b[0m" in coloured.stderr
+    assert SGR.sub("", coloured.stderr) == plain.stderr
