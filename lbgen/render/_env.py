@@ -75,6 +75,17 @@ def _bytecode_cache() -> BytecodeCache | None:
     directory = root / f"templates-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
     class Cache(FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: Any) -> None:
+            # Cached code is executed: only trust a directory that is ours and that nobody
+            # else can write to (as Jinja's own default cache directory requires).
+            try:
+                info = directory.stat()
+            except OSError:
+                return
+            if info.st_uid != os.getuid() or info.st_mode & 0o022:
+                return
+            super().load_bytecode(bucket)
+
         def dump_bytecode(self, bucket: Any) -> None:
             if sys.dont_write_bytecode:
                 return
