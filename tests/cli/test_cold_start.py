@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,10 @@ def test_examples_needs_neither_the_model_nor_the_rules() -> None:
     modules, _ = loaded_by("examples")
     assert _top(modules, "pydantic", "jinja2", "ruamel", "yaml") == set()
     assert "lbgen.rules" not in modules
+
+
+def test_render_without_verify_imports_no_verifier(tmp_path: Path) -> None:
+    modules, built = loaded_by("render", "examples/seed.yaml", "-o", f"{tmp_path}/out")
+    assert "Spec" in built and "jinja2" in modules
+    assert _top(modules, "jsonschema", "kubernetes_validate") == set()
+    assert not {m for m in modules if m.startswith("lbgen.verify")}
