@@ -15,7 +15,15 @@ from lbgen import defaults
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.rules._base import ModelPath, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    ModelPath,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    SkipReason,
+    Violation,
+)
 from lbgen.rules._crosshop import (
     Effective,
     edge_read_timeout,
@@ -776,7 +784,10 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "cluster_ip":
-        return "Kong targets pod endpoints: each retry picks another pod"
+        return SkipReason(
+            "Kong targets pod endpoints: each retry picks another pod",
+            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+        )
     return None
 
 

@@ -335,6 +335,14 @@ def test_json_skips_are_located_at_the_value_they_are_about(run: Invoke) -> None
         "line": line,
         "column": 15,
     }
+    # A default value is located at the tier that holds it (the `- kind: kong` item).
+    kong_line = next(
+        n for n, text in enumerate(SEED.read_text("utf-8").splitlines(), 1)
+        if text.strip() == "- kind: kong"
+    )
+    for code in ("LB108", "LB207"):
+        assert skipped[code]["path"] == "tiers[2].backend_targets"
+        assert (skipped[code]["line"], skipped[code]["column"]) == (kong_line, 5)
     # A skip about something the spec lacks has the file but no line.
     assert skipped["LB104"]["file"] == str(SEED)
     assert (skipped["LB104"]["path"], skipped["LB104"]["line"]) == (None, None)
