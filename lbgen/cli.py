@@ -7,30 +7,28 @@ errors are printed as `file:line:col: error: …` with a hint.
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
 from lbgen import __version__
 from lbgen.errors import InputError, LbgenError, Problem, UnknownRuleError
-from lbgen.io.loader import LoadedSpec
-from lbgen.report import (
-    FORMATS,
-    explain,
-    merge_reports,
-    problems_to_text,
-    report_to_json,
-    report_to_sarif,
-    report_to_text,
-    rules_to_json,
-    rules_to_text,
-    spec_json_schema_text,
-)
-from lbgen.rules import ALL_RULES, CheckReport, Severity, check_spec, get_rule, select_rules
+
+if TYPE_CHECKING:
+    from lbgen.io.loader import LoadedSpec
+    from lbgen.rules import CheckReport
+
+# Every other lbgen module is imported inside the command that needs it: `lbgen --version`,
+# `rules` and `explain` then start without pydantic's model building, Jinja or ruamel.yaml
+# (tests/cli/test_cold_start.py checks which modules each command loads).
+FORMATS = ("text", "json", "sarif", "github")
+SEVERITIES = ("error", "warning", "info")
 
 if TYPE_CHECKING:
     from lbgen.output import Replacement
@@ -42,7 +40,57 @@ EXIT_USAGE = 2
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_SPEC = click.Path(exists=True, dir_okay=False, path_type=Path)
+STDIN = Path("-")
+"""SPEC `-`: read the spec from standard input; locations then say `<stdin>`."""
+STDIN_NAME = "<stdin>"
+
+_SPEC = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+
+
+def _use_color(choice: str, *, err: bool) -> bool:
+    """`--color auto` colours a terminal only, and never when NO_COLOR is set (no-color.org);
+    `always` and `never` override both."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = sys.stderr if err else sys.stdout
+    return stream.isatty()
+
+
+def _color_option(command: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--color",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="Colour text output: auto = only on a terminal and when NO_COLOR is unset.",
+    )(command)
+
+
+def _quiet_option(command: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        help="Print only findings and errors (no summary or progress lines).",
+    )(command)
+
+
+def _complete_rules(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of rule codes and names (`lbgen explain LB1<TAB>`)."""
+    from click.shell_completion import CompletionItem
+
+    from lbgen.rules import ALL_RULES
+
+    typed = incomplete.split(",")[-1]
+    done = incomplete[: len(incomplete) - len(typed)]
+    items = []
+    for rule in ALL_RULES:
+        for value in (rule.code, rule.name):
+            if value.lower().startswith(typed.lower()):
+                items.append(CompletionItem(done + value, help=rule.summary))
+    return items
 
 
 def _exit(code: int) -> NoReturn:
@@ -61,6 +109,8 @@ def _user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except InputError as exc:
+            from lbgen.report import problems_to_text
+
             click.echo(problems_to_text(exc.problems), err=True, nl=False)
             _exit(EXIT_USAGE)
         except LbgenError as exc:
@@ -70,14 +120,35 @@ def _user_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _load(spec: Path) -> LoadedSpec:
-    """Load the spec; on input errors print them on stderr and exit 2."""
+def check_spec(loaded: LoadedSpec, **options: Any) -> CheckReport:
+    """The rules engine (lbgen.rules.check_spec), imported on first use; tests replace it."""
+    from lbgen.rules import check_spec as run_rules
+
+    return run_rules(loaded, **options)
+
+
+def _read(spec: Path) -> LoadedSpec:
+    """Load a spec file, or standard input for `-`."""
     import lbgen
 
+    if spec == STDIN:
+        from lbgen.io.loader import load_spec_bytes, read_limited
+
+        if sys.stdin.isatty():
+            click.echo("lbgen: reading the spec from standard input (end it with Ctrl-D)", err=True)
+        return load_spec_bytes(read_limited(sys.stdin.buffer, STDIN_NAME), STDIN_NAME)
+    return lbgen.load(spec)
+
+
+def _load(spec: Path, *, color: bool = False) -> LoadedSpec:
+    """Load the spec; on input errors print them on stderr and exit 2."""
+    from lbgen.report import problems_to_text
+
     try:
-        return lbgen.load(spec)
+        return _read(spec)
     except InputError as exc:
-        click.echo(problems_to_text(exc.problems, "nothing was written"), err=True, nl=False)
+        text = problems_to_text(exc.problems, "nothing was written", color=color)
+        click.echo(text, err=True, nl=False, color=color)
         _exit(EXIT_USAGE)
 
 
@@ -87,6 +158,8 @@ def _codes(values: Sequence[str]) -> list[str]:
 
 
 def _check_refs(refs: list[str], option: str) -> None:
+    from lbgen.rules import ALL_RULES, select_rules
+
     try:
         select_rules(ALL_RULES, refs)
     except UnknownRuleError as exc:
@@ -155,6 +228,15 @@ def cli() -> None:
     help="Write nothing; exit 1 and print a unified diff when the output directory differs "
     "from what would be rendered (for CI and pre-commit).",
 )
+@click.option(
+    "--diff",
+    "preview",
+    is_flag=True,
+    help="Write nothing; print the unified diff a render would apply to the output directory "
+    "and the files it would add, change and remove (exit 0).",
+)
+@_quiet_option
+@_color_option
 @_user_errors
 def render(
     spec: Path,
@@ -165,11 +247,14 @@ def render(
     force: bool,
     replace_foreign: bool,
     check: bool,
+    preview: bool,
+    quiet: bool,
+    color: str,
 ) -> None:
     """Render every hop's configuration from SPEC into a directory.
 
     The cross-hop rules run first: when an error-level finding remains, the findings
-    are printed and nothing is written (unless --force).
+    are printed and nothing is written (unless --force). SPEC `-` reads standard input.
 
     \b
     Examples:
@@ -177,6 +262,7 @@ def render(
       lbgen render examples/seed.yaml -o out --verify --schemas ../shared/schemas
       lbgen render examples/seed.yaml -o out --verify --strict
       lbgen render examples/seed.yaml -o out --check
+      lbgen render examples/seed.yaml -o out --diff
 
     \b
     --verify labels each check: passed (the file as written, on the declared
@@ -186,15 +272,21 @@ def render(
     directive; the output is still written), failed, skipped.
     """
     import lbgen
+    from lbgen.report import report_to_text
+    from lbgen.rules import Severity
 
     if schemas_dir is not None and not verify:
         raise click.UsageError("--schemas only applies together with --verify")
     if strict and not verify:
         raise click.UsageError("--strict only applies together with --verify")
-    loaded = _load(spec)
+    if check and preview:
+        raise click.UsageError("--check and --diff exclude each other (--check also prints the diff)")
+    err_color = _use_color(color, err=True)
+    loaded = _load(spec, color=err_color)
     report = check_spec(loaded)
     if report.findings:
-        click.echo(report_to_text(report), err=True, nl=False)
+        text = report_to_text(report, quiet=quiet, color=err_color)
+        click.echo(text, err=True, nl=False, color=err_color)
     if report.fails(Severity.ERROR) and not force:
         _error(
             "error-level findings remain, so nothing was written; fix them, suppress them "
@@ -211,7 +303,8 @@ def render(
 
         for result in verify_files(files, schemas_dir):
             detail = result.explanation().strip().replace("\n", "\n    ")
-            click.echo(f"{result.label:<10} {result.name}" + (f"  {detail}" if detail else ""))
+            if not quiet or result.status == "failed":
+                click.echo(f"{result.label:<10} {result.name}" + (f"  {detail}" if detail else ""))
             verify_failed = verify_failed or result.status == "failed"
             if not result.proven:
                 unproven.append(f"{result.name} ({result.label})")
@@ -219,7 +312,19 @@ def render(
 
     from lbgen import output
 
-    kept = [spec] if spec.is_file() else []  # never delete the spec being rendered
+    # Never delete the spec being rendered (standard input has no file to protect).
+    kept = [spec] if str(spec) != "-" and spec.is_file() else []
+    if preview:
+        diff = output.diff_tree(files, out_dir)
+        out_color = _use_color(color, err=False)
+        click.echo(_paint_diff(diff, out_color), nl=False, color=out_color)
+        if not quiet:
+            click.echo(_change_summary(diff, out_dir))
+        # A plain render would refuse this directory: say so (exit 2), with the same reason.
+        output.check_writable(files, out_dir, replace_foreign=replace_foreign, keep=kept)
+        _strict_report(strict_failed, unproven)
+        _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
+
     if check:
         diff = output.diff_tree(files, out_dir)
         if diff:
@@ -229,7 +334,8 @@ def render(
         if diff:
             _error(f"{out_dir} is out of date: run `lbgen render {spec} -o {out_dir}`")
             _exit(EXIT_FINDINGS)
-        click.echo(f"{out_dir} is up to date ({len(files)} files)")
+        if not quiet:
+            click.echo(f"{out_dir} is up to date ({len(files)} files)")
         _strict_report(strict_failed, unproven)
         _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
 
@@ -239,7 +345,8 @@ def render(
     written = output.write_tree(
         files, out_dir, replace_foreign=replace_foreign, keep=kept, on_replace=_report_replaced
     )
-    click.echo(f"Wrote {len(written)} files to {out_dir}")
+    if not quiet:
+        click.echo(f"Wrote {len(written)} files to {out_dir}")
     _strict_report(strict_failed, unproven)
     _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
 
@@ -270,6 +377,51 @@ def _report_replaced(replacement: Replacement) -> None:
         )
 
 
+def _change_summary(diff: str, out_dir: Path) -> str:
+    """`out would change: 1 added (a), 1 changed (b), 0 removed` from diff_tree's headers."""
+    added: list[str] = []
+    changed: list[str] = []
+    removed: list[str] = []
+    lines = diff.splitlines()
+    for old, new in itertools.pairwise(lines):
+        if not (old.startswith("--- ") and new.startswith("+++ ")):
+            continue
+        old_name, new_name = old[4:], new[4:]
+        if old_name == "/dev/null":
+            added.append(new_name.removeprefix("b/"))
+        elif new_name == "/dev/null":
+            removed.append(old_name.removeprefix("a/"))
+        else:
+            changed.append(new_name.removeprefix("b/"))
+    if not (added or changed or removed):
+        return f"{out_dir} is up to date: a render would change nothing"
+    parts = [
+        f"{len(paths)} {what}" + (f" ({', '.join(paths)})" if paths else "")
+        for what, paths in (("added", added), ("changed", changed), ("removed", removed))
+    ]
+    return f"{out_dir} would change: " + ", ".join(parts) + "; nothing was written"
+
+
+def _paint_diff(diff: str, color: bool) -> str:
+    if not color:
+        return diff
+    from lbgen.report import paint
+
+    out = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith(("+++ ", "--- ")):
+            out.append(paint(line.rstrip("\n"), "1", True) + "\n")
+        elif line.startswith("+"):
+            out.append(paint(line.rstrip("\n"), "32", True) + "\n")
+        elif line.startswith("-"):
+            out.append(paint(line.rstrip("\n"), "31", True) + "\n")
+        elif line.startswith("@@"):
+            out.append(paint(line.rstrip("\n"), "36", True) + "\n")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
 @cli.command()
 @click.argument("specs", metavar="SPEC...", nargs=-1, required=True, type=_SPEC)
 @click.option(
@@ -278,11 +430,12 @@ def _report_replaced(replacement: Replacement) -> None:
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text for people, json for scripts, sarif for GitHub code scanning.",
+    help="text for people, json for scripts, sarif for GitHub code scanning, github for "
+    "GitHub Actions annotations (::error file=…,line=…::).",
 )
 @click.option(
     "--fail-on",
-    type=click.Choice([s.value for s in Severity]),
+    type=click.Choice(SEVERITIES),
     default="error",
     show_default=True,
     help="Exit 1 when a finding has at least this severity.",
@@ -291,15 +444,24 @@ def _report_replaced(replacement: Replacement) -> None:
     "--select",
     multiple=True,
     metavar="CODES",
+    shell_complete=_complete_rules,
     help="Run only these rules: codes (LB101), prefixes (LB1) or names, comma-separated "
     "or repeated.",
 )
-@click.option("--ignore", multiple=True, metavar="CODES", help="Do not run these rules.")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODES",
+    shell_complete=_complete_rules,
+    help="Do not run these rules.",
+)
 @click.option(
     "--show-skipped",
     is_flag=True,
     help="List the rules that did not apply to this spec and why (text format).",
 )
+@_quiet_option
+@_color_option
 @_user_errors
 def validate(
     specs: tuple[Path, ...],
@@ -308,6 +470,8 @@ def validate(
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     show_skipped: bool,
+    quiet: bool,
+    color: str,
 ) -> None:
     """Check each SPEC against the schema and the cross-hop rules.
 
@@ -315,15 +479,28 @@ def validate(
     when two hops conflict, the location of the other hop's value. Suppressions in the
     spec (`suppress:` on a tier or service, with a reason and optional expiry) silence
     a rule there. Input errors (YAML, schema) are printed on stderr and exit with 2.
+    SPEC `-` reads standard input (locations then say `<stdin>`).
 
     \b
     Examples:
       lbgen validate examples/seed.yaml
       lbgen validate spec.yaml --format sarif > lbgen.sarif
+      lbgen validate spec.yaml --format github        # in a GitHub Actions step
       lbgen validate spec.yaml --select LB1 --ignore LB102 --fail-on warning
+      generate-spec | lbgen validate -
     """
-    import lbgen
+    from lbgen.report import (
+        merge_reports,
+        problems_to_text,
+        report_to_github,
+        report_to_json,
+        report_to_sarif,
+        report_to_text,
+    )
+    from lbgen.rules import ALL_RULES, Severity, select_rules
 
+    if specs.count(STDIN) > 1:
+        raise click.BadParameter("standard input (-) can be read only once", param_hint="'SPEC...'")
     selected = _codes(select) if select else None
     ignored = _codes(ignore)
     if select and not selected:
@@ -341,23 +518,28 @@ def validate(
             click.echo(f"lbgen: note: skipping {spec}: {generated}, not a spec", err=True)
             continue
         try:
-            loaded = lbgen.load(spec)
+            loaded = _read(spec)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
-        reports.append((str(spec), check_spec(loaded, select=selected, ignore=ignored)))
+        reports.append((loaded.source_name, check_spec(loaded, select=selected, ignore=ignored)))
     report = merge_reports(reports, select_rules(ALL_RULES, selected, ignored))
 
+    out_color = _use_color(color, err=False)
     if fmt == "json":
         click.echo(report_to_json(report, problems), nl=False)
     elif fmt == "sarif":
         click.echo(report_to_sarif(report, problems), nl=False)
+    elif fmt == "github":
+        click.echo(report_to_github(report, problems), nl=False)
     elif reports:
-        click.echo(
-            report_to_text(report, show_skipped=show_skipped, specs=len(reports)), nl=False
+        text = report_to_text(
+            report, show_skipped=show_skipped, specs=len(reports), quiet=quiet, color=out_color
         )
+        click.echo(text, nl=False, color=out_color)
     if problems:
-        click.echo(problems_to_text(problems), err=True, nl=False)
+        err_color = _use_color(color, err=True)
+        click.echo(problems_to_text(problems, color=err_color), err=True, nl=False, color=err_color)
         _exit(EXIT_USAGE)
     _exit(EXIT_FINDINGS if report.fails(Severity(fail_on)) else EXIT_OK)
 
@@ -373,22 +555,59 @@ def validate(
 )
 def rules_command(fmt: str) -> None:
     """List every rule: code, default severity, status, since, name and summary."""
+    from lbgen.report import rules_to_json, rules_to_text
+    from lbgen.rules import ALL_RULES
+
     click.echo(rules_to_json(ALL_RULES) if fmt == "json" else rules_to_text(ALL_RULES), nl=False)
 
 
 @cli.command("explain")
-@click.argument("rule", metavar="CODE|NAME")
+@click.argument("rule", metavar="CODE|NAME", shell_complete=_complete_rules)
 def explain_command(rule: str) -> None:
     """Print a rule's documentation as Markdown.
 
     Sections: what it checks, why it matters, an example spec that triggers it, the
     corrected spec, and references. CODE|NAME is a code (LB101) or a rule name.
     """
+    from lbgen.report import explain
+    from lbgen.rules import get_rule
+
     try:
         found = get_rule(rule)
     except UnknownRuleError as exc:
         raise click.BadParameter(str(exc), param_hint="'CODE|NAME'") from None
     click.echo(explain(found), nl=False)
+
+
+def _complete_examples(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from lbgen.examples import example_names
+
+    return [name for name in example_names() if name.startswith(incomplete)]
+
+
+@cli.command("examples")
+@click.argument("name", required=False, shell_complete=_complete_examples)
+@_user_errors
+def examples_command(name: str | None) -> None:
+    """List the example specs, or print the one called NAME.
+
+    The examples ship with lbgen (also when it is installed from a wheel), so a spec can
+    start from one of them.
+
+    \b
+    Examples:
+      lbgen examples
+      lbgen examples seed > lbgen.yaml
+    """
+    from lbgen.examples import example_names, example_summary, example_text
+
+    if name is not None:
+        click.echo(example_text(name), nl=False)
+        return
+    names = example_names()
+    width = max((len(n) for n in names), default=0)
+    for known in names:
+        click.echo(f"{known:<{width}}  {example_summary(known)}".rstrip())
 
 
 @cli.command("schema")
@@ -406,6 +625,8 @@ def schema_command() -> None:
     Example:
       lbgen schema > lbgen.schema.json
     """
+    from lbgen.report import spec_json_schema_text
+
     click.echo(spec_json_schema_text(), nl=False)
 
 

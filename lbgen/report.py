@@ -6,6 +6,7 @@ writes them. Output is deterministic (sorted, no timestamps) so it can be snapsh
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -14,17 +15,22 @@ from typing import Any
 from urllib.parse import quote
 
 from lbgen.errors import Problem, SourceLocation
-from lbgen.io.loader import format_path
 from lbgen.rules._base import Finding, Rule, Severity, Skip
 from lbgen.rules._engine import CheckReport, SuppressedFinding
-
-FORMATS = ("text", "json", "sarif")
 
 # No helpUri/informationUri: lbgen has no published home yet, and the full rule docs travel
 # inside the log as `help.markdown` (what GitHub code scanning shows).
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """`tiers[0].instances[1].address` (lbgen.io.loader.format_path, imported on first use:
+    the loader brings ruamel.yaml and pydantic, which `lbgen rules` / `explain` do not need)."""
+    from lbgen.io.loader import format_path as loader_format_path
+
+    return loader_format_path(path)
 
 
 def _dumps(data: Any) -> str:
@@ -38,20 +44,45 @@ def _plural(count: int, word: str) -> str:
 # --- findings: text ------------------------------------------------------------------------
 
 
-def format_finding(finding: Finding) -> str:
+# ANSI SGR codes for `--color`: bold for locations, the severity's colour for code and severity.
+_BOLD = "1"
+_DIM = "2"
+_SEVERITY_COLOR = {Severity.ERROR: "1;31", Severity.WARNING: "1;33", Severity.INFO: "1;36"}
+
+
+def paint(text: str, sgr: str, color: bool) -> str:
+    """`text` in ANSI colour `sgr` when `color`, else unchanged."""
+    return f"\x1b[{sgr}m{text}\x1b[0m" if color else text
+
+
+def format_finding(finding: Finding, *, color: bool = False) -> str:
     """`file:line:col: CODE [severity] message`, then `hint:` and `related:` lines."""
-    lines = [f"{finding.location}: {finding.code} [{finding.severity}] {finding.message}"]
+    tag = paint(f"{finding.code} [{finding.severity}]", _SEVERITY_COLOR[finding.severity], color)
+    lines = [f"{paint(str(finding.location), _BOLD, color)}: {tag} {finding.message}"]
     if finding.hint:
-        lines.append(f"  hint: {finding.hint}")
+        lines.append(f"  {paint('hint:', _DIM, color)} {finding.hint}")
     if finding.related_location is not None and finding.related_path is not None:
-        lines.append(f"  related: {finding.related_location} ({format_path(finding.related_path)})")
+        related = f"{finding.related_location} ({format_path(finding.related_path)})"
+        lines.append(f"  {paint('related:', _DIM, color)} {related}")
     return "\n".join(lines)
 
 
-def report_to_text(report: CheckReport, *, show_skipped: bool = False, specs: int = 1) -> str:
-    """Human report: one block per finding, optional skips, and a summary line."""
-    blocks = [format_finding(f) for f in report.findings]
+def report_to_text(
+    report: CheckReport,
+    *,
+    show_skipped: bool = False,
+    specs: int = 1,
+    quiet: bool = False,
+    color: bool = False,
+) -> str:
+    """Human report: one block per finding, optional skips, and a summary line.
+
+    `quiet`: the findings only (no skips, no summary line), as `ruff -q`.
+    """
+    blocks = [format_finding(f, color=color) for f in report.findings]
     out = "\n".join(blocks) + ("\n" if blocks else "")
+    if quiet:
+        return out
     if show_skipped and report.skipped:
         out += "".join(f"skipped {s.code} {s.name}: {s.reason}\n" for s in report.skipped)
     return out + summary_line(report, show_skipped=show_skipped, specs=specs) + "\n"
@@ -121,12 +152,27 @@ def _suppressed_to_dict(item: SuppressedFinding) -> dict[str, Any]:
     }
 
 
+def _skip_to_dict(skip: Skip) -> dict[str, Any]:
+    """A skipped rule; located at the tier or service value it is about, when there is one
+    (`path`, `line` and `column` are null otherwise)."""
+    location = skip.location
+    return {
+        "code": skip.code,
+        "name": skip.name,
+        "reason": skip.reason,
+        "file": skip.file,
+        "path": format_path(skip.path) if skip.path is not None else None,
+        "line": location.line if location else None,
+        "column": location.column if location else None,
+    }
+
+
 def report_to_json(report: CheckReport, problems: Sequence[Problem] = ()) -> str:
     """`{"findings": [...], "skipped": [...], "suppressed": [...]}`, plus `"errors": [...]`
     when a spec could not be loaded (those specs have no findings)."""
     data: dict[str, Any] = {
         "findings": [finding_to_dict(f) for f in report.findings],
-        "skipped": [{"code": s.code, "name": s.name, "reason": s.reason} for s in report.skipped],
+        "skipped": [_skip_to_dict(s) for s in report.skipped],
         "suppressed": [_suppressed_to_dict(s) for s in report.suppressed],
     }
     if problems:
@@ -143,11 +189,64 @@ def merge_reports(
     return CheckReport(
         findings=[f for _, r in reports for f in r.findings],
         skipped=[
-            Skip(s.code, s.name, f"{file}: {s.reason}") for file, r in reports for s in r.skipped
+            dataclasses.replace(s, reason=f"{file}: {s.reason}")
+            for file, r in reports
+            for s in r.skipped
         ],
         suppressed=[s for _, r in reports for s in r.suppressed],
         rules=tuple(rules),
     )
+
+
+# --- findings: GitHub workflow commands --------------------------------------------------
+# Escaping as the Actions toolkit does (escapeData / escapeProperty in
+# https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts); the syntax is
+# https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-commands
+
+_GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def _github_data(text: str) -> str:
+    """Escape a workflow command's message as @actions/core does (escapeData)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """Escape a workflow command's property value (escapeProperty): also `:` and `,`."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _github_command(level: str, location: SourceLocation, title: str, message: str) -> str:
+    properties = ",".join(
+        f"{key}={_github_property(value)}"
+        for key, value in (
+            ("file", location.file),
+            ("line", str(location.line)),
+            ("col", str(location.column)),
+            ("title", title),
+        )
+    )
+    return f"::{level} {properties}::{_github_data(message)}\n"
+
+
+def report_to_github(report: CheckReport, problems: Sequence[Problem] = ()) -> str:
+    """One GitHub Actions annotation per finding (`::error file=…,line=…,col=…,title=LBnnn::…`)
+    and per input error; suppressed findings are not annotated."""
+    out = []
+    for finding in report.findings:
+        message = finding.message
+        if finding.hint:
+            message += f"\nhint: {finding.hint}"
+        if finding.related_location is not None and finding.related_path is not None:
+            message += (
+                f"\nrelated: {finding.related_location} ({format_path(finding.related_path)})"
+            )
+        level = _GITHUB_LEVEL[finding.severity]
+        out.append(_github_command(level, finding.location, finding.code, message))
+    for problem in problems:
+        message = problem.message + (f"\nhint: {problem.hint}" if problem.hint else "")
+        out.append(_github_command("error", problem.location, "lbgen input error", message))
+    return "".join(out)
 
 
 # --- findings: SARIF 2.1.0 -----------------------------------------------------------------
@@ -324,12 +423,30 @@ def _invocation(problems: Sequence[Problem], base: Path | None) -> dict[str, Any
 # --- input errors --------------------------------------------------------------------------
 
 
-def problems_to_text(problems: Sequence[Problem], consequence: str = "nothing was checked") -> str:
+def problems_to_text(
+    problems: Sequence[Problem],
+    consequence: str = "nothing was checked",
+    *,
+    color: bool = False,
+) -> str:
     """`file:line:col: error: message [path]` + `  hint:` per problem, and a count."""
-    body = "".join(p.format() + "\n" for p in problems)
+    body = "".join(_format_problem(p, color) + "\n" for p in problems)
     files = sorted({p.location.file for p in problems})
     where = files[0] if len(files) == 1 else f"{len(files)} files"
     return body + f"Found {_plural(len(problems), 'error')} in {where}; {consequence}.\n"
+
+
+def _format_problem(problem: Problem, color: bool) -> str:
+    """Problem.format(), with the location, `error:` and `hint:` coloured when `color`."""
+    if not color:
+        return problem.format()
+    error = paint("error:", _SEVERITY_COLOR[Severity.ERROR], True)
+    text = f"{paint(str(problem.location), _BOLD, True)}: {error} {problem.message}"
+    if problem.path:
+        text += f" [{problem.path}]"
+    if problem.hint:
+        text += f"\n  {paint('hint:', _DIM, True)} {problem.hint}"
+    return text
 
 
 def _problem_to_dict(problem: Problem) -> dict[str, Any]:

@@ -103,7 +103,8 @@ def test_an_empty_spec_is_refused_with_a_pointer_to_the_examples(text: str) -> N
     (problem,) = problems_of(text)
     assert at(problem) == (1, 1)
     assert problem.message == "the spec is empty"
-    assert "examples/" in problem.hint
+    # Not "examples/": a wheel has no such directory; `lbgen examples` ships them.
+    assert "`lbgen examples`" in problem.hint
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
@@ -374,6 +375,23 @@ def test_unquoted_versions_show_what_the_user_wrote(old: str, new: str, shown: s
     (problem,) = problems_of(text)
     assert shown in problem.message
     assert problem.hint == hint
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("1.30", "version 1.30 is a number in YAML, so 1.30 and 1.3 are the same number"),
+        ("1.31", "version 1.31 is a number in YAML"),
+    ],
+)
+def test_unquoted_version_message_says_why_and_how_to_fix_it(written: str, message: str) -> None:
+    # Before: "1.30 is a number in YAML (1.30 and 1.30 are the same number)" — the value
+    # substitution also rewrote the 1.3 of the explanation.
+    old = 'version: "1.30.0"\n    instances:\n      - {name: edge-1'
+    text = edit(old, old.replace('"1.30.0"', written))
+    (problem,) = problems_of(text)
+    assert problem.message == message
+    assert problem.hint == f'use a quoted string: "{written}"'
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -26,6 +26,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 
 from lbgen.errors import InputError, Problem, SourceLocation
+from lbgen.examples import HINT as EXAMPLES_HINT
 from lbgen.model.spec import Spec
 from lbgen.model.types import (
     FILE_PATH_PATTERN,
@@ -114,6 +115,21 @@ def load_spec_file(path: str | Path) -> LoadedSpec:
     except _NotRegularFileError as exc:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"the spec is {exc.what}, not a regular file",
                                   "pass the path of a YAML file")]) from None
+    return load_spec_bytes(raw, name)
+
+
+def read_limited(stream: BinaryIO, name: str = "<stdin>") -> bytes:
+    """Read a spec from a stream (standard input), refusing more than MAX_SPEC_BYTES
+    without reading the rest."""
+    try:
+        raw = stream.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the spec: {exc.strerror}")]) from None
+    return bytes(raw)
+
+
+def load_spec_bytes(raw: bytes, name: str) -> LoadedSpec:
+    """Decode (UTF-8) and load a spec read from a file or a stream named `name`."""
     if len(raw) > MAX_SPEC_BYTES:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"spec is larger than {MAX_SPEC_BYTES} bytes")])
     try:
@@ -193,11 +209,11 @@ def load_spec_text(text: str, source_name: str = "<spec>") -> LoadedSpec:
         data = _Composer(text, source, pure=True, unicode_breaks=unicode_breaks).document()
     if data is None:
         raise InputError([Problem(SourceLocation(source_name, 1, 1), "the spec is empty",
-                                  "start from one of the files in examples/")])
+                                  EXAMPLES_HINT)])
     if not isinstance(data, dict):
         raise InputError([Problem(source.locate(()),
                                   "the spec must be a YAML mapping (name:, tiers:, services:)",
-                                  "start from one of the files in examples/")])
+                                  EXAMPLES_HINT)])
     # Strict: YAML has real integers, booleans and dates, so "8" or "yes" where a number
     # or boolean belongs is a mistake worth reporting, not something to coerce silently.
     return _validate(data, source, strict=True)
@@ -782,8 +798,12 @@ def _problem(error: Any, data: dict[str, Any], source: SourceMap) -> Problem:
 def _split_advice(message: str, raw: str | None, value: Any) -> tuple[str, str]:
     """Validator messages carry their advice after "; use"/": use"; make it the hint."""
     if raw is not None and isinstance(value, float | int) and raw != str(value):
-        # YAML read `3.10` as 3.1: show what the user wrote.
+        # YAML read `3.10` as 3.1: show what the user wrote, and why it is not what they meant.
         message = re.sub(rf"(?<![\d.]){re.escape(str(value))}(?![\d.])", raw, message)
+        message = message.replace(
+            f"{raw} is a number in YAML",
+            f"{raw} is a number in YAML, so {raw} and {value} are the same number",
+        )
     for separator in ("; use ", ": use ", ", use "):
         head, found, advice = message.partition(separator)
         if found:

@@ -18,6 +18,7 @@ class StrictModel(BaseModel):
         # Field docs are the attribute docstrings below each field; `lbgen schema` reads them
         # from the source (lbgen.model.docs) so importing the model stays cheap.
         use_attribute_docstrings=False,
+        defer_build=True,
     )
 
 

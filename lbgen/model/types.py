@@ -200,7 +200,7 @@ class Version:
             return cls(value.strip())
         if isinstance(value, float | int) and not isinstance(value, bool):
             raise ValueError(  # noqa: TRY004 - pydantic locates ValueError only
-                f"version {value!r} is a number in YAML (1.30 and 1.3 are the same number); "
+                f"version {value!r} is a number in YAML; "
                 f"use a quoted string: \"{value}\""
             )
         raise ValueError(f"{value!r} is not a version string")

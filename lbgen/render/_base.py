@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
-from jinja2 import Environment
+from typing import TYPE_CHECKING, Protocol
 
 from lbgen.budget import Budget
 from lbgen.model.spec import Spec
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from lbgen.rules import (
     suppressions,
     timeouts,
 )
-from lbgen.rules._base import Finding, Rule, RuleDoc, Severity, Skip, Violation
+from lbgen.rules._base import Finding, Rule, RuleDoc, Severity, Skip, SkipReason, Violation
 from lbgen.rules._engine import CheckReport, check_spec, select_rules
 from lbgen.rules.suppressions import SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED
 
@@ -67,6 +67,7 @@ __all__ = [
     "RuleDoc",
     "Severity",
     "Skip",
+    "SkipReason",
     "Violation",
     "check_spec",
     "get_rule",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Self
 
 from lbgen.budget import Budget
 from lbgen.errors import SourceLocation
@@ -144,3 +144,20 @@ class Skip:
     code: str
     name: str
     reason: str
+    file: str | None = None
+    """The spec the skip is about."""
+    path: ModelPath | None = None
+    """The tier or service field the skip is about (e.g. the cluster's `platform`), if any."""
+    location: SourceLocation | None = None
+
+
+class SkipReason(str):
+    """What `Rule.applies` returns when the reason is about one value of the spec: the
+    reason text, plus the model path of that value, so reports can locate the skip."""
+
+    path: ModelPath
+
+    def __new__(cls, reason: str, path: ModelPath) -> Self:
+        made = super().__new__(cls, reason)
+        made.path = path
+        return made

@@ -7,12 +7,24 @@ import difflib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lbgen.budget import resolve_budget
 from lbgen.errors import SourceLocation, UnknownRuleError
-from lbgen.io.loader import LoadedSpec, format_path
 from lbgen.model._base import Suppression
-from lbgen.rules._base import Finding, ModelPath, Rule, RuleContext, Severity, Skip, Violation
+from lbgen.rules._base import (
+    Finding,
+    ModelPath,
+    Rule,
+    RuleContext,
+    Severity,
+    Skip,
+    SkipReason,
+    Violation,
+)
+
+if TYPE_CHECKING:
+    from lbgen.io.loader import LoadedSpec
 
 _CODE_PREFIX = re.compile(r"^LB[0-9]{1,3}$", re.IGNORECASE)  # ASCII digits only
 
@@ -101,6 +113,7 @@ def check_spec(
     A suppression on a tier or service silences findings of its rule whose model path (or,
     for a conflict between two hops, whose related path) lies in that tier or service.
     """
+    from lbgen.io.loader import format_path
     from lbgen.rules import ALL_RULES, SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED
 
     spec = loaded.spec
@@ -141,7 +154,17 @@ def check_spec(
         if reason is not None:
             not_run.add(rule.code)
             if is_active:
-                skipped.append(Skip(rule.code, rule.name, reason))
+                where = reason.path if isinstance(reason, SkipReason) else None
+                skipped.append(
+                    Skip(
+                        rule.code,
+                        rule.name,
+                        str(reason),
+                        loaded.source.file,
+                        where,
+                        loaded.source.locate(where) if where is not None else None,
+                    )
+                )
             continue
         found = [_finding(loaded, rule, v) for v in rule.check(ctx)]
         (raw if is_active else shadow_raw).extend(found)

@@ -23,6 +23,7 @@ from lbgen.rules._base import (
     RuleContext,
     RuleDoc,
     Severity,
+    SkipReason,
     Violation,
 )
 from lbgen.rules._topology import (
@@ -51,9 +52,10 @@ KONG_HEALTH_DOC = (
 
 def _self_managed_only(spec: Spec) -> str | None:
     if spec.cluster.platform != "self-managed":
-        return (
+        return SkipReason(
             f"kube-proxy IPVS settings only take effect on self-managed clusters "
-            f"(this cluster is {spec.cluster.platform}; see LB701/LB702)"
+            f"(this cluster is {spec.cluster.platform}; see LB701/LB702)",
+            ("tiers", spec.tier_index(spec.cluster), "platform"),
         )
     return None
 

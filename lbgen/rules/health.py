@@ -25,6 +25,7 @@ from lbgen.rules._base import (
     RuleContext,
     RuleDoc,
     Severity,
+    SkipReason,
     Violation,
 )
 from lbgen.rules._crosshop import (
@@ -370,7 +371,10 @@ def _needs_kong_on_pods(spec: Spec) -> str | None:
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "pod_endpoints":
-        return "Kong targets one ClusterIP per Service (health checks there are LB402's)"
+        return SkipReason(
+            "Kong targets one ClusterIP per Service (health checks there are LB402's)",
+            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+        )
     return None
 
 

@@ -25,6 +25,7 @@ from lbgen.rules._base import (
     RuleContext,
     RuleDoc,
     Severity,
+    SkipReason,
     Violation,
 )
 from lbgen.rules._crosshop import (
@@ -789,11 +790,20 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
 
 def _needs_cluster_ip_path(spec: Spec) -> str | None:
     if through_cluster_ip(spec) is None:
-        return "the hop in front of Kubernetes reaches pod IPs directly (no kube-proxy NAT)"
+        front = front_of_cluster(spec)
+        where = (
+            ("tiers", spec.tier_index(front), "backend_targets")
+            if front is not None and hasattr(front, "backend_targets")
+            else ("tiers", spec.tier_index(spec.cluster))
+        )
+        return SkipReason(
+            "the hop in front of Kubernetes reaches pod IPs directly (no kube-proxy NAT)", where
+        )
     if spec.cluster.platform == "gke-dataplane-v2":
-        return (
+        return SkipReason(
             "GKE Dataplane V2 has no kube-proxy; the idle timeouts of its eBPF connection "
-            "tracking are not documented by GKE"
+            "tracking are not documented by GKE",
+            ("tiers", spec.tier_index(spec.cluster), "platform"),
         )
     return None
 
@@ -1134,7 +1144,10 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "cluster_ip":
-        return "Kong targets pod endpoints and balances every request itself"
+        return SkipReason(
+            "Kong targets pod endpoints and balances every request itself",
+            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+        )
     return None
 
 

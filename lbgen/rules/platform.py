@@ -16,10 +16,12 @@ from lbgen.model.types import Version
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
+    ModelPath,
     Rule,
     RuleContext,
     RuleDoc,
     Severity,
+    SkipReason,
     Violation,
 )
 
@@ -44,26 +46,35 @@ NFTABLES_BETA = Version("1.31")
 NFTABLES_MIN_KERNEL = Version("5.13")
 
 
+def _cluster_path(spec: Spec, field: str) -> ModelPath:
+    return ("tiers", spec.tier_index(spec.cluster), field)
+
+
 def _gke_only(spec: Spec) -> str | None:
     if spec.cluster.platform != "gke":
-        return (
+        return SkipReason(
             "only GKE's legacy datapath runs a managed kube-proxy "
-            f"(this is {spec.cluster.platform})"
+            f"(this is {spec.cluster.platform})",
+            _cluster_path(spec, "platform"),
         )
     return None
 
 
 def _managed_only(spec: Spec) -> str | None:
     if spec.cluster.platform == "self-managed":
-        return "on self-managed clusters kube-proxy settings are yours to set"
+        return SkipReason(
+            "on self-managed clusters kube-proxy settings are yours to set",
+            _cluster_path(spec, "platform"),
+        )
     return None
 
 
 def _self_managed_only(spec: Spec) -> str | None:
     if spec.cluster.platform != "self-managed":
-        return (
+        return SkipReason(
             "kube-proxy mode and scheduler rules only apply to self-managed clusters "
-            f"(this is {spec.cluster.platform}: see LB701/LB702)"
+            f"(this is {spec.cluster.platform}: see LB701/LB702)",
+            _cluster_path(spec, "platform"),
         )
     return None
 
@@ -384,9 +395,10 @@ def _ipvs_deprecation_applies(spec: Spec) -> str | None:
     if reason is not None:
         return reason
     if spec.cluster.version < IPVS_DEPRECATED:
-        return (
+        return SkipReason(
             f"IPVS mode is deprecated from Kubernetes {IPVS_DEPRECATED}; "
-            f"this cluster is {spec.cluster.version}"
+            f"this cluster is {spec.cluster.version}",
+            _cluster_path(spec, "version"),
         )
     return None
 

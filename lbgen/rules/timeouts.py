@@ -22,6 +22,7 @@ from lbgen.rules._base import (
     RuleContext,
     RuleDoc,
     Severity,
+    SkipReason,
     Violation,
 )
 from lbgen.rules._crosshop import (
@@ -855,7 +856,10 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "cluster_ip":
-        return "Kong targets pod endpoints: each retry picks another pod"
+        return SkipReason(
+            "Kong targets pod endpoints: each retry picks another pod",
+            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+        )
     return None
 
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from lbgen.cli import cli
+from lbgen.examples import HINT as EXAMPLES_HINT
 from lbgen.report import explain
 from lbgen.rules import ALL_RULES, get_rule
 from tests.conftest import EXAMPLES, REPO
@@ -117,7 +118,7 @@ def test_a_broken_spec_among_several_still_reports_the_others(run: Invoke) -> No
     report = json.loads(result.stdout)
     assert [f["code"] for f in report["findings"]] == ["LB101", "LB901", "LB902"]
     assert report["errors"] == [
-        {"message": "the spec is empty", "hint": "start from one of the files in examples/",
+        {"message": "the spec is empty", "hint": EXAMPLES_HINT,
          "path": "", "file": "broken/empty.yaml", "line": 1, "column": 1}
     ]
 
