@@ -123,3 +123,20 @@ def external_lb_backend_idle(kind: str) -> Fact:
 # kube-proxy / kernel idle limits (domain facts §4.3).
 CONNTRACK_TCP_ESTABLISHED = Fact(_s(86400), "kube-proxy conntrack.tcpEstablishedTimeout default 24h")
 IPVS_KERNEL_TCP_TIMEOUT = Fact(_s(900), "kernel IPVS tcp timeout 900s (kubernetes PR #85517)")
+
+
+# --- Kubernetes rollout safety -------------------------------------------------------------
+
+# The `sleep` action of container lifecycle hooks (KEP-3960, feature gate
+# PodLifecycleSleepAction): alpha (off) in 1.29, beta and on by default from 1.30, GA 1.34
+# (kubernetes/website content/en/docs/reference/command-line-tools-reference/feature-gates/
+# PodLifecycleSleepAction.md; kubernetes.dev/resources/keps/3960). Below 1.30 lbgen renders an
+# `exec` of `sleep`, which needs a sleep binary in the image.
+K8S_PRESTOP_SLEEP_ACTION_SINCE = Version("1.30")
+
+# Kong Ingress Controller `--enable-drain-support` (CONTROLLER_ENABLE_DRAIN_SUPPORT), default
+# false: terminating endpoints stay in Kong's upstream with weight 0 so existing sessions finish.
+# New in KIC 3.5 (developer.konghq.com/kubernetes-ingress-controller/upgrade/ "3.5 … Connection
+# Draining: … Enable with the --enable-drain-support flag"; the sticky-sessions reference page
+# declares min_version kic 3.5).
+KIC_DRAIN_SUPPORT_SINCE = Version("3.5")

@@ -198,9 +198,11 @@ class KongServiceSettings(StrictModel):
 
 
 class Probe(StrictModel):
-    """HTTP readiness probe of the pods."""
+    """Readiness probe of the pods: an HTTP GET, or the gRPC health protocol for
+    `protocol: grpc` services."""
 
     path: HttpPath = "/healthz"
+    """HTTP path answering 2xx/3xx when the pod can serve (not for gRPC services)."""
     port: Port | None = None
     """Unset: the Service's target_port."""
     period_seconds: int = Field(default=10, ge=1)
@@ -250,22 +252,42 @@ class Service(StrictModel):
     replicas: int = Field(ge=1)
     """Pods expected to serve (with an HPA: the usual count)."""
     deployment: Name | None = None
-    """Workload name targeted by the HPA/PDB. Unset: the service name."""
+    """Workload name targeted by the HPA/PDB and the rollout-safety patch. Unset: the service
+    name."""
+    container: Name | None = None
+    """Name of the app's container in that Deployment: the rollout-safety patch (readiness,
+    pre_stop_delay, termination_grace_period) merges into the container of this name
+    (strategic merge matches containers by name). Unset: the workload name."""
     route: Route = Field(default_factory=Route)
     app: AppServer
     kubernetes: KubernetesServiceSettings = Field(default_factory=KubernetesServiceSettings)
     kong: KongServiceSettings = Field(default_factory=KongServiceSettings)
     """Used when the path has a Kong tier."""
     readiness: Probe | None = None
+    """Rendered as the container's `readinessProbe` in the Deployment patch. Unset: no probe
+    (LB307 reports it when a proxy dials the pods or the Service)."""
     autoscaling: Autoscaling | None = None
     disruption_budget: DisruptionBudget | None = None
     termination_grace_period: Duration | None = None
+    """Rendered as `terminationGracePeriodSeconds` (rounded up to whole seconds) in the
+    Deployment patch. Unset: Kubernetes' 30s."""
     pre_stop_delay: Duration | None = None
-    """Sleep in a preStop hook before the app starts shutting down."""
+    """Sleep in a preStop hook before the app starts shutting down, rendered in the Deployment
+    patch (the `sleep` action from Kubernetes 1.30, an `exec` of `sleep` before; rounded up to
+    whole seconds). Unset: no preStop hook (LB305 reports it when a proxy dials the pods)."""
     stream_idle: Duration | None = None
     """Longest silence on a long-lived stream this service holds open (WebSocket, SSE, gRPC
     streaming). Unset: requests are short-lived. Rules compare it with every hop's idle timer."""
     suppress: list[Suppression] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _grpc_probe_has_no_path(self) -> Service:
+        if self.protocol == "grpc" and self.readiness is not None and "path" in self.readiness.model_fields_set:
+            raise ValueError(
+                "a gRPC service is probed with the gRPC health protocol (grpc.health.v1), "
+                "which has no path: drop readiness.path"
+            )
+        return self
 
     @model_validator(mode="after")
     def _grpc_routes_keep_path(self) -> Service:
@@ -281,6 +303,19 @@ class Service(StrictModel):
     @property
     def workload(self) -> str:
         return self.deployment or self.name
+
+    @property
+    def container_name(self) -> str:
+        return self.container or self.workload
+
+    @property
+    def has_rollout_settings(self) -> bool:
+        """Whether the spec sets anything the Deployment patch renders."""
+        return (
+            self.readiness is not None
+            or self.pre_stop_delay is not None
+            or self.termination_grace_period is not None
+        )
 
     @property
     def selector(self) -> dict[str, str]:

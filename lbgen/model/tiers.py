@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from lbgen.defaults import KIC_DRAIN_SUPPORT_SINCE
 from lbgen.model._base import StrictModel, Suppression
 from lbgen.model.common import (
     ClientKeepalive,
@@ -151,6 +152,16 @@ def _default_kong_listeners() -> list[Listener]:
     return [Listener(port=8000), Listener(port=8443, tls=True, http2=True)]
 
 
+class KicSettings(StrictModel):
+    """The Kong Ingress Controller that runs this Kong (mode: kic only)."""
+
+    version: Version | None = None
+    """KIC version (not Kong Gateway's). Unset: not known; drain support then needs it."""
+    drain_support: bool = False
+    """`--enable-drain-support` (env CONTROLLER_ENABLE_DRAIN_SUPPORT; KIC ≥ 3.5, default
+    false): terminating pods stay in Kong's upstream with weight 0 so existing sessions finish."""
+
+
 class KongTier(_TierBase):
     """A Kong Gateway 3.x data plane: DB-less with a declarative file, or run by KIC."""
 
@@ -167,9 +178,21 @@ class KongTier(_TierBase):
     """`upstream_keepalive_pool_size`, `_idle_timeout`, `_max_requests` (global in kong.conf)."""
     real_ip: KongRealIp = Field(default_factory=KongRealIp)
     backend_targets: BackendTargets = "pod_endpoints"
+    kic: KicSettings | None = None
+    """The controller's version and flags (mode: kic). Used by the rules (LB309)."""
 
     @model_validator(mode="after")
     def _kong_constraints(self) -> KongTier:
+        if self.kic is not None and self.mode != "kic":
+            raise ValueError("kic settings only apply with mode: kic")
+        if self.kic is not None and self.kic.drain_support:
+            kic_version = self.kic.version
+            if kic_version is None or kic_version < KIC_DRAIN_SUPPORT_SINCE:
+                raise ValueError(
+                    f"kic.drain_support needs the Kong Ingress Controller ≥ {KIC_DRAIN_SUPPORT_SINCE} "
+                    f"(kic.version says {kic_version or 'nothing'}): older controllers have no "
+                    "--enable-drain-support flag; set kic.version or drop drain_support"
+                )
         if not (self.version.at_least("3.0") and self.version < Version("4.0")):
             raise ValueError(f"lbgen supports Kong Gateway 3.x; this tier says {self.version}")
         if self.upstream_keepalive.max_lifetime is not None:

@@ -15,13 +15,15 @@ doc (appProtocol), ``kube-proxy-config.v1alpha1.md`` (KubeProxyConfiguration).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
-from lbgen.model.types import Version
+from lbgen.model.types import Duration, Version
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._names import headless_name, uses_headless_service
@@ -64,6 +66,12 @@ def service_bundle_path(spec: Spec, service: Service) -> str:
     return f"{spec.cluster.name}/{service.namespace}/{service.name}.yaml"
 
 
+def rollout_patch_path(spec: Spec, service: Service) -> str:
+    """The Deployment patch, kept out of the service's directory so that `kubectl apply -f`
+    on that directory never applies a partial Deployment."""
+    return f"{spec.cluster.name}/patches/{service.namespace}/{service.name}.deployment.yaml"
+
+
 def kube_proxy_path(spec: Spec) -> str:
     """The ConfigMap on self-managed clusters, the note on GKE."""
     if spec.cluster.platform in GKE_PLATFORMS:
@@ -73,7 +81,11 @@ def kube_proxy_path(spec: Spec) -> str:
 
 def output_paths(spec: Spec) -> list[str]:
     """Every path this renderer produces for `spec` (the summary lists them)."""
-    return sorted([kube_proxy_path(spec), *(service_bundle_path(spec, s) for s in spec.services)])
+    return sorted([
+        kube_proxy_path(spec),
+        *(service_bundle_path(spec, s) for s in spec.services),
+        *(rollout_patch_path(spec, s) for s in spec.services if s.has_rollout_settings),
+    ])
 
 
 def markdown_header(ctx: RenderContext) -> str:
@@ -227,6 +239,96 @@ def _service_file(ctx: RenderContext, service: Service) -> RenderedFile:
     )
 
 
+# --- rollout safety: Deployment patch -----------------------------------------------------------
+
+def _whole_seconds(duration: Duration) -> int:
+    # Kubernetes takes whole seconds here; rounding up never shortens what the spec asked for.
+    return math.ceil(duration.ms / 1000)
+
+
+def uses_sleep_action(cluster: KubernetesTier) -> bool:
+    return cluster.version >= K8S_PRESTOP_SLEEP_ACTION_SINCE
+
+
+def pre_stop_handler(cluster: KubernetesTier, seconds: int) -> dict[str, Any]:
+    """The preStop hook: the kubelet's own `sleep` action where the cluster has it on by
+    default, else an exec of `sleep` (needs the binary in the image)."""
+    if uses_sleep_action(cluster):
+        return {"sleep": {"seconds": seconds}}
+    return {"exec": {"command": ["sleep", str(seconds)]}}
+
+
+def _readiness_probe(service: Service) -> dict[str, Any] | None:
+    probe = service.readiness
+    if probe is None:
+        return None
+    port = probe.port or service.kubernetes.target_port
+    # gRPC servers speak h2c only, so an HTTP/1.1 GET never succeeds; the kubelet's grpc probe
+    # (GA in 1.27) calls grpc.health.v1.Health/Check instead (liveness-readiness-startup-probes).
+    action: dict[str, Any] = (
+        {"grpc": {"port": port}}
+        if service.protocol == "grpc"
+        else {"httpGet": {"path": probe.path, "port": port}}
+    )
+    return {
+        **action,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def rollout_patch(spec: Spec, service: Service) -> dict[str, Any] | None:
+    """A strategic-merge patch of the service's Deployment (kubectl patch --type strategic,
+    Kustomize `patches:`): only the fields lbgen owns, the container matched by name."""
+    if not service.has_rollout_settings:
+        return None
+    container: dict[str, Any] = {"name": service.container_name}
+    probe = _readiness_probe(service)
+    if probe is not None:
+        container["readinessProbe"] = probe
+    if service.pre_stop_delay is not None and service.pre_stop_delay.ms > 0:
+        seconds = _whole_seconds(service.pre_stop_delay)
+        container["lifecycle"] = {"preStop": pre_stop_handler(spec.cluster, seconds)}
+    pod_spec: dict[str, Any] = {}
+    if service.termination_grace_period is not None:
+        pod_spec["terminationGracePeriodSeconds"] = _whole_seconds(service.termination_grace_period)
+    if len(container) > 1:
+        pod_spec["containers"] = [container]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": service.workload, "namespace": service.namespace},
+        "spec": {"template": {"spec": pod_spec}},
+    }
+
+
+def rollout_patch_command(spec: Spec, service: Service) -> str:
+    return (
+        f"kubectl -n {service.namespace} patch deployment {service.workload} "
+        f"--type strategic --patch-file {rollout_patch_path(spec, service)}"
+    )
+
+
+def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | None:
+    patch = rollout_patch(ctx.spec, service)
+    if patch is None:
+        return None
+    notes = [
+        f"Strategic-merge patch of Deployment {service.namespace}/{service.workload}, container",
+        f"{service.container_name}: not a manifest, do not `kubectl apply` it. Apply with",
+        f"  {rollout_patch_command(ctx.spec, service)}",
+        "or list it under `patches:` in your kustomization.yaml.",
+    ]
+    if service.pre_stop_delay is not None and not uses_sleep_action(ctx.spec.cluster):
+        notes += [
+            f"Kubernetes {ctx.spec.cluster.version} has no preStop `sleep` action on by default",
+            f"(needs ≥ {K8S_PRESTOP_SLEEP_ACTION_SINCE}): the hook runs `sleep`, which the image must contain.",
+        ]
+    header = ctx.header() + "".join(f"# {line}\n" for line in notes)
+    return RenderedFile(rollout_patch_path(ctx.spec, service), dump_yaml_documents([patch], header))
+
+
 # --- kube-proxy --------------------------------------------------------------------------------
 
 def kube_proxy_mode(cluster: KubernetesTier) -> str:
@@ -376,6 +478,7 @@ def _gke_note_file(ctx: RenderContext) -> RenderedFile:
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
     files = [_service_file(ctx, service) for service in ctx.spec.services]
+    files += [f for f in (_rollout_patch_file(ctx, s) for s in ctx.spec.services) if f is not None]
     if ctx.spec.cluster.platform in GKE_PLATFORMS:
         files.append(_gke_note_file(ctx))
     else:

@@ -524,12 +524,38 @@ def _nginx_section(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> Section
     )
 
 
+def _rollout_section(spec: Spec) -> Section | None:
+    patched = [s for s in spec.services if s.has_rollout_settings][:MAX_RUNBOOK_SERVICES]
+    if not patched:
+        return None
+    commands = [
+        Command(
+            f"Readiness, preStop and grace period of `{s.namespace}/{s.workload}`",
+            f"{k8s.rollout_patch_command(spec, s)}\n"
+            f"kubectl -n {s.namespace} rollout status deployment {s.workload}",
+            "`deployment … patched`, then the rollout completes (the pod template changed).",
+        )
+        for s in patched
+    ]
+    return Section(
+        "Rollout safety",
+        "The `patches/` files are strategic-merge patches of your Deployments (the container "
+        "is matched by name), not manifests: apply them with `kubectl patch` as below, or list "
+        "them under `patches:` in a kustomization.yaml. Patching the pod template starts a "
+        "rollout.",
+        commands,
+    )
+
+
 def build_view(ctx: RenderContext) -> SummaryView:
     spec = ctx.spec
     budget = ctx.budget
     shown = spec.services[:MAX_RUNBOOK_SERVICES]
     others = spec.services[MAX_RUNBOOK_SERVICES:]
     sections = [_conntrack_section(spec)]
+    rollout = _rollout_section(spec)
+    if rollout is not None:
+        sections.append(rollout)
     sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
     path_line = " → ".join(
         [*(["external LB"] if spec.external_lb else []), *(t.name for t in spec.tiers), "pods"]

@@ -4,6 +4,10 @@
   ``kubernetes_validate.validate(doc, "1.36", strict=True)``: the OpenAPI schemas of
   Kubernetes 1.36, with unknown fields rejected. Kinds it has no schema for (KIC's
   KongUpstreamPolicy, Gateway API routes) are the Kong verifier's business and are skipped.
+- A Deployment document without ``spec.selector`` is a strategic-merge patch (lbgen's
+  rollout-safety patch): it is merged into a minimal Deployment that supplies only what the
+  patch does not own (selector, template labels, an image per container) and the result is
+  validated the same way, so a field the API server would reject still fails.
 - The ``config.conf`` of the ``kube-system/kube-proxy`` ConfigMap is validated against
   ``<schemas>/kube-proxy/kubeproxyconfiguration-v1alpha1.json`` (JSON Schema draft 7),
   since Kubernetes publishes no schema for component configs.
@@ -36,7 +40,8 @@ KUBE_PROXY_SCHEMA = Path("kube-proxy") / "kubeproxyconfiguration-v1alpha1.json"
 # by kind alone, so a built-in kind in an API version 1.36 no longer serves (policy/v1beta1
 # PodDisruptionBudget) fails instead of being passed over as a custom resource.
 BUILTIN_KINDS: frozenset[str] = frozenset(
-    {"Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
+    {"Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress",
+     "Deployment"}
 )
 
 
@@ -78,6 +83,76 @@ def _describe(doc: Mapping[str, Any]) -> str:
     return f"{doc.get('kind')}/{name}"
 
 
+def is_deployment_patch(doc: Mapping[str, Any]) -> bool:
+    """A Deployment without a selector cannot be created: it is a patch of one."""
+    if doc.get("kind") != "Deployment":
+        return False
+    spec = doc.get("spec")
+    return not (isinstance(spec, Mapping) and "selector" in spec)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _minimal_deployment(patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The smallest Deployment the patch can apply to: what the patch does not set."""
+    metadata = _mapping(patch.get("metadata"))
+    name = str(metadata.get("name", "app"))
+    pod = _mapping(_mapping(_mapping(patch.get("spec")).get("template")).get("spec"))
+    listed = pod.get("containers")
+    containers = [_mapping(c) for c in listed] if isinstance(listed, list) else [{"name": name}]
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": str(metadata.get("namespace", "default"))},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "containers": [
+                        {"name": c.get("name"), "image": "registry.example/app:1"} for c in containers
+                    ]
+                },
+            },
+        },
+    }
+
+
+# Strategic-merge list keys of the fields lbgen's patch touches (core/v1 PodSpec
+# `patchMergeKey: name` on containers, initContainers and volumes). Other lists replace.
+_MERGE_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name"}
+
+
+def strategic_merge(base: Any, patch: Any, key: str = "") -> Any:
+    """Strategic merge for the subset of the API lbgen patches: maps merge recursively,
+    lists with a merge key merge item by item, other lists and scalars are replaced."""
+    if isinstance(base, Mapping) and isinstance(patch, Mapping):
+        merged = dict(base)
+        for field, value in patch.items():
+            merged[field] = strategic_merge(base.get(field), value, field) if field in base else value
+        return merged
+    merge_key = _MERGE_KEYS.get(key)
+    if merge_key and isinstance(base, list) and isinstance(patch, list):
+        items = [dict(item) for item in base]
+        for item in patch:
+            match = next((i for i, b in enumerate(items) if b.get(merge_key) == item.get(merge_key)), None)
+            if match is None:
+                items.append(item)
+            else:
+                items[match] = strategic_merge(items[match], item)
+        return items
+    return patch
+
+
+def merged_deployment(patch: Mapping[str, Any]) -> dict[str, Any]:
+    merged = strategic_merge(_minimal_deployment(patch), patch)
+    assert isinstance(merged, dict)
+    return merged
+
+
 def _validation_message(error: kubernetes_validate.ValidationError) -> str:
     where = ".".join(str(part) for part in error.path) or "(root)"
     return f"{where}: {error.message}"
@@ -87,11 +162,15 @@ def _check_kubernetes_documents(path: str, docs: list[Any]) -> CheckResult | Non
     builtin = [doc for doc in docs if isinstance(doc, dict) and _is_builtin(doc)]
     if not builtin:
         return None
-    name = f"kubernetes-validate {KUBERNETES_VERSION} (strict) {path}"
+    how = "strict, patch merged into a minimal Deployment" if any(
+        is_deployment_patch(doc) for doc in builtin
+    ) else "strict"
+    name = f"kubernetes-validate {KUBERNETES_VERSION} ({how}) {path}"
     problems: list[str] = []
     for doc in builtin:
         try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            checked = merged_deployment(doc) if is_deployment_patch(doc) else doc
+            kubernetes_validate.validate(checked, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
             problems.append(f"{_describe(doc)}: {_validation_message(error)}")
         except kubernetes_validate.SchemaNotFoundError as error:
