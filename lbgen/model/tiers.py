@@ -221,15 +221,18 @@ class ConntrackSettings(StrictModel):
 
 class KubeProxySettings(StrictModel):
     mode: Literal["iptables", "ipvs", "nftables"] | None = None
-    """Unset: iptables, the Linux default."""
+    """The proxy mode the cluster runs. lbgen renders kube-proxy's configuration only when it
+    is set together with cluster_cidrs (the file replaces the whole configuration; LB708).
+    Unset: the rules assume iptables, the Linux default."""
     sync_period: Duration | None = None
     min_sync_period: Duration | None = None
     ipvs: IpvsSettings | None = None
     conntrack: ConntrackSettings | None = None
     cluster_cidrs: list[Cidr] = Field(default_factory=list, max_length=2)
     """Pod network CIDR(s) (kubeadm `podSubnet`; two for dual-stack), rendered as
-    `clusterCIDR`: kube-proxy uses it to tell pod traffic from external traffic. The rendered
-    config.conf replaces the whole file, so set it to keep the cluster's current value."""
+    `clusterCIDR`: kube-proxy uses it to tell pod traffic from external traffic. Needed (`[]`
+    when the live configuration has none) before lbgen renders config.conf, which replaces the
+    whole file (LB708)."""
 
 
 class KubernetesTier(_TierBase):
@@ -241,6 +244,9 @@ class KubernetesTier(_TierBase):
     """`gke`: iptables kube-proxy managed by Google; `gke-dataplane-v2`: eBPF, no kube-proxy;
     `self-managed`: you run kube-proxy and own its ConfigMap."""
     kube_proxy: KubeProxySettings | None = None
+    """kube-proxy's settings as the cluster runs them. On self-managed clusters lbgen renders
+    the kube-proxy ConfigMap only when they are given with mode and cluster_cidrs; unset leaves
+    kube-proxy's configuration alone."""
     node_kernel: Version | None = None
     """Linux kernel of the nodes (nftables mode needs ≥ 5.13)."""
     cluster_domain: str = Field(default="cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")

@@ -4,9 +4,12 @@ Output (layout fixed in the project brief):
 
 - ``<cluster>/<namespace>/<service>.yaml``: the Service, the headless Service when the hop in
   front reaches pods through it, the HorizontalPodAutoscaler and the PodDisruptionBudget.
-- ``<cluster>/kube-system/kube-proxy.yaml`` on self-managed clusters: the ``kube-proxy``
-  ConfigMap whose ``config.conf`` holds a KubeProxyConfiguration.
-- ``<cluster>/KUBE-PROXY.md`` on GKE instead, saying why there is no ConfigMap.
+- ``<cluster>/kube-system/kube-proxy.yaml`` on self-managed clusters whose spec gives
+  ``kube_proxy`` settings with mode and cluster_cidrs: the ``kube-proxy`` ConfigMap whose
+  ``config.conf`` holds a KubeProxyConfiguration (it replaces the whole file).
+- ``<cluster>/KUBE-PROXY.md`` otherwise (GKE, or kube-proxy left alone), saying why there is
+  no ConfigMap.
+- ``<cluster>/patches/<namespace>/<service>.deployment.yaml``: the rollout-safety patch.
 
 Field facts: kubernetes/website ``content/en/docs/reference/networking/virtual-ips.md``
 (sessionAffinity, traffic policies, trafficDistribution), the core/v1 ``ServicePort`` API
@@ -72,11 +75,24 @@ def rollout_patch_path(spec: Spec, service: Service) -> str:
     return f"{spec.cluster.name}/patches/{service.namespace}/{service.name}.deployment.yaml"
 
 
+def renders_kube_proxy(cluster: KubernetesTier) -> bool:
+    """Whether lbgen writes kube-proxy's ConfigMap: only on self-managed clusters, only when
+    asked (kube_proxy given), and only when it states what a whole-file replacement must not
+    lose (mode and clusterCIDR; LB708 reports the gap)."""
+    settings = cluster.kube_proxy
+    return (
+        cluster.platform == "self-managed"
+        and settings is not None
+        and settings.mode is not None
+        and "cluster_cidrs" in settings.model_fields_set
+    )
+
+
 def kube_proxy_path(spec: Spec) -> str:
-    """The ConfigMap on self-managed clusters, the note on GKE."""
-    if spec.cluster.platform in GKE_PLATFORMS:
-        return f"{spec.cluster.name}/KUBE-PROXY.md"
-    return f"{spec.cluster.name}/kube-system/kube-proxy.yaml"
+    """The ConfigMap when lbgen renders one, else a note saying why there is none."""
+    if renders_kube_proxy(spec.cluster):
+        return f"{spec.cluster.name}/kube-system/kube-proxy.yaml"
+    return f"{spec.cluster.name}/KUBE-PROXY.md"
 
 
 def output_paths(spec: Spec) -> list[str]:
@@ -337,6 +353,12 @@ def kube_proxy_mode(cluster: KubernetesTier) -> str:
     return (settings.mode if settings is not None else None) or "iptables"
 
 
+def declared_kube_proxy_mode(cluster: KubernetesTier) -> str | None:
+    """The mode the spec states for a self-managed cluster (None: not given, unknown)."""
+    settings = cluster.kube_proxy
+    return settings.mode if settings is not None else None
+
+
 def kube_proxy_configuration(cluster: KubernetesTier) -> dict[str, Any]:
     """The KubeProxyConfiguration for `config.conf`. Durations are Go duration strings."""
     settings = cluster.kube_proxy or KubeProxySettings()
@@ -403,16 +425,19 @@ def kube_proxy_configmap(ctx: RenderContext) -> dict[str, Any]:
 
 def _kube_proxy_file(ctx: RenderContext) -> RenderedFile:
     settings = ctx.spec.cluster.kube_proxy
+    assert settings is not None  # renders_kube_proxy
     notes = [
         "config.conf replaces kube-proxy's whole configuration file; fields lbgen does not",
-        "set take kube-proxy's defaults. Apply with `kubectl apply` (keeps kubeadm's",
-        "kubeconfig.conf key; `kubectl replace` would drop it), then restart kube-proxy:",
+        "set take kube-proxy's defaults. First compare with the live file:",
+        f"  kubectl diff -f {kube_proxy_path(ctx.spec)}",
+        "Apply with `kubectl apply` (keeps kubeadm's kubeconfig.conf key; `kubectl replace`",
+        "would drop it), then restart kube-proxy:",
         "kubectl -n kube-system rollout restart daemonset kube-proxy",
     ]
-    if settings is None or not settings.cluster_cidrs:
+    if not settings.cluster_cidrs:
         notes += [
-            "clusterCIDR is not set (kubernetes.kube_proxy.cluster_cidrs): if your current",
-            "config.conf has one (kubeadm podSubnet), set it in the spec before applying",
+            "No clusterCIDR (kubernetes.kube_proxy.cluster_cidrs: []), as the spec says the",
+            "live configuration has none.",
         ]
     header = ctx.header() + "".join(f"# {line}\n" for line in notes)
     return RenderedFile(kube_proxy_path(ctx.spec), dump_yaml_documents([kube_proxy_configmap(ctx)], header))
@@ -474,6 +499,36 @@ def _gke_note_file(ctx: RenderContext) -> RenderedFile:
     return RenderedFile(kube_proxy_path(ctx.spec), template.render(note=gke_note_view(ctx)))
 
 
+# --- self-managed cluster whose kube-proxy lbgen leaves alone ----------------------------------
+
+@dataclass(frozen=True)
+class UnmanagedKubeProxyNote:
+    header: str
+    cluster: str
+    missing: str
+    """The spec fields a rendered config.conf would need, in words ("" when kube_proxy is not
+    given at all)."""
+    configmap_path: str
+
+
+def _unmanaged_note_file(ctx: RenderContext) -> RenderedFile:
+    settings = ctx.spec.cluster.kube_proxy
+    missing: list[str] = []
+    if settings is not None:
+        if settings.mode is None:
+            missing.append("mode")
+        if "cluster_cidrs" not in settings.model_fields_set:
+            missing.append("cluster_cidrs")
+    note = UnmanagedKubeProxyNote(
+        header=markdown_header(ctx),
+        cluster=ctx.spec.cluster.name,
+        missing=" and ".join(f"`{name}`" for name in missing),
+        configmap_path=f"{ctx.spec.cluster.name}/kube-system/kube-proxy.yaml",
+    )
+    template = ctx.env.get_template("kubernetes/KUBE-PROXY-unmanaged.md.j2")
+    return RenderedFile(kube_proxy_path(ctx.spec), template.render(note=note))
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
@@ -481,6 +536,8 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
     files += [f for f in (_rollout_patch_file(ctx, s) for s in ctx.spec.services) if f is not None]
     if ctx.spec.cluster.platform in GKE_PLATFORMS:
         files.append(_gke_note_file(ctx))
-    else:
+    elif renders_kube_proxy(ctx.spec.cluster):
         files.append(_kube_proxy_file(ctx))
+    else:
+        files.append(_unmanaged_note_file(ctx))
     return files

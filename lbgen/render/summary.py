@@ -206,7 +206,9 @@ def _datapath(cluster: KubernetesTier) -> str:
     """How the Service's virtual IP picks a pod: always once per new connection."""
     if cluster.platform == "gke-dataplane-v2":
         return "eBPF (Dataplane V2): one pod per new connection"
-    mode = k8s.kube_proxy_mode(cluster)
+    mode = _known_mode(cluster)
+    if mode is None:
+        return "kube-proxy: one pod per new connection"
     if mode == "ipvs":
         settings = cluster.kube_proxy
         scheduler = (settings.ipvs.scheduler if settings and settings.ipvs else None) or "rr"
@@ -214,12 +216,21 @@ def _datapath(cluster: KubernetesTier) -> str:
     return f"kube-proxy {mode}: random pod per new connection"
 
 
+def _known_mode(cluster: KubernetesTier) -> str | None:
+    """kube-proxy's mode as far as the spec says: GKE's legacy datapath is iptables; a
+    self-managed cluster's mode is unknown unless the spec gives it."""
+    if cluster.platform == "gke":
+        return "iptables"
+    return k8s.declared_kube_proxy_mode(cluster)
+
+
 def _platform_label(cluster: KubernetesTier) -> str:
     if cluster.platform == "gke":
         return "GKE (kube-proxy iptables)"
     if cluster.platform == "gke-dataplane-v2":
         return "GKE Dataplane V2"
-    return f"self-managed (kube-proxy {k8s.kube_proxy_mode(cluster)})"
+    mode = _known_mode(cluster)
+    return f"self-managed (kube-proxy {mode or 'mode not given'})"
 
 
 def _pods_label(service: Service) -> str:
@@ -434,7 +445,8 @@ def _conntrack_section(spec: Spec) -> Section:
             "per-pod `ss` counts above.",
             [Command("Confirm the datapath", "kubectl -n kube-system get daemonset anetd")],
         )
-    mode = k8s.kube_proxy_mode(cluster)
+    known = _known_mode(cluster)
+    mode = known or "whatever mode it runs"
     front = spec.previous_tier(cluster)
     direct = uses_headless_service(spec) or (
         isinstance(front, KongTier) and front.mode == "kic" and front.backend_targets == "pod_endpoints"
@@ -458,7 +470,7 @@ def _conntrack_section(spec: Spec) -> Section:
         Command(
             "kube-proxy's mode, as it runs",
             "curl -s http://127.0.0.1:10249/proxyMode",
-            f"`{mode}`.",
+            f"`{known}`." if known else "the mode your cluster runs (the spec does not say).",
         ),
         Command(
             f"Established connections per pod IP, port {port}",
@@ -493,7 +505,10 @@ def _conntrack_section(spec: Spec) -> Section:
             Command(
                 "kube-proxy's configured mode",
                 "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' | grep -E '^mode:'",
-                f"`mode: {mode}`, as rendered in `{k8s.kube_proxy_path(spec)}`.",
+                f"`mode: {mode}`, as rendered in `{k8s.kube_proxy_path(spec)}`."
+                if k8s.renders_kube_proxy(cluster)
+                else "the mode kube-proxy was configured with (lbgen leaves it alone: "
+                f"see `{k8s.kube_proxy_path(spec)}`).",
             ),
         )
     if len(ports) > 1:
@@ -520,6 +535,38 @@ def _nginx_section(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> Section
                 f"  echo \"== $host\"; ssh \"$host\" sudo nginx -T 2>/dev/null | grep -nE {_q(pattern)}\n"
                 "done",
             )
+        ],
+    )
+
+
+def _kube_proxy_section(spec: Spec) -> Section | None:
+    cluster = spec.cluster
+    if not k8s.renders_kube_proxy(cluster):
+        return None
+    path = k8s.kube_proxy_path(spec)
+    return Section(
+        "Applying kube-proxy's configuration",
+        f"`{path}` replaces kube-proxy's whole `config.conf`: every field it does not set "
+        "takes kube-proxy's default. Keep a copy of the live file and look at the difference "
+        "before applying; a line the diff removes is a live setting the rendered file drops "
+        "(add it to `kubernetes.kube_proxy` or keep your file).",
+        [
+            Command(
+                "Keep the live configuration",
+                "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' "
+                "> kube-proxy-config.conf.live",
+            ),
+            Command(
+                "What applying would change",
+                f"kubectl diff -f {path}",
+                "only the settings you meant to change (exit status 1 means differences).",
+            ),
+            Command(
+                "Apply, then restart kube-proxy so it reads the file",
+                f"kubectl apply -f {path}\n"
+                "kubectl -n kube-system rollout restart daemonset kube-proxy\n"
+                "kubectl -n kube-system rollout status daemonset kube-proxy",
+            ),
         ],
     )
 
@@ -553,9 +600,11 @@ def build_view(ctx: RenderContext) -> SummaryView:
     shown = spec.services[:MAX_RUNBOOK_SERVICES]
     others = spec.services[MAX_RUNBOOK_SERVICES:]
     sections = [_conntrack_section(spec)]
-    rollout = _rollout_section(spec)
-    if rollout is not None:
-        sections.append(rollout)
+    sections += [
+        section
+        for section in (_kube_proxy_section(spec), _rollout_section(spec))
+        if section is not None
+    ]
     sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
     path_line = " → ".join(
         [*(["external LB"] if spec.external_lb else []), *(t.name for t in spec.tiers), "pods"]

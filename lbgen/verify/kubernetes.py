@@ -252,10 +252,12 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
                 results.append(_check_kube_proxy(path, payloads, schemas_dir))
     for path in sorted(files):
         if path.endswith("/KUBE-PROXY.md"):
-            # GKE: lbgen renders no KubeProxyConfiguration, so there is nothing to validate;
-            # say so instead of leaving the check out silently.
+            # GKE, or a self-managed cluster whose kube-proxy lbgen leaves alone: no
+            # KubeProxyConfiguration is rendered, so there is nothing to validate; say so
+            # instead of leaving the check out silently.
             results.append(CheckResult(
                 f"kube-proxy schema (KubeProxyConfiguration v1alpha1) {path}", "skipped",
-                "GKE manages kube-proxy (or has none): no kube-proxy ConfigMap is rendered",
+                "no kube-proxy ConfigMap is rendered (GKE manages kube-proxy or has none, or "
+                "the spec gives no complete kube_proxy settings)",
             ))
     return results
