@@ -125,6 +125,16 @@ CONNTRACK_TCP_ESTABLISHED = Fact(_s(86400), "kube-proxy conntrack.tcpEstablished
 IPVS_KERNEL_TCP_TIMEOUT = Fact(_s(900), "kernel IPVS tcp timeout 900s (kubernetes PR #85517)")
 
 
+# trafficDistribution values and the first Kubernetes release where each is GA, so the API
+# server accepts it without feature gates: PreferClose GA 1.33 (KEP-4444); PreferSameZone and
+# PreferSameNode GA 1.35 (KEP-3015). Source: virtual-ips.md, domain facts §4.1.
+TRAFFIC_DISTRIBUTION_SINCE: dict[str, Version] = {
+    "PreferClose": Version("1.33"),
+    "PreferSameZone": Version("1.35"),
+    "PreferSameNode": Version("1.35"),
+}
+
+
 # --- Kubernetes rollout safety -------------------------------------------------------------
 
 # The `sleep` action of container lifecycle hooks (KEP-3960, feature gate

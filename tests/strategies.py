@@ -436,6 +436,11 @@ def specs(
         _put(lb, "backend_idle_timeout", draw(optional(durations(1, 600))))
         spec["external_lb"] = lb
     _put(spec, "keepalive_margin", draw(optional(durations(1, 10))))
+    cluster_version = Version(tiers[-1].get("version", "1.33"))
+    for svc in spec["services"]:
+        # trafficDistribution below its GA release is an input error (Spec.placement_problems).
+        if cluster_version < Version("1.33"):
+            svc["kubernetes"].pop("traffic_distribution", None)
     return spec
 
 

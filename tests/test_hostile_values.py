@@ -71,6 +71,7 @@ def _services() -> list[dict[str, Any]]:
             "protocol": "http",
             "replicas": 4,
             "deployment": "orders-app",
+            "container": "app",
             "route": {"paths": ["/orders"], "hosts": ["shop.example.com"]},
             "app": {"preset": "nodejs", "version": "26.0", "idle_timeout": "65s"},
             "kubernetes": {
@@ -198,14 +199,17 @@ BASES: dict[str, dict[str, Any]] = {
         "name": "shop",
         "external_lb": {"kind": "gcp-application", "backend_idle_timeout": "600s"},
         "keepalive_margin": "2s",
-        "tiers": [_edge(), _l4(), _kong(), _cluster()],
+        "tiers": [_edge(), _l4(),
+                  _kong(location="outside", dns_resolver=["10.0.3.10", "[fd00::a]:53"]),
+                  _cluster()],
         "services": _services(),
     },
     "kic-sticky": {
         "name": "store",
         "tiers": [
             _edge(),
-            _kong(mode="kic", edition="enterprise", version="3.11"),
+            _kong(mode="kic", edition="enterprise", version="3.11",
+                  kic={"version": "3.5", "drain_support": True}),
             {"kind": "kubernetes", "name": "gke", "platform": "gke"},
         ],
         "services": [

@@ -516,6 +516,12 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
         problems = [_problem(error, data, source) for error in exc.errors(include_url=False)]
         problems.sort(key=_problem_order)
         raise InputError(problems) from None
+    placement = [
+        Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
+        for p in spec.placement_problems()
+    ]
+    if placement:
+        raise InputError(sorted(placement, key=_problem_order))
     return LoadedSpec(spec, source)
 
 

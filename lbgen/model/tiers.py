@@ -26,7 +26,7 @@ from lbgen.model.common import (
     TlsFiles,
     UpstreamKeepalive,
 )
-from lbgen.model.types import Cidr, Duration, HeaderName, Name, Port, Version
+from lbgen.model.types import Cidr, DnsResolver, Duration, HeaderName, Name, Port, Version
 
 BackendTargets = Literal["pod_endpoints", "cluster_ip"]
 """How the hop in front of Kubernetes reaches pods: each pod's IP (through a headless
@@ -178,11 +178,29 @@ class KongTier(_TierBase):
     """`upstream_keepalive_pool_size`, `_idle_timeout`, `_max_requests` (global in kong.conf)."""
     real_ip: KongRealIp = Field(default_factory=KongRealIp)
     backend_targets: BackendTargets = "pod_endpoints"
+    location: Literal["cluster", "outside"] = "cluster"
+    """Where the Kong data plane runs: `cluster` (pods, with the cluster's DNS and pod
+    network) or `outside` (VMs or hosts beside the cluster). Outside, Kong needs
+    `dns_resolver` to resolve the Services' cluster names, and pod IPs routable from its
+    hosts (on GKE a VPC-native cluster); ClusterIPs only with `cluster_ip_routed`."""
+    dns_resolver: list[DnsResolver] = Field(default_factory=list, max_length=8)
+    """kong.conf `dns_resolver`: nameservers (`ip` or `ip:port`, IPv6 as `[ip]:port`) that
+    answer the cluster's names (`*.svc.<cluster_domain>`), e.g. the cluster DNS exposed on an
+    internal load balancer. Unset: the hosts' resolv.conf."""
+    cluster_ip_routed: bool = False
+    """With `location: outside` and `backend_targets: cluster_ip`: you route the cluster's
+    Service CIDR from Kong's hosts to the nodes, so ClusterIPs are reachable there."""
     kic: KicSettings | None = None
     """The controller's version and flags (mode: kic). Used by the rules (LB309)."""
 
     @model_validator(mode="after")
     def _kong_constraints(self) -> KongTier:
+        if self.cluster_ip_routed and not (
+            self.location == "outside" and self.backend_targets == "cluster_ip"
+        ):
+            raise ValueError(
+                "cluster_ip_routed only applies with location: outside and backend_targets: cluster_ip"
+            )
         if self.kic is not None and self.mode != "kic":
             raise ValueError("kic settings only apply with mode: kic")
         if self.kic is not None and self.kic.drain_support:

@@ -22,11 +22,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE
+from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
-from lbgen.model.types import Duration, Version
+from lbgen.model.types import Duration
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._names import headless_name, uses_headless_service
@@ -41,14 +41,6 @@ GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
 # virtual-ips.md / core/v1 ClientIPConfig: timeoutSeconds defaults to 10800 (3h).
 SESSION_AFFINITY_DEFAULT_TIMEOUT = 10800
 
-# trafficDistribution values and the first Kubernetes release where each is GA, so the API
-# server accepts it without feature gates: PreferClose GA 1.33 (KEP-4444); PreferSameZone and
-# PreferSameNode GA 1.35 (KEP-3015). Source: virtual-ips.md, domain facts §4.1.
-TRAFFIC_DISTRIBUTION_SINCE: dict[str, Version] = {
-    "PreferClose": Version("1.33"),
-    "PreferSameZone": Version("1.35"),
-    "PreferSameNode": Version("1.35"),
-}
 
 # kubeadm mounts the kube-proxy ConfigMap at /var/lib/kube-proxy and defaults
 # clientConnection.kubeconfig to the ConfigMap's `kubeconfig.conf` key
@@ -132,18 +124,12 @@ def _service_port(service: Service, port: int) -> dict[str, Any]:
     return entry
 
 
-def traffic_distribution(spec: Spec, service: Service) -> tuple[str | None, str | None]:
-    """(value to render, note when the value is dropped because the cluster is too old)."""
+def traffic_distribution(spec: Spec, service: Service) -> str | None:
+    """The trafficDistribution to render; a value the cluster's version does not accept is
+    refused when the spec loads (Spec.placement_problems), never dropped here."""
     wanted = service.kubernetes.traffic_distribution
-    if wanted is None:
-        return None, None
-    since = TRAFFIC_DISTRIBUTION_SINCE[wanted]
-    if spec.cluster.version >= since:
-        return wanted, None
-    return None, (
-        f"trafficDistribution {wanted} not rendered: it is GA in Kubernetes {since}, "
-        f"cluster {spec.cluster.name} runs {spec.cluster.version} (virtual-ips.md)"
-    )
+    assert wanted is None or spec.cluster.version >= TRAFFIC_DISTRIBUTION_SINCE[wanted]
+    return wanted
 
 
 def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
@@ -161,7 +147,7 @@ def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": timeout}}
     if k8s.internal_traffic_policy is not None:
         body["internalTrafficPolicy"] = k8s.internal_traffic_policy
-    distribution, _ = traffic_distribution(spec, service)
+    distribution = traffic_distribution(spec, service)
     if distribution is not None:
         body["trafficDistribution"] = distribution
     metadata = _metadata(service.name, service.namespace, _labels(service))
@@ -247,11 +233,9 @@ def service_documents(spec: Spec, service: Service) -> list[dict[str, Any]]:
 
 
 def _service_file(ctx: RenderContext, service: Service) -> RenderedFile:
-    _, note = traffic_distribution(ctx.spec, service)
-    header = ctx.header() + (f"# note: {note}\n" if note else "")
     return RenderedFile(
         service_bundle_path(ctx.spec, service),
-        dump_yaml_documents(service_documents(ctx.spec, service), header),
+        dump_yaml_documents(service_documents(ctx.spec, service), ctx.header()),
     )
 
 

@@ -24,7 +24,7 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.render import kubernetes as k8s
 from lbgen.render._base import RenderContext, RenderedFile
-from lbgen.render._names import headless_name, uses_headless_service
+from lbgen.render._names import backend_address, headless_name, uses_headless_service
 from lbgen.render.kong import kic_file_path, upstream_name
 
 README_PATH = "README.md"
@@ -571,6 +571,63 @@ def _kube_proxy_section(spec: Spec) -> Section | None:
     )
 
 
+GKE_ALIAS_IPS = "https://cloud.google.com/kubernetes-engine/docs/concepts/alias-ips"
+
+
+def _resolver_address(entry: str) -> str:
+    """The address of a kong.conf dns_resolver entry (`ip`, `ip:port`, `[ipv6]:port`)."""
+    if entry.startswith("["):
+        return entry[1:entry.index("]")]
+    return entry.split(":")[0] if entry.count(":") == 1 else entry
+
+
+def _kong_outside_section(spec: Spec) -> Section | None:
+    kong = spec.kong
+    if kong is None or kong.location != "outside":
+        return None
+    service = spec.services[0]
+    host, port = backend_address(spec, service, kong.backend_targets)
+    resolver = _resolver_address(kong.dns_resolver[0])
+    first = _q(kong.instances[0].address)
+    if kong.backend_targets == "pod_endpoints":
+        reach = (
+            "Kong connects to pod IPs, so they must be routable from Kong's hosts"
+            + (
+                f": on GKE that is a VPC-native cluster, whose pod IPs are routable in its VPC "
+                f"and in peered VPCs ({GKE_ALIAS_IPS}); keep Kong's VMs there and let the "
+                "firewall admit them to the pods' target ports."
+                if spec.cluster.platform in k8s.GKE_PLATFORMS
+                else ": route the cluster's pod CIDR from Kong's network to the nodes "
+                "(or run Kong on the pod network), and let the firewall admit Kong's hosts."
+            )
+        )
+    else:
+        reach = (
+            "Kong connects to ClusterIPs, which the spec says are routed from Kong's hosts "
+            "(`cluster_ip_routed`)."
+        )
+    return Section(
+        f"`{kong.name}` runs outside the cluster",
+        f"{reach} Kong resolves the cluster's Service names through `dns_resolver` "
+        f"({', '.join(kong.dns_resolver)}) instead of the hosts' resolv.conf. Check both from "
+        "a Kong host:",
+        [
+            Command(
+                "The cluster name resolves through Kong's resolver",
+                f"ssh {first} dig +short @{_q(resolver)} {_q(host)}",
+                "one address per ready pod." if kong.backend_targets == "pod_endpoints"
+                else "the Service's ClusterIP.",
+            ),
+            Command(
+                "Kong's host reaches that address",
+                f"ssh {first} 'for ip in $(dig +short @{resolver} {host}); do "
+                f"nc -vz -w 2 \"$ip\" {port}; done'",
+                "`succeeded` (or `open`) for every address.",
+            ),
+        ],
+    )
+
+
 def _rollout_section(spec: Spec) -> Section | None:
     patched = [s for s in spec.services if s.has_rollout_settings][:MAX_RUNBOOK_SERVICES]
     if not patched:
@@ -602,7 +659,7 @@ def build_view(ctx: RenderContext) -> SummaryView:
     sections = [_conntrack_section(spec)]
     sections += [
         section
-        for section in (_kube_proxy_section(spec), _rollout_section(spec))
+        for section in (_kong_outside_section(spec), _kube_proxy_section(spec), _rollout_section(spec))
         if section is not None
     ]
     sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from lbgen.budget import resolve_budget
+from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.render import kubernetes as k8s
@@ -220,17 +221,17 @@ def test_traffic_distribution_only_where_the_value_is_ga(
     value: str, version: str, rendered_value: str | None
 ) -> None:
     # An API server older than the value's GA release rejects it (or needs a feature gate):
-    # lbgen drops it there and says so in the file instead of emitting an unappliable manifest.
+    # lbgen refuses the spec with a located error instead of dropping the field silently
+    # (issue #8 item 11); the refusal itself is tested in tests/test_kong_location.py.
+    if rendered_value is None:
+        with pytest.raises(InputError) as caught:
+            make_spec(cluster={"version": version},
+                      service={"kubernetes": {"traffic_distribution": value}})
+        assert "services[0].kubernetes.traffic_distribution" in caught.value.problems[0].format()
+        return
     spec = make_spec(cluster={"version": version},
                      service={"kubernetes": {"traffic_distribution": value}})
-    text = rendered(spec)["k8s/shop/orders.yaml"]
-    service = bundle(spec)[0]["spec"]
-    assert service.get("trafficDistribution") == rendered_value
-    if rendered_value is None:
-        assert f"# note: trafficDistribution {value} not rendered" in text
-        assert f"runs {version}" in text
-    else:
-        assert "# note:" not in text
+    assert bundle(spec)[0]["spec"]["trafficDistribution"] == rendered_value
 
 
 def test_labels_carry_managed_by_and_user_labels_and_managed_by_wins() -> None:
