@@ -1167,6 +1167,120 @@ services:
     ),
 )
 
+# ---------------------------------------------------------------------------------------
+# LB311 a PodDisruptionBudget that allows no eviction
+# ---------------------------------------------------------------------------------------
+
+CONFIGURE_PDB = "https://kubernetes.io/docs/tasks/run-application/configure-pdb/"
+
+
+def _scaled(value: int | str, pods: int) -> int:
+    """A PDB count or percentage as the disruption controller reads it (percentages of the
+    expected pods, rounded up: GetScaledValueFromIntOrPercent(…, roundUp=true))."""
+    if isinstance(value, int):
+        return value
+    return math.ceil(int(value[:-1]) * pods / 100)
+
+
+def _pdb_blocks_drains(ctx: RuleContext) -> Iterator[Violation]:
+    for index, service in enumerate(ctx.spec.services):
+        budget = service.disruption_budget
+        if budget is None:
+            continue
+        pods, where, label = _targets(service)
+        if budget.max_unavailable is not None:
+            field, value = "max_unavailable", budget.max_unavailable
+            allowed = _scaled(value, pods)
+            if allowed > 0:
+                continue
+            why = f"maxUnavailable {value} allows no pod to be evicted"
+        else:
+            assert budget.min_available is not None
+            field, value = "min_available", budget.min_available
+            required = _scaled(value, pods)
+            if required < pods:
+                continue
+            shown = f"{value}" if isinstance(value, int) else f"{value} (= {required} of {pods}, rounded up)"
+            why = f"minAvailable {shown} with {pods} pods ({label}) leaves no pod to evict"
+        yield Violation(
+            message=(
+                f"service {service.name}: its PodDisruptionBudget {why}: every voluntary "
+                "eviction is refused, so `kubectl drain`, node upgrades and cluster-autoscaler "
+                "scale-downs hang on the nodes that run these pods until someone deletes the "
+                "budget by hand"
+            ),
+            hint=(
+                f"allow at least one disruption: max_unavailable: 1 (or a percentage), or "
+                f"min_available below the pod count (e.g. {max(pods - 1, 0)})"
+            ),
+            path=("services", index, "disruption_budget", field),
+            related_path=("services", index, *where),
+        )
+
+
+PDB_BLOCKS_DRAINS = Rule(
+    code="LB311",
+    name="disruption-budget-blocks-drains",
+    severity=Severity.WARNING,
+    summary="The PodDisruptionBudget allows no eviction, so node drains hang",
+    tiers=frozenset({"kubernetes"}),
+    check=_pdb_blocks_drains,
+    versions="policy/v1 PodDisruptionBudget (Kubernetes ≥ 1.21)",
+    applies=lambda spec: None,
+    doc=RuleDoc(
+        what=(
+            "A service's `disruption_budget` against its pod count (the HPA minimum when "
+            "there is one): `max_unavailable` 0 or 0%, or `min_available` that is at least the "
+            "pod count once percentages are rounded up as Kubernetes does."
+        ),
+        why=(
+            "A budget that permits zero disruptions makes the eviction API refuse every "
+            "voluntary eviction of these pods. Kubernetes documents the consequence: such a "
+            "workload cannot be drained from a node, so node upgrades, `kubectl drain` and "
+            "cluster-autoscaler scale-downs stall. A percentage rounds up, so "
+            "`min_available: 90%` of 3 pods already means all 3."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 3
+    app: {preset: go}
+    disruption_budget: {min_available: 3}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 3
+    app: {preset: go}
+    disruption_budget: {min_available: 2}
+""",
+        references=(
+            (f"{CONFIGURE_PDB} (maxUnavailable 0 or 0%, or minAvailable 100% or the number of "
+             "replicas, requires zero voluntary evictions and blocks draining a node; "
+             "percentages are rounded up)"),
+            "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/",
+            ("https://github.com/kubernetes/kubernetes/blob/master/pkg/controller/disruption/"
+             "disruption.go (GetScaledValueFromIntOrPercent with roundUp true)"),
+        ),
+    ),
+)
+
 RULES: tuple[Rule, ...] = (
     PASSIVE_NEVER_REENABLED,
     PASSIVE_SUCCESSES_ZERO,
@@ -1177,4 +1291,5 @@ RULES: tuple[Rule, ...] = (
     NO_READINESS_PROBE,
     GRACE_SHORTER_THAN_DRAIN,
     KIC_WITHOUT_DRAIN,
+    PDB_BLOCKS_DRAINS,
 )
