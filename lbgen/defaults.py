@@ -97,6 +97,16 @@ def app_idle_timeout(app: AppServer) -> Fact:
         return Fact(_s(5), "uvicorn --timeout-keep-alive default 5 (encode/uvicorn uvicorn/config.py)")
     if preset == "gunicorn":
         return Fact(_s(2), "gunicorn --keep-alive default 2 (benoitc/gunicorn gunicorn/config.py)")
+    if preset == "uvicorn-gunicorn":
+        # UvicornWorker passes gunicorn's setting to uvicorn: config_kwargs
+        # "timeout_keep_alive": self.cfg.keepalive (encode/uvicorn uvicorn/workers.py; the
+        # same in the uvicorn-worker package), so uvicorn's own 5s default never applies.
+        return Fact(
+            _s(2),
+            "gunicorn -k uvicorn.workers.UvicornWorker: gunicorn --keep-alive default 2, "
+            "passed as uvicorn's timeout_keep_alive (encode/uvicorn uvicorn/workers.py; "
+            "benoitc/gunicorn gunicorn/config.py)",
+        )
     if preset == "gunicorn-sync":
         return Fact(None, "gunicorn sync workers do not keep connections alive (gunicorn/config.py Keepalive)")
     if preset == "nodejs":
@@ -104,7 +114,15 @@ def app_idle_timeout(app: AppServer) -> Fact:
             return Fact(_s(65), "Node.js ≥ 26 server.keepAliveTimeout 65000 ms (nodejs/node#62782)")
         return Fact(_s(5), "Node.js ≤ 25 server.keepAliveTimeout 5000 ms (nodejs.org/api/http.html)")
     if preset == "go":
-        return Fact(None, "Go net/http Server.IdleTimeout zero value: no idle timeout (pkg.go.dev/net/http#Server)")
+        if app.read_timeout is not None and app.read_timeout.ms > 0:
+            # "IdleTimeout … If zero, the value of ReadTimeout is used. If negative, or if zero
+            # and ReadTimeout is zero or negative, there is no timeout." (pkg.go.dev/net/http#Server)
+            return Fact(
+                app.read_timeout,
+                f"Go net/http: IdleTimeout unset (0) uses ReadTimeout {app.read_timeout} "
+                "(pkg.go.dev/net/http#Server)",
+            )
+        return Fact(None, "Go net/http Server.IdleTimeout and ReadTimeout zero: no idle timeout (pkg.go.dev/net/http#Server)")
     if preset == "tomcat":
         return Fact(_s(20), "Tomcat keepAliveTimeout = connectionTimeout, 20000 ms in the stock server.xml")
     if preset == "spring-boot":

@@ -29,8 +29,8 @@ NGINX_VERSIONS = ("1.18.0", "1.20.2", "1.22.1", "1.24.0", "1.25.5", "1.26.3", "1
                   "1.28.0", "1.29.7", "1.30.0", "1.31.0")
 KONG_VERSIONS = ("3.0", "3.2", "3.4", "3.6", "3.8", "3.9", "3.10", "3.11", "3.12")
 KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35")
-PRESETS = ("uvicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat", "spring-boot",
-           "custom")
+PRESETS = ("uvicorn", "uvicorn-gunicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat",
+           "spring-boot", "custom")
 HTTP_HASH_KEYS = ("$remote_addr", "$request_uri", "$binary_remote_addr", "$http_x_user_id",
                   "$remote_addr$request_uri", "$cookie_session")
 STREAM_HASH_KEYS = ("$remote_addr", "$binary_remote_addr", "$remote_addr$server_port")

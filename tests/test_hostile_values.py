@@ -217,7 +217,7 @@ BASES: dict[str, dict[str, Any]] = {
                 "name": "cart",
                 "namespace": "store",
                 "replicas": 3,
-                "app": {"preset": "go"},
+                "app": {"preset": "go", "read_timeout": "30s"},
                 "kong": {"algorithm": "sticky-sessions", "sticky_sessions_cookie": "cart-sticky"},
             }
         ],

@@ -21,7 +21,8 @@ from lbgen.model.types import (
 )
 
 AppServerPreset = Literal[
-    "uvicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat", "spring-boot", "custom"
+    "uvicorn", "uvicorn-gunicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat",
+    "spring-boot", "custom"
 ]
 
 
@@ -34,12 +35,19 @@ class AppServer(StrictModel):
     """Server/runtime version where the default changed (Node.js 26 raised it to 65s)."""
     idle_timeout: Duration | None = None
     """The server's keep-alive timeout as configured. Unset: the preset's default.
-    `custom` requires it. For `go`, unset means no idle timeout at all."""
+    `custom` requires it. For `go`, unset means `read_timeout`, or no idle timeout at all.
+    `uvicorn-gunicorn` (gunicorn -k uvicorn.workers.UvicornWorker) is gunicorn's `--keep-alive`,
+    not uvicorn's `--timeout-keep-alive`."""
+    read_timeout: Duration | None = None
+    """`go` only: http.Server.ReadTimeout. With IdleTimeout unset (0) Go uses it as the idle
+    timeout of kept-alive connections (net/http Server docs)."""
 
     @model_validator(mode="after")
     def _custom_needs_timeout(self) -> AppServer:
         if self.preset == "custom" and self.idle_timeout is None:
             raise ValueError("preset 'custom' needs idle_timeout (the server's keep-alive timeout)")
+        if self.read_timeout is not None and self.preset != "go":
+            raise ValueError("read_timeout is Go's http.Server.ReadTimeout: only for preset go")
         return self
 
 
