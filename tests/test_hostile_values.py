@@ -209,7 +209,8 @@ BASES: dict[str, dict[str, Any]] = {
         "tiers": [
             _edge(),
             _kong(mode="kic", edition="enterprise", version="3.11",
-                  kic={"version": "3.5", "drain_support": True}),
+                  kic={"version": "3.5", "drain_support": True},
+                  proxy_service={"external_traffic_policy": "Local", "lb_targets": "pods"}),
             {"kind": "kubernetes", "name": "gke", "platform": "gke"},
         ],
         "services": [

@@ -162,6 +162,18 @@ class KicSettings(StrictModel):
     false): terminating pods stay in Kong's upstream with weight 0 so existing sessions finish."""
 
 
+class KongProxyService(StrictModel):
+    """The Service (type LoadBalancer/NodePort, e.g. from Kong's Helm chart) through which a
+    cloud load balancer reaches Kong in the cluster. Not rendered; used by the rules (LB507)."""
+
+    external_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
+    """`spec.externalTrafficPolicy` (Kubernetes default Cluster)."""
+    lb_targets: Literal["nodes", "pods"] = "nodes"
+    """What the load balancer sends to: node ports (kube-proxy forwards to a Kong pod) or Kong
+    pod IPs directly (container-native load balancing: GKE NEGs, AWS target type ip), where
+    externalTrafficPolicy plays no part."""
+
+
 class KongTier(_TierBase):
     """A Kong Gateway 3.x data plane: DB-less with a declarative file, or run by KIC."""
 
@@ -192,6 +204,9 @@ class KongTier(_TierBase):
     Service CIDR from Kong's hosts to the nodes, so ClusterIPs are reachable there."""
     kic: KicSettings | None = None
     """The controller's version and flags (mode: kic). Used by the rules (LB309)."""
+    proxy_service: KongProxyService | None = None
+    """Kong's own proxy Service when Kong runs in the cluster behind a cloud load balancer
+    (not rendered; LB507). Unset: externalTrafficPolicy Cluster, the LB targets nodes."""
 
     @model_validator(mode="after")
     def _kong_constraints(self) -> KongTier:
@@ -201,6 +216,8 @@ class KongTier(_TierBase):
             raise ValueError(
                 "cluster_ip_routed only applies with location: outside and backend_targets: cluster_ip"
             )
+        if self.proxy_service is not None and self.location != "cluster":
+            raise ValueError("proxy_service describes Kong's Service in the cluster: only with location: cluster")
         if self.kic is not None and self.mode != "kic":
             raise ValueError("kic settings only apply with mode: kic")
         if self.kic is not None and self.kic.drain_support:
