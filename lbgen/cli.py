@@ -140,9 +140,18 @@ def cli() -> None:
     help="Write nothing; exit 1 and print a unified diff when the output directory differs "
     "from what would be rendered (for CI and pre-commit).",
 )
+@click.option(
+    "--rollout-from",
+    "rollout_from",
+    type=_SPEC,
+    metavar="OLD",
+    help="Also print the order in which to deploy the hops when moving from the spec OLD to "
+    "SPEC, so that every caller's idle timeout stays below its callee's during the change.",
+)
 @_user_errors
 def render(
-    spec: Path, out_dir: Path, verify: bool, schemas_dir: Path | None, force: bool, check: bool
+    spec: Path, out_dir: Path, verify: bool, schemas_dir: Path | None, force: bool, check: bool,
+    rollout_from: Path | None = None,
 ) -> None:
     """Render every hop's configuration from SPEC into a directory.
 
@@ -154,6 +163,7 @@ def render(
       lbgen render examples/seed.yaml -o out
       lbgen render examples/seed.yaml -o out --verify --schemas ../shared/schemas
       lbgen render examples/seed.yaml -o out --check
+      lbgen render new.yaml -o out --rollout-from old.yaml
     """
     import lbgen
 
@@ -171,6 +181,11 @@ def render(
         _exit(EXIT_FINDINGS)
 
     files = lbgen.render(loaded)
+    if rollout_from is not None:
+        from lbgen.rollout import plan_text, rollout_plan
+
+        plan = rollout_plan(_load(rollout_from).spec, loaded.spec)
+        click.echo(plan_text(str(rollout_from), str(spec), plan), nl=False)
 
     verify_failed = False
     if verify:

@@ -382,6 +382,8 @@ def service(draw: Draw, index: int, name: str, kong: dict[str, Any] | None) -> d
                             "period_seconds": draw(st.integers(1, 30)),
                             "timeout_seconds": draw(st.integers(1, 5)),
                             "failure_threshold": draw(st.integers(1, 5))}
+        if protocol == "grpc":
+            del svc["readiness"]["path"]  # the gRPC health protocol has no path
     if draw(st.booleans()):
         low = draw(st.integers(1, 5))
         svc["autoscaling"] = {"min_replicas": low, "max_replicas": draw(st.integers(low, 20)),

@@ -628,6 +628,24 @@ def _kong_outside_section(spec: Spec) -> Section | None:
     )
 
 
+def _deploy_section(spec: Spec) -> Section:
+    from lbgen.rollout import deploy_steps
+
+    return Section(
+        "Deploying this output",
+        "Apply hop by hop, innermost first, so that no caller is pointed at a hop that is not "
+        "there yet. When a change moves idle timeouts, the order is what keeps every caller "
+        "closing idle connections before its callee *during* the change: lower a callee's idle "
+        "timeout only after its callers are below the new value, raise a caller's only after "
+        "its callees are above it. `lbgen render NEW -o DIR --rollout-from OLD` prints the "
+        "order for a concrete change.",
+        [
+            Command(f"`{step.unit}` — {step.what}", "\n".join(step.commands))
+            for step in deploy_steps(spec)
+        ],
+    )
+
+
 def _rollout_section(spec: Spec) -> Section | None:
     patched = [s for s in spec.services if s.has_rollout_settings][:MAX_RUNBOOK_SERVICES]
     if not patched:
@@ -662,6 +680,7 @@ def build_view(ctx: RenderContext) -> SummaryView:
         for section in (_kong_outside_section(spec), _kube_proxy_section(spec), _rollout_section(spec))
         if section is not None
     ]
+    sections.append(_deploy_section(spec))
     sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
     path_line = " → ".join(
         [*(["external LB"] if spec.external_lb else []), *(t.name for t in spec.tiers), "pods"]

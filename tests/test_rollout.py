@@ -1,0 +1,104 @@
+"""Deploy steps and the rollout order of an idle-timeout change (issue #8 item 9).
+
+The invariant during the change: lower a callee's idle timeout only after its callers are
+below the new value; raise a caller's only after its callees are above it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner
+
+import lbgen
+from lbgen.cli import cli
+from lbgen.model.spec import Spec
+from lbgen.rollout import plan_text, rollout_plan
+
+BASE: dict[str, Any] = {
+    "name": "shop",
+    "tiers": [
+        {"kind": "nginx_http", "name": "edge", "instances": [{"name": "e1", "address": "10.0.0.1"}],
+         "upstream_keepalive": {"idle_timeout": "50s"}},
+        {"kind": "kong", "name": "gw", "instances": [{"name": "k1", "address": "10.0.1.1"}],
+         "client_keepalive": {"timeout": "60s"}},
+        {"kind": "kubernetes", "name": "k8s", "platform": "gke"},
+    ],
+    "services": [{"name": "orders", "namespace": "shop", "replicas": 2, "app": {"preset": "uvicorn"},
+                  "readiness": {}, "pre_stop_delay": "35s", "termination_grace_period": "100s"}],
+}
+
+
+def spec(edge_idle: str = "50s", kong_client: str = "60s", app: dict[str, Any] | None = None) -> Spec:
+    data = copy.deepcopy(BASE)
+    data["tiers"][0]["upstream_keepalive"]["idle_timeout"] = edge_idle
+    data["tiers"][1]["client_keepalive"]["timeout"] = kong_client
+    if app is not None:
+        data["services"][0]["app"] = app
+    return lbgen.load(data).spec
+
+
+def units(old: Spec, new: Spec) -> list[str]:
+    return [item.step.unit for item in rollout_plan(old, new)]
+
+
+def test_lowering_a_callee_waits_for_its_caller() -> None:
+    # Kong's client keep-alive 60s → 30s while the edge pool goes 50s → 20s: with Kong first,
+    # the edge would keep 50s-idle connections Kong closes after 30s.
+    plan = rollout_plan(spec(), spec(edge_idle="20s", kong_client="30s"))
+    assert [item.step.unit for item in plan] == ["edge", "gw"]
+    assert plan[1].reasons and "50s → 20s must be below the new client keep-alive timeout 30s" in plan[1].reasons[0]
+
+
+def test_raising_a_caller_waits_for_its_callee() -> None:
+    assert units(spec(edge_idle="20s", kong_client="30s"), spec()) == ["gw", "edge"]
+
+
+def test_an_app_idle_change_orders_the_app_and_the_pool_in_front() -> None:
+    # uvicorn 5s → custom 30s: Kong's derived pool idle rises 4s → 27s, so the app goes first.
+    raised = units(spec(), spec(app={"preset": "custom", "idle_timeout": "30s"}))
+    assert raised.index("app shop/orders") < raised.index("gw")
+    lowered = units(spec(app={"preset": "custom", "idle_timeout": "30s"}), spec())
+    assert lowered.index("gw") < lowered.index("app shop/orders")
+
+
+def test_unconstrained_changes_go_innermost_first() -> None:
+    old = spec()
+    data = copy.deepcopy(BASE)
+    data["services"][0]["termination_grace_period"] = "120s"
+    data["tiers"][0]["timeouts"] = {"read": "90s"}
+    assert units(old, lbgen.load(data).spec) == ["k8s", "edge"]
+
+
+def test_no_change_says_so() -> None:
+    assert "nothing to deploy" in plan_text("a", "b", rollout_plan(spec(), spec()))
+
+
+def test_render_rollout_from_prints_the_steps(tmp_path: Path) -> None:
+    old_file, new_file = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old_file.write_text(yaml.safe_dump(BASE))
+    new = copy.deepcopy(BASE)
+    new["tiers"][0]["upstream_keepalive"]["idle_timeout"] = "20s"
+    new["tiers"][1]["client_keepalive"]["timeout"] = "30s"
+    new_file.write_text(yaml.safe_dump(new))
+    result = CliRunner().invoke(
+        cli, ["render", str(new_file), "-o", str(tmp_path / "out"), "--rollout-from", str(old_file)]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.index("1. edge") < out.index("2. gw")
+    assert "sudo nginx -t && sudo nginx -s reload" in out
+    assert "curl -fsS -X POST http://127.0.0.1:8001/config -F config=@/etc/kong/kong.yaml" in out
+
+
+def test_readme_says_how_to_apply_each_hop_innermost_first() -> None:
+    readme = lbgen.render(lbgen.load(copy.deepcopy(BASE)))["README.md"]
+    section = readme[readme.index("### Deploying this output"):]
+    assert section.index("`k8s`") < section.index("`gw`") < section.index("`edge`")
+    assert "kubectl apply -f k8s/shop/orders.yaml" in section
+    assert "POST http://127.0.0.1:8001/config" in section and "decK cannot sync DB-less" in section
+    assert "nginx -t && sudo nginx -s reload" in section
+    assert "--rollout-from OLD" in section
