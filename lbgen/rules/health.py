@@ -633,7 +633,8 @@ def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
                 f"{needed} ({how}): requests in that window hit a closed port (502 or retries)"
             ),
             hint=(
-                f"raise {service.name} pre_stop_delay to at least {needed} (plus margin), and "
+                f"{'set' if delay is None else 'raise'} {service.name} pre_stop_delay to at "
+                f"least {needed} (plus margin; rendered as a preStop sleep), and "
                 "terminationGracePeriodSeconds above pre_stop_delay plus the app's drain time"
             ),
             path=("services", index, "pre_stop_delay"),
