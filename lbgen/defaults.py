@@ -162,6 +162,11 @@ TRAFFIC_DISTRIBUTION_SINCE: dict[str, Version] = {
 # `exec` of `sleep`, which needs a sleep binary in the image.
 K8S_PRESTOP_SLEEP_ACTION_SINCE = Version("1.30")
 
+# gRPC container probes (feature gate GRPCContainerProbe): alpha 1.23, beta and on by default
+# 1.24, GA 1.27 (kubernetes/website feature-gates/GRPCContainerProbe.md). lbgen renders a
+# `grpc` readinessProbe for gRPC services and refuses it on older clusters.
+K8S_GRPC_PROBE_SINCE = Version("1.24")
+
 # Kong Ingress Controller `--enable-drain-support` (CONTROLLER_ENABLE_DRAIN_SUPPORT), default
 # false: terminating endpoints stay in Kong's upstream with weight 0 so existing sessions finish.
 # New in KIC 3.5 (developer.konghq.com/kubernetes-ingress-controller/upgrade/ "3.5 … Connection

@@ -138,3 +138,15 @@ def test_seed_says_kong_runs_outside_and_how_it_resolves_cluster_names() -> None
     kong = loaded.spec.kong
     assert kong is not None and kong.location == "outside" and kong.dns_resolver
     assert "dns_resolver = " in lbgen.render(loaded)["gateway/kong.conf"]
+
+
+def test_a_grpc_readiness_probe_needs_kubernetes_1_24() -> None:
+    text = spec_text("location: cluster", **{
+        'version: "1.33"': 'version: "1.23"',
+        "    kubernetes: {traffic_distribution: PreferClose}\n": "",
+        "  - name: orders\n": "  - name: orders\n    protocol: grpc\n",
+        "readiness: {path: /healthz}": "readiness: {period_seconds: 5}",
+    })
+    problem = only_problem(text)
+    assert problem.path == "services[0].readiness"
+    assert "1.24" in problem.message

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lbgen.defaults import TRAFFIC_DISTRIBUTION_SINCE
+from lbgen.defaults import K8S_GRPC_PROBE_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 from lbgen.model._base import StrictModel
 from lbgen.model.service import Service
 from lbgen.model.tiers import (
@@ -151,6 +151,19 @@ class Spec(StrictModel):
                     "rendered as kong.conf dns_resolver",
                 ))
         for index, service in enumerate(self.services):
+            if (
+                service.protocol == "grpc"
+                and service.readiness is not None
+                and self.cluster.version < K8S_GRPC_PROBE_SINCE
+            ):
+                problems.append(SpecProblem(
+                    ("services", index, "readiness"),
+                    f"service {service.name}: a gRPC service gets a grpc readiness probe, which "
+                    f"Kubernetes has on by default from {K8S_GRPC_PROBE_SINCE}; cluster "
+                    f"{self.cluster.name} runs {self.cluster.version}",
+                    "drop readiness (and probe the pods your own way), or set the cluster's "
+                    f"version to {K8S_GRPC_PROBE_SINCE} or later once it runs it",
+                ))
             wanted = service.kubernetes.traffic_distribution
             if wanted is None:
                 continue
