@@ -12,11 +12,14 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lbgen
+from lbgen.budget import resolve_budget
 from lbgen.cli import cli
 from lbgen.model.spec import Spec
-from lbgen.rollout import plan_text, rollout_plan
+from lbgen.rollout import _below, _timer_pairs, plan_text, rollout_plan
 
 BASE: dict[str, Any] = {
     "name": "shop",
@@ -102,3 +105,50 @@ def test_readme_says_how_to_apply_each_hop_innermost_first() -> None:
     assert "POST http://127.0.0.1:8001/config" in section and "decK cannot sync DB-less" in section
     assert "nginx -t && sudo nginx -s reload" in section
     assert "--rollout-from OLD" in section
+
+
+# --- the invariant holds after every step -------------------------------------------------------
+
+@st.composite
+def valid_timers(draw: st.DrawFn) -> tuple[int, int, int, int]:
+    """(edge pool idle, Kong client keep-alive, Kong pool idle, app idle) with every caller
+    below its callee, as both the old and the new spec of a real change would be."""
+    kong_client = draw(st.integers(3, 120))
+    app_idle = draw(st.integers(3, 120))
+    return (draw(st.integers(2, kong_client - 1)), kong_client,
+            draw(st.integers(2, app_idle - 1)), app_idle)
+
+
+def _three_hop(edge_idle: int, kong_client: int, kong_idle: int, app_idle: int) -> Spec:
+    data = copy.deepcopy(BASE)
+    data["tiers"][0]["upstream_keepalive"]["idle_timeout"] = f"{edge_idle}s"
+    data["tiers"][1]["client_keepalive"]["timeout"] = f"{kong_client}s"
+    data["tiers"][1]["upstream_keepalive"] = {"idle_timeout": f"{kong_idle}s"}
+    data["services"][0]["app"] = {"preset": "custom", "idle_timeout": f"{app_idle}s"}
+    return lbgen.load(data).spec
+
+
+@settings(max_examples=40, deadline=None)
+@given(old=valid_timers(), new=valid_timers())
+def test_every_intermediate_state_of_the_plan_keeps_callers_below_callees(
+    old: tuple[int, int, int, int], new: tuple[int, int, int, int]
+) -> None:
+    old_spec, new_spec = _three_hop(*old), _three_hop(*new)
+    old_pairs = _timer_pairs(old_spec, resolve_budget(old_spec))
+    new_pairs = _timer_pairs(new_spec, resolve_budget(new_spec))
+    assert set(old_pairs) == set(new_pairs) == {
+        "edge>gw:client keep-alive timeout", "gw>app shop/orders:app idle timeout"
+    }
+    applied: set[str] = set()
+    for item in [None, *rollout_plan(old_spec, new_spec)]:
+        if item is not None:
+            applied.add(item.step.unit)
+        for key, (caller_new, callee_new) in new_pairs.items():
+            caller_old, callee_old = old_pairs[key]
+            caller = caller_new if caller_new.unit in applied else caller_old
+            callee = callee_new if callee_new.unit in applied else callee_old
+            assert _below(caller.value, callee.value), (key, caller, callee, applied)
+    # Every unit whose timer changes is in the plan.
+    changed = {t.unit for k in new_pairs for t, u in zip(new_pairs[k], old_pairs[k], strict=True)
+               if t.value != u.value}
+    assert changed <= applied
