@@ -152,3 +152,53 @@ def test_every_intermediate_state_of_the_plan_keeps_callers_below_callees(
     changed = {t.unit for k in new_pairs for t, u in zip(new_pairs[k], old_pairs[k], strict=True)
                if t.value != u.value}
     assert changed <= applied
+
+
+FULL_PATH: dict[str, Any] = {
+    "name": "shop", "external_lb": {"kind": "other"},
+    "tiers": [
+        {"kind": "nginx_http", "name": "edge", "instances": [{"name": "e1", "address": "10.0.0.1"}]},
+        {"kind": "nginx_stream", "name": "l4", "instances": [{"name": "l1", "address": "10.0.3.1"}]},
+        {"kind": "kong", "name": "gw", "instances": [{"name": "k1", "address": "10.0.1.1"}]},
+        {"kind": "kubernetes", "name": "k8s", "platform": "gke"},
+    ],
+    "services": [{"name": "orders", "namespace": "shop", "replicas": 2,
+                  "app": {"preset": "custom", "idle_timeout": "30s"},
+                  "readiness": {}, "pre_stop_delay": "35s", "termination_grace_period": "100s"}],
+}
+
+
+@st.composite
+def full_path_timers(draw: st.DrawFn) -> Spec:
+    """LB → edge → L4 → Kong → app, every timer set and every caller below its callees."""
+    edge_client, l4, kong_client, app = (draw(st.integers(3, 200)) for _ in range(4))
+    data = copy.deepcopy(FULL_PATH)
+    data["external_lb"]["backend_idle_timeout"] = f"{draw(st.integers(2, edge_client - 1))}s"
+    edge = data["tiers"][0]
+    edge["client_keepalive"] = {"timeout": f"{edge_client}s"}
+    edge["upstream_keepalive"] = {"idle_timeout": f"{draw(st.integers(2, min(l4, kong_client) - 1))}s"}
+    data["tiers"][1]["proxy_timeout"] = f"{l4}s"
+    data["tiers"][2]["client_keepalive"] = {"timeout": f"{kong_client}s"}
+    data["tiers"][2]["upstream_keepalive"] = {"idle_timeout": f"{draw(st.integers(2, app - 1))}s"}
+    data["services"][0]["app"]["idle_timeout"] = f"{app}s"
+    return lbgen.load(data).spec
+
+
+@settings(max_examples=40, deadline=None)
+@given(old_spec=full_path_timers(), new_spec=full_path_timers())
+def test_the_plan_keeps_the_invariant_through_l4_and_the_external_lb(old_spec: Spec, new_spec: Spec) -> None:
+    old_pairs = _timer_pairs(old_spec, resolve_budget(old_spec))
+    new_pairs = _timer_pairs(new_spec, resolve_budget(new_spec))
+    assert set(new_pairs) == {
+        "external LB>edge:client keepalive_timeout", "edge>l4:proxy_timeout",
+        "edge>gw:client keep-alive timeout", "gw>app shop/orders:app idle timeout",
+    }
+    applied: set[str] = set()
+    for item in [None, *rollout_plan(old_spec, new_spec)]:
+        if item is not None:
+            applied.add(item.step.unit)
+        for key, (caller_new, callee_new) in new_pairs.items():
+            caller_old, callee_old = old_pairs[key]
+            caller = caller_new if caller_new.unit in applied else caller_old
+            callee = callee_new if callee_new.unit in applied else callee_old
+            assert _below(caller.value, callee.value), (key, caller, callee, applied)
