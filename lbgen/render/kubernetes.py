@@ -315,8 +315,8 @@ def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | 
     if patch is None:
         return None
     notes = [
-        f"Strategic-merge patch of Deployment {service.namespace}/{service.workload}, container",
-        f"{service.container_name}: not a manifest, do not `kubectl apply` it. Apply with",
+        f"Strategic-merge patch of Deployment {service.namespace}/{service.workload} (container",
+        f"`{service.container_name}`), not a manifest: do not `kubectl apply` it. Apply with",
         f"  {rollout_patch_command(ctx.spec, service)}",
         "or list it under `patches:` in your kustomization.yaml.",
     ]
