@@ -235,6 +235,14 @@ def cli() -> None:
     help="Write nothing; print the unified diff a render would apply to the output directory "
     "and the files it would add, change and remove (exit 0).",
 )
+@click.option(
+    "--rollout-from",
+    "rollout_from",
+    type=_SPEC,
+    metavar="OLD",
+    help="Also print the order in which to deploy the hops when moving from the spec OLD to "
+    "SPEC, so that every caller's idle timeout stays below its callee's during the change.",
+)
 @_quiet_option
 @_color_option
 @_user_errors
@@ -248,6 +256,7 @@ def render(
     replace_foreign: bool,
     check: bool,
     preview: bool,
+    rollout_from: Path | None,
     quiet: bool,
     color: str,
 ) -> None:
@@ -263,6 +272,7 @@ def render(
       lbgen render examples/seed.yaml -o out --verify --strict
       lbgen render examples/seed.yaml -o out --check
       lbgen render examples/seed.yaml -o out --diff
+      lbgen render new.yaml -o out --rollout-from old.yaml
 
     \b
     --verify labels each check: passed (the file as written, on the declared
@@ -295,6 +305,11 @@ def render(
         _exit(EXIT_FINDINGS)
 
     files = lbgen.render(loaded)
+    if rollout_from is not None:
+        from lbgen.rollout import plan_text, rollout_plan
+
+        plan = rollout_plan(_load(rollout_from).spec, loaded.spec)
+        click.echo(plan_text(str(rollout_from), str(spec), plan), nl=False)
 
     verify_failed = False
     unproven: list[str] = []

@@ -176,6 +176,16 @@ def app_idle_timeout(app: AppServer) -> Fact:
         return Fact(_s(5), "uvicorn --timeout-keep-alive default 5 (encode/uvicorn uvicorn/config.py)")
     if preset == "gunicorn":
         return Fact(_s(2), "gunicorn --keep-alive default 2 (benoitc/gunicorn gunicorn/config.py)")
+    if preset == "uvicorn-gunicorn":
+        # UvicornWorker passes gunicorn's setting to uvicorn: config_kwargs
+        # "timeout_keep_alive": self.cfg.keepalive (encode/uvicorn uvicorn/workers.py; the
+        # same in the uvicorn-worker package), so uvicorn's own 5s default never applies.
+        return Fact(
+            _s(2),
+            "gunicorn -k uvicorn.workers.UvicornWorker: gunicorn --keep-alive default 2, "
+            "passed as uvicorn's timeout_keep_alive (encode/uvicorn uvicorn/workers.py; "
+            "benoitc/gunicorn gunicorn/config.py)",
+        )
     if preset == "gunicorn-sync":
         return Fact(None, "gunicorn sync workers do not keep connections alive (gunicorn/config.py Keepalive)")
     if preset == "nodejs":
@@ -183,7 +193,15 @@ def app_idle_timeout(app: AppServer) -> Fact:
             return Fact(_s(65), "Node.js ≥ 26 server.keepAliveTimeout 65000 ms (nodejs/node#62782)")
         return Fact(_s(5), "Node.js ≤ 25 server.keepAliveTimeout 5000 ms (nodejs.org/api/http.html)")
     if preset == "go":
-        return Fact(None, "Go net/http Server.IdleTimeout zero value: no idle timeout (pkg.go.dev/net/http#Server)")
+        if app.read_timeout is not None and app.read_timeout.ms > 0:
+            # "IdleTimeout … If zero, the value of ReadTimeout is used. If negative, or if zero
+            # and ReadTimeout is zero or negative, there is no timeout." (pkg.go.dev/net/http#Server)
+            return Fact(
+                app.read_timeout,
+                f"Go net/http: IdleTimeout unset (0) uses ReadTimeout {app.read_timeout} "
+                "(pkg.go.dev/net/http#Server)",
+            )
+        return Fact(None, "Go net/http Server.IdleTimeout and ReadTimeout zero: no idle timeout (pkg.go.dev/net/http#Server)")
     if preset == "tomcat":
         return Fact(_s(20), "Tomcat keepAliveTimeout = connectionTimeout, 20000 ms in the stock server.xml")
     if preset == "spring-boot":
@@ -221,3 +239,35 @@ KUBE_PROXY_CONNTRACK_MIN = Fact(
 KUBE_PROXY_CONNTRACK_MAX_PER_CORE = Fact(
     32768, "kube-proxy conntrack.maxPerCore default 32768 (kubernetes.io/docs/reference/generated/kube-proxy)"
 )
+
+
+# trafficDistribution values and the first Kubernetes release where each is GA, so the API
+# server accepts it without feature gates: PreferClose GA 1.33 (KEP-4444); PreferSameZone and
+# PreferSameNode GA 1.35 (KEP-3015). Source: virtual-ips.md, domain facts §4.1.
+TRAFFIC_DISTRIBUTION_SINCE: dict[str, Version] = {
+    "PreferClose": Version("1.33"),
+    "PreferSameZone": Version("1.35"),
+    "PreferSameNode": Version("1.35"),
+}
+
+
+# --- Kubernetes rollout safety -------------------------------------------------------------
+
+# The `sleep` action of container lifecycle hooks (KEP-3960, feature gate
+# PodLifecycleSleepAction): alpha (off) in 1.29, beta and on by default from 1.30, GA 1.34
+# (kubernetes/website content/en/docs/reference/command-line-tools-reference/feature-gates/
+# PodLifecycleSleepAction.md; kubernetes.dev/resources/keps/3960). Below 1.30 lbgen renders an
+# `exec` of `sleep`, which needs a sleep binary in the image.
+K8S_PRESTOP_SLEEP_ACTION_SINCE = Version("1.30")
+
+# gRPC container probes (feature gate GRPCContainerProbe): alpha 1.23, beta and on by default
+# 1.24, GA 1.27 (kubernetes/website feature-gates/GRPCContainerProbe.md). lbgen renders a
+# `grpc` readinessProbe for gRPC services and refuses it on older clusters.
+K8S_GRPC_PROBE_SINCE = Version("1.24")
+
+# Kong Ingress Controller `--enable-drain-support` (CONTROLLER_ENABLE_DRAIN_SUPPORT), default
+# false: terminating endpoints stay in Kong's upstream with weight 0 so existing sessions finish.
+# New in KIC 3.5 (developer.konghq.com/kubernetes-ingress-controller/upgrade/ "3.5 … Connection
+# Draining: … Enable with the --enable-drain-support flag"; the sticky-sessions reference page
+# declares min_version kic 3.5).
+KIC_DRAIN_SUPPORT_SINCE = Version("3.5")

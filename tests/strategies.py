@@ -30,8 +30,8 @@ NGINX_VERSIONS = ("1.18.0", "1.20.2", "1.22.1", "1.24.0", "1.25.5", "1.26.3", "1
                   "1.28.0", "1.29.7", "1.30.0", "1.31.0")
 KONG_VERSIONS = ("3.0", "3.2", "3.4", "3.6", "3.8", "3.9", "3.10", "3.11", "3.12")
 KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35")
-PRESETS = ("uvicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat", "spring-boot",
-           "custom")
+PRESETS = ("uvicorn", "uvicorn-gunicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat",
+           "spring-boot", "custom")
 HTTP_HASH_KEYS = ("$remote_addr", "$request_uri", "$binary_remote_addr", "$http_x_user_id",
                   "$remote_addr$request_uri", "$cookie_session")
 STREAM_HASH_KEYS = ("$remote_addr", "$binary_remote_addr", "$remote_addr$server_port")
@@ -386,6 +386,8 @@ def service(draw: Draw, index: int, name: str, kong: dict[str, Any] | None) -> d
                             "period_seconds": draw(st.integers(1, 30)),
                             "timeout_seconds": draw(st.integers(1, 5)),
                             "failure_threshold": draw(st.integers(1, 5))}
+        if protocol == "grpc":
+            del svc["readiness"]["path"]  # the gRPC health protocol has no path
     if draw(st.booleans()):
         low = draw(st.integers(1, 5))
         svc["autoscaling"] = {"min_replicas": low, "max_replicas": draw(st.integers(low, 20)),
@@ -440,6 +442,11 @@ def specs(
         _put(lb, "backend_idle_timeout", draw(optional(durations(1, 600))))
         spec["external_lb"] = lb
     _put(spec, "keepalive_margin", draw(optional(durations(1, 10))))
+    cluster_version = Version(tiers[-1].get("version", "1.33"))
+    for svc in spec["services"]:
+        # trafficDistribution below its GA release is an input error (Spec.placement_problems).
+        if cluster_version < Version("1.33"):
+            svc["kubernetes"].pop("traffic_distribution", None)
     # Combinations the loader refuses with a located error (Spec.refusals, e.g. Kong < 3.6
     # h2c-only listeners for the edge's HTTP/1.1) are not valid specs.
     assume(not Spec.model_validate(spec).refusals())

@@ -24,7 +24,15 @@ CLUSTER = "    platform: gke\n"
 
 
 def add(after: str, line: str, text: str = SEED) -> str:
+    """`line` after `after`, or in place of the line that sets the same key there already."""
     assert text.count(after) == 1, after
+    key = line.split(":", 1)[0] + ":"
+    start = text.index(after)
+    block_end = text.find("\n  - ", start)
+    block = text[text.rfind("\n  - ", 0, start):block_end if block_end != -1 else len(text)]
+    existing = [old for old in block.splitlines() if old.startswith(key)]
+    if existing:
+        return text.replace(existing[0] + "\n", line + "\n", 1)
     return text.replace(after, after + line + "\n")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import lbgen
 from lbgen.budget import Budget, margin_for, resolve_budget
 from lbgen.model.types import Duration
@@ -142,6 +144,30 @@ def test_nodejs_26_raised_the_default_to_65s() -> None:
     b = budget([KONG], apps=[{"preset": "nodejs", "version": "26.0"}, {"preset": "nodejs", "version": "22.11"}])
     assert b.app_idle["default/svc0"].value == _s(65)
     assert b.app_idle["default/svc1"].value == _s(5)
+
+
+def test_uvicorn_under_gunicorn_uses_gunicorns_keep_alive_not_uvicorns() -> None:
+    # uvicorn/workers.py: UvicornWorker passes "timeout_keep_alive": self.cfg.keepalive, i.e.
+    # gunicorn's --keep-alive (default 2s), so the uvicorn preset's 5s (and Kong 4s) would race.
+    b = budget([KONG], apps=[{"preset": "uvicorn-gunicorn"}])
+    assert b.app_idle["default/svc0"].value == _s(2)
+    assert "UvicornWorker" in b.app_idle["default/svc0"].note
+    assert b.kong_upstream is not None and b.kong_upstream.idle_timeout.value == _s(1)
+
+
+def test_go_idle_timeout_falls_back_to_read_timeout() -> None:
+    # net/http Server: "IdleTimeout … If zero, the value of ReadTimeout is used."
+    b = budget([KONG], apps=[{"preset": "go", "read_timeout": "30s"},
+                             {"preset": "go", "read_timeout": "30s", "idle_timeout": "90s"}])
+    assert b.app_idle["default/svc0"].value == _s(30)
+    assert "ReadTimeout" in b.app_idle["default/svc0"].note
+    assert b.app_idle["default/svc1"].value == _s(90)
+    assert b.kong_upstream is not None and b.kong_upstream.idle_timeout.value == _s(27)
+
+
+def test_read_timeout_is_only_for_go() -> None:
+    with pytest.raises(lbgen.InputError):
+        _spec([KONG], apps=[{"preset": "uvicorn", "read_timeout": "30s"}])
 
 
 def test_rows_run_from_the_edge_inward_with_origins() -> None:

@@ -71,6 +71,7 @@ def _services() -> list[dict[str, Any]]:
             "protocol": "http",
             "replicas": 4,
             "deployment": "orders-app",
+            "container": "app",
             "route": {"paths": ["/orders"], "hosts": ["shop.example.com"]},
             "app": {"preset": "nodejs", "version": "26.0", "idle_timeout": "65s"},
             "kubernetes": {
@@ -201,14 +202,18 @@ BASES: dict[str, dict[str, Any]] = {
         "name": "shop",
         "external_lb": {"kind": "gcp-application", "backend_idle_timeout": "600s"},
         "keepalive_margin": "2s",
-        "tiers": [_edge(), _l4(), _kong(), _cluster()],
+        "tiers": [_edge(), _l4(),
+                  _kong(location="outside", dns_resolver=["10.0.3.10", "[fd00::a]:53"]),
+                  _cluster()],
         "services": _services(),
     },
     "kic-sticky": {
         "name": "store",
         "tiers": [
             _edge(),
-            _kong(mode="kic", edition="enterprise", version="3.11"),
+            _kong(mode="kic", edition="enterprise", version="3.11",
+                  kic={"version": "3.5", "drain_support": True},
+                  proxy_service={"external_traffic_policy": "Local", "lb_targets": "pods"}),
             {"kind": "kubernetes", "name": "gke", "platform": "gke"},
         ],
         "services": [
@@ -216,7 +221,7 @@ BASES: dict[str, dict[str, Any]] = {
                 "name": "cart",
                 "namespace": "store",
                 "replicas": 3,
-                "app": {"preset": "go"},
+                "app": {"preset": "go", "read_timeout": "30s"},
                 "kong": {"algorithm": "sticky-sessions", "sticky_sessions_cookie": "cart-sticky"},
             }
         ],

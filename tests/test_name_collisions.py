@@ -107,6 +107,16 @@ def test_two_services_sharing_a_deployment_cannot_both_get_an_hpa_or_pdb(
     assert at(problem) == position(text, setting, 2)
 
 
+def test_two_services_sharing_a_deployment_cannot_both_patch_it() -> None:
+    rollout = "    deployment: shop-api\n    readiness: {path: /healthz}\n"
+    text = with_services(SEED, service("orders", extra=rollout), service("carts", extra=rollout))
+    (problem,) = problems_of(text)
+    assert problem.message == (
+        "the Deployment patch of service carts and that of service orders both patch "
+        "Deployment shop/shop-api (readiness, preStop, grace period)"
+    )
+
+
 def test_two_services_sharing_a_deployment_with_one_hpa_render() -> None:
     scaling = "    deployment: shop-api\n    autoscaling: {min_replicas: 2, max_replicas: 4}\n"
     text = with_services(SEED, service("orders", extra=scaling),
@@ -140,7 +150,8 @@ def test_without_a_headless_service_a_63_character_name_is_fine() -> None:
     name = "s" + "x" * 62
     text = with_services(SEED.replace("      trusted_ips: [10.10.0.0/24, 10.20.0.0/24]\n",
                                       "      trusted_ips: [10.10.0.0/24, 10.20.0.0/24]\n"
-                                      "    backend_targets: cluster_ip\n"),
+                                      "    backend_targets: cluster_ip\n"
+                                      "    cluster_ip_routed: true\n"),
                          service(name, path="/long"))
     assert load_spec_text(text).spec.services[0].name == name
 

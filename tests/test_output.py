@@ -961,6 +961,11 @@ def _big_spec(services: int, replicas: int) -> str:
         f"    app: {{preset: uvicorn}}\n"
         f"    route: {{paths: [/svc-{i:04d}]}}\n"
         f"    kubernetes: {{port: 80, target_port: 8000}}\n"
+        # As the seed's service: clean under the rollout rules (LB305/LB307/LB308), so the
+        # child's stderr stays empty instead of filling its pipe with 3000 warnings.
+        f"    readiness: {{path: /healthz}}\n"
+        f"    pre_stop_delay: 35s\n"
+        f"    termination_grace_period: 100s\n"
         for i in range(services)
     )
 

@@ -649,6 +649,8 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
 
     refused = [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
                for p in name_problems(spec)]
+    refused += [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
+                for p in spec.placement_problems()]
     refused += [
         Problem(source.locate(path), message, hint, format_path(path))
         for path, message, hint in spec.refusals()

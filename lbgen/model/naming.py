@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
-from lbgen.model.tiers import KongTier
+from lbgen.model.tiers import KongTier, KubernetesTier
 
 GKE_PLATFORMS = ("gke", "gke-dataplane-v2")
 
@@ -71,11 +71,30 @@ def service_bundle_path(spec: Spec, service: Service) -> str:
     return f"{spec.cluster.name}/{service.namespace}/{service.name}.yaml"
 
 
+def rollout_patch_path(spec: Spec, service: Service) -> str:
+    """The Deployment patch, kept out of the service's directory so that `kubectl apply -f`
+    on that directory never applies a partial Deployment."""
+    return f"{spec.cluster.name}/patches/{service.namespace}/{service.name}.deployment.yaml"
+
+
+def renders_kube_proxy(cluster: KubernetesTier) -> bool:
+    """Whether lbgen writes kube-proxy's ConfigMap: only on self-managed clusters, only when
+    asked (kube_proxy given), and only when it states what a whole-file replacement must not
+    lose (mode and clusterCIDR; LB708 reports the gap)."""
+    settings = cluster.kube_proxy
+    return (
+        cluster.platform == "self-managed"
+        and settings is not None
+        and settings.mode is not None
+        and "cluster_cidrs" in settings.model_fields_set
+    )
+
+
 def kube_proxy_path(spec: Spec) -> str:
-    """The ConfigMap on self-managed clusters, the note on GKE."""
-    if spec.cluster.platform in GKE_PLATFORMS:
-        return f"{spec.cluster.name}/KUBE-PROXY.md"
-    return f"{spec.cluster.name}/kube-system/kube-proxy.yaml"
+    """The ConfigMap when lbgen renders one, else a note saying why there is none."""
+    if renders_kube_proxy(spec.cluster):
+        return f"{spec.cluster.name}/kube-system/kube-proxy.yaml"
+    return f"{spec.cluster.name}/KUBE-PROXY.md"
 
 
 def kic_file_path(kong: KongTier, service: Service) -> str:
@@ -214,6 +233,20 @@ def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
                     f"{other} and for {me}: both target Deployment {service.workload}",
                     f"set {field} on one of the services that share the Deployment only",
                 )
+    patched: dict[tuple[str, str], str] = {}
+    for index, service in enumerate(spec.services):
+        if not service.has_rollout_settings:
+            continue
+        me = f"service {service.name}"
+        other = patched.setdefault((service.namespace, service.workload), me)
+        if other != me:
+            yield NameProblem(
+                ("services", index, "name"),
+                f"the Deployment patch of {me} and that of {other} both patch Deployment "
+                f"{service.namespace}/{service.workload} (readiness, preStop, grace period)",
+                "set readiness, pre_stop_delay and termination_grace_period on one of the "
+                "services that share the Deployment only",
+            )
 
 
 def _long_derived_names(spec: Spec) -> Iterator[NameProblem]:

@@ -23,7 +23,8 @@ from lbgen.model.types import (
 )
 
 AppServerPreset = Literal[
-    "uvicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat", "spring-boot", "custom"
+    "uvicorn", "uvicorn-gunicorn", "gunicorn", "gunicorn-sync", "nodejs", "go", "tomcat",
+    "spring-boot", "custom"
 ]
 
 
@@ -36,12 +37,19 @@ class AppServer(StrictModel):
     """Server/runtime version where the default changed (Node.js 26 raised it to 65s)."""
     idle_timeout: Duration | None = None
     """The server's keep-alive timeout as configured. Unset: the preset's default.
-    `custom` requires it. For `go`, unset means no idle timeout at all."""
+    `custom` requires it. For `go`, unset means `read_timeout`, or no idle timeout at all.
+    `uvicorn-gunicorn` (gunicorn -k uvicorn.workers.UvicornWorker) is gunicorn's `--keep-alive`,
+    not uvicorn's `--timeout-keep-alive`."""
+    read_timeout: Duration | None = None
+    """`go` only: http.Server.ReadTimeout. With IdleTimeout unset (0) Go uses it as the idle
+    timeout of kept-alive connections (net/http Server docs)."""
 
     @model_validator(mode="after")
     def _custom_needs_timeout(self) -> AppServer:
         if self.preset == "custom" and self.idle_timeout is None:
             raise ValueError("preset 'custom' needs idle_timeout (the server's keep-alive timeout)")
+        if self.read_timeout is not None and self.preset != "go":
+            raise ValueError("read_timeout is Go's http.Server.ReadTimeout: only for preset go")
         return self
 
 
@@ -207,9 +215,11 @@ class KongServiceSettings(StrictModel):
 
 
 class Probe(StrictModel):
-    """HTTP readiness probe of the pods."""
+    """Readiness probe of the pods: an HTTP GET, or the gRPC health protocol for
+    `protocol: grpc` services."""
 
     path: HttpPath = "/healthz"
+    """HTTP path answering 2xx/3xx when the pod can serve (not for gRPC services)."""
     port: Port | None = None
     """Unset: the Service's target_port."""
     period_seconds: int = Field(default=10, ge=1, le=INT32_MAX)
@@ -269,18 +279,29 @@ class Service(StrictModel):
     replicas: int = Field(ge=1, le=INT32_MAX)
     """Pods expected to serve (with an HPA: the usual count)."""
     deployment: Name | None = None
-    """Workload name targeted by the HPA/PDB. Unset: the service name."""
+    """Workload name targeted by the HPA/PDB and the rollout-safety patch. Unset: the service
+    name."""
+    container: Name | None = None
+    """Name of the app's container in that Deployment: the rollout-safety patch (readiness,
+    pre_stop_delay, termination_grace_period) merges into the container of this name
+    (strategic merge matches containers by name). Unset: the workload name."""
     route: Route = Field(default_factory=Route)
     app: AppServer
     kubernetes: KubernetesServiceSettings = Field(default_factory=KubernetesServiceSettings)
     kong: KongServiceSettings = Field(default_factory=KongServiceSettings)
     """Used when the path has a Kong tier."""
     readiness: Probe | None = None
+    """Rendered as the container's `readinessProbe` in the Deployment patch. Unset: no probe
+    (LB307 reports it when a proxy dials the pods or the Service)."""
     autoscaling: Autoscaling | None = None
     disruption_budget: DisruptionBudget | None = None
     termination_grace_period: Duration | None = None
+    """Rendered as `terminationGracePeriodSeconds` (rounded up to whole seconds) in the
+    Deployment patch. Unset: Kubernetes' 30s."""
     pre_stop_delay: Duration | None = None
-    """Sleep in a preStop hook before the app starts shutting down."""
+    """Sleep in a preStop hook before the app starts shutting down, rendered in the Deployment
+    patch (the `sleep` action from Kubernetes 1.30, an `exec` of `sleep` before; rounded up to
+    whole seconds). Unset: no preStop hook (LB305 reports it when a proxy dials the pods)."""
     streaming: list[Literal["websocket", "sse"]] = Field(default_factory=list)
     """Long-lived streams the service carries over HTTP/1.1: `websocket` (the proxies pass
     the `Upgrade` handshake on and then tunnel the bytes) and/or `sse` (server-sent events:
@@ -289,6 +310,15 @@ class Service(StrictModel):
     """Longest silence on a long-lived stream this service holds open (WebSocket, SSE, gRPC
     streaming). Unset: requests are short-lived. Rules compare it with every hop's idle timer."""
     suppress: list[Suppression] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _grpc_probe_has_no_path(self) -> Service:
+        if self.protocol == "grpc" and self.readiness is not None and "path" in self.readiness.model_fields_set:
+            raise ValueError(
+                "a gRPC service is probed with the gRPC health protocol (grpc.health.v1), "
+                "which has no path: drop readiness.path"
+            )
+        return self
 
     @model_validator(mode="after")
     def _grpc_routes_keep_path(self) -> Service:
@@ -311,6 +341,19 @@ class Service(StrictModel):
     @property
     def workload(self) -> str:
         return self.deployment or self.name
+
+    @property
+    def container_name(self) -> str:
+        return self.container or self.workload
+
+    @property
+    def has_rollout_settings(self) -> bool:
+        """Whether the spec sets anything the Deployment patch renders."""
+        return (
+            self.readiness is not None
+            or self.pre_stop_delay is not None
+            or self.termination_grace_period is not None
+        )
 
     @property
     def selector(self) -> dict[str, str]:

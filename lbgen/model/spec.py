@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lbgen.defaults import kong_bundle, kong_h2c_shares_http1
+from lbgen.defaults import (
+    K8S_GRPC_PROBE_SINCE,
+    TRAFFIC_DISTRIBUTION_SINCE,
+    kong_bundle,
+    kong_h2c_shares_http1,
+)
 from lbgen.model._base import StrictModel
 from lbgen.model.service import Service
 from lbgen.model.tiers import (
@@ -29,6 +35,16 @@ class ExternalLoadBalancer(StrictModel):
     backend_idle_timeout: Duration | None = None
     """How long the LB keeps an idle connection to the first tier. Unset: the product
     default (GCP application LB: 600s, fixed; AWS ALB: 60s)."""
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """A cross-field error found after validation, with the model path it is about (the
+    loader turns it into a located error)."""
+
+    path: tuple[str | int, ...]
+    message: str
+    hint: str
 
 
 class Spec(StrictModel):
@@ -185,6 +201,71 @@ class Spec(StrictModel):
                 "8000}; lbgen sends gRPC to the http2 one), or use Kong ≥ 3.6"
             )
         return [(("tiers", index, "proxy_listen"), message, hint)]
+
+    # --- cross-field checks that need a precise location ------------------------------------
+
+    def placement_problems(self) -> list[SpecProblem]:
+        """Settings that cannot work where the spec says things run (Kong outside the
+        cluster, a Service field the cluster's Kubernetes version does not accept)."""
+        problems: list[SpecProblem] = []
+        kong = self.kong
+        if kong is not None and kong.location == "outside":
+            index = self.tier_index(kong)
+            if kong.mode == "kic":
+                problems.append(SpecProblem(
+                    ("tiers", index, "location"),
+                    f"{kong.name}: lbgen models the Kong Ingress Controller with Kong running in "
+                    "the cluster (KIC reads pod endpoints and configures Kong from inside)",
+                    "use location: cluster with mode: kic, or mode: db-less for Kong on VMs",
+                ))
+            elif kong.backend_targets == "cluster_ip" and not kong.cluster_ip_routed:
+                problems.append(SpecProblem(
+                    ("tiers", index, "backend_targets"),
+                    f"{kong.name} runs outside the cluster and targets each Service's ClusterIP, "
+                    "which is only reachable from inside the cluster (kube-proxy programs it on "
+                    "the nodes): Kong's connections would go nowhere",
+                    "use backend_targets: pod_endpoints (pod IPs routable from Kong's hosts: a "
+                    "VPC-native cluster on GKE), or set cluster_ip_routed: true if you route the "
+                    "Service CIDR from Kong's hosts to the nodes",
+                ))
+            if kong.mode != "kic" and not kong.dns_resolver:
+                problems.append(SpecProblem(
+                    ("tiers", index, "dns_resolver"),
+                    f"{kong.name} runs outside the cluster but its upstream targets are cluster "
+                    f"names (*.svc.{self.cluster.cluster_domain}), which the hosts' resolv.conf "
+                    "does not answer: Kong would return 503 \"name resolution failed\"",
+                    "set dns_resolver to nameservers that answer the cluster's names from Kong's "
+                    "hosts (e.g. the cluster DNS exposed on an internal load balancer), "
+                    "rendered as kong.conf dns_resolver",
+                ))
+        for index, service in enumerate(self.services):
+            if (
+                service.protocol == "grpc"
+                and service.readiness is not None
+                and self.cluster.version < K8S_GRPC_PROBE_SINCE
+            ):
+                problems.append(SpecProblem(
+                    ("services", index, "readiness"),
+                    f"service {service.name}: a gRPC service gets a grpc readiness probe, which "
+                    f"Kubernetes has on by default from {K8S_GRPC_PROBE_SINCE}; cluster "
+                    f"{self.cluster.name} runs {self.cluster.version}",
+                    "drop readiness (and probe the pods your own way), or set the cluster's "
+                    f"version to {K8S_GRPC_PROBE_SINCE} or later once it runs it",
+                ))
+            wanted = service.kubernetes.traffic_distribution
+            if wanted is None:
+                continue
+            since = TRAFFIC_DISTRIBUTION_SINCE[wanted]
+            if self.cluster.version < since:
+                problems.append(SpecProblem(
+                    ("services", index, "kubernetes", "traffic_distribution"),
+                    f"service {service.name}: trafficDistribution {wanted} is GA from Kubernetes "
+                    f"{since}, but cluster {self.cluster.name} runs {self.cluster.version}: the "
+                    "API server would reject it or ignore it behind a feature gate",
+                    f"drop traffic_distribution, or set the cluster's version to {since} or later "
+                    "once it runs it",
+                ))
+        return problems
 
     # --- typed access to tiers -------------------------------------------------------------
 

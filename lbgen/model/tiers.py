@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from lbgen.defaults import (
+    KIC_DRAIN_SUPPORT_SINCE,
     NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE,
     NGINX_UPSTREAM_RESOLVE_SINCE,
     kong_h2c_shares_http1,
@@ -39,6 +40,7 @@ from lbgen.model.limits import (
 )
 from lbgen.model.types import (
     Cidr,
+    DnsResolver,
     DnsSubdomain,
     Duration,
     FilePath,
@@ -260,6 +262,28 @@ def _default_kong_listeners() -> list[Listener]:
     return [Listener(port=8000), Listener(port=8443, tls=True, http2=True)]
 
 
+class KicSettings(StrictModel):
+    """The Kong Ingress Controller that runs this Kong (mode: kic only)."""
+
+    version: Version | None = None
+    """KIC version (not Kong Gateway's). Unset: not known; drain support then needs it."""
+    drain_support: bool = False
+    """`--enable-drain-support` (env CONTROLLER_ENABLE_DRAIN_SUPPORT; KIC ≥ 3.5, default
+    false): terminating pods stay in Kong's upstream with weight 0 so existing sessions finish."""
+
+
+class KongProxyService(StrictModel):
+    """The Service (type LoadBalancer/NodePort, e.g. from Kong's Helm chart) through which a
+    cloud load balancer reaches Kong in the cluster. Not rendered; used by the rules (LB507)."""
+
+    external_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
+    """`spec.externalTrafficPolicy` (Kubernetes default Cluster)."""
+    lb_targets: Literal["nodes", "pods"] = "nodes"
+    """What the load balancer sends to: node ports (kube-proxy forwards to a Kong pod) or Kong
+    pod IPs directly (container-native load balancing: GKE NEGs, AWS target type ip), where
+    externalTrafficPolicy plays no part."""
+
+
 class KongTier(_TierBase):
     """A Kong Gateway 3.x data plane: DB-less with a declarative file, or run by KIC."""
 
@@ -276,6 +300,23 @@ class KongTier(_TierBase):
     """`upstream_keepalive_pool_size`, `_idle_timeout`, `_max_requests` (global in kong.conf)."""
     real_ip: KongRealIp = Field(default_factory=KongRealIp)
     backend_targets: BackendTargets = "pod_endpoints"
+    location: Literal["cluster", "outside"] = "cluster"
+    """Where the Kong data plane runs: `cluster` (pods, with the cluster's DNS and pod
+    network) or `outside` (VMs or hosts beside the cluster). Outside, Kong needs
+    `dns_resolver` to resolve the Services' cluster names, and pod IPs routable from its
+    hosts (on GKE a VPC-native cluster); ClusterIPs only with `cluster_ip_routed`."""
+    dns_resolver: list[DnsResolver] = Field(default_factory=list, max_length=8)
+    """kong.conf `dns_resolver`: nameservers (`ip` or `ip:port`, IPv6 as `[ip]:port`) that
+    answer the cluster's names (`*.svc.<cluster_domain>`), e.g. the cluster DNS exposed on an
+    internal load balancer. Unset: the hosts' resolv.conf."""
+    cluster_ip_routed: bool = False
+    """With `location: outside` and `backend_targets: cluster_ip`: you route the cluster's
+    Service CIDR from Kong's hosts to the nodes, so ClusterIPs are reachable there."""
+    kic: KicSettings | None = None
+    """The controller's version and flags (mode: kic). Used by the rules (LB309)."""
+    proxy_service: KongProxyService | None = None
+    """Kong's own proxy Service when Kong runs in the cluster behind a cloud load balancer
+    (not rendered; LB507). Unset: externalTrafficPolicy Cluster, the LB targets nodes."""
 
     def listener_serves(self, entry: Listener, *, grpc: bool, http1: bool) -> bool:
         """Whether a proxy_listen entry can carry a caller's gRPC (h2c/h2) and HTTP/1.1.
@@ -291,6 +332,24 @@ class KongTier(_TierBase):
 
     @model_validator(mode="after")
     def _kong_constraints(self) -> KongTier:
+        if self.cluster_ip_routed and not (
+            self.location == "outside" and self.backend_targets == "cluster_ip"
+        ):
+            raise ValueError(
+                "cluster_ip_routed only applies with location: outside and backend_targets: cluster_ip"
+            )
+        if self.proxy_service is not None and self.location != "cluster":
+            raise ValueError("proxy_service describes Kong's Service in the cluster: only with location: cluster")
+        if self.kic is not None and self.mode != "kic":
+            raise ValueError("kic settings only apply with mode: kic")
+        if self.kic is not None and self.kic.drain_support:
+            kic_version = self.kic.version
+            if kic_version is None or kic_version < KIC_DRAIN_SUPPORT_SINCE:
+                raise ValueError(
+                    f"kic.drain_support needs the Kong Ingress Controller ≥ {KIC_DRAIN_SUPPORT_SINCE} "
+                    f"(kic.version says {kic_version or 'nothing'}): older controllers have no "
+                    "--enable-drain-support flag; set kic.version or drop drain_support"
+                )
         if not (self.version.at_least("3.0") and self.version < Version("4.0")):
             raise ValueError(f"lbgen supports Kong Gateway 3.x; this tier says {self.version}")
         if self.upstream_keepalive.max_lifetime is not None:
@@ -319,15 +378,18 @@ class ConntrackSettings(StrictModel):
 
 class KubeProxySettings(StrictModel):
     mode: Literal["iptables", "ipvs", "nftables"] | None = None
-    """Unset: iptables, the Linux default."""
+    """The proxy mode the cluster runs. lbgen renders kube-proxy's configuration only when it
+    is set together with cluster_cidrs (the file replaces the whole configuration; LB708).
+    Unset: the rules assume iptables, the Linux default."""
     sync_period: Duration | None = None
     min_sync_period: Duration | None = None
     ipvs: IpvsSettings | None = None
     conntrack: ConntrackSettings | None = None
     cluster_cidrs: list[Cidr] = Field(default_factory=list, max_length=2)
     """Pod network CIDR(s) (kubeadm `podSubnet`; two for dual-stack), rendered as
-    `clusterCIDR`: kube-proxy uses it to tell pod traffic from external traffic. The rendered
-    config.conf replaces the whole file, so set it to keep the cluster's current value."""
+    `clusterCIDR`: kube-proxy uses it to tell pod traffic from external traffic. Needed (`[]`
+    when the live configuration has none) before lbgen renders config.conf, which replaces the
+    whole file (LB708)."""
 
     @model_validator(mode="after")
     def _sync_periods_in_order(self) -> KubeProxySettings:
@@ -353,6 +415,9 @@ class KubernetesTier(_TierBase):
     """`gke`: iptables kube-proxy managed by Google; `gke-dataplane-v2`: eBPF, no kube-proxy;
     `self-managed`: you run kube-proxy and own its ConfigMap."""
     kube_proxy: KubeProxySettings | None = None
+    """kube-proxy's settings as the cluster runs them. On self-managed clusters lbgen renders
+    the kube-proxy ConfigMap only when they are given with mode and cluster_cidrs; unset leaves
+    kube-proxy's configuration alone."""
     node_kernel: Version | None = None
     """Linux kernel of the nodes (nftables mode needs ≥ 5.13)."""
     cluster_domain: DnsSubdomain = "cluster.local"

@@ -335,6 +335,33 @@ Cidr = Annotated[str, Field(max_length=43), AfterValidator(_check_cidr)]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
+
+_RESOLVER_WITH_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<v4>[0-9.]+)):(?P<port>[0-9]{1,5})$")
+
+
+def _check_dns_resolver(value: str) -> str:
+    # kong.conf.default dns_resolver: "each entry in `ip[:port]` format"; port 53 if omitted.
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    match = _RESOLVER_WITH_PORT.fullmatch(value)
+    try:
+        if match is None or not 1 <= int(match.group("port")) <= 65535:
+            raise ValueError
+        if match.group("v6") is not None and ":" not in match.group("v6"):
+            raise ValueError
+        ipaddress.ip_address(match.group("v6") or match.group("v4"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a nameserver address: use ip or ip:port (IPv6 as [ip]:port)"
+        ) from None
+    return value
+
+
+DnsResolver = Annotated[str, Field(max_length=47), AfterValidator(_check_dns_resolver)]
+
 # URL path prefix: unreserved characters only, so it is inert in nginx `location`, Kong
 # `paths` and Kubernetes probe paths alike.
 HTTP_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]{0,255}$"

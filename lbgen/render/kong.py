@@ -328,6 +328,19 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
                 "set in the spec (Kong ≥ 3.6 injects 10000 by default)",
             )
         )
+    # DNS RESOLVER section of kong.conf.default, after the NGINX section.
+    if kong.dns_resolver:
+        # kong.conf.default: "Comma-separated list of nameservers, each entry in ip[:port]
+        # format"; unset, Kong uses the host's resolv.conf, which outside the cluster does
+        # not answer *.svc.<cluster domain>.
+        settings.append(
+            ConfSetting(
+                "dns_resolver",
+                ",".join(kong.dns_resolver),
+                "nameservers that answer the cluster's Service names"
+                + (" from outside the cluster" if kong.location == "outside" else ""),
+            )
+        )
     return settings
 
 

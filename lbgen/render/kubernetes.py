@@ -4,9 +4,12 @@ Output (layout fixed in the project brief):
 
 - ``<cluster>/<namespace>/<service>.yaml``: the Service, the headless Service when the hop in
   front reaches pods through it, the HorizontalPodAutoscaler and the PodDisruptionBudget.
-- ``<cluster>/kube-system/kube-proxy.yaml`` on self-managed clusters: the ``kube-proxy``
-  ConfigMap whose ``config.conf`` holds a KubeProxyConfiguration.
-- ``<cluster>/KUBE-PROXY.md`` on GKE instead, saying why there is no ConfigMap.
+- ``<cluster>/kube-system/kube-proxy.yaml`` on self-managed clusters whose spec gives
+  ``kube_proxy`` settings with mode and cluster_cidrs: the ``kube-proxy`` ConfigMap whose
+  ``config.conf`` holds a KubeProxyConfiguration (it replaces the whole file).
+- ``<cluster>/KUBE-PROXY.md`` otherwise (GKE, or kube-proxy left alone), saying why there is
+  no ConfigMap.
+- ``<cluster>/patches/<namespace>/<service>.deployment.yaml``: the rollout-safety patch.
 
 Field facts: kubernetes/website ``content/en/docs/reference/networking/virtual-ips.md``
 (sessionAffinity, traffic policies, trafficDistribution), the core/v1 ``ServicePort`` API
@@ -15,20 +18,24 @@ doc (appProtocol), ``kube-proxy-config.v1alpha1.md`` (KubeProxyConfiguration).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 from lbgen.model.naming import (
     GKE_PLATFORMS,
     headless_name,
     kube_proxy_path,
+    renders_kube_proxy,
+    rollout_patch_path,
     service_bundle_path,
     uses_headless_service,
 )
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
-from lbgen.model.types import Version
+from lbgen.model.types import Duration
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
@@ -42,14 +49,6 @@ GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
 # virtual-ips.md / core/v1 ClientIPConfig: timeoutSeconds defaults to 10800 (3h).
 SESSION_AFFINITY_DEFAULT_TIMEOUT = 10800
 
-# trafficDistribution values and the first Kubernetes release where each is GA, so the API
-# server accepts it without feature gates: PreferClose GA 1.33 (KEP-4444); PreferSameZone and
-# PreferSameNode GA 1.35 (KEP-3015). Source: virtual-ips.md, domain facts §4.1.
-TRAFFIC_DISTRIBUTION_SINCE: dict[str, Version] = {
-    "PreferClose": Version("1.33"),
-    "PreferSameZone": Version("1.35"),
-    "PreferSameNode": Version("1.35"),
-}
 
 # kubeadm mounts the kube-proxy ConfigMap at /var/lib/kube-proxy and defaults
 # clientConnection.kubeconfig to the ConfigMap's `kubeconfig.conf` key
@@ -65,7 +64,11 @@ KUBE_PROXY_API_VERSION = "kubeproxy.config.k8s.io/v1alpha1"
 
 def output_paths(spec: Spec) -> list[str]:
     """Every path this renderer produces for `spec` (the summary lists them)."""
-    return sorted([kube_proxy_path(spec), *(service_bundle_path(spec, s) for s in spec.services)])
+    return sorted([
+        kube_proxy_path(spec),
+        *(service_bundle_path(spec, s) for s in spec.services),
+        *(rollout_patch_path(spec, s) for s in spec.services if s.has_rollout_settings),
+    ])
 
 
 def markdown_header(ctx: RenderContext) -> str:
@@ -96,18 +99,12 @@ def _service_port(service: Service, port: int) -> dict[str, Any]:
     return entry
 
 
-def traffic_distribution(spec: Spec, service: Service) -> tuple[str | None, str | None]:
-    """(value to render, note when the value is dropped because the cluster is too old)."""
+def traffic_distribution(spec: Spec, service: Service) -> str | None:
+    """The trafficDistribution to render; a value the cluster's version does not accept is
+    refused when the spec loads (Spec.placement_problems), never dropped here."""
     wanted = service.kubernetes.traffic_distribution
-    if wanted is None:
-        return None, None
-    since = TRAFFIC_DISTRIBUTION_SINCE[wanted]
-    if spec.cluster.version >= since:
-        return wanted, None
-    return None, (
-        f"trafficDistribution {wanted} not rendered: it is GA in Kubernetes {since}, "
-        f"cluster {spec.cluster.name} runs {spec.cluster.version} (virtual-ips.md)"
-    )
+    assert wanted is None or spec.cluster.version >= TRAFFIC_DISTRIBUTION_SINCE[wanted]
+    return wanted
 
 
 def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
@@ -125,7 +122,7 @@ def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": timeout}}
     if k8s.internal_traffic_policy is not None:
         body["internalTrafficPolicy"] = k8s.internal_traffic_policy
-    distribution, _ = traffic_distribution(spec, service)
+    distribution = traffic_distribution(spec, service)
     if distribution is not None:
         body["trafficDistribution"] = distribution
     metadata = _metadata(service.name, service.namespace, _labels(service))
@@ -211,12 +208,100 @@ def service_documents(spec: Spec, service: Service) -> list[dict[str, Any]]:
 
 
 def _service_file(ctx: RenderContext, service: Service) -> RenderedFile:
-    _, note = traffic_distribution(ctx.spec, service)
-    header = ctx.header() + (f"# note: {note}\n" if note else "")
     return RenderedFile(
         service_bundle_path(ctx.spec, service),
-        dump_yaml_documents(service_documents(ctx.spec, service), header),
+        dump_yaml_documents(service_documents(ctx.spec, service), ctx.header()),
     )
+
+
+# --- rollout safety: Deployment patch -----------------------------------------------------------
+
+def _whole_seconds(duration: Duration) -> int:
+    # Kubernetes takes whole seconds here; rounding up never shortens what the spec asked for.
+    return math.ceil(duration.ms / 1000)
+
+
+def uses_sleep_action(cluster: KubernetesTier) -> bool:
+    return cluster.version >= K8S_PRESTOP_SLEEP_ACTION_SINCE
+
+
+def pre_stop_handler(cluster: KubernetesTier, seconds: int) -> dict[str, Any]:
+    """The preStop hook: the kubelet's own `sleep` action where the cluster has it on by
+    default, else an exec of `sleep` (needs the binary in the image)."""
+    if uses_sleep_action(cluster):
+        return {"sleep": {"seconds": seconds}}
+    return {"exec": {"command": ["sleep", str(seconds)]}}
+
+
+def _readiness_probe(service: Service) -> dict[str, Any] | None:
+    probe = service.readiness
+    if probe is None:
+        return None
+    port = probe.port or service.kubernetes.target_port
+    # gRPC servers speak h2c only, so an HTTP/1.1 GET never succeeds; the kubelet's grpc probe
+    # (GA in 1.27) calls grpc.health.v1.Health/Check instead (liveness-readiness-startup-probes).
+    action: dict[str, Any] = (
+        {"grpc": {"port": port}}
+        if service.protocol == "grpc"
+        else {"httpGet": {"path": probe.path, "port": port}}
+    )
+    return {
+        **action,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def rollout_patch(spec: Spec, service: Service) -> dict[str, Any] | None:
+    """A strategic-merge patch of the service's Deployment (kubectl patch --type strategic,
+    Kustomize `patches:`): only the fields lbgen owns, the container matched by name."""
+    if not service.has_rollout_settings:
+        return None
+    container: dict[str, Any] = {"name": service.container_name}
+    probe = _readiness_probe(service)
+    if probe is not None:
+        container["readinessProbe"] = probe
+    if service.pre_stop_delay is not None and service.pre_stop_delay.ms > 0:
+        seconds = _whole_seconds(service.pre_stop_delay)
+        container["lifecycle"] = {"preStop": pre_stop_handler(spec.cluster, seconds)}
+    pod_spec: dict[str, Any] = {}
+    if service.termination_grace_period is not None:
+        pod_spec["terminationGracePeriodSeconds"] = _whole_seconds(service.termination_grace_period)
+    if len(container) > 1:
+        pod_spec["containers"] = [container]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": service.workload, "namespace": service.namespace},
+        "spec": {"template": {"spec": pod_spec}},
+    }
+
+
+def rollout_patch_command(spec: Spec, service: Service) -> str:
+    return (
+        f"kubectl -n {service.namespace} patch deployment {service.workload} "
+        f"--type strategic --patch-file {rollout_patch_path(spec, service)}"
+    )
+
+
+def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | None:
+    patch = rollout_patch(ctx.spec, service)
+    if patch is None:
+        return None
+    notes = [
+        f"Strategic-merge patch of Deployment {service.namespace}/{service.workload} (container",
+        f"`{service.container_name}`), not a manifest: do not `kubectl apply` it. Apply with",
+        f"  {rollout_patch_command(ctx.spec, service)}",
+        "or list it under `patches:` in your kustomization.yaml.",
+    ]
+    if service.pre_stop_delay is not None and not uses_sleep_action(ctx.spec.cluster):
+        notes += [
+            f"Kubernetes {ctx.spec.cluster.version} has no preStop `sleep` action on by default",
+            f"(needs ≥ {K8S_PRESTOP_SLEEP_ACTION_SINCE}): the hook runs `sleep`, which the image must contain.",
+        ]
+    header = ctx.header() + "".join(f"# {line}\n" for line in notes)
+    return RenderedFile(rollout_patch_path(ctx.spec, service), dump_yaml_documents([patch], header))
 
 
 # --- kube-proxy --------------------------------------------------------------------------------
@@ -225,6 +310,12 @@ def kube_proxy_mode(cluster: KubernetesTier) -> str:
     """The mode lbgen writes: the user's, else iptables (the Linux default, virtual-ips.md)."""
     settings = cluster.kube_proxy
     return (settings.mode if settings is not None else None) or "iptables"
+
+
+def declared_kube_proxy_mode(cluster: KubernetesTier) -> str | None:
+    """The mode the spec states for a self-managed cluster (None: not given, unknown)."""
+    settings = cluster.kube_proxy
+    return settings.mode if settings is not None else None
 
 
 def kube_proxy_configuration(cluster: KubernetesTier) -> dict[str, Any]:
@@ -293,16 +384,19 @@ def kube_proxy_configmap(ctx: RenderContext) -> dict[str, Any]:
 
 def _kube_proxy_file(ctx: RenderContext) -> RenderedFile:
     settings = ctx.spec.cluster.kube_proxy
+    assert settings is not None  # renders_kube_proxy
     notes = [
         "config.conf replaces kube-proxy's whole configuration file; fields lbgen does not",
-        "set take kube-proxy's defaults. Apply with `kubectl apply` (keeps kubeadm's",
-        "kubeconfig.conf key; `kubectl replace` would drop it), then restart kube-proxy:",
+        "set take kube-proxy's defaults. First compare with the live file:",
+        f"  kubectl diff -f {kube_proxy_path(ctx.spec)}",
+        "Apply with `kubectl apply` (keeps kubeadm's kubeconfig.conf key; `kubectl replace`",
+        "would drop it), then restart kube-proxy:",
         "kubectl -n kube-system rollout restart daemonset kube-proxy",
     ]
-    if settings is None or not settings.cluster_cidrs:
+    if not settings.cluster_cidrs:
         notes += [
-            "clusterCIDR is not set (kubernetes.kube_proxy.cluster_cidrs): if your current",
-            "config.conf has one (kubeadm podSubnet), set it in the spec before applying",
+            "No clusterCIDR (kubernetes.kube_proxy.cluster_cidrs: []), as the spec says the",
+            "live configuration has none.",
         ]
     header = ctx.header() + "".join(f"# {line}\n" for line in notes)
     return RenderedFile(kube_proxy_path(ctx.spec), dump_yaml_documents([kube_proxy_configmap(ctx)], header))
@@ -364,12 +458,45 @@ def _gke_note_file(ctx: RenderContext) -> RenderedFile:
     return RenderedFile(kube_proxy_path(ctx.spec), template.render(note=gke_note_view(ctx)))
 
 
+# --- self-managed cluster whose kube-proxy lbgen leaves alone ----------------------------------
+
+@dataclass(frozen=True)
+class UnmanagedKubeProxyNote:
+    header: str
+    cluster: str
+    missing: str
+    """The spec fields a rendered config.conf would need, in words ("" when kube_proxy is not
+    given at all)."""
+    configmap_path: str
+
+
+def _unmanaged_note_file(ctx: RenderContext) -> RenderedFile:
+    settings = ctx.spec.cluster.kube_proxy
+    missing: list[str] = []
+    if settings is not None:
+        if settings.mode is None:
+            missing.append("mode")
+        if "cluster_cidrs" not in settings.model_fields_set:
+            missing.append("cluster_cidrs")
+    note = UnmanagedKubeProxyNote(
+        header=markdown_header(ctx),
+        cluster=ctx.spec.cluster.name,
+        missing=" and ".join(f"`{name}`" for name in missing),
+        configmap_path=f"{ctx.spec.cluster.name}/kube-system/kube-proxy.yaml",
+    )
+    template = ctx.env.get_template("kubernetes/KUBE-PROXY-unmanaged.md.j2")
+    return RenderedFile(kube_proxy_path(ctx.spec), template.render(note=note))
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
     files = [_service_file(ctx, service) for service in ctx.spec.services]
+    files += [f for f in (_rollout_patch_file(ctx, s) for s in ctx.spec.services) if f is not None]
     if ctx.spec.cluster.platform in GKE_PLATFORMS:
         files.append(_gke_note_file(ctx))
-    else:
+    elif renders_kube_proxy(ctx.spec.cluster):
         files.append(_kube_proxy_file(ctx))
+    else:
+        files.append(_unmanaged_note_file(ctx))
     return files

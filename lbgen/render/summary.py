@@ -19,13 +19,13 @@ import shlex
 from dataclasses import dataclass
 
 from lbgen.budget import Budget
-from lbgen.model.naming import kic_file_path, kube_proxy_path
+from lbgen.model.naming import GKE_PLATFORMS, kic_file_path, kube_proxy_path, renders_kube_proxy
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.render import kubernetes as k8s
 from lbgen.render._base import RenderContext, RenderedFile, shown_source_name
-from lbgen.render._names import headless_name, uses_headless_service
+from lbgen.render._names import backend_address, headless_name, uses_headless_service
 from lbgen.render.kong import upstream_name
 
 README_PATH = "README.md"
@@ -207,7 +207,9 @@ def _datapath(cluster: KubernetesTier) -> str:
     """How the Service's virtual IP picks a pod: always once per new connection."""
     if cluster.platform == "gke-dataplane-v2":
         return "eBPF (Dataplane V2): one pod per new connection"
-    mode = k8s.kube_proxy_mode(cluster)
+    mode = _known_mode(cluster)
+    if mode is None:
+        return "kube-proxy: one pod per new connection"
     if mode == "ipvs":
         settings = cluster.kube_proxy
         scheduler = (settings.ipvs.scheduler if settings and settings.ipvs else None) or "rr"
@@ -215,12 +217,21 @@ def _datapath(cluster: KubernetesTier) -> str:
     return f"kube-proxy {mode}: random pod per new connection"
 
 
+def _known_mode(cluster: KubernetesTier) -> str | None:
+    """kube-proxy's mode as far as the spec says: GKE's legacy datapath is iptables; a
+    self-managed cluster's mode is unknown unless the spec gives it."""
+    if cluster.platform == "gke":
+        return "iptables"
+    return k8s.declared_kube_proxy_mode(cluster)
+
+
 def _platform_label(cluster: KubernetesTier) -> str:
     if cluster.platform == "gke":
         return "GKE (kube-proxy iptables)"
     if cluster.platform == "gke-dataplane-v2":
         return "GKE Dataplane V2"
-    return f"self-managed (kube-proxy {k8s.kube_proxy_mode(cluster)})"
+    mode = _known_mode(cluster)
+    return f"self-managed (kube-proxy {mode or 'mode not given'})"
 
 
 def _pods_label(service: Service) -> str:
@@ -435,7 +446,8 @@ def _conntrack_section(spec: Spec) -> Section:
             "per-pod `ss` counts above.",
             [Command("Confirm the datapath", "kubectl -n kube-system get daemonset anetd")],
         )
-    mode = k8s.kube_proxy_mode(cluster)
+    known = _known_mode(cluster)
+    mode = known or "whatever mode it runs"
     front = spec.previous_tier(cluster)
     direct = uses_headless_service(spec) or (
         isinstance(front, KongTier) and front.mode == "kic" and front.backend_targets == "pod_endpoints"
@@ -459,7 +471,7 @@ def _conntrack_section(spec: Spec) -> Section:
         Command(
             "kube-proxy's mode, as it runs",
             "curl -s http://127.0.0.1:10249/proxyMode",
-            f"`{mode}`.",
+            f"`{known}`." if known else "the mode your cluster runs (the spec does not say).",
         ),
         Command(
             f"Established connections per pod IP, port {port}",
@@ -494,7 +506,10 @@ def _conntrack_section(spec: Spec) -> Section:
             Command(
                 "kube-proxy's configured mode",
                 "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' | grep -E '^mode:'",
-                f"`mode: {mode}`, as rendered in `{kube_proxy_path(spec)}`.",
+                f"`mode: {mode}`, as rendered in `{kube_proxy_path(spec)}`."
+                if renders_kube_proxy(cluster)
+                else "the mode kube-proxy was configured with (lbgen leaves it alone: "
+                f"see `{kube_proxy_path(spec)}`).",
             ),
         )
     if len(ports) > 1:
@@ -525,12 +540,148 @@ def _nginx_section(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> Section
     )
 
 
+def _kube_proxy_section(spec: Spec) -> Section | None:
+    cluster = spec.cluster
+    if not renders_kube_proxy(cluster):
+        return None
+    path = kube_proxy_path(spec)
+    return Section(
+        "Applying kube-proxy's configuration",
+        f"`{path}` replaces kube-proxy's whole `config.conf`: every field it does not set "
+        "takes kube-proxy's default. Keep a copy of the live file and look at the difference "
+        "before applying; a line the diff removes is a live setting the rendered file drops "
+        "(add it to `kubernetes.kube_proxy` or keep your file).",
+        [
+            Command(
+                "Keep the live configuration",
+                "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' "
+                "> kube-proxy-config.conf.live",
+            ),
+            Command(
+                "What applying would change",
+                f"kubectl diff -f {path}",
+                "only the settings you meant to change (exit status 1 means differences).",
+            ),
+            Command(
+                "Apply, then restart kube-proxy so it reads the file",
+                f"kubectl apply -f {path}\n"
+                "kubectl -n kube-system rollout restart daemonset kube-proxy\n"
+                "kubectl -n kube-system rollout status daemonset kube-proxy",
+            ),
+        ],
+    )
+
+
+GKE_ALIAS_IPS = "https://cloud.google.com/kubernetes-engine/docs/concepts/alias-ips"
+
+
+def _resolver_address(entry: str) -> str:
+    """The address of a kong.conf dns_resolver entry (`ip`, `ip:port`, `[ipv6]:port`)."""
+    if entry.startswith("["):
+        return entry[1:entry.index("]")]
+    return entry.split(":")[0] if entry.count(":") == 1 else entry
+
+
+def _kong_outside_section(spec: Spec) -> Section | None:
+    kong = spec.kong
+    if kong is None or kong.location != "outside":
+        return None
+    service = spec.services[0]
+    host, port = backend_address(spec, service, kong.backend_targets)
+    resolver = _resolver_address(kong.dns_resolver[0])
+    first = _q(kong.instances[0].address)
+    if kong.backend_targets == "pod_endpoints":
+        reach = (
+            "Kong connects to pod IPs, so they must be routable from Kong's hosts"
+            + (
+                f": on GKE that is a VPC-native cluster, whose pod IPs are routable in its VPC "
+                f"and in peered VPCs ({GKE_ALIAS_IPS}); keep Kong's VMs there and let the "
+                "firewall admit them to the pods' target ports."
+                if spec.cluster.platform in GKE_PLATFORMS
+                else ": route the cluster's pod CIDR from Kong's network to the nodes "
+                "(or run Kong on the pod network), and let the firewall admit Kong's hosts."
+            )
+        )
+    else:
+        reach = (
+            "Kong connects to ClusterIPs, which the spec says are routed from Kong's hosts "
+            "(`cluster_ip_routed`)."
+        )
+    return Section(
+        f"`{kong.name}` runs outside the cluster",
+        f"{reach} Kong resolves the cluster's Service names through `dns_resolver` "
+        f"({', '.join(kong.dns_resolver)}) instead of the hosts' resolv.conf. Check both from "
+        "a Kong host:",
+        [
+            Command(
+                "The cluster name resolves through Kong's resolver",
+                f"ssh {first} dig +short @{_q(resolver)} {_q(host)}",
+                "one address per ready pod." if kong.backend_targets == "pod_endpoints"
+                else "the Service's ClusterIP.",
+            ),
+            Command(
+                "Kong's host reaches that address",
+                f"ssh {first} 'for ip in $(dig +short @{resolver} {host}); do "
+                f"nc -vz -w 2 \"$ip\" {port}; done'",
+                "`succeeded` (or `open`) for every address.",
+            ),
+        ],
+    )
+
+
+def _deploy_section(spec: Spec) -> Section:
+    from lbgen.rollout import deploy_steps
+
+    return Section(
+        "Deploying this output",
+        "Apply hop by hop, innermost first, so that no caller is pointed at a hop that is not "
+        "there yet. When a change moves idle timeouts, the order is what keeps every caller "
+        "closing idle connections before its callee *during* the change: lower a callee's idle "
+        "timeout only after its callers are below the new value, raise a caller's only after "
+        "its callees are above it. `lbgen render NEW -o DIR --rollout-from OLD` prints the "
+        "order for a concrete change.",
+        [
+            Command(f"`{step.unit}` — {step.what}", "\n".join(step.commands))
+            for step in deploy_steps(spec)
+        ],
+    )
+
+
+def _rollout_section(spec: Spec) -> Section | None:
+    patched = [s for s in spec.services if s.has_rollout_settings][:MAX_RUNBOOK_SERVICES]
+    if not patched:
+        return None
+    commands = [
+        Command(
+            f"Readiness, preStop and grace period of `{s.namespace}/{s.workload}`",
+            f"{k8s.rollout_patch_command(spec, s)}\n"
+            f"kubectl -n {s.namespace} rollout status deployment {s.workload}",
+            "`deployment … patched`, then the rollout completes (the pod template changed).",
+        )
+        for s in patched
+    ]
+    return Section(
+        "Rollout safety",
+        "The `patches/` files are strategic-merge patches of your Deployments (the container "
+        "is matched by name), not manifests: apply them with `kubectl patch` as below, or list "
+        "them under `patches:` in a kustomization.yaml. Patching the pod template starts a "
+        "rollout.",
+        commands,
+    )
+
+
 def build_view(ctx: RenderContext) -> SummaryView:
     spec = ctx.spec
     budget = ctx.budget
     shown = spec.services[:MAX_RUNBOOK_SERVICES]
     others = spec.services[MAX_RUNBOOK_SERVICES:]
     sections = [_conntrack_section(spec)]
+    sections += [
+        section
+        for section in (_kong_outside_section(spec), _kube_proxy_section(spec), _rollout_section(spec))
+        if section is not None
+    ]
+    sections.append(_deploy_section(spec))
     sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
     path_line = " → ".join(
         [*(["external LB"] if spec.external_lb else []), *(t.name for t in spec.tiers), "pods"]

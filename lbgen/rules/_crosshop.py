@@ -55,10 +55,11 @@ def listing(names: Sequence[str], limit: int = 3) -> str:
 # How each app server's keep-alive (idle) timeout is configured, for hints.
 APP_KEEPALIVE_KNOB = {
     "uvicorn": "uvicorn --timeout-keep-alive",
+    "uvicorn-gunicorn": "gunicorn --keep-alive (passed to the UvicornWorker)",
     "gunicorn": "gunicorn --keep-alive",
     "gunicorn-sync": "gunicorn --keep-alive (ignored by sync workers)",
     "nodejs": "Node.js server.keepAliveTimeout",
-    "go": "Go http.Server.IdleTimeout",
+    "go": "Go http.Server.IdleTimeout (ReadTimeout when IdleTimeout is 0)",
     "tomcat": "Tomcat keepAliveTimeout",
     "spring-boot": "Spring Boot server.tomcat.keep-alive-timeout",
     "custom": "the server's keep-alive timeout",

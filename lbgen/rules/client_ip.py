@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
-from lbgen.rules._base import FIRST_RELEASE, Rule, RuleContext, RuleDoc, Severity, Violation
+from lbgen.rules._base import (
+    FIRST_RELEASE,
+    NEXT_RELEASE,
+    Rule,
+    RuleContext,
+    RuleDoc,
+    Severity,
+    Violation,
+)
 from lbgen.rules._topology import (
     describe_instances,
     gateway_entry_listener,
@@ -675,6 +684,144 @@ services:
 )
 
 
+# --- LB507 ---------------------------------------------------------------------------------
+
+K8S_SOURCE_IP = (
+    "https://kubernetes.io/docs/tasks/access-application-cluster/create-external-load-balancer/"
+    "#preserving-the-client-source-ip"
+)
+K8S_TRAFFIC_POLICIES = "https://kubernetes.io/docs/reference/networking/virtual-ips/#traffic-policies"
+GKE_CONTAINER_NATIVE = (
+    "https://cloud.google.com/kubernetes-engine/docs/concepts/container-native-load-balancing"
+)
+
+
+def _kong_behind_cloud_lb(spec: Spec) -> KongTier | None:
+    kong = spec.kong
+    if spec.external_lb is None or kong is None or spec.tiers[0] is not kong:
+        return None
+    return kong if kong.location == "cluster" else None
+
+
+def _proxy_traffic_policy(ctx: RuleContext) -> Iterator[Violation]:
+    kong = _kong_behind_cloud_lb(ctx.spec)
+    if kong is None:
+        return
+    service = kong.proxy_service
+    if service is not None and service.lb_targets == "pods":
+        return
+    policy = service.external_traffic_policy if service is not None else "Cluster"
+    shown = policy if service is not None else "Cluster (Kubernetes default)"
+    if policy == "Cluster":
+        message = (
+            f"the cloud load balancer reaches {kong.name} through its proxy Service with "
+            f"externalTrafficPolicy {shown}: a node that receives a connection may forward it "
+            "to a Kong pod on another node and then replaces the source address with its own "
+            "(SNAT), so Kong sees a node's address as the client's — in logs, IP plugins, "
+            "`hash_on: ip` and its real_ip trust decisions"
+        )
+        hint = (
+            "set proxy_service.lb_targets: pods with container-native load balancing (GKE "
+            "NEGs, AWS target type ip), or externalTrafficPolicy: Local and spread Kong pods "
+            "evenly over the nodes (one per node, e.g. a DaemonSet)"
+        )
+    else:
+        message = (
+            f"the cloud load balancer reaches {kong.name} through its proxy Service with "
+            "externalTrafficPolicy Local: the client address survives, but the load balancer "
+            "spreads connections over nodes that have a Kong pod, not over Kong pods, so a "
+            "node with two Kong pods gives each half the share of a node with one"
+        )
+        hint = (
+            "run one Kong pod per node (DaemonSet, or topologySpreadConstraints with "
+            "maxSkew 1 and as many pods as nodes), or let the load balancer target pods "
+            "directly (proxy_service.lb_targets: pods)"
+        )
+    yield Violation(
+        message=message,
+        hint=hint,
+        path=ctx.tier_path(kong, "proxy_service", "external_traffic_policy"),
+        related_path=("external_lb",),
+    )
+
+
+def _needs_kong_behind_cloud_lb(spec: Spec) -> str | None:
+    if spec.external_lb is None:
+        return "no external load balancer in front of the path"
+    kong = spec.kong
+    if kong is None or spec.tiers[0] is not kong:
+        return "the load balancer does not reach Kong directly"
+    if kong.location != "cluster":
+        return "Kong runs outside the cluster: no Kubernetes Service in front of it"
+    return None
+
+
+PROXY_SERVICE_TRAFFIC_POLICY = Rule(
+    code="LB507",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="kong-proxy-service-traffic-policy-tradeoff",
+    severity=Severity.WARNING,
+    summary="Kong's proxy Service behind a cloud LB: Cluster loses the client IP, Local skews load",
+    tiers=frozenset({"kong", "kubernetes"}),
+    check=_proxy_traffic_policy,
+    versions="all Kubernetes versions",
+    applies=_needs_kong_behind_cloud_lb,
+    doc=RuleDoc(
+        what=(
+            "Kong running in the cluster (`location: cluster`) as the first tier behind an "
+            "`external_lb`, reached through its proxy Service on node ports "
+            "(`proxy_service.lb_targets: nodes`, the default): its `externalTrafficPolicy`."
+        ),
+        why=(
+            "With `Cluster` (the default) a node forwards the connection to any Kong pod and "
+            "source-NATs it, so the client address is lost and Kong sees node addresses. With "
+            "`Local` the node only delivers to Kong pods on itself and the address survives, "
+            "but the load balancer balances across nodes, not pods: Kubernetes documents the "
+            "\"risk of potentially imbalanced traffic spreading\". Container-native load "
+            "balancing sends to pod IPs and avoids both."
+        ),
+        example="""\
+name: shop
+external_lb: {kind: aws-alb}
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-proxy, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+external_lb: {kind: aws-alb}
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-proxy, address: 10.0.1.1}]
+    proxy_service: {lb_targets: pods}
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            (f"{K8S_SOURCE_IP} (Cluster: the client source IP is replaced by the node's; "
+             "Local: preserves it, with the risk of imbalanced traffic spreading)"),
+            K8S_TRAFFIC_POLICIES,
+            f"{GKE_CONTAINER_NATIVE} (NEGs: the load balancer targets pod IPs)",
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     PROXY_PROTOCOL_ONE_SIDED,
     PROXY_PROTOCOL_FROM_HTTP_PROXY,
@@ -682,6 +829,7 @@ RULES: tuple[Rule, ...] = (
     PROXY_HEADER_CARRIES_EDGE,
     GATEWAY_DISTRUSTS_PROXY,
     FORWARDED_HEADERS_NOT_SENT,
+    PROXY_SERVICE_TRAFFIC_POLICY,
 )
 
 __all__ = ["RULES"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from lbgen import defaults
 from lbgen.defaults import Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
@@ -34,6 +35,7 @@ from lbgen.rules._crosshop import (
     edge_read_timeout,
     group_members,
     group_size,
+    kong_read_timeout,
 )
 from lbgen.rules._topology import front_of_cluster, through_cluster_ip
 
@@ -639,16 +641,23 @@ def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
     needed, how, setting_path = estimate
     for index, service in enumerate(ctx.spec.services):
         delay = service.pre_stop_delay
-        if delay is None or delay >= needed:
+        if delay is not None and delay >= needed:
             continue
+        waits = (
+            "pods have no preStop hook (pre_stop_delay unset), so they start shutting down the "
+            "moment they are told to terminate"
+            if delay is None
+            else f"pods wait {delay} in preStop before shutting down"
+        )
         yield Violation(
             message=(
-                f"service {service.name}: pods wait {delay} in preStop before shutting down, but "
+                f"service {service.name}: {waits}, but "
                 f"{front.name} can keep sending new requests to a terminating pod for about "
                 f"{needed} ({how}): requests in that window hit a closed port (502 or retries)"
             ),
             hint=(
-                f"raise {service.name} pre_stop_delay to at least {needed} (plus margin), and "
+                f"{'set' if delay is None else 'raise'} {service.name} pre_stop_delay to at "
+                f"least {needed} (plus margin; rendered as a preStop sleep), and "
                 "terminationGracePeriodSeconds above pre_stop_delay plus the app's drain time"
             ),
             path=("services", index, "pre_stop_delay"),
@@ -683,7 +692,8 @@ PRE_STOP_SHORTER_THAN_PROPAGATION = Rule(
     applies=_needs_known_propagation,
     doc=RuleDoc(
         what=(
-            "A service's `pre_stop_delay` (set in the spec) against an estimate of how long "
+            "A service's `pre_stop_delay` (unset: no preStop hook at all, the worst case) "
+            "against an estimate of how long "
             "the hop in front of Kubernetes keeps routing to a terminating pod: through a "
             "ClusterIP, kube-proxy's `minSyncPeriod` (1s); under the Kong Ingress Controller, "
             "`--proxy-sync-seconds` (3s) plus Kong's `worker_state_update_frequency` (5s); "
@@ -1011,6 +1021,474 @@ services:
 )
 
 
+# ---------------------------------------------------------------------------------------
+# LB307 a proxy dials the pods, which have no readiness probe
+# ---------------------------------------------------------------------------------------
+
+PROBES_DOC = "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/"
+ENDPOINT_SLICES_DOC = (
+    "https://kubernetes.io/docs/concepts/services-networking/endpoint-slices/#conditions"
+)
+
+
+def _no_readiness_probe(ctx: RuleContext) -> Iterator[Violation]:
+    front = front_of_cluster(ctx.spec)
+    if front is None:
+        return
+    via = "the Service's ClusterIP" if through_cluster_ip(ctx.spec) is not None else "the pod IPs"
+    for index, service in enumerate(ctx.spec.services):
+        if service.readiness is not None:
+            continue
+        yield Violation(
+            message=(
+                f"service {service.name}: {front.name} sends requests to {via}, but the spec "
+                "gives the pods no readiness probe: a container counts as ready as soon as it "
+                "has started, so new pods of a rollout or scale-out get traffic before the app "
+                "listens (connection refused, 502) and a wedged pod is never taken out"
+            ),
+            hint=(
+                f"set {service.name} readiness (path of an endpoint that answers 200 only when "
+                "the app can serve); lbgen renders it as the container's readinessProbe in the "
+                "Deployment patch"
+            ),
+            path=("services", index, "readiness"),
+            related_path=ctx.tier_path(front),
+        )
+
+
+def _needs_front_tier(spec: Spec) -> str | None:
+    return None if front_of_cluster(spec) is not None else "no tier in front of Kubernetes"
+
+
+NO_READINESS_PROBE = Rule(
+    code="LB307",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="pods-without-readiness-probe",
+    severity=Severity.WARNING,
+    summary="A proxy dials the pods, which have no readiness probe",
+    tiers=frozenset({"kong", "nginx_http", "nginx_stream", "kubernetes"}),
+    check=_no_readiness_probe,
+    versions="all Kubernetes versions",
+    applies=_needs_front_tier,
+    doc=RuleDoc(
+        what=(
+            "A service without `readiness` when a tier (Kong, the edge or the L4 tier) "
+            "connects to its pods, through pod IPs or through the Service's ClusterIP."
+        ),
+        why=(
+            "Without a readiness probe the kubelet reports a container Ready as soon as it "
+            "has started, and the pod's endpoint becomes ready in its EndpointSlice at once: "
+            "kube-proxy, KIC and the headless Service's DNS all start sending to it before the "
+            "app has bound its port or warmed up, which shows up as connection refused / 502 "
+            "on every rollout and scale-out. A pod that stops serving is never taken out of "
+            "rotation either."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    readiness: {path: /healthz}
+""",
+        references=(
+            (f"{PROBES_DOC} (readiness probes decide when a container is ready to accept "
+             "traffic; without one the container is considered ready once started)"),
+            f"{ENDPOINT_SLICES_DOC} (ready/serving/terminating endpoint conditions)",
+            f"{POD_TERMINATION}",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB308 grace period shorter than preStop + the longest request
+# ---------------------------------------------------------------------------------------
+
+
+def _longest_request(ctx: RuleContext, service: Service) -> tuple[Duration, str, ModelPath] | None:
+    """The longest a request may run on a pod: the read timeout of the hop in front of it."""
+    front = front_of_cluster(ctx.spec)
+    if isinstance(front, KongTier):
+        read = kong_read_timeout(service)
+        return read.value, f"{front.name}'s read timeout {read}", ctx.service_path(
+            service, "kong", "timeouts", "read"
+        )
+    if isinstance(front, NginxHttpTier):
+        read = edge_read_timeout(front)
+        return read.value, f"{front.name}'s proxy_read_timeout {read}", ctx.tier_path(
+            front, "timeouts", "read"
+        )
+    return None
+
+
+def _grace_shorter_than_drain(ctx: RuleContext) -> Iterator[Violation]:
+    default_grace = _duration(TERMINATION_GRACE_PERIOD)
+    for index, service in enumerate(ctx.spec.services):
+        longest = _longest_request(ctx, service)
+        if longest is None:
+            continue
+        request, how, request_path = longest
+        grace = service.termination_grace_period or default_grace
+        delay = service.pre_stop_delay or Duration(0)
+        if delay >= grace:
+            continue  # LB306: the preStop delay alone uses up the grace period
+        needed = delay + request
+        if grace >= needed:
+            continue
+        shown_grace = (
+            f"{grace}" if service.termination_grace_period is not None
+            else f"{grace} (Kubernetes default)"
+        )
+        yield Violation(
+            message=(
+                f"service {service.name}: terminationGracePeriodSeconds is {shown_grace}, but a "
+                f"pod needs its preStop delay {delay} plus the longest request it may still be "
+                f"serving ({how}) = {needed}: requests still running when the period ends are "
+                "cut by SIGKILL (the caller sees a reset connection, 502)"
+            ),
+            hint=(
+                f"raise {service.name} termination_grace_period to at least {needed}, or lower "
+                "the read timeout in front of it"
+            ),
+            path=("services", index, "termination_grace_period"),
+            related_path=request_path,
+        )
+
+
+def _needs_l7_front(spec: Spec) -> str | None:
+    front = front_of_cluster(spec)
+    if front is None:
+        return "no tier in front of Kubernetes"
+    if isinstance(front, NginxStreamTier):
+        return "an L4 tier in front of the pods has no request timeout to compare with"
+    return None
+
+
+GRACE_SHORTER_THAN_DRAIN = Rule(
+    code="LB308",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="grace-period-shorter-than-drain",
+    severity=Severity.WARNING,
+    summary="The grace period ends before preStop plus the longest request",
+    tiers=frozenset({"kong", "nginx_http", "kubernetes"}),
+    check=_grace_shorter_than_drain,
+    versions="all Kubernetes versions",
+    applies=_needs_l7_front,
+    doc=RuleDoc(
+        what=(
+            "A service's `termination_grace_period` (Kubernetes default 30s) against its "
+            "`pre_stop_delay` plus the longest request a pod may still be serving: the read "
+            "timeout of the hop in front of the pods (Kong's service `read_timeout`, default "
+            "60s; the edge's `proxy_read_timeout`, default 60s). Grace periods that preStop "
+            "alone uses up are LB306's."
+        ),
+        why=(
+            "The grace period counts from the start of termination, before preStop runs. A "
+            "request the hop in front sent just before it stopped routing to the pod may run "
+            "as long as that hop's read timeout; if the grace period ends first, the kubelet "
+            "kills the container and the request fails although every timeout on the path "
+            "allowed it."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    pre_stop_delay: 10s
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    pre_stop_delay: 10s
+    termination_grace_period: 75s
+""",
+        references=(
+            (f"{POD_TERMINATION} (terminationGracePeriodSeconds default 30; the countdown "
+             "includes the preStop hook; SIGKILL when it expires)"),
+            ("https://developer.konghq.com/gateway/entities/service/ (read_timeout default "
+             "60000 ms)"),
+            "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout",
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB309 KIC without drain support where sessions must drain
+# ---------------------------------------------------------------------------------------
+
+KIC_STICKY_DRAIN = (
+    "https://developer.konghq.com/kubernetes-ingress-controller/sticky-sessions/ "
+    "(min_version kic 3.5; drain support keeps terminating pods with weight 0)"
+)
+
+
+def _kic_without_drain(ctx: RuleContext) -> Iterator[Violation]:
+    kong = ctx.spec.kong
+    if kong is None or kong.mode != "kic" or (kong.kic is not None and kong.kic.drain_support):
+        return
+    sticky = [
+        (index, service)
+        for index, service in enumerate(ctx.spec.services)
+        if service.kong.algorithm == "sticky-sessions"
+    ]
+    if not sticky:
+        return
+    index = sticky[0][0]
+    names = ", ".join(s.name for _, s in sticky)
+    yield Violation(
+        message=(
+            f"{kong.name} runs under the Kong Ingress Controller without drain support, and "
+            f"{names} use sticky sessions: when a pod starts terminating KIC removes it from "
+            "Kong's upstream at once, so every session pinned to it moves to another pod "
+            "mid-session instead of finishing where its state lives"
+        ),
+        hint=(
+            f"run KIC ≥ {defaults.KIC_DRAIN_SUPPORT_SINCE} with --enable-drain-support=true "
+            "(CONTROLLER_ENABLE_DRAIN_SUPPORT) and set kic: {version: …, drain_support: true} "
+            f"on {kong.name}"
+        ),
+        path=ctx.tier_path(kong, "kic", "drain_support"),
+        related_path=("services", index, "kong", "algorithm"),
+    )
+
+
+def _needs_kic(spec: Spec) -> str | None:
+    kong = spec.kong
+    if kong is None or kong.mode != "kic":
+        return "no Kong under the Kong Ingress Controller"
+    return None
+
+
+KIC_WITHOUT_DRAIN = Rule(
+    code="LB309",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="kic-without-drain-support",
+    severity=Severity.WARNING,
+    summary="KIC drops terminating pods at once although sessions are pinned to them",
+    tiers=frozenset({"kong", "kubernetes"}),
+    check=_kic_without_drain,
+    versions=f"KIC ≥ {defaults.KIC_DRAIN_SUPPORT_SINCE} has --enable-drain-support (default off)",
+    applies=_needs_kic,
+    doc=RuleDoc(
+        what=(
+            "A Kong tier in `mode: kic` whose controller runs without "
+            "`--enable-drain-support` (`kic.drain_support` false or unset) while a service "
+            "uses `algorithm: sticky-sessions`."
+        ),
+        why=(
+            "Without drain support the controller removes a terminating pod from Kong's "
+            "upstream as soon as its endpoint stops being ready, and Kong re-pins every "
+            "session cookie that pointed there. With drain support (KIC 3.5 and later) the "
+            "terminating pod stays in the upstream with weight 0: existing sessions and "
+            "connections finish on it while new sessions go to the other pods — which is what "
+            "sticky sessions are for."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    mode: kic
+    edition: enterprise
+    version: "3.11"
+    instances: [{name: kong-proxy, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong: {algorithm: sticky-sessions, sticky_sessions_cookie: orders-session}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    mode: kic
+    edition: enterprise
+    version: "3.11"
+    kic: {version: "3.5", drain_support: true}
+    instances: [{name: kong-proxy, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+    kong: {algorithm: sticky-sessions, sticky_sessions_cookie: orders-session}
+""",
+        references=(
+            KIC_STICKY_DRAIN,
+            ("https://developer.konghq.com/kubernetes-ingress-controller/upgrade/ (KIC 3.5 "
+             "new features: Connection Draining, --enable-drain-support)"),
+            ("https://developer.konghq.com/kubernetes-ingress-controller/reference/"
+             "configuration-options/ (--enable-drain-support default false)"),
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# LB311 a PodDisruptionBudget that allows no eviction
+# ---------------------------------------------------------------------------------------
+
+CONFIGURE_PDB = "https://kubernetes.io/docs/tasks/run-application/configure-pdb/"
+
+
+def _scaled(value: int | str, pods: int) -> int:
+    """A PDB count or percentage as the disruption controller reads it (percentages of the
+    expected pods, rounded up: GetScaledValueFromIntOrPercent(…, roundUp=true))."""
+    if isinstance(value, int):
+        return value
+    return math.ceil(int(value[:-1]) * pods / 100)
+
+
+def _pdb_blocks_drains(ctx: RuleContext) -> Iterator[Violation]:
+    for index, service in enumerate(ctx.spec.services):
+        budget = service.disruption_budget
+        if budget is None:
+            continue
+        pods, where, label = _targets(service)
+        if budget.max_unavailable is not None:
+            field, value = "max_unavailable", budget.max_unavailable
+            allowed = _scaled(value, pods)
+            if allowed > 0:
+                continue
+            why = f"maxUnavailable {value} allows no pod to be evicted"
+        else:
+            assert budget.min_available is not None
+            field, value = "min_available", budget.min_available
+            required = _scaled(value, pods)
+            if required < pods:
+                continue
+            shown = f"{value}" if isinstance(value, int) else f"{value} (= {required} of {pods}, rounded up)"
+            why = f"minAvailable {shown} with {pods} pods ({label}) leaves no pod to evict"
+        yield Violation(
+            message=(
+                f"service {service.name}: its PodDisruptionBudget {why}: every voluntary "
+                "eviction is refused, so `kubectl drain`, node upgrades and cluster-autoscaler "
+                "scale-downs hang on the nodes that run these pods until someone deletes the "
+                "budget by hand"
+            ),
+            hint=(
+                f"allow at least one disruption: max_unavailable: 1 (or a percentage), or "
+                f"min_available below the pod count (e.g. {max(pods - 1, 0)})"
+            ),
+            path=("services", index, "disruption_budget", field),
+            related_path=("services", index, *where),
+        )
+
+
+PDB_BLOCKS_DRAINS = Rule(
+    code="LB311",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="disruption-budget-blocks-drains",
+    severity=Severity.WARNING,
+    summary="The PodDisruptionBudget allows no eviction, so node drains hang",
+    tiers=frozenset({"kubernetes"}),
+    check=_pdb_blocks_drains,
+    versions="policy/v1 PodDisruptionBudget (Kubernetes ≥ 1.21)",
+    applies=lambda spec: None,
+    doc=RuleDoc(
+        what=(
+            "A service's `disruption_budget` against its pod count (the HPA minimum when "
+            "there is one): `max_unavailable` 0 or 0%, or `min_available` that is at least the "
+            "pod count once percentages are rounded up as Kubernetes does."
+        ),
+        why=(
+            "A budget that permits zero disruptions makes the eviction API refuse every "
+            "voluntary eviction of these pods. Kubernetes documents the consequence: such a "
+            "workload cannot be drained from a node, so node upgrades, `kubectl drain` and "
+            "cluster-autoscaler scale-downs stall. A percentage rounds up, so "
+            "`min_available: 90%` of 3 pods already means all 3."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 3
+    app: {preset: go}
+    disruption_budget: {min_available: 3}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: gke
+services:
+  - name: orders
+    replicas: 3
+    app: {preset: go}
+    disruption_budget: {min_available: 2}
+""",
+        references=(
+            (f"{CONFIGURE_PDB} (maxUnavailable 0 or 0%, or minAvailable 100% or the number of "
+             "replicas, requires zero voluntary evictions and blocks draining a node; "
+             "percentages are rounded up)"),
+            "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/",
+            ("https://github.com/kubernetes/kubernetes/blob/master/pkg/controller/disruption/"
+             "disruption.go (GetScaledValueFromIntOrPercent with roundUp true)"),
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     PASSIVE_NEVER_REENABLED,
     PASSIVE_SUCCESSES_ZERO,
@@ -1018,5 +1496,9 @@ RULES: tuple[Rule, ...] = (
     EDGE_BLAMES_SHARED_HOP,
     PRE_STOP_SHORTER_THAN_PROPAGATION,
     PRE_STOP_OUTLASTS_GRACE,
+    NO_READINESS_PROBE,
+    GRACE_SHORTER_THAN_DRAIN,
+    KIC_WITHOUT_DRAIN,
     NAME_RESOLVED_ONCE,
+    PDB_BLOCKS_DRAINS,
 )

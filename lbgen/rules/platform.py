@@ -763,6 +763,109 @@ services:
 )
 
 
+# --- LB708 ---------------------------------------------------------------------------------
+
+
+def _kube_proxy_incomplete(ctx: RuleContext) -> Iterator[Violation]:
+    cluster = ctx.spec.cluster
+    proxy = cluster.kube_proxy
+    if proxy is None:
+        return
+    missing = []
+    if proxy.mode is None:
+        missing.append(("mode", "the mode (unset would switch an ipvs or nftables cluster to iptables)"))
+    if "cluster_cidrs" not in proxy.model_fields_set:
+        missing.append(("cluster_cidrs", "clusterCIDR (unset drops the pod CIDR the live file has)"))
+    if not missing:
+        return
+    yield Violation(
+        message=(
+            f"{cluster.name} gives kube_proxy settings but not "
+            f"{' and '.join(what for _, what in missing)}: kube-proxy's config.conf is one file "
+            "that lbgen would replace as a whole, so lbgen renders no kube-proxy configuration "
+            "for it and the settings are not applied"
+        ),
+        hint=(
+            "copy mode and clusterCIDR from the live configuration (`kubectl -n kube-system get "
+            "configmap kube-proxy -o jsonpath='{.data.config\\.conf}'`) into kube_proxy.mode and "
+            "kube_proxy.cluster_cidrs ([] if it has none), or drop kube_proxy"
+        ),
+        path=ctx.tier_path(cluster, "kube_proxy", missing[0][0]),
+        related_path=ctx.tier_path(cluster, "kube_proxy"),
+    )
+
+
+KUBE_PROXY_INCOMPLETE = Rule(
+    code="LB708",
+    status="preview",
+    since=NEXT_RELEASE,
+    name="kube-proxy-settings-incomplete-for-whole-file",
+    severity=Severity.ERROR,
+    summary="kube-proxy settings without the mode and clusterCIDR a whole-file replacement needs",
+    tiers=frozenset({"kubernetes"}),
+    check=_kube_proxy_incomplete,
+    versions="all kube-proxy versions (KubeProxyConfiguration v1alpha1), self-managed",
+    applies=_self_managed_only,
+    doc=RuleDoc(
+        what=(
+            "`kube_proxy` settings on a self-managed cluster without `mode` or without "
+            "`cluster_cidrs` (`[]` states that the live configuration has none)."
+        ),
+        why=(
+            "kube-proxy reads one configuration file (`--config`, kubeadm's `config.conf` key "
+            "of the kube-system/kube-proxy ConfigMap); every field the file leaves out takes "
+            "its default. A file that sets, say, an IPVS timeout but no `mode` turns an ipvs or "
+            "nftables cluster into an iptables one on the next kube-proxy restart, and one "
+            "without `clusterCIDR` drops the pod CIDR kube-proxy uses to tell pod traffic "
+            "from external traffic (masquerading, `detectLocalMode: ClusterCIDR`). lbgen "
+            "therefore renders kube-proxy's configuration only when the spec states both."
+        ),
+        example="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+    kube_proxy:
+      conntrack: {tcp_established_timeout: 2h}
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        fix="""\
+name: shop
+tiers:
+  - kind: kong
+    name: gateway
+    instances: [{name: kong-1, address: 10.0.1.1}]
+  - kind: kubernetes
+    name: cluster
+    platform: self-managed
+    kube_proxy:
+      mode: nftables
+      cluster_cidrs: [10.244.0.0/16]
+      conntrack: {tcp_established_timeout: 2h}
+    node_kernel: "6.1"
+services:
+  - name: orders
+    replicas: 4
+    app: {preset: go}
+""",
+        references=(
+            f"{KUBE_PROXY_CONFIG} (KubeProxyConfiguration: mode, clusterCIDR, defaults)",
+            ("https://kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/ "
+             "(--config; --cluster-cidr: used to tell cluster traffic from external traffic)"),
+            ("https://github.com/kubernetes/kubernetes/blob/master/cmd/kubeadm/app/phases/addons/"
+             "proxy/manifests.go (the kube-proxy ConfigMap and its config.conf key)"),
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
     MODE_ON_GKE,
     SETTINGS_ON_MANAGED,
@@ -771,6 +874,7 @@ RULES: tuple[Rule, ...] = (
     NFTABLES_VERSION,
     NFTABLES_KERNEL,
     KONG_H2C_LISTENER_FOR_CLIENTS,
+    KUBE_PROXY_INCOMPLETE,
 )
 
 __all__ = ["RULES"]

@@ -7,6 +7,11 @@
 - Every top-level document that looks like a Kubernetes object must be one lbgen renders:
   an (apiVersion, kind) of RENDERED_KINDS carrying lbgen's managed-by label. Anything else
   (say, an object smuggled in through a comment) fails the check.
+- A Deployment document without ``spec.selector`` is a strategic-merge patch (lbgen's
+  rollout-safety patch, accepted only as a file under `patches/` and without the label, which
+  it must not put on the user's Deployment): it is merged into a minimal Deployment that supplies only what the
+  patch does not own (selector, template labels, an image per container) and the result is
+  validated the same way, so a field the API server would reject still fails.
 - The ``config.conf`` of the ``kube-system/kube-proxy`` ConfigMap is validated against
   ``<schemas>/kube-proxy/kubeproxyconfiguration-v1alpha1.json`` (JSON Schema draft 7),
   since Kubernetes publishes no schema for component configs.
@@ -56,7 +61,8 @@ def _kubernetes_validate() -> ModuleType | None:
 # by kind alone, so a built-in kind in an API version 1.36 no longer serves (policy/v1beta1
 # PodDisruptionBudget) fails instead of being passed over as a custom resource.
 BUILTIN_KINDS: frozenset[str] = frozenset(
-    {"Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
+    {"Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress",
+     "Deployment"}
 )
 
 
@@ -74,11 +80,13 @@ RENDERED_KINDS: frozenset[tuple[str, str]] = frozenset({
 MANAGED_BY_LABEL = ("app.kubernetes.io/managed-by", "lbgen")
 
 
-def _foreign_objects(docs: list[Any]) -> list[str]:
+def _foreign_objects(path: str, docs: list[Any]) -> list[str]:
     """Documents of `docs` that look like Kubernetes objects lbgen does not render."""
     foreign = []
     for doc in docs:
         if not isinstance(doc, dict) or not ({"apiVersion", "kind"} & doc.keys()):
+            continue
+        if _is_rollout_patch(path, doc):
             continue
         metadata = doc.get("metadata")
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
@@ -90,8 +98,19 @@ def _foreign_objects(docs: list[Any]) -> list[str]:
     return foreign
 
 
+def _is_rollout_patch(path: str, doc: Mapping[str, Any]) -> bool:
+    """lbgen's Deployment patch: only in its own file under `patches/`, and unlabelled, since
+    merging a label into the user's Deployment would claim it for lbgen."""
+    return (
+        "/patches/" in f"/{path}"
+        and path.endswith(".deployment.yaml")
+        and doc.get("apiVersion") == "apps/v1"
+        and is_deployment_patch(doc)
+    )
+
+
 def _check_foreign(path: str, docs: list[Any]) -> CheckResult | None:
-    foreign = _foreign_objects(docs)
+    foreign = _foreign_objects(path, docs)
     if not foreign:
         return None
     return CheckResult(f"only lbgen's Kubernetes objects {path}", "failed", "; ".join(foreign))
@@ -140,6 +159,76 @@ def _describe(doc: Mapping[str, Any]) -> str:
     return f"{doc.get('kind')}/{name}"
 
 
+def is_deployment_patch(doc: Mapping[str, Any]) -> bool:
+    """A Deployment without a selector cannot be created: it is a patch of one."""
+    if doc.get("kind") != "Deployment":
+        return False
+    spec = doc.get("spec")
+    return not (isinstance(spec, Mapping) and "selector" in spec)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _minimal_deployment(patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The smallest Deployment the patch can apply to: what the patch does not set."""
+    metadata = _mapping(patch.get("metadata"))
+    name = str(metadata.get("name", "app"))
+    pod = _mapping(_mapping(_mapping(patch.get("spec")).get("template")).get("spec"))
+    listed = pod.get("containers")
+    containers = [_mapping(c) for c in listed] if isinstance(listed, list) else [{"name": name}]
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": str(metadata.get("namespace", "default"))},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "containers": [
+                        {"name": c.get("name"), "image": "registry.example/app:1"} for c in containers
+                    ]
+                },
+            },
+        },
+    }
+
+
+# Strategic-merge list keys of the fields lbgen's patch touches (core/v1 PodSpec
+# `patchMergeKey: name` on containers, initContainers and volumes). Other lists replace.
+_MERGE_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name"}
+
+
+def strategic_merge(base: Any, patch: Any, key: str = "") -> Any:
+    """Strategic merge for the subset of the API lbgen patches: maps merge recursively,
+    lists with a merge key merge item by item, other lists and scalars are replaced."""
+    if isinstance(base, Mapping) and isinstance(patch, Mapping):
+        merged = dict(base)
+        for field, value in patch.items():
+            merged[field] = strategic_merge(base.get(field), value, field) if field in base else value
+        return merged
+    merge_key = _MERGE_KEYS.get(key)
+    if merge_key and isinstance(base, list) and isinstance(patch, list):
+        items = [dict(item) for item in base]
+        for item in patch:
+            match = next((i for i, b in enumerate(items) if b.get(merge_key) == item.get(merge_key)), None)
+            if match is None:
+                items.append(item)
+            else:
+                items[match] = strategic_merge(items[match], item)
+        return items
+    return patch
+
+
+def merged_deployment(patch: Mapping[str, Any]) -> dict[str, Any]:
+    merged = strategic_merge(_minimal_deployment(patch), patch)
+    assert isinstance(merged, dict)
+    return merged
+
+
 def _validation_message(error: Any) -> str:  # a kubernetes_validate.ValidationError
     where = ".".join(str(part) for part in error.path) or "(root)"
     return f"{where}: {error.message}"
@@ -149,14 +238,18 @@ def _check_kubernetes_documents(path: str, docs: list[Any]) -> CheckResult | Non
     builtin = [doc for doc in docs if isinstance(doc, dict) and _is_builtin(doc)]
     if not builtin:
         return None
-    name = f"kubernetes-validate {KUBERNETES_VERSION} (strict) {path}"
+    how = "strict, patch merged into a minimal Deployment" if any(
+        is_deployment_patch(doc) for doc in builtin
+    ) else "strict"
+    name = f"kubernetes-validate {KUBERNETES_VERSION} ({how}) {path}"
     kubernetes_validate = _kubernetes_validate()
     if kubernetes_validate is None:
         return CheckResult(name, "skipped", NOT_INSTALLED)
     problems: list[str] = []
     for doc in builtin:
         try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            checked = merged_deployment(doc) if is_deployment_patch(doc) else doc
+            kubernetes_validate.validate(checked, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
             problems.append(f"{_describe(doc)}: {_validation_message(error)}")
         except kubernetes_validate.SchemaNotFoundError as error:
@@ -238,10 +331,12 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
                 results.append(_check_kube_proxy(path, payloads, schemas_dir))
     for path in sorted(files):
         if path.endswith("/KUBE-PROXY.md"):
-            # GKE: lbgen renders no KubeProxyConfiguration, so there is nothing to validate;
-            # say so instead of leaving the check out silently.
+            # GKE, or a self-managed cluster whose kube-proxy lbgen leaves alone: no
+            # KubeProxyConfiguration is rendered, so there is nothing to validate; say so
+            # instead of leaving the check out silently.
             results.append(CheckResult(
                 f"kube-proxy schema (KubeProxyConfiguration v1alpha1) {path}", "skipped",
-                "GKE manages kube-proxy (or has none): no kube-proxy ConfigMap is rendered",
+                "no kube-proxy ConfigMap is rendered (GKE manages kube-proxy or has none, or "
+                "the spec gives no complete kube_proxy settings)",
             ))
     return results

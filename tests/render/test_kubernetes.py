@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from lbgen.budget import resolve_budget
+from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.render import kubernetes as k8s
@@ -82,6 +83,14 @@ def kinds(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(doc["kind"], doc["metadata"]["name"]) for doc in docs]
 
 
+# What a whole-file replacement of kube-proxy's config.conf must state (LB708).
+MANAGED_KUBE_PROXY: dict[str, Any] = {"kube_proxy": {"mode": "iptables", "cluster_cidrs": []}}
+
+
+def kube_proxy_settings(**settings: Any) -> dict[str, Any]:
+    return {"kube_proxy": {**MANAGED_KUBE_PROXY["kube_proxy"], **settings}}
+
+
 def kube_proxy_config(spec: Spec) -> dict[str, Any]:
     configmap = yaml.safe_load(rendered(spec)["k8s/kube-system/kube-proxy.yaml"])
     config: dict[str, Any] = yaml.safe_load(configmap["data"]["config.conf"])
@@ -92,10 +101,35 @@ def kube_proxy_config(spec: Spec) -> dict[str, Any]:
 
 def test_one_bundle_per_service_under_cluster_and_namespace() -> None:
     # Layout contract shared with the summary and the CLI: <cluster>/<namespace>/<service>.yaml.
-    spec = make_spec()
+    spec = make_spec(cluster=MANAGED_KUBE_PROXY)
     files = rendered(spec)
     assert set(files) == {"k8s/shop/orders.yaml", "k8s/kube-system/kube-proxy.yaml"}
     assert set(files) == set(k8s.output_paths(spec))
+
+
+def test_self_managed_without_kube_proxy_settings_gets_no_configmap() -> None:
+    # Nothing asks lbgen to change kube-proxy: a full config.conf would silently revert an
+    # ipvs/nftables cluster to iptables and drop its clusterCIDR (issue #8 item 7).
+    spec = make_spec()
+    files = rendered(spec)
+    assert set(files) == {"k8s/shop/orders.yaml", "k8s/KUBE-PROXY.md"} == set(k8s.output_paths(spec))
+    note = files["k8s/KUBE-PROXY.md"]
+    assert "The spec gives no `kubernetes.kube_proxy` settings" in note
+    assert "kubectl diff -f k8s/kube-system/kube-proxy.yaml" in note
+
+
+@pytest.mark.parametrize(
+    ("settings", "missing"),
+    [({"ipvs": {"tcp_timeout": "1h"}}, "`mode` and `cluster_cidrs`"),
+     ({"mode": "ipvs"}, "`cluster_cidrs`"),
+     ({"cluster_cidrs": ["10.244.0.0/16"]}, "`mode`")],
+)
+def test_incomplete_kube_proxy_settings_render_no_partial_file(
+    settings: dict[str, Any], missing: str
+) -> None:
+    files = rendered(make_spec(cluster={"kube_proxy": settings}))
+    assert "k8s/kube-system/kube-proxy.yaml" not in files
+    assert f"but not {missing}." in files["k8s/KUBE-PROXY.md"]
 
 
 def test_every_file_starts_with_the_generated_by_header() -> None:
@@ -187,17 +221,17 @@ def test_traffic_distribution_only_where_the_value_is_ga(
     value: str, version: str, rendered_value: str | None
 ) -> None:
     # An API server older than the value's GA release rejects it (or needs a feature gate):
-    # lbgen drops it there and says so in the file instead of emitting an unappliable manifest.
+    # lbgen refuses the spec with a located error instead of dropping the field silently
+    # (issue #8 item 11); the refusal itself is tested in tests/test_kong_location.py.
+    if rendered_value is None:
+        with pytest.raises(InputError) as caught:
+            make_spec(cluster={"version": version},
+                      service={"kubernetes": {"traffic_distribution": value}})
+        assert "services[0].kubernetes.traffic_distribution" in caught.value.problems[0].format()
+        return
     spec = make_spec(cluster={"version": version},
                      service={"kubernetes": {"traffic_distribution": value}})
-    text = rendered(spec)["k8s/shop/orders.yaml"]
-    service = bundle(spec)[0]["spec"]
-    assert service.get("trafficDistribution") == rendered_value
-    if rendered_value is None:
-        assert f"# note: trafficDistribution {value} not rendered" in text
-        assert f"runs {version}" in text
-    else:
-        assert "# note:" not in text
+    assert bundle(spec)[0]["spec"]["trafficDistribution"] == rendered_value
 
 
 def test_labels_carry_managed_by_and_user_labels_and_managed_by_wins() -> None:
@@ -375,7 +409,7 @@ def test_gke_note_tells_cluster_ip_users_to_target_pod_endpoints() -> None:
 
 
 def test_self_managed_configmap_is_kubeadms_kube_proxy_configmap() -> None:
-    configmap = yaml.safe_load(rendered(make_spec())["k8s/kube-system/kube-proxy.yaml"])
+    configmap = yaml.safe_load(rendered(make_spec(cluster=MANAGED_KUBE_PROXY))["k8s/kube-system/kube-proxy.yaml"])
     assert (configmap["apiVersion"], configmap["kind"]) == ("v1", "ConfigMap")
     # kubeadm's DaemonSet mounts this ConfigMap and runs --config=/var/lib/kube-proxy/config.conf.
     assert configmap["metadata"]["name"] == "kube-proxy"
@@ -384,11 +418,10 @@ def test_self_managed_configmap_is_kubeadms_kube_proxy_configmap() -> None:
     assert list(configmap["data"]) == ["config.conf"]
 
 
-def test_default_kube_proxy_config_states_iptables_and_kubeadms_kubeconfig() -> None:
-    config = kube_proxy_config(make_spec())
+def test_kube_proxy_config_states_the_mode_and_kubeadms_kubeconfig() -> None:
+    config = kube_proxy_config(make_spec(cluster=MANAGED_KUBE_PROXY))
     assert config["apiVersion"] == "kubeproxy.config.k8s.io/v1alpha1"
     assert config["kind"] == "KubeProxyConfiguration"
-    # iptables is what an empty mode means on Linux; writing it says what the file sets up.
     assert config["mode"] == "iptables"
     # Without the kubeconfig kube-proxy would use the in-cluster config, i.e. the `kubernetes`
     # ClusterIP it has not programmed yet (kubeadm componentconfigs/kubeproxy.go).
@@ -398,14 +431,14 @@ def test_default_kube_proxy_config_states_iptables_and_kubeadms_kubeconfig() -> 
 
 def test_config_conf_is_itself_marked_generated() -> None:
     # It is what lands in /var/lib/kube-proxy/config.conf on every node.
-    configmap = yaml.safe_load(rendered(make_spec())["k8s/kube-system/kube-proxy.yaml"])
+    configmap = yaml.safe_load(rendered(make_spec(cluster=MANAGED_KUBE_PROXY))["k8s/kube-system/kube-proxy.yaml"])
     assert configmap["data"]["config.conf"].startswith("# generated by lbgen from t.yaml")
 
 
 @pytest.mark.parametrize("mode", ["iptables", "ipvs", "nftables"])
 def test_sync_periods_go_to_the_active_modes_section_as_go_durations(mode: str) -> None:
-    spec = make_spec(cluster={"kube_proxy": {"mode": mode, "sync_period": "1m30s",
-                                             "min_sync_period": "500ms"}})
+    spec = make_spec(cluster=kube_proxy_settings(mode=mode, sync_period="1m30s",
+                                                 min_sync_period="500ms"))
     config = kube_proxy_config(spec)
     assert config["mode"] == mode
     # metav1.Duration decodes Go duration strings; an integer fails to decode in kube-proxy.
@@ -414,13 +447,13 @@ def test_sync_periods_go_to_the_active_modes_section_as_go_durations(mode: str) 
 
 
 def test_ipvs_and_conntrack_settings() -> None:
-    spec = make_spec(cluster={"kube_proxy": {
-        "mode": "ipvs",
-        "ipvs": {"scheduler": "lc", "tcp_timeout": "15m", "tcp_fin_timeout": "2m",
-                 "udp_timeout": "5m", "strict_arp": True},
-        "conntrack": {"max_per_core": 0, "min": 131072, "tcp_established_timeout": "1h",
-                      "tcp_close_wait_timeout": "30s"},
-    }})
+    spec = make_spec(cluster=kube_proxy_settings(
+        mode="ipvs",
+        ipvs={"scheduler": "lc", "tcp_timeout": "15m", "tcp_fin_timeout": "2m",
+              "udp_timeout": "5m", "strict_arp": True},
+        conntrack={"max_per_core": 0, "min": 131072, "tcp_established_timeout": "1h",
+                   "tcp_close_wait_timeout": "30s"},
+    ))
     config = kube_proxy_config(spec)
     assert config["ipvs"] == {"scheduler": "lc", "tcpTimeout": "900s", "tcpFinTimeout": "120s",
                               "udpTimeout": "300s", "strictARP": True}
@@ -430,16 +463,17 @@ def test_ipvs_and_conntrack_settings() -> None:
 
 
 def test_cluster_cidrs_become_one_dual_stack_cluster_cidr() -> None:
-    spec = make_spec(cluster={"kube_proxy": {"cluster_cidrs": ["10.244.0.0/16", "fd00:10:244::/56"]}})
+    spec = make_spec(cluster=kube_proxy_settings(cluster_cidrs=["10.244.0.0/16", "fd00:10:244::/56"]))
     assert kube_proxy_config(spec)["clusterCIDR"] == "10.244.0.0/16,fd00:10:244::/56"
     header = rendered(spec)["k8s/kube-system/kube-proxy.yaml"]
-    assert "clusterCIDR is not set" not in header
+    assert "No clusterCIDR" not in header
 
 
-def test_missing_cluster_cidr_is_called_out_in_the_file() -> None:
-    # config.conf replaces the file wholesale; a kubeadm cluster's clusterCIDR would be lost.
-    text = rendered(make_spec())["k8s/kube-system/kube-proxy.yaml"]
-    assert "# clusterCIDR is not set (kubernetes.kube_proxy.cluster_cidrs)" in text
+def test_an_explicitly_empty_cluster_cidr_is_said_and_the_file_says_to_diff_first() -> None:
+    text = rendered(make_spec(cluster=MANAGED_KUBE_PROXY))["k8s/kube-system/kube-proxy.yaml"]
+    assert "clusterCIDR" not in kube_proxy_config(make_spec(cluster=MANAGED_KUBE_PROXY))
+    assert "# No clusterCIDR (kubernetes.kube_proxy.cluster_cidrs: [])" in text
+    assert "#   kubectl diff -f k8s/kube-system/kube-proxy.yaml" in text
     assert "# kubectl -n kube-system rollout restart daemonset kube-proxy" in text
 
 
@@ -448,6 +482,7 @@ def test_missing_cluster_cidr_is_called_out_in_the_file() -> None:
 def test_render_is_deterministic_and_in_spec_order_of_services() -> None:
     data = copy.deepcopy(BASE)
     data["services"].append({**data["services"][0], "name": "billing"})
+    data["tiers"][-1].update(MANAGED_KUBE_PROXY)
     spec = load_spec_data(data).spec
     first = render_spec(spec, "t.yaml")
     assert first == render_spec(spec, "t.yaml")

@@ -281,7 +281,8 @@ def test_dataplane_v2_runbook_has_no_conntrack_and_says_why() -> None:
 
 
 def test_self_managed_runbook_checks_the_configured_mode() -> None:
-    readme = readme_of(make_spec(cluster={"platform": "self-managed", "kube_proxy": {"mode": "ipvs"}}))
+    readme = readme_of(make_spec(cluster={"platform": "self-managed",
+                                          "kube_proxy": {"mode": "ipvs", "cluster_cidrs": []}}))
     blocks = code_blocks(readme)
     assert any("get configmap kube-proxy" in b for b in blocks)
     assert "Expect: `mode: ipvs`, as rendered in `k8s/kube-system/kube-proxy.yaml`." in readme
@@ -289,6 +290,22 @@ def test_self_managed_runbook_checks_the_configured_mode() -> None:
     # IPVS keeps its own per-real-server counters for the Service port (80, not 8000).
     assert "ipvsadm -Ln --stats -t" in joined and "kubectl get svc -n shop orders" in joined
     assert "}'):80\"" in joined
+
+
+def test_self_managed_runbook_diffs_the_live_kube_proxy_config_before_applying() -> None:
+    readme = readme_of(make_spec(cluster={"platform": "self-managed",
+                                          "kube_proxy": {"mode": "nftables", "cluster_cidrs": []}}))
+    joined = "\n".join(code_blocks(readme))
+    diff = joined.index("kubectl diff -f k8s/kube-system/kube-proxy.yaml")
+    assert "> kube-proxy-config.conf.live" in joined[:diff]
+    assert diff < joined.index("kubectl apply -f k8s/kube-system/kube-proxy.yaml")
+
+
+def test_self_managed_runbook_without_kube_proxy_settings_claims_no_mode() -> None:
+    readme = readme_of(make_spec(cluster={"platform": "self-managed"}))
+    assert "kubectl apply -f k8s/kube-system/kube-proxy.yaml" not in readme
+    assert "`mode: iptables`" not in readme and "kube-proxy iptables" not in readme
+    assert "lbgen leaves it alone: see `k8s/KUBE-PROXY.md`" in readme
 
 
 def test_kic_runbook_has_no_db_less_admin_api_call() -> None:
@@ -340,7 +357,8 @@ def test_stream_tier_in_front_of_kubernetes_is_drawn_as_l4_with_proxy_protocol()
         "name": "tcp", "tiers": [
             {"kind": "nginx_stream", "name": "l4", "send_proxy_protocol": True,
              "instances": [{"name": "l4-1", "address": "10.0.0.1"}]},
-            {"kind": "kubernetes", "name": "k8s", "platform": "self-managed"}],
+            {"kind": "kubernetes", "name": "k8s", "platform": "self-managed",
+             "kube_proxy": {"mode": "iptables", "cluster_cidrs": []}}],
         "services": [{"name": "db", "namespace": "data", "replicas": 2, "app": {"preset": "go"}}],
     }).spec
     diagram = mermaid_block(readme_of(spec))

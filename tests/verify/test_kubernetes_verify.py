@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import lbgen
+from lbgen.render import kubernetes as k8s_render
 from lbgen.verify import kubernetes as k8s_verify
 from lbgen.verify._base import CheckResult
 from tests.conftest import EXAMPLES, REPO
@@ -77,10 +78,11 @@ def test_every_example_validates_strictly(example: Path, schemas_dir: Path) -> N
     # Every manifest file of the cluster was validated, not just some.
     assert kubernetes_files(files, loaded.spec) <= {r.name.rsplit(" ", 1)[1] for r in checked}
     proxy = kube_proxy_results(results)
-    if loaded.spec.cluster.platform == "self-managed":
+    if k8s_render.renders_kube_proxy(loaded.spec.cluster):
         assert [r.status for r in proxy] == ["passed"]
     else:
-        # GKE: nothing to validate, and the report says why instead of staying silent.
+        # GKE, or kube-proxy left alone: nothing to validate, and the report says why instead
+        # of staying silent.
         assert [(r.status, r.name.rsplit(" ", 1)[1]) for r in proxy] == [
             ("skipped", f"{loaded.spec.cluster.name}/KUBE-PROXY.md")
         ]
@@ -88,7 +90,7 @@ def test_every_example_validates_strictly(example: Path, schemas_dir: Path) -> N
 
 def test_a_self_managed_example_exists() -> None:
     # The kube-proxy schema check above must run on at least one example.
-    assert any(lbgen.load(e).spec.cluster.platform == "self-managed" for e in EXAMPLES)
+    assert any(k8s_render.renders_kube_proxy(lbgen.load(e).spec.cluster) for e in EXAMPLES)
 
 
 def test_every_renderable_field_validates_strictly(schemas_dir: Path) -> None:
