@@ -1,6 +1,7 @@
 """`resolver` on an nginx tier renders only in upstream groups that dial a DNS name: on a tier
 whose next hop is instances given as IP addresses it would render nothing, so it is refused
-at load with its location (a spec field that renders nothing and feeds no rule)."""
+at load with its location (a spec field that renders nothing and feeds no rule). LB401's hint
+says that pod_endpoints on an nginx tier needs that resolver.
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from lbgen.cli import cli
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_text
 from lbgen.render import render_spec
+from lbgen.rules import check_spec
 
 THROUGH_L4 = """\
 name: shop
@@ -94,3 +96,23 @@ def test_the_cli_reports_it_located_with_exit_2_and_writes_nothing(tmp_path: Pat
     assert f"{spec}:6:15: error: resolver on edge would render nothing" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_lb401_hint_on_an_nginx_edge_says_pod_endpoints_needs_a_resolver() -> None:
+    text = """\
+name: direct
+tiers:
+  - kind: nginx_http
+    name: edge
+    instances: [{name: e1, address: 10.0.0.1}]
+    balancing: {algorithm: least_conn}
+  - {kind: kubernetes, name: cluster, platform: self-managed}
+services:
+  - {name: orders, replicas: 2, app: {preset: go}}
+"""
+    report = check_spec(load_spec_text(text, "spec.yaml"), select=["LB401"])
+    [finding] = report.findings
+    assert finding.hint == (
+        "set edge backend_targets: pod_endpoints so nginx balances across the pods, and "
+        "resolver (nginx ≥ 1.27.3) so the headless Service name follows the pods"
+    )

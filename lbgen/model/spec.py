@@ -60,7 +60,7 @@ class Spec(StrictModel):
     services: list[Service] = Field(min_length=1)
     keepalive_margin: Duration | None = None
     """How much earlier a caller closes idle connections than its callee. Unset: 10% of
-    the callee's timeout, at least 1s."""
+    the caller's timeout in whole seconds, at least 1s (a derived caller: 10% of its callee's)."""
     workload: Workload | None = None
     """Expected peak traffic (`rate` requests/s, `concurrency` in flight). Optional; rules
     that size connection churn use it."""
