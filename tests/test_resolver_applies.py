@@ -1,7 +1,7 @@
 """`resolver` on an nginx tier renders only in upstream groups that dial a DNS name: on a tier
 whose next hop is instances given as IP addresses it would render nothing, so it is refused
 at load with its location (a spec field that renders nothing and feeds no rule). LB401's hint
-says that pod_endpoints on an nginx tier needs that resolver.
+says that pod_endpoints on an nginx tier needs that resolver."""
 
 from __future__ import annotations
 
