@@ -123,3 +123,16 @@ def test_merged_skip_reasons_show_each_name_escaped(tmp_path: Path) -> None:
     assert skipped and all(line.isprintable() for line in result.stdout.splitlines())
     assert any(shown_source_name(str(one)) + ": " in line for line in skipped)
     assert any(shown_source_name(str(two)) + ": " in line for line in skipped)
+
+
+@pytest.mark.parametrize("key", HOSTILE)
+def test_the_refusal_to_replace_the_specs_own_directory_shows_the_name_escaped(
+    tmp_path: Path, key: str
+) -> None:
+    spec = tmp_path / HOSTILE[key]
+    spec.write_text(SEED, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["render", str(spec), "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"it contains {shown_source_name(str(spec))}, the spec being rendered" in result.stderr
+    assert all(line.isprintable() for line in result.stderr.splitlines())
+    assert spec.read_text(encoding="utf-8") == SEED
