@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 import click
 
 from lbgen import __version__
-from lbgen.errors import InputError, LbgenError, Problem, UnknownRuleError
+from lbgen.errors import InputError, LbgenError, Problem, UnknownRuleError, shown_source_name
 
 if TYPE_CHECKING:
     from lbgen.io.loader import LoadedSpec
@@ -45,6 +45,12 @@ STDIN = Path("-")
 STDIN_NAME = "<stdin>"
 
 _SPEC = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+
+
+def _shown(path: Path) -> str:
+    """A path as lbgen's messages show it: control characters in a file name escaped, so
+    that it cannot forge an output line or a terminal escape (as in the rendered headers)."""
+    return shown_source_name(str(path))
 
 
 def _use_color(choice: str, *, err: bool) -> bool:
@@ -309,7 +315,7 @@ def render(
         from lbgen.rollout import plan_text, rollout_plan
 
         plan = rollout_plan(_load(rollout_from).spec, loaded.spec)
-        click.echo(plan_text(str(rollout_from), str(spec), plan), nl=False)
+        click.echo(plan_text(_shown(rollout_from), _shown(spec), plan), nl=False)
 
     verify_failed = False
     unproven: list[str] = []
@@ -347,10 +353,10 @@ def render(
         # A plain render would refuse this directory: say so (exit 2), with the same reason.
         output.check_writable(files, out_dir, replace_foreign=replace_foreign, keep=kept)
         if diff:
-            _error(f"{out_dir} is out of date: run `lbgen render {spec} -o {out_dir}`")
+            _error(f"{_shown(out_dir)} is out of date: run `lbgen render {_shown(spec)} -o {_shown(out_dir)}`")
             _exit(EXIT_FINDINGS)
         if not quiet:
-            click.echo(f"{out_dir} is up to date ({len(files)} files)")
+            click.echo(f"{_shown(out_dir)} is up to date ({len(files)} files)")
         _strict_report(strict_failed, unproven)
         _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
 
@@ -361,7 +367,7 @@ def render(
         files, out_dir, replace_foreign=replace_foreign, keep=kept, on_replace=_report_replaced
     )
     if not quiet:
-        click.echo(f"Wrote {len(written)} files to {out_dir}")
+        click.echo(f"Wrote {len(written)} files to {_shown(out_dir)}")
     _strict_report(strict_failed, unproven)
     _exit(EXIT_FINDINGS if verify_failed or strict_failed else EXIT_OK)
 
@@ -409,12 +415,12 @@ def _change_summary(diff: str, out_dir: Path) -> str:
         else:
             changed.append(new_name.removeprefix("b/"))
     if not (added or changed or removed):
-        return f"{out_dir} is up to date: a render would change nothing"
+        return f"{_shown(out_dir)} is up to date: a render would change nothing"
     parts = [
         f"{len(paths)} {what}" + (f" ({', '.join(paths)})" if paths else "")
         for what, paths in (("added", added), ("changed", changed), ("removed", removed))
     ]
-    return f"{out_dir} would change: " + ", ".join(parts) + "; nothing was written"
+    return f"{_shown(out_dir)} would change: " + ", ".join(parts) + "; nothing was written"
 
 
 def _paint_diff(diff: str, color: bool) -> str:
@@ -530,7 +536,7 @@ def validate(
     for spec in specs:
         generated = generated_by_lbgen(spec)
         if generated:  # a pre-commit `files:` pattern also matches rendered output
-            click.echo(f"lbgen: note: skipping {spec}: {generated}, not a spec", err=True)
+            click.echo(f"lbgen: note: skipping {_shown(spec)}: {generated}, not a spec", err=True)
             continue
         try:
             loaded = _read(spec)

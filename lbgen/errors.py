@@ -4,6 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Characters of a file name that are shown escaped even though they are printable: in
+# Markdown `>` can close the header's HTML comment (`-->`, `--!>`), `<` can open markup and
+# a backtick can close the code span the README shows the name in.
+_MARKDOWN_SPECIAL = frozenset("<>`")
+
+
+def shown_source_name(name: str, *, markdown: bool = False) -> str:
+    """The spec's file name as generated text and lbgen's own messages may show it.
+
+    A file name comes from outside the validated spec, so it may hold a line break (LF, CR,
+    U+0085, U+2028, U+2029: each ends a comment in nginx, kong.conf or YAML, and the rest
+    of the name would become directives, keys or objects; on a terminal, a line of output)
+    or other control characters (ESC starts a terminal escape, U+202E reverses text). A
+    name made of printable characters (spaces and letters of any script included) is shown
+    as it is; any other name is shown as a double-quoted string with every unprintable
+    character escaped (`\\n`, `\\u2028`), so it stays on one line of inert comment text.
+    """
+    if all(ch.isprintable() and not (markdown and ch in _MARKDOWN_SPECIAL) for ch in name):
+        return name
+    out = []
+    for ch in name:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable() and not (markdown and ch in _MARKDOWN_SPECIAL):
+            out.append(ch)
+        elif ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
 
 @dataclass(frozen=True)
 class SourceLocation:
@@ -14,7 +50,7 @@ class SourceLocation:
     """1-based."""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{shown_source_name(self.file)}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lbgen.errors import LbgenError
+from lbgen.errors import LbgenError, shown_source_name
 
 MANIFEST_NAME = ".lbgen-manifest.json"
 """Written at the root of every output directory: proof that lbgen generated it."""
@@ -343,7 +343,8 @@ def _refuse_kept(parent: str, name: str, keep: Collection[Path]) -> None:
         real = os.path.realpath(path)
         if real == real_out or real.startswith(real_out.rstrip(os.sep) + os.sep):
             raise OutputError(
-                f"refusing to write {real_out}: it contains {path}, the spec being rendered, "
+                f"refusing to write {real_out}: it contains {shown_source_name(str(path))}, the "
+                "spec being rendered, "
                 "and lbgen replaces the output directory as a whole (even with "
                 f"--replace-foreign); choose a directory of its own, e.g. -o {real_out}/out"
             )

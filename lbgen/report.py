@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from lbgen.errors import Problem, SourceLocation
+from lbgen.errors import Problem, SourceLocation, shown_source_name
 from lbgen.rules._base import Finding, Rule, Severity, Skip
 from lbgen.rules._engine import CheckReport, SuppressedFinding
 
@@ -34,7 +34,21 @@ def format_path(path: Sequence[str | int]) -> str:
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    """JSON with non-ASCII text as it is, except unprintable characters (U+0085, U+2028,
+    U+202E…: a file name may hold them), which are escaped like json escapes ASCII controls:
+    they would break or reorder the line on a terminal. Outside strings json writes only
+    printable ASCII and newlines, so every such character is inside a string."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+    return text + "\n"
+
+
+def _json_escape(ch: str) -> str:
+    if ord(ch) <= 0xFFFF:
+        return f"\\u{ord(ch):04x}"
+    high, low = divmod(ord(ch) - 0x10000, 0x400)  # a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
 
 
 def _plural(count: int, word: str) -> str:
@@ -189,7 +203,7 @@ def merge_reports(
     return CheckReport(
         findings=[f for _, r in reports for f in r.findings],
         skipped=[
-            dataclasses.replace(s, reason=f"{file}: {s.reason}")
+            dataclasses.replace(s, reason=f"{shown_source_name(file)}: {s.reason}")
             for file, r in reports
             for s in r.skipped
         ],
@@ -220,7 +234,7 @@ def _github_command(level: str, location: SourceLocation, title: str, message: s
     properties = ",".join(
         f"{key}={_github_property(value)}"
         for key, value in (
-            ("file", location.file),
+            ("file", shown_source_name(location.file)),
             ("line", str(location.line)),
             ("col", str(location.column)),
             ("title", title),
@@ -432,7 +446,7 @@ def problems_to_text(
     """`file:line:col: error: message [path]` + `  hint:` per problem, and a count."""
     body = "".join(_format_problem(p, color) + "\n" for p in problems)
     files = sorted({p.location.file for p in problems})
-    where = files[0] if len(files) == 1 else f"{len(files)} files"
+    where = shown_source_name(files[0]) if len(files) == 1 else f"{len(files)} files"
     return body + f"Found {_plural(len(problems), 'error')} in {where}; {consequence}.\n"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -59,7 +60,7 @@ class Spec(StrictModel):
     services: list[Service] = Field(min_length=1)
     keepalive_margin: Duration | None = None
     """How much earlier a caller closes idle connections than its callee. Unset: 10% of
-    the callee's timeout, at least 1s."""
+    the caller's timeout in whole seconds, at least 1s (a derived caller: 10% of its callee's)."""
     workload: Workload | None = None
     """Expected peak traffic (`rate` requests/s, `concurrency` in flight). Optional; rules
     that size connection churn use it."""
@@ -143,6 +144,31 @@ class Spec(StrictModel):
                     "relays gRPC services to a Kong tier right behind it"),
                     "remove grpc_listen_port, or add the gRPC service / Kong tier it is for",
                 ))
+        found += self._idle_resolver_refusals()
+        return found
+
+    def _idle_resolver_refusals(self) -> list[tuple[tuple[str | int, ...], str, str]]:
+        """`resolver` renders only in upstream groups that dial a DNS name (and feeds LB310,
+        which is about names): on a tier whose next hop is instances given as IP addresses it
+        would say nothing. A tier in front of Kubernetes always dials a Service name."""
+        found: list[tuple[tuple[str | int, ...], str, str]] = []
+        for tier in (self.edge, self.l4):
+            callee = None if tier is None else self.next_tier(tier)
+            if tier is None or tier.resolver is None or not isinstance(
+                callee, NginxStreamTier | KongTier
+            ):
+                continue
+            if any(not _is_ip_address(instance.address) for instance in callee.instances):
+                continue
+            found.append((
+                ("tiers", self.tier_index(tier), "resolver"),
+                (f"resolver on {tier.name} would render nothing: {tier.name} dials only the IP "
+                 f"addresses of {callee.name}'s instances, and nginx uses a resolver only for "
+                 "the DNS names in an upstream block"),
+                ("remove resolver; it applies when the tier dials names: next-hop instance "
+                 "addresses given as host names, or Kubernetes Service names when the tier is "
+                 "right in front of the cluster"),
+            ))
         return found
 
     def _kong_h2c_refusals(self, kong: KongTier) -> list[tuple[tuple[str | int, ...], str, str]]:
@@ -307,3 +333,12 @@ class Spec(StrictModel):
     def gateway(self) -> NginxHttpTier | KongTier | None:
         """The innermost L7 tier: the one that routes requests to services."""
         return self.kong or self.edge
+
+
+def _is_ip_address(host: str) -> bool:
+    """An IP literal (a `Host` holds IPv6 without brackets), not a name resolved through DNS."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

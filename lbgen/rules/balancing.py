@@ -101,7 +101,8 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
     hint = (
         f"remove balancing.algorithm from {front.name}: kube-proxy, not nginx, picks the pod"
         if isinstance(front, NginxStreamTier)
-        else f"set {front.name} backend_targets: pod_endpoints so nginx balances across the pods"
+        else f"set {front.name} backend_targets: pod_endpoints so nginx balances across the pods, "
+        "and resolver (nginx ≥ 1.27.3) so the headless Service name follows the pods"
     )
     yield Violation(
         message=(

@@ -125,12 +125,11 @@ def test_pod_endpoints_with_resolver_render_zone_resolver_and_resolve(tmp_path: 
     assert args(block, "server") == [["orders-pods.shop.svc.cluster.local:8000", "resolve"]]
 
 
-def test_ip_addresses_need_no_zone_even_with_a_resolver(tmp_path: Path) -> None:
-    spec = make_spec({"resolver": {"addresses": ["10.96.0.10"]}})
-    block = upstream(parse(spec, tmp_path), "gateway")
-    assert find(block, "zone") == []
-    assert find(block, "resolver") == []
-    assert all("resolve" not in a for a in args(block, "server"))
+def test_a_resolver_in_front_of_ip_addresses_only_is_refused() -> None:
+    # It would render nothing (tests/test_resolver_applies.py); IP addresses in a group that
+    # also dials a name get no `resolve` (below).
+    with pytest.raises(InputError, match="resolver on edge would render nothing"):
+        make_spec({"resolver": {"addresses": ["10.96.0.10"]}})
 
 
 def test_stream_tier_resolves_kong_host_names() -> None:
