@@ -7,16 +7,20 @@ Sources are abbreviated; the full citations are in docs (README "Sources") and i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
+from lbgen.model.common import NextUpstreamCondition
 from lbgen.model.service import AppServer
 from lbgen.model.types import Duration, Version
 
+T_co = TypeVar("T_co", covariant=True)
+
 
 @dataclass(frozen=True)
-class Fact:
+class Fact(Generic[T_co]):
     """A default value together with where it comes from."""
 
-    value: Duration | int | None
+    value: T_co
     source: str
 
 
@@ -41,7 +45,7 @@ NGINX_KEEPALIVE_BY_DEFAULT = Version("1.29.7")
 NGINX_UPSTREAM_RESOLVE_SINCE = Version("1.27.3")
 
 
-def nginx_upstream_keepalive_connections(version: Version) -> Fact:
+def nginx_upstream_keepalive_connections(version: Version) -> Fact[int | None]:
     if version >= NGINX_KEEPALIVE_BY_DEFAULT:
         return Fact(32, f"nginx ≥ 1.29.7 default `keepalive 32 local` ({NGINX_UPSTREAM_DOC}#keepalive)")
     return Fact(None, f"nginx < 1.29.7: no upstream keep-alive unless set ({NGINX_UPSTREAM_DOC}#keepalive)")
@@ -68,7 +72,7 @@ NGINX_UPSTREAM_KEEPALIVE_TIMEOUT = Fact(_s(60), f"{NGINX_UPSTREAM_DOC}#keepalive
 NGINX_UPSTREAM_KEEPALIVE_TIME = Fact(_s(3600), f"{NGINX_UPSTREAM_DOC}#keepalive_time")
 
 
-def nginx_keepalive_requests(version: Version) -> Fact:
+def nginx_keepalive_requests(version: Version) -> Fact[int]:
     # 100 before 1.19.10 (CHANGES-1.20).
     value = 1000 if version.at_least("1.19.10") else 100
     return Fact(value, f"{NGINX_UPSTREAM_DOC}#keepalive_requests")
@@ -80,7 +84,9 @@ NGINX_PROXY_READ_TIMEOUT = Fact(_s(60), f"{NGINX_PROXY_DOC}#proxy_read_timeout")
 NGINX_PROXY_SEND_TIMEOUT = Fact(_s(60), f"{NGINX_PROXY_DOC}#proxy_send_timeout")
 NGINX_MAX_FAILS = Fact(1, f"{NGINX_UPSTREAM_DOC}#server")
 NGINX_FAIL_TIMEOUT = Fact(_s(10), f"{NGINX_UPSTREAM_DOC}#server")
-NGINX_NEXT_UPSTREAM = ("error", "timeout")  # proxy_module #proxy_next_upstream
+NGINX_NEXT_UPSTREAM: Fact[tuple[NextUpstreamCondition, ...]] = Fact(
+    ("error", "timeout"), f"{NGINX_PROXY_DOC}#proxy_next_upstream"
+)
 
 # Where Debian/Ubuntu's libnginx-mod-stream installs the stream module (`nginx -V` of Debian's
 # package: --modules-path=/usr/lib/nginx/modules --with-stream=dynamic). nginx.org packages and
@@ -150,12 +156,12 @@ def kong_h2c_shares_http1(version: Version) -> bool:
     return kong_bundle(version).nginx >= NGINX_H2C_SHARES_HTTP1_SINCE
 
 
-def kong_upstream_keepalive_pool_size(version: Version) -> Fact:
+def kong_upstream_keepalive_pool_size(version: Version) -> Fact[int]:
     value = 512 if version.at_least("3.5") else 60
     return Fact(value, f"{KONG_CONF_DOC}: upstream_keepalive_pool_size (512 since 3.5.0)")
 
 
-def kong_upstream_keepalive_max_requests(version: Version) -> Fact:
+def kong_upstream_keepalive_max_requests(version: Version) -> Fact[int]:
     if version.at_least("3.6"):
         value = 10000
     elif version.at_least("3.5"):
@@ -165,7 +171,7 @@ def kong_upstream_keepalive_max_requests(version: Version) -> Fact:
     return Fact(value, f"{KONG_CONF_DOC}: upstream_keepalive_max_requests (10000 since 3.6.0)")
 
 
-def app_idle_timeout(app: AppServer) -> Fact:
+def app_idle_timeout(app: AppServer) -> Fact[Duration | None]:
     """The app server's idle keep-alive timeout when the spec does not set it.
 
     A value of None means the server never closes idle connections (Go's zero value) or
@@ -209,7 +215,7 @@ def app_idle_timeout(app: AppServer) -> Fact:
     return Fact(None, "custom server: idle_timeout must be set")
 
 
-def external_lb_backend_idle(kind: str) -> Fact:
+def external_lb_backend_idle(kind: str) -> Fact[Duration | None]:
     if kind == "gcp-application":
         return Fact(_s(600), "GCP application LB backend keep-alive timeout is fixed at 600s (cloud.google.com/load-balancing/docs/https)")
     if kind == "aws-alb":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lbgen.budget import Budget, resolve_budget, service_key
 from lbgen.model.naming import (
     kic_file_path,
     kube_proxy_path,
@@ -23,6 +22,7 @@ from lbgen.model.naming import (
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.model.types import Duration
+from lbgen.plan.budget import Budget, resolve_budget, service_key
 from lbgen.render import kubernetes as k8s
 from lbgen.render.kong import DECLARATIVE_CONFIG_PATH
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import LbgenError
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import resolve_budget
 from lbgen.render import kong, kubernetes, nginx_http, nginx_stream, summary
 from lbgen.render._base import RenderContext, RenderedFile, TierRenderer
 from lbgen.render._env import jinja_env

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from lbgen.budget import Budget
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import Budget
 
 if TYPE_CHECKING:
     from jinja2 import Environment

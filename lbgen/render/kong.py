@@ -20,16 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lbgen.budget import Resolved
 from lbgen.model.naming import kic_file_path
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
+from lbgen.plan.topology import backend_address
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import kic_documents, route_response_buffering
 from lbgen.render._kong_health import healthchecks
-from lbgen.render._names import backend_address
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
 
 FORMAT_VERSION = "3.0"
@@ -220,12 +219,6 @@ class ConfSetting:
         return "KONG_" + self.key.upper()
 
 
-def _origin(resolved: Resolved[Any]) -> str:
-    if resolved.origin == "set":
-        return "set in the spec"
-    return f"{resolved.origin}: {resolved.note}" if resolved.note else resolved.origin
-
-
 def _kong_seconds(value: Duration) -> int:
     """Kong's upstream_keepalive_idle_timeout is whole seconds and 0 means "keep forever":
     round down, so a pooled connection is never kept longer than budgeted, but never
@@ -266,14 +259,14 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
         ConfSetting(
             "upstream_keepalive_pool_size",
             str(pool if pool is not None else 0),
-            _origin(budget.connections) + "; 0 disables upstream keep-alive",
+            budget.connections.explained() + "; 0 disables upstream keep-alive",
         )
     )
     settings.append(
         ConfSetting(
             "upstream_keepalive_max_requests",
             str(budget.max_requests.value),  # Kong always has a limit (0 = unlimited)
-            _origin(budget.max_requests) + "; 0 = unlimited",
+            budget.max_requests.explained() + "; 0 = unlimited",
         )
     )
     kong_idle = budget.idle_timeout.value
@@ -282,7 +275,7 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
         ConfSetting(
             "upstream_keepalive_idle_timeout",
             str(_kong_seconds(kong_idle)),
-            _origin(budget.idle_timeout) + "; whole seconds, 0 = forever",
+            budget.idle_timeout.explained() + "; whole seconds, 0 = forever",
         )
     )
     real_ip = kong.real_ip
@@ -317,7 +310,7 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
         ConfSetting(
             "nginx_http_keepalive_timeout",
             client.value.nginx(),
-            "client-side idle timeout; " + _origin(client),
+            "client-side idle timeout; " + client.explained(),
         )
     )
     if kong.client_keepalive.max_requests is not None:

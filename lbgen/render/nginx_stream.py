@@ -19,7 +19,6 @@ from lbgen.render._nginx import (
     UpstreamView,
     balancing_directive,
     directive,
-    origin_comment,
     resolver_directives,
     server_directive,
     stream_grpc_target,
@@ -111,7 +110,7 @@ def server_directives(
             "proxy_timeout",
             timeout.value,
             comment="idle time after which both legs are closed; must outlive the caller's pooled "
-            f"connections: {origin_comment(timeout)}",
+            f"connections: {timeout.explained()}",
         )
     )
     if l4.connect_timeout is not None:

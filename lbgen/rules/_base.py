@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Self
 
-from lbgen.budget import Budget
 from lbgen.errors import SourceLocation
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import Budget
 
 ModelPath = tuple[str | int, ...]
 

@@ -9,9 +9,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import SourceLocation, UnknownRuleError
 from lbgen.model._base import Suppression
+from lbgen.plan.budget import resolve_budget
 from lbgen.rules._base import (
     Finding,
     ModelPath,

@@ -16,8 +16,13 @@ from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.render._names import headless_fqdn
-from lbgen.render._nginx import is_dns_name
+from lbgen.plan.topology import front_of_cluster, headless_fqdn, is_dns_name, through_cluster_ip
+from lbgen.plan.values import (
+    edge_fail_timeout,
+    edge_max_fails,
+    edge_read_timeout,
+    kong_read_timeout,
+)
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -29,15 +34,7 @@ from lbgen.rules._base import (
     SkipReason,
     Violation,
 )
-from lbgen.rules._crosshop import (
-    edge_fail_timeout,
-    edge_max_fails,
-    edge_read_timeout,
-    group_members,
-    group_size,
-    kong_read_timeout,
-)
-from lbgen.rules._topology import front_of_cluster, through_cluster_ip
+from lbgen.rules._crosshop import group_members, group_size
 
 KONG_HEALTH = "https://developer.konghq.com/gateway/traffic-control/health-checks-circuit-breakers/"
 KONG_UPSTREAM = (
@@ -72,8 +69,7 @@ TERMINATION_GRACE_PERIOD = Fact(
 )
 
 
-def _duration(fact: Fact) -> Duration:
-    assert isinstance(fact.value, Duration)
+def _duration(fact: Fact[Duration]) -> Duration:
     return fact.value
 
 
@@ -476,7 +472,7 @@ def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
         return
     if group_size(spec, edge) < 2:
         return  # a single server is never marked unavailable (LB208)
-    max_fails, origin = edge_max_fails(edge)
+    max_fails, origin = edge_max_fails(edge).value, edge_max_fails(edge).label
     if max_fails == 0:
         return
     fails = f"max_fails {max_fails}" + ("" if origin == "set" else f" ({origin})")

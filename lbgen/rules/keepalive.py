@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lbgen import defaults
-from lbgen.budget import Resolved, margin_for, service_key
 from lbgen.model.spec import ExternalLoadBalancer, Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.plan._resolved import Resolved, given
+from lbgen.plan.budget import margin_for, product_default, service_key
+from lbgen.plan.topology import front_of_cluster, through_cluster_ip
 from lbgen.render.nginx_http import KEEPALIVE_TIME_SINCE
 from lbgen.rules._base import (
     FIRST_RELEASE,
@@ -35,9 +37,7 @@ from lbgen.rules._crosshop import (
     closing_order,
     listing,
     pool_keeps_forever,
-    shown,
 )
-from lbgen.rules._topology import front_of_cluster, through_cluster_ip
 
 NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
 NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
@@ -198,8 +198,8 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
         return
     held = (
         f"{edge.name} keeps idle pooled connections to {l4.name} for "
-        f"{shown(pool.idle_timeout)} and {l4.name} closes a connection after "
-        f"{shown(budget.l4_proxy_timeout)} without data (proxy_timeout)"
+        f"{pool.idle_timeout.shown()} and {l4.name} closes a connection after "
+        f"{budget.l4_proxy_timeout.shown()} without data (proxy_timeout)"
     )
     if order.inside_margin:
         message = f"{held}: {edge.name} closes {order.margin_clause(l4.name)}"
@@ -357,20 +357,20 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     held = (
         "forever (upstream_keepalive_idle_timeout 0)"
         if forever
-        else f"for {shown(pool.idle_timeout)}"
+        else f"for {pool.idle_timeout.shown()}"
     )
     others = f" (services affected: {listing(conflicting)})" if len(conflicting) > 1 else ""
     app = f"the {service.app.preset} server of {service.name}"
     if worst_order.inside_margin:
         message = (
             f"{tier.name} keeps idle connections to the pods {held} and {app} closes idle "
-            f"connections after {shown(ctx.budget.app_idle[service_key(service)])}{others}: "
+            f"connections after {ctx.budget.app_idle[service_key(service)].shown()}{others}: "
             f"{tier.name} closes {worst_order.margin_clause('the app')}"
         )
     else:
         message = (
             f"{tier.name} keeps idle connections to the pods {held} but {app} closes idle "
-            f"connections after {shown(ctx.budget.app_idle[service_key(service)])}{others}, "
+            f"connections after {ctx.budget.app_idle[service_key(service)].shown()}{others}, "
             f"so {tier.name} can reuse a connection the app is closing (intermittent 502; a "
             "request already sent is not retried)"
         )
@@ -550,7 +550,7 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
     lb_shown = (
         f"{lb_idle.value} (fixed by Google, not configurable)"
         if lb.kind == "gcp-application" and lb_idle.origin != "set"
-        else shown(lb_idle)
+        else lb_idle.shown()
     )
     for closer in _idle_closers(ctx):
         callee = closer.timeout.value
@@ -570,7 +570,7 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
         )
         held = (
             f"the {lb.kind} load balancer keeps idle connections to {spec.tiers[0].name} for "
-            f"{lb_shown}{via} {closes} after {shown(closer.timeout)}"
+            f"{lb_shown}{via} {closes} after {closer.timeout.shown()}"
         )
         if order.inside_margin:
             message = (
@@ -609,11 +609,7 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
 def _external_lb_idle(lb: ExternalLoadBalancer) -> Resolved[Duration | None]:
     """The load balancer's backend idle timeout when the budget has none (the budget resolves
     it only for an nginx_http first tier): as set, or the product default with its source."""
-    if lb.backend_idle_timeout is not None:
-        return Resolved(lb.backend_idle_timeout, "set", "")
-    fact = defaults.external_lb_backend_idle(lb.kind)
-    value = fact.value if isinstance(fact.value, Duration) else None
-    return Resolved(value, "product default", fact.source)
+    return given(lb.backend_idle_timeout, product_default(defaults.external_lb_backend_idle(lb.kind)))
 
 
 def _needs_external_lb(spec: Spec) -> str | None:
@@ -749,12 +745,12 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
         if pool is None or pool.connections.value == 0:
             return
         forever = pool_keeps_forever(front, pool)
-        idle, held = pool.idle_timeout.value, shown(pool.idle_timeout)
+        idle, held = pool.idle_timeout.value, pool.idle_timeout.shown()
         setting: tuple[str, ...] = ("upstream_keepalive", "idle_timeout")
         what = "pooled connections"
     elif isinstance(front, NginxStreamTier) and budget.l4_proxy_timeout is not None:
         forever = False
-        idle, held = budget.l4_proxy_timeout.value, shown(budget.l4_proxy_timeout)
+        idle, held = budget.l4_proxy_timeout.value, budget.l4_proxy_timeout.shown()
         setting, what = ("proxy_timeout",), "idle connections (proxy_timeout)"
     else:
         return

@@ -18,9 +18,9 @@ import yaml
 from jsonschema import Draft4Validator, Draft7Validator
 
 import lbgen
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import resolve_budget
 from lbgen.render import kong as kong_renderer
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import resolve_budget
 from lbgen.render import kubernetes as k8s
 from lbgen.render import render_spec
 from lbgen.render._base import RenderContext

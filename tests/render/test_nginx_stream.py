@@ -15,10 +15,10 @@ from typing import Any
 import crossplane
 import pytest
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import resolve_budget
 from lbgen.render import nginx_stream
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data, load_spec_text
+from lbgen.plan.budget import resolve_budget
 from lbgen.render import nginx_stream, render_spec
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 import lbgen
-from lbgen.budget import resolve_budget
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubernetesTier
+from lbgen.plan.budget import resolve_budget
+from lbgen.plan.topology import headless_name, uses_headless_service
 from lbgen.render import render_spec
 from lbgen.render import summary as summary_renderer
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
-from lbgen.render._names import headless_name, uses_headless_service
 from lbgen.render.summary import md_cell, mermaid_id, mermaid_text
 from tests.conftest import EXAMPLES
 

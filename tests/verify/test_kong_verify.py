@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import lbgen
-from lbgen.budget import resolve_budget
+from lbgen.plan.budget import resolve_budget
 from lbgen.render import kong as kong_renderer
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env

@@ -1,0 +1,1 @@
+"""The resolved plan of the path: what every hop will actually do."""

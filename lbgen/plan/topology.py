@@ -1,0 +1,198 @@
+"""Who talks to whom on the path, and how: the one place these facts are computed.
+
+Renderers and rules both read them (rules never import the renderers). Everything here is
+computed from the spec in time linear in the number of tiers and instances, or of services.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from lbgen.model.common import Instance, Listener
+from lbgen.model.naming import headless_name, uses_headless_service
+from lbgen.model.service import Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import (
+    BackendTargets,
+    KongTier,
+    KubernetesTier,
+    NginxHttpTier,
+    NginxStreamTier,
+    Tier,
+)
+
+FrontTier = NginxHttpTier | NginxStreamTier | KongTier
+
+
+# --- Kubernetes names ------------------------------------------------------------------------
+
+
+def service_fqdn(spec: Spec, service: Service) -> str:
+    """ClusterIP Service DNS name: one virtual IP, kube-proxy picks a pod per connection."""
+    return f"{service.name}.{service.namespace}.svc.{spec.cluster.cluster_domain}"
+
+
+def headless_fqdn(spec: Spec, service: Service) -> str:
+    """Headless Service DNS name: resolves to one A record per ready pod."""
+    return f"{headless_name(service)}.{service.namespace}.svc.{spec.cluster.cluster_domain}"
+
+
+def backend_address(spec: Spec, service: Service, targets: str) -> tuple[str, int]:
+    """Host and port the hop in front of Kubernetes connects to for `service`."""
+    if targets == "pod_endpoints":
+        return headless_fqdn(spec, service), service.kubernetes.target_port
+    return service_fqdn(spec, service), service.kubernetes.port
+
+
+def is_dns_name(host: str) -> bool:
+    """A host name (resolved through DNS), not an IP literal."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+# --- the hop in front of Kubernetes ----------------------------------------------------------
+
+
+def front_of_cluster(spec: Spec) -> FrontTier | None:
+    """The tier that connects to the Kubernetes Services (None: clients connect directly)."""
+    if len(spec.tiers) < 2:
+        return None
+    front = spec.tiers[-2]
+    assert not isinstance(front, KubernetesTier)  # the model allows one kubernetes tier, last
+    return front
+
+
+def backend_targets(tier: FrontTier) -> BackendTargets:
+    """How `tier` reaches pods. nginx stream always forwards to the Service's ClusterIP
+    (lbgen renders no headless Service for it)."""
+    if isinstance(tier, NginxStreamTier):
+        return "cluster_ip"
+    return tier.backend_targets
+
+
+def dials_pods(spec: Spec) -> bool:
+    """Whether the hop in front of Kubernetes connects to pod IPs (through lbgen's headless
+    Service, or, for Kong under KIC, the EndpointSlices KIC reads) rather than ClusterIPs."""
+    front = front_of_cluster(spec)
+    return front is not None and backend_targets(front) == "pod_endpoints"
+
+
+def through_cluster_ip(spec: Spec) -> FrontTier | None:
+    """The front tier when it reaches pods through each Service's single ClusterIP."""
+    front = front_of_cluster(spec)
+    return front if front is not None and backend_targets(front) == "cluster_ip" else None
+
+
+# --- protocols and listeners -----------------------------------------------------------------
+
+
+def has_grpc(spec: Spec) -> bool:
+    return any(service.protocol == "grpc" for service in spec.services)
+
+
+def has_http1(spec: Spec) -> bool:
+    return any(service.protocol != "grpc" for service in spec.services)
+
+
+def sends_proxy_protocol(tier: Tier | None) -> bool:
+    """Whether `tier` starts its upstream connections with a PROXY header (only nginx stream
+    can: ngx_http_proxy_module has no such directive)."""
+    return isinstance(tier, NginxStreamTier) and tier.send_proxy_protocol
+
+
+def kong_entry_listener(
+    kong: KongTier, *, proxy_protocol: bool, grpc: bool, http1: bool = False
+) -> Listener:
+    """The Kong `proxy_listen` entry an nginx tier in front of Kong connects to.
+
+    A listener with the `proxy_protocol` flag requires a PROXY header on every connection and
+    one without it rejects one, so the flag must match what the caller sends (an http proxy
+    never sends one; a stream proxy sends one with `proxy_protocol on`). Among matching
+    entries, cleartext comes first (TLS already ended at the edge; Kong's stock 8000). For
+    gRPC an `http2` entry comes first, because gRPC needs HTTP/2 end to end; for HTTP/1.1 an
+    entry without `http2` comes before one with it, because a cleartext `listen … http2` on
+    an nginx before 1.25.1 serves HTTP/2 only (tried on nginx 1.22.1: an HTTP/1.1 request
+    gets no response), and Kong before 3.6 embeds such an nginx: there an entry that must
+    carry both (`grpc` and `http1`, an L4 tier relaying everything) has to be TLS + http2
+    (`KongTier.listener_serves`; `Spec.refusals` refuses specs where none is).
+    When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
+    """
+    matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
+    if not matching:
+        return kong.proxy_listen[0]
+
+    def preference(entry: Listener) -> tuple[bool, bool, bool]:
+        unusable = not kong.listener_serves(entry, grpc=grpc, http1=http1)
+        if grpc:
+            return (unusable, not entry.http2, entry.tls)
+        return (unusable, entry.tls, entry.http2)
+
+    return min(matching, key=preference)  # the first of equals: listed order breaks ties
+
+
+def gateway_entry_listener(spec: Spec, kong: KongTier) -> tuple[int, Listener]:
+    """The `proxy_listen` entry the hop in front of Kong connects to, with its index.
+
+    The same choice the renderers make (`kong_entry_listener`): an entry whose
+    proxy_protocol flag matches what the caller sends, cleartext first, HTTP/2 first when
+    gRPC is on the path; the first entry when none matches (the rules report that).
+    """
+    caller = spec.previous_tier(kong)
+    # An L4 tier relays the edge's HTTP/1.1 and gRPC to one entry (unless it has a gRPC port
+    # of its own); an edge has one per kind.
+    shared_l4 = isinstance(caller, NginxStreamTier) and caller.grpc_listen_port is None
+    entry = kong_entry_listener(
+        kong,
+        proxy_protocol=sends_proxy_protocol(caller),
+        grpc=has_grpc(spec),
+        http1=shared_l4 and has_http1(spec),
+    )
+    index = next(i for i, listener in enumerate(kong.proxy_listen) if listener is entry)
+    return index, entry
+
+
+# --- addresses -------------------------------------------------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _covered(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        # A DNS name: its addresses are unknown here, so only an empty list provably misses it.
+        return bool(networks)
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def uncovered_instances(instances: Sequence[Instance], cidrs: Sequence[str]) -> list[Instance]:
+    """Instances whose address is not inside any of `cidrs` (names count as covered unless
+    `cidrs` is empty)."""
+    networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    return [i for i in instances if not _covered(i.address, networks)]
+
+
+__all__ = [
+    "BackendTargets",
+    "FrontTier",
+    "backend_address",
+    "backend_targets",
+    "dials_pods",
+    "front_of_cluster",
+    "gateway_entry_listener",
+    "has_grpc",
+    "has_http1",
+    "headless_fqdn",
+    "headless_name",
+    "is_dns_name",
+    "kong_entry_listener",
+    "sends_proxy_protocol",
+    "service_fqdn",
+    "through_cluster_ip",
+    "uncovered_instances",
+    "uses_headless_service",
+]

@@ -1,0 +1,85 @@
+"""Effective values that are not keep-alive settings: timeouts, retries, failure accounting.
+
+Each is the spec's value when set, else the product default from `lbgen.defaults` (written
+down once, with its source). Keep-alive values come from `lbgen.plan.budget`, which derives
+them across hops. Every function is O(1); rules and renderers call them per service.
+"""
+
+from __future__ import annotations
+
+from lbgen import defaults
+from lbgen.model.common import NextUpstreamCondition
+from lbgen.model.service import Service
+from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
+from lbgen.model.types import Duration
+from lbgen.plan._resolved import Resolved, given
+from lbgen.plan.budget import product_default
+
+
+def _nginx(fact: defaults.Fact[defaults.T_co]) -> Resolved[defaults.T_co]:
+    return product_default(fact, "nginx")
+
+
+def _kong(fact: defaults.Fact[defaults.T_co]) -> Resolved[defaults.T_co]:
+    return product_default(fact, "Kong")
+
+
+def edge_connect_timeout(edge: NginxHttpTier) -> Resolved[Duration]:
+    return given(edge.timeouts.connect, _nginx(defaults.NGINX_PROXY_CONNECT_TIMEOUT))
+
+
+def edge_read_timeout(edge: NginxHttpTier) -> Resolved[Duration]:
+    return given(edge.timeouts.read, _nginx(defaults.NGINX_PROXY_READ_TIMEOUT))
+
+
+def edge_send_timeout(edge: NginxHttpTier) -> Resolved[Duration]:
+    return given(edge.timeouts.send, _nginx(defaults.NGINX_PROXY_SEND_TIMEOUT))
+
+
+def edge_retry_conditions(edge: NginxHttpTier) -> Resolved[tuple[NextUpstreamCondition, ...]]:
+    """`proxy_next_upstream` as it will run: unset is nginx's `error timeout`."""
+    conditions = edge.retry.conditions
+    return given(None if conditions is None else tuple(conditions), _nginx(defaults.NGINX_NEXT_UPSTREAM))
+
+
+def edge_max_fails(edge: NginxHttpTier) -> Resolved[int]:
+    return given(edge.passive_health.max_fails, _nginx(defaults.NGINX_MAX_FAILS))
+
+
+def edge_fail_timeout(edge: NginxHttpTier) -> Resolved[Duration]:
+    return given(edge.passive_health.fail_timeout, _nginx(defaults.NGINX_FAIL_TIMEOUT))
+
+
+def l4_connect_timeout(l4: NginxStreamTier) -> Resolved[Duration]:
+    return given(l4.connect_timeout, _nginx(defaults.NGINX_STREAM_CONNECT_TIMEOUT))
+
+
+def kong_connect_timeout(service: Service) -> Resolved[Duration]:
+    return given(service.kong.timeouts.connect, _kong(defaults.KONG_SERVICE_TIMEOUT))
+
+
+def kong_read_timeout(service: Service) -> Resolved[Duration]:
+    return given(service.kong.timeouts.read, _kong(defaults.KONG_SERVICE_TIMEOUT))
+
+
+def kong_send_timeout(service: Service) -> Resolved[Duration]:
+    return given(service.kong.timeouts.send, _kong(defaults.KONG_SERVICE_TIMEOUT))
+
+
+def kong_retries(service: Service) -> Resolved[int]:
+    return given(service.kong.retries, _kong(defaults.KONG_SERVICE_RETRIES))
+
+
+__all__ = [
+    "edge_connect_timeout",
+    "edge_fail_timeout",
+    "edge_max_fails",
+    "edge_read_timeout",
+    "edge_retry_conditions",
+    "edge_send_timeout",
+    "kong_connect_timeout",
+    "kong_read_timeout",
+    "kong_retries",
+    "kong_send_timeout",
+        "l4_connect_timeout",
+]
