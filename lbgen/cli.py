@@ -293,7 +293,10 @@ def render(
         raise click.UsageError("--check and --diff exclude each other (--check also prints the diff)")
     err_color = _use_color(color, err=True)
     loaded = _load(spec, color=err_color)
-    report = check_spec(loaded)
+    from lbgen.plan import resolve
+
+    plan = resolve(loaded.spec)  # once per run: the rules and the renderers read the same plan
+    report = check_spec(loaded, plan=plan)
     if report.findings:
         text = report_to_text(report, quiet=quiet, color=err_color)
         click.echo(text, err=True, nl=False, color=err_color)
@@ -304,12 +307,12 @@ def render(
         )
         _exit(EXIT_FINDINGS)
 
-    files = lbgen.render(loaded)
+    files = lbgen.render(loaded, plan)
     if rollout_from is not None:
         from lbgen.rollout import plan_text, rollout_plan
 
-        plan = rollout_plan(_load(rollout_from).spec, loaded.spec)
-        click.echo(plan_text(str(rollout_from), str(spec), plan), nl=False)
+        steps = rollout_plan(_load(rollout_from).spec, loaded.spec)
+        click.echo(plan_text(str(rollout_from), str(spec), steps), nl=False)
 
     verify_failed = False
     unproven: list[str] = []

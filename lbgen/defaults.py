@@ -223,6 +223,17 @@ def external_lb_backend_idle(kind: str) -> Fact[Duration | None]:
     return Fact(None, "unknown load balancer: set backend_idle_timeout")
 
 
+# kube-proxy's mode when none is configured on Linux: iptables (virtual-ips.md; kube-proxy
+# --proxy-mode "on Linux … 'iptables' (default)").
+KUBE_PROXY_DEFAULT_MODE = Fact(
+    "iptables", "kube-proxy --proxy-mode default on Linux: iptables (kubernetes.io virtual-ips)"
+)
+# Service `sessionAffinityConfig.clientIP.timeoutSeconds` default: 10800 s = 3 h (core/v1
+# ClientIPConfig types.go; kubernetes.io virtual-ips docs).
+K8S_SESSION_AFFINITY_TIMEOUT = Fact(
+    10800, "core/v1 ClientIPConfig.timeoutSeconds default 10800 (kubernetes.io virtual-ips)"
+)
+
 # kube-proxy / kernel idle limits (domain facts §4.3).
 CONNTRACK_TCP_ESTABLISHED = Fact(_s(86400), "kube-proxy conntrack.tcpEstablishedTimeout default 24h")
 IPVS_KERNEL_TCP_TIMEOUT = Fact(_s(900), "kernel IPVS tcp timeout 900s (kubernetes PR #85517)")

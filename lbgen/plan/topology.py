@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from lbgen.model.common import Instance, Listener
 from lbgen.model.naming import headless_name, uses_headless_service
@@ -176,13 +177,86 @@ def uncovered_instances(instances: Sequence[Instance], cidrs: Sequence[str]) -> 
     return [i for i in instances if not _covered(i.address, networks)]
 
 
+def describe_instances(instances: Sequence[Instance], limit: int = 3) -> str:
+    addresses = [i.address for i in instances[:limit]]
+    more = f", … {len(instances) - limit} more" if len(instances) > limit else ""
+    noun = "instance" if len(instances) == 1 else "instances"
+    return f"{len(instances)} {noun} ({', '.join(addresses)}{more})"
+
+
+@dataclass(frozen=True)
+class ClientAddress:
+    """Whose address a hop uses as the client's."""
+
+    is_end_user: bool
+    reason: str
+    """Why it is a proxy's address instead (empty when it is the end user's)."""
+    blame: Tier | None = None
+    """The tier whose setting makes it a proxy's address …"""
+    setting: tuple[str, ...] = ()
+    """… and that setting's field path inside the tier."""
+
+
+def gateway_client(spec: Spec) -> ClientAddress | None:
+    """Whether Kong resolves the end user's address (for `hash_on: ip`, logs and IP plugins);
+    None when there is no Kong tier or no hop in front of it."""
+    kong = spec.kong
+    if kong is None:
+        return None
+    peer = spec.previous_tier(kong)
+    if peer is None:
+        return None
+    assert isinstance(peer, NginxHttpTier | NginxStreamTier)
+    real_ip = kong.real_ip
+    untrusted = uncovered_instances(peer.instances, real_ip.trusted_ips)
+    if untrusted:
+        trusted = ", ".join(real_ip.trusted_ips) or "none"
+        return ClientAddress(
+            False,
+            f"{kong.name} does not trust {peer.name} ({describe_instances(untrusted)} outside "
+            f"trusted_ips: {trusted}), so it takes the connection's address, which is "
+            f"{peer.name}'s",
+            kong, ("real_ip", "trusted_ips"),
+        )
+    if real_ip.header == "proxy_protocol":
+        _, listener = gateway_entry_listener(spec, kong)
+        if not listener.proxy_protocol or not sends_proxy_protocol(peer):
+            return ClientAddress(
+                False,
+                f"{kong.name} reads the client address from a PROXY header that "
+                f"{peer.name} does not send",
+                kong, ("real_ip", "header"),
+            )
+        outer = spec.previous_tier(peer)
+        if isinstance(outer, NginxHttpTier):
+            return ClientAddress(
+                False,
+                f"the PROXY header from {peer.name} carries the address of its own client, "
+                f"{outer.name} ({describe_instances(outer.instances)})",
+                kong, ("real_ip", "header"),
+            )
+        return ClientAddress(True, "")
+    edge = spec.edge
+    if edge is not None and not edge.forwarded_headers:
+        return ClientAddress(
+            False,
+            f"{edge.name} sends no X-Forwarded-For/X-Real-IP, so {kong.name}'s "
+            f"real_ip_header {real_ip.header} is absent and the connection's address is used",
+            edge, ("forwarded_headers",),
+        )
+    return ClientAddress(True, "")
+
+
 __all__ = [
     "BackendTargets",
+    "ClientAddress",
     "FrontTier",
     "backend_address",
     "backend_targets",
+    "describe_instances",
     "dials_pods",
     "front_of_cluster",
+    "gateway_client",
     "gateway_entry_listener",
     "has_grpc",
     "has_http1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lbgen.errors import LbgenError
 from lbgen.model.spec import Spec
-from lbgen.plan.budget import resolve_budget
+from lbgen.plan.hops import Plan, resolve
 from lbgen.render import kong, kubernetes, nginx_http, nginx_stream, summary
 from lbgen.render._base import RenderContext, RenderedFile, TierRenderer
 from lbgen.render._env import jinja_env
@@ -29,9 +29,13 @@ class OutputTooLargeError(LbgenError):
     """The rendered files would exceed MAX_OUTPUT_CHARS."""
 
 
-def render_spec(spec: Spec, source_name: str = "spec.yaml") -> dict[str, str]:
-    """Render every tier of `spec`; returns {relative POSIX path: file content}, sorted."""
-    ctx = RenderContext(spec=spec, budget=resolve_budget(spec), source_name=source_name, env=jinja_env())
+def render_spec(spec: Spec, source_name: str = "spec.yaml", plan: Plan | None = None) -> dict[str, str]:
+    """Render every tier of `spec`; returns {relative POSIX path: file content}, sorted.
+
+    `plan`: the spec's resolved plan when the caller already has it (the CLI resolves it
+    once per run, for the rules and the renderers)."""
+    plan = plan if plan is not None else resolve(spec)
+    ctx = RenderContext(spec=spec, plan=plan, source_name=source_name, env=jinja_env())
     files: dict[str, str] = {}
     size = 0
     for renderer in RENDERERS:

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from lbgen import defaults
 from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 from lbgen.model.naming import (
     GKE_PLATFORMS,
@@ -45,9 +46,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "lbgen"}
 # core/v1 ServicePort.appProtocol doc: "'kubernetes.io/h2c' - HTTP/2 prior knowledge over
 # cleartext" (KEP-3726 standard application protocols). gRPC to the pods is h2c.
 GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
-
-# virtual-ips.md / core/v1 ClientIPConfig: timeoutSeconds defaults to 10800 (3h).
-SESSION_AFFINITY_DEFAULT_TIMEOUT = 10800
 
 
 # kubeadm mounts the kube-proxy ConfigMap at /var/lib/kube-proxy and defaults
@@ -118,7 +116,7 @@ def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
         "sessionAffinity": k8s.session_affinity,
     }
     if k8s.session_affinity == "ClientIP":
-        timeout = k8s.session_affinity_timeout or SESSION_AFFINITY_DEFAULT_TIMEOUT
+        timeout = k8s.session_affinity_timeout or defaults.K8S_SESSION_AFFINITY_TIMEOUT.value
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": timeout}}
     if k8s.internal_traffic_policy is not None:
         body["internalTrafficPolicy"] = k8s.internal_traffic_policy
@@ -309,7 +307,7 @@ def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | 
 def kube_proxy_mode(cluster: KubernetesTier) -> str:
     """The mode lbgen writes: the user's, else iptables (the Linux default, virtual-ips.md)."""
     settings = cluster.kube_proxy
-    return (settings.mode if settings is not None else None) or "iptables"
+    return (settings.mode if settings is not None else None) or defaults.KUBE_PROXY_DEFAULT_MODE.value
 
 
 def declared_kube_proxy_mode(cluster: KubernetesTier) -> str | None:

@@ -16,6 +16,7 @@ from typing import Literal, Self
 from lbgen.errors import SourceLocation
 from lbgen.model.spec import Spec
 from lbgen.plan.budget import Budget
+from lbgen.plan.hops import Plan
 
 ModelPath = tuple[str | int, ...]
 
@@ -45,10 +46,10 @@ TierKind = str  # "nginx_http" | "nginx_stream" | "kong" | "kubernetes" | "app" 
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule's check sees: the validated spec and its resolved keep-alive budget."""
+    """What a rule's check sees: the validated spec and its resolved plan."""
 
     spec: Spec
-    budget: Budget
+    plan: Plan
     # Object identity → index, so path lookups stay O(1) inside per-service loops.
     _tier_index: dict[int, int] = field(init=False, repr=False, compare=False)
     _service_index: dict[int, int] = field(init=False, repr=False, compare=False)
@@ -58,6 +59,11 @@ class RuleContext:
         object.__setattr__(
             self, "_service_index", {id(s): i for i, s in enumerate(self.spec.services)}
         )
+
+    @property
+    def budget(self) -> Budget:
+        """The resolved keep-alive budget (`plan.budget`)."""
+        return self.plan.budget
 
     def tier_path(self, tier: object, *rest: str | int) -> ModelPath:
         """Model path of a field of a tier object, e.g. ("tiers", 2, "upstream_keepalive")."""

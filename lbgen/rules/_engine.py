@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lbgen.errors import SourceLocation, UnknownRuleError
 from lbgen.model._base import Suppression
-from lbgen.plan.budget import resolve_budget
+from lbgen.plan.hops import Plan, resolve
 from lbgen.rules._base import (
     Finding,
     ModelPath,
@@ -107,6 +107,7 @@ def check_spec(
     select: Collection[str] | None = None,
     ignore: Collection[str] = (),
     today: dt.date | None = None,
+    plan: Plan | None = None,
 ) -> CheckReport:
     """Run the selected rules over `loaded` and apply the spec's suppressions.
 
@@ -123,7 +124,7 @@ def check_spec(
     active_codes = {r.code for r in active}
     engine_codes = {SUPPRESSION_EXPIRED.code, SUPPRESSION_UNUSED.code}
     by_code = {r.code: r for r in universe}
-    ctx = RuleContext(spec=spec, budget=resolve_budget(spec))
+    ctx = RuleContext(spec=spec, plan=plan if plan is not None else resolve(spec))
 
     entries = [
         _Entry(("tiers", i), n, s) for i, t in enumerate(spec.tiers) for n, s in enumerate(t.suppress)

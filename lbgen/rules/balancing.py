@@ -17,6 +17,7 @@ from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan.topology import (
     backend_targets,
+    describe_instances,
     front_of_cluster,
     headless_fqdn,
     service_fqdn,
@@ -33,14 +34,10 @@ from lbgen.rules._base import (
     Violation,
 )
 from lbgen.rules._topology import (
-    describe_instances,
     gateway_client_address,
     pooled_connections,
     targets_path,
 )
-
-# Kubernetes `ClientIPConfig.timeoutSeconds` default (core/v1 types.go; virtual-ips docs).
-SESSION_AFFINITY_DEFAULT_TIMEOUT = 10800
 
 K8S_VIRTUAL_IPS = "https://kubernetes.io/docs/reference/networking/virtual-ips/"
 KIC_SERVICE_UPSTREAM = (
@@ -417,7 +414,7 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
         k8s = service.kubernetes
         if k8s.session_affinity != "ClientIP":
             continue
-        timeout = k8s.session_affinity_timeout or SESSION_AFFINITY_DEFAULT_TIMEOUT
+        timeout = k8s.session_affinity_timeout or defaults.K8S_SESSION_AFFINITY_TIMEOUT.value
         reach = min(len(front.instances), service.replicas)
         yield Violation(
             message=(

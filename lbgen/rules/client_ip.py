@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
-from lbgen.plan.topology import gateway_entry_listener, uncovered_instances
+from lbgen.plan.topology import describe_instances, gateway_entry_listener, uncovered_instances
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -21,7 +21,6 @@ from lbgen.rules._base import (
     Severity,
     Violation,
 )
-from lbgen.rules._topology import describe_instances
 
 NGINX_STREAM_PROXY_PROTOCOL = (
     "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html#proxy_protocol"
