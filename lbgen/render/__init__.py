@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lbgen.errors import LbgenError
+from lbgen.model.limits import MAX_OUTPUT_CHARS
 from lbgen.model.spec import Spec
 from lbgen.plan.hops import Plan, resolve
 from lbgen.render import kong, kubernetes, nginx_http, nginx_stream, summary
@@ -20,9 +21,6 @@ RENDERERS: tuple[TierRenderer, ...] = (
 )
 
 
-MAX_OUTPUT_CHARS = 64 * 1024 * 1024
-"""The most text one render may produce (all files). The loader's limits (values, route
-entries) keep real specs far below; this is the backstop against any other expansion."""
 
 
 class OutputTooLargeError(LbgenError):

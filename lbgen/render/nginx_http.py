@@ -55,7 +55,6 @@ from lbgen.render._nginx import (
 )
 
 HTTP2_DIRECTIVE_SINCE = Version("1.25.1")
-KEEPALIVE_TIME_SINCE = NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE
 PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
 # Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
 # never pick up each other's idle connections, whatever the nginx version.
@@ -311,7 +310,7 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
             )
         )
     lifetime = budget.max_lifetime.value
-    if lifetime is not None and version >= KEEPALIVE_TIME_SINCE:
+    if lifetime is not None and version >= NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE:
         lines.append(
             directive(
                 "keepalive_time",

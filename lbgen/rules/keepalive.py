@@ -18,7 +18,6 @@ from lbgen.model.types import Duration
 from lbgen.plan._resolved import Resolved, given
 from lbgen.plan.budget import margin_for, product_default, service_key
 from lbgen.plan.topology import front_of_cluster, through_cluster_ip
-from lbgen.render.nginx_http import KEEPALIVE_TIME_SINCE
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -1233,7 +1232,7 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
     requests = pool.max_requests.value
     if requests is not None and requests <= default_requests:
         return  # a busy connection recycles after at most nginx's default request count
-    has_lifetime = edge.version >= KEEPALIVE_TIME_SINCE  # as the renderer decides
+    has_lifetime = edge.version >= defaults.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE  # as the renderer decides
     lifetime = pool.max_lifetime.value if has_lifetime else None
     if lifetime is not None and lifetime < _LONGEST_REBALANCE:
         return
