@@ -8,12 +8,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lbgen.defaults import (
-    K8S_GRPC_PROBE_SINCE,
-    TRAFFIC_DISTRIBUTION_SINCE,
-    kong_bundle,
-    kong_h2c_shares_http1,
-)
+from lbgen import versions
+from lbgen.defaults import kong_h2c_shares_http1
 from lbgen.model._base import StrictModel
 from lbgen.model.service import Service
 from lbgen.model.tiers import (
@@ -26,6 +22,7 @@ from lbgen.model.tiers import (
 )
 from lbgen.model.types import Duration, Name
 from lbgen.model.workload import Workload
+from lbgen.versions import K8S_GRPC_PROBE_SINCE, TRAFFIC_DISTRIBUTION_SINCE, kong_bundle
 
 
 class ExternalLoadBalancer(StrictModel):
@@ -109,13 +106,13 @@ class Spec(StrictModel):
                         f"healthchecks.threshold, not {checks.threshold}"
                     )
                 algorithm = service.kong.algorithm
-                if algorithm == "latency" and not kong.version.at_least("3.2"):
+                if algorithm == "latency" and not versions.KONG_LATENCY.reached(kong.version):
                     raise ValueError(
                         f"service {service.name}: Kong's latency algorithm needs Kong ≥ 3.2 "
                         f"(tier {kong.name} says {kong.version})"
                     )
                 if algorithm == "sticky-sessions" and (
-                    kong.edition != "enterprise" or not kong.version.at_least("3.11")
+                    kong.edition != "enterprise" or not versions.KONG_STICKY_SESSIONS.reached(kong.version)
                 ):
                     raise ValueError(
                         f"service {service.name}: sticky-sessions needs Kong Enterprise ≥ 3.11 "
@@ -242,20 +239,20 @@ class Spec(StrictModel):
             if (
                 service.protocol == "grpc"
                 and service.readiness is not None
-                and self.cluster.version < K8S_GRPC_PROBE_SINCE
+                and self.cluster.version < K8S_GRPC_PROBE_SINCE.since
             ):
                 problems.append(SpecProblem(
                     ("services", index, "readiness"),
                     f"service {service.name}: a gRPC service gets a grpc readiness probe, which "
-                    f"Kubernetes has on by default from {K8S_GRPC_PROBE_SINCE}; cluster "
+                    f"Kubernetes has on by default from {K8S_GRPC_PROBE_SINCE.since}; cluster "
                     f"{self.cluster.name} runs {self.cluster.version}",
                     "drop readiness (and probe the pods your own way), or set the cluster's "
-                    f"version to {K8S_GRPC_PROBE_SINCE} or later once it runs it",
+                    f"version to {K8S_GRPC_PROBE_SINCE.since} or later once it runs it",
                 ))
             wanted = service.kubernetes.traffic_distribution
             if wanted is None:
                 continue
-            since = TRAFFIC_DISTRIBUTION_SINCE[wanted]
+            since = TRAFFIC_DISTRIBUTION_SINCE[wanted].since
             if self.cluster.version < since:
                 problems.append(SpecProblem(
                     ("services", index, "kubernetes", "traffic_distribution"),

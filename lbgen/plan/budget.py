@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
@@ -242,7 +242,7 @@ def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> Up
 def _edge_upstream(spec: Spec, edge: NginxHttpTier, callee: Duration | None, callee_label: str) -> UpstreamBudget:
     ka = edge.upstream_keepalive
     pool_fact = defaults.nginx_upstream_keepalive_connections(edge.version)
-    if edge.version < defaults.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+    if edge.version < versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.since:
         return _edge_upstream_without_timers(edge, callee, callee_label)
     if ka.connections is not None:
         connections: Resolved[int | None] = Resolved(ka.connections, "set")

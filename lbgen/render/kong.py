@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lbgen import versions
 from lbgen.model.naming import kic_file_path
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
@@ -77,9 +78,13 @@ def tags(spec: Spec) -> list[str]:
 def constraints_schema_name(edition: str, version: Version) -> str:
     """Which Kong value-constraints file applies: EE 3.15 (sticky-sessions, target failover)
     only for Kong Enterprise ≥ 3.11; otherwise EE 3.10, whose algorithm set is OSS 3.9's."""
-    if edition == "enterprise" and version.at_least("3.11"):
+    if edition == "enterprise" and versions.KONG_STICKY_SESSIONS.reached(version):
         return "kong-entity-constraints.ee-3.15.json"
-    return "kong-entity-constraints.ee-3.10.json"
+    return BASE_CONSTRAINTS
+
+
+BASE_CONSTRAINTS = "kong-entity-constraints.ee-3.10.json"
+"""The constraints of every Kong but Enterprise ≥ 3.11 (EE 3.10's algorithm set is OSS 3.9's)."""
 
 
 # --- DB-less declarative config ------------------------------------------------------------

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbgen import defaults
-from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 from lbgen.model.naming import (
     GKE_PLATFORMS,
     headless_name,
@@ -40,6 +39,7 @@ from lbgen.model.types import Duration
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
+from lbgen.versions import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "lbgen"}
 
@@ -101,7 +101,7 @@ def traffic_distribution(spec: Spec, service: Service) -> str | None:
     """The trafficDistribution to render; a value the cluster's version does not accept is
     refused when the spec loads (Spec.placement_problems), never dropped here."""
     wanted = service.kubernetes.traffic_distribution
-    assert wanted is None or spec.cluster.version >= TRAFFIC_DISTRIBUTION_SINCE[wanted]
+    assert wanted is None or spec.cluster.version >= TRAFFIC_DISTRIBUTION_SINCE[wanted].since
     return wanted
 
 
@@ -220,7 +220,7 @@ def _whole_seconds(duration: Duration) -> int:
 
 
 def uses_sleep_action(cluster: KubernetesTier) -> bool:
-    return cluster.version >= K8S_PRESTOP_SLEEP_ACTION_SINCE
+    return cluster.version >= K8S_PRESTOP_SLEEP_ACTION_SINCE.since
 
 
 def pre_stop_handler(cluster: KubernetesTier, seconds: int) -> dict[str, Any]:
@@ -296,7 +296,7 @@ def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | 
     if service.pre_stop_delay is not None and not uses_sleep_action(ctx.spec.cluster):
         notes += [
             f"Kubernetes {ctx.spec.cluster.version} has no preStop `sleep` action on by default",
-            f"(needs ≥ {K8S_PRESTOP_SLEEP_ACTION_SINCE}): the hook runs `sleep`, which the image must contain.",
+            f"(needs ≥ {K8S_PRESTOP_SLEEP_ACTION_SINCE.since}): the hook runs `sleep`, which the image must contain.",
         ]
     header = ctx.header() + "".join(f"# {line}\n" for line in notes)
     return RenderedFile(rollout_patch_path(ctx.spec, service), dump_yaml_documents([patch], header))

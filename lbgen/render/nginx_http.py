@@ -26,15 +26,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lbgen.defaults import (
-    NGINX_KEEPALIVE_BY_DEFAULT,
-    NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
-)
 from lbgen.model.naming import host_groups
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
-from lbgen.model.types import Duration, Version
+from lbgen.model.types import Duration
 from lbgen.plan.budget import Budget, UpstreamBudget
 from lbgen.plan.topology import backend_address, has_grpc, kong_entry_listener
 from lbgen.plan.values import edge_read_timeout
@@ -53,8 +49,12 @@ from lbgen.render._nginx import (
     stream_target,
     target_comment,
 )
+from lbgen.versions import (
+    NGINX_HTTP2_DIRECTIVE_SINCE,
+    NGINX_KEEPALIVE_BY_DEFAULT,
+    NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
+)
 
-HTTP2_DIRECTIVE_SINCE = Version("1.25.1")
 PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
 # Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
 # never pick up each other's idle connections, whatever the nginx version.
@@ -271,7 +271,7 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
     version = edge.version
     connections = budget.connections.value
     if not connections:
-        if version >= NGINX_KEEPALIVE_BY_DEFAULT:
+        if version >= NGINX_KEEPALIVE_BY_DEFAULT.since:
             # Silence would mean `keepalive 32 local` on these versions.
             return [
                 directive(
@@ -310,7 +310,7 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
             )
         )
     lifetime = budget.max_lifetime.value
-    if lifetime is not None and version >= NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE:
+    if lifetime is not None and version >= NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.since:
         lines.append(
             directive(
                 "keepalive_time",
@@ -517,7 +517,7 @@ def _server_directives(
 ) -> list[Directive]:
     """listen, server_name, HTTP/2, TLS, then the lines every server block shares."""
     version = edge.version
-    http2_directive = version >= HTTP2_DIRECTIVE_SINCE
+    http2_directive = version >= NGINX_HTTP2_DIRECTIVE_SINCE.since
     lines: list[Directive] = []
     for listener in edge.listen:
         params: list[str | int] = [listener.port]

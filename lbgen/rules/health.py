@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from lbgen import defaults
+from lbgen import versions
 from lbgen.defaults import Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
@@ -1280,7 +1280,7 @@ def _kic_without_drain(ctx: RuleContext) -> Iterator[Violation]:
             "mid-session instead of finishing where its state lives"
         ),
         hint=(
-            f"run KIC ≥ {defaults.KIC_DRAIN_SUPPORT_SINCE} with --enable-drain-support=true "
+            f"run KIC ≥ {versions.KIC_DRAIN_SUPPORT_SINCE.since} with --enable-drain-support=true "
             "(CONTROLLER_ENABLE_DRAIN_SUPPORT) and set kic: {version: …, drain_support: true} "
             f"on {kong.name}"
         ),
@@ -1305,7 +1305,7 @@ KIC_WITHOUT_DRAIN = Rule(
     summary="KIC drops terminating pods at once although sessions are pinned to them",
     tiers=frozenset({"kong", "kubernetes"}),
     check=_kic_without_drain,
-    versions=f"KIC ≥ {defaults.KIC_DRAIN_SUPPORT_SINCE} has --enable-drain-support (default off)",
+    versions=f"KIC ≥ {versions.KIC_DRAIN_SUPPORT_SINCE.since} has --enable-drain-support (default off)",
     applies=_needs_kic,
     doc=RuleDoc(
         what=(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.model.spec import ExternalLoadBalancer, Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
@@ -999,7 +999,7 @@ def _nginx_limit_disables_reuse(ctx: RuleContext) -> Iterator[Violation]:
     edge, pool = ctx.spec.edge, ctx.budget.edge_upstream
     if edge is None or pool is None or pool.connections.value == 0:
         return
-    if not edge.version.at_least("1.15.3"):
+    if not versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(edge.version):
         return  # upstream keepalive_timeout/_requests do not exist; lbgen does not render them
     settings = edge.upstream_keepalive
     # Values below which a pooled connection can never serve a second request.
@@ -1232,7 +1232,7 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
     requests = pool.max_requests.value
     if requests is not None and requests <= default_requests:
         return  # a busy connection recycles after at most nginx's default request count
-    has_lifetime = edge.version >= defaults.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE  # as the renderer decides
+    has_lifetime = edge.version >= versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.since  # as the renderer decides
     lifetime = pool.max_lifetime.value if has_lifetime else None
     if lifetime is not None and lifetime < _LONGEST_REBALANCE:
         return
@@ -1271,7 +1271,7 @@ def _needs_edge_l4_kong(spec: Spec) -> str | None:
         return "no nginx_http tier pooling through an nginx_stream tier"
     if spec.kong is None:
         return "the nginx_stream tier forwards to a Service (LB410 covers that)"
-    if not spec.edge.version.at_least("1.15.3"):
+    if not versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):
         return "nginx < 1.15.3 has no upstream keepalive_requests (LB110 covers its timers)"
     return None
 
@@ -1415,7 +1415,7 @@ def _pool_without_idle_timer(ctx: RuleContext) -> Iterator[Violation]:
 def _needs_old_edge(spec: Spec) -> str | None:
     if spec.edge is None:
         return "no nginx_http tier"
-    if spec.edge.version >= defaults.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+    if spec.edge.version >= versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.since:
         return f"the edge runs nginx {spec.edge.version} (≥ 1.15.3 has an upstream idle timer)"
     return None
 

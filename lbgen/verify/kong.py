@@ -28,7 +28,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 from lbgen.model.types import Version
-from lbgen.render.kong import MARKER_PREFIX, constraints_schema_name
+from lbgen.render.kong import BASE_CONSTRAINTS, MARKER_PREFIX, constraints_schema_name
 from lbgen.verify._base import CheckResult
 
 DECK_SCHEMA = "deck-kong_json_schema.json"
@@ -111,7 +111,7 @@ def constraints_for(text: str) -> str:
     """The constraints file named by kong.yaml's `# lbgen-kong:` line (EE 3.10 without one)."""
     match = _MARKER_RE.search(text)
     if match is None:
-        return constraints_schema_name("oss", Version("3.10"))
+        return BASE_CONSTRAINTS
     return constraints_schema_name(match.group(1), Version(match.group(2)))
 
 

@@ -42,6 +42,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from lbgen import versions
 from lbgen.model.types import Version
 from lbgen.verify._base import CheckResult
 
@@ -71,15 +72,17 @@ _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # CHANGES 1.25.1 (http2), 1.29.7 (keepalive default/local/0), 1.27.3 (server … resolve),
 # 1.31.0 (least_time in open source).
 _VERSION_GATED = (
-    ('unknown directive "http2"', Version("1.25.1"), "`http2 on` needs nginx ≥ 1.25.1"),
-    ('invalid parameter "local"', Version("1.29.7"), "`keepalive … local` needs nginx ≥ 1.29.7"),
-    ('invalid value "0" in "keepalive"', Version("1.29.7"),
+    ('unknown directive "http2"', versions.NGINX_HTTP2_DIRECTIVE_SINCE.since,
+     "`http2 on` needs nginx ≥ 1.25.1"),
+    ('invalid parameter "local"', versions.NGINX_KEEPALIVE_BY_DEFAULT.since,
+     "`keepalive … local` needs nginx ≥ 1.29.7"),
+    ('invalid value "0" in "keepalive"', versions.NGINX_KEEPALIVE_BY_DEFAULT.since,
      "`keepalive 0` (no pool) is valid from nginx 1.29.7"),
-    ('unknown directive "keepalive_time"', Version("1.19.10"),
+    ('unknown directive "keepalive_time"', versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.since,
      "upstream keepalive_time needs nginx ≥ 1.19.10"),
-    ('invalid parameter "resolve"', Version("1.27.3"),
+    ('invalid parameter "resolve"', versions.NGINX_UPSTREAM_RESOLVE_SINCE.since,
      "`server … resolve` is open source since nginx 1.27.3"),
-    ('unknown directive "least_time"', Version("1.31.0"),
+    ('unknown directive "least_time"', versions.NGINX_LEAST_TIME.since,
      "least_time is open source only since nginx 1.31.0"),
 )
 # Hints for failures whose cause is the installed build rather than the config.
@@ -137,7 +140,7 @@ def probe(path: str) -> NginxBuild:
         version=version,
         stream=stream,
         modules_path=modules_path,
-        error_log_option=version is None or version.at_least("1.19.5"),
+        error_log_option=version is None or versions.NGINX_ERROR_LOG_OPTION.reached(version),
     )
 
 
