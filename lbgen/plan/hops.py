@@ -36,16 +36,23 @@ class Setting:
     """What it is, in the product's words: `pooled connection idle timeout`."""
     value: Resolved[object]
     directive: str = ""
-    """The product setting that carries it (`keepalive_timeout` in `upstream {}`)."""
+    """The product setting that carries it (`keepalive_timeout`, `read_timeout`)."""
     anchor: str = ""
-    """How to find the rendered line: the first line starting with `directive` after the
-    first line containing `anchor` (empty: from the top), in the hop's rendered files."""
+    """Where the rendered line is: the first line that sets `directive` after the first line
+    containing `anchor` (empty: from the top) in the hop's rendered files."""
     depends: str = ""
     """What depends on it: the hop on the other side of the timer, in words."""
+    inline: bool = False
+    """`directive` is a parameter inside a line (`server … max_fails=1`), not its start."""
 
-    @property
-    def line_prefix(self) -> str:
-        return self.directive.split(" (")[0]
+    def sets_it(self, line: str) -> bool:
+        """Whether a rendered line sets this value (comments never do)."""
+        text = line.strip()
+        if not self.directive or text.startswith("#"):
+            return False
+        if self.inline:
+            return f"{self.directive}=" in text
+        return any(text.startswith(self.directive + end) for end in (" ", "=", ":", ";"))
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,7 @@ class ExternalLbHop(HopPlan):
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("backend_idle_timeout", "backend (LB → first tier) idle timeout",
-                      self.backend_idle_timeout, "the load balancer's backend keep-alive timeout",
+                      self.backend_idle_timeout,
                       depends="the first tier's client keep-alive timeout must outlast it")
 
 
@@ -128,7 +135,7 @@ class NginxHttpHop(HopPlan):
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
-                      "keepalive_timeout (server)", "server {",
+                      "keepalive_timeout", "server {",
                       depends="must outlast the idle timeout of the caller's pool (LB1xx)")
         yield from _pool_settings(self.upstream, nginx=True, callee=self.callee)
         yield Setting("timeouts.connect", "upstream connect timeout", self.connect_timeout,
@@ -138,9 +145,9 @@ class NginxHttpHop(HopPlan):
         yield Setting("timeouts.send", "upstream send timeout", self.send_timeout, "proxy_send_timeout")
         yield Setting("retry.conditions", "retry conditions", self.retry_conditions, "proxy_next_upstream")
         yield Setting("passive_health.max_fails", "failures before a server is skipped", self.max_fails,
-                      "server … max_fails", "upstream ")
+                      "max_fails", "upstream ", inline=True)
         yield Setting("passive_health.fail_timeout", "failure window and skip time", self.fail_timeout,
-                      "server … fail_timeout", "upstream ")
+                      "fail_timeout", "upstream ", inline=True)
         yield Setting("balancing.algorithm", "load-balancing method", self.balancing)
 
 
@@ -161,6 +168,8 @@ class NginxStreamHop(HopPlan):
 @dataclass(frozen=True)
 class KongServicePlan:
     service: str
+    kong_name: str
+    """The Kong Service entity's name (`namespace.name`)."""
     connect_timeout: Resolved[Duration]
     read_timeout: Resolved[Duration]
     send_timeout: Resolved[Duration]
@@ -186,7 +195,7 @@ class KongHop(HopPlan):
                           "proxy_listen")
         for s in self.services:
             base = f"services.{s.service}"
-            anchor = f"name: {s.service}"
+            anchor = f"name: {s.kong_name}"
             yield Setting(f"{base}.timeouts.connect", "connect timeout", s.connect_timeout,
                           "connect_timeout", anchor)
             yield Setting(f"{base}.timeouts.read", "read timeout", s.read_timeout, "read_timeout", anchor,
@@ -398,6 +407,7 @@ def resolve(spec: Spec) -> Plan:
                 services=tuple(
                     KongServicePlan(
                         service.name,
+                        f"{service.namespace}.{service.name}",
                         values.kong_connect_timeout(service),
                         values.kong_read_timeout(service),
                         values.kong_send_timeout(service),

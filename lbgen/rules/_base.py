@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Literal, Self
 
 from lbgen.errors import SourceLocation
@@ -128,6 +129,13 @@ class Rule:
     """Human-readable product versions the rule applies to, e.g. "nginx < 1.29.7"."""
     applies: Callable[[Spec], str | None] = field(default=lambda spec: None)
     """Returns why the rule does not apply to this spec (shown as a skip), or None."""
+    reads: tuple[str, ...] = ()
+    """The resolved settings the check reads, as `KIND:SETTING` (`nginx_http:timeouts.read`,
+    `kong:services.*.retries`; `*` matches one key part), so `lbgen plan` and `lbgen explain
+    HOP.SETTING` can say which rules depend on a value (`lbgen.plan.hops.Setting.key`)."""
+
+    def reads_setting(self, kind: str, key: str) -> bool:
+        return any(fnmatchcase(f"{kind}:{key}", pattern) for pattern in self.reads)
 
 
 @dataclass(frozen=True)

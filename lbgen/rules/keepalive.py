@@ -102,6 +102,7 @@ def _needs_edge_and_kong(spec: Spec) -> str | None:
 
 EDGE_POOL_OUTLIVES_GATEWAY = Rule(
     code="LB101",
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:client_keepalive.timeout"),
     status="stable",
     since=FIRST_RELEASE,
     name="edge-pool-outlives-gateway-keepalive",
@@ -231,6 +232,7 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 EDGE_POOL_OUTLIVES_L4 = Rule(
     code="LB102",
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "nginx_stream:proxy_timeout"),
     status="stable",
     since=FIRST_RELEASE,
     name="edge-pool-outlives-l4-idle-timeout",
@@ -397,6 +399,7 @@ def _needs_pooled_l7(spec: Spec) -> str | None:
 
 GATEWAY_POOL_OUTLIVES_APP = Rule(
     code="LB103",
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:upstream_keepalive.idle_timeout", "kubernetes:services.*.app.idle_timeout"),
     status="stable",
     since=FIRST_RELEASE,
     name="gateway-pool-outlives-app-keepalive",
@@ -624,6 +627,7 @@ def _needs_external_lb(spec: Spec) -> str | None:
 
 EXTERNAL_LB_OUTLIVES_FIRST_TIER = Rule(
     code="LB104",
+    reads=("external_lb:backend_idle_timeout", "nginx_http:client_keepalive.timeout", "kong:client_keepalive.timeout", "nginx_stream:proxy_timeout"),
     status="stable",
     since=FIRST_RELEASE,
     name="external-lb-outlives-first-tier-keepalive",
@@ -805,6 +809,7 @@ def _needs_cluster_ip_path(spec: Spec) -> str | None:
 
 POOL_OUTLIVES_NAT_STATE = Rule(
     code="LB105",
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:upstream_keepalive.idle_timeout", "kubernetes:kube_proxy.mode"),
     status="stable",
     since=FIRST_RELEASE,
     name="pool-outlives-kube-proxy-connection-tracking",
@@ -911,6 +916,7 @@ def _app_closes_every_connection(ctx: RuleContext) -> Iterator[Violation]:
 
 APP_CLOSES_EVERY_CONNECTION = Rule(
     code="LB106",
+    reads=("kong:upstream_keepalive.connections", "nginx_http:upstream_keepalive.connections", "kubernetes:services.*.app.idle_timeout"),
     status="stable",
     since=FIRST_RELEASE,
     name="app-server-closes-every-connection",
@@ -1036,6 +1042,7 @@ def _needs_edge(spec: Spec) -> str | None:
 
 NGINX_ZERO_LIMIT = Rule(
     code="LB107",
+    reads=("nginx_http:upstream_keepalive.connections", "nginx_http:upstream_keepalive.max_requests"),
     status="stable",
     since=FIRST_RELEASE,
     name="nginx-keepalive-limit-disables-reuse",
@@ -1148,6 +1155,7 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 KONG_POOL_NEVER_RECYCLES = Rule(
     code="LB108",
+    reads=("kong:upstream_keepalive.max_requests", "kong:upstream_keepalive.idle_timeout"),
     status="stable",
     since=FIRST_RELEASE,
     name="gateway-pool-never-recycles-through-cluster-ip",
@@ -1278,6 +1286,7 @@ def _needs_edge_l4_kong(spec: Spec) -> str | None:
 
 EDGE_POOL_THROUGH_L4_NEVER_RECYCLES = Rule(
     code="LB109",
+    reads=("nginx_http:upstream_keepalive.max_requests", "nginx_http:upstream_keepalive.max_lifetime"),
     status="preview",
     since=NEXT_RELEASE,
     name="edge-pool-through-l4-never-recycles",
@@ -1422,6 +1431,7 @@ def _needs_old_edge(spec: Spec) -> str | None:
 
 NGINX_POOL_WITHOUT_IDLE_TIMER = Rule(
     code="LB110",
+    reads=("nginx_http:upstream_keepalive.connections", "nginx_http:upstream_keepalive.idle_timeout"),
     status="preview",
     since=NEXT_RELEASE,
     name="nginx-pool-without-idle-timer",

@@ -173,6 +173,7 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
 
 EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
     code="LB201",
+    reads=("nginx_http:timeouts.read", "kong:services.*.timeouts.read", "kong:services.*.retries"),
     status="stable",
     since=FIRST_RELEASE,
     name="edge-read-timeout-not-above-gateway",
@@ -307,6 +308,7 @@ def _needs_l4_with_l7(spec: Spec) -> str | None:
 
 L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
     code="LB202",
+    reads=("nginx_stream:proxy_timeout", "nginx_http:timeouts.read", "kong:services.*.timeouts.read"),
     status="stable",
     since=FIRST_RELEASE,
     name="l4-idle-timeout-cuts-slow-responses",
@@ -424,6 +426,7 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
+    reads=("nginx_stream:connect_timeout", "nginx_http:timeouts.read"),
     status="stable",
     since=FIRST_RELEASE,
     name="l4-connect-timeout-outlasts-edge-read-timeout",
@@ -541,6 +544,7 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
 
 RETRY_AMPLIFICATION = Rule(
     code="LB204",
+    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     status="stable",
     since=FIRST_RELEASE,
     name="retry-amplification-on-gateway-errors",
@@ -640,6 +644,7 @@ def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
 
 NON_IDEMPOTENT_RETRIES = Rule(
     code="LB205",
+    reads=("nginx_http:retry.conditions",),
     status="stable",
     since=FIRST_RELEASE,
     name="non-idempotent-requests-retried",
@@ -741,6 +746,7 @@ def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
 
 TIMEOUTS_RETRIED_TWICE = Rule(
     code="LB206",
+    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     status="stable",
     since=FIRST_RELEASE,
     name="timeouts-retried-at-two-layers",
@@ -855,6 +861,7 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
     code="LB207",
+    reads=("kong:services.*.retries",),
     status="stable",
     since=FIRST_RELEASE,
     name="gateway-retries-through-one-cluster-ip",
@@ -997,6 +1004,7 @@ def _needs_nginx_group(spec: Spec) -> str | None:
 
 SINGLE_SERVER_FAILOVER = Rule(
     code="LB208",
+    reads=("nginx_http:retry.conditions", "nginx_http:passive_health.max_fails"),
     status="stable",
     since=FIRST_RELEASE,
     name="failover-settings-on-single-server-group",
