@@ -36,6 +36,7 @@ from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
 from lbgen.model.types import Duration
+from lbgen.plan.topology import dials_pods, front_of_cluster
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
@@ -414,23 +415,16 @@ class GkeKubeProxyNote:
     """Whether the hop in front already balances each request across pod IPs."""
 
 
-def _front_targets_pods(spec: Spec) -> bool:
-    front = spec.previous_tier(spec.cluster)
-    if front is None or front.kind not in ("kong", "nginx_http"):
-        return False
-    return front.backend_targets == "pod_endpoints"
-
-
 def _reached_by(spec: Spec) -> str:
     """How the hop in front of Kubernetes reaches the pods, in words."""
-    front = spec.previous_tier(spec.cluster)
+    front = front_of_cluster(spec)
     if front is None:
         return "clients inside the cluster reach the pods through each Service's ClusterIP"
     if front.kind == "kong" and front.mode == "kic":
         if front.backend_targets == "pod_endpoints":
             return f"`{front.name}` (Kong under KIC) sends requests to pod IPs it reads from EndpointSlices"
         return f"`{front.name}` (Kong under KIC, service-upstream) connects to each Service's ClusterIP"
-    if _front_targets_pods(spec):
+    if dials_pods(spec):
         return f"`{front.name}` resolves pod IPs through lbgen's headless Services and connects to them"
     return f"`{front.name}` connects to each Service's ClusterIP"
 
@@ -447,7 +441,7 @@ def gke_note_view(ctx: RenderContext) -> GkeKubeProxyNote:
             "GKE Dataplane V2" if dataplane_v2 else "GKE with the legacy datapath (kube-proxy, iptables)"
         ),
         reached_by=_reached_by(spec),
-        per_request=_front_targets_pods(spec),
+        per_request=dials_pods(spec),
     )
 
 

@@ -42,7 +42,8 @@ NEXT_RELEASE = "0.2.0"
 """The release under development (CHANGELOG `[Unreleased]`): rules added now are
 `status="preview", since=NEXT_RELEASE`. Bump it when that release is cut."""
 
-TierKind = str  # "nginx_http" | "nginx_stream" | "kong" | "kubernetes" | "app" | "external_lb"
+TierKind = Literal["nginx_http", "nginx_stream", "kong", "kubernetes", "app", "external_lb"]
+"""What a rule is about: a tier kind, the app servers, or the external load balancer."""
 
 
 @dataclass(frozen=True)
