@@ -18,8 +18,8 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.model.types import Duration
 from lbgen.plan import topology, values
-from lbgen.plan._resolved import Resolved, given
-from lbgen.plan.budget import Budget, UpstreamBudget, product_default, resolve_budget, service_key
+from lbgen.plan._resolved import Resolved
+from lbgen.plan.budget import Budget, UpstreamBudget, resolve_budget, service_key
 
 HopKind = Literal["external_lb", "nginx_http", "nginx_stream", "kong", "kubernetes"]
 Protocol = Literal["h1", "h2", "grpc", "tcp", "tcp+PROXY", "h1+grpc"]
@@ -331,8 +331,7 @@ def _kube_proxy_mode(cluster: KubernetesTier) -> Resolved[str]:
                         "GKE Dataplane V2 replaces kube-proxy with Cilium's eBPF datapath")
     if cluster.platform == "gke":
         return Resolved("iptables", "product default", "GKE's legacy datapath runs kube-proxy in iptables mode")
-    mode = cluster.kube_proxy.mode if cluster.kube_proxy is not None else None
-    return given(mode, product_default(defaults.KUBE_PROXY_DEFAULT_MODE, "kube-proxy"))
+    return values.kube_proxy_mode(cluster)
 
 
 def resolve(spec: Spec) -> Plan:
@@ -431,8 +430,7 @@ def resolve(spec: Spec) -> Plan:
                     ServicePlan(
                         service_key(service),
                         budget.app_idle[service_key(service)],
-                        given(service.kubernetes.session_affinity_timeout,
-                              product_default(defaults.K8S_SESSION_AFFINITY_TIMEOUT, "Kubernetes"))
+                        values.session_affinity_timeout(service)
                         if service.kubernetes.session_affinity == "ClientIP" else None,
                     )
                     for service in spec.services

@@ -10,7 +10,7 @@ from __future__ import annotations
 from lbgen import defaults
 from lbgen.model.common import NextUpstreamCondition
 from lbgen.model.service import Service
-from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
+from lbgen.model.tiers import KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan._resolved import Resolved, given
 from lbgen.plan.budget import product_default
@@ -70,6 +70,20 @@ def kong_retries(service: Service) -> Resolved[int]:
     return given(service.kong.retries, _kong(defaults.KONG_SERVICE_RETRIES))
 
 
+def session_affinity_timeout(service: Service) -> Resolved[int]:
+    """`sessionAffinityConfig.clientIP.timeoutSeconds` (meaningful with ClientIP affinity)."""
+    return given(
+        service.kubernetes.session_affinity_timeout,
+        product_default(defaults.K8S_SESSION_AFFINITY_TIMEOUT, "Kubernetes"),
+    )
+
+
+def kube_proxy_mode(cluster: KubernetesTier) -> Resolved[str]:
+    """The proxy mode kube-proxy runs in when lbgen configures it: as set, else its default."""
+    mode = cluster.kube_proxy.mode if cluster.kube_proxy is not None else None
+    return given(mode, product_default(defaults.KUBE_PROXY_DEFAULT_MODE, "kube-proxy"))
+
+
 __all__ = [
     "edge_connect_timeout",
     "edge_fail_timeout",
@@ -81,5 +95,7 @@ __all__ = [
     "kong_read_timeout",
     "kong_retries",
     "kong_send_timeout",
+    "kube_proxy_mode",
         "l4_connect_timeout",
+    "session_affinity_timeout",
 ]

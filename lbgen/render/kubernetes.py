@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lbgen import defaults
 from lbgen.model.naming import (
     GKE_PLATFORMS,
     headless_name,
@@ -37,6 +36,8 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
 from lbgen.model.types import Duration
 from lbgen.plan.topology import dials_pods, front_of_cluster
+from lbgen.plan.values import kube_proxy_mode as configured_kube_proxy_mode
+from lbgen.plan.values import session_affinity_timeout
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
@@ -117,7 +118,7 @@ def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
         "sessionAffinity": k8s.session_affinity,
     }
     if k8s.session_affinity == "ClientIP":
-        timeout = k8s.session_affinity_timeout or defaults.K8S_SESSION_AFFINITY_TIMEOUT.value
+        timeout = session_affinity_timeout(service).value
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": timeout}}
     if k8s.internal_traffic_policy is not None:
         body["internalTrafficPolicy"] = k8s.internal_traffic_policy
@@ -307,8 +308,7 @@ def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | 
 
 def kube_proxy_mode(cluster: KubernetesTier) -> str:
     """The mode lbgen writes: the user's, else iptables (the Linux default, virtual-ips.md)."""
-    settings = cluster.kube_proxy
-    return (settings.mode if settings is not None else None) or defaults.KUBE_PROXY_DEFAULT_MODE.value
+    return configured_kube_proxy_mode(cluster).value
 
 
 def declared_kube_proxy_mode(cluster: KubernetesTier) -> str | None:

@@ -23,6 +23,7 @@ from lbgen.plan.topology import (
     service_fqdn,
     through_cluster_ip,
 )
+from lbgen.plan.values import session_affinity_timeout
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -414,7 +415,7 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
         k8s = service.kubernetes
         if k8s.session_affinity != "ClientIP":
             continue
-        timeout = k8s.session_affinity_timeout or defaults.K8S_SESSION_AFFINITY_TIMEOUT.value
+        timeout = session_affinity_timeout(service).value
         reach = min(len(front.instances), service.replicas)
         yield Violation(
             message=(
