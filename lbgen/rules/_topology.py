@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier, Tier
+from lbgen.model.tiers import NginxStreamTier, Tier
+from lbgen.plan.hops import KongHop, NginxHttpHop
 from lbgen.plan.topology import (
     FrontTier,
     gateway_client,
@@ -25,12 +26,10 @@ def targets_path(ctx: RuleContext, tier: FrontTier) -> ModelPath:
 
 
 def pooled_connections(ctx: RuleContext, tier: Tier) -> int:
-    """Idle connections `tier` keeps towards its next hop (0: no pool), from the budget."""
-    budget = ctx.budget
-    if isinstance(tier, KongTier) and budget.kong_upstream is not None:
-        return budget.kong_upstream.connections.value or 0
-    if isinstance(tier, NginxHttpTier) and budget.edge_upstream is not None:
-        return budget.edge_upstream.connections.value or 0
+    """Idle connections `tier` keeps towards its next hop (0: no pool), from its hop plan."""
+    hop = ctx.plan.hop_of(tier)
+    if isinstance(hop, KongHop | NginxHttpHop):
+        return hop.upstream.connections.value or 0
     return 0
 
 

@@ -8,10 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 import lbgen
-import lbgen.plan.hops
+import lbgen.plan.budget
 from lbgen.cli import cli
+from lbgen.model.spec import Spec
 from lbgen.model.types import Duration
 from lbgen.plan import Resolved, resolve
+from lbgen.plan.budget import Budget
 from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop
 from tests.conftest import REPO
 
@@ -22,13 +24,13 @@ def test_render_resolves_the_plan_once_for_rules_and_renderers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[object] = []
-    real = lbgen.plan.hops.resolve_budget
+    real = lbgen.plan.budget.resolve_budget
 
-    def counting(spec: object) -> object:
+    def counting(spec: Spec) -> Budget:
         calls.append(spec)
-        return real(spec)  # type: ignore[arg-type]
+        return real(spec)
 
-    monkeypatch.setattr(lbgen.plan.hops, "resolve_budget", counting)
+    monkeypatch.setattr("lbgen.plan.hops.resolve_budget", counting)
     result = CliRunner().invoke(cli, ["render", str(REPO / "examples/seed-fixed.yaml"), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert len(calls) == 1
@@ -57,7 +59,8 @@ def test_seed_plan_values_and_capabilities() -> None:
     assert edge.upstream is plan.budget.edge_upstream
     assert kong.client_keepalive is plan.budget.kong_client_keepalive
     assert edge.pools_upstream and kong.pools_upstream and not l4.pools_upstream
-    assert [t.host for t in edge.targets] == [i.address for i in spec.tiers[1].instances]
+    assert spec.l4 is not None
+    assert [t.host for t in edge.targets] == [i.address for i in spec.l4.instances]
     assert kong.dials_pods and not edge.dials_pods
     assert edge.read_timeout.value == Duration(370_000) and edge.read_timeout.origin == "set"
     assert l4.protocol_out == "tcp" and edge.protocol_out == "h1"
