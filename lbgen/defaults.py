@@ -33,6 +33,11 @@ NGINX_UPSTREAM_DOC = "nginx.org/en/docs/http/ngx_http_upstream_module.html"
 NGINX_PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
 NGINX_CORE_DOC = "nginx.org/en/docs/http/ngx_http_core_module.html"
 NGINX_STREAM_PROXY_DOC = "nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+NGINX_STREAM_UPSTREAM_DOC = "nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+NGINX_STREAM_REALIP_DOC = "nginx.org/en/docs/stream/ngx_stream_realip_module.html"
+NGINX_REALIP_DOC = "nginx.org/en/docs/http/ngx_http_realip_module.html"
+NGINX_GRPC_DOC = "nginx.org/en/docs/http/ngx_http_grpc_module.html"
+NGINX_HTTP2_DOC = "nginx.org/en/docs/http/ngx_http_v2_module.html"
 KONG_CONF_DOC = "kong.conf.default (Kong/kong kong/templates/kong_defaults.lua)"
 
 def nginx_upstream_keepalive_connections(version: Version) -> Fact[int | None]:

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lbgen import defaults
 from lbgen.model.common import Listener, NginxBalancing, NginxPassiveHealth, NginxResolver
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
@@ -23,8 +24,8 @@ from lbgen.plan.topology import (
     kong_entry_listener,
 )
 
-UPSTREAM_DOC = "nginx.org/en/docs/http/ngx_http_upstream_module.html"
-STREAM_UPSTREAM_DOC = "nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+UPSTREAM_DOC = defaults.NGINX_UPSTREAM_DOC
+STREAM_UPSTREAM_DOC = defaults.NGINX_STREAM_UPSTREAM_DOC
 
 @dataclass(frozen=True)
 class Directive:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lbgen import defaults
 from lbgen.model.naming import host_groups
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
@@ -55,7 +56,7 @@ from lbgen.versions import (
     NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
 )
 
-PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
+PROXY_DOC = defaults.NGINX_PROXY_DOC
 # Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
 # never pick up each other's idle connections, whatever the nginx version.
 GRPC_OWN_POOL = "a separate upstream block, so HTTP/2 and HTTP/1.1 never share pooled connections"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbgen import defaults
 from lbgen.defaults import DEBIAN_STREAM_MODULE
 from lbgen.model.tiers import NginxStreamTier
 from lbgen.render._base import RenderContext, RenderedFile
@@ -26,7 +27,7 @@ from lbgen.render._nginx import (
     target_comment,
 )
 
-STREAM_PROXY_DOC = "nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+STREAM_PROXY_DOC = defaults.NGINX_STREAM_PROXY_DOC
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from lbgen import versions
+from lbgen import defaults, versions
 from lbgen.defaults import Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
@@ -41,7 +41,7 @@ KONG_UPSTREAM = (
     "https://developer.konghq.com/gateway/entities/upstream/ "
     "(kong/db/schema/entities/upstreams.lua)"
 )
-NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
+NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
 POD_TERMINATION = (
     "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 )

@@ -26,9 +26,9 @@ from lbgen.rules._base import (
     Violation,
 )
 
-NGINX_GRPC = "https://nginx.org/en/docs/http/ngx_http_grpc_module.html"
-NGINX_HTTP2 = "https://nginx.org/en/docs/http/ngx_http_v2_module.html"
-NGINX_LISTEN = "https://nginx.org/en/docs/http/ngx_http_core_module.html#listen"
+NGINX_GRPC = f"https://{defaults.NGINX_GRPC_DOC}"
+NGINX_HTTP2 = f"https://{defaults.NGINX_HTTP2_DOC}"
+NGINX_LISTEN = f"https://{defaults.NGINX_CORE_DOC}#listen"
 KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 GRPC_K8S_BLOG = (
     "https://kubernetes.io/blog/2018/11/07/grpc-load-balancing-on-kubernetes-without-tears/"

@@ -38,8 +38,8 @@ from lbgen.rules._crosshop import (
     pool_keeps_forever,
 )
 
-NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
-NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
+NGINX_STREAM_PROXY = f"https://{defaults.NGINX_STREAM_PROXY_DOC}"
 KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 
 # ---------------------------------------------------------------------------------------

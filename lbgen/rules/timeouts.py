@@ -35,10 +35,10 @@ from lbgen.rules._base import (
 )
 from lbgen.rules._crosshop import edge_tries, group_members, group_path, group_size, listing
 
-NGINX_PROXY = "https://nginx.org/en/docs/http/ngx_http_proxy_module.html"
-NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
-NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
-NGINX_STREAM_UPSTREAM = "https://nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+NGINX_PROXY = f"https://{defaults.NGINX_PROXY_DOC}"
+NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
+NGINX_STREAM_PROXY = f"https://{defaults.NGINX_STREAM_PROXY_DOC}"
+NGINX_STREAM_UPSTREAM = f"https://{defaults.NGINX_STREAM_UPSTREAM_DOC}"
 KONG_SERVICE = (
     "https://developer.konghq.com/gateway/entities/service/ "
     "(kong/db/schema/entities/services.lua)"
