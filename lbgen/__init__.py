@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lbgen.io.loader import LoadedSpec
     from lbgen.model.spec import Spec
     from lbgen.plan import Plan
+    from lbgen.render import RenderedFiles
     from lbgen.rules import CheckReport, Finding, Severity
 
 __version__ = "0.1.0"
@@ -77,8 +78,11 @@ def load(source: str | Path | Mapping[str, Any]) -> LoadedSpec:
     return load_spec_file(source)
 
 
-def render(spec: LoadedSpec | Spec, plan: Plan | None = None) -> dict[str, str]:
+def render(spec: LoadedSpec | Spec, plan: Plan | None = None) -> RenderedFiles:
     """Render every hop's configuration: {relative POSIX path: content}. Writes nothing.
+
+    The mapping also records what each configuration file was written for (`.targets`:
+    tier, version, build, edition), which `lbgen.verify.verify_files` reads.
 
     `plan`: the spec's resolved plan (`lbgen.plan.resolve`) if the caller has it already."""
     from lbgen.io.loader import LoadedSpec

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from lbgen.model.spec import Spec
+from lbgen.model.types import Version
 from lbgen.plan.budget import Budget
 from lbgen.plan.hops import Plan
 
@@ -14,11 +15,37 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FileTarget:
+    """What a configuration file was written for: its tier and the product version (and, for
+    nginx stream, the build; for Kong, the edition). `lbgen.verify` reads it, so a check
+    knows the declared version without parsing the file's comments."""
+
+    tier_kind: Literal["nginx_http", "nginx_stream", "kong"]
+    tier: str
+    version: Version
+    build: Literal["nginx.org", "debian"] | None = None
+    edition: Literal["oss", "enterprise"] | None = None
+
+
+@dataclass(frozen=True)
 class RenderedFile:
     """One output file: a POSIX path relative to the output directory, and its text."""
 
     path: str
     content: str
+    target: FileTarget | None = None
+    """For a product's main configuration file (nginx.conf, kong.yaml): what it is for."""
+
+
+class RenderedFiles(dict[str, str]):
+    """A render's files, {relative POSIX path: content}, with the typed `FileTarget` of each
+    file that has one (`targets`, by path)."""
+
+    targets: dict[str, FileTarget]
+
+    def __init__(self, files: list[RenderedFile]) -> None:
+        super().__init__((f.path, f.content) for f in sorted(files, key=lambda f: f.path))
+        self.targets = {f.path: f.target for f in files if f.target is not None}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
 from lbgen.plan.topology import backend_address
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._kic import kic_documents, route_response_buffering
 from lbgen.render._kong_health import healthchecks
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
@@ -382,6 +382,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
             RenderedFile(
                 f"{kong.name}/kong.yaml",
                 dump_yaml(declarative_config(ctx.spec, kong), kong_yaml_header(ctx, kong)),
+                FileTarget("kong", kong.name, kong.version, edition=kong.edition),
             )
         )
     else:

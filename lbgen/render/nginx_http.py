@@ -35,7 +35,7 @@ from lbgen.model.types import Duration
 from lbgen.plan.budget import Budget, UpstreamBudget
 from lbgen.plan.topology import backend_address, has_grpc, kong_entry_listener
 from lbgen.plan.values import edge_read_timeout
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._nginx import (
     UPSTREAM_DOC,
     Directive,
@@ -131,6 +131,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         RenderedFile(
             f"{edge.name}/nginx.conf",
             env.get_template("nginx_http/nginx.conf.j2").render(view=view),
+            FileTarget("nginx_http", edge.name, edge.version),
         ),
         RenderedFile(
             f"{edge.name}/{view.include}",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lbgen import defaults
 from lbgen.defaults import DEBIAN_STREAM_MODULE
 from lbgen.model.tiers import NginxStreamTier
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._nginx import (
     Directive,
     UpstreamView,
@@ -53,6 +53,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         RenderedFile(
             f"{l4.name}/nginx.conf",
             env.get_template("nginx_stream/nginx.conf.j2").render(view=view),
+            FileTarget("nginx_stream", l4.name, l4.version, build=l4.stream_build),
         ),
         RenderedFile(
             f"{l4.name}/{view.include}",

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 import lbgen
+from lbgen.model.types import Version
 from lbgen.plan.hops import resolve
 from lbgen.render import kong as kong_renderer
-from lbgen.render._base import RenderContext
+from lbgen.render._base import FileTarget, RenderContext, RenderedFiles
 from lbgen.render._env import jinja_env
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
 from lbgen.verify import kong as verify_kong
@@ -30,7 +31,7 @@ def kong_files(example: str) -> dict[str, str]:
     spec = lbgen.load(REPO / "examples" / example).spec
     ctx = RenderContext(spec=spec, plan=resolve(spec), source_name=example,
                         env=jinja_env())
-    return {f.path: f.content for f in kong_renderer.render(ctx)}
+    return RenderedFiles(kong_renderer.render(ctx))
 
 
 def by_name(results: list[CheckResult], prefix: str) -> list[CheckResult]:
@@ -54,6 +55,11 @@ def valid_kong_yaml(**upstream: Any) -> dict[str, Any]:
 
 def kong_yaml_file(document: dict[str, Any], marker: str = "edition=oss version=3.10") -> str:
     return dump_yaml(document, HEADER + f"{kong_renderer.MARKER_PREFIX} {marker}\n")
+
+
+def written_for(edition: Literal["oss", "enterprise"], version: str) -> dict[str, FileTarget]:
+    """What verify is told gw/kong.yaml was rendered for (the render records it)."""
+    return {"gw/kong.yaml": FileTarget("kong", "gw", Version(version), edition=edition)}
 
 
 # --- without --schemas ---------------------------------------------------------------------
@@ -97,7 +103,8 @@ def test_constraints_of_another_kong_are_not_proof_for_the_declared_one(schemas_
 def test_constraints_of_the_declared_kong_are_proof(schemas_dir: Path) -> None:
     document = valid_kong_yaml()
     results = verify_kong.verify(
-        {"gw/kong.yaml": kong_yaml_file(document, "edition=enterprise version=3.10")}, schemas_dir)
+        {"gw/kong.yaml": kong_yaml_file(document, "edition=enterprise version=3.10")}, schemas_dir,
+        written_for("enterprise", "3.10"))
     (constraints,) = by_name(results, "kong constraints")
     assert constraints.proven, constraints
 
@@ -144,11 +151,13 @@ def test_fractional_active_timeout_fails_deck(schemas_dir: Path) -> None:
     assert deck.status == "failed" and "upstreams[0].healthchecks.active.timeout" in deck.detail
 
 
-def test_constraints_follow_the_edition_marker(schemas_dir: Path) -> None:
+def test_constraints_follow_the_edition_the_file_was_rendered_for(schemas_dir: Path) -> None:
     document = valid_kong_yaml(algorithm="sticky-sessions", sticky_sessions_cookie="r")
     enterprise = verify_kong.verify(
-        {"gw/kong.yaml": kong_yaml_file(document, "edition=enterprise version=3.11")}, schemas_dir)
-    oss = verify_kong.verify({"gw/kong.yaml": kong_yaml_file(document)}, schemas_dir)
+        {"gw/kong.yaml": kong_yaml_file(document, "edition=enterprise version=3.11")}, schemas_dir,
+        written_for("enterprise", "3.11"))
+    oss = verify_kong.verify({"gw/kong.yaml": kong_yaml_file(document)}, schemas_dir,
+                             written_for("oss", "3.10"))
     # sticky-sessions exists only in Kong Enterprise ≥ 3.11.
     (ee,) = by_name(enterprise, "kong constraints")
     assert (ee.name, ee.status) == (
