@@ -33,15 +33,42 @@ def rendered_line(hop: HopPlan, setting: Setting, files: Mapping[str, str]) -> L
     so the product's own default applies, or the value is not a config line)."""
     if hop.tier_index is None or not setting.directive:
         return None
-    for path in sorted(p for p in files if p.startswith(f"{hop.name}/")):
-        lines = files[path].splitlines()
-        start = 0
+    paths = [setting.file] if setting.file else sorted(p for p in files if p.startswith(f"{hop.name}/"))
+    for path in paths:
+        lines = files.get(path, "").splitlines()
+        start, end = 0, len(lines)
         if setting.anchor:
             start = next((i for i, line in enumerate(lines) if setting.anchor in line), len(lines))
-        for index in range(start, len(lines)):
+            if setting.in_item and start < len(lines):
+                start, end = _yaml_item(lines, start)
+        for index in range(start, end):
             if setting.sets_it(lines[index]):
                 return Line(path, index + 1, lines[index].strip())
     return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _yaml_item(lines: list[str], anchor: int) -> tuple[int, int]:
+    """The line range of the block-style YAML list item holding line `anchor` (its keys are
+    sorted, so the anchor `name:` need not come first)."""
+    start = anchor
+    while start > 0 and not lines[start].lstrip().startswith("- "):
+        start -= 1
+    depth = _indent(lines[start])
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > depth):
+        end += 1
+    return start, end
+
+
+def _unwritten(setting: Setting) -> str:
+    """Why no rendered line sets a value."""
+    if setting.value.origin in ("product default", "not in this version"):
+        return f"not written ({setting.directive} left at the product's default)"
+    return f"no {setting.directive} line in the rendered files"
 
 
 def readers(hop: HopPlan, setting: Setting, rules: Sequence[Rule]) -> list[Rule]:
@@ -138,7 +165,7 @@ def _setting_lines(
     if line is not None:
         lines.append(f"{indent}    rendered: {line}  {line.text}")
     elif setting.directive and hop.tier_index is not None:
-        lines.append(f"{indent}    rendered: not written ({setting.directive} left at the product's default)")
+        lines.append(f"{indent}    rendered: {_unwritten(setting)}")
     read_by = readers(hop, setting, rules)
     if read_by:
         lines.append(f"{indent}    read by: {', '.join(rule.code for rule in read_by)}")
@@ -186,7 +213,7 @@ def explain_setting(
     if line is not None:
         out.append(f"  rendered: {line}: {line.text}")
     elif setting.directive and hop.tier_index is not None:
-        out.append("  rendered: not written; the product's default applies")
+        out.append(f"  rendered: {_unwritten(setting)}")
     if setting.depends:
         out.append(f"  depends on it: {setting.depends}")
     read_by = readers(hop, setting, rules)

@@ -10,10 +10,11 @@ lists them uniformly, keyed like the spec (`upstream_keepalive.idle_timeout`), f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypedDict
 
 from lbgen import defaults
+from lbgen.model.naming import kic_file_path, service_bundle_path
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.model.types import Duration
@@ -44,10 +45,15 @@ class Setting:
     """What depends on it: the hop on the other side of the timer, in words."""
     inline: bool = False
     """`directive` is a parameter inside a line (`server … max_fails=1`), not its start."""
+    file: str = ""
+    """The rendered file that carries it when that is not under the hop's own directory
+    (KIC reads a Service's timeouts from its annotations); empty: the hop's files."""
+    in_item: bool = False
+    """`anchor` names a YAML list item (a kong.yaml entity): search that item only."""
 
     def sets_it(self, line: str) -> bool:
         """Whether a rendered line sets this value (comments never do)."""
-        text = line.strip()
+        text = line.strip().removeprefix("- ")  # a YAML list item's first key
         if not self.directive or text.startswith("#"):
             return False
         if self.inline:
@@ -132,6 +138,8 @@ class NginxHttpHop(HopPlan):
     max_fails: Resolved[int] = field(kw_only=True)
     fail_timeout: Resolved[Duration] = field(kw_only=True)
     balancing: Resolved[str] = field(kw_only=True)
+    hash_key: Resolved[str] | None = field(kw_only=True)
+    """With `balancing: hash`: the key (`$remote_addr`, …)."""
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
@@ -148,7 +156,10 @@ class NginxHttpHop(HopPlan):
                       "max_fails", "upstream ", inline=True)
         yield Setting("passive_health.fail_timeout", "failure window and skip time", self.fail_timeout,
                       "fail_timeout", "upstream ", inline=True)
+        yield Setting("active_health", "active health checks", values.NGINX_ACTIVE_HEALTH)
         yield Setting("balancing.algorithm", "load-balancing method", self.balancing)
+        if self.hash_key is not None:
+            yield Setting("balancing.hash_key", "hash key", self.hash_key, "hash", "upstream ")
 
 
 @dataclass(frozen=True)
@@ -170,12 +181,19 @@ class KongServicePlan:
     service: str
     kong_name: str
     """The Kong Service entity's name (`namespace.name`)."""
+    upstream: str
+    """The Kong Upstream entity's name (`topology.upstream_name`)."""
+    kic_files: tuple[str, str] | None
+    """Under KIC: the Service's manifest (timeouts, retries as annotations) and the file with
+    its KongUpstreamPolicy (balancing, health checks); None for DB-less Kong."""
     connect_timeout: Resolved[Duration]
     read_timeout: Resolved[Duration]
     send_timeout: Resolved[Duration]
     retries: Resolved[int]
     balancing: Resolved[str]
     hash_on: Resolved[str]
+    active_health: Resolved[str]
+    passive_health: Resolved[str]
 
 
 @dataclass(frozen=True)
@@ -195,16 +213,35 @@ class KongHop(HopPlan):
                           "proxy_listen")
         for s in self.services:
             base = f"services.{s.service}"
-            anchor = f"name: {s.kong_name}"
-            yield Setting(f"{base}.timeouts.connect", "connect timeout", s.connect_timeout,
-                          "connect_timeout", anchor)
-            yield Setting(f"{base}.timeouts.read", "read timeout", s.read_timeout, "read_timeout", anchor,
-                          depends="the edge's read timeout should outlast Kong's tries (LB2xx)")
-            yield Setting(f"{base}.timeouts.send", "write timeout", s.send_timeout, "write_timeout", anchor)
-            yield Setting(f"{base}.retries", "retries on connection errors and timeouts", s.retries,
-                          "retries", anchor)
-            yield Setting(f"{base}.algorithm", "load-balancing method", s.balancing, "algorithm")
-            yield Setting(f"{base}.hash_on", "hash key", s.hash_on, "hash_on")
+            if s.kic_files is None:
+                # DB-less: the Service and Upstream entities of kong.yaml.
+                entity = Setting("", "", s.retries, anchor=f"name: {s.kong_name}", in_item=True)
+                upstream = Setting("", "", s.retries, anchor=f"name: {s.upstream}", in_item=True)
+                names = ("connect_timeout", "read_timeout", "write_timeout", "retries",
+                         "algorithm", "hash_on", "active", "passive")
+            else:
+                # KIC: annotations on the Kubernetes Service, and the KongUpstreamPolicy.
+                entity = Setting("", "", s.retries, file=s.kic_files[0])
+                upstream = Setting("", "", s.retries, anchor="kind: KongUpstreamPolicy",
+                                   file=s.kic_files[1])
+                names = ("konghq.com/connect-timeout", "konghq.com/read-timeout",
+                         "konghq.com/write-timeout", "konghq.com/retries", "algorithm", "hashOn",
+                         "active", "passive")
+            for key, title, value, name, where, depends in (
+                ("timeouts.connect", "connect timeout", s.connect_timeout, names[0], entity, ""),
+                ("timeouts.read", "read timeout", s.read_timeout, names[1], entity,
+                 "the edge's read timeout should outlast Kong's tries (LB2xx)"),
+                ("timeouts.send", "write timeout", s.send_timeout, names[2], entity, ""),
+                ("retries", "retries on connection errors and timeouts", s.retries, names[3], entity, ""),
+                ("algorithm", "load-balancing method", s.balancing, names[4], upstream, ""),
+                ("hash_on", "hash key", s.hash_on, names[5], upstream, ""),
+                ("healthchecks.active", "active health checks", s.active_health, names[6], upstream, ""),
+                ("healthchecks.passive", "passive health checks", s.passive_health, names[7], upstream,
+                 ""),
+            ):
+                yield replace(where, key=f"{base}.{key}", title=title, value=value, directive=name,
+                              depends=depends)
+
 
 
 @dataclass(frozen=True)
@@ -370,6 +407,11 @@ def resolve(spec: Spec) -> Plan:
                 fail_timeout=values.edge_fail_timeout(tier),
                 balancing=_balancing(tier.balancing.algorithm, "round-robin", "nginx",
                                      f"{defaults.NGINX_UPSTREAM_DOC} (weighted round-robin)"),
+                hash_key=(
+                    Resolved(tier.balancing.hash_key, "set")
+                    if tier.balancing.algorithm == "hash" and tier.balancing.hash_key is not None
+                    else None
+                ),
             ))
         elif isinstance(tier, NginxStreamTier):
             assert budget.l4_proxy_timeout is not None
@@ -407,6 +449,9 @@ def resolve(spec: Spec) -> Plan:
                     KongServicePlan(
                         service.name,
                         f"{service.namespace}.{service.name}",
+                        topology.upstream_name(service),
+                        (service_bundle_path(spec, service), kic_file_path(tier, service))
+                        if tier.mode == "kic" else None,
                         values.kong_connect_timeout(service),
                         values.kong_read_timeout(service),
                         values.kong_send_timeout(service),
@@ -415,6 +460,8 @@ def resolve(spec: Spec) -> Plan:
                                    "kong/db/schema/entities/upstreams.lua: algorithm default round-robin"),
                         _balancing(service.kong.hash_on, "none", "Kong",
                                    "kong/db/schema/entities/upstreams.lua: hash_on default none"),
+                        values.kong_active_health(service),
+                        values.kong_passive_health(service),
                     )
                     for service in spec.services
                 ),

@@ -46,6 +46,18 @@ def backend_address(spec: Spec, service: Service, targets: str) -> tuple[str, in
     return service_fqdn(spec, service), service.kubernetes.port
 
 
+def upstream_name(service: Service) -> str:
+    """The Upstream's name, which is also the Kong Service's `host`.
+
+    A Service uses an Upstream only when its host equals the Upstream name; otherwise Kong
+    resolves the host by DNS (developer.konghq.com/gateway/traffic-control/
+    load-balancing-reference; upstreams.lua `name`: "must be equal to the host of a
+    Service"). The `.internal` name cannot resolve, so a missing Upstream fails loudly
+    (name resolution error) instead of silently reaching some other address.
+    """
+    return f"{service.name}.{service.namespace}.lbgen.internal"
+
+
 def is_dns_name(host: str) -> bool:
     """A host name (resolved through DNS), not an IP literal."""
     try:
@@ -268,5 +280,6 @@ __all__ = [
     "service_fqdn",
     "through_cluster_ip",
     "uncovered_instances",
+    "upstream_name",
     "uses_headless_service",
 ]

@@ -70,6 +70,56 @@ def kong_retries(service: Service) -> Resolved[int]:
     return given(service.kong.retries, _kong(defaults.KONG_SERVICE_RETRIES))
 
 
+KONG_UPSTREAMS_SCHEMA = "kong/db/schema/entities/upstreams.lua"
+
+
+def kong_active_health(service: Service) -> Resolved[str]:
+    """Whether Kong probes the targets itself: only with an interval above 0."""
+    checks = service.kong.healthchecks
+    active = checks.active if checks is not None else None
+    if active is None or (active.healthy.interval == 0 and active.unhealthy.interval == 0):
+        return Resolved(
+            "off", "set" if active is not None else "product default",
+            "" if active is not None else f"{KONG_UPSTREAMS_SCHEMA}: healthchecks.active.*.interval default 0",
+            "both intervals are 0: no probes" if active is not None else "",
+            product="Kong",
+        )
+    probe = f"{active.type} {active.http_path}" if active.type in ("http", "https") else active.type
+    return Resolved(
+        f"{probe} every {active.healthy.interval}s (healthy) / {active.unhealthy.interval}s (unhealthy)",
+        "set",
+    )
+
+
+def kong_passive_health(service: Service) -> Resolved[str]:
+    """Whether Kong marks a target unhealthy from the traffic it proxies (a counter above 0)."""
+    checks = service.kong.healthchecks
+    passive = checks.passive if checks is not None else None
+    counts = (
+        [(n, what) for n, what in ((passive.unhealthy.http_failures, "http failures"),
+                                   (passive.unhealthy.tcp_failures, "tcp failures"),
+                                   (passive.unhealthy.timeouts, "timeouts")) if n > 0]
+        if passive is not None else []
+    )
+    if not counts:
+        return Resolved(
+            "off", "set" if passive is not None else "product default",
+            "" if passive is not None else f"{KONG_UPSTREAMS_SCHEMA}: healthchecks.passive.unhealthy.* default 0",
+            "every unhealthy counter is 0: never trips" if passive is not None else "",
+            product="Kong",
+        )
+    return Resolved("unhealthy after " + " or ".join(f"{n} {what}" for n, what in counts), "set")
+
+
+NGINX_ACTIVE_HEALTH = Resolved(
+    "none", "not in this version",
+    "nginx.org/en/docs/http/ngx_http_upstream_hc_module.html: health_check is part of the "
+    "commercial subscription (NGINX Plus)",
+    "open-source nginx only marks a server failed from proxied traffic (max_fails/fail_timeout)",
+)
+"""Active health checks of an open-source nginx upstream group: there are none."""
+
+
 def session_affinity_timeout(service: Service) -> Resolved[int]:
     """`sessionAffinityConfig.clientIP.timeoutSeconds` (meaningful with ClientIP affinity)."""
     return given(
@@ -85,13 +135,16 @@ def kube_proxy_mode(cluster: KubernetesTier) -> Resolved[str]:
 
 
 __all__ = [
+    "NGINX_ACTIVE_HEALTH",
     "edge_connect_timeout",
     "edge_fail_timeout",
     "edge_max_fails",
     "edge_read_timeout",
     "edge_retry_conditions",
     "edge_send_timeout",
+    "kong_active_health",
     "kong_connect_timeout",
+    "kong_passive_health",
     "kong_read_timeout",
     "kong_retries",
     "kong_send_timeout",

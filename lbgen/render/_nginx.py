@@ -27,6 +27,7 @@ from lbgen.plan.topology import (
 UPSTREAM_DOC = defaults.NGINX_UPSTREAM_DOC
 STREAM_UPSTREAM_DOC = defaults.NGINX_STREAM_UPSTREAM_DOC
 
+
 @dataclass(frozen=True)
 class Directive:
     """One nginx directive: `name args…;`, optionally preceded by a `# comment` line.

@@ -26,7 +26,7 @@ from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
-from lbgen.plan.topology import backend_address
+from lbgen.plan.topology import backend_address, upstream_name
 from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._kic import kic_documents, route_response_buffering
 from lbgen.render._kong_health import healthchecks
@@ -56,18 +56,6 @@ def kong_entity_name(service: Service) -> str:
     """Kong Service and Route name. `.` cannot occur in a namespace or service name (RFC 1035
     labels), so the pair is unique; Kong names allow letters, digits, `.-_~`."""
     return f"{service.namespace}.{service.name}"
-
-
-def upstream_name(service: Service) -> str:
-    """The Upstream's name, which is also the Kong Service's `host`.
-
-    A Service uses an Upstream only when its host equals the Upstream name; otherwise Kong
-    resolves the host by DNS (developer.konghq.com/gateway/traffic-control/
-    load-balancing-reference; upstreams.lua `name`: "must be equal to the host of a
-    Service"). The `.internal` name cannot resolve, so a missing Upstream fails loudly
-    (name resolution error) instead of silently reaching some other address.
-    """
-    return f"{service.name}.{service.namespace}.lbgen.internal"
 
 
 def tags(spec: Spec) -> list[str]:

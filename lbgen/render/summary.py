@@ -23,10 +23,9 @@ from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.plan.budget import Budget
-from lbgen.plan.topology import backend_address, headless_name, uses_headless_service
+from lbgen.plan.topology import backend_address, headless_name, upstream_name, uses_headless_service
 from lbgen.render import kubernetes as k8s
 from lbgen.render._base import RenderContext, RenderedFile, shown_source_name
-from lbgen.render.kong import upstream_name
 
 README_PATH = "README.md"
 

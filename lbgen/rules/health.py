@@ -472,7 +472,8 @@ def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
         return
     if group_size(spec, edge) < 2:
         return  # a single server is never marked unavailable (LB208)
-    max_fails, origin = edge_max_fails(edge).value, edge_max_fails(edge).label
+    fails_at = edge_max_fails(edge)
+    max_fails, origin = fails_at.value, fails_at.label
     if max_fails == 0:
         return
     fails = f"max_fails {max_fails}" + ("" if origin == "set" else f" ({origin})")

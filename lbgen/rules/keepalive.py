@@ -102,9 +102,9 @@ def _needs_edge_and_kong(spec: Spec) -> str | None:
 
 EDGE_POOL_OUTLIVES_GATEWAY = Rule(
     code="LB101",
-    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:client_keepalive.timeout"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:client_keepalive.timeout"),
     name="edge-pool-outlives-gateway-keepalive",
     severity=Severity.ERROR,
     summary="The edge keeps pooled connections to Kong idle longer than Kong keeps them open",
@@ -232,9 +232,9 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 EDGE_POOL_OUTLIVES_L4 = Rule(
     code="LB102",
-    reads=("nginx_http:upstream_keepalive.idle_timeout", "nginx_stream:proxy_timeout"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "nginx_stream:proxy_timeout"),
     name="edge-pool-outlives-l4-idle-timeout",
     severity=Severity.ERROR,
     summary="The edge keeps pooled connections idle longer than the L4 tier's proxy_timeout",
@@ -399,9 +399,13 @@ def _needs_pooled_l7(spec: Spec) -> str | None:
 
 GATEWAY_POOL_OUTLIVES_APP = Rule(
     code="LB103",
-    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:upstream_keepalive.idle_timeout", "kubernetes:services.*.app.idle_timeout"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.idle_timeout",
+        "kong:upstream_keepalive.idle_timeout",
+        "kubernetes:services.*.app.idle_timeout",
+    ),
     name="gateway-pool-outlives-app-keepalive",
     severity=Severity.ERROR,
     summary="The tier in front of the pods keeps pooled connections idle longer than the app",
@@ -627,9 +631,14 @@ def _needs_external_lb(spec: Spec) -> str | None:
 
 EXTERNAL_LB_OUTLIVES_FIRST_TIER = Rule(
     code="LB104",
-    reads=("external_lb:backend_idle_timeout", "nginx_http:client_keepalive.timeout", "kong:client_keepalive.timeout", "nginx_stream:proxy_timeout"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "external_lb:backend_idle_timeout",
+        "nginx_http:client_keepalive.timeout",
+        "kong:client_keepalive.timeout",
+        "nginx_stream:proxy_timeout",
+    ),
     name="external-lb-outlives-first-tier-keepalive",
     severity=Severity.ERROR,
     summary="A cloud load balancer keeps connections to the first tier idle longer than it does",
@@ -809,9 +818,13 @@ def _needs_cluster_ip_path(spec: Spec) -> str | None:
 
 POOL_OUTLIVES_NAT_STATE = Rule(
     code="LB105",
-    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:upstream_keepalive.idle_timeout", "kubernetes:kube_proxy.mode"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.idle_timeout",
+        "kong:upstream_keepalive.idle_timeout",
+        "kubernetes:kube_proxy.mode",
+    ),
     name="pool-outlives-kube-proxy-connection-tracking",
     severity=Severity.WARNING,
     summary="Connections through a ClusterIP idle longer than kube-proxy keeps their NAT entry",
@@ -916,9 +929,13 @@ def _app_closes_every_connection(ctx: RuleContext) -> Iterator[Violation]:
 
 APP_CLOSES_EVERY_CONNECTION = Rule(
     code="LB106",
-    reads=("kong:upstream_keepalive.connections", "nginx_http:upstream_keepalive.connections", "kubernetes:services.*.app.idle_timeout"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "kong:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.connections",
+        "kubernetes:services.*.app.idle_timeout",
+    ),
     name="app-server-closes-every-connection",
     severity=Severity.INFO,
     summary="The app server closes every connection, so the gateway's pool is never reused",
@@ -1042,9 +1059,12 @@ def _needs_edge(spec: Spec) -> str | None:
 
 NGINX_ZERO_LIMIT = Rule(
     code="LB107",
-    reads=("nginx_http:upstream_keepalive.connections", "nginx_http:upstream_keepalive.max_requests"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.max_requests",
+    ),
     name="nginx-keepalive-limit-disables-reuse",
     severity=Severity.WARNING,
     summary="An nginx upstream keep-alive limit of 0 (or 1 request) silently turns reuse off",
@@ -1155,9 +1175,9 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 KONG_POOL_NEVER_RECYCLES = Rule(
     code="LB108",
-    reads=("kong:upstream_keepalive.max_requests", "kong:upstream_keepalive.idle_timeout"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("kong:upstream_keepalive.max_requests", "kong:upstream_keepalive.idle_timeout"),
     name="gateway-pool-never-recycles-through-cluster-ip",
     severity=Severity.WARNING,
     summary="Kong's pooled connections to a ClusterIP never recycle, freezing kube-proxy's choice",
@@ -1240,7 +1260,7 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
     requests = pool.max_requests.value
     if requests is not None and requests <= default_requests:
         return  # a busy connection recycles after at most nginx's default request count
-    has_lifetime = edge.version >= versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.since  # as the renderer decides
+    has_lifetime = versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.reached(edge.version)  # as rendered
     lifetime = pool.max_lifetime.value if has_lifetime else None
     if lifetime is not None and lifetime < _LONGEST_REBALANCE:
         return
@@ -1286,9 +1306,12 @@ def _needs_edge_l4_kong(spec: Spec) -> str | None:
 
 EDGE_POOL_THROUGH_L4_NEVER_RECYCLES = Rule(
     code="LB109",
-    reads=("nginx_http:upstream_keepalive.max_requests", "nginx_http:upstream_keepalive.max_lifetime"),
     status="preview",
     since=NEXT_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.max_requests",
+        "nginx_http:upstream_keepalive.max_lifetime",
+    ),
     name="edge-pool-through-l4-never-recycles",
     severity=Severity.WARNING,
     summary="The edge's pooled connections through the L4 tier never recycle, freezing its spread",
@@ -1424,16 +1447,19 @@ def _pool_without_idle_timer(ctx: RuleContext) -> Iterator[Violation]:
 def _needs_old_edge(spec: Spec) -> str | None:
     if spec.edge is None:
         return "no nginx_http tier"
-    if spec.edge.version >= versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.since:
+    if versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):
         return f"the edge runs nginx {spec.edge.version} (≥ 1.15.3 has an upstream idle timer)"
     return None
 
 
 NGINX_POOL_WITHOUT_IDLE_TIMER = Rule(
     code="LB110",
-    reads=("nginx_http:upstream_keepalive.connections", "nginx_http:upstream_keepalive.idle_timeout"),
     status="preview",
     since=NEXT_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.idle_timeout",
+    ),
     name="nginx-pool-without-idle-timer",
     severity=Severity.ERROR,
     summary="nginx < 1.15.3 pools upstream connections but cannot close idle ones before the callee",

@@ -76,7 +76,8 @@ def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
     """The largest effective Kong `retries` over the services: (retries, origin, index)."""
     best: tuple[int, str, int] | None = None
     for index, service in enumerate(spec.services):
-        retries, origin = kong_retries(service).value, kong_retries(service).label
+        resolved = kong_retries(service)
+        retries, origin = resolved.value, resolved.label
         if best is None or retries > best[0]:
             best = (retries, origin, index)
     assert best is not None
@@ -143,7 +144,8 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
         return
     service = spec.services[index]
     read = kong_read_timeout(service)
-    retries, origin = kong_retries(service).value, kong_retries(service).label
+    resolved = kong_retries(service)
+    retries, origin = resolved.value, resolved.label
     retries_text = f"retries {retries}" + ("" if origin == "set" else f", {origin}")
     waiting = [
         s.name
@@ -173,9 +175,9 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
 
 EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
     code="LB201",
-    reads=("nginx_http:timeouts.read", "kong:services.*.timeouts.read", "kong:services.*.retries"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:timeouts.read", "kong:services.*.timeouts.read", "kong:services.*.retries"),
     name="edge-read-timeout-not-above-gateway",
     severity=Severity.WARNING,
     summary="The edge stops waiting for a response no later than Kong does",
@@ -308,9 +310,13 @@ def _needs_l4_with_l7(spec: Spec) -> str | None:
 
 L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
     code="LB202",
-    reads=("nginx_stream:proxy_timeout", "nginx_http:timeouts.read", "kong:services.*.timeouts.read"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_stream:proxy_timeout",
+        "nginx_http:timeouts.read",
+        "kong:services.*.timeouts.read",
+    ),
     name="l4-idle-timeout-cuts-slow-responses",
     severity=Severity.WARNING,
     summary="The L4 tier's idle timer is shorter than the time the L7 hops wait for a response",
@@ -426,9 +432,9 @@ def _needs_edge_and_l4(spec: Spec) -> str | None:
 
 L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
-    reads=("nginx_stream:connect_timeout", "nginx_http:timeouts.read"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_stream:connect_timeout", "nginx_http:timeouts.read"),
     name="l4-connect-timeout-outlasts-edge-read-timeout",
     severity=Severity.INFO,
     summary="The L4 tier's connect failover is slower than the edge's read timeout",
@@ -544,9 +550,9 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
 
 RETRY_AMPLIFICATION = Rule(
     code="LB204",
-    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     name="retry-amplification-on-gateway-errors",
     severity=Severity.WARNING,
     summary="The edge retries the 5xx that Kong returns after exhausting its own retries",
@@ -644,9 +650,9 @@ def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
 
 NON_IDEMPOTENT_RETRIES = Rule(
     code="LB205",
-    reads=("nginx_http:retry.conditions",),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions",),
     name="non-idempotent-requests-retried",
     severity=Severity.ERROR,
     summary="The edge retries POST/PATCH/LOCK requests that the next hop already received",
@@ -746,9 +752,9 @@ def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
 
 TIMEOUTS_RETRIED_TWICE = Rule(
     code="LB206",
-    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     name="timeouts-retried-at-two-layers",
     severity=Severity.WARNING,
     summary="Both the edge and Kong retry requests that time out",
@@ -861,9 +867,9 @@ def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
 
 RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
     code="LB207",
-    reads=("kong:services.*.retries",),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("kong:services.*.retries",),
     name="gateway-retries-through-one-cluster-ip",
     severity=Severity.INFO,
     summary="Kong's retries target one ClusterIP, so a retry reaches another pod only by chance",
@@ -1004,9 +1010,9 @@ def _needs_nginx_group(spec: Spec) -> str | None:
 
 SINGLE_SERVER_FAILOVER = Rule(
     code="LB208",
-    reads=("nginx_http:retry.conditions", "nginx_http:passive_health.max_fails"),
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions", "nginx_http:passive_health.max_fails"),
     name="failover-settings-on-single-server-group",
     severity=Severity.WARNING,
     summary="Retry or max_fails settings on an nginx group that has only one server",

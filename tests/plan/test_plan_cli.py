@@ -35,6 +35,9 @@ def test_plan_json_lists_every_hop_and_where_each_value_is_rendered(example: Pat
     for hop in hops:
         for setting in hop["settings"]:
             rendered = setting["rendered"]
+            if setting["origin"] == "set" and setting["directive"] and hop["kind"] != "external_lb":
+                # A value the spec sets is written somewhere, and the plan finds where.
+                assert rendered is not None, (hop["name"], setting["key"])
             if rendered is not None:
                 # The line named is in the rendered output and sets that directive.
                 line = files[rendered["file"]].splitlines()[rendered["line"] - 1]
