@@ -10,8 +10,8 @@ lists them uniformly, keyed like the spec (`upstream_keepalive.idle_timeout`), f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Literal, TypedDict
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, TypedDict
 
 from lbgen import defaults
 from lbgen.model.naming import kic_file_path, service_bundle_path
@@ -176,6 +176,14 @@ class NginxStreamHop(HopPlan):
         yield Setting("balancing.algorithm", "load-balancing method", self.balancing)
 
 
+class _Where(NamedTuple):
+    """Where a Kong setting is rendered (`Setting.anchor`, `.file`, `.in_item`)."""
+
+    anchor: str = ""
+    file: str = ""
+    in_item: bool = False
+
+
 @dataclass(frozen=True)
 class KongServicePlan:
     service: str
@@ -215,15 +223,14 @@ class KongHop(HopPlan):
             base = f"services.{s.service}"
             if s.kic_files is None:
                 # DB-less: the Service and Upstream entities of kong.yaml.
-                entity = Setting("", "", s.retries, anchor=f"name: {s.kong_name}", in_item=True)
-                upstream = Setting("", "", s.retries, anchor=f"name: {s.upstream}", in_item=True)
+                entity = _Where(f"name: {s.kong_name}", in_item=True)
+                upstream = _Where(f"name: {s.upstream}", in_item=True)
                 names = ("connect_timeout", "read_timeout", "write_timeout", "retries",
                          "algorithm", "hash_on", "active", "passive")
             else:
                 # KIC: annotations on the Kubernetes Service, and the KongUpstreamPolicy.
-                entity = Setting("", "", s.retries, file=s.kic_files[0])
-                upstream = Setting("", "", s.retries, anchor="kind: KongUpstreamPolicy",
-                                   file=s.kic_files[1])
+                entity = _Where(file=s.kic_files[0])
+                upstream = _Where("kind: KongUpstreamPolicy", file=s.kic_files[1])
                 names = ("konghq.com/connect-timeout", "konghq.com/read-timeout",
                          "konghq.com/write-timeout", "konghq.com/retries", "algorithm", "hashOn",
                          "active", "passive")
@@ -239,9 +246,8 @@ class KongHop(HopPlan):
                 ("healthchecks.passive", "passive health checks", s.passive_health, names[7], upstream,
                  ""),
             ):
-                yield replace(where, key=f"{base}.{key}", title=title, value=value, directive=name,
-                              depends=depends)
-
+                yield Setting(f"{base}.{key}", title, value, name, where.anchor, depends,
+                              file=where.file, in_item=where.in_item)
 
 
 @dataclass(frozen=True)
