@@ -1,6 +1,6 @@
 """How to deploy rendered output hop by hop, and in which order to change idle timeouts.
 
-Every caller must close pooled idle connections before its callee (lbgen.budget). A change
+Every caller must close pooled idle connections before its callee (lbgen.plan.budget). A change
 to those timers is safe only if the invariant also holds *while* the hops are updated one by
 one: lower a callee's idle timeout only after its callers are below the new value, raise a
 caller's only after its callees are above it. `rollout_plan` turns an old and a new spec into

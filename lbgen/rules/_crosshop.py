@@ -130,7 +130,7 @@ class ClosingOrder:
 def closing_order(spec: Spec, caller: Duration, callee: Duration) -> ClosingOrder | None:
     """None when the caller closes idle connections before the callee by at least the margin.
 
-    The margin is the one lbgen derives with (`lbgen.budget.margin_for`, 10% of the timeout,
+    The margin is the one lbgen derives with (`lbgen.plan.budget.margin_for`, 10% of the timeout,
     at least 1s, or `keepalive_margin`), taken of the caller's value: a derived callee is
     raised by exactly that much above its caller, and a derived caller is lowered by 10% of
     its (larger) callee, so lbgen's own derivations never land inside the margin.
