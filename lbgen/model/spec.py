@@ -122,11 +122,19 @@ class Spec(StrictModel):
 
     # --- refusals located below the spec root ----------------------------------------------
 
-    def refusals(self) -> list[tuple[tuple[str | int, ...], str, str]]:
-        """Cross-tier combinations lbgen cannot render correctly, as (model path, message,
-        hint); the loader turns them into located input errors. (A pydantic validator of the
+    def problems(self) -> list[SpecProblem]:
+        """Every error found after validation, each located at the model path it is about:
+        names (`lbgen.model.naming.name_problems`), placement (`placement_problems`) and
+        combinations lbgen cannot render (`refusals`). The loader's one post-validation
+        hook: it turns them into located input errors."""
+        from lbgen.model.naming import name_problems  # naming reads the Spec type
+
+        return [*name_problems(self), *self.placement_problems(), *self.refusals()]
+
+    def refusals(self) -> list[SpecProblem]:
+        """Cross-tier combinations lbgen cannot render correctly. (A pydantic validator of the
         whole spec can only point at its root.)"""
-        found: list[tuple[tuple[str | int, ...], str, str]] = []
+        found: list[SpecProblem] = []
         kong = self.kong
         if kong is not None:
             found += self._kong_h2c_refusals(kong)
@@ -134,7 +142,7 @@ class Spec(StrictModel):
         if l4 is not None and l4.grpc_listen_port is not None:
             grpc = any(service.protocol == "grpc" for service in self.services)
             if not isinstance(self.next_tier(l4), KongTier) or not grpc:
-                found.append((
+                found.append(SpecProblem(
                     ("tiers", self.tier_index(l4), "grpc_listen_port"),
                     (f"grpc_listen_port on {l4.name} would render a listener nothing uses: it "
                     "relays gRPC services to a Kong tier right behind it"),
@@ -142,7 +150,7 @@ class Spec(StrictModel):
                 ))
         return found
 
-    def _kong_h2c_refusals(self, kong: KongTier) -> list[tuple[tuple[str | int, ...], str, str]]:
+    def _kong_h2c_refusals(self, kong: KongTier) -> list[SpecProblem]:
         """Before Kong 3.6 a cleartext `http2` listener speaks HTTP/2 only: HTTP/1.1 from the
         tier in front needs a listener of its own (or TLS, where ALPN picks the protocol)."""
         if kong_h2c_shares_http1(kong.version):
@@ -197,7 +205,7 @@ class Spec(StrictModel):
                 "add a cleartext proxy_listen entry without http2 for HTTP/1.1 (e.g. {port: "
                 "8000}; lbgen sends gRPC to the http2 one), or use Kong ≥ 3.6"
             )
-        return [(("tiers", index, "proxy_listen"), message, hint)]
+        return [SpecProblem(("tiers", index, "proxy_listen"), message, hint)]
 
     # --- cross-field checks that need a precise location ------------------------------------
 
