@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from lbgen.errors import InputError, LbgenError, Problem, SourceLocation
     from lbgen.io.loader import LoadedSpec
     from lbgen.model.spec import Spec
+    from lbgen.plan import Plan
+    from lbgen.render import RenderedFiles
     from lbgen.rules import CheckReport, Finding, Severity
 
 __version__ = "0.1.0"
@@ -76,14 +78,19 @@ def load(source: str | Path | Mapping[str, Any]) -> LoadedSpec:
     return load_spec_file(source)
 
 
-def render(spec: LoadedSpec | Spec) -> dict[str, str]:
-    """Render every hop's configuration: {relative POSIX path: content}. Writes nothing."""
+def render(spec: LoadedSpec | Spec, plan: Plan | None = None) -> RenderedFiles:
+    """Render every hop's configuration: {relative POSIX path: content}. Writes nothing.
+
+    The mapping also records what each configuration file was written for (`.targets`:
+    tier, version, build, edition), which `lbgen.verify.verify_files` reads.
+
+    `plan`: the spec's resolved plan (`lbgen.plan.resolve`) if the caller has it already."""
     from lbgen.io.loader import LoadedSpec
     from lbgen.render import render_spec
 
     if isinstance(spec, LoadedSpec):
-        return render_spec(spec.spec, Path(spec.source_name).name)
-    return render_spec(spec)
+        return render_spec(spec.spec, Path(spec.source_name).name, plan)
+    return render_spec(spec, plan=plan)
 
 
 def validate(loaded: LoadedSpec, **options: Any) -> CheckReport:

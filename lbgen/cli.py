@@ -299,7 +299,10 @@ def render(
         raise click.UsageError("--check and --diff exclude each other (--check also prints the diff)")
     err_color = _use_color(color, err=True)
     loaded = _load(spec, color=err_color)
-    report = check_spec(loaded)
+    from lbgen.plan import resolve
+
+    plan = resolve(loaded.spec)  # once per run: the rules and the renderers read the same plan
+    report = check_spec(loaded, plan=plan)
     if report.findings:
         text = report_to_text(report, quiet=quiet, color=err_color)
         click.echo(text, err=True, nl=False, color=err_color)
@@ -310,12 +313,12 @@ def render(
         )
         _exit(EXIT_FINDINGS)
 
-    files = lbgen.render(loaded)
+    files = lbgen.render(loaded, plan)
     if rollout_from is not None:
         from lbgen.rollout import plan_text, rollout_plan
 
-        plan = rollout_plan(_load(rollout_from).spec, loaded.spec)
-        click.echo(plan_text(_shown(rollout_from), _shown(spec), plan), nl=False)
+        steps = rollout_plan(_load(rollout_from).spec, loaded.spec)
+        click.echo(plan_text(_shown(rollout_from), _shown(spec), steps), nl=False)
 
     verify_failed = False
     unproven: list[str] = []
@@ -582,14 +585,66 @@ def rules_command(fmt: str) -> None:
     click.echo(rules_to_json(ALL_RULES) if fmt == "json" else rules_to_text(ALL_RULES), nl=False)
 
 
-@cli.command("explain")
-@click.argument("rule", metavar="CODE|NAME", shell_complete=_complete_rules)
-def explain_command(rule: str) -> None:
-    """Print a rule's documentation as Markdown.
+@cli.command("plan")
+@click.argument("spec", type=_SPEC)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: every hop with its capabilities, targets and settings.",
+)
+@_user_errors
+def plan_command(spec: Path, fmt: str) -> None:
+    """Print the resolved plan of SPEC hop by hop.
 
-    Sections: what it checks, why it matters, an example spec that triggers it, the
-    corrected spec, and references. CODE|NAME is a code (LB101) or a rule name.
+    For every setting a hop's product will use: its value, its origin (set, derived,
+    product default, lbgen default, not in this version), the source of a default or the
+    reasoning of a derived value, the rendered file and line that set it, and the rules
+    that read it. SPEC `-` reads standard input.
+
+    \b
+    Examples:
+      lbgen plan examples/seed.yaml
+      lbgen plan examples/seed.yaml --format json
     """
+    from lbgen.plan import resolve
+    from lbgen.plan_report import plan_to_json, plan_to_text
+    from lbgen.render import render_spec
+    from lbgen.rules import ALL_RULES
+
+    loaded = _load(spec)
+    plan = resolve(loaded.spec)
+    files = render_spec(loaded.spec, Path(loaded.source_name).name, plan)
+    text = plan_to_json(plan, files, ALL_RULES) if fmt == "json" else plan_to_text(plan, files, ALL_RULES)
+    click.echo(text, nl=False)
+
+
+@cli.command("explain")
+@click.argument("rule", metavar="CODE|NAME|HOP.SETTING", shell_complete=_complete_rules)
+@click.argument("spec", type=_SPEC, required=False)
+@_user_errors
+def explain_command(rule: str, spec: Path | None) -> None:
+    """Print a rule's documentation as Markdown, or explain one resolved setting of SPEC.
+
+    CODE|NAME is a rule code (LB101) or name: the sections are what it checks, why it
+    matters, an example spec that triggers it, the corrected spec, and references.
+
+    HOP.SETTING (a tier name, then a setting as `lbgen plan` lists it) with a SPEC: which
+    value it is, where it comes from (origin, source, rendered file and line) and what
+    depends on it (the hop on the other side, the rules that read it).
+
+    \b
+    Examples:
+      lbgen explain LB101
+      lbgen explain gateway.upstream_keepalive.idle_timeout examples/seed.yaml
+    """
+    if "." in rule:
+        _explain_setting(rule, spec)
+        return
+    if spec is not None:
+        raise click.UsageError("SPEC only applies to HOP.SETTING (a rule's documentation needs no spec)")
     from lbgen.report import explain
     from lbgen.rules import get_rule
 
@@ -598,6 +653,24 @@ def explain_command(rule: str) -> None:
     except UnknownRuleError as exc:
         raise click.BadParameter(str(exc), param_hint="'CODE|NAME'") from None
     click.echo(explain(found), nl=False)
+
+
+def _explain_setting(ref: str, spec: Path | None) -> None:
+    if spec is None:
+        raise click.UsageError(f"{ref} names a setting: give the SPEC it is resolved from")
+    from lbgen.plan import resolve
+    from lbgen.plan_report import UnknownSettingError, explain_setting, find_setting
+    from lbgen.render import render_spec
+    from lbgen.rules import ALL_RULES
+
+    loaded = _load(spec)
+    plan = resolve(loaded.spec)
+    try:
+        hop, setting = find_setting(plan, ref)
+    except UnknownSettingError as exc:
+        raise click.BadParameter(str(exc), param_hint="'HOP.SETTING'") from None
+    files = render_spec(loaded.spec, Path(loaded.source_name).name, plan)
+    click.echo(explain_setting(hop, setting, files, ALL_RULES), nl=False)
 
 
 def _complete_examples(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:

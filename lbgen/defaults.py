@@ -7,16 +7,21 @@ Sources are abbreviated; the full citations are in docs (README "Sources") and i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
+from lbgen import versions
+from lbgen.model.common import NextUpstreamCondition
 from lbgen.model.service import AppServer
 from lbgen.model.types import Duration, Version
 
+T_co = TypeVar("T_co", covariant=True)
+
 
 @dataclass(frozen=True)
-class Fact:
+class Fact(Generic[T_co]):
     """A default value together with where it comes from."""
 
-    value: Duration | int | None
+    value: T_co
     source: str
 
 
@@ -28,31 +33,19 @@ NGINX_UPSTREAM_DOC = "nginx.org/en/docs/http/ngx_http_upstream_module.html"
 NGINX_PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
 NGINX_CORE_DOC = "nginx.org/en/docs/http/ngx_http_core_module.html"
 NGINX_STREAM_PROXY_DOC = "nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+NGINX_STREAM_UPSTREAM_DOC = "nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+NGINX_STREAM_REALIP_DOC = "nginx.org/en/docs/stream/ngx_stream_realip_module.html"
+NGINX_REALIP_DOC = "nginx.org/en/docs/http/ngx_http_realip_module.html"
+NGINX_GRPC_DOC = "nginx.org/en/docs/http/ngx_http_grpc_module.html"
+NGINX_HTTP2_DOC = "nginx.org/en/docs/http/ngx_http_v2_module.html"
 KONG_CONF_DOC = "kong.conf.default (Kong/kong kong/templates/kong_defaults.lua)"
 
-# Keep-alive caching became the default in upstream blocks in nginx 1.29.7 (CHANGES 1.29.7);
-# before that `keepalive` had no default and pooling was off.
-NGINX_KEEPALIVE_BY_DEFAULT = Version("1.29.7")
-
-# `server … resolve` (re-resolve a name in an upstream group while nginx runs; needs `zone`)
-# and `resolver` inside `upstream {}` are in open-source nginx since 1.27.3, in http and
-# stream alike (CHANGES 1.27.3; ngx_http_upstream_module #resolve, #resolver). Before, a name
-# in an upstream is resolved once, when the configuration is loaded.
-NGINX_UPSTREAM_RESOLVE_SINCE = Version("1.27.3")
-
-
-def nginx_upstream_keepalive_connections(version: Version) -> Fact:
-    if version >= NGINX_KEEPALIVE_BY_DEFAULT:
+def nginx_upstream_keepalive_connections(version: Version) -> Fact[int | None]:
+    if versions.NGINX_KEEPALIVE_BY_DEFAULT.reached(version):
         return Fact(32, f"nginx ≥ 1.29.7 default `keepalive 32 local` ({NGINX_UPSTREAM_DOC}#keepalive)")
     return Fact(None, f"nginx < 1.29.7: no upstream keep-alive unless set ({NGINX_UPSTREAM_DOC}#keepalive)")
 
 
-# Upstream `keepalive_timeout` and `keepalive_requests` appeared in nginx 1.15.3 (CHANGES-1.16:
-# "the keepalive_timeout and keepalive_requests directives in the upstream block"; upstream
-# module docs, "This directive appeared in version 1.15.3"). Before, a cached connection has
-# no idle timer of its own and no request limit: it stays in the pool until the next hop
-# closes it, so the callee's idle timeout always ends an idle pooled connection first.
-NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE = Version("1.15.3")
 NGINX_NO_UPSTREAM_IDLE_TIMER = (
     f"nginx < 1.15.3 has no upstream keepalive_timeout ({NGINX_UPSTREAM_DOC}#keepalive_timeout, "
     "appeared in 1.15.3): an idle pooled connection stays open until the next hop closes it"
@@ -61,16 +54,13 @@ NGINX_NO_UPSTREAM_REQUEST_LIMIT = (
     f"nginx < 1.15.3 has no upstream keepalive_requests ({NGINX_UPSTREAM_DOC}#keepalive_requests, "
     "appeared in 1.15.3): no limit of requests per pooled connection"
 )
-# Upstream `keepalive_time` (connection lifetime) appeared in 1.19.10 (upstream module docs).
-NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE = Version("1.19.10")
 
 NGINX_UPSTREAM_KEEPALIVE_TIMEOUT = Fact(_s(60), f"{NGINX_UPSTREAM_DOC}#keepalive_timeout")
 NGINX_UPSTREAM_KEEPALIVE_TIME = Fact(_s(3600), f"{NGINX_UPSTREAM_DOC}#keepalive_time")
 
 
-def nginx_keepalive_requests(version: Version) -> Fact:
-    # 100 before 1.19.10 (CHANGES-1.20).
-    value = 1000 if version.at_least("1.19.10") else 100
+def nginx_keepalive_requests(version: Version) -> Fact[int]:
+    value = 1000 if versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.reached(version) else 100
     return Fact(value, f"{NGINX_UPSTREAM_DOC}#keepalive_requests")
 
 
@@ -80,7 +70,9 @@ NGINX_PROXY_READ_TIMEOUT = Fact(_s(60), f"{NGINX_PROXY_DOC}#proxy_read_timeout")
 NGINX_PROXY_SEND_TIMEOUT = Fact(_s(60), f"{NGINX_PROXY_DOC}#proxy_send_timeout")
 NGINX_MAX_FAILS = Fact(1, f"{NGINX_UPSTREAM_DOC}#server")
 NGINX_FAIL_TIMEOUT = Fact(_s(10), f"{NGINX_UPSTREAM_DOC}#server")
-NGINX_NEXT_UPSTREAM = ("error", "timeout")  # proxy_module #proxy_next_upstream
+NGINX_NEXT_UPSTREAM: Fact[tuple[NextUpstreamCondition, ...]] = Fact(
+    ("error", "timeout"), f"{NGINX_PROXY_DOC}#proxy_next_upstream"
+)
 
 # Where Debian/Ubuntu's libnginx-mod-stream installs the stream module (`nginx -V` of Debian's
 # package: --modules-path=/usr/lib/nginx/modules --with-stream=dynamic). nginx.org packages and
@@ -99,73 +91,27 @@ KONG_SERVICE_RETRIES = Fact(5, "kong/db/schema/entities/services.lua: retries de
 KONG_SERVICE_TIMEOUT = Fact(_s(60), "kong/db/schema/entities/services.lua: *_timeout default 60000 ms")
 
 
-@dataclass(frozen=True)
-class KongBundle:
-    """The OpenResty (and so nginx core) a Kong Gateway release line bundles."""
-
-    kong_since: Version
-    openresty: str
-    nginx: Version
-    source: str
-
-
-# OpenResty bundled with each Kong Gateway 3.x line, newest last; a Kong version uses the last
-# row whose `kong_since` it reaches. Kong pins it in its `.requirements` file (RESTY_VERSION=,
-# later OPENRESTY=) per release tag, and each bump is in Kong/kong CHANGELOG.md:
-# - 3.0: `.requirements` RESTY_VERSION=1.21.4.1 (Kong/kong@003f87d, the 3.0 line);
-# - 3.5.0: "Bumped OpenResty from 1.21.4.1 to 1.21.4.2" (Kong/kong#11360);
-# - 3.6.0: "Bumped OpenResty from 1.21.4.2 to 1.25.3.1" (Kong/kong#12327);
-# - 3.8.0: "Bumped OpenResty to 1.25.3.2" (Kong/kong#12327);
-# - 3.10.0: "Bumped OpenResty from 1.25.3.2 to 1.27.1.1" (Kong Gateway 3.10.0.0 changelog,
-#   Kong/docs.konghq.com); master's `.requirements` (3.10.0, Kong/kong@22246ef2) pins 1.27.1.2.
-# The nginx core is OpenResty's first three numbers.
-KONG_BUNDLED_OPENRESTY: tuple[KongBundle, ...] = (
-    KongBundle(Version("3.0"), "1.21.4.1", Version("1.21.4"), "Kong/kong .requirements (3.0)"),
-    KongBundle(Version("3.5"), "1.21.4.2", Version("1.21.4"), "Kong/kong CHANGELOG 3.5.0 (#11360)"),
-    KongBundle(Version("3.6"), "1.25.3.1", Version("1.25.3"), "Kong/kong CHANGELOG 3.6.0 (#12327)"),
-    KongBundle(Version("3.8"), "1.25.3.2", Version("1.25.3"), "Kong/kong CHANGELOG 3.8.0 (#12327)"),
-    KongBundle(Version("3.10"), "1.27.1.1", Version("1.27.1"), "Kong Gateway changelog 3.10.0.0"),
-)
-
-
-def kong_bundle(version: Version) -> KongBundle:
-    """The OpenResty/nginx a Kong 3.x version runs (the model accepts 3.x only)."""
-    found = KONG_BUNDLED_OPENRESTY[0]
-    for bundle in KONG_BUNDLED_OPENRESTY:
-        if version >= bundle.kong_since:
-            found = bundle
-    return found
-
-
-# nginx 1.25.1 serves HTTP/2 per server (`http2 on`, CHANGES 1.25.1) and detects the HTTP/2
-# preface on a cleartext connection, so h2c and HTTP/1.1 share one cleartext listener (nginx's
-# own description in nginxinc/kubernetes-ingress discussion #4117). Before, a cleartext
-# `listen … http2` speaks HTTP/2 only: an HTTP/1.1 request gets no response (tried on nginx
-# 1.22.1). Over TLS, ALPN picks the protocol per connection on every version.
-NGINX_H2C_SHARES_HTTP1_SINCE = Version("1.25.1")
-
-
 def kong_h2c_shares_http1(version: Version) -> bool:
     """Whether this Kong's cleartext `http2` proxy_listen also serves HTTP/1.1 (Kong ≥ 3.6)."""
-    return kong_bundle(version).nginx >= NGINX_H2C_SHARES_HTTP1_SINCE
+    return versions.NGINX_H2C_SHARES_HTTP1_SINCE.reached(versions.kong_bundle(version).nginx)
 
 
-def kong_upstream_keepalive_pool_size(version: Version) -> Fact:
-    value = 512 if version.at_least("3.5") else 60
+def kong_upstream_keepalive_pool_size(version: Version) -> Fact[int]:
+    value = 512 if versions.KONG_POOL_512.reached(version) else 60
     return Fact(value, f"{KONG_CONF_DOC}: upstream_keepalive_pool_size (512 since 3.5.0)")
 
 
-def kong_upstream_keepalive_max_requests(version: Version) -> Fact:
-    if version.at_least("3.6"):
+def kong_upstream_keepalive_max_requests(version: Version) -> Fact[int]:
+    if versions.KONG_MAX_REQUESTS_10000.reached(version):
         value = 10000
-    elif version.at_least("3.5"):
+    elif versions.KONG_POOL_512.reached(version):
         value = 1000
     else:
         value = 100
     return Fact(value, f"{KONG_CONF_DOC}: upstream_keepalive_max_requests (10000 since 3.6.0)")
 
 
-def app_idle_timeout(app: AppServer) -> Fact:
+def app_idle_timeout(app: AppServer) -> Fact[Duration | None]:
     """The app server's idle keep-alive timeout when the spec does not set it.
 
     A value of None means the server never closes idle connections (Go's zero value) or
@@ -189,7 +135,7 @@ def app_idle_timeout(app: AppServer) -> Fact:
     if preset == "gunicorn-sync":
         return Fact(None, "gunicorn sync workers do not keep connections alive (gunicorn/config.py Keepalive)")
     if preset == "nodejs":
-        if app.version is not None and app.version.at_least("26.0"):
+        if app.version is not None and versions.NODE_KEEPALIVE_65S.reached(app.version):
             return Fact(_s(65), "Node.js ≥ 26 server.keepAliveTimeout 65000 ms (nodejs/node#62782)")
         return Fact(_s(5), "Node.js ≤ 25 server.keepAliveTimeout 5000 ms (nodejs.org/api/http.html)")
     if preset == "go":
@@ -209,13 +155,24 @@ def app_idle_timeout(app: AppServer) -> Fact:
     return Fact(None, "custom server: idle_timeout must be set")
 
 
-def external_lb_backend_idle(kind: str) -> Fact:
+def external_lb_backend_idle(kind: str) -> Fact[Duration | None]:
     if kind == "gcp-application":
         return Fact(_s(600), "GCP application LB backend keep-alive timeout is fixed at 600s (cloud.google.com/load-balancing/docs/https)")
     if kind == "aws-alb":
         return Fact(_s(60), "AWS ALB idle timeout default 60s (docs.aws.amazon.com elasticloadbalancing)")
     return Fact(None, "unknown load balancer: set backend_idle_timeout")
 
+
+# kube-proxy's mode when none is configured on Linux: iptables (virtual-ips.md; kube-proxy
+# --proxy-mode "on Linux … 'iptables' (default)").
+KUBE_PROXY_DEFAULT_MODE = Fact(
+    "iptables", "kube-proxy --proxy-mode default on Linux: iptables (kubernetes.io virtual-ips)"
+)
+# Service `sessionAffinityConfig.clientIP.timeoutSeconds` default: 10800 s = 3 h (core/v1
+# ClientIPConfig types.go; kubernetes.io virtual-ips docs).
+K8S_SESSION_AFFINITY_TIMEOUT = Fact(
+    10800, "core/v1 ClientIPConfig.timeoutSeconds default 10800 (kubernetes.io virtual-ips)"
+)
 
 # kube-proxy / kernel idle limits (domain facts §4.3).
 CONNTRACK_TCP_ESTABLISHED = Fact(_s(86400), "kube-proxy conntrack.tcpEstablishedTimeout default 24h")
@@ -239,35 +196,3 @@ KUBE_PROXY_CONNTRACK_MIN = Fact(
 KUBE_PROXY_CONNTRACK_MAX_PER_CORE = Fact(
     32768, "kube-proxy conntrack.maxPerCore default 32768 (kubernetes.io/docs/reference/generated/kube-proxy)"
 )
-
-
-# trafficDistribution values and the first Kubernetes release where each is GA, so the API
-# server accepts it without feature gates: PreferClose GA 1.33 (KEP-4444); PreferSameZone and
-# PreferSameNode GA 1.35 (KEP-3015). Source: virtual-ips.md, domain facts §4.1.
-TRAFFIC_DISTRIBUTION_SINCE: dict[str, Version] = {
-    "PreferClose": Version("1.33"),
-    "PreferSameZone": Version("1.35"),
-    "PreferSameNode": Version("1.35"),
-}
-
-
-# --- Kubernetes rollout safety -------------------------------------------------------------
-
-# The `sleep` action of container lifecycle hooks (KEP-3960, feature gate
-# PodLifecycleSleepAction): alpha (off) in 1.29, beta and on by default from 1.30, GA 1.34
-# (kubernetes/website content/en/docs/reference/command-line-tools-reference/feature-gates/
-# PodLifecycleSleepAction.md; kubernetes.dev/resources/keps/3960). Below 1.30 lbgen renders an
-# `exec` of `sleep`, which needs a sleep binary in the image.
-K8S_PRESTOP_SLEEP_ACTION_SINCE = Version("1.30")
-
-# gRPC container probes (feature gate GRPCContainerProbe): alpha 1.23, beta and on by default
-# 1.24, GA 1.27 (kubernetes/website feature-gates/GRPCContainerProbe.md). lbgen renders a
-# `grpc` readinessProbe for gRPC services and refuses it on older clusters.
-K8S_GRPC_PROBE_SINCE = Version("1.24")
-
-# Kong Ingress Controller `--enable-drain-support` (CONTROLLER_ENABLE_DRAIN_SUPPORT), default
-# false: terminating endpoints stay in Kong's upstream with weight 0 so existing sessions finish.
-# New in KIC 3.5 (developer.konghq.com/kubernetes-ingress-controller/upgrade/ "3.5 … Connection
-# Draining: … Enable with the --enable-drain-support flag"; the sticky-sessions reference page
-# declares min_version kic 3.5).
-KIC_DRAIN_SUPPORT_SINCE = Version("3.5")

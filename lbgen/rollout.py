@@ -1,6 +1,6 @@
 """How to deploy rendered output hop by hop, and in which order to change idle timeouts.
 
-Every caller must close pooled idle connections before its callee (lbgen.budget). A change
+Every caller must close pooled idle connections before its callee (lbgen.plan.budget). A change
 to those timers is safe only if the invariant also holds *while* the hops are updated one by
 one: lower a callee's idle timeout only after its callers are below the new value, raise a
 caller's only after its callees are above it. `rollout_plan` turns an old and a new spec into
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lbgen.budget import Budget, resolve_budget, service_key
 from lbgen.model.naming import (
     kic_file_path,
     kube_proxy_path,
@@ -23,6 +22,7 @@ from lbgen.model.naming import (
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
 from lbgen.model.types import Duration
+from lbgen.plan.budget import Budget, resolve_budget, service_key
 from lbgen.render import kubernetes as k8s
 from lbgen.render.kong import DECLARATIVE_CONFIG_PATH
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import lbgen
-from lbgen.budget import Budget, margin_for, resolve_budget
 from lbgen.model.types import Duration
+from lbgen.plan.budget import Budget, margin_for, resolve_budget
 
 
 def _spec(tiers: list[dict[str, Any]], apps: list[dict[str, Any]] | None = None, **extra: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_text
 from lbgen.model.types import Version
@@ -30,14 +30,14 @@ from lbgen.render import render_spec
 def test_each_kong_line_maps_to_the_openresty_its_changelog_names(
     kong: str, openresty: str, nginx: str, shares: bool
 ) -> None:
-    bundle = defaults.kong_bundle(Version(kong))
+    bundle = versions.kong_bundle(Version(kong))
     assert (bundle.openresty, bundle.nginx) == (openresty, Version(nginx))
     assert bundle.source.startswith(("Kong/kong", "Kong Gateway changelog"))
     assert defaults.kong_h2c_shares_http1(Version(kong)) is shares
 
 
 def test_the_table_is_ordered_and_its_nginx_is_openrestys_core() -> None:
-    rows = defaults.KONG_BUNDLED_OPENRESTY
+    rows = versions.KONG_BUNDLED_OPENRESTY
     assert [r.kong_since for r in rows] == sorted(r.kong_since for r in rows)
     for row in rows:
         assert row.openresty.startswith(f"{row.nginx}.")

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lbgen
-from lbgen.budget import resolve_budget
 from lbgen.cli import cli
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import resolve_budget
 from lbgen.rollout import _below, _timer_pairs, plan_text, rollout_plan
 
 BASE: dict[str, Any] = {

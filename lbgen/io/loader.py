@@ -645,16 +645,8 @@ def _validate(data: dict[str, Any], source: SourceMap, *, strict: bool) -> Loade
         problems = [_problem(error, data, source) for error in exc.errors(include_url=False)]
         problems.sort(key=_problem_order)
         raise InputError(problems) from None
-    from lbgen.model.naming import name_problems
-
     refused = [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
-               for p in name_problems(spec)]
-    refused += [Problem(source.locate(p.path), p.message, p.hint, format_path(p.path))
-                for p in spec.placement_problems()]
-    refused += [
-        Problem(source.locate(path), message, hint, format_path(path))
-        for path, message, hint in spec.refusals()
-    ]
+               for p in spec.problems()]
     if refused:
         raise InputError(sorted(refused, key=_problem_order))
     return LoadedSpec(spec, source)

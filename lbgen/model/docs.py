@@ -110,8 +110,8 @@ def _type_name(annotation: Any) -> str:
 def _limits_markdown() -> list[str]:
     """The limits on a spec and its output (constants of the loader, naming, renderers)."""
     from lbgen.io.loader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES
+    from lbgen.model.limits import MAX_OUTPUT_CHARS
     from lbgen.model.naming import MAX_ROUTE_ENTRIES
-    from lbgen.render import MAX_OUTPUT_CHARS
 
     return [
         "## Limits",

@@ -7,6 +7,10 @@ lbgen.model.types and `Field(le=…)`.
 
 from __future__ import annotations
 
+MAX_OUTPUT_CHARS = 64 * 1024 * 1024
+"""The most text one render may produce (all files). The loader's limits (values, route
+entries) keep real specs far below; this is the backstop against any other expansion."""
+
 INT32_MAX = 2**31 - 1
 """Kubernetes int32 fields (replicas, probe settings, HPA replicas, PDB int-or-string,
 kube-proxy conntrack maxPerCore/min): Kubernetes API conventions, "Primitive types"

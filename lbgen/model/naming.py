@@ -10,10 +10,9 @@ The renderers use the same functions, so what is checked is what is written.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from lbgen.model.service import Service
-from lbgen.model.spec import Spec
+from lbgen.model.spec import Spec, SpecProblem
 from lbgen.model.tiers import KongTier, KubernetesTier
 
 GKE_PLATFORMS = ("gke", "gke-dataplane-v2")
@@ -101,16 +100,7 @@ def kic_file_path(kong: KongTier, service: Service) -> str:
     return f"{kong.name}/kic/{service.namespace}-{service.name}.yaml"
 
 
-@dataclass(frozen=True)
-class NameProblem:
-    """A name the spec would give to two things, or one too long; located at `path`."""
-
-    path: tuple[str | int, ...]
-    message: str
-    hint: str
-
-
-def name_problems(spec: Spec) -> list[NameProblem]:
+def name_problems(spec: Spec) -> list[SpecProblem]:
     """Every collision of output paths or Kubernetes objects, every derived name over the
     DNS label limit, every route listed twice and routes that expand beyond
     MAX_ROUTE_ENTRIES, located at the service (and field) that causes it."""
@@ -142,7 +132,7 @@ def route_entries(spec: Spec) -> list[int]:
     return [servers[id(s)] * len(s.paths) for s in spec.services]
 
 
-def _too_many_route_entries(spec: Spec) -> Iterator[NameProblem]:
+def _too_many_route_entries(spec: Spec) -> Iterator[SpecProblem]:
     entries = route_entries(spec)
     total = sum(entries)
     if total <= MAX_ROUTE_ENTRIES:
@@ -153,7 +143,7 @@ def _too_many_route_entries(spec: Spec) -> Iterator[NameProblem]:
     assert gateway is not None  # without a gateway there are no route entries
     how = ("every host gets an Ingress rule with every path"
            if isinstance(gateway, KongTier) and gateway.mode == "kic" else "hosts and paths")
-    yield NameProblem(
+    yield SpecProblem(
         ("services", largest, "route"),
         f"the routes expand to {total} entries in tier {gateway.name}'s config ({how}; "
         f"service {service.name}: {entries[largest]}), over lbgen's limit of "
@@ -163,7 +153,7 @@ def _too_many_route_entries(spec: Spec) -> Iterator[NameProblem]:
     )
 
 
-def _repeated_routes(spec: Spec) -> Iterator[NameProblem]:
+def _repeated_routes(spec: Spec) -> Iterator[SpecProblem]:
     """A path or host listed twice in one service (hosts are compared case-insensitively:
     the model lower-cases them, as DNS does): nginx refuses the duplicate `location` or
     `server_name`, Kong and Ingress would carry the same route twice."""
@@ -174,7 +164,7 @@ def _repeated_routes(spec: Spec) -> Iterator[NameProblem]:
                 earlier = first.setdefault(value, position)
                 if earlier != position:
                     what = "path" if field == "paths" else "host (compared without case)"
-                    yield NameProblem(
+                    yield SpecProblem(
                         ("services", index, "route", field, position),
                         f"service {service.name} lists the {what} {value} twice "
                         f"(also item {earlier + 1} of route.{field})",
@@ -182,7 +172,7 @@ def _repeated_routes(spec: Spec) -> Iterator[NameProblem]:
                     )
 
 
-def _path_collisions(spec: Spec) -> Iterator[NameProblem]:
+def _path_collisions(spec: Spec) -> Iterator[SpecProblem]:
     owners: dict[str, str] = {kube_proxy_path(spec): "lbgen's kube-proxy ConfigMap"}
     kong = spec.kong
     for index, service in enumerate(spec.services):
@@ -193,14 +183,14 @@ def _path_collisions(spec: Spec) -> Iterator[NameProblem]:
         for path in paths:
             other = owners.setdefault(path, me)
             if other != me:
-                yield NameProblem(
+                yield SpecProblem(
                     ("services", index, "name"),
                     f"{me} would be written to {path}, which already holds {other}'s file",
                     "rename the service or move it to another namespace",
                 )
 
 
-def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
+def _object_collisions(spec: Spec) -> Iterator[SpecProblem]:
     # (kind, namespace, name) → who owns it. Services first: a service's own name is the
     # one users see, so the derived name is the one reported as colliding.
     owners: dict[tuple[str, str, str], str] = {}
@@ -210,7 +200,7 @@ def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
     for index, service in enumerate(spec.services if headless else ()):
         key = ("Service", service.namespace, headless_name(service))
         if key in owners:
-            yield NameProblem(
+            yield SpecProblem(
                 ("services", index, "name"),
                 f"the headless Service lbgen adds for service {service.name}, "
                 f"{service.namespace}/{headless_name(service)}, has the name of "
@@ -227,7 +217,7 @@ def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
             me = f"service {service.name}"
             other = owners.setdefault(key, me)
             if other != me:
-                yield NameProblem(
+                yield SpecProblem(
                     ("services", index, field),
                     f"{kind} {service.namespace}/{service.workload} would be rendered for "
                     f"{other} and for {me}: both target Deployment {service.workload}",
@@ -240,7 +230,7 @@ def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
         me = f"service {service.name}"
         other = patched.setdefault((service.namespace, service.workload), me)
         if other != me:
-            yield NameProblem(
+            yield SpecProblem(
                 ("services", index, "name"),
                 f"the Deployment patch of {me} and that of {other} both patch Deployment "
                 f"{service.namespace}/{service.workload} (readiness, preStop, grace period)",
@@ -249,14 +239,14 @@ def _object_collisions(spec: Spec) -> Iterator[NameProblem]:
             )
 
 
-def _long_derived_names(spec: Spec) -> Iterator[NameProblem]:
+def _long_derived_names(spec: Spec) -> Iterator[SpecProblem]:
     if not uses_headless_service(spec):
         return
     longest = DNS_LABEL_MAX - len(HEADLESS_SUFFIX)
     for index, service in enumerate(spec.services):
         derived = headless_name(service)
         if len(derived) > DNS_LABEL_MAX:
-            yield NameProblem(
+            yield SpecProblem(
                 ("services", index, "name"),
                 f"the headless Service lbgen adds for service {service.name} would be named "
                 f"{derived} ({len(derived)} characters), over Kubernetes' {DNS_LABEL_MAX}-character "

@@ -9,12 +9,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lbgen.defaults import (
-    K8S_GRPC_PROBE_SINCE,
-    TRAFFIC_DISTRIBUTION_SINCE,
-    kong_bundle,
-    kong_h2c_shares_http1,
-)
+from lbgen import versions
+from lbgen.defaults import kong_h2c_shares_http1
 from lbgen.model._base import StrictModel
 from lbgen.model.service import Service
 from lbgen.model.tiers import (
@@ -27,6 +23,7 @@ from lbgen.model.tiers import (
 )
 from lbgen.model.types import Duration, Name
 from lbgen.model.workload import Workload
+from lbgen.versions import K8S_GRPC_PROBE_SINCE, TRAFFIC_DISTRIBUTION_SINCE, kong_bundle
 
 
 class ExternalLoadBalancer(StrictModel):
@@ -110,13 +107,13 @@ class Spec(StrictModel):
                         f"healthchecks.threshold, not {checks.threshold}"
                     )
                 algorithm = service.kong.algorithm
-                if algorithm == "latency" and not kong.version.at_least("3.2"):
+                if algorithm == "latency" and not versions.KONG_LATENCY.reached(kong.version):
                     raise ValueError(
                         f"service {service.name}: Kong's latency algorithm needs Kong ≥ 3.2 "
                         f"(tier {kong.name} says {kong.version})"
                     )
                 if algorithm == "sticky-sessions" and (
-                    kong.edition != "enterprise" or not kong.version.at_least("3.11")
+                    kong.edition != "enterprise" or not versions.KONG_STICKY_SESSIONS.reached(kong.version)
                 ):
                     raise ValueError(
                         f"service {service.name}: sticky-sessions needs Kong Enterprise ≥ 3.11 "
@@ -126,11 +123,19 @@ class Spec(StrictModel):
 
     # --- refusals located below the spec root ----------------------------------------------
 
-    def refusals(self) -> list[tuple[tuple[str | int, ...], str, str]]:
-        """Cross-tier combinations lbgen cannot render correctly, as (model path, message,
-        hint); the loader turns them into located input errors. (A pydantic validator of the
+    def problems(self) -> list[SpecProblem]:
+        """Every error found after validation, each located at the model path it is about:
+        names (`lbgen.model.naming.name_problems`), placement (`placement_problems`) and
+        combinations lbgen cannot render (`refusals`). The loader's one post-validation
+        hook: it turns them into located input errors."""
+        from lbgen.model.naming import name_problems  # naming reads the Spec type
+
+        return [*name_problems(self), *self.placement_problems(), *self.refusals()]
+
+    def refusals(self) -> list[SpecProblem]:
+        """Cross-tier combinations lbgen cannot render correctly. (A pydantic validator of the
         whole spec can only point at its root.)"""
-        found: list[tuple[tuple[str | int, ...], str, str]] = []
+        found: list[SpecProblem] = []
         kong = self.kong
         if kong is not None:
             found += self._kong_h2c_refusals(kong)
@@ -138,7 +143,7 @@ class Spec(StrictModel):
         if l4 is not None and l4.grpc_listen_port is not None:
             grpc = any(service.protocol == "grpc" for service in self.services)
             if not isinstance(self.next_tier(l4), KongTier) or not grpc:
-                found.append((
+                found.append(SpecProblem(
                     ("tiers", self.tier_index(l4), "grpc_listen_port"),
                     (f"grpc_listen_port on {l4.name} would render a listener nothing uses: it "
                     "relays gRPC services to a Kong tier right behind it"),
@@ -147,11 +152,11 @@ class Spec(StrictModel):
         found += self._idle_resolver_refusals()
         return found
 
-    def _idle_resolver_refusals(self) -> list[tuple[tuple[str | int, ...], str, str]]:
+    def _idle_resolver_refusals(self) -> list[SpecProblem]:
         """`resolver` renders only in upstream groups that dial a DNS name (and feeds LB310,
         which is about names): on a tier whose next hop is instances given as IP addresses it
         would say nothing. A tier in front of Kubernetes always dials a Service name."""
-        found: list[tuple[tuple[str | int, ...], str, str]] = []
+        found: list[SpecProblem] = []
         for tier in (self.edge, self.l4):
             callee = None if tier is None else self.next_tier(tier)
             if tier is None or tier.resolver is None or not isinstance(
@@ -160,7 +165,7 @@ class Spec(StrictModel):
                 continue
             if any(not _is_ip_address(instance.address) for instance in callee.instances):
                 continue
-            found.append((
+            found.append(SpecProblem(
                 ("tiers", self.tier_index(tier), "resolver"),
                 (f"resolver on {tier.name} would render nothing: {tier.name} dials only the IP "
                  f"addresses of {callee.name}'s instances, and nginx uses a resolver only for "
@@ -171,7 +176,7 @@ class Spec(StrictModel):
             ))
         return found
 
-    def _kong_h2c_refusals(self, kong: KongTier) -> list[tuple[tuple[str | int, ...], str, str]]:
+    def _kong_h2c_refusals(self, kong: KongTier) -> list[SpecProblem]:
         """Before Kong 3.6 a cleartext `http2` listener speaks HTTP/2 only: HTTP/1.1 from the
         tier in front needs a listener of its own (or TLS, where ALPN picks the protocol)."""
         if kong_h2c_shares_http1(kong.version):
@@ -226,7 +231,7 @@ class Spec(StrictModel):
                 "add a cleartext proxy_listen entry without http2 for HTTP/1.1 (e.g. {port: "
                 "8000}; lbgen sends gRPC to the http2 one), or use Kong ≥ 3.6"
             )
-        return [(("tiers", index, "proxy_listen"), message, hint)]
+        return [SpecProblem(("tiers", index, "proxy_listen"), message, hint)]
 
     # --- cross-field checks that need a precise location ------------------------------------
 
@@ -268,20 +273,20 @@ class Spec(StrictModel):
             if (
                 service.protocol == "grpc"
                 and service.readiness is not None
-                and self.cluster.version < K8S_GRPC_PROBE_SINCE
+                and self.cluster.version < K8S_GRPC_PROBE_SINCE.since
             ):
                 problems.append(SpecProblem(
                     ("services", index, "readiness"),
                     f"service {service.name}: a gRPC service gets a grpc readiness probe, which "
-                    f"Kubernetes has on by default from {K8S_GRPC_PROBE_SINCE}; cluster "
+                    f"Kubernetes has on by default from {K8S_GRPC_PROBE_SINCE.since}; cluster "
                     f"{self.cluster.name} runs {self.cluster.version}",
                     "drop readiness (and probe the pods your own way), or set the cluster's "
-                    f"version to {K8S_GRPC_PROBE_SINCE} or later once it runs it",
+                    f"version to {K8S_GRPC_PROBE_SINCE.since} or later once it runs it",
                 ))
             wanted = service.kubernetes.traffic_distribution
             if wanted is None:
                 continue
-            since = TRAFFIC_DISTRIBUTION_SINCE[wanted]
+            since = TRAFFIC_DISTRIBUTION_SINCE[wanted].since
             if self.cluster.version < since:
                 problems.append(SpecProblem(
                     ("services", index, "kubernetes", "traffic_distribution"),

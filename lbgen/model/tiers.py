@@ -12,12 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from lbgen.defaults import (
-    KIC_DRAIN_SUPPORT_SINCE,
-    NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE,
-    NGINX_UPSTREAM_RESOLVE_SINCE,
-    kong_h2c_shares_http1,
-)
+from lbgen import versions
+from lbgen.defaults import kong_h2c_shares_http1
 from lbgen.model._base import StrictModel, Suppression
 from lbgen.model.common import (
     ClientKeepalive,
@@ -49,6 +45,11 @@ from lbgen.model.types import (
     NginxDuration,
     Port,
     Version,
+)
+from lbgen.versions import (
+    KIC_DRAIN_SUPPORT_SINCE,
+    NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE,
+    NGINX_UPSTREAM_RESOLVE_SINCE,
 )
 
 
@@ -118,7 +119,7 @@ class NginxHttpTier(_TierBase):
             "1.19.10"
         ):
             raise ValueError("upstream_keepalive.max_lifetime (keepalive_time) needs nginx ≥ 1.19.10")
-        if self.version < NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+        if self.version < NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.since:
             for field, directive in (("idle_timeout", "keepalive_timeout"),
                                      ("max_requests", "keepalive_requests")):
                 if getattr(self.upstream_keepalive, field) is not None:
@@ -218,7 +219,7 @@ def _resolver_version_check(
     resolver: NginxResolver | None, info: ValidationInfo
 ) -> NginxResolver | None:
     version = info.data.get("version")
-    if resolver is not None and version is not None and version < NGINX_UPSTREAM_RESOLVE_SINCE:
+    if resolver is not None and version is not None and version < NGINX_UPSTREAM_RESOLVE_SINCE.since:
         raise ValueError(
             f"this tier says nginx {version}, but re-resolving names in an upstream "
             "(`server … resolve`, `resolver` in `upstream`) is in open-source nginx only since "
@@ -238,13 +239,12 @@ _STREAM_HASH_VARIABLES = frozenset(
 
 
 def _nginx_method_version_check(algorithm: str, version: Version) -> None:
-    # least_time became free in nginx 1.31.0 (CHANGES 1.31.0); random in 1.15.1.
-    if algorithm == "least_time" and not version.at_least("1.31.0"):
+    if algorithm == "least_time" and not versions.NGINX_LEAST_TIME.reached(version):
         raise ValueError(
             f"least_time is only in open-source nginx ≥ 1.31.0 (this tier says {version}); "
             "use least_conn or random-two"
         )
-    if algorithm in ("random", "random-two") and not version.at_least("1.15.1"):
+    if algorithm in ("random", "random-two") and not versions.NGINX_RANDOM.reached(version):
         raise ValueError(f"random needs nginx ≥ 1.15.1 (this tier says {version})")
 
 
@@ -344,13 +344,13 @@ class KongTier(_TierBase):
             raise ValueError("kic settings only apply with mode: kic")
         if self.kic is not None and self.kic.drain_support:
             kic_version = self.kic.version
-            if kic_version is None or kic_version < KIC_DRAIN_SUPPORT_SINCE:
+            if kic_version is None or kic_version < KIC_DRAIN_SUPPORT_SINCE.since:
                 raise ValueError(
-                    f"kic.drain_support needs the Kong Ingress Controller ≥ {KIC_DRAIN_SUPPORT_SINCE} "
+                    f"kic.drain_support needs the Kong Ingress Controller ≥ {KIC_DRAIN_SUPPORT_SINCE.since} "
                     f"(kic.version says {kic_version or 'nothing'}): older controllers have no "
                     "--enable-drain-support flag; set kic.version or drop drain_support"
                 )
-        if not (self.version.at_least("3.0") and self.version < Version("4.0")):
+        if not (self.version.at_least("3.0") and self.version < versions.KONG_NEXT_MAJOR.since):
             raise ValueError(f"lbgen supports Kong Gateway 3.x; this tier says {self.version}")
         if self.upstream_keepalive.max_lifetime is not None:
             raise ValueError(

@@ -9,20 +9,23 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-from lbgen.budget import Resolved
+from lbgen import defaults
 from lbgen.model.common import Listener, NginxBalancing, NginxPassiveHealth, NginxResolver
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxStreamTier
 from lbgen.model.types import Duration, Version
-from lbgen.render._names import backend_address
+from lbgen.plan.topology import (
+    backend_address,
+    has_grpc,
+    has_http1,
+    is_dns_name,
+    kong_entry_listener,
+)
 
-UPSTREAM_DOC = "nginx.org/en/docs/http/ngx_http_upstream_module.html"
-STREAM_UPSTREAM_DOC = "nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
-
-T = TypeVar("T")
+UPSTREAM_DOC = defaults.NGINX_UPSTREAM_DOC
+STREAM_UPSTREAM_DOC = defaults.NGINX_STREAM_UPSTREAM_DOC
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,6 @@ class UpstreamView:
     name: str
     comment: str
     directives: tuple[Directive, ...]
-
-
-def origin_comment(resolved: Resolved[T]) -> str:
-    """Why a budget value is what it is (shown above the directive)."""
-    if resolved.origin == "set":
-        return "set in the spec"
-    return f"{resolved.origin}: {resolved.note}" if resolved.note else resolved.origin
 
 
 def balancing_directive(balancing: NginxBalancing, *, stream: bool) -> Directive | None:
@@ -111,15 +107,6 @@ def server_directive(
     if health.fail_timeout is not None:
         params.append(f"fail_timeout={health.fail_timeout.nginx()}")
     return Directive("server", (host_port(host, port), *params))
-
-
-def is_dns_name(host: str) -> bool:
-    """A host name (resolved through DNS), not an IP literal."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return False
 
 
 # Shared memory for one upstream group's run-time state: `resolve` keeps the addresses of
@@ -174,44 +161,6 @@ def service_upstream_name(service: Service) -> str:
     like the Service's DNS name without being one.
     """
     return f"{service.name}.{service.namespace}"
-
-
-def has_grpc(spec: Spec) -> bool:
-    return any(service.protocol == "grpc" for service in spec.services)
-
-
-def has_http1(spec: Spec) -> bool:
-    return any(service.protocol != "grpc" for service in spec.services)
-
-
-def kong_entry_listener(
-    kong: KongTier, *, proxy_protocol: bool, grpc: bool, http1: bool = False
-) -> Listener:
-    """The Kong `proxy_listen` entry an nginx tier in front of Kong connects to.
-
-    A listener with the `proxy_protocol` flag requires a PROXY header on every connection and
-    one without it rejects one, so the flag must match what the caller sends (an http proxy
-    never sends one; a stream proxy sends one with `proxy_protocol on`). Among matching
-    entries, cleartext comes first (TLS already ended at the edge; Kong's stock 8000). For
-    gRPC an `http2` entry comes first, because gRPC needs HTTP/2 end to end; for HTTP/1.1 an
-    entry without `http2` comes before one with it, because a cleartext `listen … http2` on
-    an nginx before 1.25.1 serves HTTP/2 only (tried on nginx 1.22.1: an HTTP/1.1 request
-    gets no response), and Kong before 3.6 embeds such an nginx: there an entry that must
-    carry both (`grpc` and `http1`, an L4 tier relaying everything) has to be TLS + http2
-    (`KongTier.listener_serves`; `Spec.refusals` refuses specs where none is).
-    When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
-    """
-    matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
-    if not matching:
-        return kong.proxy_listen[0]
-
-    def preference(entry: Listener) -> tuple[bool, bool, bool]:
-        unusable = not kong.listener_serves(entry, grpc=grpc, http1=http1)
-        if grpc:
-            return (unusable, not entry.http2, entry.tls)
-        return (unusable, entry.tls, entry.http2)
-
-    return min(matching, key=preference)  # the first of equals: listed order breaks ties
 
 
 def listener_label(entry: Listener) -> str:

@@ -20,16 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lbgen.budget import Resolved
+from lbgen import versions
 from lbgen.model.naming import kic_file_path
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.plan.topology import backend_address, upstream_name
+from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._kic import kic_documents, route_response_buffering
 from lbgen.render._kong_health import healthchecks
-from lbgen.render._names import backend_address
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
 
 FORMAT_VERSION = "3.0"
@@ -58,18 +58,6 @@ def kong_entity_name(service: Service) -> str:
     return f"{service.namespace}.{service.name}"
 
 
-def upstream_name(service: Service) -> str:
-    """The Upstream's name, which is also the Kong Service's `host`.
-
-    A Service uses an Upstream only when its host equals the Upstream name; otherwise Kong
-    resolves the host by DNS (developer.konghq.com/gateway/traffic-control/
-    load-balancing-reference; upstreams.lua `name`: "must be equal to the host of a
-    Service"). The `.internal` name cannot resolve, so a missing Upstream fails loudly
-    (name resolution error) instead of silently reaching some other address.
-    """
-    return f"{service.name}.{service.namespace}.lbgen.internal"
-
-
 def tags(spec: Spec) -> list[str]:
     """Tags on every entity, so `deck gateway sync --select-tag lbgen-<spec>` manages only them."""
     return ["lbgen", f"lbgen-{spec.name}"]
@@ -78,9 +66,13 @@ def tags(spec: Spec) -> list[str]:
 def constraints_schema_name(edition: str, version: Version) -> str:
     """Which Kong value-constraints file applies: EE 3.15 (sticky-sessions, target failover)
     only for Kong Enterprise ≥ 3.11; otherwise EE 3.10, whose algorithm set is OSS 3.9's."""
-    if edition == "enterprise" and version.at_least("3.11"):
+    if edition == "enterprise" and versions.KONG_STICKY_SESSIONS.reached(version):
         return "kong-entity-constraints.ee-3.15.json"
-    return "kong-entity-constraints.ee-3.10.json"
+    return BASE_CONSTRAINTS
+
+
+BASE_CONSTRAINTS = "kong-entity-constraints.ee-3.10.json"
+"""The constraints of every Kong but Enterprise ≥ 3.11 (EE 3.10's algorithm set is OSS 3.9's)."""
 
 
 # --- DB-less declarative config ------------------------------------------------------------
@@ -220,12 +212,6 @@ class ConfSetting:
         return "KONG_" + self.key.upper()
 
 
-def _origin(resolved: Resolved[Any]) -> str:
-    if resolved.origin == "set":
-        return "set in the spec"
-    return f"{resolved.origin}: {resolved.note}" if resolved.note else resolved.origin
-
-
 def _kong_seconds(value: Duration) -> int:
     """Kong's upstream_keepalive_idle_timeout is whole seconds and 0 means "keep forever":
     round down, so a pooled connection is never kept longer than budgeted, but never
@@ -266,14 +252,14 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
         ConfSetting(
             "upstream_keepalive_pool_size",
             str(pool if pool is not None else 0),
-            _origin(budget.connections) + "; 0 disables upstream keep-alive",
+            budget.connections.explained() + "; 0 disables upstream keep-alive",
         )
     )
     settings.append(
         ConfSetting(
             "upstream_keepalive_max_requests",
             str(budget.max_requests.value),  # Kong always has a limit (0 = unlimited)
-            _origin(budget.max_requests) + "; 0 = unlimited",
+            budget.max_requests.explained() + "; 0 = unlimited",
         )
     )
     kong_idle = budget.idle_timeout.value
@@ -282,7 +268,7 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
         ConfSetting(
             "upstream_keepalive_idle_timeout",
             str(_kong_seconds(kong_idle)),
-            _origin(budget.idle_timeout) + "; whole seconds, 0 = forever",
+            budget.idle_timeout.explained() + "; whole seconds, 0 = forever",
         )
     )
     real_ip = kong.real_ip
@@ -317,7 +303,7 @@ def conf_settings(ctx: RenderContext, kong: KongTier) -> list[ConfSetting]:
         ConfSetting(
             "nginx_http_keepalive_timeout",
             client.value.nginx(),
-            "client-side idle timeout; " + _origin(client),
+            "client-side idle timeout; " + client.explained(),
         )
     )
     if kong.client_keepalive.max_requests is not None:
@@ -384,6 +370,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
             RenderedFile(
                 f"{kong.name}/kong.yaml",
                 dump_yaml(declarative_config(ctx.spec, kong), kong_yaml_header(ctx, kong)),
+                FileTarget("kong", kong.name, kong.version, edition=kong.edition),
             )
         )
     else:

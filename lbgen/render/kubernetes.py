@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lbgen.defaults import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 from lbgen.model.naming import (
     GKE_PLATFORMS,
     headless_name,
@@ -36,18 +35,19 @@ from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubeProxySettings, KubernetesTier
 from lbgen.model.types import Duration
+from lbgen.plan.topology import dials_pods, front_of_cluster
+from lbgen.plan.values import kube_proxy_mode as configured_kube_proxy_mode
+from lbgen.plan.values import session_affinity_timeout
 from lbgen.render._base import RenderContext, RenderedFile
 from lbgen.render._kic import service_annotations
 from lbgen.render._yaml import dump_yaml, dump_yaml_documents
+from lbgen.versions import K8S_PRESTOP_SLEEP_ACTION_SINCE, TRAFFIC_DISTRIBUTION_SINCE
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "lbgen"}
 
 # core/v1 ServicePort.appProtocol doc: "'kubernetes.io/h2c' - HTTP/2 prior knowledge over
 # cleartext" (KEP-3726 standard application protocols). gRPC to the pods is h2c.
 GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
-
-# virtual-ips.md / core/v1 ClientIPConfig: timeoutSeconds defaults to 10800 (3h).
-SESSION_AFFINITY_DEFAULT_TIMEOUT = 10800
 
 
 # kubeadm mounts the kube-proxy ConfigMap at /var/lib/kube-proxy and defaults
@@ -103,7 +103,7 @@ def traffic_distribution(spec: Spec, service: Service) -> str | None:
     """The trafficDistribution to render; a value the cluster's version does not accept is
     refused when the spec loads (Spec.placement_problems), never dropped here."""
     wanted = service.kubernetes.traffic_distribution
-    assert wanted is None or spec.cluster.version >= TRAFFIC_DISTRIBUTION_SINCE[wanted]
+    assert wanted is None or spec.cluster.version >= TRAFFIC_DISTRIBUTION_SINCE[wanted].since
     return wanted
 
 
@@ -118,7 +118,7 @@ def service_manifest(spec: Spec, service: Service) -> dict[str, Any]:
         "sessionAffinity": k8s.session_affinity,
     }
     if k8s.session_affinity == "ClientIP":
-        timeout = k8s.session_affinity_timeout or SESSION_AFFINITY_DEFAULT_TIMEOUT
+        timeout = session_affinity_timeout(service).value
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": timeout}}
     if k8s.internal_traffic_policy is not None:
         body["internalTrafficPolicy"] = k8s.internal_traffic_policy
@@ -222,7 +222,7 @@ def _whole_seconds(duration: Duration) -> int:
 
 
 def uses_sleep_action(cluster: KubernetesTier) -> bool:
-    return cluster.version >= K8S_PRESTOP_SLEEP_ACTION_SINCE
+    return cluster.version >= K8S_PRESTOP_SLEEP_ACTION_SINCE.since
 
 
 def pre_stop_handler(cluster: KubernetesTier, seconds: int) -> dict[str, Any]:
@@ -298,7 +298,7 @@ def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | 
     if service.pre_stop_delay is not None and not uses_sleep_action(ctx.spec.cluster):
         notes += [
             f"Kubernetes {ctx.spec.cluster.version} has no preStop `sleep` action on by default",
-            f"(needs ≥ {K8S_PRESTOP_SLEEP_ACTION_SINCE}): the hook runs `sleep`, which the image must contain.",
+            f"(needs ≥ {K8S_PRESTOP_SLEEP_ACTION_SINCE.since}): the hook runs `sleep`, which the image must contain.",
         ]
     header = ctx.header() + "".join(f"# {line}\n" for line in notes)
     return RenderedFile(rollout_patch_path(ctx.spec, service), dump_yaml_documents([patch], header))
@@ -308,8 +308,7 @@ def _rollout_patch_file(ctx: RenderContext, service: Service) -> RenderedFile | 
 
 def kube_proxy_mode(cluster: KubernetesTier) -> str:
     """The mode lbgen writes: the user's, else iptables (the Linux default, virtual-ips.md)."""
-    settings = cluster.kube_proxy
-    return (settings.mode if settings is not None else None) or "iptables"
+    return configured_kube_proxy_mode(cluster).value
 
 
 def declared_kube_proxy_mode(cluster: KubernetesTier) -> str | None:
@@ -416,23 +415,16 @@ class GkeKubeProxyNote:
     """Whether the hop in front already balances each request across pod IPs."""
 
 
-def _front_targets_pods(spec: Spec) -> bool:
-    front = spec.previous_tier(spec.cluster)
-    if front is None or front.kind not in ("kong", "nginx_http"):
-        return False
-    return front.backend_targets == "pod_endpoints"
-
-
 def _reached_by(spec: Spec) -> str:
     """How the hop in front of Kubernetes reaches the pods, in words."""
-    front = spec.previous_tier(spec.cluster)
+    front = front_of_cluster(spec)
     if front is None:
         return "clients inside the cluster reach the pods through each Service's ClusterIP"
     if front.kind == "kong" and front.mode == "kic":
         if front.backend_targets == "pod_endpoints":
             return f"`{front.name}` (Kong under KIC) sends requests to pod IPs it reads from EndpointSlices"
         return f"`{front.name}` (Kong under KIC, service-upstream) connects to each Service's ClusterIP"
-    if _front_targets_pods(spec):
+    if dials_pods(spec):
         return f"`{front.name}` resolves pod IPs through lbgen's headless Services and connects to them"
     return f"`{front.name}` connects to each Service's ClusterIP"
 
@@ -449,7 +441,7 @@ def gke_note_view(ctx: RenderContext) -> GkeKubeProxyNote:
             "GKE Dataplane V2" if dataplane_v2 else "GKE with the legacy datapath (kube-proxy, iptables)"
         ),
         reached_by=_reached_by(spec),
-        per_request=_front_targets_pods(spec),
+        per_request=dials_pods(spec),
     )
 
 

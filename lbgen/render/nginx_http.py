@@ -26,29 +26,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lbgen.budget import Budget, UpstreamBudget
-from lbgen.defaults import (
-    NGINX_KEEPALIVE_BY_DEFAULT,
-    NGINX_PROXY_READ_TIMEOUT,
-    NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
-)
+from lbgen import defaults
 from lbgen.model.naming import host_groups
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
-from lbgen.model.types import Duration, Version
-from lbgen.render._base import RenderContext, RenderedFile
-from lbgen.render._names import backend_address
+from lbgen.model.types import Duration
+from lbgen.plan.budget import Budget, UpstreamBudget
+from lbgen.plan.topology import backend_address, has_grpc, kong_entry_listener
+from lbgen.plan.values import edge_read_timeout
+from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._nginx import (
     UPSTREAM_DOC,
     Directive,
     UpstreamView,
     balancing_directive,
     directive,
-    has_grpc,
-    kong_entry_listener,
     listener_label,
-    origin_comment,
     resolver_directives,
     server_directive,
     service_upstream_name,
@@ -56,10 +50,13 @@ from lbgen.render._nginx import (
     stream_target,
     target_comment,
 )
+from lbgen.versions import (
+    NGINX_HTTP2_DIRECTIVE_SINCE,
+    NGINX_KEEPALIVE_BY_DEFAULT,
+    NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
+)
 
-HTTP2_DIRECTIVE_SINCE = Version("1.25.1")
-KEEPALIVE_TIME_SINCE = NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE
-PROXY_DOC = "nginx.org/en/docs/http/ngx_http_proxy_module.html"
+PROXY_DOC = defaults.NGINX_PROXY_DOC
 # Each upstream block has its own keep-alive cache, so gRPC (HTTP/2) and proxied HTTP/1.1
 # never pick up each other's idle connections, whatever the nginx version.
 GRPC_OWN_POOL = "a separate upstream block, so HTTP/2 and HTTP/1.1 never share pooled connections"
@@ -134,6 +131,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         RenderedFile(
             f"{edge.name}/nginx.conf",
             env.get_template("nginx_http/nginx.conf.j2").render(view=view),
+            FileTarget("nginx_http", edge.name, edge.version),
         ),
         RenderedFile(
             f"{edge.name}/{view.include}",
@@ -275,13 +273,13 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
     version = edge.version
     connections = budget.connections.value
     if not connections:
-        if version >= NGINX_KEEPALIVE_BY_DEFAULT:
+        if version >= NGINX_KEEPALIVE_BY_DEFAULT.since:
             # Silence would mean `keepalive 32 local` on these versions.
             return [
                 directive(
                     "keepalive",
                     0,
-                    comment=f"pool disabled ({origin_comment(budget.connections)}); nginx ≥ 1.29.7 "
+                    comment=f"pool disabled ({budget.connections.explained()}); nginx ≥ 1.29.7 "
                     f"would pool 32 per worker by default ({UPSTREAM_DOC}#keepalive)",
                 )
             ]
@@ -290,7 +288,7 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
         directive(
             "keepalive",
             connections,
-            comment=f"pool of idle connections per worker ({origin_comment(budget.connections)}). "
+            comment=f"pool of idle connections per worker ({budget.connections.explained()}). "
             "Without `local` (1.29.7): every location using this upstream proxies it the same way "
             "(gRPC has upstream blocks of its own), so sharing the pool is safe, and the line is "
             "valid on older nginx too",
@@ -303,23 +301,23 @@ def pool_directives(edge: NginxHttpTier, budget: UpstreamBudget) -> list[Directi
                 "keepalive_timeout",
                 idle,
                 comment="a pooled connection idle this long is closed, before the next hop would "
-                f"close it ({origin_comment(budget.idle_timeout)})",
+                f"close it ({budget.idle_timeout.explained()})",
             )
         )
         lines.append(
             directive(
                 "keepalive_requests",
                 requests,
-                comment=f"requests per pooled connection ({origin_comment(budget.max_requests)})",
+                comment=f"requests per pooled connection ({budget.max_requests.explained()})",
             )
         )
     lifetime = budget.max_lifetime.value
-    if lifetime is not None and version >= KEEPALIVE_TIME_SINCE:
+    if lifetime is not None and version >= NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.since:
         lines.append(
             directive(
                 "keepalive_time",
                 lifetime,
-                comment=f"lifetime of a pooled connection ({origin_comment(budget.max_lifetime)})",
+                comment=f"lifetime of a pooled connection ({budget.max_lifetime.explained()})",
             )
         )
     return lines
@@ -521,7 +519,7 @@ def _server_directives(
 ) -> list[Directive]:
     """listen, server_name, HTTP/2, TLS, then the lines every server block shares."""
     version = edge.version
-    http2_directive = version >= HTTP2_DIRECTIVE_SINCE
+    http2_directive = version >= NGINX_HTTP2_DIRECTIVE_SINCE.since
     lines: list[Directive] = []
     for listener in edge.listen:
         params: list[str | int] = [listener.port]
@@ -597,7 +595,7 @@ def client_keepalive_directives(edge: NginxHttpTier, budget: Budget) -> list[Dir
         directive(
             "keepalive_timeout",
             timeout.value,
-            comment=f"idle client connections: {origin_comment(timeout)}",
+            comment=f"idle client connections: {timeout.explained()}",
         )
     ]
     if edge.client_keepalive.max_requests is not None:
@@ -753,9 +751,7 @@ def streaming_read_timeout(edge: NginxHttpTier, stream: StreamingNeeds | None) -
     if stream is None or not stream.streaming or stream.stream_idle is None:
         return None
     idle = stream.stream_idle
-    tier_read = edge.timeouts.read
-    current = tier_read if tier_read is not None else NGINX_PROXY_READ_TIMEOUT.value
-    assert isinstance(current, Duration)
+    current = edge_read_timeout(edge).value
     if current > idle:
         return None
     return Duration(idle.ms + max(1000, idle.ms // 10))

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbgen import defaults
 from lbgen.defaults import DEBIAN_STREAM_MODULE
 from lbgen.model.tiers import NginxStreamTier
-from lbgen.render._base import RenderContext, RenderedFile
+from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._nginx import (
     Directive,
     UpstreamView,
     balancing_directive,
     directive,
-    origin_comment,
     resolver_directives,
     server_directive,
     stream_grpc_target,
@@ -27,7 +27,7 @@ from lbgen.render._nginx import (
     target_comment,
 )
 
-STREAM_PROXY_DOC = "nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+STREAM_PROXY_DOC = defaults.NGINX_STREAM_PROXY_DOC
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         RenderedFile(
             f"{l4.name}/nginx.conf",
             env.get_template("nginx_stream/nginx.conf.j2").render(view=view),
+            FileTarget("nginx_stream", l4.name, l4.version, build=l4.stream_build),
         ),
         RenderedFile(
             f"{l4.name}/{view.include}",
@@ -111,7 +112,7 @@ def server_directives(
             "proxy_timeout",
             timeout.value,
             comment="idle time after which both legs are closed; must outlive the caller's pooled "
-            f"connections: {origin_comment(timeout)}",
+            f"connections: {timeout.explained()}",
         )
     )
     if l4.connect_timeout is not None:

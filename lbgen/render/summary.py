@@ -18,16 +18,15 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from lbgen.budget import Budget
 from lbgen.errors import shown_source_name
 from lbgen.model.naming import GKE_PLATFORMS, kic_file_path, kube_proxy_path, renders_kube_proxy
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
+from lbgen.plan.budget import Budget
+from lbgen.plan.topology import backend_address, headless_name, upstream_name, uses_headless_service
 from lbgen.render import kubernetes as k8s
 from lbgen.render._base import RenderContext, RenderedFile
-from lbgen.render._names import backend_address, headless_name, uses_headless_service
-from lbgen.render.kong import upstream_name
 
 README_PATH = "README.md"
 

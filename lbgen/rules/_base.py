@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Literal, Self
 
-from lbgen.budget import Budget
 from lbgen.errors import SourceLocation
 from lbgen.model.spec import Spec
+from lbgen.plan.budget import Budget
+from lbgen.plan.hops import Plan
 
 ModelPath = tuple[str | int, ...]
 
@@ -40,15 +42,16 @@ NEXT_RELEASE = "0.2.0"
 """The release under development (CHANGELOG `[Unreleased]`): rules added now are
 `status="preview", since=NEXT_RELEASE`. Bump it when that release is cut."""
 
-TierKind = str  # "nginx_http" | "nginx_stream" | "kong" | "kubernetes" | "app" | "external_lb"
+TierKind = Literal["nginx_http", "nginx_stream", "kong", "kubernetes", "app", "external_lb"]
+"""What a rule is about: a tier kind, the app servers, or the external load balancer."""
 
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule's check sees: the validated spec and its resolved keep-alive budget."""
+    """What a rule's check sees: the validated spec and its resolved plan."""
 
     spec: Spec
-    budget: Budget
+    plan: Plan
     # Object identity → index, so path lookups stay O(1) inside per-service loops.
     _tier_index: dict[int, int] = field(init=False, repr=False, compare=False)
     _service_index: dict[int, int] = field(init=False, repr=False, compare=False)
@@ -58,6 +61,11 @@ class RuleContext:
         object.__setattr__(
             self, "_service_index", {id(s): i for i, s in enumerate(self.spec.services)}
         )
+
+    @property
+    def budget(self) -> Budget:
+        """The resolved keep-alive budget (`plan.budget`)."""
+        return self.plan.budget
 
     def tier_path(self, tier: object, *rest: str | int) -> ModelPath:
         """Model path of a field of a tier object, e.g. ("tiers", 2, "upstream_keepalive")."""
@@ -122,6 +130,13 @@ class Rule:
     """Human-readable product versions the rule applies to, e.g. "nginx < 1.29.7"."""
     applies: Callable[[Spec], str | None] = field(default=lambda spec: None)
     """Returns why the rule does not apply to this spec (shown as a skip), or None."""
+    reads: tuple[str, ...] = ()
+    """The resolved settings the check reads, as `KIND:SETTING` (`nginx_http:timeouts.read`,
+    `kong:services.*.retries`; `*` matches one key part), so `lbgen plan` and `lbgen explain
+    HOP.SETTING` can say which rules depend on a value (`lbgen.plan.hops.Setting.key`)."""
+
+    def reads_setting(self, kind: str, key: str) -> bool:
+        return any(fnmatchcase(f"{kind}:{key}", pattern) for pattern in self.reads)
 
 
 @dataclass(frozen=True)

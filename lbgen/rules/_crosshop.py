@@ -1,8 +1,7 @@
 """Shared vocabulary of the cross-hop rule families LB1xx–LB3xx.
 
-Effective values that are not keep-alive settings (timeouts, retries, failure accounting)
-come from `lbgen.defaults`, so a product default is written down once, with its source.
-Keep-alive values always come from the resolved budget (`ctx.budget`).
+Effective values come from the plan: timeouts, retries and failure accounting from
+`lbgen.plan.values`, keep-alive values from the resolved budget (`ctx.budget`).
 Every helper here is O(1) or O(services): rules call them once per check, never per pair.
 """
 
@@ -11,36 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lbgen import defaults
-from lbgen.budget import Resolved, UpstreamBudget, margin_for
-from lbgen.model.common import NextUpstreamCondition
-from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.plan.budget import UpstreamBudget, margin_for
+from lbgen.plan.values import edge_retry_conditions
 from lbgen.rules._base import ModelPath, RuleContext, Severity
 
 Tier = NginxHttpTier | NginxStreamTier | KongTier | KubernetesTier
-
-
-@dataclass(frozen=True)
-class Effective:
-    """A setting as it will run, and whether the spec set it or a product default applies."""
-
-    value: Duration
-    origin: str
-    """"set", or the product whose default applies (e.g. "nginx default")."""
-
-    def __str__(self) -> str:
-        return str(self.value) if self.origin == "set" else f"{self.value} ({self.origin})"
-
-
-def shown(resolved: Resolved[Duration] | Resolved[Duration | None]) -> str:
-    """A budget value with its origin when it was not set: `60s (product default)`."""
-    text = "no limit" if resolved.value is None else str(resolved.value)
-    if resolved.origin == "set":
-        return text
-    return f"{text} ({resolved.origin})"
 
 
 def listing(names: Sequence[str], limit: int = 3) -> str:
@@ -153,7 +130,7 @@ class ClosingOrder:
 def closing_order(spec: Spec, caller: Duration, callee: Duration) -> ClosingOrder | None:
     """None when the caller closes idle connections before the callee by at least the margin.
 
-    The margin is the one lbgen derives with (`lbgen.budget.margin_for`, 10% of the timeout,
+    The margin is the one lbgen derives with (`lbgen.plan.budget.margin_for`, 10% of the timeout,
     at least 1s, or `keepalive_margin`), taken of the caller's value: a derived callee is
     raised by exactly that much above its caller, and a derived caller is lowered by 10% of
     its (larger) callee, so lbgen's own derivations never land inside the margin.
@@ -170,41 +147,10 @@ def closing_order(spec: Spec, caller: Duration, callee: Duration) -> ClosingOrde
 # --- timeouts and retries (not part of the keep-alive budget) ----------------------------
 
 
-def edge_read_timeout(edge: NginxHttpTier) -> Effective:
-    if edge.timeouts.read is not None:
-        return Effective(edge.timeouts.read, "set")
-    return Effective(_duration(defaults.NGINX_PROXY_READ_TIMEOUT), "nginx default")
-
-
-def kong_read_timeout(service: Service) -> Effective:
-    if service.kong.timeouts.read is not None:
-        return Effective(service.kong.timeouts.read, "set")
-    return Effective(_duration(defaults.KONG_SERVICE_TIMEOUT), "Kong default")
-
-
-def kong_read_timeout_default_ms() -> int:
-    return _duration(defaults.KONG_SERVICE_TIMEOUT).ms
-
-
-def kong_retries(service: Service) -> tuple[int, str]:
-    if service.kong.retries is not None:
-        return service.kong.retries, "set"
-    value = defaults.KONG_SERVICE_RETRIES.value
-    assert isinstance(value, int)
-    return value, "Kong default"
-
-
-def edge_retry_conditions(edge: NginxHttpTier) -> tuple[NextUpstreamCondition, ...]:
-    """`proxy_next_upstream` as it will run: unset is nginx's `error timeout`."""
-    if edge.retry.conditions is not None:
-        return tuple(edge.retry.conditions)
-    return defaults.NGINX_NEXT_UPSTREAM  # type: ignore[return-value]
-
-
 def edge_tries(spec: Spec, edge: NginxHttpTier) -> int:
     """Attempts one request can make at the edge: `proxy_next_upstream_tries`, or (0 =
     unlimited, the default) every server of the group once (nginx docs, #proxy_next_upstream)."""
-    if not edge_retry_conditions(edge):
+    if not edge_retry_conditions(edge).value:
         return 1
     size = group_size(spec, edge)
     tries = edge.retry.tries
@@ -213,20 +159,3 @@ def edge_tries(spec: Spec, edge: NginxHttpTier) -> int:
     return min(tries, size)
 
 
-def edge_max_fails(edge: NginxHttpTier) -> tuple[int, str]:
-    if edge.passive_health.max_fails is not None:
-        return edge.passive_health.max_fails, "set"
-    value = defaults.NGINX_MAX_FAILS.value
-    assert isinstance(value, int)
-    return value, "nginx default"
-
-
-def edge_fail_timeout(edge: NginxHttpTier) -> Effective:
-    if edge.passive_health.fail_timeout is not None:
-        return Effective(edge.passive_health.fail_timeout, "set")
-    return Effective(_duration(defaults.NGINX_FAIL_TIMEOUT), "nginx default")
-
-
-def _duration(fact: defaults.Fact) -> Duration:
-    assert isinstance(fact.value, Duration)
-    return fact.value

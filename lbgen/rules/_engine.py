@@ -9,9 +9,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import SourceLocation, UnknownRuleError
 from lbgen.model._base import Suppression
+from lbgen.plan.hops import Plan, resolve
 from lbgen.rules._base import (
     Finding,
     ModelPath,
@@ -107,11 +107,14 @@ def check_spec(
     select: Collection[str] | None = None,
     ignore: Collection[str] = (),
     today: dt.date | None = None,
+    plan: Plan | None = None,
 ) -> CheckReport:
     """Run the selected rules over `loaded` and apply the spec's suppressions.
 
     A suppression on a tier or service silences findings of its rule whose model path (or,
     for a conflict between two hops, whose related path) lies in that tier or service.
+    Three steps: run the rules (`_run`), apply the suppressions (`_suppress`), then report
+    on the suppressions themselves (`_suppression_findings`, LB901/LB902).
     """
     from lbgen.io.loader import format_path
     from lbgen.rules import ALL_RULES, SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED
@@ -123,8 +126,7 @@ def check_spec(
     active_codes = {r.code for r in active}
     engine_codes = {SUPPRESSION_EXPIRED.code, SUPPRESSION_UNUSED.code}
     by_code = {r.code: r for r in universe}
-    ctx = RuleContext(spec=spec, budget=resolve_budget(spec))
-
+    ctx = RuleContext(spec=spec, plan=plan if plan is not None else resolve(spec))
     entries = [
         _Entry(("tiers", i), n, s) for i, t in enumerate(spec.tiers) for n, s in enumerate(t.suppress)
     ] + [
@@ -132,9 +134,6 @@ def check_spec(
         for i, svc in enumerate(spec.services)
         for n, s in enumerate(svc.suppress)
     ]
-    by_owner: dict[ModelPath, list[_Entry]] = {}
-    for listed in entries:
-        by_owner.setdefault(listed.owner, []).append(listed)
 
     # Whether a suppression is unused is a fact about the spec, not about the selection:
     # with LB902 selected, rules named by suppressions run too, and their findings only
@@ -144,18 +143,47 @@ def check_spec(
         wanted = {e.suppression.rule for e in entries} - active_codes - engine_codes
         shadow = [by_code[code] for code in sorted(wanted) if code in by_code]
 
-    raw: list[Finding] = []
-    shadow_raw: list[Finding] = []
-    skipped: list[Skip] = []
-    not_run: set[str] = set()
+    run = _run(loaded, ctx, active, shadow)
+    findings, suppressed, used = _suppress(loaded, entries, run, today)
+    findings += _suppression_findings(
+        loaded, entries, used, today, active_codes, by_code, engine_codes, run.not_run
+    )
+    findings.sort(
+        key=lambda f: (f.location.line, f.location.column, f.code, format_path(f.path), f.message)
+    )
+    suppressed.sort(
+        key=lambda x: (x.finding.location.line, x.finding.location.column, x.finding.code)
+    )
+    return CheckReport(
+        findings=findings, skipped=run.skipped, suppressed=suppressed, rules=tuple(active)
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What running the rules produced, before suppressions."""
+
+    raw: list[Finding]
+    """Findings of the selected rules."""
+    shadow_raw: list[Finding]
+    """Findings of rules that ran only to tell used suppressions from unused ones."""
+    skipped: list[Skip]
+    not_run: set[str]
+    """Codes of the rules (selected or shadow) that do not apply to this spec."""
+
+
+def _run(loaded: LoadedSpec, ctx: RuleContext, active: Sequence[Rule], shadow: Sequence[Rule]) -> _Run:
+    spec = ctx.spec
+    active_codes = {r.code for r in active}
+    run = _Run([], [], [], set())
     for rule in (*active, *shadow):
         is_active = rule.code in active_codes
         reason = rule.applies(spec)
         if reason is not None:
-            not_run.add(rule.code)
+            run.not_run.add(rule.code)
             if is_active:
                 where = reason.path if isinstance(reason, SkipReason) else None
-                skipped.append(
+                run.skipped.append(
                     Skip(
                         rule.code,
                         rule.name,
@@ -167,9 +195,17 @@ def check_spec(
                 )
             continue
         found = [_finding(loaded, rule, v) for v in rule.check(ctx)]
-        (raw if is_active else shadow_raw).extend(found)
+        (run.raw if is_active else run.shadow_raw).extend(found)
+    return run
 
-    used: set[ModelPath] = set()
+
+def _suppress(
+    loaded: LoadedSpec, entries: Sequence[_Entry], run: _Run, today: dt.date
+) -> tuple[list[Finding], list[SuppressedFinding], set[ModelPath]]:
+    """(findings still reported, findings suppressed, paths of the entries that were used)."""
+    by_owner: dict[ModelPath, list[_Entry]] = {}
+    for listed in entries:
+        by_owner.setdefault(listed.owner, []).append(listed)
 
     def matching_entry(finding: Finding) -> _Entry | None:
         for owner in dict.fromkeys((_owner(finding.path), _owner(finding.related_path))):
@@ -179,9 +215,10 @@ def check_spec(
                     return candidate
         return None
 
+    used: set[ModelPath] = set()
     findings: list[Finding] = []
     suppressed: list[SuppressedFinding] = []
-    for finding in raw:
+    for finding in run.raw:
         entry = matching_entry(finding)
         if entry is None:
             findings.append(finding)
@@ -193,11 +230,27 @@ def check_spec(
                 finding, s.reason, entry.path, loaded.source.locate(entry.path), s.expires
             )
         )
-    for finding in shadow_raw:
+    for finding in run.shadow_raw:
         shadow_entry = matching_entry(finding)
         if shadow_entry is not None:
             used.add(shadow_entry.path)
+    return findings, suppressed, used
 
+
+def _suppression_findings(
+    loaded: LoadedSpec,
+    entries: Sequence[_Entry],
+    used: set[ModelPath],
+    today: dt.date,
+    active_codes: set[str],
+    by_code: dict[str, Rule],
+    engine_codes: set[str],
+    not_run: set[str],
+) -> list[Finding]:
+    """LB901 (an expired suppression) and LB902 (one that silences nothing)."""
+    from lbgen.rules import SUPPRESSION_EXPIRED, SUPPRESSION_UNUSED
+
+    findings: list[Finding] = []
     for item in entries:
         s = item.suppression
         if _expired(s, today):
@@ -215,16 +268,7 @@ def check_spec(
         unused = _unused(s.rule, item.path, by_code, engine_codes, not_run)
         if unused is not None:
             findings.append(_finding(loaded, SUPPRESSION_UNUSED, unused))
-
-    findings.sort(
-        key=lambda f: (f.location.line, f.location.column, f.code, format_path(f.path), f.message)
-    )
-    suppressed.sort(
-        key=lambda x: (x.finding.location.line, x.finding.location.column, x.finding.code)
-    )
-    return CheckReport(
-        findings=findings, skipped=skipped, suppressed=suppressed, rules=tuple(active)
-    )
+    return findings
 
 
 def _unused(

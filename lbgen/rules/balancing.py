@@ -15,7 +15,15 @@ from lbgen.model.service import KongServiceSettings
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.render._names import headless_fqdn, service_fqdn
+from lbgen.plan.topology import (
+    backend_targets,
+    describe_instances,
+    front_of_cluster,
+    headless_fqdn,
+    service_fqdn,
+    through_cluster_ip,
+)
+from lbgen.plan.values import session_affinity_timeout
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -27,17 +35,10 @@ from lbgen.rules._base import (
     Violation,
 )
 from lbgen.rules._topology import (
-    backend_targets,
-    describe_instances,
-    front_of_cluster,
     gateway_client_address,
     pooled_connections,
     targets_path,
-    through_cluster_ip,
 )
-
-# Kubernetes `ClientIPConfig.timeoutSeconds` default (core/v1 types.go; virtual-ips docs).
-SESSION_AFFINITY_DEFAULT_TIMEOUT = 10800
 
 K8S_VIRTUAL_IPS = "https://kubernetes.io/docs/reference/networking/virtual-ips/"
 KIC_SERVICE_UPSTREAM = (
@@ -415,7 +416,7 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
         k8s = service.kubernetes
         if k8s.session_affinity != "ClientIP":
             continue
-        timeout = k8s.session_affinity_timeout or SESSION_AFFINITY_DEFAULT_TIMEOUT
+        timeout = session_affinity_timeout(service).value
         reach = min(len(front.instances), service.replicas)
         yield Violation(
             message=(
@@ -1308,13 +1309,7 @@ KERNEL_CONNTRACK_SYSCTL = (
 )
 
 
-def _fact_int(fact: defaults.Fact) -> int:
-    assert isinstance(fact.value, int)
-    return fact.value
-
-
-def _fact_seconds(fact: defaults.Fact) -> int:
-    assert isinstance(fact.value, Duration)
+def _fact_seconds(fact: defaults.Fact[Duration]) -> int:
     return fact.value.ms // 1000
 
 
@@ -1340,13 +1335,13 @@ def _conntrack_floor(ctx: RuleContext) -> tuple[int, str]:
     conntrack = kube_proxy.conntrack if kube_proxy is not None else None
     if conntrack is not None and conntrack.min is not None:
         return conntrack.min, "conntrack.min"
-    minimum = _fact_int(defaults.KUBE_PROXY_CONNTRACK_MIN)
+    minimum = defaults.KUBE_PROXY_CONNTRACK_MIN.value
     return minimum, "kube-proxy's default conntrack.min"
 
 
 def _churn_numbers(ctx: RuleContext, dialer_instances: int, new_per_s: float) -> str:
     """What `new_per_s` new connections per second to one ClusterIP cost, for messages."""
-    ports = _fact_int(defaults.LINUX_EPHEMERAL_PORTS)
+    ports = defaults.LINUX_EPHEMERAL_PORTS.value
     time_wait = _fact_seconds(defaults.LINUX_TCP_TIME_WAIT)
     ct_wait = _fact_seconds(defaults.CONNTRACK_TCP_TIME_WAIT)
     per_instance = new_per_s / dialer_instances

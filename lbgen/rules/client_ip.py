@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lbgen import defaults
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.plan.topology import describe_instances, gateway_entry_listener, uncovered_instances
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -20,18 +22,13 @@ from lbgen.rules._base import (
     Severity,
     Violation,
 )
-from lbgen.rules._topology import (
-    describe_instances,
-    gateway_entry_listener,
-    uncovered_instances,
-)
 
 NGINX_STREAM_PROXY_PROTOCOL = (
     "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html#proxy_protocol"
 )
-NGINX_LISTEN = "https://nginx.org/en/docs/http/ngx_http_core_module.html#listen"
-NGINX_REALIP = "https://nginx.org/en/docs/http/ngx_http_realip_module.html#real_ip_header"
-NGINX_STREAM_REALIP = "https://nginx.org/en/docs/stream/ngx_stream_realip_module.html"
+NGINX_LISTEN = f"https://{defaults.NGINX_CORE_DOC}#listen"
+NGINX_REALIP = f"https://{defaults.NGINX_REALIP_DOC}#real_ip_header"
+NGINX_STREAM_REALIP = f"https://{defaults.NGINX_STREAM_REALIP_DOC}"
 KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 KONG_REAL_IP = "https://developer.konghq.com/gateway/configuration/#real-ip-config"
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.defaults import Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.render._names import headless_fqdn
-from lbgen.render._nginx import is_dns_name
+from lbgen.plan.topology import front_of_cluster, headless_fqdn, is_dns_name, through_cluster_ip
+from lbgen.plan.values import (
+    edge_fail_timeout,
+    edge_max_fails,
+    edge_read_timeout,
+    kong_read_timeout,
+)
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -29,22 +34,14 @@ from lbgen.rules._base import (
     SkipReason,
     Violation,
 )
-from lbgen.rules._crosshop import (
-    edge_fail_timeout,
-    edge_max_fails,
-    edge_read_timeout,
-    group_members,
-    group_size,
-    kong_read_timeout,
-)
-from lbgen.rules._topology import front_of_cluster, through_cluster_ip
+from lbgen.rules._crosshop import group_members, group_size
 
 KONG_HEALTH = "https://developer.konghq.com/gateway/traffic-control/health-checks-circuit-breakers/"
 KONG_UPSTREAM = (
     "https://developer.konghq.com/gateway/entities/upstream/ "
     "(kong/db/schema/entities/upstreams.lua)"
 )
-NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
+NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
 POD_TERMINATION = (
     "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 )
@@ -72,8 +69,7 @@ TERMINATION_GRACE_PERIOD = Fact(
 )
 
 
-def _duration(fact: Fact) -> Duration:
-    assert isinstance(fact.value, Duration)
+def _duration(fact: Fact[Duration]) -> Duration:
     return fact.value
 
 
@@ -476,7 +472,8 @@ def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
         return
     if group_size(spec, edge) < 2:
         return  # a single server is never marked unavailable (LB208)
-    max_fails, origin = edge_max_fails(edge)
+    fails_at = edge_max_fails(edge)
+    max_fails, origin = fails_at.value, fails_at.label
     if max_fails == 0:
         return
     fails = f"max_fails {max_fails}" + ("" if origin == "set" else f" ({origin})")
@@ -1284,7 +1281,7 @@ def _kic_without_drain(ctx: RuleContext) -> Iterator[Violation]:
             "mid-session instead of finishing where its state lives"
         ),
         hint=(
-            f"run KIC ≥ {defaults.KIC_DRAIN_SUPPORT_SINCE} with --enable-drain-support=true "
+            f"run KIC ≥ {versions.KIC_DRAIN_SUPPORT_SINCE.since} with --enable-drain-support=true "
             "(CONTROLLER_ENABLE_DRAIN_SUPPORT) and set kic: {version: …, drain_support: true} "
             f"on {kong.name}"
         ),
@@ -1309,7 +1306,7 @@ KIC_WITHOUT_DRAIN = Rule(
     summary="KIC drops terminating pods at once although sessions are pinned to them",
     tiers=frozenset({"kong", "kubernetes"}),
     check=_kic_without_drain,
-    versions=f"KIC ≥ {defaults.KIC_DRAIN_SUPPORT_SINCE} has --enable-drain-support (default off)",
+    versions=f"KIC ≥ {versions.KIC_DRAIN_SUPPORT_SINCE.since} has --enable-drain-support (default off)",
     applies=_needs_kic,
     doc=RuleDoc(
         what=(

@@ -13,6 +13,8 @@ from lbgen import defaults
 from lbgen.model.service import Service
 from lbgen.model.tiers import KubernetesTier, NginxHttpTier
 from lbgen.model.types import Duration
+from lbgen.plan.topology import gateway_entry_listener, through_cluster_ip
+from lbgen.plan.values import edge_read_timeout, kong_read_timeout
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -23,11 +25,10 @@ from lbgen.rules._base import (
     Severity,
     Violation,
 )
-from lbgen.rules._topology import gateway_entry_listener, through_cluster_ip
 
-NGINX_GRPC = "https://nginx.org/en/docs/http/ngx_http_grpc_module.html"
-NGINX_HTTP2 = "https://nginx.org/en/docs/http/ngx_http_v2_module.html"
-NGINX_LISTEN = "https://nginx.org/en/docs/http/ngx_http_core_module.html#listen"
+NGINX_GRPC = f"https://{defaults.NGINX_GRPC_DOC}"
+NGINX_HTTP2 = f"https://{defaults.NGINX_HTTP2_DOC}"
+NGINX_LISTEN = f"https://{defaults.NGINX_CORE_DOC}#listen"
 KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 GRPC_K8S_BLOG = (
     "https://kubernetes.io/blog/2018/11/07/grpc-load-balancing-on-kubernetes-without-tears/"
@@ -374,11 +375,9 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
     timers: list[tuple[ModelPath, str, Duration]] = []
     edge, l4, kong = spec.edge, spec.l4, spec.kong
     if edge is not None:
-        read = edge.timeouts.read
-        value = read if read is not None else defaults.NGINX_PROXY_READ_TIMEOUT.value
-        assert isinstance(value, Duration)
         timers.append((ctx.tier_path(edge, "timeouts", "read"),
-                       f"{edge.name} proxy_read_timeout/grpc_read_timeout", value))
+                       f"{edge.name} proxy_read_timeout/grpc_read_timeout",
+                       edge_read_timeout(edge).value))
     if l4 is not None and ctx.budget.l4_proxy_timeout is not None:
         timers.append((ctx.tier_path(l4, "proxy_timeout"), f"{l4.name} proxy_timeout",
                        ctx.budget.l4_proxy_timeout.value))
@@ -429,12 +428,10 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
 
     if kong is None:
         return
-    kong_default = defaults.KONG_SERVICE_TIMEOUT.value
-    assert isinstance(kong_default, Duration)
     for index, service in streams:
         idle = service.stream_idle
         assert idle is not None
-        read = service.kong.timeouts.read or kong_default
+        read = kong_read_timeout(service).value
         if idle < read:
             continue
         yield Violation(
@@ -531,7 +528,7 @@ def _stream_idle_unknown(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
     timers: list[str] = []
     if spec.edge is not None:
-        read = spec.edge.timeouts.read or defaults.NGINX_PROXY_READ_TIMEOUT.value
+        read = edge_read_timeout(spec.edge).value
         timers.append(f"{spec.edge.name} proxy_read_timeout {read}")
     if spec.l4 is not None and ctx.budget.l4_proxy_timeout is not None:
         timers.append(f"{spec.l4.name} proxy_timeout {ctx.budget.l4_proxy_timeout.value}")
@@ -540,7 +537,7 @@ def _stream_idle_unknown(ctx: RuleContext) -> Iterator[Violation]:
             continue
         hops = list(timers)
         if spec.kong is not None:
-            read = service.kong.timeouts.read or defaults.KONG_SERVICE_TIMEOUT.value
+            read = kong_read_timeout(service).value
             hops.append(f"{spec.kong.name} read_timeout {read}")
         if not hops:
             continue

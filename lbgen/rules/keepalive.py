@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lbgen import defaults
-from lbgen.budget import Resolved, margin_for, service_key
+from lbgen import defaults, versions
 from lbgen.model.spec import ExternalLoadBalancer, Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.render.nginx_http import KEEPALIVE_TIME_SINCE
+from lbgen.plan._resolved import Resolved, given
+from lbgen.plan.budget import margin_for, product_default, service_key
+from lbgen.plan.topology import front_of_cluster, through_cluster_ip
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -35,12 +36,10 @@ from lbgen.rules._crosshop import (
     closing_order,
     listing,
     pool_keeps_forever,
-    shown,
 )
-from lbgen.rules._topology import front_of_cluster, through_cluster_ip
 
-NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
-NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
+NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
+NGINX_STREAM_PROXY = f"https://{defaults.NGINX_STREAM_PROXY_DOC}"
 KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 
 # ---------------------------------------------------------------------------------------
@@ -105,6 +104,7 @@ EDGE_POOL_OUTLIVES_GATEWAY = Rule(
     code="LB101",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "kong:client_keepalive.timeout"),
     name="edge-pool-outlives-gateway-keepalive",
     severity=Severity.ERROR,
     summary="The edge keeps pooled connections to Kong idle longer than Kong keeps them open",
@@ -198,8 +198,8 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
         return
     held = (
         f"{edge.name} keeps idle pooled connections to {l4.name} for "
-        f"{shown(pool.idle_timeout)} and {l4.name} closes a connection after "
-        f"{shown(budget.l4_proxy_timeout)} without data (proxy_timeout)"
+        f"{pool.idle_timeout.shown()} and {l4.name} closes a connection after "
+        f"{budget.l4_proxy_timeout.shown()} without data (proxy_timeout)"
     )
     if order.inside_margin:
         message = f"{held}: {edge.name} closes {order.margin_clause(l4.name)}"
@@ -234,6 +234,7 @@ EDGE_POOL_OUTLIVES_L4 = Rule(
     code="LB102",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:upstream_keepalive.idle_timeout", "nginx_stream:proxy_timeout"),
     name="edge-pool-outlives-l4-idle-timeout",
     severity=Severity.ERROR,
     summary="The edge keeps pooled connections idle longer than the L4 tier's proxy_timeout",
@@ -357,20 +358,20 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     held = (
         "forever (upstream_keepalive_idle_timeout 0)"
         if forever
-        else f"for {shown(pool.idle_timeout)}"
+        else f"for {pool.idle_timeout.shown()}"
     )
     others = f" (services affected: {listing(conflicting)})" if len(conflicting) > 1 else ""
     app = f"the {service.app.preset} server of {service.name}"
     if worst_order.inside_margin:
         message = (
             f"{tier.name} keeps idle connections to the pods {held} and {app} closes idle "
-            f"connections after {shown(ctx.budget.app_idle[service_key(service)])}{others}: "
+            f"connections after {ctx.budget.app_idle[service_key(service)].shown()}{others}: "
             f"{tier.name} closes {worst_order.margin_clause('the app')}"
         )
     else:
         message = (
             f"{tier.name} keeps idle connections to the pods {held} but {app} closes idle "
-            f"connections after {shown(ctx.budget.app_idle[service_key(service)])}{others}, "
+            f"connections after {ctx.budget.app_idle[service_key(service)].shown()}{others}, "
             f"so {tier.name} can reuse a connection the app is closing (intermittent 502; a "
             "request already sent is not retried)"
         )
@@ -400,6 +401,11 @@ GATEWAY_POOL_OUTLIVES_APP = Rule(
     code="LB103",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.idle_timeout",
+        "kong:upstream_keepalive.idle_timeout",
+        "kubernetes:services.*.app.idle_timeout",
+    ),
     name="gateway-pool-outlives-app-keepalive",
     severity=Severity.ERROR,
     summary="The tier in front of the pods keeps pooled connections idle longer than the app",
@@ -550,7 +556,7 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
     lb_shown = (
         f"{lb_idle.value} (fixed by Google, not configurable)"
         if lb.kind == "gcp-application" and lb_idle.origin != "set"
-        else shown(lb_idle)
+        else lb_idle.shown()
     )
     for closer in _idle_closers(ctx):
         callee = closer.timeout.value
@@ -570,7 +576,7 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
         )
         held = (
             f"the {lb.kind} load balancer keeps idle connections to {spec.tiers[0].name} for "
-            f"{lb_shown}{via} {closes} after {shown(closer.timeout)}"
+            f"{lb_shown}{via} {closes} after {closer.timeout.shown()}"
         )
         if order.inside_margin:
             message = (
@@ -609,11 +615,7 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
 def _external_lb_idle(lb: ExternalLoadBalancer) -> Resolved[Duration | None]:
     """The load balancer's backend idle timeout when the budget has none (the budget resolves
     it only for an nginx_http first tier): as set, or the product default with its source."""
-    if lb.backend_idle_timeout is not None:
-        return Resolved(lb.backend_idle_timeout, "set", "")
-    fact = defaults.external_lb_backend_idle(lb.kind)
-    value = fact.value if isinstance(fact.value, Duration) else None
-    return Resolved(value, "product default", fact.source)
+    return given(lb.backend_idle_timeout, product_default(defaults.external_lb_backend_idle(lb.kind)))
 
 
 def _needs_external_lb(spec: Spec) -> str | None:
@@ -631,6 +633,12 @@ EXTERNAL_LB_OUTLIVES_FIRST_TIER = Rule(
     code="LB104",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "external_lb:backend_idle_timeout",
+        "nginx_http:client_keepalive.timeout",
+        "kong:client_keepalive.timeout",
+        "nginx_stream:proxy_timeout",
+    ),
     name="external-lb-outlives-first-tier-keepalive",
     severity=Severity.ERROR,
     summary="A cloud load balancer keeps connections to the first tier idle longer than it does",
@@ -749,12 +757,12 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
         if pool is None or pool.connections.value == 0:
             return
         forever = pool_keeps_forever(front, pool)
-        idle, held = pool.idle_timeout.value, shown(pool.idle_timeout)
+        idle, held = pool.idle_timeout.value, pool.idle_timeout.shown()
         setting: tuple[str, ...] = ("upstream_keepalive", "idle_timeout")
         what = "pooled connections"
     elif isinstance(front, NginxStreamTier) and budget.l4_proxy_timeout is not None:
         forever = False
-        idle, held = budget.l4_proxy_timeout.value, shown(budget.l4_proxy_timeout)
+        idle, held = budget.l4_proxy_timeout.value, budget.l4_proxy_timeout.shown()
         setting, what = ("proxy_timeout",), "idle connections (proxy_timeout)"
     else:
         return
@@ -812,6 +820,11 @@ POOL_OUTLIVES_NAT_STATE = Rule(
     code="LB105",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.idle_timeout",
+        "kong:upstream_keepalive.idle_timeout",
+        "kubernetes:kube_proxy.mode",
+    ),
     name="pool-outlives-kube-proxy-connection-tracking",
     severity=Severity.WARNING,
     summary="Connections through a ClusterIP idle longer than kube-proxy keeps their NAT entry",
@@ -918,6 +931,11 @@ APP_CLOSES_EVERY_CONNECTION = Rule(
     code="LB106",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "kong:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.connections",
+        "kubernetes:services.*.app.idle_timeout",
+    ),
     name="app-server-closes-every-connection",
     severity=Severity.INFO,
     summary="The app server closes every connection, so the gateway's pool is never reused",
@@ -1004,7 +1022,7 @@ def _nginx_limit_disables_reuse(ctx: RuleContext) -> Iterator[Violation]:
     edge, pool = ctx.spec.edge, ctx.budget.edge_upstream
     if edge is None or pool is None or pool.connections.value == 0:
         return
-    if not edge.version.at_least("1.15.3"):
+    if not versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(edge.version):
         return  # upstream keepalive_timeout/_requests do not exist; lbgen does not render them
     settings = edge.upstream_keepalive
     # Values below which a pooled connection can never serve a second request.
@@ -1043,6 +1061,10 @@ NGINX_ZERO_LIMIT = Rule(
     code="LB107",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.max_requests",
+    ),
     name="nginx-keepalive-limit-disables-reuse",
     severity=Severity.WARNING,
     summary="An nginx upstream keep-alive limit of 0 (or 1 request) silently turns reuse off",
@@ -1155,6 +1177,7 @@ KONG_POOL_NEVER_RECYCLES = Rule(
     code="LB108",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("kong:upstream_keepalive.max_requests", "kong:upstream_keepalive.idle_timeout"),
     name="gateway-pool-never-recycles-through-cluster-ip",
     severity=Severity.WARNING,
     summary="Kong's pooled connections to a ClusterIP never recycle, freezing kube-proxy's choice",
@@ -1237,7 +1260,7 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
     requests = pool.max_requests.value
     if requests is not None and requests <= default_requests:
         return  # a busy connection recycles after at most nginx's default request count
-    has_lifetime = edge.version >= KEEPALIVE_TIME_SINCE  # as the renderer decides
+    has_lifetime = versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.reached(edge.version)  # as rendered
     lifetime = pool.max_lifetime.value if has_lifetime else None
     if lifetime is not None and lifetime < _LONGEST_REBALANCE:
         return
@@ -1276,7 +1299,7 @@ def _needs_edge_l4_kong(spec: Spec) -> str | None:
         return "no nginx_http tier pooling through an nginx_stream tier"
     if spec.kong is None:
         return "the nginx_stream tier forwards to a Service (LB410 covers that)"
-    if not spec.edge.version.at_least("1.15.3"):
+    if not versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):
         return "nginx < 1.15.3 has no upstream keepalive_requests (LB110 covers its timers)"
     return None
 
@@ -1285,6 +1308,10 @@ EDGE_POOL_THROUGH_L4_NEVER_RECYCLES = Rule(
     code="LB109",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.max_requests",
+        "nginx_http:upstream_keepalive.max_lifetime",
+    ),
     name="edge-pool-through-l4-never-recycles",
     severity=Severity.WARNING,
     summary="The edge's pooled connections through the L4 tier never recycle, freezing its spread",
@@ -1420,7 +1447,7 @@ def _pool_without_idle_timer(ctx: RuleContext) -> Iterator[Violation]:
 def _needs_old_edge(spec: Spec) -> str | None:
     if spec.edge is None:
         return "no nginx_http tier"
-    if spec.edge.version >= defaults.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+    if versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):
         return f"the edge runs nginx {spec.edge.version} (≥ 1.15.3 has an upstream idle timer)"
     return None
 
@@ -1429,6 +1456,10 @@ NGINX_POOL_WITHOUT_IDLE_TIMER = Rule(
     code="LB110",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(
+        "nginx_http:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.idle_timeout",
+    ),
     name="nginx-pool-without-idle-timer",
     severity=Severity.ERROR,
     summary="nginx < 1.15.3 pools upstream connections but cannot close idle ones before the callee",

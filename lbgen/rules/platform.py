@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.model.spec import Spec
-from lbgen.model.types import Version
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -23,6 +22,14 @@ from lbgen.rules._base import (
     Severity,
     SkipReason,
     Violation,
+)
+from lbgen.versions import (
+    IPVS_DEPRECATED,
+    IPVS_DISABLED_BY_DEFAULT,
+    NFTABLES_ALPHA,
+    NFTABLES_BETA,
+    NFTABLES_MIN_KERNEL,
+    SCHEDULER_VALIDATION_REMOVED,
 )
 
 GKE_DATAPATH = (
@@ -38,12 +45,6 @@ KERNEL_IPVS_SCHEDULERS = frozenset(
 )
 # What kube-proxy's validation accepted before kubernetes PR #114878 removed it in v1.27.
 PRE_127_SCHEDULERS = frozenset({"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "sed", "nq"})
-SCHEDULER_VALIDATION_REMOVED = Version("1.27")
-IPVS_DEPRECATED = Version("1.35")
-IPVS_DISABLED_BY_DEFAULT = Version("1.40")  # KEP-5495 plan: KubeProxyIPVS gate off
-NFTABLES_ALPHA = Version("1.29")
-NFTABLES_BETA = Version("1.31")
-NFTABLES_MIN_KERNEL = Version("5.13")
 
 
 def _cluster_path(spec: Spec, field: str) -> ModelPath:
@@ -278,7 +279,7 @@ def _unknown_scheduler(ctx: RuleContext) -> Iterator[Violation]:
             path=path,
             related_path=ctx.tier_path(cluster, "kube_proxy", "mode"),
         )
-    elif scheduler not in PRE_127_SCHEDULERS and cluster.version < SCHEDULER_VALIDATION_REMOVED:
+    elif scheduler not in PRE_127_SCHEDULERS and cluster.version < SCHEDULER_VALIDATION_REMOVED.since:
         yield Violation(
             message=(
                 f"IPVS scheduler {scheduler!r} is rejected by kube-proxy {cluster.version}'s "
@@ -371,14 +372,14 @@ def _ipvs_deprecated(ctx: RuleContext) -> Iterator[Violation]:
     if proxy is None or proxy.mode != "ipvs":
         return
     later = (
-        f"; from {IPVS_DISABLED_BY_DEFAULT} it is planned to be off by default (KubeProxyIPVS "
+        f"; from {IPVS_DISABLED_BY_DEFAULT.since} it is planned to be off by default (KubeProxyIPVS "
         "feature gate) and kube-proxy then refuses to start in it"
-        if cluster.version >= IPVS_DISABLED_BY_DEFAULT
-        else f", planned to be disabled by default in {IPVS_DISABLED_BY_DEFAULT} and removed later"
+        if cluster.version >= IPVS_DISABLED_BY_DEFAULT.since
+        else f", planned to be disabled by default in {IPVS_DISABLED_BY_DEFAULT.since} and removed later"
     )
     yield Violation(
         message=(
-            f"kube-proxy's ipvs mode is deprecated since Kubernetes {IPVS_DEPRECATED} "
+            f"kube-proxy's ipvs mode is deprecated since Kubernetes {IPVS_DEPRECATED.since} "
             f"(this cluster runs {cluster.version}){later}"
         ),
         hint=(
@@ -394,9 +395,9 @@ def _ipvs_deprecation_applies(spec: Spec) -> str | None:
     reason = _self_managed_only(spec)
     if reason is not None:
         return reason
-    if spec.cluster.version < IPVS_DEPRECATED:
+    if spec.cluster.version < IPVS_DEPRECATED.since:
         return SkipReason(
-            f"IPVS mode is deprecated from Kubernetes {IPVS_DEPRECATED}; "
+            f"IPVS mode is deprecated from Kubernetes {IPVS_DEPRECATED.since}; "
             f"this cluster is {spec.cluster.version}",
             _cluster_path(spec, "version"),
         )
@@ -470,10 +471,10 @@ services:
 def _nftables_version(ctx: RuleContext) -> Iterator[Violation]:
     cluster = ctx.spec.cluster
     proxy = cluster.kube_proxy
-    if proxy is None or proxy.mode != "nftables" or cluster.version >= NFTABLES_BETA:
+    if proxy is None or proxy.mode != "nftables" or cluster.version >= NFTABLES_BETA.since:
         return
-    if cluster.version < NFTABLES_ALPHA:
-        why = f"kube-proxy {cluster.version} has no nftables mode (it arrived in {NFTABLES_ALPHA})"
+    if cluster.version < NFTABLES_ALPHA.since:
+        why = f"kube-proxy {cluster.version} has no nftables mode (it arrived in {NFTABLES_ALPHA.since})"
     else:
         why = (
             f"in Kubernetes {cluster.version} the nftables mode is alpha and needs the "
@@ -483,7 +484,7 @@ def _nftables_version(ctx: RuleContext) -> Iterator[Violation]:
     yield Violation(
         message=f"{why}, so kube-proxy exits instead of programming Services",
         hint=(
-            f"upgrade to Kubernetes ≥ {NFTABLES_BETA} (beta, on by default; GA in 1.33), or "
+            f"upgrade to Kubernetes ≥ {NFTABLES_BETA.since} (beta, on by default; GA in 1.33), or "
             "use mode: iptables"
         ),
         path=ctx.tier_path(cluster, "kube_proxy", "mode"),
@@ -560,14 +561,14 @@ def _nftables_kernel(ctx: RuleContext) -> Iterator[Violation]:
     kernel = cluster.node_kernel
     if proxy is None or proxy.mode != "nftables" or kernel is None:
         return
-    if kernel >= NFTABLES_MIN_KERNEL:
+    if kernel >= NFTABLES_MIN_KERNEL.since:
         return
     yield Violation(
         message=(
-            f"kube-proxy's nftables mode requires Linux kernel ≥ {NFTABLES_MIN_KERNEL}, but the "
+            f"kube-proxy's nftables mode requires Linux kernel ≥ {NFTABLES_MIN_KERNEL.since}, but the "
             f"nodes run {kernel}, so kube-proxy cannot start in it"
         ),
-        hint=f"upgrade the node kernel to ≥ {NFTABLES_MIN_KERNEL}, or use mode: iptables",
+        hint=f"upgrade the node kernel to ≥ {NFTABLES_MIN_KERNEL.since}, or use mode: iptables",
         path=ctx.tier_path(cluster, "node_kernel"),
         related_path=ctx.tier_path(cluster, "kube_proxy", "mode"),
     )
@@ -647,7 +648,7 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
     http1 = [s.name for s in spec.services if s.protocol != "grpc"]
     if not http1:
         return
-    bundle = defaults.kong_bundle(kong.version)
+    bundle = versions.kong_bundle(kong.version)
     for index, entry in enumerate(kong.proxy_listen):
         if not entry.http2 or entry.tls:
             continue

@@ -15,6 +15,14 @@ from lbgen import defaults
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.plan._resolved import Resolved
+from lbgen.plan.values import (
+    edge_read_timeout,
+    edge_retry_conditions,
+    kong_read_timeout,
+    kong_retries,
+    l4_connect_timeout,
+)
 from lbgen.rules._base import (
     FIRST_RELEASE,
     ModelPath,
@@ -25,25 +33,12 @@ from lbgen.rules._base import (
     SkipReason,
     Violation,
 )
-from lbgen.rules._crosshop import (
-    Effective,
-    edge_read_timeout,
-    edge_retry_conditions,
-    edge_tries,
-    group_members,
-    group_path,
-    group_size,
-    kong_read_timeout,
-    kong_read_timeout_default_ms,
-    kong_retries,
-    listing,
-    shown,
-)
+from lbgen.rules._crosshop import edge_tries, group_members, group_path, group_size, listing
 
-NGINX_PROXY = "https://nginx.org/en/docs/http/ngx_http_proxy_module.html"
-NGINX_UPSTREAM = "https://nginx.org/en/docs/http/ngx_http_upstream_module.html"
-NGINX_STREAM_PROXY = "https://nginx.org/en/docs/stream/ngx_stream_proxy_module.html"
-NGINX_STREAM_UPSTREAM = "https://nginx.org/en/docs/stream/ngx_stream_upstream_module.html"
+NGINX_PROXY = f"https://{defaults.NGINX_PROXY_DOC}"
+NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
+NGINX_STREAM_PROXY = f"https://{defaults.NGINX_STREAM_PROXY_DOC}"
+NGINX_STREAM_UPSTREAM = f"https://{defaults.NGINX_STREAM_UPSTREAM_DOC}"
 KONG_SERVICE = (
     "https://developer.konghq.com/gateway/entities/service/ "
     "(kong/db/schema/entities/services.lua)"
@@ -59,13 +54,13 @@ def _needs_edge_and_kong(spec: Spec) -> str | None:
     return None
 
 
-_KONG_READ_DEFAULT_MS = kong_read_timeout_default_ms()
+_KONG_READ_DEFAULT_MS = defaults.KONG_SERVICE_TIMEOUT.value.ms
 
 
-def _longest_kong_read(spec: Spec) -> tuple[Effective, int]:
+def _longest_kong_read(spec: Spec) -> tuple[Resolved[Duration], int]:
     """The longest effective Kong read timeout over the services, and that service's index.
 
-    Compares milliseconds and builds one `Effective` at the end: this runs over every service.
+    Compares milliseconds and builds one `Resolved` at the end: this runs over every service.
     """
     best_ms, best_index = -1, 0
     default_ms = _KONG_READ_DEFAULT_MS
@@ -81,7 +76,8 @@ def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
     """The largest effective Kong `retries` over the services: (retries, origin, index)."""
     best: tuple[int, str, int] | None = None
     for index, service in enumerate(spec.services):
-        retries, origin = kong_retries(service)
+        resolved = kong_retries(service)
+        retries, origin = resolved.value, resolved.label
         if best is None or retries > best[0]:
             best = (retries, origin, index)
     assert best is not None
@@ -102,7 +98,7 @@ def _kong_longest_wait(spec: Spec) -> tuple[int, int]:
     default_ms = _KONG_READ_DEFAULT_MS
     for index, service in enumerate(spec.services):
         read = service.kong.timeouts.read
-        retries, _ = kong_retries(service)
+        retries = kong_retries(service).value
         ms = (read.ms if read is not None else default_ms) * (retries + 1)
         if ms > best_ms:
             best_ms, best_index = ms, index
@@ -148,13 +144,14 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
         return
     service = spec.services[index]
     read = kong_read_timeout(service)
-    retries, origin = kong_retries(service)
+    resolved = kong_retries(service)
+    retries, origin = resolved.value, resolved.label
     retries_text = f"retries {retries}" + ("" if origin == "set" else f", {origin}")
     waiting = [
         s.name
         for s in spec.services
         if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms)
-        * (kong_retries(s)[0] + 1)
+        * (kong_retries(s).value + 1)
         >= outer_ms
     ]
     others = f" ({len(waiting)} services affected: {listing(waiting)})" if len(waiting) > 1 else ""
@@ -180,6 +177,7 @@ EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
     code="LB201",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:timeouts.read", "kong:services.*.timeouts.read", "kong:services.*.retries"),
     name="edge-read-timeout-not-above-gateway",
     severity=Severity.WARNING,
     summary="The edge stops waiting for a response no later than Kong does",
@@ -288,7 +286,7 @@ def _l4_idle_cuts_slow_responses(ctx: RuleContext) -> Iterator[Violation]:
         return
     yield Violation(
         message=(
-            f"{l4.name} closes both legs of a connection after {shown(idle)} without data "
+            f"{l4.name} closes both legs of a connection after {idle.shown()} without data "
             f"(proxy_timeout) but {' and '.join(w[1] for w in waits)}: any response that takes "
             f"longer than {idle.value} to start (or pauses that long) is cut by {l4.name}, and "
             "the client gets a 502 instead of the response"
@@ -314,6 +312,11 @@ L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
     code="LB202",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_stream:proxy_timeout",
+        "nginx_http:timeouts.read",
+        "kong:services.*.timeouts.read",
+    ),
     name="l4-idle-timeout-cuts-slow-responses",
     severity=Severity.WARNING,
     summary="The L4 tier's idle timer is shorter than the time the L7 hops wait for a response",
@@ -399,12 +402,7 @@ def _l4_connect_outlasts_edge_read(ctx: RuleContext) -> Iterator[Violation]:
         return
     if group_size(spec, l4) < 2:
         return  # nothing to fail over to (LB208 covers single-server groups)
-    if l4.connect_timeout is not None:
-        connect = Effective(l4.connect_timeout, "set")
-    else:
-        fact = defaults.NGINX_STREAM_CONNECT_TIMEOUT.value
-        assert isinstance(fact, Duration)
-        connect = Effective(fact, "nginx default")
+    connect = l4_connect_timeout(l4)
     read = edge_read_timeout(edge)
     if connect.value < read.value:
         return
@@ -436,6 +434,7 @@ L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_stream:connect_timeout", "nginx_http:timeouts.read"),
     name="l4-connect-timeout-outlasts-edge-read-timeout",
     severity=Severity.INFO,
     summary="The L4 tier's connect failover is slower than the edge's read timeout",
@@ -523,7 +522,7 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
     edge, kong = spec.edge, spec.kong
     if edge is None or kong is None:
         return
-    on_gateway_errors = [c for c in edge_retry_conditions(edge) if c in _GATEWAY_ERRORS]
+    on_gateway_errors = [c for c in edge_retry_conditions(edge).value if c in _GATEWAY_ERRORS]
     if not on_gateway_errors:
         return
     tries = edge_tries(spec, edge)
@@ -553,6 +552,7 @@ RETRY_AMPLIFICATION = Rule(
     code="LB204",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     name="retry-amplification-on-gateway-errors",
     severity=Severity.WARNING,
     summary="The edge retries the 5xx that Kong returns after exhausting its own retries",
@@ -629,7 +629,7 @@ services:
 
 def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
     edge = ctx.spec.edge
-    if edge is None or "non_idempotent" not in edge_retry_conditions(edge):
+    if edge is None or "non_idempotent" not in edge_retry_conditions(edge).value:
         return
     following = ctx.spec.next_tier(edge)
     target = following.name if following is not None else "the next hop"
@@ -652,6 +652,7 @@ NON_IDEMPOTENT_RETRIES = Rule(
     code="LB205",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions",),
     name="non-idempotent-requests-retried",
     severity=Severity.ERROR,
     summary="The edge retries POST/PATCH/LOCK requests that the next hop already received",
@@ -724,7 +725,7 @@ services:
 def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
     edge, kong = spec.edge, spec.kong
-    if edge is None or kong is None or "timeout" not in edge_retry_conditions(edge):
+    if edge is None or kong is None or "timeout" not in edge_retry_conditions(edge).value:
         return
     tries = edge_tries(spec, edge)
     retries, origin, index = _most_kong_retries(spec)
@@ -753,6 +754,7 @@ TIMEOUTS_RETRIED_TWICE = Rule(
     code="LB206",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
     name="timeouts-retried-at-two-layers",
     severity=Severity.WARNING,
     summary="Both the edge and Kong retry requests that time out",
@@ -867,6 +869,7 @@ RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
     code="LB207",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("kong:services.*.retries",),
     name="gateway-retries-through-one-cluster-ip",
     severity=Severity.INFO,
     summary="Kong's retries target one ClusterIP, so a retry reaches another pod only by chance",
@@ -987,7 +990,7 @@ def _explicit_retry(tier: NginxHttpTier | NginxStreamTier) -> tuple[str, ...] | 
     """
     if isinstance(tier, NginxHttpTier):
         conditions = tier.retry.conditions
-        if conditions and not set(conditions) < set(defaults.NGINX_NEXT_UPSTREAM):
+        if conditions and not set(conditions) < set(defaults.NGINX_NEXT_UPSTREAM.value):
             return ("retry", "conditions")
         if tier.retry.tries is not None and tier.retry.tries != 1:
             return ("retry", "tries")
@@ -1009,6 +1012,7 @@ SINGLE_SERVER_FAILOVER = Rule(
     code="LB208",
     status="stable",
     since=FIRST_RELEASE,
+    reads=("nginx_http:retry.conditions", "nginx_http:passive_health.max_fails"),
     name="failover-settings-on-single-server-group",
     severity=Severity.WARNING,
     summary="Retry or max_fails settings on an nginx group that has only one server",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from lbgen.render._base import FileTarget, RenderedFiles
+
 Status = Literal["passed", "failed", "skipped", "not provable"]
 
 
@@ -63,5 +65,17 @@ class CheckResult:
         return "; ".join(parts)
 
 
+def file_targets(
+    files: Mapping[str, str], targets: Mapping[str, FileTarget] | None = None
+) -> Mapping[str, FileTarget]:
+    """What each file was written for: `targets` when given, else what the render that made
+    `files` recorded (`RenderedFiles.targets`; none for a plain mapping)."""
+    if targets is not None:
+        return targets
+    return files.targets if isinstance(files, RenderedFiles) else {}
+
+
 class Verifier(Protocol):
-    def __call__(self, files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResult]: ...
+    def __call__(
+        self, files: Mapping[str, str], schemas_dir: Path | None, targets: Mapping[str, FileTarget] | None = None
+    ) -> list[CheckResult]: ...

@@ -28,17 +28,15 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 from lbgen.model.types import Version
-from lbgen.render.kong import MARKER_PREFIX, constraints_schema_name
-from lbgen.verify._base import CheckResult
+from lbgen.render._base import FileTarget
+from lbgen.render.kong import BASE_CONSTRAINTS, constraints_schema_name
+from lbgen.verify._base import CheckResult, file_targets
 
 DECK_SCHEMA = "deck-kong_json_schema.json"
 CRD_SCHEMA = "kongupstreampolicy-v1beta1.json"
 MAX_ERRORS_SHOWN = 5
 TOOL_TIMEOUT_SECONDS = 120
 
-_MARKER_RE = re.compile(
-    "^" + re.escape(MARKER_PREFIX) + r" edition=(oss|enterprise) version=(\S+)$", re.MULTILINE
-)
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -93,26 +91,23 @@ def _schema_check(
 _CONSTRAINTS_NAME_RE = re.compile(r"kong-entity-constraints\.ee-(?P<version>[0-9.]+)\.json$")
 
 
-def constraints_versions(text: str, constraints: str) -> dict[str, str]:
+def constraints_versions(target: FileTarget | None, constraints: str) -> dict[str, str]:
     """tested_on/declared when the constraints file is not of the Kong the file is for: the
     values of Kong Enterprise 3.10 are not proof for OSS 3.4 (or Enterprise 3.12)."""
-    match = _MARKER_RE.search(text)
     schema = _CONSTRAINTS_NAME_RE.search(constraints)
-    if match is None or schema is None:
+    if target is None or schema is None:
         return {}
-    edition, version = match.group(1), match.group(2)
     tested = f"Kong enterprise {schema.group('version')} constraints"
-    if edition == "enterprise" and Version(version) == Version(schema.group("version")):
+    if target.edition == "enterprise" and target.version == Version(schema.group("version")):
         return {}
-    return {"tested_on": tested, "declared": f"Kong {edition} {version}"}
+    return {"tested_on": tested, "declared": f"Kong {target.edition} {target.version}"}
 
 
-def constraints_for(text: str) -> str:
-    """The constraints file named by kong.yaml's `# lbgen-kong:` line (EE 3.10 without one)."""
-    match = _MARKER_RE.search(text)
-    if match is None:
-        return constraints_schema_name("oss", Version("3.10"))
-    return constraints_schema_name(match.group(1), Version(match.group(2)))
+def constraints_for(target: FileTarget | None) -> str:
+    """The constraints file for the Kong kong.yaml was written for (EE 3.10 when unknown)."""
+    if target is None or target.edition is None:
+        return BASE_CONSTRAINTS
+    return constraints_schema_name(target.edition, target.version)
 
 
 # --- external programs ---------------------------------------------------------------------
@@ -195,7 +190,10 @@ def _is_kic_file(path: str, text: str) -> bool:
     return path.endswith(".yaml") and "kind: KongUpstreamPolicy" in text
 
 
-def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResult]:
+def verify(
+    files: Mapping[str, str], schemas_dir: Path | None, targets: Mapping[str, FileTarget] | None = None
+) -> list[CheckResult]:
+    known = file_targets(files, targets)
     kong_yamls = {p: t for p, t in files.items() if _is_kong_yaml(p)}
     kic_files = {p: t for p, t in files.items() if not _is_kong_yaml(p) and _is_kic_file(p, t)}
     if not kong_yamls and not kic_files:
@@ -221,13 +219,13 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
             continue
         document = documents[0] if documents else {}
         results.append(_schema_check(f"kong schema (decK) {path}", kong_dir / DECK_SCHEMA, document))
-        constraints = constraints_for(text)
+        constraints = constraints_for(known.get(path))
         results.append(
             _schema_check(
                 f"kong constraints ({constraints.removesuffix('.json')}) {path}",
                 kong_dir / constraints,
                 document,
-                constraints_versions(text, constraints),
+                constraints_versions(known.get(path), constraints),
             )
         )
 

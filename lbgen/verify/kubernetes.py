@@ -35,6 +35,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from lbgen.render._base import FileTarget
 from lbgen.verify._base import CheckResult
 
 KUBERNETES_VERSION = "1.36"
@@ -311,7 +312,9 @@ def _check_kube_proxy(path: str, payloads: list[str], schemas_dir: Path | None) 
     return CheckResult(name, "passed", "config.conf")
 
 
-def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResult]:
+def verify(
+    files: Mapping[str, str], schemas_dir: Path | None, targets: Mapping[str, FileTarget] | None = None
+) -> list[CheckResult]:
     results: list[CheckResult] = []
     with _cached_schema_files():
         for path in sorted(files):

@@ -19,11 +19,11 @@ depend on DNS, must not touch the host, and must run as root and as an ordinary 
   change nothing the config says, so they are not counted as adaptations.
 - Files the config reads: missing ssl_certificate files are replaced by a throwaway
   self-signed pair (openssl), and the stream module is loaded the way the installed build
-  needs it when that differs from the build the file is written for (`build …` on the
-  `# lbgen-target:` line). Both change the file: the result says "passed after adapting".
+  needs it when that differs from the build the file is written for (its `FileTarget.build`,
+  recorded by the render). Both change the file: the result says "passed after adapting".
 
-The installed nginx's version is compared with the version the file was written for (the
-`# lbgen-target:` line): a pass on another version is "proven on X, not on declared Y"; a
+The installed nginx's version is compared with the version the file was written for (its
+`FileTarget.version`; the `# lbgen-target:` comment says the same to a reader): a pass on another version is "proven on X, not on declared Y"; a
 failure on an older nginx caused by a directive newer than it (and not newer than the
 declared version) is "not provable here", not a failure of the file.
 """
@@ -42,8 +42,10 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from lbgen import versions
 from lbgen.model.types import Version
-from lbgen.verify._base import CheckResult
+from lbgen.render._base import FileTarget
+from lbgen.verify._base import CheckResult, file_targets
 
 NGINX_ENV = "LBGEN_NGINX"
 """Path of the nginx binary to test with, e.g. a newer build than the distribution's."""
@@ -51,8 +53,6 @@ TIMEOUT_SECONDS = 120
 
 Isolation = Literal["namespace", "rewrite"]
 
-_TARGET_RE = re.compile(r"^# lbgen-target: nginx (\S+)", re.MULTILINE)
-_TARGET_BUILD_RE = re.compile(r"^# lbgen-target: nginx \S+ \([^)\n]*\bbuild (?P<build>[\w.-]+)\)", re.MULTILINE)
 _SERVER_RE = re.compile(
     r"^(?P<lead>\s*server\s+)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)(?=[\s;])", re.MULTILINE
 )
@@ -71,15 +71,17 @@ _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # CHANGES 1.25.1 (http2), 1.29.7 (keepalive default/local/0), 1.27.3 (server … resolve),
 # 1.31.0 (least_time in open source).
 _VERSION_GATED = (
-    ('unknown directive "http2"', Version("1.25.1"), "`http2 on` needs nginx ≥ 1.25.1"),
-    ('invalid parameter "local"', Version("1.29.7"), "`keepalive … local` needs nginx ≥ 1.29.7"),
-    ('invalid value "0" in "keepalive"', Version("1.29.7"),
+    ('unknown directive "http2"', versions.NGINX_HTTP2_DIRECTIVE_SINCE.since,
+     "`http2 on` needs nginx ≥ 1.25.1"),
+    ('invalid parameter "local"', versions.NGINX_KEEPALIVE_BY_DEFAULT.since,
+     "`keepalive … local` needs nginx ≥ 1.29.7"),
+    ('invalid value "0" in "keepalive"', versions.NGINX_KEEPALIVE_BY_DEFAULT.since,
      "`keepalive 0` (no pool) is valid from nginx 1.29.7"),
-    ('unknown directive "keepalive_time"', Version("1.19.10"),
+    ('unknown directive "keepalive_time"', versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.since,
      "upstream keepalive_time needs nginx ≥ 1.19.10"),
-    ('invalid parameter "resolve"', Version("1.27.3"),
+    ('invalid parameter "resolve"', versions.NGINX_UPSTREAM_RESOLVE_SINCE.since,
      "`server … resolve` is open source since nginx 1.27.3"),
-    ('unknown directive "least_time"', Version("1.31.0"),
+    ('unknown directive "least_time"', versions.NGINX_LEAST_TIME.since,
      "least_time is open source only since nginx 1.31.0"),
 )
 # Hints for failures whose cause is the installed build rather than the config.
@@ -137,11 +139,13 @@ def probe(path: str) -> NginxBuild:
         version=version,
         stream=stream,
         modules_path=modules_path,
-        error_log_option=version is None or version.at_least("1.19.5"),
+        error_log_option=version is None or versions.NGINX_ERROR_LOG_OPTION.reached(version),
     )
 
 
-def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResult]:
+def verify(
+    files: Mapping[str, str], schemas_dir: Path | None, targets: Mapping[str, FileTarget] | None = None
+) -> list[CheckResult]:
     confs = sorted(path for path in files if PurePosixPath(path).name == "nginx.conf")
     if not confs:
         return []
@@ -153,7 +157,8 @@ def verify(files: Mapping[str, str], schemas_dir: Path | None) -> list[CheckResu
         )
         return [CheckResult(f"nginx -t {path}", "skipped", reason) for path in confs]
     build = probe(nginx)
-    return [check_config(path, files, build) for path in confs]
+    known = file_targets(files, targets)
+    return [check_config(path, files, build, target=known.get(path)) for path in confs]
 
 
 def check_config(
@@ -161,14 +166,18 @@ def check_config(
     files: Mapping[str, str],
     build: NginxBuild,
     *,
+    target: FileTarget | None = None,
     isolation: Isolation | None = None,
 ) -> CheckResult:
-    """`nginx -t` on one rendered nginx.conf; `isolation` forces a mode (tests)."""
+    """`nginx -t` on one rendered nginx.conf; `target`: what it was written for (default: as
+    the render of `files` recorded); `isolation` forces a mode (tests)."""
+    if target is None:
+        target = file_targets(files).get(conf_path)
     name = f"nginx -t {conf_path}"
     tier_dir = PurePosixPath(conf_path).parent
     notes: list[str] = []
     adapted: list[str] = []
-    declared = _declared_version(files[conf_path])
+    declared = target.version if target is not None else None
     versions: dict[str, str] = {}
     if declared is not None and build.version is not None and declared != build.version:
         versions = {"tested_on": f"nginx {build.version}", "declared": f"nginx {declared}"}
@@ -181,7 +190,8 @@ def check_config(
 
         conf_text = texts[conf_rel]
         if _STREAM_BLOCK_RE.search(conf_text):
-            conf_text, problem = _stream_module(conf_text, build, adapted)
+            declared_build = target.build if target is not None else None
+            conf_text, problem = _stream_module(conf_text, build, adapted, declared_build)
             if problem is not None:
                 return CheckResult(name, "skipped", "; ".join([problem, *adapted, *notes]))
         texts[conf_rel] = _harness_http(conf_text, scratch)
@@ -198,9 +208,9 @@ def check_config(
             )
 
         for rel, text in texts.items():
-            target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            copy = root / rel
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(text, encoding="utf-8")
 
         command = _nginx_command(build, root, scratch, texts[conf_rel], mode)
         if mode == "namespace":
@@ -257,22 +267,6 @@ def _newer_than_installed(
     return None
 
 
-def _declared_build(conf_text: str) -> str | None:
-    """`nginx.org` or `debian` from the `# lbgen-target:` line of a stream config."""
-    found = _TARGET_BUILD_RE.search(conf_text)
-    return found.group("build") if found else None
-
-
-def _declared_version(conf_text: str) -> Version | None:
-    found = _TARGET_RE.search(conf_text)
-    if not found:
-        return None
-    try:
-        return Version(found.group(1))
-    except ValueError:
-        return None
-
-
 def _tier_files(files: Mapping[str, str], tier_dir: PurePosixPath) -> dict[PurePosixPath, str]:
     """Files under the tier's directory, relative to it (what nginx.conf can include)."""
     out: dict[PurePosixPath, str] = {}
@@ -288,7 +282,7 @@ def _tier_files(files: Mapping[str, str], tier_dir: PurePosixPath) -> dict[PureP
 
 
 def _stream_module(
-    conf_text: str, build: NginxBuild, adapted: list[str]
+    conf_text: str, build: NginxBuild, adapted: list[str], declared_build: str | None
 ) -> tuple[str, str | None]:
     """Make `stream {}` loadable by this build; returns (text, reason to skip or None).
 
@@ -297,7 +291,7 @@ def _stream_module(
     is changed to match it and the change is recorded in `adapted`.
     """
     loaded = _LOAD_STREAM_RE.search(conf_text)
-    build_name = _declared_build(conf_text) or ("debian" if loaded else "nginx.org")
+    build_name = declared_build or ("debian" if loaded else "nginx.org")
     written_for = "an nginx.org" if build_name == "nginx.org" else f"a {build_name}"
     if build.stream == "none":
         return conf_text, "the installed nginx was built without the stream module"

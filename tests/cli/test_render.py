@@ -47,7 +47,7 @@ def run(monkeypatch: pytest.MonkeyPatch) -> Invoke:
 @pytest.fixture
 def fake_render(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     files = dict(FILES)
-    monkeypatch.setattr(lbgen, "render", lambda loaded: dict(files))
+    monkeypatch.setattr(lbgen, "render", lambda loaded, plan=None: dict(files))
     return files
 
 

@@ -18,9 +18,9 @@ import yaml
 from jsonschema import Draft4Validator, Draft7Validator
 
 import lbgen
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.model.spec import Spec
+from lbgen.plan.hops import resolve
 from lbgen.render import kong as kong_renderer
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
@@ -68,7 +68,7 @@ def make_spec(
 
 
 def render(spec: Spec) -> dict[str, str]:
-    ctx = RenderContext(spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env())
+    ctx = RenderContext(spec=spec, plan=resolve(spec), source_name="t.yaml", env=jinja_env())
     return {f.path: f.content for f in kong_renderer.render(ctx)}
 
 

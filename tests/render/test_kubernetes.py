@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
+from lbgen.plan.hops import resolve
 from lbgen.render import kubernetes as k8s
 from lbgen.render import render_spec
 from lbgen.render._base import RenderContext
@@ -66,7 +66,7 @@ def make_spec(
 
 
 def ctx_for(spec: Spec) -> RenderContext:
-    return RenderContext(spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env())
+    return RenderContext(spec=spec, plan=resolve(spec), source_name="t.yaml", env=jinja_env())
 
 
 def rendered(spec: Spec) -> dict[str, str]:

@@ -15,10 +15,10 @@ from typing import Any
 import crossplane
 import pytest
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
+from lbgen.plan.hops import resolve
 from lbgen.render import nginx_stream
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
@@ -82,7 +82,7 @@ def make_spec(
 
 def render_files(spec: Spec) -> dict[str, str]:
     ctx = RenderContext(
-        spec=spec, budget=resolve_budget(spec), source_name="t.yaml", env=jinja_env()
+        spec=spec, plan=resolve(spec), source_name="t.yaml", env=jinja_env()
     )
     return {f.path: f.content for f in nginx_stream.render(ctx)}
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from lbgen.budget import resolve_budget
 from lbgen.errors import InputError
 from lbgen.io.loader import load_spec_data, load_spec_text
+from lbgen.plan.hops import resolve
 from lbgen.render import nginx_stream, render_spec
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
@@ -143,7 +143,7 @@ def test_stream_tier_resolves_kong_host_names() -> None:
         "services": [ORDERS],
     }
     spec = load_spec_data(data).spec
-    ctx = RenderContext(spec=spec, budget=resolve_budget(spec), source_name="t", env=jinja_env())
+    ctx = RenderContext(spec=spec, plan=resolve(spec), source_name="t", env=jinja_env())
     snippet = {f.path: f.content for f in nginx_stream.render(ctx)}["l4/stream.d/path.conf"]
     assert "zone gateway 64k;" in snippet
     assert "resolver [fd00::53]:53;" in snippet

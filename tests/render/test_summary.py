@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 
 import lbgen
-from lbgen.budget import resolve_budget
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KubernetesTier
+from lbgen.plan.budget import resolve_budget
+from lbgen.plan.hops import resolve
+from lbgen.plan.topology import headless_name, uses_headless_service
 from lbgen.render import render_spec
 from lbgen.render import summary as summary_renderer
 from lbgen.render._base import RenderContext
 from lbgen.render._env import jinja_env
-from lbgen.render._names import headless_name, uses_headless_service
 from lbgen.render.summary import md_cell, mermaid_id, mermaid_text
 from tests.conftest import EXAMPLES
 
@@ -30,7 +31,7 @@ SEED = Path(__file__).resolve().parents[2] / "examples" / "seed.yaml"
 
 
 def readme_of(spec: Spec, source: str = "t.yaml") -> str:
-    ctx = RenderContext(spec=spec, budget=resolve_budget(spec), source_name=source, env=jinja_env())
+    ctx = RenderContext(spec=spec, plan=resolve(spec), source_name=source, env=jinja_env())
     files = summary_renderer.render(ctx)
     assert [f.path for f in files] == ["README.md"]
     return files[0].content

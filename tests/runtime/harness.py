@@ -37,6 +37,7 @@ from typing import Any
 
 import crossplane
 
+from lbgen.verify._base import file_targets
 from lbgen.verify.nginx import (
     _LISTEN_RE,
     _STREAM_BLOCK_RE,
@@ -308,7 +309,8 @@ def runnable_copy(
     conf = PurePosixPath("nginx.conf")
     text = texts[conf]
     if _STREAM_BLOCK_RE.search(text):
-        text, problem = _stream_module(text, build, [])
+        target = file_targets(files).get(f"{tier}/nginx.conf")
+        text, problem = _stream_module(text, build, [], target.build if target is not None else None)
         assert problem is None, problem
     texts[conf] = _harness_http(text, scratch)
     texts = {

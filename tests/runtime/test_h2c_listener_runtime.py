@@ -1,6 +1,6 @@
 """The premise of Kong < 3.6's listener handling (Spec.refusals, LB707), on the real nginx.
 
-Kong 3.0–3.5 embed OpenResty 1.21.4 (lbgen.defaults.KONG_BUNDLED_OPENRESTY). On nginx before
+Kong 3.0–3.5 embed OpenResty 1.21.4 (lbgen.versions.KONG_BUNDLED_OPENRESTY). On nginx before
 1.25.1 a cleartext `listen … http2` speaks HTTP/2 with prior knowledge only. The installed
 nginx (Debian's 1.22.1 in CI) is such a version: an HTTP/1.1 request on that listener gets no
 HTTP/1.1 response, while an h2c client gets HTTP/2 SETTINGS.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lbgen import defaults
+from lbgen import versions
 from lbgen.verify.nginx import NginxBuild, _harness_http, probe
 from tests.runtime.harness import (
     SOCKET_TIMEOUT,
@@ -34,7 +34,7 @@ EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # length 0, type SETTI
 def build(nginx_bin: str) -> NginxBuild:
     found = probe(nginx_bin)
     assert found.version is not None
-    if found.version >= defaults.NGINX_H2C_SHARES_HTTP1_SINCE:
+    if found.version >= versions.NGINX_H2C_SHARES_HTTP1_SINCE.since:
         pytest.skip(f"nginx {found.version} shares a cleartext http2 listener with HTTP/1.1")
     return found
 

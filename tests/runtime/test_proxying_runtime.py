@@ -28,11 +28,11 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from lbgen.defaults import NGINX_UPSTREAM_RESOLVE_SINCE
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
 from lbgen.render import render_spec
 from lbgen.verify.nginx import NginxBuild, probe
+from lbgen.versions import NGINX_UPSTREAM_RESOLVE_SINCE
 from tests.runtime.dns import DnsStandIn, query_a
 from tests.runtime.harness import (
     SOCKET_TIMEOUT,
@@ -437,7 +437,7 @@ def test_name_with_resolve_follows_the_name_while_nginx_runs(
     name's new address without a reload. Needs open-source nginx ≥ 1.27.3 (CHANGES 1.27.3);
     set LBGEN_NGINX to one. Debian 12's 1.22.1 cannot run this form, so here it is skipped
     and the proof stands where such an nginx runs the test."""
-    if build.version < NGINX_UPSTREAM_RESOLVE_SINCE:
+    if build.version < NGINX_UPSTREAM_RESOLVE_SINCE.since:
         pytest.skip(
             f"installed nginx {build.version} has no `server … resolve` (open source since "
             "1.27.3); set LBGEN_NGINX to a newer nginx to run this proof"

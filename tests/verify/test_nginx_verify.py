@@ -319,7 +319,7 @@ def test_stream_config_as_written_fails_on_a_dynamic_build_without_the_adaptatio
 ) -> None:
     """What the adaptation hides: the nginx.org file as written is rejected by Debian's nginx."""
     _require_dynamic_stream(build)
-    monkeypatch.setattr(nginx_verify, "_stream_module", lambda text, build, adapted: (text, None))
+    monkeypatch.setattr(nginx_verify, "_stream_module", lambda text, build, adapted, declared_build: (text, None))
     result = only(nginx_verify.verify(render(at_installed(STREAM_ONLY, build)), None))
     assert result.status == "failed"
     assert 'unknown directive "stream"' in result.detail
@@ -369,6 +369,26 @@ def test_a_different_version_passes_but_is_not_proof(build: nginx_verify.NginxBu
     assert result.explanation().startswith(
         f"proven on nginx {build.version}, not on declared nginx {declared}"
     )
+
+
+def test_the_declared_version_comes_from_the_render_not_from_the_comment(
+    build: nginx_verify.NginxBuild,
+) -> None:
+    """verify reads what the render recorded (`RenderedFiles.targets`): editing the
+    `# lbgen-target:` comment to claim the installed version does not make a pass proof."""
+    assert build.version is not None
+    declared = "1.20.2" if build.version != Version("1.20.2") else "1.21.6"
+    data = copy.deepcopy(GATEWAY)
+    data["tiers"][0]["version"] = declared
+    files = render(data)
+    conf = files["edge/nginx.conf"]
+    assert f"# lbgen-target: nginx {declared} " in conf
+    files["edge/nginx.conf"] = conf.replace(f"nginx {declared} ", f"nginx {build.version} ", 1)
+    result = only(nginx_verify.verify(files, None))
+    assert (result.tested_on, result.declared) == (f"nginx {build.version}", f"nginx {declared}")
+    # A mapping without recorded targets (not made by lbgen's render) declares nothing.
+    plain = only(nginx_verify.verify(dict(files), None))
+    assert plain.status == "passed" and plain.declared is None
 
 
 def test_the_declared_version_passing_is_proof(build: nginx_verify.NginxBuild) -> None:
@@ -440,7 +460,7 @@ def test_a_debian_file_on_a_build_with_stream_built_in_is_adapted_by_dropping_lo
         modules_path=Path("/etc/nginx/modules"), error_log_option=True,
     )
     adapted: list[str] = []
-    copied, problem = nginx_verify._stream_module(text, static, adapted)
+    copied, problem = nginx_verify._stream_module(text, static, adapted, "debian")
     assert problem is None
     assert "load_module" not in copied
     assert adapted == [

@@ -12,26 +12,16 @@ the product default (when it already satisfies the invariant) or derived from th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import TypeVar
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.plan._resolved import Origin, Resolved, given
 
-Origin = Literal["set", "derived", "product default", "lbgen default", "not in this version"]
-T_co = TypeVar("T_co", covariant=True)
-
-
-@dataclass(frozen=True)
-class Resolved(Generic[T_co]):
-    """An effective setting and where it came from."""
-
-    value: T_co
-    origin: Origin
-    note: str
-    """For `set`: empty. For defaults: the source. For `derived`: the reasoning."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,46 +72,48 @@ def service_key(service: Service) -> str:
     return f"{service.namespace}/{service.name}"
 
 
-def _resolve_set(value: T_co | None, fallback: Resolved[T_co]) -> Resolved[T_co]:
-    return Resolved(value, "set", "") if value is not None else fallback
-
-
-def _default(fact: defaults.Fact) -> Resolved[Duration]:
-    assert isinstance(fact.value, Duration)
-    return Resolved(fact.value, "product default", fact.source)
+def product_default(fact: defaults.Fact[T], product: str = "") -> Resolved[T]:
+    """A product's default, citing its source."""
+    return Resolved(fact.value, "product default", fact.source, product=product)
 
 
 def _caller_idle(
-    spec: Spec, set_value: Duration | None, default: defaults.Fact, callee: Duration | None, callee_label: str
+    spec: Spec, set_value: Duration | None, default: defaults.Fact[Duration], callee: Duration | None,
+    callee_label: str,
 ) -> Resolved[Duration]:
     """A pooled caller's idle timeout: as set, or the default capped below its callee."""
     if set_value is not None:
-        return Resolved(set_value, "set", "")
-    fallback = _default(default)
+        return Resolved(set_value, "set")
+    fallback = product_default(default)
     if callee is None:
         return fallback
     limit = callee - margin_for(spec, callee)
     limit = Duration(limit.ms // 1000 * 1000)  # whole seconds: Kong and logs read seconds
     if fallback.value <= limit:
         return Resolved(
-            fallback.value, "product default", f"{default.source}; already below {callee_label} {callee}"
+            fallback.value, "product default", default.source, f"already below {callee_label} {callee}"
         )
-    return Resolved(limit, "derived", f"{callee_label} {callee} minus margin {margin_for(spec, callee)}")
+    return Resolved(
+        limit, "derived", reasoning=f"{callee_label} {callee} minus margin {margin_for(spec, callee)}"
+    )
 
 
 def _callee_idle(
-    spec: Spec, set_value: Duration | None, default: defaults.Fact, caller: Duration | None, caller_label: str
+    spec: Spec, set_value: Duration | None, default: defaults.Fact[Duration], caller: Duration | None,
+    caller_label: str,
 ) -> Resolved[Duration]:
     """A callee's idle timeout: as set, or the default raised above its caller's."""
     if set_value is not None:
-        return Resolved(set_value, "set", "")
-    fallback = _default(default)
+        return Resolved(set_value, "set")
+    fallback = product_default(default)
     if caller is None:
         return fallback
     needed = caller + margin_for(spec, caller)
     if fallback.value >= needed:
         return fallback
-    return Resolved(needed, "derived", f"{caller_label} {caller} plus margin {margin_for(spec, caller)}")
+    return Resolved(
+        needed, "derived", reasoning=f"{caller_label} {caller} plus margin {margin_for(spec, caller)}"
+    )
 
 
 def resolve_budget(spec: Spec) -> Budget:
@@ -130,12 +122,7 @@ def resolve_budget(spec: Spec) -> Budget:
 
     app_idle: dict[str, Resolved[Duration | None]] = {}
     for service in spec.services:
-        fact = defaults.app_idle_timeout(service.app)
-        resolved: Resolved[Duration | None] = (
-            Resolved(service.app.idle_timeout, "set", "")
-            if service.app.idle_timeout is not None
-            else Resolved(fact.value if isinstance(fact.value, Duration) else None, "product default", fact.source)
-        )
+        resolved = given(service.app.idle_timeout, product_default(defaults.app_idle_timeout(service.app)))
         app_idle[service_key(service)] = resolved
         rows.append(
             BudgetRow(f"app {service_key(service)} ({service.app.preset})", "server idle timeout",
@@ -144,32 +131,31 @@ def resolve_budget(spec: Spec) -> Budget:
     finite = [r.value for r in app_idle.values() if r.value is not None]
     innermost = min(finite) if finite else None
 
-    budget_kwargs: dict[str, object] = {}
     lb_idle: Resolved[Duration | None] | None = None
+    kong_upstream: UpstreamBudget | None = None
+    kong_client: Resolved[Duration] | None = None
+    l4_timeout: Resolved[Duration] | None = None
+    edge_upstream: UpstreamBudget | None = None
+    edge_client: Resolved[Duration] | None = None
     if spec.external_lb is not None:
-        lb_fact = defaults.external_lb_backend_idle(spec.external_lb.kind)
-        lb_idle = (
-            Resolved(spec.external_lb.backend_idle_timeout, "set", "")
-            if spec.external_lb.backend_idle_timeout is not None
-            else Resolved(lb_fact.value if isinstance(lb_fact.value, Duration) else None,
-                          "product default", lb_fact.source)
+        lb_idle = given(
+            spec.external_lb.backend_idle_timeout,
+            product_default(defaults.external_lb_backend_idle(spec.external_lb.kind)),
         )
-        budget_kwargs["external_lb_idle"] = lb_idle
     # The server-side idle timeout the hop in front of each tier must stay below.
     server_idle: Duration | None = innermost
     server_label = "shortest app idle timeout"
 
     kong = spec.kong
     if kong is not None:
-        kong_up = _kong_upstream(spec, kong, innermost)
-        budget_kwargs["kong_upstream"] = kong_up
-        rows += _upstream_rows(kong.name, "Kong → pods", kong_up)
+        kong_upstream = _kong_upstream(spec, kong, innermost)
+        rows += _upstream_rows(kong.name, "Kong → pods", kong_upstream)
         caller_idle = _outer_caller_idle(spec, kong, lb_idle)
         client = _callee_idle(
             spec, kong.client_keepalive.timeout, defaults.KONG_CLIENT_KEEPALIVE_TIMEOUT,
             caller_idle, "caller's upstream idle timeout",
         )
-        budget_kwargs["kong_client_keepalive"] = client
+        kong_client = client
         rows.append(BudgetRow(kong.name, "client keep-alive timeout (nginx_http_keepalive_timeout)",
                               _fmt(client.value), client.origin, client.note))
         server_idle, server_label = client.value, f"{kong.name} client keep-alive"
@@ -181,7 +167,7 @@ def resolve_budget(spec: Spec) -> Budget:
             spec, l4.proxy_timeout, defaults.NGINX_STREAM_PROXY_TIMEOUT, caller_idle,
             "caller's upstream idle timeout",
         )
-        budget_kwargs["l4_proxy_timeout"] = proxy_timeout
+        l4_timeout = proxy_timeout
         rows.append(BudgetRow(l4.name, "proxy_timeout (idle, both legs)", _fmt(proxy_timeout.value),
                               proxy_timeout.origin, proxy_timeout.note))
         if server_idle is None or proxy_timeout.value < server_idle:
@@ -189,15 +175,14 @@ def resolve_budget(spec: Spec) -> Budget:
 
     edge = spec.edge
     if edge is not None:
-        edge_up = _edge_upstream(spec, edge, server_idle, server_label)
-        budget_kwargs["edge_upstream"] = edge_up
+        edge_up = edge_upstream = _edge_upstream(spec, edge, server_idle, server_label)
         next_tier = spec.next_tier(edge)
         rows += _upstream_rows(edge.name, f"{edge.name} → {next_tier.name if next_tier else '?'}", edge_up)
         client = _callee_idle(
             spec, edge.client_keepalive.timeout, defaults.NGINX_CLIENT_KEEPALIVE_TIMEOUT,
             lb_idle.value if lb_idle else None, "external LB backend idle timeout",
         )
-        budget_kwargs["edge_client_keepalive"] = client
+        edge_client = client
         rows.append(BudgetRow(edge.name, "client keep-alive timeout (keepalive_timeout)",
                               _fmt(client.value), client.origin, client.note))
 
@@ -209,7 +194,11 @@ def resolve_budget(spec: Spec) -> Budget:
         f"set to {spec.keepalive_margin}" if spec.keepalive_margin is not None
         else "10% of the callee's timeout, at least 1s"
     )
-    return Budget(margin_note=margin, app_idle=app_idle, rows=list(reversed(rows)), **budget_kwargs)  # type: ignore[arg-type]
+    return Budget(
+        margin_note=margin, app_idle=app_idle, kong_upstream=kong_upstream,
+        kong_client_keepalive=kong_client, l4_proxy_timeout=l4_timeout, edge_upstream=edge_upstream,
+        edge_client_keepalive=edge_client, external_lb_idle=lb_idle, rows=list(reversed(rows)),
+    )
 
 
 def _outer_caller_idle(
@@ -235,18 +224,17 @@ def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> Up
         spec, ka.idle_timeout, defaults.KONG_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT, innermost,
         "shortest app idle timeout",
     )
-    connections: Resolved[int | None] = _resolve_set(
-        ka.connections, Resolved(pool_fact.value if isinstance(pool_fact.value, int) else None,
-                                 "product default", pool_fact.source)
-    )
+    connections: Resolved[int | None] = given(ka.connections, product_default(pool_fact))
     if idle.origin == "derived" and idle.value.ms < 1000 and ka.connections is None:
         # Kong reads whole seconds and 0 means "keep forever": the only safe pool is none.
-        connections = Resolved(0, "derived", "app idle timeout too short to pool safely; pool disabled")
-        idle = Resolved(Duration(1000), "derived", "unused: pool disabled")
+        connections = Resolved(
+            0, "derived", reasoning="app idle timeout too short to pool safely; pool disabled"
+        )
+        idle = Resolved(Duration(1000), "derived", reasoning="unused: pool disabled")
     return UpstreamBudget(
         connections=connections,
         idle_timeout=idle,
-        max_requests=_resolve_set(ka.max_requests, Resolved(_count(requests_fact), "product default", requests_fact.source)),
+        max_requests=given(ka.max_requests, product_default(requests_fact)),
         max_lifetime=Resolved(None, "product default", "Kong has no upstream connection lifetime"),
     )
 
@@ -254,20 +242,22 @@ def _kong_upstream(spec: Spec, kong: KongTier, innermost: Duration | None) -> Up
 def _edge_upstream(spec: Spec, edge: NginxHttpTier, callee: Duration | None, callee_label: str) -> UpstreamBudget:
     ka = edge.upstream_keepalive
     pool_fact = defaults.nginx_upstream_keepalive_connections(edge.version)
-    if edge.version < defaults.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE:
+    if edge.version < versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.since:
         return _edge_upstream_without_timers(edge, callee, callee_label)
     if ka.connections is not None:
-        connections: Resolved[int | None] = Resolved(ka.connections, "set", "")
+        connections: Resolved[int | None] = Resolved(ka.connections, "set")
     elif pool_fact.value is not None:
-        connections = Resolved(int(pool_fact.value), "product default", pool_fact.source)  # type: ignore[arg-type]
+        connections = product_default(pool_fact)
     else:
-        connections = Resolved(32, "lbgen default", "pool like nginx ≥ 1.29.7 does by default (`keepalive 32`)")
+        connections = Resolved(
+            32, "lbgen default", reasoning="pool like nginx ≥ 1.29.7 does by default (`keepalive 32`)"
+        )
     requests_fact = defaults.nginx_keepalive_requests(edge.version)
     return UpstreamBudget(
         connections=connections,
         idle_timeout=_caller_idle(spec, ka.idle_timeout, defaults.NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, callee, callee_label),
-        max_requests=_resolve_set(ka.max_requests, Resolved(_count(requests_fact), "product default", requests_fact.source)),
-        max_lifetime=_resolve_set(ka.max_lifetime, _default(defaults.NGINX_UPSTREAM_KEEPALIVE_TIME)),
+        max_requests=given(ka.max_requests, product_default(requests_fact)),
+        max_lifetime=given(ka.max_lifetime, product_default(defaults.NGINX_UPSTREAM_KEEPALIVE_TIME)),
     )
 
 
@@ -279,20 +269,20 @@ def _edge_upstream_without_timers(
     idle race (LB110). lbgen does not pool by default there; a pool the user sets is kept."""
     ka = edge.upstream_keepalive
     closes = (
-        f"; here {callee_label} ({callee}) always closes it first (LB110)"
+        f"here {callee_label} ({callee}) always closes it first (LB110)"
         if callee is not None
         else ""
     )
     connections: Resolved[int | None] = (
-        Resolved(ka.connections, "set", "")
+        Resolved(ka.connections, "set")
         if ka.connections is not None
-        else Resolved(0, "lbgen default", "no pool: this nginx cannot close idle pooled "
+        else Resolved(0, "lbgen default", reasoning="no pool: this nginx cannot close idle pooled "
                       "connections before the next hop does (upstream keepalive_timeout needs "
                       "nginx ≥ 1.15.3)")
     )
     return UpstreamBudget(
         connections=connections,
-        idle_timeout=Resolved(None, "not in this version", defaults.NGINX_NO_UPSTREAM_IDLE_TIMER + closes),
+        idle_timeout=Resolved(None, "not in this version", defaults.NGINX_NO_UPSTREAM_IDLE_TIMER, closes),
         max_requests=Resolved(None, "not in this version", defaults.NGINX_NO_UPSTREAM_REQUEST_LIMIT),
         max_lifetime=Resolved(None, "not in this version", "upstream keepalive_time needs nginx ≥ 1.19.10"),
     )
@@ -316,15 +306,11 @@ def _upstream_rows(hop: str, leg: str, up: UpstreamBudget) -> list[BudgetRow]:
     return list(reversed(rows))
 
 
-def _count(fact: defaults.Fact) -> int:
-    assert isinstance(fact.value, int)
-    return fact.value
-
-
 def _fmt(value: Duration | int | None, none: str = "none") -> str:
     if value is None:
         return none
     return str(value)
 
 
-__all__ = ["Budget", "BudgetRow", "Resolved", "UpstreamBudget", "margin_for", "resolve_budget", "service_key"]
+__all__ = ["Budget", "BudgetRow", "Resolved", "UpstreamBudget", "margin_for", "product_default", "resolve_budget",
+           "service_key"]

@@ -1,0 +1,509 @@
+"""The resolved plan: every hop of the path, in the order a request crosses them, with the
+values its product will actually use.
+
+`resolve(spec)` is computed once per run (the CLI passes the plan to the rules and the
+renderers). A hop plan is typed per product (its values are fields); `HopPlan.settings()`
+lists them uniformly, keyed like the spec (`upstream_keepalive.idle_timeout`), for
+`lbgen plan` and `lbgen explain HOP.SETTING`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, TypedDict
+
+from lbgen import defaults
+from lbgen.model.naming import kic_file_path, service_bundle_path
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
+from lbgen.model.types import Duration
+from lbgen.plan import topology, values
+from lbgen.plan._resolved import Resolved
+from lbgen.plan.budget import Budget, UpstreamBudget, resolve_budget, service_key
+
+HopKind = Literal["external_lb", "nginx_http", "nginx_stream", "kong", "kubernetes"]
+Protocol = Literal["h1", "h2", "grpc", "tcp", "tcp+PROXY", "h1+grpc"]
+TargetKind = Literal["instance", "cluster_ip", "headless", "pod_endpoints"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective value of a hop, as `lbgen plan` and `lbgen explain` show it."""
+
+    key: str
+    """Dotted like the spec: `upstream_keepalive.idle_timeout`, `services.api.timeouts.read`."""
+    title: str
+    """What it is, in the product's words: `pooled connection idle timeout`."""
+    value: Resolved[object]
+    directive: str = ""
+    """The product setting that carries it (`keepalive_timeout`, `read_timeout`)."""
+    anchor: str = ""
+    """Where the rendered line is: the first line that sets `directive` after the first line
+    containing `anchor` (empty: from the top) in the hop's rendered files."""
+    depends: str = ""
+    """What depends on it: the hop on the other side of the timer, in words."""
+    inline: bool = False
+    """`directive` is a parameter inside a line (`server … max_fails=1`), not its start."""
+    file: str = ""
+    """The rendered file that carries it when that is not under the hop's own directory
+    (KIC reads a Service's timeouts from its annotations); empty: the hop's files."""
+    in_item: bool = False
+    """`anchor` names a YAML list item (a kong.yaml entity): search that item only."""
+
+    def sets_it(self, line: str) -> bool:
+        """Whether a rendered line sets this value (comments never do)."""
+        text = line.strip().removeprefix("- ")  # a YAML list item's first key
+        if not self.directive or text.startswith("#"):
+            return False
+        if self.inline:
+            return f"{self.directive}=" in text
+        return any(text.startswith(self.directive + end) for end in (" ", "=", ":", ";"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One address a hop connects to."""
+
+    kind: TargetKind
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HopPlan:
+    name: str
+    kind: HopKind
+    tier_index: int | None
+    """Index in `spec.tiers` (None: the external load balancer, which is not a tier)."""
+    protocol_out: Protocol
+    """What the hop speaks to the next one."""
+    client_address: str
+    """Whose address this hop sees as the client's."""
+    pools_upstream: bool
+    """Keeps idle connections towards the next hop for reuse."""
+    sends_proxy_protocol: bool
+    dials_pods: bool
+    """Connects to pod IPs (rather than a ClusterIP or another proxy)."""
+    targets: tuple[Target, ...]
+
+    def settings(self) -> Iterator[Setting]:
+        return iter(())
+
+    def setting(self, key: str) -> Setting | None:
+        return next((s for s in self.settings() if s.key == key), None)
+
+
+@dataclass(frozen=True)
+class ExternalLbHop(HopPlan):
+    backend_idle_timeout: Resolved[Duration | None] = field(kw_only=True)
+
+    def settings(self) -> Iterator[Setting]:
+        yield Setting("backend_idle_timeout", "backend (LB → first tier) idle timeout",
+                      self.backend_idle_timeout,
+                      depends="the first tier's client keep-alive timeout must outlast it")
+
+
+def _pool_settings(
+    pool: UpstreamBudget, *, nginx: bool, callee: str
+) -> Iterator[Setting]:
+    anchor = "upstream " if nginx else ""
+    names = (
+        ("keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time")
+        if nginx
+        else ("upstream_keepalive_pool_size", "upstream_keepalive_idle_timeout",
+              "upstream_keepalive_max_requests", "")
+    )
+    yield Setting("upstream_keepalive.connections", "idle pool size", pool.connections, names[0], anchor)
+    yield Setting("upstream_keepalive.idle_timeout", "pooled connection idle timeout",
+                  pool.idle_timeout, names[1], anchor,
+                  depends=f"must end before {callee} closes the idle connection (LB1xx)")
+    yield Setting("upstream_keepalive.max_requests", "max requests per pooled connection",
+                  pool.max_requests, names[2], anchor)
+    if names[3]:
+        yield Setting("upstream_keepalive.max_lifetime", "max pooled connection lifetime",
+                      pool.max_lifetime, names[3], anchor)
+
+
+@dataclass(frozen=True)
+class NginxHttpHop(HopPlan):
+    client_keepalive: Resolved[Duration] = field(kw_only=True)
+    upstream: UpstreamBudget = field(kw_only=True)
+    callee: str = field(kw_only=True)
+    connect_timeout: Resolved[Duration] = field(kw_only=True)
+    read_timeout: Resolved[Duration] = field(kw_only=True)
+    send_timeout: Resolved[Duration] = field(kw_only=True)
+    retry_conditions: Resolved[tuple[str, ...]] = field(kw_only=True)
+    max_fails: Resolved[int] = field(kw_only=True)
+    fail_timeout: Resolved[Duration] = field(kw_only=True)
+    balancing: Resolved[str] = field(kw_only=True)
+    hash_key: Resolved[str] | None = field(kw_only=True)
+    """With `balancing: hash`: the key (`$remote_addr`, …)."""
+
+    def settings(self) -> Iterator[Setting]:
+        yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
+                      "keepalive_timeout", "server {",
+                      depends="must outlast the idle timeout of the caller's pool (LB1xx)")
+        yield from _pool_settings(self.upstream, nginx=True, callee=self.callee)
+        yield Setting("timeouts.connect", "upstream connect timeout", self.connect_timeout,
+                      "proxy_connect_timeout")
+        yield Setting("timeouts.read", "upstream read timeout", self.read_timeout, "proxy_read_timeout",
+                      depends="a slower answer from the next hop is a 504 here (LB2xx)")
+        yield Setting("timeouts.send", "upstream send timeout", self.send_timeout, "proxy_send_timeout")
+        yield Setting("retry.conditions", "retry conditions", self.retry_conditions, "proxy_next_upstream")
+        yield Setting("passive_health.max_fails", "failures before a server is skipped", self.max_fails,
+                      "max_fails", "upstream ", inline=True)
+        yield Setting("passive_health.fail_timeout", "failure window and skip time", self.fail_timeout,
+                      "fail_timeout", "upstream ", inline=True)
+        yield Setting("active_health", "active health checks", values.NGINX_ACTIVE_HEALTH)
+        yield Setting("balancing.algorithm", "load-balancing method", self.balancing)
+        if self.hash_key is not None:
+            yield Setting("balancing.hash_key", "hash key", self.hash_key, "hash", "upstream ")
+
+
+@dataclass(frozen=True)
+class NginxStreamHop(HopPlan):
+    proxy_timeout: Resolved[Duration] = field(kw_only=True)
+    connect_timeout: Resolved[Duration] = field(kw_only=True)
+    balancing: Resolved[str] = field(kw_only=True)
+
+    def settings(self) -> Iterator[Setting]:
+        yield Setting("proxy_timeout", "idle timeout (both legs)", self.proxy_timeout, "proxy_timeout",
+                      depends="must outlast the idle timeout of the L7 pool that runs through it (LB1xx)")
+        yield Setting("connect_timeout", "upstream connect timeout", self.connect_timeout,
+                      "proxy_connect_timeout")
+        yield Setting("balancing.algorithm", "load-balancing method", self.balancing)
+
+
+class _Where(NamedTuple):
+    """Where a Kong setting is rendered (`Setting.anchor`, `.file`, `.in_item`)."""
+
+    anchor: str = ""
+    file: str = ""
+    in_item: bool = False
+
+
+@dataclass(frozen=True)
+class KongServicePlan:
+    service: str
+    kong_name: str
+    """The Kong Service entity's name (`namespace.name`)."""
+    upstream: str
+    """The Kong Upstream entity's name (`topology.upstream_name`)."""
+    kic_files: tuple[str, str] | None
+    """Under KIC: the Service's manifest (timeouts, retries as annotations) and the file with
+    its KongUpstreamPolicy (balancing, health checks); None for DB-less Kong."""
+    connect_timeout: Resolved[Duration]
+    read_timeout: Resolved[Duration]
+    send_timeout: Resolved[Duration]
+    retries: Resolved[int]
+    balancing: Resolved[str]
+    hash_on: Resolved[str]
+    active_health: Resolved[str]
+    passive_health: Resolved[str]
+
+
+@dataclass(frozen=True)
+class KongHop(HopPlan):
+    client_keepalive: Resolved[Duration] = field(kw_only=True)
+    upstream: UpstreamBudget = field(kw_only=True)
+    entry_listener: Resolved[str] | None = field(kw_only=True)
+    services: tuple[KongServicePlan, ...] = field(kw_only=True)
+
+    def settings(self) -> Iterator[Setting]:
+        yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
+                      "nginx_http_keepalive_timeout",
+                      depends="must outlast the idle timeout of the caller's pool (LB1xx)")
+        yield from _pool_settings(self.upstream, nginx=False, callee="the app server")
+        if self.entry_listener is not None:
+            yield Setting("proxy_listen", "entry listener the caller connects to", self.entry_listener,
+                          "proxy_listen")
+        for s in self.services:
+            base = f"services.{s.service}"
+            if s.kic_files is None:
+                # DB-less: the Service and Upstream entities of kong.yaml.
+                entity = _Where(f"name: {s.kong_name}", in_item=True)
+                upstream = _Where(f"name: {s.upstream}", in_item=True)
+                names = ("connect_timeout", "read_timeout", "write_timeout", "retries",
+                         "algorithm", "hash_on", "active", "passive")
+            else:
+                # KIC: annotations on the Kubernetes Service, and the KongUpstreamPolicy.
+                entity = _Where(file=s.kic_files[0])
+                upstream = _Where("kind: KongUpstreamPolicy", file=s.kic_files[1])
+                names = ("konghq.com/connect-timeout", "konghq.com/read-timeout",
+                         "konghq.com/write-timeout", "konghq.com/retries", "algorithm", "hashOn",
+                         "active", "passive")
+            for key, title, value, name, where, depends in (
+                ("timeouts.connect", "connect timeout", s.connect_timeout, names[0], entity, ""),
+                ("timeouts.read", "read timeout", s.read_timeout, names[1], entity,
+                 "the edge's read timeout should outlast Kong's tries (LB2xx)"),
+                ("timeouts.send", "write timeout", s.send_timeout, names[2], entity, ""),
+                ("retries", "retries on connection errors and timeouts", s.retries, names[3], entity, ""),
+                ("algorithm", "load-balancing method", s.balancing, names[4], upstream, ""),
+                ("hash_on", "hash key", s.hash_on, names[5], upstream, ""),
+                ("healthchecks.active", "active health checks", s.active_health, names[6], upstream, ""),
+                ("healthchecks.passive", "passive health checks", s.passive_health, names[7], upstream,
+                 ""),
+            ):
+                yield Setting(f"{base}.{key}", title, value, name, where.anchor, depends,
+                              file=where.file, in_item=where.in_item)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    service: str
+    """`namespace/name`."""
+    app_idle_timeout: Resolved[Duration | None]
+    session_affinity_timeout: Resolved[int] | None
+    """`ClientIP` affinity's timeoutSeconds (None: no affinity)."""
+
+
+@dataclass(frozen=True)
+class KubernetesHop(HopPlan):
+    kube_proxy_mode: Resolved[str] = field(kw_only=True)
+    services: tuple[ServicePlan, ...] = field(kw_only=True)
+
+    def settings(self) -> Iterator[Setting]:
+        yield Setting("kube_proxy.mode", "kube-proxy mode", self.kube_proxy_mode, "mode")
+        for s in self.services:
+            name = s.service.split("/", 1)[1]
+            yield Setting(f"services.{name}.app.idle_timeout", f"app server idle timeout ({s.service})",
+                          s.app_idle_timeout,
+                          depends="every pooled caller in front must close idle connections first (LB1xx)")
+            if s.session_affinity_timeout is not None:
+                yield Setting(f"services.{name}.kubernetes.session_affinity_timeout",
+                              "ClientIP affinity timeout (seconds)", s.session_affinity_timeout,
+                              "timeoutSeconds", f"name: {name}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The path as it will run: hops in request order, and the keep-alive budget."""
+
+    hops: tuple[HopPlan, ...]
+    budget: Budget
+
+    def hop(self, name: str) -> HopPlan | None:
+        return next((h for h in self.hops if h.name == name), None)
+
+    def hop_of(self, tier: Tier) -> HopPlan:
+        return next(h for h in self.hops if h.kind == tier.kind and h.name == tier.name)
+
+
+class _Common(TypedDict):
+    name: str
+    kind: HopKind
+    tier_index: int
+    protocol_out: Protocol
+    client_address: str
+    sends_proxy_protocol: bool
+    dials_pods: bool
+
+
+EXTERNAL_LB_HOP = "external_lb"
+"""The external load balancer's hop name (it is not a tier and has no name of its own)."""
+
+
+def _balancing(algorithm: str, default: str, product: str, source: str) -> Resolved[str]:
+    if algorithm == default:
+        return Resolved(default, "product default", source, product=product)
+    return Resolved(algorithm, "set")
+
+
+def _targets(spec: Spec, tier: NginxHttpTier | NginxStreamTier | KongTier) -> tuple[Target, ...]:
+    following = spec.next_tier(tier)
+    if isinstance(following, NginxStreamTier | KongTier):
+        port = (
+            following.listen_port
+            if isinstance(following, NginxStreamTier)
+            else topology.gateway_entry_listener(spec, following)[1].port
+        )
+        return tuple(Target("instance", i.name, i.address, port) for i in following.instances)
+    how = topology.backend_targets(tier)
+    out: list[Target] = []
+    for service in spec.services:
+        if how == "pod_endpoints":
+            kic = isinstance(tier, KongTier) and tier.mode == "kic"
+            host, port = (
+                (f"EndpointSlices of {service.namespace}/{service.name}", service.kubernetes.target_port)
+                if kic
+                else topology.backend_address(spec, service, how)
+            )
+            out.append(Target("pod_endpoints" if kic else "headless", service_key(service), host, port))
+        else:
+            host, port = topology.backend_address(spec, service, how)
+            out.append(Target("cluster_ip", service_key(service), host, port))
+    return tuple(out)
+
+
+def _protocol_out(spec: Spec, tier: Tier) -> Protocol:
+    if isinstance(tier, NginxStreamTier):
+        return "tcp+PROXY" if tier.send_proxy_protocol else "tcp"
+    grpc, http1 = topology.has_grpc(spec), topology.has_http1(spec)
+    if grpc and http1:
+        return "h1+grpc"
+    return "grpc" if grpc else "h1"
+
+
+def _client_address(spec: Spec, tier: Tier) -> str:
+    peer = spec.previous_tier(tier)
+    if peer is None:
+        if spec.external_lb is not None:
+            if isinstance(tier, NginxHttpTier) and tier.real_ip is not None:
+                return f"the end user's, from {tier.real_ip.header} sent by the external load balancer"
+            return "the external load balancer's"
+        return "the end user's (the connection's peer)"
+    if isinstance(tier, KongTier):
+        seen = topology.gateway_client(spec)
+        if seen is not None and not seen.is_end_user:
+            return f"a proxy's: {seen.reason}"
+        return "the end user's"
+    if isinstance(tier, NginxStreamTier):
+        return f"{peer.name}'s (a stream proxy reads no headers)"
+    if isinstance(tier, KubernetesTier):
+        if isinstance(peer, NginxHttpTier | KongTier):
+            return f"{peer.name}'s; the end user's travels in X-Forwarded-For"
+        return f"{peer.name}'s"
+    return f"{peer.name}'s"
+
+
+def _kube_proxy_mode(cluster: KubernetesTier) -> Resolved[str]:
+    if cluster.platform == "gke-dataplane-v2":
+        return Resolved("none (eBPF)", "product default",
+                        "GKE Dataplane V2 replaces kube-proxy with Cilium's eBPF datapath")
+    if cluster.platform == "gke":
+        return Resolved("iptables", "product default", "GKE's legacy datapath runs kube-proxy in iptables mode")
+    return values.kube_proxy_mode(cluster)
+
+
+def resolve(spec: Spec) -> Plan:
+    """Resolve every hop of `spec`: one pass, linear in tiers, instances and services."""
+    budget = resolve_budget(spec)
+    hops: list[HopPlan] = []
+    if spec.external_lb is not None and budget.external_lb_idle is not None:
+        hops.append(ExternalLbHop(
+            EXTERNAL_LB_HOP, "external_lb", None, "h1", "the end user's", True, False, False,
+            tuple(Target("instance", i.name, i.address, 0) for i in spec.tiers[0].instances)
+            if not isinstance(spec.tiers[0], KubernetesTier) else (),
+            backend_idle_timeout=budget.external_lb_idle,
+        ))
+    for index, tier in enumerate(spec.tiers):
+        dials_pods = topology.front_of_cluster(spec) is tier and topology.dials_pods(spec)
+        following = spec.next_tier(tier)
+        common = _Common(
+            name=tier.name, kind=tier.kind, tier_index=index,
+            protocol_out=_protocol_out(spec, tier), client_address=_client_address(spec, tier),
+            sends_proxy_protocol=topology.sends_proxy_protocol(tier), dials_pods=dials_pods,
+        )
+        if isinstance(tier, NginxHttpTier):
+            assert budget.edge_upstream is not None and budget.edge_client_keepalive is not None
+            hops.append(NginxHttpHop(
+                **common,
+                pools_upstream=bool(budget.edge_upstream.connections.value),
+                targets=_targets(spec, tier),
+                client_keepalive=budget.edge_client_keepalive,
+                upstream=budget.edge_upstream,
+                callee=following.name if following is not None else "the next hop",
+                connect_timeout=values.edge_connect_timeout(tier),
+                read_timeout=values.edge_read_timeout(tier),
+                send_timeout=values.edge_send_timeout(tier),
+                retry_conditions=values.edge_retry_conditions(tier),
+                max_fails=values.edge_max_fails(tier),
+                fail_timeout=values.edge_fail_timeout(tier),
+                balancing=_balancing(tier.balancing.algorithm, "round-robin", "nginx",
+                                     f"{defaults.NGINX_UPSTREAM_DOC} (weighted round-robin)"),
+                hash_key=(
+                    Resolved(tier.balancing.hash_key, "set")
+                    if tier.balancing.algorithm == "hash" and tier.balancing.hash_key is not None
+                    else None
+                ),
+            ))
+        elif isinstance(tier, NginxStreamTier):
+            assert budget.l4_proxy_timeout is not None
+            hops.append(NginxStreamHop(
+                **common,
+                pools_upstream=False,
+                targets=_targets(spec, tier),
+                proxy_timeout=budget.l4_proxy_timeout,
+                connect_timeout=values.l4_connect_timeout(tier),
+                balancing=_balancing(tier.balancing.algorithm, "round-robin", "nginx",
+                                     "nginx.org/en/docs/stream/ngx_stream_upstream_module.html"),
+            ))
+        elif isinstance(tier, KongTier):
+            assert budget.kong_upstream is not None and budget.kong_client_keepalive is not None
+            entry: Resolved[str] | None = None
+            if spec.previous_tier(tier) is not None:
+                _, listener = topology.gateway_entry_listener(spec, tier)
+                entry = Resolved(
+                    f"port {listener.port}" + "".join(
+                        f", {flag}" for flag, on in (("tls", listener.tls), ("http2", listener.http2),
+                                                      ("proxy_protocol", listener.proxy_protocol)) if on
+                    ),
+                    "derived",
+                    reasoning="the proxy_listen entry whose proxy_protocol flag matches what the "
+                    "caller sends; cleartext first, HTTP/2 first for gRPC",
+                )
+            hops.append(KongHop(
+                **common,
+                pools_upstream=bool(budget.kong_upstream.connections.value),
+                targets=_targets(spec, tier),
+                client_keepalive=budget.kong_client_keepalive,
+                upstream=budget.kong_upstream,
+                entry_listener=entry,
+                services=tuple(
+                    KongServicePlan(
+                        service.name,
+                        f"{service.namespace}.{service.name}",
+                        topology.upstream_name(service),
+                        (service_bundle_path(spec, service), kic_file_path(tier, service))
+                        if tier.mode == "kic" else None,
+                        values.kong_connect_timeout(service),
+                        values.kong_read_timeout(service),
+                        values.kong_send_timeout(service),
+                        values.kong_retries(service),
+                        _balancing(service.kong.algorithm, "round-robin", "Kong",
+                                   "kong/db/schema/entities/upstreams.lua: algorithm default round-robin"),
+                        _balancing(service.kong.hash_on, "none", "Kong",
+                                   "kong/db/schema/entities/upstreams.lua: hash_on default none"),
+                        values.kong_active_health(service),
+                        values.kong_passive_health(service),
+                    )
+                    for service in spec.services
+                ),
+            ))
+        else:
+            mode = _kube_proxy_mode(tier)
+            hops.append(KubernetesHop(
+                **common,
+                pools_upstream=False,
+                targets=(),
+                kube_proxy_mode=mode,
+                services=tuple(
+                    ServicePlan(
+                        service_key(service),
+                        budget.app_idle[service_key(service)],
+                        values.session_affinity_timeout(service)
+                        if service.kubernetes.session_affinity == "ClientIP" else None,
+                    )
+                    for service in spec.services
+                ),
+            ))
+    return Plan(hops=tuple(hops), budget=budget)
+
+
+__all__ = [
+    "EXTERNAL_LB_HOP",
+    "ExternalLbHop",
+    "HopPlan",
+    "KongHop",
+    "KongServicePlan",
+    "KubernetesHop",
+    "NginxHttpHop",
+    "NginxStreamHop",
+    "Plan",
+    "ServicePlan",
+    "Setting",
+    "Target",
+    "resolve",
+]
