@@ -323,7 +323,7 @@ def _measure(path: SimPath, p: Params, t: FloatArray, pod: IntArray, open_pods: 
         max_mean=float(counts.max() / mean) if mean else 0.0,
         min_mean=float(counts.min() / mean) if mean else 0.0,
         cv=float(counts.std() / mean) if mean else 0.0,
-        pods_used=int(np.count_nonzero(counts)), decider_connections=decider, requests=int(len(t)),
+        pods_used=int(np.count_nonzero(counts)), decider_connections=decider, requests=len(t),
     )
     before = path.replicas
     for at, add in path.events:

@@ -18,8 +18,8 @@ from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.model.workload import ScaleEvent
 from lbgen.plan import topology
-from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop, Plan
 from lbgen.plan.budget import service_key
+from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop, Plan
 
 Choice = Literal["round-robin", "random", "hash"]
 """How the engine picks among targets: in turn per worker, uniformly, or by a key."""
@@ -169,7 +169,7 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
         following = spec.next_tier(tier)
         to_cluster = following is not None and following.kind == "kubernetes"
         per_request_pods = to_cluster and hop.dials_pods
-        targets = 0 if to_cluster else len(following.instances) if following is not None else 0
+        targets = len(following.instances) if isinstance(following, NginxStreamTier | KongTier) else 0
         workers = _workers(tier, cores)
         if isinstance(hop, NginxStreamHop):
             assert isinstance(tier, NginxStreamTier)
@@ -182,9 +182,8 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
         size = pool.connections.value or 0
         idle, why = _front_idle(spec, plan, index, _s(pool.idle_timeout.value))
         if to_cluster and app_idle is not None and (idle is None or app_idle < idle):
-            idle, why = app_idle, f"{service.name}'s app idle timeout"
-        chooser = _kong_chooser(spec, service) if isinstance(tier, KongTier) else \
-            _nginx_chooser(tier)  # type: ignore[arg-type]
+            idle, why = app_idle, f"the app idle timeout of {service.name}"
+        chooser = _kong_chooser(spec, service) if isinstance(tier, KongTier) else _nginx_chooser(tier)
         hops.append(ProxyHop(
             tier.name, tier.kind, tuple(i.address for i in tier.instances), workers,
             "pool" if size else "per-request", size, idle, why, pool.max_requests.value,
