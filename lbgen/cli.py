@@ -743,6 +743,9 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
         raise click.BadParameter("give --rate or --closed-loop, not both", param_hint="'--closed-loop'")
     options["duration"] = _duration_s(options["duration"], "--duration")
     options["response_time"] = _duration_s(options["response_time"], "--response-time")
+    from lbgen.simulate.engine import keep_freed_memory
+
+    keep_freed_memory()
     results = [_simulate_one(spec, options)]
     if compare is not None:
         results.append(_simulate_one(compare, options))

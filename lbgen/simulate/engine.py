@@ -64,6 +64,19 @@ class Trial:
     """Per scale event: seconds until the added pods reach 50 % and 90 % of their fair share."""
 
 
+_IOTA: list[IntArray] = [np.arange(0, dtype=np.int64)]
+
+
+def _iota(n: int) -> IntArray:
+    """0..n-1, read-only, from one cached array: a fresh large array costs its page faults
+    on every trial, which made the cost grow faster than the request count."""
+    if len(_IOTA[0]) < n:
+        cached = np.arange(max(n, 2 * len(_IOTA[0])), dtype=np.int64)
+        cached.flags.writeable = False
+        _IOTA[0] = cached
+    return _IOTA[0][:n]
+
+
 def _pods_at(path: SimPath, times: FloatArray) -> IntArray:
     """Ready pods at each time (scale events add pods)."""
     counts = np.cumsum([path.replicas] + [add for _, add in path.events])
@@ -81,7 +94,7 @@ def _small(values: IntArray) -> npt.NDArray[np.signedinteger]:
 def _firsts_lasts(ids: IntArray, count: int) -> tuple[IntArray, IntArray]:
     """Index of the first and last request of each id below `count` (requests are in time
     order; an id without requests gets -1)."""
-    index = np.arange(len(ids), dtype=np.int64)
+    index = _iota(len(ids))
     firsts = np.full(count, len(ids), dtype=np.int64)
     np.minimum.at(firsts, ids, index)
     lasts = np.full(count, -1, dtype=np.int64)
@@ -102,9 +115,9 @@ def _rank_in_group(group: IntArray) -> IntArray:
     order = np.argsort(_small(group), kind="stable")
     sorted_group = group[order]
     heads = np.concatenate(([True], sorted_group[1:] != sorted_group[:-1]))
-    head_index = np.maximum.accumulate(np.where(heads, np.arange(len(order)), 0))
+    head_index = np.maximum.accumulate(np.where(heads, _iota(len(order)), 0))
     rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - head_index
+    rank[order] = _iota(len(order)) - head_index
     return rank
 
 
@@ -178,10 +191,10 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
     if hop.idle_s is not None:
         new[1:] |= (ts[1:] - ts[:-1]) > hop.idle_s
     if hop.max_requests is not None or hop.lifetime_s is not None:
-        head = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
+        head = np.maximum.accumulate(np.where(new, _iota(len(order)), 0))
         recycle = np.zeros(len(order), dtype=bool)
         if hop.max_requests is not None:
-            recycle |= (np.arange(len(order)) - head) % hop.max_requests == 0
+            recycle |= (_iota(len(order)) - head) % hop.max_requests == 0
         if hop.lifetime_s is not None:
             age = np.floor((ts - ts[head]) / hop.lifetime_s)
             recycle[1:] |= (age[1:] != age[:-1]) & ~new[1:]
@@ -190,7 +203,7 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
     up[order] = generation
     count = int(generation[-1]) + 1 if len(order) else 0
     loose = np.flatnonzero(~pooled)
-    up[loose] = count + np.arange(len(loose))
+    up[loose] = count + _iota(len(loose))
     return up
 
 
@@ -200,16 +213,16 @@ def _cluster(rng: np.random.Generator, cluster: ClusterHop, path: SimPath, start
     the order they open)."""
     n = len(start)
     head_mask = np.ones(n, dtype=bool)
-    segment = np.arange(n)
+    segment = _iota(n)
     if cluster.affinity_s is not None:
         order = np.argsort(_small(source), kind="stable")
         s_src, s_start = source[order], start[order]
         heads = np.ones(n, dtype=bool)
         heads[1:] = (s_src[1:] != s_src[:-1]) | ((s_start[1:] - s_start[:-1]) > cluster.affinity_s)
-        head_of = np.maximum.accumulate(np.where(heads, np.arange(n), 0))
+        head_of = np.maximum.accumulate(np.where(heads, _iota(n), 0))
         segment = np.empty(n, dtype=np.int64)
         segment[order] = order[head_of]
-        head_mask = segment == np.arange(n)
+        head_mask = segment == _iota(n)
     heads_index = np.flatnonzero(head_mask)
     counts = _pods_at(path, start[heads_index])
     pod = np.empty(n, dtype=np.int64)
@@ -247,7 +260,7 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
         conn = rng.integers(0, connections, n)
         return t, conn, conn % p.clients
     client = rng.integers(0, p.clients, n)
-    return t, np.arange(n, dtype=np.int64), client
+    return t, _iota(n), client
 
 
 def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
@@ -267,18 +280,18 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
         if hop.reuse == "per-connection":
             firsts, _ = _firsts_lasts(conn, n_conn)
             opened = _in_time_order(firsts, n)
-            keys_c = {"client": client[opened], "peer": peer[opened], "request": np.arange(n_conn)}
+            keys_c = {"client": client[opened], "peer": peer[opened], "request": _iota(n_conn)}
             target_c = np.empty(n_conn, dtype=np.int64)
             target_c[conn[opened]] = _choose(rng, hop.chooser, group[opened], keys_c,
                                              np.full(n_conn, max(hop.targets, 1)), random_start=False)
             up = conn
             target = target_c[conn]
         else:
-            keys["request"] = np.arange(n)
+            keys["request"] = _iota(n)
             counts = _pods_at(path, t) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
             target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong")
             if hop.reuse == "per-request":
-                up = np.arange(n, dtype=np.int64)
+                up = _iota(n)
             else:
                 n_targets = int(counts.max())
                 up = _pool(rng, hop, p, t, group, target, n_targets)
@@ -348,10 +361,33 @@ def _measure(path: SimPath, p: Params, t: FloatArray, pod: IntArray, open_pods: 
     return trial
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the
+    system (no trimming, no per-array mmap). A trial frees and allocates arrays of the same
+    sizes again; handing them back made every trial pay page faults and zeroing again, which
+    grew faster than the request count (10x the rate: 12.5x the time instead of 9x).
+    Process-wide, so only the `lbgen simulate` command and the benchmark call it; a no-op
+    where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+        if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):
+            return
+        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc malloc.h
+        mallopt(m_trim_threshold, 1 << 30)
+        mallopt(m_mmap_threshold, 1 << 30)
+    except OSError:
+        return
+
+
 def run(path: SimPath, p: Params) -> list[Trial]:
     """`p.trials` independent trials, reproducible from `p.seed`."""
     seeds = np.random.SeedSequence(p.seed).spawn(p.trials)
     return [run_trial(path, p, np.random.default_rng(s)) for s in seeds]
 
 
-__all__ = ["Params", "Trial", "run", "run_trial"]
+__all__ = ["Params", "Trial", "keep_freed_memory", "run", "run_trial"]
