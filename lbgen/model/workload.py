@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from lbgen.model._base import StrictModel
 from lbgen.model.types import Duration
@@ -60,14 +60,8 @@ class Workload(StrictModel):
     """CPU cores of each proxy instance: the worker count of `worker_processes: auto` and of
     Kong's `nginx_worker_processes auto` (simulate: 2 unless set)."""
     events: list[ScaleEvent] = Field(default_factory=list, max_length=100)
-    """Scale events during the run (simulate's `--event` adds to them)."""
-
-    @field_validator("events", mode="before")
-    @classmethod
-    def _event_strings(cls, value: object) -> object:
-        if isinstance(value, list):
-            return [ScaleEvent.parse(v) if isinstance(v, str) else v for v in value]
-        return value
+    """Scale events during the run, e.g. `{service: orders, add: 4, at: 30s}` (simulate's
+    `--event 'scale orders +4 at 30s'` adds to them)."""
 
     @model_validator(mode="after")
     def _something_given(self) -> Workload:

@@ -16,6 +16,7 @@ import pytest
 from lbgen.simulate.engine import Params, _rendezvous, run
 from lbgen.simulate.path import Chooser, ClusterHop, ProxyHop, SimPath
 
+ROUND_ROBIN = Chooser("round-robin")
 IPTABLES = ClusterHop("cluster", "iptables", "random", "", None, "cluster_ip")
 
 
@@ -25,7 +26,7 @@ def _path(hops: tuple[ProxyHop, ...] = (), cluster: ClusterHop = IPTABLES, repli
 
 
 def _proxy(*, instances: int = 1, workers: int = 1, reuse: str = "pool", size: int = 32,
-           chooser: Chooser = Chooser("round-robin"), per_request_pods: bool = False, kind: str = "nginx_http",
+           chooser: Chooser = ROUND_ROBIN, per_request_pods: bool = False, kind: str = "nginx_http",
            idle_s: float | None = None, max_requests: int | None = None) -> ProxyHop:
     return ProxyHop("proxy", kind, tuple(f"10.0.0.{i + 1}" for i in range(instances)), workers,
                     reuse, size, idle_s, "", max_requests, None, chooser, 0, per_request_pods)  # type: ignore[arg-type]

@@ -93,7 +93,7 @@ def test_the_spec_workload_is_read_and_flags_override_it(tmp_path: Path) -> None
     spec = tmp_path / "w.yaml"
     text = Path(FIXED).read_text()
     spec.write_text(text + "workload:\n  rate: 200\n  clients: 7\n  duration: 5s\n"
-                    "  events: ['scale orders +2 at 2s']\n")
+                    "  events: [{service: orders, add: 2, at: 2s}]\n")
     (result,) = _json(str(spec), "--trials", "2")
     assert result["workload"]["rate"] == 200 and result["workload"]["clients"] == 7
     assert result["workload"]["duration_s"] == 5.0 and result["pods"] == 10
