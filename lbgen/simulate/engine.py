@@ -16,7 +16,8 @@ the next hop's instance (or pod) it reaches:
 - kube-proxy picks a pod per new connection to the ClusterIP (iptables, nftables: uniform;
   IPVS rr: in turn per node); sessionAffinity ClientIP keeps a source address on its pod
   while its connections come closer together than the affinity timeout.
-- Scale events add pods at time t: every choice made after t sees them.
+- Scale events add pods at time t: every kube-proxy choice made after t sees them; a proxy
+  that resolves a headless Service sees them once its cached DNS answer expires.
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def _small(values: IntArray) -> npt.NDArray[np.signedinteger]:
     16-bit and smaller integers (linear in the count)."""
     top = int(values.max()) if len(values) else 0
     return values.astype(np.int16 if top < 2**15 else np.int32 if top < 2**31 else np.int64)
+
+
+def _pods_seen(rng: np.random.Generator, path: SimPath, hop: ProxyHop, t: FloatArray, inst: IntArray) -> IntArray:
+    """Pods a hop that resolves the pods itself knows of at each request: an added pod is
+    seen by each instance once its cached answer expires (uniform within the TTL)."""
+    if hop.discovery_s is None or not path.events:
+        return _pods_at(path, t)
+    counts = np.full(len(t), path.replicas, dtype=np.int64)
+    for at, add in path.events:
+        seen = at + rng.uniform(0.0, hop.discovery_s, len(hop.instances))
+        counts += add * (t >= seen[inst])
+    return counts
 
 
 def _firsts_lasts(ids: IntArray, count: int) -> tuple[IntArray, IntArray]:
@@ -288,7 +301,7 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
             target = target_c[conn]
         else:
             keys["request"] = _iota(n)
-            counts = _pods_at(path, t) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
+            counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
             target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong")
             if hop.reuse == "per-request":
                 up = _iota(n)

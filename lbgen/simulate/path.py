@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lbgen import defaults
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
@@ -62,6 +63,9 @@ class ProxyHop:
     """Instances of the next hop; 0: the next hop is the Kubernetes Service."""
     per_request_pods: bool
     """Balances each request over pod endpoints itself (no kube-proxy choice)."""
+    discovery_s: float | None = None
+    """A new pod is seen by each instance within this time (the headless Service's DNS TTL,
+    the instance's cache expiring at a random moment); None: at once."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,8 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
             tier.name, tier.kind, tuple(i.address for i in tier.instances), workers,
             "pool" if size else "per-request", size, idle, why, pool.max_requests.value,
             _s(pool.max_lifetime.value), chooser, targets, per_request_pods,
+            _s(defaults.CLUSTER_DNS_TTL.value) if per_request_pods and any(
+                target.kind == "headless" for target in hop.targets) else None,
         ))
     mode = cluster_plan.kube_proxy_mode.value
     service_plan = next(s for s in cluster_plan.services if s.service == key)

@@ -69,10 +69,15 @@ def test_the_path_comes_from_the_plan() -> None:
 
 
 def test_scale_event_time_to_fair_share() -> None:
-    fixed, advised = _json(FIXED, "--compare", ADVISED, *FAST, "--event", "scale orders +4 at 10s")
+    fixed, advised = _json(FIXED, "--compare", ADVISED, "--rate", "500", "--duration", "60s", "--trials", "10",
+                           "--event", "scale orders +4 at 10s")
+    # Kong balances per request, but each instance sees the new pods only when its cached
+    # answer for the headless Service expires: within the cluster DNS TTL (30s).
     event = fixed["scale_events"][0]
-    assert event["reached_90_percent"] == 1.0 and event["to_90_percent_s"]["p95"] <= 2
-    assert fixed["pods"] == 12 and fixed["window_s"] == [10.0, 20.0]
+    assert event["reached_90_percent"] == 1.0 and event["to_90_percent_s"]["p95"] <= 31
+    assert event["to_50_percent_s"]["median"] < event["to_90_percent_s"]["median"]
+    assert fixed["pods"] == 12 and fixed["window_s"] == [10.0, 60.0]
+    assert fixed["path"][2]["discovery_s"] == 30.0
     # Affinity pins both sources: the new pods never get their share.
     assert advised["scale_events"][0]["reached_50_percent"] == 0.0
     assert advised["scale_events"][0]["to_50_percent_s"] is None
