@@ -196,8 +196,11 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
     pooled = depth < (np.floor(low) + per_target)[pool_key]
     key = pool_key * (int(depth.max()) + 1) + depth
     up = np.empty(n, dtype=np.int64)
-    index = np.flatnonzero(pooled)
-    order = index[np.argsort(_small(key[index]), kind="stable")]
+    if pooled.all():  # the usual case: skip two passes over the requests
+        order = np.argsort(_small(key), kind="stable")
+    else:
+        index = np.flatnonzero(pooled)
+        order = index[np.argsort(_small(key[index]), kind="stable")]
     ks, ts = key[order], t[order]
     new = np.ones(len(order), dtype=bool)
     new[1:] = ks[1:] != ks[:-1]
@@ -392,7 +395,7 @@ def keep_freed_memory() -> None:
             return
         m_trim_threshold, m_mmap_threshold = -1, -3  # glibc malloc.h
         mallopt(m_trim_threshold, 1 << 30)
-        mallopt(m_mmap_threshold, 1 << 30)
+        mallopt(m_mmap_threshold, 32 << 20)  # the largest value glibc accepts on 64-bit
     except OSError:
         return
 
