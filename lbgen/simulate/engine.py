@@ -125,6 +125,13 @@ def _dense(ids: IntArray) -> tuple[IntArray, int]:
 
 def _rank_in_group(group: IntArray) -> IntArray:
     """Position of each item among the items of its group; items are in time order."""
+    groups = int(group.max()) + 1 if len(group) else 0
+    if groups <= 16:  # few groups (instances x workers): one masked pass each beats a sort
+        rank = np.empty(len(group), dtype=np.int64)
+        for g in range(groups):
+            mask = group == g
+            rank[mask] = _iota(int(np.count_nonzero(mask)))
+        return rank
     order = np.argsort(_small(group), kind="stable")
     sorted_group = group[order]
     heads = np.concatenate(([True], sorted_group[1:] != sorted_group[:-1]))
