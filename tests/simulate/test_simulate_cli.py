@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from lbgen.cli import cli
@@ -113,6 +114,7 @@ def test_input_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
         (["--event", "scale carts +4 at 30s"], "no such service"),
         (["--duration", "soon"], "--duration"),
         (["--rate", "5", "--closed-loop"], "not both"),
+        (["--rate", "100000"], "requests per trial"),
     ):
         result = CliRunner().invoke(cli, ["simulate", FIXED, *args])
         assert result.exit_code == 2, (args, result.output)
@@ -121,3 +123,14 @@ def test_input_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
     bad.write_text(Path(FIXED).read_text() + "workload:\n  rate: 10\n  clients: 0\n")
     result = CliRunner().invoke(cli, ["simulate", str(bad)])
     assert result.exit_code == 2 and "bad.yaml:" in result.output and "clients" in result.output
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_simulates(example: Path) -> None:
+    import lbgen
+
+    service = lbgen.load(example).spec.services[0].name
+    (result,) = _json(str(example), "--rate", "200", "--duration", "5s", "--trials", "2",
+                      "--event", f"scale {service} +2 at 2s")
+    assert result["pods"] == result["path"][-1]["replicas"] + 2
+    assert sum(p["share"]["median"] for p in result["per_pod"]) == pytest.approx(1, abs=0.05)
