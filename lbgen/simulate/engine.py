@@ -188,8 +188,9 @@ def _occupancy_draw(rng: np.random.Generator, mean: FloatArray) -> IntArray:
 
 
 def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, group: IntArray,
-          target: IntArray, n_targets: int) -> IntArray:
-    """The pooled upstream connection of each request (dense ids)."""
+          target: IntArray, n_targets: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """The pooled upstream connection of each request (dense ids), and whether the request
+    found room in the pool (False: its connection closes after it)."""
     n = len(t)
     pool_key = group * n_targets + target
     n_keys = int(pool_key.max()) + 1
@@ -227,7 +228,7 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
     count = int(generation[-1]) + 1 if len(order) else 0
     loose = np.flatnonzero(~pooled)
     up[loose] = count + _iota(len(loose))
-    return up
+    return up, pooled
 
 
 def _cluster(rng: np.random.Generator, cluster: ClusterHop, path: SimPath, start: FloatArray,
@@ -293,6 +294,9 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     first = path.hops[0] if path.hops else None
     inst = rng.integers(0, len(first.instances), int(conn.max()) + 1)[conn] if first else np.zeros(n, np.int64)
     pod: IntArray | None = None
+    # Requests whose connection closes after them (clients without keep-alive, a hop that
+    # does not pool, a stack depth the idle cache cannot keep): never open at the end.
+    one_shot = np.full(n, not p.keepalive and p.rate is not None)
     decider = 0
     open_pods: IntArray = np.zeros(0, dtype=np.int64)
     for hop in path.hops:
@@ -315,16 +319,18 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
             target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong")
             if hop.reuse == "per-request":
                 up = _iota(n)
+                one_shot = np.ones(n, dtype=bool)
             else:
                 n_targets = int(counts.max())
-                up = _pool(rng, hop, p, t, group, target, n_targets)
+                up, pooled = _pool(rng, hop, p, t, group, target, n_targets)
+                one_shot = ~pooled
         if hop.per_request_pods:
             pod = target
             up, n_up = _dense(up)
             firsts, lasts = _firsts_lasts(up, n_up)
             decider = n
             alive = t[lasts] >= p.duration_s - (hop.idle_s if hop.idle_s is not None else p.duration_s)
-            open_pods = pod[firsts][alive]
+            open_pods = pod[firsts][alive & ~one_shot[firsts]]
             break
         peer = inst  # the next hop sees this hop's instance address
         inst = target
@@ -340,7 +346,7 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
         last_hop = path.hops[-1] if path.hops else None
         idle = last_hop.idle_s if last_hop is not None and last_hop.reuse == "pool" else None
         alive = t[lasts] >= p.duration_s - (idle if idle is not None else p.duration_s)
-        open_pods = pod_c[alive]
+        open_pods = pod_c[alive & ~one_shot[firsts]]
     return _measure(path, p, t, pod, open_pods, decider)
 
 

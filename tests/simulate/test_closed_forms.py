@@ -76,6 +76,8 @@ def test_no_pooling_converges_to_uniform() -> None:
     cvs = np.array([r.cv for r in results])
     assert 0.6 * expected_cv < np.median(cvs) < 1.4 * expected_cv
     assert max(r.max_mean for r in results) < 1.05  # 8 pods at 7500 each: sd 81, max ~ +3 sd
+    # Each of those connections closes after its request: none is open at the end.
+    assert all(r.open_connections.sum() == 0 for r in results)
     # The same traffic through a pool of long-lived connections is not uniform at all.
     pooled = run(_path((_proxy(size=32),), replicas=n), Params(50, 1, rate, duration, 0.05, 20, seed=3))
     assert np.median([r.cv for r in pooled]) > 10 * expected_cv
@@ -142,6 +144,7 @@ def test_max_requests_recycles_pooled_connections_and_spreads_load() -> None:
     frozen = run(_path((_proxy(workers=1),)), Params(10, 1, 100.0, 60.0, 1e-7, 10, seed=2))
     recycled = run(_path((_proxy(workers=1, max_requests=100),)), Params(10, 1, 100.0, 60.0, 1e-7, 10, seed=2))
     assert all(r.pods_used == 1 for r in frozen)
+    assert all(r.open_connections.tolist() == [1] + [0] * 7 for r in frozen)
     assert all(r.pods_used == 8 for r in recycled)
     assert np.median([r.decider_connections for r in recycled]) == pytest.approx(60, abs=1)
 
