@@ -1,4 +1,4 @@
-"""The `lbgen` command line: render, validate, rules, explain, schema.
+"""The `lbgen` command line: render, validate, rules, plan, explain, simulate, schema.
 
 Exit codes: 0 ok; 1 findings at or above the threshold, failed checks, or stale output
 (`render --check`); 2 usage or input error. User mistakes never show a traceback: input
@@ -619,6 +619,166 @@ def plan_command(spec: Path, fmt: str) -> None:
     files = render_spec(loaded.spec, Path(loaded.source_name).name, plan)
     text = plan_to_json(plan, files, ALL_RULES) if fmt == "json" else plan_to_text(plan, files, ALL_RULES)
     click.echo(text, nl=False)
+
+
+MAX_SIMULATED_REQUESTS = 5e6
+"""Requests per trial `lbgen simulate` accepts (60 s at 80,000 requests/s)."""
+
+
+def _duration_s(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    from lbgen.model.types import Duration
+
+    try:
+        seconds = Duration.parse(value).ms / 1000
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+    if seconds <= 0:
+        raise click.BadParameter("must be longer than 0s", param_hint=f"'{option}'")
+    return seconds
+
+
+def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
+    """Load, resolve and simulate one spec with the flags applied over its `workload:`."""
+    from lbgen import simulate as sim
+    from lbgen.model.workload import ScaleEvent
+    from lbgen.plan import resolve
+    from lbgen.report import format_path
+
+    loaded = _load(spec)
+    model = loaded.spec
+    try:
+        service = sim.pick_service(model, options["service"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--service'") from None
+    work = model.workload
+    events = list(work.events) if work is not None else []
+    for text in options["event"]:
+        try:
+            events.append(ScaleEvent.parse(text))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc).splitlines()[-1], param_hint="'--event'") from None
+    names = {s.name for s in model.services}
+    for event in events:
+        if event.service not in names:
+            raise click.BadParameter(f"event {event.service!r}: no such service in {spec} "
+                                     f"(services: {', '.join(sorted(names))})", param_hint="'--event'")
+
+    def pick(flag: Any, field: str, fallback: Any) -> Any:
+        if flag is not None:
+            return flag
+        value = getattr(work, field) if work is not None else None
+        return fallback if value is None else value
+
+    duration = options["duration"] or (work.duration.ms / 1000 if work is not None and work.duration else
+                                       sim.DEFAULT_DURATION_S)
+    rate: float | None = None if options["closed_loop"] else pick(options["rate"], "rate", sim.DEFAULT_RATE)
+    response = options["response_time"]
+    if response is None and work is not None and work.response_time is not None:
+        response = work.response_time.ms / 1000
+    if response is None and work is not None and work.concurrency is not None and rate is not None:
+        response = work.concurrency / rate
+    settings = sim.Settings(
+        clients=pick(options["clients"], "clients", sim.DEFAULT_CLIENTS),
+        connections_per_client=pick(options["client_connections"], "connections_per_client",
+                                    sim.DEFAULT_CONNECTIONS_PER_CLIENT),
+        rate=rate, duration_s=duration,
+        response_time_s=response if response is not None else sim.DEFAULT_RESPONSE_TIME_S,
+        cores=pick(options["cores"], "cores", sim.DEFAULT_CORES),
+        trials=options["trials"], seed=options["seed"],
+        keepalive=work.keepalive if work is not None else True, events=tuple(events),
+    )
+    per_trial = (settings.rate or settings.clients * settings.connections_per_client / settings.response_time_s) \
+        * settings.duration_s
+    if per_trial > MAX_SIMULATED_REQUESTS:
+        # A trial holds its requests in memory (about 250 bytes each at the peak).
+        raise click.BadParameter(f"{per_trial:.3g} requests per trial; lower --rate or --duration (or raise "
+                                 f"--response-time in closed loop) to at most {MAX_SIMULATED_REQUESTS:.0e}",
+                                 param_hint="'--rate'")
+    plan = resolve(model)
+    report = check_spec(loaded, plan=plan)
+    findings = [{"code": f.code, "name": f.name, "path": format_path(f.path)} for f in report.findings]
+    return sim.simulate(model, plan, service, settings, name=Path(loaded.source_name).stem, findings=findings)
+
+
+@cli.command("simulate")
+@click.argument("spec", type=_SPEC)
+@click.option("--service", default=None, help="Service to simulate (default: the first).")
+@click.option("--clients", type=click.IntRange(1, 100_000), default=None,
+              help="Client machines (source addresses). [spec workload or 50]")
+@click.option("--client-connections", type=click.IntRange(1, 10_000), default=None,
+              help="Connections each client keeps open. [spec workload or 1]")
+@click.option("--rate", type=click.FloatRange(0, 10_000_000, min_open=True), default=None,
+              help="Requests per second (open loop). [spec workload or 1000]")
+@click.option("--closed-loop", is_flag=True,
+              help="Each client connection sends its next request when the last one returns.")
+@click.option("--duration", default=None, help="Simulated time, e.g. 60s, 5m. [spec workload or 60s]")
+@click.option("--response-time", "response_time", default=None,
+              help="Time a request is in flight. [spec workload, concurrency/rate, or 50ms]")
+@click.option("--cores", type=click.IntRange(1, 1024), default=None,
+              help="Cores per proxy instance (workers of worker_processes auto). [spec workload or 2]")
+@click.option("--trials", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--event", "event", multiple=True, metavar="'scale SERVICE +N at TIME'",
+              help="Add pods during the run (repeatable), e.g. --event 'scale orders +4 at 30s'.")
+@click.option("--compare", "compare", type=_SPEC, default=None, metavar="OTHER_SPEC",
+              help="Simulate OTHER_SPEC with the same workload and show both side by side.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--max-skew", type=click.FloatRange(1, None), default=None,
+              help="Exit 1 when the median max/mean of requests per pod exceeds this.")
+@click.option("--max-cv", type=click.FloatRange(0, None), default=None,
+              help="Exit 1 when the median coefficient of variation exceeds this.")
+@_user_errors
+def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float | None,
+                     max_cv: float | None, **options: Any) -> None:
+    """Predict how SPEC spreads requests and connections over the pods.
+
+    Simulates the path hop by hop from the values the renderers use (pools, idle timeouts,
+    max requests, lifetimes, balancing per worker, targets, kube-proxy mode, session
+    affinity, app idle timeouts), over --trials independent runs (deterministic for
+    --seed). Flags override the spec's `workload:` section. Exit 0, or 1 when --max-skew
+    or --max-cv is exceeded (by any simulated spec), 2 on input errors.
+
+    \b
+    Examples:
+      lbgen simulate examples/seed-as-advised.yaml --compare examples/seed-fixed.yaml
+      lbgen simulate examples/seed-fixed.yaml --rate 5000 --event 'scale orders +4 at 30s'
+      lbgen simulate examples/seed-fixed.yaml --format json --max-skew 1.2
+    """
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        _error("lbgen simulate needs numpy: python3 -m pip install 'lbgen[simulate]'")
+        _exit(EXIT_USAGE)
+    if options["closed_loop"] and options["rate"] is not None:
+        raise click.BadParameter("give --rate or --closed-loop, not both", param_hint="'--closed-loop'")
+    options["duration"] = _duration_s(options["duration"], "--duration")
+    options["response_time"] = _duration_s(options["response_time"], "--response-time")
+    from lbgen.simulate.engine import keep_freed_memory
+
+    keep_freed_memory()
+    results = [_simulate_one(spec, options)]
+    if compare is not None:
+        results.append(_simulate_one(compare, options))
+    from lbgen.simulate.report import compare_text, to_json, to_text
+
+    if fmt == "json":
+        click.echo(to_json(results), nl=False)
+    elif len(results) == 2:
+        click.echo(compare_text(results[0], results[1]), nl=False)
+    else:
+        click.echo(to_text(results[0]), nl=False)
+    over = [
+        f"{r.spec}: median {label} {value:.3g} exceeds {limit:g}"
+        for r in results
+        for label, value, limit in (("max/mean", r.max_mean.median, max_skew), ("CV", r.cv.median, max_cv))
+        if limit is not None and value > limit
+    ]
+    for line in over:
+        click.echo(f"lbgen: {line}", err=True)
+    if over:
+        _exit(EXIT_FINDINGS)
 
 
 @cli.command("explain")

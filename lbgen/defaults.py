@@ -165,6 +165,13 @@ def external_lb_backend_idle(kind: str) -> Fact[Duration | None]:
 
 # kube-proxy's mode when none is configured on Linux: iptables (virtual-ips.md; kube-proxy
 # --proxy-mode "on Linux … 'iptables' (default)").
+CLUSTER_DNS_TTL = Fact(
+    _s(30),
+    "cluster DNS TTL 30s as deployed (kube-dns; CoreDNS Corefile `ttl 30`, "
+    "kubernetes/kubernetes#76238)",
+)
+"""How long a resolver may keep a headless Service's answer: the health rules' drain
+estimate and the simulator's delay before a new pod is seen both read it."""
 KUBE_PROXY_DEFAULT_MODE = Fact(
     "iptables", "kube-proxy --proxy-mode default on Linux: iptables (kubernetes.io virtual-ips)"
 )

@@ -15,6 +15,10 @@ Figures are printed, never asserted: a timed unit test would be flaky on a share
 3. 10,000 services vs 1,000 (target: ≤ 11×: linear).
 4. All rules over the 1,000-service spec vs gixy-ng on an nginx.conf with 1,000 upstreams
    × 8 servers (target: rules faster).
+5. `lbgen simulate` of examples/seed-as-advised.yaml and seed-fixed.yaml: 60 s at 5,000
+   requests/s, 20 trials (target: < 3 s), and at 50,000 requests/s (target: ≤ 11× the time:
+   linear in requests × trials). Wall and CPU time of the simulation in process
+   (`--simulate-only` runs just this).
 """
 
 from __future__ import annotations
@@ -161,7 +165,11 @@ def gixy_conf(path: Path, upstreams: int, servers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one run per measurement")
+    parser.add_argument("--simulate-only", action="store_true", help="only measurement 5")
     args = parser.parse_args()
+    if args.simulate_only:
+        simulate_figures(1 if args.quick else 3)
+        return
     runs = 1 if args.quick else 5
     gc.disable()  # as the `lbgen` command does (lbgen/__main__.py)
     python = sys.executable
@@ -229,6 +237,36 @@ def main() -> None:
         rules_1k_load = timed(lambda: lbgen.validate(lbgen.load(tmp / "bench-1000.yaml")), 1)
         print(f"   load+rules 10,000 vs 1,000 services: {rules_10k:.2f} s vs {rules_1k_load:.2f} s; "
               f"ratio {rules_10k / rules_1k_load:.2f}x (target <= 11x)")
+    simulate_figures(runs)
+
+
+def simulate_figures(runs: int) -> None:
+    """5. The simulation alone (spec loaded and resolved once): wall and CPU seconds, medians."""
+    import lbgen
+    from lbgen import simulate as sim
+    from lbgen.plan import resolve
+    from lbgen.simulate.engine import keep_freed_memory
+
+    keep_freed_memory()  # as `lbgen simulate` does
+
+    def timing(example: str, rate: float) -> tuple[float, float]:
+        loaded = lbgen.load(REPO / "examples" / example)
+        plan = resolve(loaded.spec)
+        settings = sim.Settings(50, 1, rate, 60.0, 0.05, 2, 20, 0, True, ())
+        walls, cpus = [], []
+        for _ in range(runs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            sim.simulate(loaded.spec, plan, loaded.spec.services[0], settings)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        return statistics.median(walls), statistics.median(cpus)
+
+    for example in ("seed-as-advised.yaml", "seed-fixed.yaml"):
+        wall, cpu = timing(example, 5_000)
+        wall10, cpu10 = timing(example, 50_000)
+        print(f"5. simulate {example}, 60 s at 5,000 req/s x 20 trials: {wall:.2f} s wall, {cpu:.2f} s CPU "
+              f"(target < 3 s); at 50,000 req/s: {wall10:.2f} s wall, {cpu10:.2f} s CPU; ratio "
+              f"{cpu10 / cpu:.2f}x CPU (target <= 11x)")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,67 @@
 """The traffic the path carries: the optional top-level `workload:` section.
 
-Only the rules read it today (connection churn, LB412/LB413). It describes load at the
-entry of the path, all services together, so that a later `lbgen simulate` can extend it
-(clients, connections per client, duration, a per-service split) without renaming these.
+The connection-churn rules (LB412/LB413) read `rate` and `concurrency`; `lbgen simulate`
+reads all of it (its command-line flags override each field). It describes load at the
+entry of the path.
 """
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, model_validator
 
 from lbgen.model._base import StrictModel
+from lbgen.model.types import Duration
+
+_EVENT = re.compile(r"^scale (?P<service>[a-z0-9]([-a-z0-9]*[a-z0-9])?) \+(?P<add>[0-9]{1,4}) at (?P<at>\S+)$")
+
+
+class ScaleEvent(StrictModel):
+    """Pods added to a service at a moment of the simulated run (an HPA scale-out)."""
+
+    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    """The service's `name`."""
+    add: int = Field(ge=1, le=1000)
+    """Pods added (ready at once)."""
+    at: Duration
+    """When, from the start of the run."""
+
+    @classmethod
+    def parse(cls, text: str) -> ScaleEvent:
+        """`scale orders +4 at 30s`, the form `lbgen simulate --event` takes."""
+        match = _EVENT.match(text.strip())
+        if match is None:
+            raise ValueError(f"event {text!r} is not of the form 'scale SERVICE +N at TIME' (e.g. 'scale orders +4 at 30s')")
+        return cls(service=match["service"], add=int(match["add"]), at=Duration.parse(match["at"]))
 
 
 class Workload(StrictModel):
-    """Peak traffic entering the path, all services together (used by the connection-churn
-    rules; `lbgen simulate` will add clients, connections per client and duration here)."""
+    """Peak traffic entering the path: what the connection-churn rules and `lbgen simulate`
+    assume the clients do."""
 
     rate: float | None = Field(default=None, gt=0, le=10_000_000)
     """Requests per second at peak. Rules turn it into new connections per second where a
     hop cannot reuse connections."""
     concurrency: int | None = Field(default=None, ge=1, le=10_000_000)
     """Requests in flight at once at peak. Rules compare it with the idle pools that carry
-    them."""
+    them; `lbgen simulate` derives the response time from it (concurrency / rate)."""
+    clients: int | None = Field(default=None, ge=1, le=100_000)
+    """Distinct client machines (source addresses) sending the traffic (simulate: 50 unless set)."""
+    connections_per_client: int | None = Field(default=None, ge=1, le=10_000)
+    """Connections each client keeps open to the first tier (simulate: 1 unless set)."""
+    keepalive: bool = True
+    """Clients reuse their connections; `false`: one connection per request."""
+    duration: Duration | None = None
+    """Simulated time (simulate: 60s unless set)."""
+    response_time: Duration | None = None
+    """Time a request stays in flight; unset: concurrency / rate, or 50ms without concurrency."""
+    cores: int | None = Field(default=None, ge=1, le=1024)
+    """CPU cores of each proxy instance: the worker count of `worker_processes: auto` and of
+    Kong's `nginx_worker_processes auto` (simulate: 2 unless set)."""
+    events: list[ScaleEvent] = Field(default_factory=list, max_length=100)
+    """Scale events during the run, e.g. `{service: orders, add: 4, at: 30s}` (simulate's
+    `--event 'scale orders +4 at 30s'` adds to them)."""
 
     @model_validator(mode="after")
     def _something_given(self) -> Workload:
@@ -30,4 +70,4 @@ class Workload(StrictModel):
         return self
 
 
-__all__ = ["Workload"]
+__all__ = ["ScaleEvent", "Workload"]

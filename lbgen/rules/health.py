@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator
 
 from lbgen import defaults, versions
-from lbgen.defaults import Fact
+from lbgen.defaults import CLUSTER_DNS_TTL, Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
@@ -58,11 +58,6 @@ KONG_WORKER_STATE_UPDATE = Fact(
 )
 KUBE_PROXY_MIN_SYNC = Fact(
     Duration(1000), "kube-proxy iptables/ipvs/nftables minSyncPeriod default 1s (kube-proxy config)"
-)
-CLUSTER_DNS_TTL = Fact(
-    Duration(30000),
-    "cluster DNS TTL 30s as deployed (kube-dns; CoreDNS Corefile `ttl 30`, "
-    "kubernetes/kubernetes#76238)",
 )
 TERMINATION_GRACE_PERIOD = Fact(
     Duration(30000), f"terminationGracePeriodSeconds default 30 ({POD_TERMINATION})"

@@ -94,3 +94,16 @@ def test_render_without_verify_imports_no_verifier(tmp_path: Path) -> None:
     assert "Spec" in built and "jinja2" in modules
     assert _top(modules, "jsonschema", "kubernetes_validate") == set()
     assert not {m for m in modules if m.startswith("lbgen.verify")}
+
+
+@pytest.mark.parametrize("args", [("--version",), ("rules",), ("validate", "examples/seed.yaml")])
+def test_only_simulate_imports_numpy(args: tuple[str, ...]) -> None:
+    modules, _ = loaded_by(*args)
+    assert _top(modules, "numpy") == set()
+    assert not {m for m in modules if m.startswith("lbgen.simulate")}
+
+
+def test_simulate_imports_numpy_but_no_renderer() -> None:
+    modules, built = loaded_by("simulate", "examples/seed.yaml", "--duration", "2s", "--trials", "1")
+    assert "Spec" in built and "numpy" in modules
+    assert _top(modules, "jinja2", "matplotlib") == set()

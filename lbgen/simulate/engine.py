@@ -1,0 +1,422 @@
+"""The vectorised simulation: connection-level events, per-request work as numpy array ops.
+
+One trial draws the requests of the run (arrival times, client connection), then walks the
+path hop by hop. At each hop every request gets the upstream connection it travels on and
+the next hop's instance (or pod) it reaches:
+
+- nginx http and Kong pick a target per request (per worker: each worker balances on its
+  own, as nginx does without a shared zone), then reuse an idle pooled connection to it.
+  A worker's pooled connections form a LIFO stack: the request that finds `j` requests in
+  flight in its worker uses the `j`-th connection (`j` drawn from the Poisson occupancy of
+  an M/G/inf queue with the worker's rate x response time). A connection is replaced after
+  `max_requests` requests, after its lifetime, or when idle longer than the shortest idle
+  timeout that closes it (its own, or a hop behind it). Stack depths the idle cache cannot
+  keep (more than `keepalive` idle above the usual occupancy) open a connection per request.
+- nginx stream opens one upstream connection per client connection and picks its target then.
+- kube-proxy picks a pod per new connection to the ClusterIP (iptables, nftables: uniform;
+  IPVS rr: in turn per node); sessionAffinity ClientIP keeps a source address on its pod
+  while its connections come closer together than the affinity timeout.
+- Scale events add pods at time t: every kube-proxy choice made after t sees them; a proxy
+  that resolves a headless Service sees them once its cached DNS answer expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from lbgen.simulate.path import Chooser, ClusterHop, ProxyHop, SimPath
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Params:
+    clients: int
+    connections_per_client: int
+    rate: float | None
+    """Requests per second (open loop); None: closed loop."""
+    duration_s: float
+    response_time_s: float
+    trials: int
+    seed: int
+    keepalive: bool = True
+    bin_s: float = 1.0
+    """Width of the time bins that measure how fast a new pod gets its share."""
+
+
+@dataclass
+class Trial:
+    shares: FloatArray
+    """Share of the window's requests per pod, busiest first."""
+    open_connections: FloatArray
+    """Connections open to each pod at the end, most first."""
+    max_mean: float
+    min_mean: float
+    cv: float
+    pods_used: int
+    decider_connections: int
+    """Connections on which the deciding hop chose a pod during the run."""
+    requests: int
+    fair_share_s: list[tuple[float | None, float | None]] = field(default_factory=list)
+    """Per scale event: seconds until the added pods reach 50 % and 90 % of their fair share."""
+
+
+_IOTA: list[IntArray] = [np.arange(0, dtype=np.int64)]
+
+
+def _iota(n: int) -> IntArray:
+    """0..n-1, read-only, from one cached array: a fresh large array costs its page faults
+    on every trial, which made the cost grow faster than the request count."""
+    if len(_IOTA[0]) < n:
+        cached = np.arange(max(n, 2 * len(_IOTA[0])), dtype=np.int64)
+        cached.flags.writeable = False
+        _IOTA[0] = cached
+    return _IOTA[0][:n]
+
+
+def _pods_at(path: SimPath, times: FloatArray) -> IntArray:
+    """Ready pods at each time (scale events add pods)."""
+    counts = np.cumsum([path.replicas] + [add for _, add in path.events])
+    epoch = np.searchsorted(np.array([at for at, _ in path.events], dtype=np.float64), times, side="right")
+    return np.asarray(counts[epoch], dtype=np.int64)
+
+
+def _small(values: IntArray) -> npt.NDArray[np.signedinteger]:
+    """The same integers in the smallest dtype: numpy's stable sort is a radix sort for
+    16-bit and smaller integers (linear in the count)."""
+    top = int(values.max()) if len(values) else 0
+    return values.astype(np.int16 if top < 2**15 else np.int32 if top < 2**31 else np.int64)
+
+
+def _pods_seen(rng: np.random.Generator, path: SimPath, hop: ProxyHop, t: FloatArray, inst: IntArray) -> IntArray:
+    """Pods a hop that resolves the pods itself knows of at each request: an added pod is
+    seen by each instance once its cached answer expires (uniform within the TTL)."""
+    if hop.discovery_s is None or not path.events:
+        return _pods_at(path, t)
+    counts = np.full(len(t), path.replicas, dtype=np.int64)
+    for at, add in path.events:
+        seen = at + rng.uniform(0.0, hop.discovery_s, len(hop.instances))
+        counts += add * (t >= seen[inst])
+    return counts
+
+
+def _firsts_lasts(ids: IntArray, count: int) -> tuple[IntArray, IntArray]:
+    """Index of the first and last request of each id below `count` (requests are in time
+    order; an id without requests gets -1)."""
+    index = _iota(len(ids))
+    firsts = np.full(count, len(ids), dtype=np.int64)
+    np.minimum.at(firsts, ids, index)
+    lasts = np.full(count, -1, dtype=np.int64)
+    np.maximum.at(lasts, ids, index)
+    firsts[firsts == len(ids)] = -1
+    return firsts, lasts
+
+
+def _dense(ids: IntArray) -> tuple[IntArray, int]:
+    """Renumber ids 0..k-1 (in the order of their values), without sorting."""
+    present = np.bincount(ids) > 0
+    remap = np.cumsum(present) - 1
+    return np.asarray(remap[ids], dtype=np.int64), int(present.sum())
+
+
+def _rank_in_group(group: IntArray) -> IntArray:
+    """Position of each item among the items of its group; items are in time order."""
+    groups = int(group.max()) + 1 if len(group) else 0
+    if groups <= 16:  # few groups (instances x workers): one masked pass each beats a sort
+        rank = np.empty(len(group), dtype=np.int64)
+        for g in range(groups):
+            mask = group == g
+            rank[mask] = _iota(int(np.count_nonzero(mask)))
+        return rank
+    order = np.argsort(_small(group), kind="stable")
+    sorted_group = group[order]
+    heads = np.concatenate(([True], sorted_group[1:] != sorted_group[:-1]))
+    head_index = np.maximum.accumulate(np.where(heads, _iota(len(order)), 0))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = _iota(len(order)) - head_index
+    return rank
+
+
+def _in_time_order(firsts: IntArray, n: int) -> IntArray:
+    """The first-request indices sorted (each connection once, in the order it opened),
+    without a comparison sort: they are distinct indices below `n`."""
+    mark = np.zeros(n, dtype=bool)
+    mark[firsts] = True
+    return np.flatnonzero(mark)
+
+
+def _rendezvous(rng: np.random.Generator, keys: IntArray, counts: IntArray) -> IntArray:
+    """Consistent hashing: each key goes to the target with its highest random score among
+    the targets present, so adding targets moves only the keys the new ones win."""
+    dense, n_keys = _dense(keys)
+    most = int(counts.max()) if len(counts) else 1
+    scores = rng.random((n_keys, most))
+    out = np.empty(len(keys), dtype=np.int64)
+    for n in np.unique(counts):
+        mask = counts == n
+        out[mask] = np.argmax(scores[dense[mask], :n], axis=1)
+    return out
+
+
+def _choose(rng: np.random.Generator, chooser: Chooser, group: IntArray,
+            keys: dict[str, IntArray], counts: IntArray, random_start: bool) -> IntArray:
+    """The target of each item (items in time order; `counts`: targets present for each)."""
+    if chooser.choice == "random":
+        return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
+    if chooser.choice == "hash":
+        return _rendezvous(rng, keys[chooser.hash_key], counts)
+    rank = _rank_in_group(group)
+    # nginx's smooth weighted round-robin starts every worker at the first server; Kong's
+    # wheel starts at a random position.
+    start = rng.integers(0, 1 << 30, int(group.max()) + 1) if random_start else np.zeros(int(group.max()) + 1,
+                                                                                           dtype=np.int64)
+    return np.asarray((rank + start[group]) % counts, dtype=np.int64)
+
+
+def _occupancy_draw(rng: np.random.Generator, mean: FloatArray) -> IntArray:
+    """Poisson draws; above a mean of 30 its normal approximation (numpy's Poisson sampler
+    costs several times more per draw)."""
+    depth = np.maximum(0, np.rint(mean + np.sqrt(mean) * rng.standard_normal(len(mean)))).astype(np.int64)
+    small = np.flatnonzero(mean < 30)
+    if len(small):
+        depth[small] = rng.poisson(mean[small])
+    return depth
+
+
+def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, group: IntArray,
+          target: IntArray, n_targets: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """The pooled upstream connection of each request (dense ids), and whether the request
+    found room in the pool (False: its connection closes after it)."""
+    n = len(t)
+    pool_key = group * n_targets + target
+    n_keys = int(pool_key.max()) + 1
+    occupancy = np.bincount(pool_key, minlength=n_keys) / p.duration_s * p.response_time_s
+    depth = _occupancy_draw(rng, occupancy[pool_key])
+    # The idle cache holds `keepalive` connections per worker, shared by its targets: a
+    # depth more than that above the occupancy's usual low (5 % quantile, normal
+    # approximation) finds no cached connection and is closed after one request.
+    per_target = max(1, hop.pool_size // max(1, min(n_targets, hop.pool_size)))
+    low = np.maximum(0.0, occupancy - 1.645 * np.sqrt(occupancy))
+    pooled = depth < (np.floor(low) + per_target)[pool_key]
+    key = pool_key * (int(depth.max()) + 1) + depth
+    up = np.empty(n, dtype=np.int64)
+    if pooled.all():  # the usual case: skip two passes over the requests
+        order = np.argsort(_small(key), kind="stable")
+    else:
+        index = np.flatnonzero(pooled)
+        order = index[np.argsort(_small(key[index]), kind="stable")]
+    ks, ts = key[order], t[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = ks[1:] != ks[:-1]
+    if hop.idle_s is not None:
+        new[1:] |= (ts[1:] - ts[:-1]) > hop.idle_s
+    if hop.max_requests is not None or hop.lifetime_s is not None:
+        head = np.maximum.accumulate(np.where(new, _iota(len(order)), 0))
+        recycle = np.zeros(len(order), dtype=bool)
+        if hop.max_requests is not None:
+            recycle |= (_iota(len(order)) - head) % hop.max_requests == 0
+        if hop.lifetime_s is not None:
+            age = np.floor((ts - ts[head]) / hop.lifetime_s)
+            recycle[1:] |= (age[1:] != age[:-1]) & ~new[1:]
+        new |= recycle
+    generation = np.cumsum(new) - 1
+    up[order] = generation
+    count = int(generation[-1]) + 1 if len(order) else 0
+    loose = np.flatnonzero(~pooled)
+    up[loose] = count + _iota(len(loose))
+    return up, pooled
+
+
+def _cluster(rng: np.random.Generator, cluster: ClusterHop, path: SimPath, start: FloatArray,
+             source: IntArray) -> IntArray:
+    """The pod kube-proxy picks for each new connection to the ClusterIP (connections in
+    the order they open)."""
+    n = len(start)
+    head_mask = np.ones(n, dtype=bool)
+    segment = _iota(n)
+    if cluster.affinity_s is not None:
+        order = np.argsort(_small(source), kind="stable")
+        s_src, s_start = source[order], start[order]
+        heads = np.ones(n, dtype=bool)
+        heads[1:] = (s_src[1:] != s_src[:-1]) | ((s_start[1:] - s_start[:-1]) > cluster.affinity_s)
+        head_of = np.maximum.accumulate(np.where(heads, _iota(n), 0))
+        segment = np.empty(n, dtype=np.int64)
+        segment[order] = order[head_of]
+        head_mask = segment == _iota(n)
+    heads_index = np.flatnonzero(head_mask)
+    counts = _pods_at(path, start[heads_index])
+    pod = np.empty(n, dtype=np.int64)
+    if cluster.choice == "random":
+        chosen = np.minimum((rng.random(len(heads_index)) * counts).astype(np.int64), counts - 1)
+    elif cluster.choice == "source-hash":
+        chosen = _rendezvous(rng, source[heads_index], counts)
+    else:  # IPVS rr: one scheduler per node, here one node per calling instance
+        chosen = np.asarray(_rank_in_group(source[heads_index]) % counts, dtype=np.int64)
+    pod[heads_index] = chosen
+    pod = pod[segment]
+    return pod
+
+
+def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray, IntArray]:
+    """Arrival times (sorted), client connection and client of every request."""
+    connections = p.clients * p.connections_per_client
+    if p.rate is None:
+        # Closed loop: every client connection sends its next request when the last returns.
+        per = max(1, int(p.duration_s / p.response_time_s))
+        offsets = rng.uniform(0, p.response_time_s, connections)
+        t = (offsets[:, None] + p.response_time_s * np.arange(per)[None, :]).ravel()
+        conn = np.repeat(np.arange(connections, dtype=np.int64), per)
+        keep = t < p.duration_s
+        t, conn = t[keep], conn[keep]
+        order = np.argsort(t, kind="stable")
+        t, conn = t[order], conn[order]
+        return t, conn, conn % p.clients
+    n = max(1, round(p.rate * p.duration_s))
+    # Sorted uniform arrival times without a sort: normalised sums of exponential gaps are
+    # distributed as the order statistics of n uniform draws.
+    gaps = rng.standard_exponential(n + 1)
+    t = np.cumsum(gaps)[:n] * (p.duration_s / gaps.sum())
+    if p.keepalive:
+        conn = rng.integers(0, connections, n)
+        return t, conn, conn % p.clients
+    client = rng.integers(0, p.clients, n)
+    return t, _iota(n), client
+
+
+def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
+    t, conn, client = _requests(rng, p)
+    n = len(t)
+    peer = client  # the source address the first hop sees
+    first = path.hops[0] if path.hops else None
+    inst = rng.integers(0, len(first.instances), int(conn.max()) + 1)[conn] if first else np.zeros(n, np.int64)
+    pod: IntArray | None = None
+    # Requests whose connection closes after them (clients without keep-alive, a hop that
+    # does not pool, a stack depth the idle cache cannot keep): never open at the end.
+    one_shot = np.full(n, not p.keepalive and p.rate is not None)
+    decider = 0
+    open_pods: IntArray = np.zeros(0, dtype=np.int64)
+    for hop in path.hops:
+        conn, n_conn = _dense(conn)
+        worker = rng.integers(0, hop.workers, n_conn)[conn]
+        group = inst * hop.workers + worker
+        keys = {"client": client, "peer": peer}
+        if hop.reuse == "per-connection":
+            firsts, _ = _firsts_lasts(conn, n_conn)
+            opened = _in_time_order(firsts, n)
+            keys_c = {"client": client[opened], "peer": peer[opened], "request": _iota(n_conn)}
+            target_c = np.empty(n_conn, dtype=np.int64)
+            target_c[conn[opened]] = _choose(rng, hop.chooser, group[opened], keys_c,
+                                             np.full(n_conn, max(hop.targets, 1)), random_start=False)
+            up = conn
+            target = target_c[conn]
+        else:
+            keys["request"] = _iota(n)
+            counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
+            target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong")
+            if hop.reuse == "per-request":
+                up = _iota(n)
+                one_shot = np.ones(n, dtype=bool)
+            else:
+                n_targets = int(counts.max())
+                up, pooled = _pool(rng, hop, p, t, group, target, n_targets)
+                one_shot = ~pooled
+        if hop.per_request_pods:
+            pod = target
+            up, n_up = _dense(up)
+            firsts, lasts = _firsts_lasts(up, n_up)
+            decider = n
+            alive = t[lasts] >= p.duration_s - (hop.idle_s if hop.idle_s is not None else p.duration_s)
+            open_pods = pod[firsts][alive & ~one_shot[firsts]]
+            break
+        peer = inst  # the next hop sees this hop's instance address
+        inst = target
+        conn = up
+    if pod is None:
+        conn, n_conn = _dense(conn)
+        firsts, lasts = _firsts_lasts(conn, n_conn)
+        opened = _in_time_order(firsts, n)
+        pod_c = np.empty(n_conn, dtype=np.int64)
+        pod_c[conn[opened]] = _cluster(rng, path.cluster, path, t[opened], peer[opened])
+        pod = pod_c[conn]
+        decider = n_conn
+        last_hop = path.hops[-1] if path.hops else None
+        idle = last_hop.idle_s if last_hop is not None and last_hop.reuse == "pool" else None
+        alive = t[lasts] >= p.duration_s - (idle if idle is not None else p.duration_s)
+        open_pods = pod_c[alive & ~one_shot[firsts]]
+    return _measure(path, p, t, pod, open_pods, decider)
+
+
+def _measure(path: SimPath, p: Params, t: FloatArray, pod: IntArray, open_pods: IntArray,
+             decider: int) -> Trial:
+    final = path.replicas + sum(add for _, add in path.events)
+    window_start = max([0.0] + [at for at, _ in path.events if at < p.duration_s])
+    in_window = t >= window_start
+    counts = np.bincount(pod[in_window], minlength=final).astype(np.float64)
+    total = counts.sum()
+    mean = total / final if final else 0.0
+    shares = np.sort(counts / total)[::-1] if total else np.zeros(final)
+    opened = np.sort(np.bincount(open_pods, minlength=final).astype(np.float64))[::-1]
+    trial = Trial(
+        shares=shares, open_connections=opened,
+        max_mean=float(counts.max() / mean) if mean else 0.0,
+        min_mean=float(counts.min() / mean) if mean else 0.0,
+        cv=float(counts.std() / mean) if mean else 0.0,
+        pods_used=int(np.count_nonzero(counts)), decider_connections=decider, requests=len(t),
+    )
+    before = path.replicas
+    for at, add in path.events:
+        if at >= p.duration_s:
+            trial.fair_share_s.append((None, None))
+            before += add
+            continue
+        fair = add / (before + add)
+        edges = np.arange(at, p.duration_s + p.bin_s / 2, p.bin_s)
+        late = t >= at
+        bins = np.minimum(((t[late] - at) // p.bin_s).astype(np.int64), len(edges) - 2)
+        all_in_bin = np.bincount(bins, minlength=len(edges) - 1)
+        new = (pod[late] >= before) & (pod[late] < before + add)
+        new_in_bin = np.bincount(bins[new], minlength=len(edges) - 1)
+        share = np.divide(new_in_bin, all_in_bin, out=np.zeros(len(all_in_bin)), where=all_in_bin > 0)
+        reached: list[float | None] = []
+        for level in (0.5, 0.9):
+            hit = np.flatnonzero(share >= level * fair)
+            reached.append(float((hit[0] + 1) * p.bin_s) if len(hit) else None)
+        trial.fair_share_s.append((reached[0], reached[1]))
+        before += add
+    return trial
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the
+    system (no trimming, no per-array mmap). A trial frees and allocates arrays of the same
+    sizes again; handing them back made every trial pay page faults and zeroing again, which
+    grew faster than the request count (10x the rate: 12.5x the time instead of 9x).
+    Process-wide, so only the `lbgen simulate` command and the benchmark call it; a no-op
+    where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+        if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):
+            return
+        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc malloc.h
+        mallopt(m_trim_threshold, 1 << 30)
+        mallopt(m_mmap_threshold, 32 << 20)  # the largest value glibc accepts on 64-bit
+    except OSError:
+        return
+
+
+def run(path: SimPath, p: Params) -> list[Trial]:
+    """`p.trials` independent trials, reproducible from `p.seed`."""
+    seeds = np.random.SeedSequence(p.seed).spawn(p.trials)
+    return [run_trial(path, p, np.random.default_rng(s)) for s in seeds]
+
+
+__all__ = ["Params", "Trial", "keep_freed_memory", "run", "run_trial"]

@@ -1,0 +1,168 @@
+"""The engine against closed forms (issue #11 item 4), with fixed seeds.
+
+Each case builds the simulator's path directly, so the expected distribution is exact;
+tolerances are several standard errors wide, yet far narrower than what a wrong model
+(a per-request choice where a per-connection one belongs, pods beyond the sources, …)
+would produce.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lbgen.simulate.engine import Params, _rendezvous, run
+from lbgen.simulate.path import Chooser, ClusterHop, ProxyHop, SimPath
+
+ROUND_ROBIN = Chooser("round-robin")
+IPTABLES = ClusterHop("cluster", "iptables", "random", "", None, "cluster_ip")
+
+
+def _path(hops: tuple[ProxyHop, ...] = (), cluster: ClusterHop = IPTABLES, replicas: int = 8,
+          events: tuple[tuple[float, int], ...] = ()) -> SimPath:
+    return SimPath("ns/app", replicas, None, hops, cluster, events)
+
+
+def _proxy(*, instances: int = 1, workers: int = 1, reuse: str = "pool", size: int = 32,
+           chooser: Chooser = ROUND_ROBIN, per_request_pods: bool = False, kind: str = "nginx_http",
+           idle_s: float | None = None, max_requests: int | None = None) -> ProxyHop:
+    return ProxyHop("proxy", kind, tuple(f"10.0.0.{i + 1}" for i in range(instances)), workers,
+                    reuse, size, idle_s, "", max_requests, None, chooser, 0, per_request_pods)  # type: ignore[arg-type]
+
+
+def _expected_max_multinomial(k: int, n: int) -> float:
+    """E[max] of Multinomial(k, uniform over n): sum over m of P(max > m), with P(max <= m)
+    = k!/n^k * [x^k] (sum_{j<=m} x^j/j!)^n."""
+    total = 0.0
+    for m in range(k):
+        poly = np.zeros(k + 1)
+        poly[0] = 1.0
+        piece = np.array([1 / math.factorial(j) if j <= m else 0.0 for j in range(k + 1)])
+        for _ in range(n):
+            poly = np.convolve(poly, piece)[: k + 1]
+        total += 1 - poly[k] * math.factorial(k) / n**k
+    return total
+
+
+def test_long_lived_connections_over_pods_are_multinomial() -> None:
+    # k client connections straight to the Service, each sending requests back to back:
+    # iptables picks a pod per connection, so connections per pod ~ Multinomial(k, 1/n).
+    k, n, trials = 24, 8, 400
+    params = Params(k, 1, None, 2.0, 1.0, trials, seed=7)
+    results = run(_path(replicas=n), params)
+    counts = np.array([r.open_connections for r in results])  # busiest first, per trial
+    assert counts.sum(axis=1).tolist() == [k] * trials
+    maxima = counts[:, 0]
+    expected = _expected_max_multinomial(k, n)
+    assert abs(maxima.mean() - expected) < 4 * maxima.std() / math.sqrt(trials)
+    # Mean and variance of one pod's count: the unsorted counts are lost, but the sum of
+    # squares is not: E[sum c_i^2] = n (var + mean^2) = k(1 - 1/n) + k^2/n.
+    squares = (counts**2).sum(axis=1)
+    expected_squares = k * (1 - 1 / n) + k**2 / n
+    assert abs(squares.mean() - expected_squares) < 4 * squares.std() / math.sqrt(trials)
+    # Requests follow the connections: the request spread is as uneven as the connections'.
+    assert np.median([r.max_mean for r in results]) == pytest.approx(expected / (k / n), rel=0.15)
+
+
+def test_no_pooling_converges_to_uniform() -> None:
+    # A new upstream connection per request: kube-proxy's choice is per request, so the
+    # counts are Multinomial(N, 1/n) and the CV is about sqrt((n - 1) / N).
+    n, rate, duration = 8, 2000.0, 30.0
+    hop = _proxy(reuse="per-request", size=0)
+    results = run(_path((hop,), replicas=n), Params(50, 1, rate, duration, 0.05, 20, seed=3))
+    expected_cv = math.sqrt((n - 1) / (rate * duration))
+    cvs = np.array([r.cv for r in results])
+    assert 0.6 * expected_cv < np.median(cvs) < 1.4 * expected_cv
+    assert max(r.max_mean for r in results) < 1.05  # 8 pods at 7500 each: sd 81, max ~ +3 sd
+    # Each of those connections closes after its request: none is open at the end.
+    assert all(r.open_connections.sum() == 0 for r in results)
+    # The same traffic through a pool of long-lived connections is not uniform at all.
+    pooled = run(_path((_proxy(size=32),), replicas=n), Params(50, 1, rate, duration, 0.05, 20, seed=3))
+    assert np.median([r.cv for r in pooled]) > 10 * expected_cv
+
+
+def test_client_ip_affinity_from_few_proxy_addresses_uses_at_most_that_many_pods() -> None:
+    affinity = ClusterHop("cluster", "iptables", "random", "", 10800.0, "cluster_ip")
+    hop = _proxy(instances=3, workers=2, size=0, reuse="per-request")
+    results = run(_path((hop,), affinity), Params(50, 1, 1000.0, 10.0, 0.05, 50, seed=11))
+    used = [r.pods_used for r in results]
+    assert max(used) <= 3
+    # 3 sources over 8 pods: all three distinct with probability 8*7*6/8^3 = 0.66.
+    assert 0.45 < sum(u == 3 for u in used) / len(used) < 0.85
+    # Without affinity the same per-request connections reach every pod.
+    free = run(_path((hop,)), Params(50, 1, 1000.0, 10.0, 0.05, 5, seed=11))
+    assert all(r.pods_used == 8 for r in free)
+
+
+@pytest.mark.parametrize(("instances", "workers"), [(1, 1), (2, 4), (3, 2)])
+def test_round_robin_per_worker_differs_by_at_most_one_request_per_worker(instances: int, workers: int) -> None:
+    # nginx balances each request over the pods per worker, every worker in turn from the
+    # first server: each worker's counts differ by at most 1, so the totals by at most the
+    # number of workers.
+    n = 7
+    hop = _proxy(instances=instances, workers=workers, per_request_pods=True)
+    for r in run(_path((hop,), replicas=n), Params(40, 1, 997.0, 3.0, 0.05, 5, seed=5)):
+        counts = np.rint(r.shares * r.requests)
+        assert counts.max() - counts.min() <= instances * workers
+        assert counts.sum() == r.requests
+    # With few requests per worker, the first servers get the surplus of every worker: the
+    # spread grows with the workers, up to one request per worker.
+    hop = _proxy(instances=1, workers=16, per_request_pods=True)
+    spreads = [np.rint(r.shares * r.requests) for r in
+               run(_path((hop,), replicas=n), Params(40, 1, 50.0, 1.0, 0.05, 20, seed=5))]
+    assert max(c.max() - c.min() for c in spreads) > 1
+
+
+def test_consistent_hashing_on_few_keys_spreads_like_balls_in_bins() -> None:
+    # k clients hashed over n pods: each client on one pod; pods used has the closed-form
+    # mean n (1 - (1 - 1/n)^k).
+    k, n, trials = 3, 8, 300
+    hop = _proxy(kind="kong", per_request_pods=True, chooser=Chooser("hash", "client"))
+    results = run(_path((hop,), replicas=n), Params(k, 1, 300.0, 2.0, 0.05, trials, seed=13))
+    used = np.array([r.pods_used for r in results])
+    assert used.max() <= k
+    expected = n * (1 - (1 - 1 / n) ** k)
+    assert abs(used.mean() - expected) < 4 * used.std() / math.sqrt(trials)
+
+
+def test_consistent_hashing_moves_only_keys_to_added_pods() -> None:
+    rng = np.random.default_rng(1)
+    keys = np.tile(np.arange(1000), 2)
+    counts = np.repeat([8, 12], 1000)
+    pods = _rendezvous(rng, keys, counts)
+    before, after = pods[:1000], pods[1000:]
+    moved = before != after
+    assert np.all(after[moved] >= 8)  # a key moves only to a new pod
+    assert 0.25 < moved.mean() < 0.42  # about 4/12 of the keys
+
+
+def test_max_requests_recycles_pooled_connections_and_spreads_load() -> None:
+    # One pooled connection per worker (rate x response time ~ 1e-5: never two in flight), never recycled:
+    # all of a worker's requests reach one pod. max_requests 100 re-chooses every 100.
+    frozen = run(_path((_proxy(workers=1),)), Params(10, 1, 100.0, 60.0, 1e-7, 10, seed=2))
+    recycled = run(_path((_proxy(workers=1, max_requests=100),)), Params(10, 1, 100.0, 60.0, 1e-7, 10, seed=2))
+    assert all(r.pods_used == 1 for r in frozen)
+    assert all(r.open_connections.tolist() == [1] + [0] * 7 for r in frozen)
+    assert all(r.pods_used == 8 for r in recycled)
+    assert np.median([r.decider_connections for r in recycled]) == pytest.approx(60, abs=1)
+
+
+def test_scale_event_pods_reach_their_share_only_when_choices_are_made() -> None:
+    events = ((10.0, 4),)
+    per_request = run(_path((_proxy(per_request_pods=True),), events=events),
+                      Params(20, 1, 1000.0, 20.0, 0.05, 5, seed=4))
+    assert all(r.fair_share_s[0][1] is not None and r.fair_share_s[0][1] <= 1.0 for r in per_request)
+    assert all(r.pods_used == 12 for r in per_request)
+    frozen = run(_path((_proxy(),), events=events), Params(20, 1, 1000.0, 20.0, 0.05, 5, seed=4))
+    assert all(r.fair_share_s[0] == (None, None) for r in frozen)
+
+
+def test_same_seed_same_result_other_seed_other_result() -> None:
+    path = _path((_proxy(instances=2, workers=2),))
+    one = run(path, Params(50, 1, 500.0, 5.0, 0.05, 3, seed=9))
+    two = run(path, Params(50, 1, 500.0, 5.0, 0.05, 3, seed=9))
+    other = run(path, Params(50, 1, 500.0, 5.0, 0.05, 3, seed=10))
+    assert [r.shares.tolist() for r in one] == [r.shares.tolist() for r in two]
+    assert [r.shares.tolist() for r in one] != [r.shares.tolist() for r in other]
