@@ -29,6 +29,8 @@ class Measured:
     errors: dict[str, int]
     latency_ms: dict[str, float | None]
     rounds: list[dict[str, Any]]
+    connections_opened: dict[str, int]
+    """New TCP connections each hop accepted (SYNs counted in the namespace), by hop name."""
 
 
 def measure(load: dict[str, Any], stats: list[dict[str, Any]]) -> Measured:
@@ -46,4 +48,5 @@ def measure(load: dict[str, Any], stats: list[dict[str, Any]]) -> Measured:
         errors=load["errors"],
         latency_ms=load["latency_ms"],
         rounds=load["rounds"],
+        connections_opened=load.get("connections_opened", {}),
     )

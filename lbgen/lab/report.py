@@ -49,6 +49,7 @@ def to_json(run: Run) -> str:
             "requests": m.requests, "errors": m.errors, "latency_ms": m.latency_ms,
             "max_mean": round(m.max_mean, 4), "min_mean": round(m.min_mean, 4), "cv": round(m.cv, 4),
             "pods_used": m.pods_used, "per_pod": m.pods, "rounds": m.rounds,
+            "connections_opened": m.connections_opened,
         },
         "simulated": None if run.simulated is None else run.simulated["summary"],
         "simulate_note": run.simulate_note,
@@ -65,8 +66,8 @@ def to_text(run: Run) -> str:
     m, s = run.measured, run.setup
     load = f"{run.rate:g} req/s" if run.rate else "closed loop"
     lines = [
-        f"lbgen lab: {run.spec}, service {s.service}, scenario {run.scenario}: {run.duration_s:g}s, "
-        f"{run.connections} connections, {load} ({run.client} client)",
+        (f"lbgen lab: {run.spec}, service {s.service}, scenario {run.scenario}: {run.duration_s:g}s, "
+        f"{run.connections} connections, {load} ({run.client} client)"),
         "path (all inside namespace " + s.namespace + "):",
     ]
     lines += [f"  {role}" for role in _path(s)]
@@ -77,6 +78,8 @@ def to_text(run: Run) -> str:
     lines += [f"stand-in: {x}" for x in s.stand_ins]
     lat = m.latency_ms
     lines.append(f"requests {m.requests}; errors: {_errors(m.errors)}; latency p50 {lat['p50']} ms, p99 {lat['p99']} ms")
+    if m.connections_opened:
+        lines.append("new connections per hop: " + ", ".join(f"{k} {v}" for k, v in m.connections_opened.items()))
     for r in m.rounds:
         if r["after_gap_s"]:
             lines.append(f"  POST burst after {r['after_gap_s']:g}s idle: {r['errors']} error(s)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lbgen.lab.setup import CLOSE_DELAY_S, LabSetup
+from lbgen.lab.setup import CLOSE_DELAY_S, COUNTER_CHAIN, LabSetup
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -54,13 +55,16 @@ def _run(argv: list[str], stdin: str | None = None) -> None:
 
 
 def _listening(pid: int, address: str, port: int) -> bool:
-    """A socket listens on address:port in the namespace of `pid` (read from /proc, not probed)."""
+    """Process `pid` itself holds a socket listening on address:port (read from /proc, not
+    probed: another process listening there does not count)."""
     packed = f"{int.from_bytes(bytes(int(x) for x in address.split('.')), 'little'):08X}:{port:04X}"
     try:
         lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+        owned = {str(fd.readlink()) for fd in Path(f"/proc/{pid}/fd").iterdir()}
     except OSError:
         return False
-    return any(f[1] == packed and f[3] == "0A" for f in (line.split() for line in lines))
+    return any(f[1] == packed and f[3] == "0A" and f"socket:[{f[9]}]" in owned
+               for f in (line.split() for line in lines))
 
 
 @contextlib.contextmanager
@@ -99,8 +103,9 @@ class Lab:
         (etc / "hosts").write_text("\n".join(hosts) + "\n")
         # glibc returns every address of a name listed several times only with `multi on`.
         (etc / "host.conf").write_text("multi on\n")
-        batch = ["link set lo up"] + [f"addr add {a.address}/32 dev lo" for a in s.addresses]
+        batch = ["link set lo up"] + [f"addr add {a}/32 dev lo" for a in dict.fromkeys(x.address for x in s.addresses)]
         _run([*self.exec, "ip", "-batch", "-"], "\n".join(batch) + "\n")
+        _run([*self.exec, "iptables-restore", "--noflush"], s.counters)
         if s.rules:
             tool = ["nft", "-f", "-"] if s.kube_proxy_mode == "nftables" else ["iptables-restore", "--noflush"]
             _run([*self.exec, *tool], s.rules)
@@ -159,6 +164,17 @@ class Lab:
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
 
+    def connections_opened(self) -> dict[str, int]:
+        """SYNs counted per hop by the filter-table rules (see LabSetup.counters)."""
+        proc = subprocess.run([*self.exec, "iptables-save", "-c", "-t", "filter"], capture_output=True,
+                              text=True, timeout=30, check=False)
+        out: dict[str, int] = {}
+        for line in proc.stdout.splitlines():
+            found = re.match(rf'\[(\d+):\d+\] -A {COUNTER_CHAIN} .*--comment "?([^" ]+)"? ', line)
+            if found:
+                out[found.group(2)] = out.get(found.group(2), 0) + int(found.group(1))
+        return out
+
     def pod_stats(self, run_root: Path) -> list[dict[str, Any]]:
         for name, popen in self.processes:
             if name == "pods" and popen.poll() is None:
@@ -215,6 +231,7 @@ def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = Fal
             lab.write_files(root)
             lab.start(root, workload)
             load = lab.load(root, workload)
+            load["connections_opened"] = lab.connections_opened()
             stats = lab.pod_stats(root)
         finally:
             lab.cleanup()

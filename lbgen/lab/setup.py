@@ -80,6 +80,9 @@ class LabSetup:
     dials: str
     """`cluster_ip` or `pod endpoints`: how the hop in front of the cluster reaches pods."""
     notes: tuple[str, ...] = field(default=())
+    counters: str = ""
+    """iptables-restore input of the filter table: one counting rule per hop for the TCP SYNs
+    sent to it (new connections; after kube-proxy's DNAT, so pods count their own)."""
 
 
 class LabError(ValueError):
@@ -196,6 +199,9 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     stand_ins: list[str] = []
     addresses: list[Address] = []
     processes: list[Process] = []
+    if service.protocol == "grpc":
+        raise LabError(f"service {service.name} speaks gRPC; the lab's client speaks HTTP/1.1 only "
+                       "(choose another service with --service)")
     cluster = next((t for t in spec.tiers if isinstance(t, KubernetesTier)), None)
     if cluster is None:
         raise LabError("the lab needs a kubernetes tier (the pods it measures)")
@@ -272,6 +278,10 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if not entry:
         raise LabError("the spec has no tier in front of the cluster for clients to reach")
     path = service.paths[0] if service.paths else "/"
+    counters = _counters(spec, processes, pods)
+    if len(spec.services) > 1:
+        notes.append(f"only {service_key(service)} runs (its pods, and the stand-in's routes go to it); "
+                     "pick another with --service")
     return LabSetup(
         namespace=namespace, service=service_key(service), addresses=tuple(addresses),
         processes=tuple(processes), kube_proxy_mode="nftables" if use_nft else "iptables",
@@ -279,7 +289,26 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         route_path=path, host=(service.route.hosts[0] if getattr(service.route, "hosts", None) else "lab.local"),
         app_idle_s=_seconds(svc_plan.app_idle_timeout.value), pods=pods, rewrites=tuple(rewrites),
         stand_ins=tuple(stand_ins), dials="pod endpoints" if dials_pods else "cluster_ip", notes=tuple(notes),
+        counters=counters,
     )
+
+
+COUNTER_CHAIN = "LAB-CONNS"
+
+
+def _counters(spec: Spec, processes: list[Process], pods: tuple[tuple[str, str, int], ...]) -> str:
+    by_tier: list[tuple[str, list[tuple[str, int]]]] = []
+    for tier in spec.tiers:
+        names = {i.name for i in getattr(tier, "instances", ())}
+        listens = [listen for p in processes if p.name in names for listen in p.listens]
+        if listens:
+            by_tier.append((tier.name, listens))
+    by_tier.append(("pods", [(ip, port) for _, ip, port in pods]))
+    rules = [f"-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j {COUNTER_CHAIN}"]
+    for name, listens in by_tier:
+        rules += [f'-A {COUNTER_CHAIN} -d {a}/32 -p tcp -m tcp --dport {port} -m comment --comment "{name}" -j RETURN'
+                  for a, port in listens]
+    return "\n".join(["*filter", f":{COUNTER_CHAIN} - [0:0]", *rules, "COMMIT", ""])
 
 
 def describe(setup: LabSetup) -> str:
@@ -308,6 +337,8 @@ def describe(setup: LabSetup) -> str:
         lines += ["", "names (/etc/hosts inside the namespace):"]
         lines += [f"  {name} → {', '.join(ips)}" for name, ips in setup.hosts]
     lines += ["", f"Service: {setup.service}, reached by {setup.dials}"]
+    lines += ["", "connection counters (filter table, inside the namespace):"]
+    lines += [f"  {line}" for line in setup.counters.splitlines()]
     if setup.rules:
         lines.append(f"kube-proxy rules ({setup.kube_proxy_mode} mode, inside the namespace):")
         lines += [f"  {line}" for line in setup.rules.splitlines()]
