@@ -776,11 +776,14 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
               help="Requests per second in all (default: closed loop, each connection as fast as it can).")
 @click.option("--scenario", type=click.Choice(["steady", "idle-race"]), default="steady", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--client", type=click.Choice(["auto", "builtin", "wrk"]), default="auto", show_default=True,
+              help="Load generator: wrk (steady, closed loop) or the built-in asyncio client; auto: wrk when "
+              "installed and it can run the scenario.")
 @click.option("--keep", is_flag=True, help="Keep the run directory (configs as run, logs, counts).")
 @click.option("--dry-run", is_flag=True, help="Print what would run (namespace, addresses, processes, rules).")
 @_user_errors
 def lab_command(spec: Path, service: str | None, duration: str, connections: int | None, rate: float | None,
-                scenario: str, fmt: str, keep: bool, dry_run: bool) -> None:
+                scenario: str, fmt: str, client: str, keep: bool, dry_run: bool) -> None:
     """Run SPEC's rendered path on real components and measure per-pod load and errors.
 
     One private network namespace holds everything: the rendered edge and L4 configs run
@@ -811,6 +814,10 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     assert seconds is not None
     if seconds > command.MAX_DURATION_S:
         raise click.BadParameter(f"at most {command.MAX_DURATION_S:g}s", param_hint="'--duration'")
+    try:
+        load_client = command.pick_client(client, scenario, rate)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--client'") from None
     loaded = _load(spec)
     model = loaded.spec
     try:
@@ -848,7 +855,7 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     if lacking:
         _error("lbgen lab needs " + "; ".join(lacking))
         _exit(EXIT_USAGE)
-    work = command.workload(scenario, seconds, connections, rate, setup)
+    work = command.workload(scenario, seconds, connections, rate, setup, load_client)
     try:
         result = command.run_once(model, plan, chosen, setup, work, run_root, keep=keep,
                                   name=Path(loaded.source_name).stem)

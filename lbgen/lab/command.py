@@ -41,19 +41,36 @@ def missing(*, needs_root: bool, rules: str) -> list[str]:
     return out
 
 
+def pick_client(client: str, scenario: str, rate: float | None) -> str:
+    """`auto`: wrk for steady closed-loop runs when it is installed, else the built-in client.
+    Raises ValueError when wrk is asked for what it cannot do."""
+    from lbgen.lab import wrk
+
+    if client == "wrk":
+        if not wrk.available():
+            raise ValueError(f"wrk is not installed ({APT} wrk)")
+        if scenario != "steady" or rate is not None:
+            raise ValueError("wrk runs only the steady scenario without --rate (it cannot pace "
+                             "requests or send timed POST bursts); use --client builtin")
+        return "wrk"
+    if client == "auto" and scenario == "steady" and rate is None and wrk.available():
+        return "wrk"
+    return "builtin"
+
+
 def workload(scenario: str, duration_s: float, connections: int | None, rate: float | None,
-             setup: LabSetup) -> Workload:
+             setup: LabSetup, client: str = "builtin") -> Workload:
     if scenario == "idle-race":
         idle = setup.app_idle_s or 5.0
         # POST bursts after gaps just past the pods' idle timeout, inside the close window: a
         # caller that still pools the connection reuses one the pod is closing.
         gaps = tuple(round(idle + CLOSE_DELAY_S * f, 3) for f in (0.4, 0.6))
         return Workload(scenario, duration_s, connections or 20, None, MAX_REQUESTS, SERVICE_TIME_S, gaps)
-    return Workload(scenario, duration_s, connections or 20, rate, MAX_REQUESTS, SERVICE_TIME_S)
+    return Workload(scenario, duration_s, connections or 20, rate, MAX_REQUESTS, SERVICE_TIME_S, client=client)
 
 
-def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: float | None
-              ) -> tuple[dict[str, Any] | None, str]:
+def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: float | None,
+              entries: int) -> tuple[dict[str, Any] | None, str]:
     """`lbgen simulate`'s prediction for the same spec and workload."""
     try:
         import numpy  # noqa: F401
@@ -61,7 +78,9 @@ def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: 
         return None, "not shown: lbgen simulate needs numpy (python3 -m pip install 'lbgen[simulate]')"
     from lbgen import simulate as sim
 
-    clients = min(work.connections, CLIENT_SOURCES)
+    # The source addresses the load came from: the built-in client binds one per connection up
+    # to CLIENT_SOURCES; wrk's connections to one first-tier instance share one.
+    clients = entries if work.client == "wrk" else min(work.connections, CLIENT_SOURCES)
     response = (p50_ms or 10.0) / 1000
     settings = sim.Settings(
         clients=clients, connections_per_client=math.ceil(work.connections / clients),
@@ -81,7 +100,7 @@ def run_once(spec: Spec, plan: Plan, service: Service, setup: LabSetup, work: Wo
 
     load, stats = runner.run(setup, work, run_root, keep=keep)
     measured = measure(load, stats)
-    sim, note = simulated(spec, plan, service, work, measured.latency_ms["p50"])
+    sim, note = simulated(spec, plan, service, work, measured.latency_ms["p50"], len(setup.entry))
     if work.scenario == "idle-race":
         note = "steady-state prediction only (simulate models no idle races); " + note
     return Run(name, work.scenario, work.duration_s, work.connections, work.rate, setup, measured,

@@ -42,6 +42,8 @@ class Workload:
     max_requests: int
     service_s: float
     gaps_s: tuple[float, ...] = ()
+    client: str = "builtin"
+    """`builtin` (lbgen.lab.load) or `wrk` (lbgen.lab.wrk; steady only, no --rate)."""
 
 
 class LabRunError(RuntimeError):
@@ -148,6 +150,14 @@ class Lab:
 
     def load(self, run_root: Path, workload: Workload) -> dict[str, Any]:
         s = self.setup
+        if workload.client == "wrk":
+            from lbgen.lab import wrk
+
+            try:
+                return wrk.run(self.exec, s.entry, s.route_path, workload.connections, workload.duration_s,
+                               run_root)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
+                raise LabRunError(str(exc)) from None
         config = {
             "scenario": workload.scenario, "duration_s": workload.duration_s,
             "connections": workload.connections, "rate": workload.rate, "max_requests": workload.max_requests,

@@ -85,3 +85,9 @@ def test_only_lab_imports_the_lab() -> None:
     modules, _ = loaded_by("lab", "examples/seed.yaml", "--dry-run")
     assert "lbgen.lab.setup" in modules and "lbgen.lab.runner" in modules
     assert "numpy" not in modules  # the prediction is computed only for a real run
+
+
+def test_wrk_is_refused_for_what_it_cannot_run() -> None:
+    proc = _cli("examples/seed-fixed.yaml", "--scenario", "idle-race", "--client", "wrk", "--dry-run")
+    assert proc.returncode == 2
+    assert "--client" in proc.stderr and ("steady" in proc.stderr or "apt-get install -y wrk" in proc.stderr)
