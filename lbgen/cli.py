@@ -1,4 +1,4 @@
-"""The `lbgen` command line: render, validate, rules, plan, explain, simulate, schema.
+"""The `lbgen` command line: render, validate, rules, plan, explain, simulate, lab, schema.
 
 Exit codes: 0 ok; 1 findings at or above the threshold, failed checks, or stale output
 (`render --check`); 2 usage or input error. User mistakes never show a traceback: input

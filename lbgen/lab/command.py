@@ -104,4 +104,4 @@ def run_once(spec: Spec, plan: Plan, service: Service, setup: LabSetup, work: Wo
     if work.scenario == "idle-race":
         note = "steady-state prediction only (simulate models no idle races); " + note
     return Run(name, work.scenario, work.duration_s, work.connections, work.rate, setup, measured,
-               load["client"], sim, note)
+               load["client"], sim, note, work.gaps_s)

@@ -25,6 +25,7 @@ class Run:
     simulated: dict[str, Any] | None
     """`lbgen simulate`'s JSON for the same spec and workload (None: numpy missing)."""
     simulate_note: str = ""
+    gaps_s: tuple[float, ...] = ()
 
 
 def _path(setup: LabSetup) -> list[str]:
@@ -39,7 +40,7 @@ def to_json(run: Run) -> str:
         "service": run.setup.service,
         "scenario": run.scenario,
         "workload": {"duration_s": run.duration_s, "connections": run.connections, "rate": run.rate,
-                     "client": run.client},
+                     "client": run.client, "gaps_s": list(run.gaps_s)},
         "path": _path(run.setup),
         "stand_ins": list(run.setup.stand_ins),
         "rewrites": list(run.setup.rewrites),
@@ -65,6 +66,8 @@ def _errors(errors: dict[str, int]) -> str:
 def to_text(run: Run) -> str:
     m, s = run.measured, run.setup
     load = f"{run.rate:g} req/s" if run.rate else "closed loop"
+    if run.scenario == "idle-race":
+        load = "POST bursts after gaps of " + ", ".join(f"{g:g}s" for g in run.gaps_s)
     lines = [
         (f"lbgen lab: {run.spec}, service {s.service}, scenario {run.scenario}: {run.duration_s:g}s, "
         f"{run.connections} connections, {load} ({run.client} client)"),
