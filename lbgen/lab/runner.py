@@ -148,8 +148,30 @@ class Lab:
 
     # --- load and stop ----------------------------------------------------------------------
 
+    def _client(self, run_root: Path, config: dict[str, Any], name: str, timeout: float) -> dict[str, Any]:
+        path = run_root / f"{name}.json"
+        path.write_text(json.dumps(config))
+        proc = subprocess.run([*self.exec, sys.executable, "-m", "lbgen.lab.load", str(path)],
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              env={**os.environ, "PYTHONPATH": _package_root()}, start_new_session=True)
+        if proc.returncode != 0:
+            raise LabRunError(f"the load client failed: {proc.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
     def load(self, run_root: Path, workload: Workload) -> dict[str, Any]:
         s = self.setup
+        config = {
+            "scenario": workload.scenario, "duration_s": workload.duration_s,
+            "connections": workload.connections, "rate": workload.rate, "max_requests": workload.max_requests,
+            "targets": [list(t) for t in s.entry], "sources": list(s.sources), "path": s.route_path,
+            "host": s.host, "gaps_s": list(workload.gaps_s),
+        }
+        # One request first (the pods count it): otherwise the first connections of every hop
+        # start in the same instant and race each other through kube-proxy's `recent` check,
+        # which a live Service, warmed by earlier traffic, does not see.
+        self._client(run_root, {**config, "scenario": "steady", "connections": 1, "rate": None,
+                                "max_requests": 1, "duration_s": 5.0}, "warm-up", 30)
         if workload.client == "wrk":
             from lbgen.lab import wrk
 
@@ -158,21 +180,7 @@ class Lab:
                                run_root)
             except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
                 raise LabRunError(str(exc)) from None
-        config = {
-            "scenario": workload.scenario, "duration_s": workload.duration_s,
-            "connections": workload.connections, "rate": workload.rate, "max_requests": workload.max_requests,
-            "targets": [list(t) for t in s.entry], "sources": list(s.sources), "path": s.route_path,
-            "host": s.host, "gaps_s": list(workload.gaps_s),
-        }
-        path = run_root / "load.json"
-        path.write_text(json.dumps(config))
-        proc = subprocess.run([*self.exec, sys.executable, "-m", "lbgen.lab.load", str(path)],
-                              capture_output=True, text=True, timeout=workload.duration_s + 30, check=False,
-                              env={**os.environ, "PYTHONPATH": _package_root()}, start_new_session=True)
-        if proc.returncode != 0:
-            raise LabRunError(f"the load client failed: {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(proc.stdout)
-        return result
+        return self._client(run_root, config, "load", workload.duration_s + 30)
 
     def connections_opened(self) -> dict[str, int]:
         """SYNs counted per hop by the filter-table rules (see LabSetup.counters)."""
@@ -194,6 +202,9 @@ class Lab:
         return stats
 
     def cleanup(self) -> None:
+        # A second Ctrl-C must not cut the clean-up short (the caller restores the handlers).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         for _, popen in reversed(self.processes):
             if popen.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

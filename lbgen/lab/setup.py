@@ -35,6 +35,7 @@ POD_NET = ipaddress.ip_network("10.244.0.0/24")
 CLUSTER_IP_NET = ipaddress.ip_network("10.96.0.0/24")
 CLIENT_NET = ipaddress.ip_network("10.9.0.0/24")
 CLIENT_SOURCES = 20
+MAX_PODS = 250
 CLOSE_DELAY_S = 0.25
 """The pods' stand-in for the FIN in flight (see lbgen.lab.pods)."""
 
@@ -114,7 +115,8 @@ def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict
             continue
         new = _LISTEN_RE.sub(lambda m: f"{m.group('lead')}{address}:{m.group('port')}", text)
         if new != text:
-            rewrites.append(f"{tier.name}/{rel}: `listen PORT` → `listen {address}:PORT` for this instance")
+            rewrites.append(f"{tier.name}/{rel}: `listen PORT` → `listen <instance address>:PORT` "
+                            f"({address} for {tier.instances[0].name}, and so on)")
         if rel == PurePosixPath("nginx.conf"):
             if _STREAM_BLOCK_RE.search(new):
                 new, reason = _stream_module(new, build, adapted)
@@ -170,6 +172,7 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
     return (
         "# STAND-IN for Kong (no kong binary here): nginx http configured from lbgen's plan of\n"
         f"# {tier.name}: pool, idle timeout, max requests, algorithm, retries, timeouts, targets.\n"
+        # Kong's nginx_worker_processes defaults to auto (kong.conf.default).
         "worker_processes auto;\nevents {\n}\nhttp {\n"
         f"    access_log {run_dir}/access.log;\n"
         + "".join(f"    {m}_temp_path {run_dir}/temp/{m};\n" for m in ("client_body", "proxy", "fastcgi",
@@ -192,7 +195,7 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
 
 
 def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx: NginxBuild,
-          run_root: Path, *, namespace: str, nft: bool | None = None) -> LabSetup:
+          run_root: Path, *, namespace: str) -> LabSetup:
     """Everything one run creates, in order; raises LabError when the spec cannot run here."""
     rewrites: list[str] = []
     notes: list[str] = []
@@ -202,6 +205,9 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if service.protocol == "grpc":
         raise LabError(f"service {service.name} speaks gRPC; the lab's client speaks HTTP/1.1 only "
                        "(choose another service with --service)")
+    if service.replicas > MAX_PODS:
+        raise LabError(f"service {service.name} has {service.replicas} replicas; the lab runs at most {MAX_PODS} "
+                       f"pods ({POD_NET})")
     cluster = next((t for t in spec.tiers if isinstance(t, KubernetesTier)), None)
     if cluster is None:
         raise LabError("the lab needs a kubernetes tier (the pods it measures)")
@@ -251,7 +257,8 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                     stand_ins.append(
                         f"{tier.name}: Kong {tier.version} is not installed; each instance is an nginx http "
                         "proxy with the plan's pool size, idle timeout, max requests, client keep-alive, "
-                        "timeouts, retries (proxy_next_upstream_tries = retries + 1), algorithm and targets"
+                        "timeouts, retries (proxy_next_upstream_tries = retries + 1), algorithm and targets; "
+                        "unlike Kong, nginx keeps one idle pool per worker for all targets, not one per target"
                         + (" (pod IPs: Kong resolves the headless Service to them)" if dials_pods
                            else f" (the ClusterIP {cluster_ip})"))
             if index == 0:
@@ -261,7 +268,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if not dials_pods:
         addresses.append(Address(f"ClusterIP of {service_key(service)}", service.name, cluster_ip))
     mode = k8s_hop.kube_proxy_mode.value
-    use_nft = mode == "nftables" if nft is None else nft
+    use_nft = mode == "nftables"
     rules = ""
     if not dials_pods:
         if mode not in ("iptables", "nftables"):

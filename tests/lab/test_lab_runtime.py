@@ -89,7 +89,7 @@ def test_client_ip_affinity_behind_the_gateway_puts_everything_on_one_pod(tmp_pa
     assert data["workload"]["client"] == "wrk"
     measured = data["measured"]
     assert measured["pods_used"] == 1, measured["per_pod"]
-    assert measured["per_pod"][0]["requests"] >= measured["requests"] > 1000
+    assert measured["per_pod"][0]["requests"] >= measured["requests"] > 100
     assert measured["per_pod"][0]["connections"] > 1  # many connections, one pod: affinity, not pooling
     assert data["simulated"]["pods_used"]["median"] == 1
 

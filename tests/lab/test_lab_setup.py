@@ -52,7 +52,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing() -> None:
     assert "10.30.0.11    kong-1       gateway (kong)" in out
     assert "STAND-IN" in out and "real nginx" in out
     assert "-m statistic --mode random --probability 0.1250000000" in out
-    assert "`listen PORT` → `listen 10.10.0.11:PORT`" in out
+    assert "`listen PORT` → `listen <instance address>:PORT` (10.10.0.11 for edge-1" in out
     assert "orders.shop.svc.cluster.local → 10.96.0.10" in out
     assert sorted(Path("/tmp").glob("lbgen-lab-*")) == before
 
