@@ -774,7 +774,8 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
               help="Client keep-alive connections. [20]")
 @click.option("--rate", type=click.FloatRange(0, 100_000, min_open=True), default=None,
               help="Requests per second in all (default: closed loop, each connection as fast as it can).")
-@click.option("--scenario", type=click.Choice(["steady", "idle-race"]), default="steady", show_default=True)
+@click.option("--scenario", type=click.Choice(["steady", "idle-race", "scale-out"]), default="steady",
+              show_default=True, help="scale-out: half as many pods again enter the Service at a third of the run.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--client", type=click.Choice(["auto", "builtin", "wrk"]), default="auto", show_default=True,
               help="Load generator: wrk (steady, closed loop) or the built-in asyncio client; auto: wrk when "
@@ -840,7 +841,8 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     namespace = f"lbgen-lab-{os.getpid()}"
     run_root = Path("/tmp") / f"{namespace}-RUN" if dry_run else runner.new_run_root(namespace)
     try:
-        setup = lab_setup.build(model, plan, files, chosen, probe(nginx), run_root, namespace=namespace)
+        setup = lab_setup.build(model, plan, files, chosen, probe(nginx), run_root, namespace=namespace,
+                                add=max(1, chosen.replicas // 2) if scenario == "scale-out" else 0)
     except lab_setup.LabError as exc:
         if not dry_run:
             import shutil

@@ -49,11 +49,11 @@ def pick_client(client: str, scenario: str, rate: float | None) -> str:
     if client == "wrk":
         if not wrk.available():
             raise ValueError(f"wrk is not installed ({APT} wrk)")
-        if scenario != "steady" or rate is not None:
-            raise ValueError("wrk runs only the steady scenario without --rate (it cannot pace "
-                             "requests or send timed POST bursts); use --client builtin")
+        if scenario == "idle-race" or rate is not None:
+            raise ValueError("wrk runs steady and scale-out without --rate (it cannot pace requests "
+                             "or send timed POST bursts); use --client builtin")
         return "wrk"
-    if client == "auto" and scenario == "steady" and rate is None and wrk.available():
+    if client == "auto" and scenario != "idle-race" and rate is None and wrk.available():
         return "wrk"
     return "builtin"
 
@@ -66,17 +66,20 @@ def workload(scenario: str, duration_s: float, connections: int | None, rate: fl
         # caller that still pools the connection reuses one the pod is closing.
         gaps = tuple(round(idle + CLOSE_DELAY_S * f, 3) for f in (0.4, 0.6))
         return Workload(scenario, duration_s, connections or 20, None, MAX_REQUESTS, SERVICE_TIME_S, gaps)
-    return Workload(scenario, duration_s, connections or 20, rate, MAX_REQUESTS, SERVICE_TIME_S, client=client)
+    scale_at = duration_s / 3 if scenario == "scale-out" else None
+    return Workload(scenario, duration_s, connections or 20, rate, MAX_REQUESTS, SERVICE_TIME_S,
+                    scale_at_s=scale_at, client=client)
 
 
 def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: float | None,
-              entries: int) -> tuple[dict[str, Any] | None, str]:
+              entries: int, added: int = 0) -> tuple[dict[str, Any] | None, str]:
     """`lbgen simulate`'s prediction for the same spec and workload."""
     try:
         import numpy  # noqa: F401
     except ImportError:
         return None, "not shown: lbgen simulate needs numpy (python3 -m pip install 'lbgen[simulate]')"
     from lbgen import simulate as sim
+    from lbgen.model.workload import ScaleEvent
 
     # The source addresses the load came from: the built-in client binds one per connection up
     # to CLIENT_SOURCES; wrk's connections to one first-tier instance share one.
@@ -85,7 +88,9 @@ def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: 
     settings = sim.Settings(
         clients=clients, connections_per_client=math.ceil(work.connections / clients),
         rate=work.rate, duration_s=work.duration_s, response_time_s=response,
-        cores=os.cpu_count() or 1, trials=20, seed=0, keepalive=True, events=(),
+        cores=os.cpu_count() or 1, trials=20, seed=0, keepalive=True,
+        events=(ScaleEvent.parse(f"scale {service.name} +{added} at {work.scale_at_s * 1000:.0f}ms"),)
+        if added and work.scale_at_s is not None else (),
     )
     result = sim.simulate(spec, plan, service, settings)
     note = (f"{clients} clients x {settings.connections_per_client} connection(s), "
@@ -99,8 +104,8 @@ def run_once(spec: Spec, plan: Plan, service: Service, setup: LabSetup, work: Wo
     from lbgen.lab import runner
 
     load, stats = runner.run(setup, work, run_root, keep=keep)
-    measured = measure(load, stats)
-    sim, note = simulated(spec, plan, service, work, measured.latency_ms["p50"], len(setup.entry))
+    measured = measure(load, stats, setup.added)
+    sim, note = simulated(spec, plan, service, work, measured.latency_ms["p50"], len(setup.entry), setup.added)
     if work.scenario == "idle-race":
         note = "steady-state prediction only (simulate models no idle races); " + note
     return Run(name, work.scenario, work.duration_s, work.connections, work.rate, setup, measured,

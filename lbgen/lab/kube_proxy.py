@@ -56,10 +56,13 @@ def sep_chain(service: ServiceRules, endpoint: tuple[str, int]) -> str:
     return "KUBE-SEP-" + _hash(service.name + "tcp" + f"{endpoint[0]}:{endpoint[1]}", 16)
 
 
-def iptables_restore(services: tuple[ServiceRules, ...]) -> str:
-    """The `nat` table for `iptables-restore` (applied inside the lab's namespace only)."""
+def iptables_restore(services: tuple[ServiceRules, ...], *, hook: bool = True) -> str:
+    """The `nat` table for `iptables-restore --noflush` (applied inside the lab's namespace only).
+
+    Every chain it declares is flushed and rewritten, as kube-proxy's own resync does; `hook`
+    adds the OUTPUT jump (once: OUTPUT itself is not rewritten)."""
     chains = ["KUBE-SERVICES"]
-    rules = ['-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']
+    rules = ['-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'] if hook else []
     for service in services:
         svc = svc_chain(service)
         chains.append(svc)

@@ -98,13 +98,24 @@ async def _main(config: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    timeline: list[list[float]] = []
+
+    async def sample() -> None:
+        # Cumulative requests per pod, stamped with CLOCK_MONOTONIC (shared by every process),
+        # so the runner can say when pods added mid-run got their share.
+        while True:
+            timeline.append([round(time.monotonic(), 3), *(s.requests for s in stats)])
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
     await asyncio.wait_for(stop.wait(), config["max_run_s"])
+    sampler.cancel()
     for server in servers:
         server.close()
-    Path(config["stats"]).write_text(json.dumps([
+    Path(config["stats"]).write_text(json.dumps({"pods": [
         {"pod": s.name, "connections": s.connections, "requests": s.requests, "resets": s.resets,
          "idle_closes": s.idle_closes} for s in stats
-    ], indent=1) + "\n")
+    ], "timeline": timeline}) + "\n")
 
 
 def main(argv: list[str]) -> int:

@@ -50,9 +50,10 @@ def to_json(run: Run) -> str:
             "requests": m.requests, "errors": m.errors, "latency_ms": m.latency_ms,
             "max_mean": round(m.max_mean, 4), "min_mean": round(m.min_mean, 4), "cv": round(m.cv, 4),
             "pods_used": m.pods_used, "per_pod": m.pods, "rounds": m.rounds,
-            "connections_opened": m.connections_opened,
+            "connections_opened": m.connections_opened, "scale_out": m.scale_out,
         },
         "simulated": None if run.simulated is None else run.simulated["summary"],
+        "simulated_scale_events": None if run.simulated is None else run.simulated["scale_events"],
         "simulate_note": run.simulate_note,
         "notes": list(run.setup.notes),
     }
@@ -83,6 +84,19 @@ def to_text(run: Run) -> str:
     lines.append(f"requests {m.requests}; errors: {_errors(m.errors)}; latency p50 {lat['p50']} ms, p99 {lat['p99']} ms")
     if m.connections_opened:
         lines.append("new connections per hop: " + ", ".join(f"{k} {v}" for k, v in m.connections_opened.items()))
+    if m.scale_out is not None:
+        so = m.scale_out
+        def when(v: float | None) -> str:
+            return "never within the run" if v is None else f"after {v:g}s"
+        lines.append(f"scale-out: +{so['added']} pods entered the Service rules at {run.duration_s / 3:g}s "
+                     f"(fair share {so['fair_share'] * 100:.1f}%): 50% of it {when(so['to_50_percent_s'])}, "
+                     f"90% {when(so['to_90_percent_s'])}; they served {so['added_pods_requests']} requests")
+        events = run.simulated["scale_events"] if run.simulated else []
+        if events:
+            e = events[0]
+            sim_50 = e["to_50_percent_s"]["median"] if e["to_50_percent_s"] else None
+            sim_90 = e["to_90_percent_s"]["median"] if e["to_90_percent_s"] else None
+            lines.append(f"  simulate: 50% {when(sim_50)}, 90% {when(sim_90)} (median over trials)")
     for r in m.rounds:
         if r["after_gap_s"]:
             lines.append(f"  POST burst after {r['after_gap_s']:g}s idle: {r['errors']} error(s)")

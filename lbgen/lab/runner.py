@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class Workload:
     max_requests: int
     service_s: float
     gaps_s: tuple[float, ...] = ()
+    scale_at_s: float | None = None
+    """scale-out: when the added pods enter the Service, from the start of the load."""
     client: str = "builtin"
     """`builtin` (lbgen.lab.load) or `wrk` (lbgen.lab.wrk; steady only, no --rate)."""
 
@@ -90,6 +93,8 @@ class Lab:
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.created = False
         self.made_etc_netns = False
+        self.scaled_at: float | None = None
+        self.timer: threading.Timer | None = None
         self.exec = ["ip", "netns", "exec", setup.namespace]
 
     # --- set up ---------------------------------------------------------------------------
@@ -172,6 +177,8 @@ class Lab:
         # which a live Service, warmed by earlier traffic, does not see.
         self._client(run_root, {**config, "scenario": "steady", "connections": 1, "rate": None,
                                 "max_requests": 1, "duration_s": 5.0}, "warm-up", 30)
+        if workload.scale_at_s is not None and s.scale_rules:
+            self.timer = self.scale_out_at(workload.scale_at_s)
         if workload.client == "wrk":
             from lbgen.lab import wrk
 
@@ -193,13 +200,27 @@ class Lab:
                 out[found.group(2)] = out.get(found.group(2), 0) + int(found.group(1))
         return out
 
-    def pod_stats(self, run_root: Path) -> list[dict[str, Any]]:
+    def pod_stats(self, run_root: Path) -> dict[str, Any]:
         for name, popen in self.processes:
             if name == "pods" and popen.poll() is None:
                 popen.send_signal(signal.SIGTERM)
                 popen.wait(STOP_TIMEOUT_S)
-        stats: list[dict[str, Any]] = json.loads((run_root / "pods" / "stats.json").read_text())
+        stats: dict[str, Any] = json.loads((run_root / "pods" / "stats.json").read_text())
         return stats
+
+    def scale_out_at(self, delay_s: float) -> threading.Timer:
+        """Apply the Service's rules with the added pods after `delay_s` (kube-proxy's next sync)."""
+        def apply() -> None:
+            s = self.setup
+            tool = ["nft", "-f", "-"] if s.kube_proxy_mode == "nftables" else ["iptables-restore", "--noflush"]
+            with contextlib.suppress(LabRunError, subprocess.TimeoutExpired):
+                _run([*self.exec, *tool], s.scale_rules)
+                self.scaled_at = time.monotonic()
+
+        timer = threading.Timer(delay_s, apply)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def cleanup(self) -> None:
         # A second Ctrl-C must not cut the clean-up short (the caller restores the handlers).
@@ -242,7 +263,7 @@ def new_run_root(namespace: str) -> Path:
 
 
 def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = False
-        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the lab once in `run_root` (removed unless `keep`); returns (load result, per-pod counts)."""
     lab = Lab(setup, keep, run_root)
     root = run_root
@@ -252,6 +273,9 @@ def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = Fal
             lab.write_files(root)
             lab.start(root, workload)
             load = lab.load(root, workload)
+            if lab.timer is not None:
+                lab.timer.cancel()
+            load["scaled_at"] = lab.scaled_at
             load["connections_opened"] = lab.connections_opened()
             stats = lab.pod_stats(root)
         finally:

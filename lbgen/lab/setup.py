@@ -84,6 +84,10 @@ class LabSetup:
     counters: str = ""
     """iptables-restore input of the filter table: one counting rule per hop for the TCP SYNs
     sent to it (new connections; after kube-proxy's DNAT, so pods count their own)."""
+    added: int = 0
+    """Pods (the last ones of `pods`) that enter the Service mid-run (scale-out)."""
+    scale_rules: str = ""
+    """The Service's rules with the added pods, applied mid-run."""
 
 
 class LabError(ValueError):
@@ -195,8 +199,11 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
 
 
 def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx: NginxBuild,
-          run_root: Path, *, namespace: str) -> LabSetup:
-    """Everything one run creates, in order; raises LabError when the spec cannot run here."""
+          run_root: Path, *, namespace: str, add: int = 0) -> LabSetup:
+    """Everything one run creates, in order; raises LabError when the spec cannot run here.
+
+    `add` pods (scale-out) run from the start but enter the Service only when `scale_rules`
+    are applied mid-run."""
     rewrites: list[str] = []
     notes: list[str] = []
     stand_ins: list[str] = []
@@ -205,7 +212,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if service.protocol == "grpc":
         raise LabError(f"service {service.name} speaks gRPC; the lab's client speaks HTTP/1.1 only "
                        "(choose another service with --service)")
-    if service.replicas > MAX_PODS:
+    if service.replicas + add > MAX_PODS:
         raise LabError(f"service {service.name} has {service.replicas} replicas; the lab runs at most {MAX_PODS} "
                        f"pods ({POD_NET})")
     cluster = next((t for t in spec.tiers if isinstance(t, KubernetesTier)), None)
@@ -215,7 +222,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     assert isinstance(k8s_hop, KubernetesHop)
     svc_plan = next(s for s in k8s_hop.services if s.service == service_key(service))
     pods = tuple((f"{service.name}-{i}", str(POD_NET.network_address + 1 + i), service.kubernetes.target_port)
-                 for i in range(service.replicas))
+                 for i in range(service.replicas + add))
     cluster_ip = str(CLUSTER_IP_NET.network_address + 10)
     sources = tuple(str(CLIENT_NET.network_address + 1 + i) for i in range(CLIENT_SOURCES))
     addresses += [Address("client source", f"client-{i + 1}", a) for i, a in enumerate(sources)]
@@ -224,8 +231,11 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     hosts: list[tuple[str, tuple[str, ...]]] = []
     if front is not None:
         hosts.append((topology.service_fqdn(spec, service), (cluster_ip,)))
-        hosts.append((topology.headless_fqdn(spec, service), tuple(p[1] for p in pods)))
-    pod_backends = tuple((ip, port) for _, ip, port in pods)
+        hosts.append((topology.headless_fqdn(spec, service), tuple(p[1] for p in pods[:service.replicas])))
+    if add and dials_pods:
+        raise LabError("scale-out is measured through kube-proxy's rules only; this spec's front tier dials "
+                       "pod IPs (adding them would mean re-resolving the headless Service), not implemented")
+    pod_backends = tuple((ip, port) for _, ip, port in pods[:service.replicas])
     entry: list[tuple[str, int]] = []
     for index, tier in enumerate(spec.tiers):
         if isinstance(tier, KubernetesTier):
@@ -269,7 +279,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         addresses.append(Address(f"ClusterIP of {service_key(service)}", service.name, cluster_ip))
     mode = k8s_hop.kube_proxy_mode.value
     use_nft = mode == "nftables"
-    rules = ""
+    rules = scale_rules = ""
     if not dials_pods:
         if mode not in ("iptables", "nftables"):
             notes.append(f"kube-proxy mode {mode} is not reproduced; the lab writes iptables-mode rules")
@@ -277,8 +287,13 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         rules_in = (ServiceRules(f"{service_key(service)}:http", cluster_ip, service.kubernetes.port,
                                  pod_backends, affinity),)
         rules = nft_ruleset(rules_in) if use_nft else iptables_restore(rules_in)
+        if add:
+            after = (ServiceRules(rules_in[0].name, cluster_ip, service.kubernetes.port,
+                                  tuple((ip, port) for _, ip, port in pods), affinity),)
+            scale_rules = ("delete table ip kube-proxy\n" + nft_ruleset(after) if use_nft
+                           else iptables_restore(after, hook=False))
     pods_config = run_root / "pods"
-    processes.append(Process("pods", f"{service.replicas} pods of {service_key(service)} (asyncio HTTP servers, "
+    processes.append(Process("pods", f"{service.replicas}{f' + {add} (scale-out)' if add else ''} pods of {service_key(service)} (asyncio HTTP servers, "
                              f"app idle timeout {_seconds(svc_plan.app_idle_timeout.value)}s)",
                              (sys.executable, "-m", "lbgen.lab.pods", f"{pods_config}/config.json"), {},
                              tuple((ip, port) for _, ip, port in pods)))
@@ -296,7 +311,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         route_path=path, host=(service.route.hosts[0] if getattr(service.route, "hosts", None) else "lab.local"),
         app_idle_s=_seconds(svc_plan.app_idle_timeout.value), pods=pods, rewrites=tuple(rewrites),
         stand_ins=tuple(stand_ins), dials="pod endpoints" if dials_pods else "cluster_ip", notes=tuple(notes),
-        counters=counters,
+        counters=counters, added=add, scale_rules=scale_rules,
     )
 
 
@@ -349,6 +364,9 @@ def describe(setup: LabSetup) -> str:
     if setup.rules:
         lines.append(f"kube-proxy rules ({setup.kube_proxy_mode} mode, inside the namespace):")
         lines += [f"  {line}" for line in setup.rules.splitlines()]
+        if setup.scale_rules:
+            lines.append(f"mid-run (scale-out, +{setup.added} pods):")
+            lines += [f"  {line}" for line in setup.scale_rules.splitlines()]
     else:
         lines.append("no kube-proxy rules: the hop in front of the cluster dials pod IPs")
     lines += [f"note: {n}" for n in setup.notes]

@@ -173,3 +173,23 @@ def test_every_examples_edge_reuses_upstream_connections() -> None:
         assert opened < measured["requests"] / 10, (spec.name, edge_next, opened, measured["requests"])
         checked.append(spec.name)
     assert "seed-fixed.yaml" in checked and "seed-as-advised.yaml" in checked
+
+
+def test_scale_out_reaches_new_pods_only_without_pooling(tmp_path: Path) -> None:
+    pooled = _variant(tmp_path, "seed-as-advised.yaml", "session_affinity: ClientIP", "session_affinity: None",
+                      "pooled.yaml")
+    unpooled = tmp_path / "unpooled.yaml"
+    text = pooled.read_text()
+    assert "upstream_keepalive: {idle_timeout: 10s}" in text
+    unpooled.write_text(text.replace("upstream_keepalive: {idle_timeout: 10s}", "upstream_keepalive: {connections: 0}"))
+    kept = _lab(pooled, "--scenario", "scale-out", "--duration", "4s")["measured"]
+    fresh = _lab(unpooled, "--scenario", "scale-out", "--duration", "4s")["measured"]
+    for run in (kept, fresh):
+        assert run["scale_out"]["added"] == 4 and run["errors"] == {}
+        assert len(run["per_pod"]) == 12
+    fair = kept["scale_out"]["fair_share"]
+    # Kong's pooled connections to the ClusterIP keep their pods: the added pods get only the
+    # rare new connection. Without a pool every request is a new connection, chosen afresh.
+    assert kept["scale_out"]["added_pods_requests"] < 0.25 * fair * kept["requests"], kept["scale_out"]
+    assert fresh["scale_out"]["to_90_percent_s"] is not None and fresh["scale_out"]["to_90_percent_s"] < 1.5
+    assert fresh["scale_out"]["added_pods_requests"] > 0.5 * fair * fresh["requests"] * 2 / 3
