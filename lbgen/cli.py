@@ -843,20 +843,22 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     try:
         setup = lab_setup.build(model, plan, files, chosen, probe(nginx), run_root, namespace=namespace,
                                 add=max(1, chosen.replicas // 2) if scenario == "scale-out" else 0)
-    except lab_setup.LabError as exc:
-        if not dry_run:
+        lacking = [] if dry_run else command.missing(
+            needs_root=True, rules=setup.kube_proxy_mode if setup.rules else "")
+        if lacking:
+            raise lab_setup.LabError("lbgen lab needs " + "; ".join(lacking))
+    except BaseException as exc:
+        if not dry_run:  # the run directory; runner.run removes it after a run
             import shutil
 
             shutil.rmtree(run_root, ignore_errors=True)
-        _error(f"{spec}: {exc}")
-        _exit(EXIT_USAGE)
+        if isinstance(exc, lab_setup.LabError):
+            _error(f"{spec}: {exc}")
+            _exit(EXIT_USAGE)
+        raise
     if dry_run:
         click.echo(lab_setup.describe(setup), nl=False)
         return
-    lacking = command.missing(needs_root=True, rules=setup.kube_proxy_mode if setup.rules else "")
-    if lacking:
-        _error("lbgen lab needs " + "; ".join(lacking))
-        _exit(EXIT_USAGE)
     work = command.workload(scenario, seconds, connections, rate, setup, load_client)
     try:
         result = command.run_once(model, plan, chosen, setup, work, run_root, keep=keep,

@@ -19,7 +19,8 @@ from lbgen.plan import Plan
 
 MAX_DURATION_S = 120.0
 MAX_REQUESTS = 500_000
-"""Every run stops by itself: at its duration (at most this) or after this many requests."""
+"""Every run stops by itself: at its duration (at most MAX_DURATION_S), and the built-in client
+also after MAX_REQUESTS requests (wrk runs for whole seconds of its -d)."""
 SERVICE_TIME_S = 0.005
 """How long a pod takes to answer (the simulate prediction uses the measured p50 latency)."""
 APT = "apt-get install -y"

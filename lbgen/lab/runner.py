@@ -278,6 +278,8 @@ def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = Fal
             load["scaled_at"] = lab.scaled_at
             load["connections_opened"] = lab.connections_opened()
             stats = lab.pod_stats(root)
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+            raise LabRunError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             lab.cleanup()
     return load, stats

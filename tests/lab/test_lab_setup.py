@@ -91,3 +91,12 @@ def test_wrk_is_refused_for_what_it_cannot_run() -> None:
     proc = _cli("examples/seed-fixed.yaml", "--scenario", "idle-race", "--client", "wrk", "--dry-run")
     assert proc.returncode == 2
     assert "--client" in proc.stderr and ("steady" in proc.stderr or "apt-get install -y wrk" in proc.stderr)
+
+
+def test_scale_out_through_pod_endpoints_is_refused_and_leaves_nothing() -> None:
+    before = sorted(Path("/tmp").glob("lbgen-lab-*"))
+    for extra in ((), ("--dry-run",)):
+        proc = _cli("examples/seed-fixed.yaml", "--scenario", "scale-out", *extra)
+        assert proc.returncode == 2
+        assert "examples/seed-fixed.yaml: scale-out is measured through kube-proxy's rules only" in proc.stderr
+    assert sorted(Path("/tmp").glob("lbgen-lab-*")) == before
