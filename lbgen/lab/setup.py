@@ -176,7 +176,7 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
     return (
         "# STAND-IN for Kong (no kong binary here): nginx http configured from lbgen's plan of\n"
         f"# {tier.name}: pool, idle timeout, max requests, algorithm, retries, timeouts, targets.\n"
-        # Kong's nginx_worker_processes defaults to auto (kong.conf.default).
+        # Kong's nginx_worker_processes defaults to auto (kong/templates/kong_defaults.lua).
         "worker_processes auto;\nevents {\n}\nhttp {\n"
         f"    access_log {run_dir}/access.log;\n"
         + "".join(f"    {m}_temp_path {run_dir}/temp/{m};\n" for m in ("client_body", "proxy", "fastcgi",
