@@ -46,6 +46,19 @@ def _variant(tmp_path: Path, source: str, old: str, new: str, name: str) -> Path
     return out
 
 
+def _lab_processes() -> list[str]:
+    """Command lines of live processes the lab starts (pods, load client, nginx in its run dirs)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "lbgen.lab." in text or "lbgen-lab-" in text:
+            found.append(f"{cmdline.parent.name} {text}")
+    return found
+
+
 def _host_state() -> dict[str, str]:
     def run(*argv: str) -> str:
         return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False).stdout
@@ -55,10 +68,7 @@ def _host_state() -> dict[str, str]:
         "iptables": "\n".join(line for line in run("iptables-save").splitlines() if not line.startswith("#")),
         "nft": run("nft", "list", "ruleset"),
         "addresses": run("ip", "-o", "addr"),
-        "processes": "\n".join(sorted(
-            line for line in run("ps", "-eo", "pid,args").splitlines()
-            if "lbgen.lab" in line or "lbgen-lab-" in line
-        )),
+        "processes": "\n".join(sorted(_lab_processes())),
         "etc_netns": "\n".join(sorted(p.name for p in Path("/etc/netns").glob("lbgen-lab-*"))),
     }
 
@@ -129,6 +139,8 @@ def test_cleanup_after_success_failure_and_sigint(tmp_path: Path) -> None:
         assert time.monotonic() < deadline and child.poll() is None
         time.sleep(0.05)
     time.sleep(1.5)  # processes started and load running
+    during = _host_state()
+    assert during["netns"] != before["netns"] and during["processes"] != before["processes"]
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
