@@ -1,0 +1,133 @@
+"""The lab's pods: small asyncio HTTP/1.1 servers, one per pod IP, in one process.
+
+Run as `python3 -m lbgen.lab.pods CONFIG.json` inside the lab's namespace. Each pod keeps
+connections alive like the spec's app server: it closes a connection after `idle_s` without
+a request. Its answer names it (`X-Pod` header and JSON body). It counts the connections it
+accepted and the requests it answered; on SIGTERM it writes the counts to `stats` and exits.
+
+`close_delay_s` stands in for the network between a pod and its caller (the lab runs on one
+machine's loopback, where a FIN arrives in microseconds, and this kernel has no netem): when
+the idle timer fires the pod stops reading, and for `close_delay_s` a request that reaches it
+is answered with a TCP reset, as on a real network where the caller sent it before the FIN
+reached it. Then the connection closes normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class PodStats:
+    name: str
+    connections: int = 0
+    requests: int = 0
+    resets: int = 0
+    """Connections reset because a request arrived after the idle timer fired."""
+    idle_closes: int = 0
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return head
+
+
+async def _serve(stats: PodStats, idle_s: float | None, delay_s: float, service_s: float,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    stats.connections += 1
+    body = json.dumps({"pod": stats.name}).encode()
+    try:
+        while True:
+            try:
+                head = await asyncio.wait_for(_read_request(reader), idle_s)
+            except TimeoutError:
+                stats.idle_closes += 1
+                try:
+                    await asyncio.wait_for(reader.read(1), delay_s)
+                except TimeoutError:
+                    writer.close()
+                    return
+                stats.resets += 1
+                _reset(writer)
+                return
+            if head is None:
+                return
+            if service_s:
+                await asyncio.sleep(service_s)
+            stats.requests += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pod: " + stats.name.encode()
+                         + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+        writer.transport.abort()
+
+
+async def _main(config: dict[str, Any]) -> None:
+    idle = config["idle_s"]
+    stats = [PodStats(p["name"]) for p in config["pods"]]
+    servers = []
+    for pod, stat in zip(config["pods"], stats, strict=True):
+        def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, stat: PodStats = stat) -> Any:
+            return _serve(stat, idle, config["close_delay_s"], config["service_s"], r, w)
+        servers.append(await asyncio.start_server(handler, pod["address"], pod["port"], backlog=1024))
+    Path(config["ready"]).write_text("ready\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    timeline: list[list[float]] = []
+
+    async def sample() -> None:
+        # Cumulative requests per pod, stamped with CLOCK_MONOTONIC (shared by every process),
+        # so the runner can say when pods added mid-run got their share.
+        while True:
+            timeline.append([round(time.monotonic(), 3), *(s.requests for s in stats)])
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    await asyncio.wait_for(stop.wait(), config["max_run_s"])
+    sampler.cancel()
+    for server in servers:
+        server.close()
+    Path(config["stats"]).write_text(json.dumps({"pods": [
+        {"pod": s.name, "connections": s.connections, "requests": s.requests, "resets": s.resets,
+         "idle_closes": s.idle_closes} for s in stats
+    ], "timeline": timeline}) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(Path(argv[1]).read_text())
+    started = time.monotonic()
+    try:
+        asyncio.run(_main(config))
+    except TimeoutError:
+        print(f"pods: stopped after {time.monotonic() - started:.0f}s (max_run_s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,374 @@
+"""What a lab run sets up, computed from the spec, its plan and its rendered files (pure).
+
+One private network namespace holds the whole path. Every instance address of the spec is
+assigned to the namespace's loopback, so the rendered configs keep their addresses; pods get
+pod IPs (10.244.0.0/24) and each Service a ClusterIP (10.96.0.0/24) there. `--dry-run`
+prints this plan; `runner` executes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from lbgen.lab.kube_proxy import ServiceRules, iptables_restore, nft_ruleset
+from lbgen.model.service import Service
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen.plan import Plan, topology
+from lbgen.plan.budget import service_key
+from lbgen.plan.hops import KongHop, KubernetesHop
+from lbgen.verify.nginx import (
+    _LISTEN_RE,
+    _STREAM_BLOCK_RE,
+    NginxBuild,
+    _harness_http,
+    _stream_module,
+    _tier_files,
+)
+
+POD_NET = ipaddress.ip_network("10.244.0.0/24")
+CLUSTER_IP_NET = ipaddress.ip_network("10.96.0.0/24")
+CLIENT_NET = ipaddress.ip_network("10.9.0.0/24")
+CLIENT_SOURCES = 20
+MAX_PODS = 250
+CLOSE_DELAY_S = 0.25
+"""The pods' stand-in for the FIN in flight (see lbgen.lab.pods)."""
+
+
+@dataclass(frozen=True)
+class Address:
+    role: str
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    role: str
+    """What it stands for: `edge-1 (nginx_http, real nginx)`, `kong-1 (kong, stand-in)`."""
+    argv: tuple[str, ...]
+    files: dict[str, str]
+    """Relative path in the run directory → text (nginx.conf and includes, pod config)."""
+    listens: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class LabSetup:
+    namespace: str
+    service: str
+    addresses: tuple[Address, ...]
+    processes: tuple[Process, ...]
+    kube_proxy_mode: str
+    rules: str
+    """iptables-restore input or an nft ruleset ("" when the front dials pods directly)."""
+    hosts: tuple[tuple[str, tuple[str, ...]], ...]
+    """Names the rendered configs resolve, for /etc/hosts inside the namespace."""
+    entry: tuple[tuple[str, int], ...]
+    """Where the clients connect: the first tier's instances."""
+    sources: tuple[str, ...]
+    route_path: str
+    host: str
+    app_idle_s: float | None
+    pods: tuple[tuple[str, str, int], ...]
+    rewrites: tuple[str, ...]
+    stand_ins: tuple[str, ...]
+    dials: str
+    """`cluster_ip` or `pod endpoints`: how the hop in front of the cluster reaches pods."""
+    notes: tuple[str, ...] = field(default=())
+    counters: str = ""
+    """iptables-restore input of the filter table: one counting rule per hop for the TCP SYNs
+    sent to it (new connections; after kube-proxy's DNAT, so pods count their own)."""
+    added: int = 0
+    """Pods (the last ones of `pods`) that enter the Service mid-run (scale-out)."""
+    scale_rules: str = ""
+    """The Service's rules with the added pods, applied mid-run."""
+
+
+class LabError(ValueError):
+    """The spec cannot run in the lab (said why)."""
+
+
+def _ip(address: str, what: str) -> str:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        raise LabError(f"{what}: {address!r} is not an IPv4 address; the lab maps instance addresses "
+                       "onto its namespace and needs IPv4 literals") from None
+    return address
+
+
+def _seconds(value: object) -> float | None:
+    ms = getattr(value, "ms", None)
+    return None if ms is None else ms / 1000
+
+
+def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict[str, str],
+                build: NginxBuild, run_dir: Path, rewrites: list[str]) -> dict[str, str]:
+    """The tier's rendered files, made runnable for one instance in `run_dir`."""
+    tier_files = _tier_files(files, PurePosixPath(tier.name))
+    out: dict[str, str] = {}
+    adapted: list[str] = []
+    for rel, text in sorted(tier_files.items()):
+        if not str(rel).endswith(".conf"):
+            continue
+        new = _LISTEN_RE.sub(lambda m: f"{m.group('lead')}{address}:{m.group('port')}", text)
+        if new != text:
+            rewrites.append(f"{tier.name}/{rel}: `listen PORT` → `listen <instance address>:PORT` "
+                            f"({address} for {tier.instances[0].name}, and so on)")
+        if rel == PurePosixPath("nginx.conf"):
+            if _STREAM_BLOCK_RE.search(new):
+                declared = tier.stream_build if isinstance(tier, NginxStreamTier) else None
+                new, reason = _stream_module(new, build, adapted, declared)
+                if reason is not None:
+                    raise LabError(reason)
+            new = _harness_http(new, run_dir)
+            # Each instance's connections leave from its own address, as from its own machine
+            # (kube-proxy's ClientIP affinity and hash balancing key on it).
+            new = re.sub(r"^(\s*(?:http|stream)\s*\{)", rf"\1\n    proxy_bind {address};", new, count=1,
+                         flags=re.MULTILINE)
+        out[str(rel)] = new
+    rewrites.extend(f"{tier.name}: {line}" for line in adapted)
+    return out
+
+
+def _nginx_argv(build: NginxBuild, run_dir: Path) -> tuple[str, ...]:
+    globals_ = f"daemon off; master_process on; pid {run_dir}/nginx.pid; user root;"
+    argv = [build.path, "-p", f"{run_dir}/", "-c", f"{run_dir}/nginx.conf"]
+    if build.error_log_option:
+        argv += ["-e", f"{run_dir}/error.log"]
+    return (*argv, "-g", f"{globals_} error_log {run_dir}/error.log notice;")
+
+
+_KONG_ALGORITHMS = {"round-robin": "", "least-connections": "least_conn;"}
+
+
+def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, address: str,
+                   backends: tuple[tuple[str, int], ...], run_dir: Path, notes: list[str]) -> str:
+    """An nginx http proxy configured from the plan's Kong values (Kong itself is not installed)."""
+    plan = next(s for s in hop.services if s.service == service.name)
+    _, listener = topology.gateway_entry_listener(spec, tier)
+    algorithm = plan.balancing.value
+    if algorithm in _KONG_ALGORITHMS:
+        balance = _KONG_ALGORITHMS[algorithm]
+    elif algorithm == "consistent-hashing" and plan.hash_on.value in ("ip", "none"):
+        balance = "hash $remote_addr consistent;"
+    else:
+        balance = ""
+        notes.append(f"Kong algorithm {algorithm} (hash_on {plan.hash_on.value}) has no nginx equivalent here: "
+                     "the stand-in balances round-robin")
+    pool = hop.upstream
+    keepalive = ""
+    if pool.connections.value:
+        keepalive = f"        keepalive {pool.connections.value};\n"
+        idle = _seconds(pool.idle_timeout.value)
+        if idle is not None:
+            keepalive += f"        keepalive_timeout {idle:g}s;\n"
+        if pool.max_requests.value:
+            keepalive += f"        keepalive_requests {pool.max_requests.value};\n"
+    servers = "".join(f"        server {host}:{port} max_fails=0;\n" for host, port in backends)
+    client_ka = _seconds(hop.client_keepalive.value)
+    proxy_protocol = " proxy_protocol" if listener.proxy_protocol else ""
+    return (
+        "# STAND-IN for Kong (no kong binary here): nginx http configured from lbgen's plan of\n"
+        f"# {tier.name}: pool, idle timeout, max requests, algorithm, retries, timeouts, targets.\n"
+        # Kong's nginx_worker_processes defaults to auto (kong/templates/kong_defaults.lua).
+        "worker_processes auto;\nevents {\n}\nhttp {\n"
+        f"    access_log {run_dir}/access.log;\n"
+        + "".join(f"    {m}_temp_path {run_dir}/temp/{m};\n" for m in ("client_body", "proxy", "fastcgi",
+                                                                          "uwsgi", "scgi"))
+        + f"    upstream {service.name} {{\n" + (f"        {balance}\n" if balance else "") + servers + keepalive
+        + "    }\n    server {\n"
+        f"        listen {address}:{listener.port}{proxy_protocol};\n"
+        f"        keepalive_timeout {client_ka:g}s;\n"
+        "        location / {\n"
+        f"            proxy_pass http://{service.name};\n"
+        "            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n"
+        f"            proxy_bind {address};\n"
+        f"            proxy_connect_timeout {_seconds(plan.connect_timeout.value):g}s;\n"
+        f"            proxy_read_timeout {_seconds(plan.read_timeout.value):g}s;\n"
+        f"            proxy_send_timeout {_seconds(plan.send_timeout.value):g}s;\n"
+        "            proxy_next_upstream error timeout;\n"
+        f"            proxy_next_upstream_tries {plan.retries.value + 1};\n"
+        "        }\n    }\n}\n"
+    )
+
+
+def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx: NginxBuild,
+          run_root: Path, *, namespace: str, add: int = 0) -> LabSetup:
+    """Everything one run creates, in order; raises LabError when the spec cannot run here.
+
+    `add` pods (scale-out) run from the start but enter the Service only when `scale_rules`
+    are applied mid-run."""
+    rewrites: list[str] = []
+    notes: list[str] = []
+    stand_ins: list[str] = []
+    addresses: list[Address] = []
+    processes: list[Process] = []
+    if service.protocol == "grpc":
+        raise LabError(f"service {service.name} speaks gRPC; the lab's client speaks HTTP/1.1 only "
+                       "(choose another service with --service)")
+    if service.replicas + add > MAX_PODS:
+        raise LabError(f"service {service.name} has {service.replicas} replicas; the lab runs at most {MAX_PODS} "
+                       f"pods ({POD_NET})")
+    cluster = next((t for t in spec.tiers if isinstance(t, KubernetesTier)), None)
+    if cluster is None:
+        raise LabError("the lab needs a kubernetes tier (the pods it measures)")
+    k8s_hop = plan.hop_of(cluster)
+    assert isinstance(k8s_hop, KubernetesHop)
+    svc_plan = next(s for s in k8s_hop.services if s.service == service_key(service))
+    pods = tuple((f"{service.name}-{i}", str(POD_NET.network_address + 1 + i), service.kubernetes.target_port)
+                 for i in range(service.replicas + add))
+    cluster_ip = str(CLUSTER_IP_NET.network_address + 10)
+    sources = tuple(str(CLIENT_NET.network_address + 1 + i) for i in range(CLIENT_SOURCES))
+    addresses += [Address("client source", f"client-{i + 1}", a) for i, a in enumerate(sources)]
+    front = topology.front_of_cluster(spec)
+    dials_pods = front is not None and topology.dials_pods(spec)
+    hosts: list[tuple[str, tuple[str, ...]]] = []
+    if front is not None:
+        hosts.append((topology.service_fqdn(spec, service), (cluster_ip,)))
+        hosts.append((topology.headless_fqdn(spec, service), tuple(p[1] for p in pods[:service.replicas])))
+    if add and dials_pods:
+        raise LabError("scale-out is measured through kube-proxy's rules only; this spec's front tier dials "
+                       "pod IPs (adding them would mean re-resolving the headless Service), not implemented")
+    pod_backends = tuple((ip, port) for _, ip, port in pods[:service.replicas])
+    entry: list[tuple[str, int]] = []
+    for index, tier in enumerate(spec.tiers):
+        if isinstance(tier, KubernetesTier):
+            continue
+        for instance in tier.instances:
+            address = _ip(instance.address, f"{tier.name}.{instance.name}")
+            addresses.append(Address(f"{tier.name} ({tier.kind})", instance.name, address))
+            run_dir = run_root / instance.name
+            if isinstance(tier, NginxHttpTier | NginxStreamTier):
+                texts = _nginx_tier(tier, address, files, nginx, run_dir,
+                                    rewrites if instance is tier.instances[0] else [])
+                ports = tuple(int(p) for text in texts.values()
+                              for p in re.findall(rf"^\s*listen\s+{re.escape(address)}:(\d+)", text, re.MULTILINE))
+                processes.append(Process(instance.name, f"{instance.name} ({tier.kind}, real nginx "
+                                         f"{nginx.version}, rendered config)", _nginx_argv(nginx, run_dir),
+                                         texts, tuple((address, p) for p in ports)))
+            else:
+                hop = plan.hop_of(tier)
+                assert isinstance(hop, KongHop)
+                backends = pod_backends if dials_pods and front is tier else ((cluster_ip, service.kubernetes.port),)
+                if front is not tier:
+                    raise LabError("the lab runs Kong only as the tier in front of the cluster")
+                text = _kong_stand_in(hop, spec, tier, service, address, backends, run_dir, notes)
+                _, listener = topology.gateway_entry_listener(spec, tier)
+                processes.append(Process(instance.name, f"{instance.name} (kong, STAND-IN: nginx http proxy "
+                                         "configured from the plan's Kong values)", _nginx_argv(nginx, run_dir),
+                                         {"nginx.conf": text}, ((address, listener.port),)))
+                if instance is tier.instances[0]:
+                    stand_ins.append(
+                        f"{tier.name}: Kong {tier.version} is not installed; each instance is an nginx http "
+                        "proxy with the plan's pool size, idle timeout, max requests, client keep-alive, "
+                        "timeouts, retries (proxy_next_upstream_tries = retries + 1), algorithm and targets; "
+                        "unlike Kong, nginx keeps one idle pool per worker for all targets, not one per target"
+                        + (" (pod IPs: Kong resolves the headless Service to them)" if dials_pods
+                           else f" (the ClusterIP {cluster_ip})"))
+            if index == 0:
+                entry.extend(processes[-1].listens)
+    for name, ip, _ in pods:
+        addresses.append(Address(f"pod of {service_key(service)}", name, ip))
+    if not dials_pods:
+        addresses.append(Address(f"ClusterIP of {service_key(service)}", service.name, cluster_ip))
+    mode = k8s_hop.kube_proxy_mode.value
+    use_nft = mode == "nftables"
+    rules = scale_rules = ""
+    if not dials_pods:
+        if mode not in ("iptables", "nftables"):
+            notes.append(f"kube-proxy mode {mode} is not reproduced; the lab writes iptables-mode rules")
+        affinity = svc_plan.session_affinity_timeout.value if svc_plan.session_affinity_timeout else None
+        rules_in = (ServiceRules(f"{service_key(service)}:http", cluster_ip, service.kubernetes.port,
+                                 pod_backends, affinity),)
+        rules = nft_ruleset(rules_in) if use_nft else iptables_restore(rules_in)
+        if add:
+            after = (ServiceRules(rules_in[0].name, cluster_ip, service.kubernetes.port,
+                                  tuple((ip, port) for _, ip, port in pods), affinity),)
+            scale_rules = ("delete table ip kube-proxy\n" + nft_ruleset(after) if use_nft
+                           else iptables_restore(after, hook=False))
+    pods_config = run_root / "pods"
+    processes.append(Process("pods", f"{service.replicas}{f' + {add} (scale-out)' if add else ''} pods of {service_key(service)} (asyncio HTTP servers, "
+                             f"app idle timeout {_seconds(svc_plan.app_idle_timeout.value)}s)",
+                             (sys.executable, "-m", "lbgen.lab.pods", f"{pods_config}/config.json"), {},
+                             tuple((ip, port) for _, ip, port in pods)))
+    if not entry:
+        raise LabError("the spec has no tier in front of the cluster for clients to reach")
+    path = service.paths[0] if service.paths else "/"
+    counters = _counters(spec, processes, pods)
+    if len(spec.services) > 1:
+        notes.append(f"only {service_key(service)} runs (its pods, and the stand-in's routes go to it); "
+                     "pick another with --service")
+    return LabSetup(
+        namespace=namespace, service=service_key(service), addresses=tuple(addresses),
+        processes=tuple(processes), kube_proxy_mode="nftables" if use_nft else "iptables",
+        rules=rules, hosts=tuple(hosts), entry=tuple(entry), sources=sources,
+        route_path=path, host=(service.route.hosts[0] if getattr(service.route, "hosts", None) else "lab.local"),
+        app_idle_s=_seconds(svc_plan.app_idle_timeout.value), pods=pods, rewrites=tuple(rewrites),
+        stand_ins=tuple(stand_ins), dials="pod endpoints" if dials_pods else "cluster_ip", notes=tuple(notes),
+        counters=counters, added=add, scale_rules=scale_rules,
+    )
+
+
+COUNTER_CHAIN = "LAB-CONNS"
+
+
+def _counters(spec: Spec, processes: list[Process], pods: tuple[tuple[str, str, int], ...]) -> str:
+    by_tier: list[tuple[str, list[tuple[str, int]]]] = []
+    for tier in spec.tiers:
+        names = {i.name for i in getattr(tier, "instances", ())}
+        listens = [listen for p in processes if p.name in names for listen in p.listens]
+        if listens:
+            by_tier.append((tier.name, listens))
+    by_tier.append(("pods", [(ip, port) for _, ip, port in pods]))
+    rules = [f"-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j {COUNTER_CHAIN}"]
+    for name, listens in by_tier:
+        rules += [f'-A {COUNTER_CHAIN} -d {a}/32 -p tcp -m tcp --dport {port} -m comment --comment "{name}" -j RETURN'
+                  for a, port in listens]
+    return "\n".join(["*filter", f":{COUNTER_CHAIN} - [0:0]", *rules, "COMMIT", ""])
+
+
+def describe(setup: LabSetup) -> str:
+    """The plan as `--dry-run` prints it."""
+    lines = [f"namespace: {setup.namespace} (private network namespace; nothing on the host changes)",
+             "", "addresses (inside the namespace, on its loopback):"]
+    clients = [a for a in setup.addresses if a.role == "client source"]
+    if clients:
+        lines.append(f"  {clients[0].address}-{clients[-1].address.rsplit('.', 1)[1]}  "
+                     f"{len(clients)} client source addresses (the load client binds them in turn)")
+    for a in setup.addresses:
+        if a.role == "client source":
+            continue
+        lines.append(f"  {a.address:<13} {a.name:<12} {a.role}")
+    lines += ["", "processes (each run by `ip netns exec`):"]
+    for p in setup.processes:
+        lines.append(f"  {p.role}")
+        lines.append(f"    {shlex.join(p.argv)}")
+    if setup.stand_ins:
+        lines += ["", "stand-ins:"] + [f"  {s}" for s in setup.stand_ins]
+    lines += ["", "rewrites of the rendered configs (to run here; nothing else changes):"]
+    lines += [f"  {r}" for r in setup.rewrites] or ["  none"]
+    lines.append("  nginx -g: daemon off, pid/error_log in the run directory, user root; access_log and "
+                 "temp paths into the run directory; proxy_bind <instance address> in http {}/stream {}")
+    if setup.hosts:
+        lines += ["", "names (/etc/hosts inside the namespace):"]
+        lines += [f"  {name} → {', '.join(ips)}" for name, ips in setup.hosts]
+    lines += ["", f"Service: {setup.service}, reached by {setup.dials}"]
+    lines += ["", "connection counters (filter table, inside the namespace):"]
+    lines += [f"  {line}" for line in setup.counters.splitlines()]
+    if setup.rules:
+        lines.append(f"kube-proxy rules ({setup.kube_proxy_mode} mode, inside the namespace):")
+        lines += [f"  {line}" for line in setup.rules.splitlines()]
+        if setup.scale_rules:
+            lines.append(f"mid-run (scale-out, +{setup.added} pods):")
+            lines += [f"  {line}" for line in setup.scale_rules.splitlines()]
+    else:
+        lines.append("no kube-proxy rules: the hop in front of the cluster dials pod IPs")
+    lines += [f"note: {n}" for n in setup.notes]
+    return "\n".join(lines) + "\n"

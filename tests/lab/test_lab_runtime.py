@@ -1,0 +1,207 @@
+"""`lbgen lab` on this machine: real nginx, real kernel rules, in a private namespace.
+
+These run in CI as root (skipped only when not root). Each run is a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                       reason="lbgen lab needs Linux and root"),
+]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
+
+
+def _lab(spec: Path, *args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "lbgen", "lab", str(spec), "--format", "json", *args],
+                          capture_output=True, text=True, timeout=120, env=_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def _variant(tmp_path: Path, source: str, old: str, new: str, name: str) -> Path:
+    text = (EXAMPLES / source).read_text()
+    assert old in text
+    out = tmp_path / name
+    out.write_text(text.replace(old, new))
+    return out
+
+
+def _lab_processes() -> list[str]:
+    """Command lines of live processes the lab starts (pods, load client, nginx in its run dirs)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "lbgen.lab." in text or "lbgen-lab-" in text:
+            found.append(f"{cmdline.parent.name} {text}")
+    return found
+
+
+def _host_state() -> dict[str, str]:
+    def run(*argv: str) -> str:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False).stdout
+
+    return {
+        "netns": run("ip", "netns", "list"),
+        "iptables": "\n".join(line for line in run("iptables-save").splitlines() if not line.startswith("#")),
+        "nft": run("nft", "list", "ruleset"),
+        "addresses": run("ip", "-o", "addr"),
+        "processes": "\n".join(sorted(_lab_processes())),
+        "etc_netns": "\n".join(sorted(p.name for p in Path("/etc/netns").glob("lbgen-lab-*"))),
+    }
+
+
+def test_pooling_through_a_cluster_ip_skews_and_pod_endpoints_do_not(tmp_path: Path) -> None:
+    # seed-as-advised without ClientIP affinity: Kong pools connections to the ClusterIP,
+    # kube-proxy picks a pod per connection, so a few dozen long-lived connections decide.
+    pooled = _variant(tmp_path, "seed-as-advised.yaml", "session_affinity: ClientIP", "session_affinity: None",
+                      "pooled.yaml")
+    skewed = _lab(pooled, "--duration", "3s", "--client", "builtin")["measured"]
+    fair = _lab(EXAMPLES / "seed-fixed.yaml", "--duration", "3s", "--client", "builtin")["measured"]
+    assert skewed["errors"] == {} and fair["errors"] == {}
+    assert skewed["max_mean"] > 1.3, skewed
+    assert fair["max_mean"] < 1.15, fair
+    assert fair["pods_used"] == 8
+    assert skewed["cv"] > 2 * fair["cv"]
+
+
+def test_client_ip_affinity_behind_the_gateway_puts_everything_on_one_pod(tmp_path: Path) -> None:
+    # One gateway instance: every connection to the ClusterIP comes from its address, and
+    # the `recent` rules send them all to the first pod chosen.
+    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
+    one = text.replace("      - {name: kong-2, address: 10.30.0.12}\n", "")
+    assert one != text and "session_affinity: ClientIP" in one
+    spec = tmp_path / "affinity.yaml"
+    spec.write_text(one)
+    data = _lab(spec, "--duration", "2s", "--client", "wrk")
+    assert data["workload"]["client"] == "wrk"
+    measured = data["measured"]
+    assert measured["pods_used"] == 1, measured["per_pod"]
+    assert measured["per_pod"][0]["requests"] >= measured["requests"] > 100
+    assert measured["per_pod"][0]["connections"] > 1  # many connections, one pod: affinity, not pooling
+    assert data["simulated"]["pods_used"]["median"] == 1
+
+
+def test_idle_race_separates_the_broken_budget_from_the_fixed_one() -> None:
+    broken = _lab(EXAMPLES / "seed-as-advised.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
+    fixed = _lab(EXAMPLES / "seed-fixed.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
+    # Kong pools pod connections for 60s; the pods close them after 5s: the POSTs after a
+    # 5.1s gap reuse connections the pods are closing, and nginx does not retry a POST.
+    assert broken["errors"].get("status_502", 0) > 0, broken
+    assert any(r["errors"] for r in broken["rounds"] if r["after_gap_s"])
+    # The fixed budget closes Kong's pooled connections after 4s: no request meets a closing one.
+    assert fixed["errors"] == {}, fixed
+    assert fixed["requests"] == broken["requests"]
+
+
+def test_cleanup_after_success_failure_and_sigint(tmp_path: Path) -> None:
+    before = _host_state()
+    _lab(EXAMPLES / "seed-fixed.yaml", "--duration", "1s")
+    assert _host_state() == before
+
+    # Failure: an L4 instance cannot start (its port is already taken by the other instance's
+    # address being the same), after the namespace, rules and other processes exist.
+    clash = _variant(tmp_path, "seed-as-advised.yaml", "{name: l4-2, address: 10.20.0.12}",
+                     "{name: l4-2, address: 10.20.0.11}", "clash.yaml")
+    proc = subprocess.run([sys.executable, "-m", "lbgen", "lab", str(clash), "--duration", "1s"],
+                          capture_output=True, text=True, timeout=120, env=_env(), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "l4-2" in proc.stderr and "removed" in proc.stderr
+    assert _host_state() == before
+
+    child = subprocess.Popen([sys.executable, "-m", "lbgen", "lab", str(EXAMPLES / "seed-fixed.yaml"),
+                              "--duration", "30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 30
+    while "lbgen-lab-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                             check=False).stdout:
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.5)  # processes started and load running
+    during = _host_state()
+    assert during["netns"] != before["netns"] and during["processes"] != before["processes"]
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "interrupted" in err.decode()
+    assert _host_state() == before
+
+
+def _nftables(tmp_path: Path, affinity: bool) -> Path:
+    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
+    text = text.replace("platform: gke", "platform: self-managed").replace("mode: ipvs", "mode: nftables")
+    if not affinity:
+        text = text.replace("session_affinity: ClientIP", "session_affinity: None")
+    out = tmp_path / f"nft-{affinity}.yaml"
+    out.write_text(text)
+    return out
+
+
+def test_nftables_mode_numgen_spreads_per_connection_and_affinity_pins(tmp_path: Path) -> None:
+    pinned = _lab(_nftables(tmp_path, affinity=True), "--duration", "2s")
+    spread = _lab(_nftables(tmp_path, affinity=False), "--duration", "2s")
+    assert pinned["kube_proxy"]["mode"] == spread["kube_proxy"]["mode"] == "nftables"
+    # Two gateway instances, two source addresses: the affinity sets allow at most two pods.
+    assert pinned["measured"]["pods_used"] <= 2
+    # numgen random over ~30 pooled connections reaches more pods, unevenly.
+    assert spread["measured"]["pods_used"] > 2
+    assert spread["measured"]["max_mean"] > 1.3
+    assert spread["measured"]["errors"] == {}
+
+
+def test_every_examples_edge_reuses_upstream_connections() -> None:
+    checked = []
+    for spec in sorted(EXAMPLES.glob("*.yaml")):
+        if spec.name == "grpc.yaml":  # gRPC: the lab's client speaks HTTP/1.1 only
+            continue
+        data = _lab(spec, "--duration", "1s")
+        measured = data["measured"]
+        edge_next = next(hop for hop in measured["connections_opened"] if hop not in ("edge", "pods"))
+        opened = measured["connections_opened"][edge_next]
+        # 20 client connections; a pooling edge opens a few dozen upstream connections for
+        # thousands of requests, a non-pooling one opens one per request.
+        assert measured["requests"] > 200, (spec.name, measured)
+        assert opened < measured["requests"] / 10, (spec.name, edge_next, opened, measured["requests"])
+        checked.append(spec.name)
+    assert "seed-fixed.yaml" in checked and "seed-as-advised.yaml" in checked
+
+
+def test_scale_out_reaches_new_pods_only_without_pooling(tmp_path: Path) -> None:
+    pooled = _variant(tmp_path, "seed-as-advised.yaml", "session_affinity: ClientIP", "session_affinity: None",
+                      "pooled.yaml")
+    unpooled = tmp_path / "unpooled.yaml"
+    text = pooled.read_text()
+    assert "upstream_keepalive: {idle_timeout: 10s}" in text
+    unpooled.write_text(text.replace("upstream_keepalive: {idle_timeout: 10s}", "upstream_keepalive: {connections: 0}"))
+    kept = _lab(pooled, "--scenario", "scale-out", "--duration", "4s")["measured"]
+    fresh = _lab(unpooled, "--scenario", "scale-out", "--duration", "4s")["measured"]
+    for run in (kept, fresh):
+        assert run["scale_out"]["added"] == 4 and run["errors"] == {}
+        assert len(run["per_pod"]) == 12
+    fair = kept["scale_out"]["fair_share"]
+    # Kong's pooled connections to the ClusterIP keep their pods: the added pods get only the
+    # rare new connection. Without a pool every request is a new connection, chosen afresh.
+    assert kept["scale_out"]["added_pods_requests"] < 0.25 * fair * kept["requests"], kept["scale_out"]
+    assert fresh["scale_out"]["to_90_percent_s"] is not None and fresh["scale_out"]["to_90_percent_s"] < 1.5
+    assert fresh["scale_out"]["added_pods_requests"] > 0.5 * fair * fresh["requests"] * 2 / 3

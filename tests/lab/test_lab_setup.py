@@ -1,0 +1,102 @@
+"""What `lbgen lab` would set up, without running it (no root needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lbgen.lab.kube_proxy import ServiceRules, iptables_restore, nft_ruleset, sep_chain, svc_chain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SERVICE = ServiceRules("shop/orders:http", "10.96.0.10", 80,
+                       (("10.244.0.1", 8000), ("10.244.0.2", 8000), ("10.244.0.3", 8000)), None)
+
+
+def test_iptables_chains_follow_kube_proxy() -> None:
+    text = iptables_restore((SERVICE,))
+    svc = svc_chain(SERVICE)
+    assert svc.startswith("KUBE-SVC-") and len(svc) == len("KUBE-SVC-") + 16
+    rules = [line for line in text.splitlines() if line.startswith(f"-A {svc} ")]
+    # endpoint i of n: probability 1/(n-i), the last one unconditional
+    assert [r.split("--probability ")[1].split()[0] if "--probability" in r else None for r in rules] == [
+        "0.3333333333", "0.5000000000", None]
+    assert [r.rsplit("-j ", 1)[1] for r in rules] == [sep_chain(SERVICE, e) for e in SERVICE.endpoints]
+    assert "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp" in text and "--dport 80 -j " + svc in text
+    assert "-j DNAT --to-destination 10.244.0.2:8000" in text
+    assert "recent" not in text
+
+
+def test_client_ip_affinity_adds_recent_rules_before_the_random_ones() -> None:
+    sticky = ServiceRules(SERVICE.name, SERVICE.cluster_ip, SERVICE.port, SERVICE.endpoints, 10800)
+    rules = [line for line in iptables_restore((sticky,)).splitlines() if line.startswith(f"-A {svc_chain(sticky)} ")]
+    assert ["--rcheck --seconds 10800 --reap" in r for r in rules] == [True] * 3 + [False] * 3
+    assert iptables_restore((sticky,)).count("--rsource --set -m tcp -j DNAT") == 3
+    nft = nft_ruleset((sticky,))
+    assert "numgen random mod 3 vmap" in nft and nft.count("timeout 10800s") == 3
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lbgen", "lab", *args], capture_output=True, text=True,
+                          timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=ROOT)
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing() -> None:
+    before = sorted(Path("/tmp").glob("lbgen-lab-*"))
+    proc = _cli("examples/seed-as-advised.yaml", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "10.30.0.11    kong-1       gateway (kong)" in out
+    assert "STAND-IN" in out and "real nginx" in out
+    assert "-m statistic --mode random --probability 0.1250000000" in out
+    assert "`listen PORT` → `listen <instance address>:PORT` (10.10.0.11 for edge-1" in out
+    assert "orders.shop.svc.cluster.local → 10.96.0.10" in out
+    assert sorted(Path("/tmp").glob("lbgen-lab-*")) == before
+
+
+def test_pod_endpoints_spec_has_no_kube_proxy_rules() -> None:
+    proc = _cli("examples/seed-fixed.yaml", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "reached by pod endpoints" in proc.stdout and "KUBE-SVC-" not in proc.stdout
+
+
+def test_missing_nginx_exits_2_saying_what_to_install() -> None:
+    proc = _cli("examples/seed-fixed.yaml", "--dry-run", LBGEN_NGINX="/nonexistent/nginx")
+    assert proc.returncode == 2
+    assert "apt-get install -y nginx-light libnginx-mod-stream" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_grpc_service_is_refused_with_a_located_reason() -> None:
+    proc = _cli("examples/grpc.yaml", "--dry-run")
+    assert proc.returncode == 2
+    assert "gRPC" in proc.stderr and "examples/grpc.yaml" in proc.stderr
+
+
+def test_only_lab_imports_the_lab() -> None:
+    from tests.cli.test_cold_start import loaded_by
+
+    for args in (("validate", "examples/seed.yaml"), ("rules",)):
+        modules, _ = loaded_by(*args)
+        assert not {m for m in modules if m.startswith("lbgen.lab")}, args
+    modules, _ = loaded_by("lab", "examples/seed.yaml", "--dry-run")
+    assert "lbgen.lab.setup" in modules and "lbgen.lab.runner" in modules
+    assert "numpy" not in modules  # the prediction is computed only for a real run
+
+
+def test_wrk_is_refused_for_what_it_cannot_run() -> None:
+    proc = _cli("examples/seed-fixed.yaml", "--scenario", "idle-race", "--client", "wrk", "--dry-run")
+    assert proc.returncode == 2
+    assert "--client" in proc.stderr and ("steady" in proc.stderr or "apt-get install -y wrk" in proc.stderr)
+
+
+def test_scale_out_through_pod_endpoints_is_refused_and_leaves_nothing() -> None:
+    before = sorted(Path("/tmp").glob("lbgen-lab-*"))
+    for extra in ((), ("--dry-run",)):
+        proc = _cli("examples/seed-fixed.yaml", "--scenario", "scale-out", *extra)
+        assert proc.returncode == 2
+        assert "examples/seed-fixed.yaml: scale-out is measured through kube-proxy's rules only" in proc.stderr
+    assert sorted(Path("/tmp").glob("lbgen-lab-*")) == before
