@@ -142,14 +142,8 @@ def write_tree(
                           "O_NOFOLLOW); use Linux or macOS, or lbgen.render() in memory")
     parent, name = _split_out_dir(Path(out_dir))
     _refuse_kept(parent, name, keep)
-    try:
-        parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    except OSError as exc:
-        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
-    try:
+    with _parent_dir(parent) as parent_fd:
         return _write_tree_at(parent_fd, parent, name, payload, replace_foreign, on_replace)
-    finally:
-        os.close(parent_fd)
 
 
 def check_writable(
@@ -165,20 +159,8 @@ def check_writable(
     parent, name = _split_out_dir(Path(out_dir))
     _refuse_kept(parent, name, keep)
     shown = str(Path(parent, name))
-    try:
-        parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    except OSError as exc:
-        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
-    try:
-        existing = _open_existing(parent_fd, name, shown, lock=False)
-        if existing is None:
-            return Replacement()
-        try:
-            return _inspect(existing[0], shown, payload, replace_foreign)
-        finally:
-            os.close(existing[0])
-    finally:
-        os.close(parent_fd)
+    with _parent_dir(parent) as parent_fd, _existing_dir(parent_fd, name, shown, lock=False) as fd:
+        return Replacement() if fd is None else _inspect(fd, shown, payload, replace_foreign)
 
 
 def recover_interrupted(out_dir: Path) -> bool:
@@ -186,20 +168,8 @@ def recover_interrupted(out_dir: Path) -> bool:
     its swap (the journal is present). True when there was something to recover."""
     parent, name = _split_out_dir(Path(out_dir))
     shown = str(Path(parent, name))
-    try:
-        parent_fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    except OSError as exc:
-        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
-    try:
-        existing = _open_existing(parent_fd, name, shown, lock=True)
-        if existing is None:
-            return False
-        try:
-            return _recover(existing[0], shown)
-        finally:
-            os.close(existing[0])
-    finally:
-        os.close(parent_fd)
+    with _parent_dir(parent) as parent_fd, _existing_dir(parent_fd, name, shown, lock=True) as fd:
+        return False if fd is None else _recover(fd, shown)
 
 
 def diff_tree(files: Mapping[str, str], out_dir: Path) -> str:
@@ -442,6 +412,32 @@ def _write_beside(
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp_name, dir_fd=parent_fd)
     return sorted(payload)
+
+
+@contextlib.contextmanager
+def _parent_dir(parent: str | Path) -> Iterator[int]:
+    """A descriptor of the directory that holds `out_dir`, closed on exit."""
+    try:
+        fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _existing_dir(parent_fd: int, name: str, shown: str, *, lock: bool) -> Iterator[int | None]:
+    """`_open_existing`'s descriptor (None when `out_dir` is absent), closed on exit."""
+    existing = _open_existing(parent_fd, name, shown, lock=lock)
+    if existing is None:
+        yield None
+        return
+    try:
+        yield existing[0]
+    finally:
+        os.close(existing[0])
 
 
 def _open_existing(

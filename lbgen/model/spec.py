@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -21,7 +20,7 @@ from lbgen.model.tiers import (
     NginxStreamTier,
     Tier,
 )
-from lbgen.model.types import Duration, Name
+from lbgen.model.types import Duration, Name, is_ip_address
 from lbgen.model.workload import Workload
 from lbgen.versions import K8S_GRPC_PROBE_SINCE, TRAFFIC_DISTRIBUTION_SINCE, kong_bundle
 
@@ -163,7 +162,7 @@ class Spec(StrictModel):
                 callee, NginxStreamTier | KongTier
             ):
                 continue
-            if any(not _is_ip_address(instance.address) for instance in callee.instances):
+            if any(not is_ip_address(instance.address) for instance in callee.instances):
                 continue
             found.append(SpecProblem(
                 ("tiers", self.tier_index(tier), "resolver"),
@@ -340,10 +339,3 @@ class Spec(StrictModel):
         return self.kong or self.edge
 
 
-def _is_ip_address(host: str) -> bool:
-    """An IP literal (a `Host` holds IPv6 without brackets), not a name resolved through DNS."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

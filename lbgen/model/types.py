@@ -287,12 +287,13 @@ Host = Annotated[
 
 
 def _check_hostname(value: str) -> str:
-    if _HOSTNAME_RE.fullmatch(value) and not _is_ip(value):
+    if _HOSTNAME_RE.fullmatch(value) and not is_ip_address(value):
         return value.lower()
     raise ValueError(f"{value!r} is not a DNS host name (letters, digits, '-' and '.')")
 
 
-def _is_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
+    """An IP literal (a `Host` holds IPv6 without brackets), not a name resolved through DNS."""
     try:
         ipaddress.ip_address(value)
     except ValueError:

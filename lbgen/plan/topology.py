@@ -22,6 +22,7 @@ from lbgen.model.tiers import (
     NginxStreamTier,
     Tier,
 )
+from lbgen.model.types import is_ip_address
 
 FrontTier = NginxHttpTier | NginxStreamTier | KongTier
 
@@ -60,11 +61,7 @@ def upstream_name(service: Service) -> str:
 
 def is_dns_name(host: str) -> bool:
     """A host name (resolved through DNS), not an IP literal."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return False
+    return not is_ip_address(host)
 
 
 # --- the hop in front of Kubernetes ----------------------------------------------------------

@@ -30,7 +30,6 @@ declared version) is "not provable here", not a failure of the file.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import shutil
@@ -43,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from lbgen import versions
-from lbgen.model.types import Version
+from lbgen.model.types import Version, is_ip_address
 from lbgen.render._base import FileTarget
 from lbgen.verify._base import CheckResult, file_targets
 
@@ -411,17 +410,9 @@ def _host_names(texts: Iterable[str]) -> set[str]:
     for text in texts:
         for match in _SERVER_RE.finditer(text):
             host = match.group("host")
-            if not _is_ip(host):
+            if not is_ip_address(host):
                 names.add(host.lower())
     return names
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _rewrite_for_fallback(
@@ -431,7 +422,7 @@ def _rewrite_for_fallback(
     renamed: set[str] = set()
 
     def local(match: re.Match[str]) -> str:
-        if _is_ip(match.group("host")):
+        if is_ip_address(match.group("host")):
             return match.group(0)
         renamed.add(match.group("host").lower())
         return f"{match.group('lead')}127.0.0.1:{match.group('port')}"
