@@ -127,8 +127,10 @@ def test_an_l4_tier_on_kong_3_6_shares_the_cleartext_h2c_listener() -> None:
 
 def test_grpc_only_through_l4_to_an_h2c_listener_is_fine_on_old_kong() -> None:
     data = spec_text("3.4", ["{port: 8001, http2: true}"], l4=True, grpc=True)
-    data = data.replace("  - {name: orders, replicas: 2, app: {preset: go}}\n", "")
-    load_spec_text(data, "spec.yaml")
+    http_service = "  - {name: orders, replicas: 2, app: {preset: go}}\n"
+    assert http_service in data  # only the gRPC service is left
+    data = data.replace(http_service, "")
+    assert all(s.protocol == "grpc" for s in load_spec_text(data, "spec.yaml").spec.services)
 
 
 def test_without_an_edge_what_clients_speak_is_not_lbgens_to_refuse() -> None:
