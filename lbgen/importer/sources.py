@@ -1,0 +1,81 @@
+"""What an importer reads out of an existing config, and where it read it.
+
+The shared vocabulary of `lbgen import` / `lbgen audit`: each product parser (nginx http and
+stream through crossplane, Kong declarative / decK state and kong.conf, Kubernetes manifests
+and the kube-proxy ConfigMap) turns the files it is given into one `HopImport` per tier it
+found. A `HopImport` holds spec-shaped fragments — the same keys a topology.yaml uses — whose
+leaves are `Sourced` values that remember the file, line and column they came from, plus the
+addresses the hop listens on and forwards to, from which the linker orders the tiers. What a
+parser could not translate is a `Skipped` entry with its location and why: users trust a
+translation only when it says exactly what it did not translate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeAlias, TypeVar, Union
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, order=True)
+class Origin:
+    """A place in a source file: the path as the user gave it, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Sourced(Generic[T]):
+    """One imported value, where it came from, and whether it was assumed (`--assume`) rather than read."""
+
+    value: T
+    origin: Origin | None
+    assumed: bool = False
+
+
+SkipReason = Literal["unsupported", "ambiguous", "out-of-scope"]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A directive, field or object that was not translated, with its location and why."""
+
+    origin: Origin
+    item: str
+    reason: SkipReason
+    detail: str
+
+
+# A spec-shaped mapping (the keys of topology.yaml) whose leaves are Sourced values.
+Fragment: TypeAlias = dict[str, Union["Sourced[object]", "Fragment", list["Sourced[object] | Fragment"]]]
+
+
+@dataclass
+class HopLinks:
+    """The addresses a hop accepts traffic on and the ones it forwards each service's traffic to.
+
+    Addresses are `host:port` strings (`10.20.0.11:8000`, `orders.shop.svc.cluster.local:80`,
+    `10.8.0.5:8000`); the linker matches one hop's `forwards` with the next hop's `listens`.
+    """
+
+    listens: list[Sourced[str]] = field(default_factory=list)
+    # hop-local service key (nginx upstream name, Kong service name, "namespace/name") → addresses
+    forwards: dict[str, list[Sourced[str]]] = field(default_factory=dict)
+
+
+@dataclass
+class HopImport:
+    """One tier found in the given files: its spec fragment, its services' fragments, links and skips."""
+
+    kind: Literal["nginx_http", "nginx_stream", "kong", "kubernetes"]
+    tier: Fragment
+    # hop-local service key → a fragment of `services[]` (only the keys this hop can tell)
+    services: dict[str, Fragment] = field(default_factory=dict)
+    links: HopLinks = field(default_factory=HopLinks)
+    skipped: list[Skipped] = field(default_factory=list)
