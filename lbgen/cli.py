@@ -388,14 +388,15 @@ def _report_replaced(replacement: Replacement) -> None:
     if replacement.foreign:
         click.echo(
             f"lbgen: --replace-foreign: deleting {len(replacement.foreign)} entries lbgen did "
-            "not write (or that changed since):\n" + "".join(f"  {path}\n" for path in replacement.foreign),
+            "not write (or that changed since):\n"
+            + "".join(f"  {shown_source_name(path)}\n" for path in replacement.foreign),
             err=True,
             nl=False,
         )
     if replacement.edited:
         click.echo(
             "lbgen: note: overwriting hand edits in "
-            + ", ".join(replacement.edited)
+            + ", ".join(shown_source_name(path) for path in replacement.edited)
             + " (`render --check` shows such drift before it is lost)",
             err=True,
         )

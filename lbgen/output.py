@@ -158,7 +158,7 @@ def check_writable(
     payload = {path: content.encode("utf-8") for path, content in _checked_paths(files).items()}
     parent, name = _split_out_dir(Path(out_dir))
     _refuse_kept(parent, name, keep)
-    shown = str(Path(parent, name))
+    shown = _show(Path(parent, name))
     with _parent_dir(parent) as parent_fd, _existing_dir(parent_fd, name, shown, lock=False) as fd:
         return Replacement() if fd is None else _inspect(fd, shown, payload, replace_foreign)
 
@@ -167,7 +167,7 @@ def recover_interrupted(out_dir: Path) -> bool:
     """Put back the previous tree of a write into a mount point that was interrupted during
     its swap (the journal is present). True when there was something to recover."""
     parent, name = _split_out_dir(Path(out_dir))
-    shown = str(Path(parent, name))
+    shown = _show(Path(parent, name))
     with _parent_dir(parent) as parent_fd, _existing_dir(parent_fd, name, shown, lock=True) as fd:
         return False if fd is None else _recover(fd, shown)
 
@@ -186,14 +186,14 @@ def diff_tree(files: Mapping[str, str], out_dir: Path) -> str:
     current: dict[str, bytes | None] = {}
     if out_dir.is_symlink() or out_dir.exists():
         if not out_dir.is_dir():
-            raise OutputError(f"{out_dir} exists and is not a directory")
+            raise OutputError(f"{_show(out_dir)} exists and is not a directory")
         try:
             root_fd = os.open(out_dir, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         except OSError as exc:
-            raise OutputError(f"cannot read {out_dir}: {exc.strerror}") from None
+            raise OutputError(f"cannot read {_show(out_dir)}: {exc.strerror}") from None
         try:
             if _exists(root_fd, JOURNAL_NAME):
-                raise OutputError(_interrupted_message(str(out_dir)))
+                raise OutputError(_interrupted_message(_show(out_dir)))
             current = _read_tree(root_fd)
         finally:
             os.close(root_fd)
@@ -288,13 +288,20 @@ def _path_problem(path: str) -> str:
     return ""
 
 
+def _show(path: str | Path) -> str:
+    """A path as an error message shows it: a name from outside lbgen (the -o argument, the
+    entries of a directory) cannot break the message's line or start a terminal escape."""
+    return shown_source_name(str(path))
+
+
 def _split_out_dir(out_dir: Path) -> tuple[str, str]:
     """(real parent directory, final name) of `out_dir`, refusing a symlinked `out_dir`."""
     if out_dir.is_symlink():
         target = os.path.realpath(out_dir)
         raise OutputError(
-            f"{out_dir} is a symbolic link; lbgen replaces the output directory as a whole and "
-            f"does not write through links it did not create: pass its target ({target}) instead"
+            f"{_show(out_dir)} is a symbolic link; lbgen replaces the output directory as a whole "
+            f"and does not write through links it did not create: pass its target "
+            f"({_show(target)}) instead"
         )
     name = out_dir.name
     if name in ("", ".", ".."):
@@ -309,14 +316,15 @@ def _split_out_dir(out_dir: Path) -> tuple[str, str]:
 def _refuse_kept(parent: str, name: str, keep: Collection[Path]) -> None:
     """Refuse an output directory that is, or contains, a file that must survive."""
     real_out = str(Path(parent, name))
+    shown = _show(real_out)
     for path in keep:
         real = os.path.realpath(path)
         if real == real_out or real.startswith(real_out.rstrip(os.sep) + os.sep):
             raise OutputError(
-                f"refusing to write {real_out}: it contains {shown_source_name(str(path))}, the "
+                f"refusing to write {shown}: it contains {_show(path)}, the "
                 "spec being rendered, "
                 "and lbgen replaces the output directory as a whole (even with "
-                f"--replace-foreign); choose a directory of its own, e.g. -o {real_out}/out"
+                f"--replace-foreign); choose a directory of its own, e.g. -o {_show(Path(real_out, 'out'))}"
             )
 
 
@@ -351,7 +359,7 @@ def _write_tree_at(
     replace_foreign: bool,
     on_replace: Callable[[Replacement], None] | None,
 ) -> list[str]:
-    shown = str(Path(parent, name))
+    shown = _show(Path(parent, name))
     existing = _open_existing(parent_fd, name, shown, lock=True)
     try:
         previous: os.stat_result | None = None
@@ -392,7 +400,7 @@ def _write_beside(
     try:
         os.mkdir(tmp_name, 0o777, dir_fd=parent_fd)
     except OSError as exc:
-        raise OutputError(f"cannot create a directory in {parent}: {exc.strerror}") from None
+        raise OutputError(f"cannot create a directory in {_show(parent)}: {exc.strerror}") from None
     try:
         tmp_fd = os.open(tmp_name, _DIR_FLAGS, dir_fd=parent_fd)
         try:
@@ -420,7 +428,7 @@ def _parent_dir(parent: str | Path) -> Iterator[int]:
     try:
         fd = os.open(parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     except OSError as exc:
-        raise OutputError(f"cannot open {parent}: {exc.strerror}") from None
+        raise OutputError(f"cannot open {_show(parent)}: {exc.strerror}") from None
     try:
         yield fd
     finally:
@@ -503,7 +511,8 @@ def _inspect(
 
 
 def _listing(paths: list[str]) -> str:
-    shown = ", ".join(paths[:_LISTED])
+    # Entry names come from the directory, not from lbgen: escaped like any outside name.
+    shown = ", ".join(_show(path) for path in paths[:_LISTED])
     return shown + (f", … ({len(paths) - _LISTED} more)" if len(paths) > _LISTED else "")
 
 
@@ -670,7 +679,7 @@ def _recover(out_fd: int, shown: str) -> bool:
     except OSError as exc:
         raise OutputError(
             f"cannot restore {shown} after an interrupted write ({JOURNAL_NAME}): "
-            f"{exc.strerror or exc}; compare {shown} with its {stage} and {trash} directories "
+            f"{exc.strerror or exc}; compare {shown} with its {_show(stage)} and {_show(trash)} directories "
             "by hand, then delete the journal"
         ) from None
     return True
