@@ -107,3 +107,62 @@ def test_simulate_imports_numpy_but_no_renderer() -> None:
     modules, built = loaded_by("simulate", "examples/seed.yaml", "--duration", "2s", "--trials", "1")
     assert "Spec" in built and "numpy" in modules
     assert _top(modules, "jinja2", "matplotlib") == set()
+
+
+ENTRY_PROBE = r"""
+import json, os, sys
+from lbgen.__main__ import run
+try:
+    run()
+except SystemExit:
+    pass
+json.dump({"metadata": "importlib.metadata" in sys.modules}, sys.stderr)
+"""
+
+
+def _entry_point_imports_metadata(tmp_path: Path, **env: str) -> bool:
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_PROBE, "render", "examples/seed.yaml", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**{k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"},
+             "PYTHONPATH": str(REPO), **env},
+    )
+    assert (tmp_path / "out" / "README.md").is_file(), result.stderr
+    report: dict[str, bool] = json.loads(result.stderr[result.stderr.index('{"metadata"'):])
+    return report["metadata"]
+
+
+def test_render_skips_pydantic_plugin_discovery(tmp_path: Path) -> None:
+    # lbgen disables every Pydantic plugin; discovering them would import importlib.metadata.
+    assert _entry_point_imports_metadata(tmp_path) is False
+
+
+def test_a_users_own_plugin_setting_goes_to_pydantics_real_loader(tmp_path: Path) -> None:
+    assert _entry_point_imports_metadata(tmp_path, PYDANTIC_DISABLE_PLUGINS="logfire") is True
+
+
+PLUGIN_PROBE = r"""
+import json, os, sys
+os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+from lbgen.__main__ import skip_plugin_discovery
+skip_plugin_discovery()
+from pydantic.plugin import _loader
+stand_in = (list(_loader.get_plugins()), "importlib.metadata" in sys.modules)
+group = _loader.PYDANTIC_ENTRY_POINT_GROUP  # any other name: the real loader's
+json.dump({"plugins": stand_in[0], "metadata_before": stand_in[1], "group": group}, sys.stderr)
+"""
+
+
+def test_the_plugin_loader_stand_in_answers_as_the_real_one_and_forwards_the_rest() -> None:
+    result = subprocess.run([sys.executable, "-c", PLUGIN_PROBE], capture_output=True, text=True,
+                            check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    report = json.loads(result.stderr[result.stderr.index('{"plugins"'):])
+    assert report == {"plugins": [], "metadata_before": False, "group": "pydantic"}
+
+
+def test_pydantics_real_loader_returns_no_plugins_under_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the stand-in mirrors: the real loader's answer when every plugin is disabled.
+    from pydantic.plugin import _loader
+
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    assert list(_loader.get_plugins()) == []
