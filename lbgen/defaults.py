@@ -6,8 +6,9 @@ Sources are abbreviated; the full citations are in docs (README "Sources") and i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from msgspec import Struct
 
 from lbgen import versions
 from lbgen.model.common import NextUpstreamCondition
@@ -17,8 +18,7 @@ from lbgen.model.types import Duration, Version
 T_co = TypeVar("T_co", covariant=True)
 
 
-@dataclass(frozen=True)
-class Fact(Generic[T_co]):
+class Fact(Struct, Generic[T_co], frozen=True):
     """A default value together with where it comes from."""
 
     value: T_co

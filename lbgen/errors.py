@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 # Characters of a file name that are shown escaped even though they are printable: in
 # Markdown `>` can close the header's HTML comment (`-->`, `--!>`), `<` can open markup and
@@ -41,8 +41,7 @@ def shown_source_name(name: str, *, markdown: bool = False) -> str:
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-@dataclass(frozen=True)
-class SourceLocation:
+class SourceLocation(Struct, frozen=True):
     file: str
     line: int
     """1-based."""
@@ -53,8 +52,7 @@ class SourceLocation:
         return f"{shown_source_name(self.file)}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """One thing wrong with the user's input."""
 
     location: SourceLocation

@@ -62,8 +62,9 @@ import secrets
 import shutil
 import stat
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from lbgen.errors import LbgenError, shown_source_name
 
@@ -102,8 +103,7 @@ class NotGeneratedError(OutputError):
     needs `replace_foreign` (--replace-foreign)."""
 
 
-@dataclass(frozen=True)
-class Replacement:
+class Replacement(Struct, frozen=True):
     """What a write removes or overwrites beyond lbgen's own unchanged files."""
 
     foreign: tuple[str, ...] = ()

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from lbgen.model.types import Duration
 from lbgen.plan.hops import HopPlan, Plan, Setting
 from lbgen.rules._base import Rule
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(Struct, frozen=True):
     """Where a rendered file sets a value: `edge/conf.d/seed.conf:19`."""
 
     path: str

@@ -11,7 +11,7 @@ Pure: takes specs and rendered files, returns data and text; the CLI prints it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from lbgen.model.naming import (
     kic_file_path,
@@ -33,8 +33,7 @@ KONG_ADMIN = "http://127.0.0.1:8001"
 EXTERNAL_LB = "external LB"
 
 
-@dataclass(frozen=True)
-class DeployStep:
+class DeployStep(Struct, frozen=True):
     """One unit that is deployed on its own: a tier, an app server, the external LB."""
 
     unit: str
@@ -42,8 +41,7 @@ class DeployStep:
     commands: list[str]
 
 
-@dataclass(frozen=True)
-class RolloutStep:
+class RolloutStep(Struct, frozen=True):
     step: DeployStep
     reasons: list[str] = field(default_factory=list)
     """Why it must come after the steps before it (empty: no timer constraint)."""
@@ -114,8 +112,7 @@ def deploy_steps(spec: Spec) -> list[DeployStep]:
 
 # --- timers and their order --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Timer:
+class _Timer(Struct, frozen=True):
     unit: str
     label: str
     value: Duration | None

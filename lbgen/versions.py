@@ -8,16 +8,16 @@ harmful. All of them read the version from the row here, never a literal of thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from msgspec import Struct
 
 from lbgen.model.types import Version
 
 Product = Literal["nginx", "Kong", "KIC", "Kubernetes", "kube-proxy", "Linux", "Node.js"]
 
 
-@dataclass(frozen=True)
-class VersionGate:
+class VersionGate(Struct, frozen=True):
     """From `since` on, `product` does `what` (`source` says so)."""
 
     product: Product
@@ -118,8 +118,7 @@ KIC_DRAIN_SUPPORT_SINCE = _gate(
 # The OpenResty (and so nginx core) each Kong line embeds decides which nginx gates apply
 # inside Kong.
 
-@dataclass(frozen=True)
-class KongBundle:
+class KongBundle(Struct, frozen=True):
     """The OpenResty (and so nginx core) a Kong Gateway release line bundles."""
 
     kong_since: Version

@@ -16,10 +16,10 @@ import stat
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from msgspec import Struct, field
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -69,8 +69,7 @@ def format_path(path: Sequence[str | int]) -> str:
     return out
 
 
-@dataclass
-class SourceMap:
+class SourceMap(Struct):
     """Model path → position of the key (for mappings) and of the value."""
 
     file: str
@@ -95,8 +94,7 @@ class SourceMap:
             probe = probe[:-1]
 
 
-@dataclass(frozen=True)
-class LoadedSpec:
+class LoadedSpec(Struct, frozen=True):
     spec: Spec
     source: SourceMap
 
@@ -295,8 +293,7 @@ _SCALAR_TAGS = {
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-@dataclass
-class _Open:
+class _Open(Struct):
     """A mapping or sequence being composed."""
 
     value: dict[str, Any] | list[Any]

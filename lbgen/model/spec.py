@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Literal
 
+from msgspec import Struct
 from pydantic import Field, model_validator
 
 from lbgen import versions
@@ -34,8 +34,7 @@ class ExternalLoadBalancer(StrictModel):
     default (GCP application LB: 600s, fixed; AWS ALB: 60s)."""
 
 
-@dataclass(frozen=True)
-class SpecProblem:
+class SpecProblem(Struct, frozen=True):
     """A cross-field error found after validation, with the model path it is about (the
     loader turns it into a located error)."""
 

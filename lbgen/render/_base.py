@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
+
+from msgspec import Struct
 
 from lbgen.errors import shown_source_name
 from lbgen.model.spec import Spec
@@ -15,8 +16,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
 
-@dataclass(frozen=True)
-class FileTarget:
+class FileTarget(Struct, frozen=True):
     """What a configuration file was written for: its tier and the product version (and, for
     nginx stream, the build; for Kong, the edition). `lbgen.verify` reads it, so a check
     knows the declared version without parsing the file's comments."""
@@ -28,8 +28,7 @@ class FileTarget:
     edition: Literal["oss", "enterprise"] | None = None
 
 
-@dataclass(frozen=True)
-class RenderedFile:
+class RenderedFile(Struct, frozen=True):
     """One output file: a POSIX path relative to the output directory, and its text."""
 
     path: str
@@ -49,8 +48,7 @@ class RenderedFiles(dict[str, str]):
         self.targets = {f.path: f.target for f in files if f.target is not None}
 
 
-@dataclass(frozen=True)
-class RenderContext:
+class RenderContext(Struct, frozen=True):
     spec: Spec
     plan: Plan
     """The resolved path (`lbgen.plan.resolve`), shared with the rules of the same run."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from lbgen import defaults
 from lbgen.model.common import Listener, NginxBalancing, NginxPassiveHealth, NginxResolver
@@ -28,8 +29,7 @@ UPSTREAM_DOC = defaults.NGINX_UPSTREAM_DOC
 STREAM_UPSTREAM_DOC = defaults.NGINX_STREAM_UPSTREAM_DOC
 
 
-@dataclass(frozen=True)
-class Directive:
+class Directive(Struct, frozen=True):
     """One nginx directive: `name args…;`, optionally preceded by a `# comment` line.
 
     Arguments are quoted by the template's `nginx_quote` filter, so a value can never
@@ -51,8 +51,7 @@ def _arg(value: str | int | Duration) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class UpstreamView:
+class UpstreamView(Struct, frozen=True):
     """An `upstream NAME { … }` block: balancing method, servers, keep-alive pool."""
 
     name: str
@@ -177,8 +176,7 @@ def listener_label(entry: Listener) -> str:
     return f"proxy_listen port {entry.port} ({', '.join(flags) or 'cleartext'})"
 
 
-@dataclass(frozen=True)
-class StreamTarget:
+class StreamTarget(Struct, frozen=True):
     """Where an nginx stream tier forwards its connections."""
 
     upstream: str

@@ -17,8 +17,9 @@ and the Kong value constraints by `lbgen.verify.kong`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from lbgen import versions
 from lbgen.model.naming import kic_file_path
@@ -198,8 +199,7 @@ def kong_yaml_header(ctx: RenderContext, kong: KongTier) -> str:
 
 # --- kong.conf ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ConfSetting:
+class ConfSetting(Struct, frozen=True):
     """One `key = value` line of kong.conf and why it has that value."""
 
     key: str

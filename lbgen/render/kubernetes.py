@@ -19,8 +19,9 @@ doc (appProtocol), ``kube-proxy-config.v1alpha1.md`` (KubeProxyConfiguration).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from lbgen.model.naming import (
     GKE_PLATFORMS,
@@ -403,8 +404,7 @@ def _kube_proxy_file(ctx: RenderContext) -> RenderedFile:
 
 # --- GKE note ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class GkeKubeProxyNote:
+class GkeKubeProxyNote(Struct, frozen=True):
     header: str
     cluster: str
     version: str
@@ -452,8 +452,7 @@ def _gke_note_file(ctx: RenderContext) -> RenderedFile:
 
 # --- self-managed cluster whose kube-proxy lbgen leaves alone ----------------------------------
 
-@dataclass(frozen=True)
-class UnmanagedKubeProxyNote:
+class UnmanagedKubeProxyNote(Struct, frozen=True):
     header: str
     cluster: str
     missing: str

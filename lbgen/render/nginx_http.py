@@ -24,7 +24,8 @@ view out. Version gates and their sources:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from lbgen import defaults
 from lbgen.model.naming import host_groups
@@ -62,23 +63,20 @@ PROXY_DOC = defaults.NGINX_PROXY_DOC
 GRPC_OWN_POOL = "a separate upstream block, so HTTP/2 and HTTP/1.1 never share pooled connections"
 
 
-@dataclass(frozen=True)
-class LocationView:
+class LocationView(Struct, frozen=True):
     match: tuple[str, ...]
     """`location` arguments, e.g. ("/orders",) or ("=", "/orders")."""
     comment: str
     directives: tuple[Directive, ...]
 
 
-@dataclass(frozen=True)
-class ServerView:
+class ServerView(Struct, frozen=True):
     comment: str
     directives: tuple[Directive, ...]
     locations: tuple[LocationView, ...]
 
 
-@dataclass(frozen=True)
-class NginxHttpView:
+class NginxHttpView(Struct, frozen=True):
     header: str
     target: str
     worker_processes: str
@@ -89,8 +87,7 @@ class NginxHttpView:
     servers: tuple[ServerView, ...]
 
 
-@dataclass(frozen=True)
-class MapView:
+class MapView(Struct, frozen=True):
     """`map SOURCE $VARIABLE { key value; … }` in http {}."""
 
     comment: str
@@ -112,8 +109,7 @@ CONNECTION_UPGRADE_MAP = MapView(
 )
 
 
-@dataclass(frozen=True)
-class PassTarget:
+class PassTarget(Struct, frozen=True):
     """Where one location sends its requests."""
 
     upstream: str
@@ -395,8 +391,7 @@ def _streaming_by_path(services: Sequence[Service]) -> dict[str, StreamingNeeds]
     return dict(sorted(needs.items()))
 
 
-@dataclass(frozen=True)
-class StreamingNeeds:
+class StreamingNeeds(Struct, frozen=True):
     """The streaming kinds and longest silence of the services behind one location."""
 
     names: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ legs and must outlive the pooled connections of the L7 hop in front (the keep-al
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from lbgen import defaults
 from lbgen.defaults import DEBIAN_STREAM_MODULE
@@ -30,8 +30,7 @@ from lbgen.render._nginx import (
 STREAM_PROXY_DOC = defaults.NGINX_STREAM_PROXY_DOC
 
 
-@dataclass(frozen=True)
-class NginxStreamView:
+class NginxStreamView(Struct, frozen=True):
     header: str
     target: str
     load_module: str | None

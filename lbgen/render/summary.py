@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from lbgen.errors import shown_source_name
 from lbgen.model.naming import GKE_PLATFORMS, kic_file_path, kube_proxy_path, renders_kube_proxy
@@ -62,35 +63,30 @@ def mermaid_id(*parts: str) -> str:
 
 # --- view ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Node:
+class Node(Struct, frozen=True):
     id: str
     label: str
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(Struct, frozen=True):
     source: str
     target: str
     label: str
 
 
-@dataclass(frozen=True)
-class Subgraph:
+class Subgraph(Struct, frozen=True):
     id: str
     label: str
     nodes: list[Node]
 
 
-@dataclass(frozen=True)
-class Diagram:
+class Diagram(Struct, frozen=True):
     nodes: list[Node]
     cluster: Subgraph
     edges: list[Edge]
 
 
-@dataclass(frozen=True)
-class BudgetLine:
+class BudgetLine(Struct, frozen=True):
     hop: str
     setting: str
     value: str
@@ -98,8 +94,7 @@ class BudgetLine:
     note: str
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Struct, frozen=True):
     """One runbook step: what it shows, the shell text, and what to look for."""
 
     title: str
@@ -107,29 +102,25 @@ class Command:
     expect: str = ""
 
 
-@dataclass(frozen=True)
-class ServiceRunbook:
+class ServiceRunbook(Struct, frozen=True):
     key: str
     commands: list[Command]
 
 
-@dataclass(frozen=True)
-class ServiceRow:
+class ServiceRow(Struct, frozen=True):
     namespace: str
     name: str
     selector: str
     target_port: int
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(Struct, frozen=True):
     title: str
     intro: str
     commands: list[Command]
 
 
-@dataclass(frozen=True)
-class SummaryView:
+class SummaryView(Struct, frozen=True):
     header: str
     title: str
     source_name: str
