@@ -6,13 +6,14 @@ writes them. Output is deterministic (sorted, no timestamps) so it can be snapsh
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
+
+import msgspec.structs
 
 from lbgen.errors import Problem, SourceLocation, shown_source_name
 from lbgen.rules._base import Finding, Rule, Severity, Skip
@@ -203,7 +204,7 @@ def merge_reports(
     return CheckReport(
         findings=[f for _, r in reports for f in r.findings],
         skipped=[
-            dataclasses.replace(s, reason=f"{shown_source_name(file)}: {s.reason}")
+            msgspec.structs.replace(s, reason=f"{shown_source_name(file)}: {s.reason}")
             for file, r in reports
             for s in r.skipped
         ],

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
+from msgspec.structs import replace
 
 from lbgen.errors import Problem, SourceLocation
 from lbgen.report import (
@@ -227,7 +228,7 @@ def test_sarif_levels_follow_severity() -> None:
 
 
 def test_sarif_level_is_the_findings_own_severity_not_the_rules_default() -> None:
-    inside_margin = Finding(**{**_finding().__dict__, "severity": Severity.WARNING})
+    inside_margin = replace(_finding(), severity=Severity.WARNING)
     [result] = _sarif(_report(inside_margin))["runs"][0]["results"]
     assert result["level"] == "warning"
     assert finding_to_dict(inside_margin)["severity"] == "warning"
@@ -251,7 +252,7 @@ def test_sarif_message_escapes_brackets_outside_the_related_link() -> None:
 
 
 def test_sarif_fingerprint_ignores_line_moves() -> None:
-    moved = Finding(**{**_finding().__dict__, "location": SourceLocation("specs/a.yaml", 70, 5)})
+    moved = replace(_finding(), location=SourceLocation("specs/a.yaml", 70, 5))
     first = _sarif(_report(_finding()))["runs"][0]["results"][0]["partialFingerprints"]
     second = _sarif(_report(moved))["runs"][0]["results"][0]["partialFingerprints"]
     assert first == second
@@ -271,8 +272,7 @@ def test_artifact_uri_is_relative_to_the_repository(file: str, uri: str) -> None
 
 
 def test_sarif_absolute_uri_has_no_base_id() -> None:
-    finding = Finding(**{**_finding(related=False).__dict__,
-                         "location": SourceLocation("/elsewhere/a.yaml", 1, 1)})
+    finding = replace(_finding(related=False), location=SourceLocation("/elsewhere/a.yaml", 1, 1))
     [result] = _sarif(_report(finding))["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {
         "uri": "file:///elsewhere/a.yaml"}

@@ -7,16 +7,16 @@ origin is formatted in one place (`Resolved.explained`, `Resolved.shown`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
+
+from msgspec import Struct
 
 Origin = Literal["set", "derived", "product default", "lbgen default", "not in this version"]
 ORIGINS: tuple[Origin, ...] = ("set", "derived", "product default", "lbgen default", "not in this version")
 T_co = TypeVar("T_co", covariant=True)
 
 
-@dataclass(frozen=True)
-class Resolved(Generic[T_co]):
+class Resolved(Struct, Generic[T_co], frozen=True):
     """An effective setting, how it came to be and what says so.
 
     `source` cites the primary source of a default (product docs, source, changelog);

@@ -11,8 +11,9 @@ the product default (when it already satisfies the invariant) or derived from th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TypeVar
+
+from msgspec import Struct, field
 
 from lbgen import defaults, versions
 from lbgen.model.service import Service
@@ -24,8 +25,7 @@ from lbgen.plan._resolved import Origin, Resolved, given
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class UpstreamBudget:
+class UpstreamBudget(Struct, frozen=True):
     connections: Resolved[int | None]
     idle_timeout: Resolved[Duration | None]
     """None: the caller has no idle timer of its own (nginx < 1.15.3), so an idle pooled
@@ -35,8 +35,7 @@ class UpstreamBudget:
     max_lifetime: Resolved[Duration | None]
 
 
-@dataclass(frozen=True)
-class BudgetRow:
+class BudgetRow(Struct, frozen=True):
     """One line of the hop-by-hop budget table in the rendered README."""
 
     hop: str
@@ -46,8 +45,7 @@ class BudgetRow:
     note: str
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(Struct, frozen=True):
     margin_note: str
     app_idle: dict[str, Resolved[Duration | None]]
     """Per service (`namespace/name`): the app server's idle timeout (None = never closes

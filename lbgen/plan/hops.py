@@ -10,8 +10,9 @@ lists them uniformly, keyed like the spec (`upstream_keepalive.idle_timeout`), f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypedDict
+
+from msgspec import Struct
 
 from lbgen import defaults
 from lbgen.model.naming import kic_file_path, service_bundle_path
@@ -27,8 +28,7 @@ Protocol = Literal["h1", "h2", "grpc", "tcp", "tcp+PROXY", "h1+grpc"]
 TargetKind = Literal["instance", "cluster_ip", "headless", "pod_endpoints"]
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Struct, frozen=True):
     """One effective value of a hop, as `lbgen plan` and `lbgen explain` show it."""
 
     key: str
@@ -61,8 +61,7 @@ class Setting:
         return any(text.startswith(self.directive + end) for end in (" ", "=", ":", ";"))
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Struct, frozen=True):
     """One address a hop connects to."""
 
     kind: TargetKind
@@ -71,8 +70,7 @@ class Target:
     port: int
 
 
-@dataclass(frozen=True)
-class HopPlan:
+class HopPlan(Struct, frozen=True):
     name: str
     kind: HopKind
     tier_index: int | None
@@ -95,9 +93,8 @@ class HopPlan:
         return next((s for s in self.settings() if s.key == key), None)
 
 
-@dataclass(frozen=True)
-class ExternalLbHop(HopPlan):
-    backend_idle_timeout: Resolved[Duration | None] = field(kw_only=True)
+class ExternalLbHop(HopPlan, frozen=True, kw_only=True):
+    backend_idle_timeout: Resolved[Duration | None]
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("backend_idle_timeout", "backend (LB → first tier) idle timeout",
@@ -126,19 +123,18 @@ def _pool_settings(
                       pool.max_lifetime, names[3], anchor)
 
 
-@dataclass(frozen=True)
-class NginxHttpHop(HopPlan):
-    client_keepalive: Resolved[Duration] = field(kw_only=True)
-    upstream: UpstreamBudget = field(kw_only=True)
-    callee: str = field(kw_only=True)
-    connect_timeout: Resolved[Duration] = field(kw_only=True)
-    read_timeout: Resolved[Duration] = field(kw_only=True)
-    send_timeout: Resolved[Duration] = field(kw_only=True)
-    retry_conditions: Resolved[tuple[str, ...]] = field(kw_only=True)
-    max_fails: Resolved[int] = field(kw_only=True)
-    fail_timeout: Resolved[Duration] = field(kw_only=True)
-    balancing: Resolved[str] = field(kw_only=True)
-    hash_key: Resolved[str] | None = field(kw_only=True)
+class NginxHttpHop(HopPlan, frozen=True, kw_only=True):
+    client_keepalive: Resolved[Duration]
+    upstream: UpstreamBudget
+    callee: str
+    connect_timeout: Resolved[Duration]
+    read_timeout: Resolved[Duration]
+    send_timeout: Resolved[Duration]
+    retry_conditions: Resolved[tuple[str, ...]]
+    max_fails: Resolved[int]
+    fail_timeout: Resolved[Duration]
+    balancing: Resolved[str]
+    hash_key: Resolved[str] | None
     """With `balancing: hash`: the key (`$remote_addr`, …)."""
 
     def settings(self) -> Iterator[Setting]:
@@ -162,11 +158,10 @@ class NginxHttpHop(HopPlan):
             yield Setting("balancing.hash_key", "hash key", self.hash_key, "hash", "upstream ")
 
 
-@dataclass(frozen=True)
-class NginxStreamHop(HopPlan):
-    proxy_timeout: Resolved[Duration] = field(kw_only=True)
-    connect_timeout: Resolved[Duration] = field(kw_only=True)
-    balancing: Resolved[str] = field(kw_only=True)
+class NginxStreamHop(HopPlan, frozen=True, kw_only=True):
+    proxy_timeout: Resolved[Duration]
+    connect_timeout: Resolved[Duration]
+    balancing: Resolved[str]
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("proxy_timeout", "idle timeout (both legs)", self.proxy_timeout, "proxy_timeout",
@@ -184,8 +179,7 @@ class _Where(NamedTuple):
     in_item: bool = False
 
 
-@dataclass(frozen=True)
-class KongServicePlan:
+class KongServicePlan(Struct, frozen=True):
     service: str
     kong_name: str
     """The Kong Service entity's name (`namespace.name`)."""
@@ -204,12 +198,11 @@ class KongServicePlan:
     passive_health: Resolved[str]
 
 
-@dataclass(frozen=True)
-class KongHop(HopPlan):
-    client_keepalive: Resolved[Duration] = field(kw_only=True)
-    upstream: UpstreamBudget = field(kw_only=True)
-    entry_listener: Resolved[str] | None = field(kw_only=True)
-    services: tuple[KongServicePlan, ...] = field(kw_only=True)
+class KongHop(HopPlan, frozen=True, kw_only=True):
+    client_keepalive: Resolved[Duration]
+    upstream: UpstreamBudget
+    entry_listener: Resolved[str] | None
+    services: tuple[KongServicePlan, ...]
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
@@ -250,8 +243,7 @@ class KongHop(HopPlan):
                               file=where.file, in_item=where.in_item)
 
 
-@dataclass(frozen=True)
-class ServicePlan:
+class ServicePlan(Struct, frozen=True):
     service: str
     """`namespace/name`."""
     app_idle_timeout: Resolved[Duration | None]
@@ -259,10 +251,9 @@ class ServicePlan:
     """`ClientIP` affinity's timeoutSeconds (None: no affinity)."""
 
 
-@dataclass(frozen=True)
-class KubernetesHop(HopPlan):
-    kube_proxy_mode: Resolved[str] = field(kw_only=True)
-    services: tuple[ServicePlan, ...] = field(kw_only=True)
+class KubernetesHop(HopPlan, frozen=True, kw_only=True):
+    kube_proxy_mode: Resolved[str]
+    services: tuple[ServicePlan, ...]
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("kube_proxy.mode", "kube-proxy mode", self.kube_proxy_mode, "mode")
@@ -277,8 +268,7 @@ class KubernetesHop(HopPlan):
                               "timeoutSeconds", f"name: {name}")
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     """The path as it will run: hops in request order, and the keep-alive budget."""
 
     hops: tuple[HopPlan, ...]

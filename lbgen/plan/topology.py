@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from lbgen.model.common import Instance, Listener
 from lbgen.model.naming import headless_name, uses_headless_service
@@ -193,8 +194,7 @@ def describe_instances(instances: Sequence[Instance], limit: int = 3) -> str:
     return f"{len(instances)} {noun} ({', '.join(addresses)}{more})"
 
 
-@dataclass(frozen=True)
-class ClientAddress:
+class ClientAddress(Struct, frozen=True):
     """Whose address a hop uses as the client's."""
 
     is_end_user: bool

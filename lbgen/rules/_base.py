@@ -9,10 +9,11 @@ and the spec's file:line:column.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Literal, Self
+
+from msgspec import Struct, field
 
 from lbgen.errors import SourceLocation
 from lbgen.model.spec import Spec
@@ -46,21 +47,17 @@ TierKind = Literal["nginx_http", "nginx_stream", "kong", "kubernetes", "app", "e
 """What a rule is about: a tier kind, the app servers, or the external load balancer."""
 
 
-@dataclass(frozen=True)
 class RuleContext:
     """What a rule's check sees: the validated spec and its resolved plan."""
 
-    spec: Spec
-    plan: Plan
-    # Object identity → index, so path lookups stay O(1) inside per-service loops.
-    _tier_index: dict[int, int] = field(init=False, repr=False, compare=False)
-    _service_index: dict[int, int] = field(init=False, repr=False, compare=False)
+    __slots__ = ("_service_index", "_tier_index", "plan", "spec")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_tier_index", {id(t): i for i, t in enumerate(self.spec.tiers)})
-        object.__setattr__(
-            self, "_service_index", {id(s): i for i, s in enumerate(self.spec.services)}
-        )
+    def __init__(self, spec: Spec, plan: Plan) -> None:
+        self.spec = spec
+        self.plan = plan
+        # Object identity → index, so path lookups stay O(1) inside per-service loops.
+        self._tier_index = {id(t): i for i, t in enumerate(spec.tiers)}
+        self._service_index = {id(s): i for i, s in enumerate(spec.services)}
 
     @property
     def budget(self) -> Budget:
@@ -76,8 +73,7 @@ class RuleContext:
         return ("services", self._service_index[id(service)], *rest)
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(Struct, frozen=True):
     """What a check reports: one sentence with the concrete values, and what to change."""
 
     message: str
@@ -93,8 +89,7 @@ class Violation:
     as an error."""
 
 
-@dataclass(frozen=True)
-class RuleDoc:
+class RuleDoc(Struct, frozen=True):
     """Documentation with fixed sections; `lbgen explain` and docs/rules/ render it."""
 
     what: str
@@ -109,8 +104,7 @@ class RuleDoc:
     """Primary sources: product docs, source code, changelogs (at least one)."""
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Struct, frozen=True, kw_only=True):
     code: str
     """Stable code `LBnnn`; never reused."""
     name: str
@@ -119,9 +113,9 @@ class Rule:
     """The default severity; a `Violation` may carry another (see `Violation.severity`)."""
     summary: str
     """One line for `lbgen rules`."""
-    status: RuleStatus = field(kw_only=True)
+    status: RuleStatus
     """`stable` or `preview` (required: a new rule is `preview`, an old one `stable`)."""
-    since: str = field(kw_only=True)
+    since: str
     """The lbgen release that added the rule: FIRST_RELEASE or NEXT_RELEASE (required)."""
     tiers: frozenset[TierKind]
     check: Callable[[RuleContext], Iterable[Violation]]
@@ -139,8 +133,7 @@ class Rule:
         return any(fnmatchcase(f"{kind}:{key}", pattern) for pattern in self.reads)
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     code: str
     name: str
     severity: Severity
@@ -152,8 +145,7 @@ class Finding:
     related_location: SourceLocation | None = None
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(Struct, frozen=True):
     """A rule that did not run on this spec, and why (version or topology)."""
 
     code: str

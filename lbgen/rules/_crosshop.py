@@ -8,7 +8,8 @@ Every helper here is O(1) or O(services): rules call them once per check, never 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
@@ -103,8 +104,7 @@ def group_path(ctx: RuleContext, tier: NginxHttpTier | NginxStreamTier) -> Model
 # --- keep-alive ordering -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClosingOrder:
+class ClosingOrder(Struct, frozen=True):
     """How a pooled caller's idle timeout relates to its callee's, when that is a finding."""
 
     severity: Severity

@@ -6,8 +6,9 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from lbgen.errors import SourceLocation, UnknownRuleError
 from lbgen.model._base import Suppression
@@ -29,8 +30,7 @@ if TYPE_CHECKING:
 _CODE_PREFIX = re.compile(r"^LB[0-9]{1,3}$", re.IGNORECASE)  # ASCII digits only
 
 
-@dataclass(frozen=True)
-class SuppressedFinding:
+class SuppressedFinding(Struct, frozen=True):
     """A finding silenced by a `suppress:` entry, kept so that reports can still show it."""
 
     finding: Finding
@@ -42,8 +42,7 @@ class SuppressedFinding:
     expires: dt.date | None = None
 
 
-@dataclass(frozen=True)
-class CheckReport:
+class CheckReport(Struct, frozen=True):
     findings: list[Finding]
     """Sorted by position in the spec, then code."""
     skipped: list[Skip]
@@ -79,8 +78,7 @@ def select_rules(
     return [r for r in chosen if not any(_matches(r, ref) for ref in ignore)]
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(Struct, frozen=True):
     """One `suppress:` item, with where it lives."""
 
     owner: ModelPath
@@ -159,8 +157,7 @@ def check_spec(
     )
 
 
-@dataclass(frozen=True)
-class _Run:
+class _Run(Struct, frozen=True):
     """What running the rules produced, before suppressions."""
 
     raw: list[Finding]

@@ -7,7 +7,7 @@ Everything here is linear in the number of tiers and instances (never services).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from lbgen.model.tiers import NginxStreamTier, Tier
 from lbgen.plan.hops import KongHop, NginxHttpHop
@@ -33,8 +33,7 @@ def pooled_connections(ctx: RuleContext, tier: Tier) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class GatewayClientAddress:
+class GatewayClientAddress(Struct, frozen=True):
     """Whose address Kong uses as the client's (for `hash_on: ip`, logs and IP plugins)."""
 
     is_end_user: bool

@@ -9,7 +9,8 @@ connection the callee is closing, and the client gets a 502. These rules compare
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from lbgen import defaults, versions
 from lbgen.model.spec import ExternalLoadBalancer, Spec
@@ -478,8 +479,7 @@ services:
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _IdleCloser:
+class _IdleCloser(Struct, frozen=True):
     """A hop that closes the external load balancer's idle connections, and how."""
 
     tier: str
