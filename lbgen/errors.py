@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msgspec import Struct
+from dataclasses import dataclass
 
 # Characters of a file name that are shown escaped even though they are printable: in
 # Markdown `>` can close the header's HTML comment (`-->`, `--!>`), `<` can open markup and
@@ -41,7 +41,8 @@ def shown_source_name(name: str, *, markdown: bool = False) -> str:
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-class SourceLocation(Struct, frozen=True):
+@dataclass(frozen=True)
+class SourceLocation:
     file: str
     line: int
     """1-based."""
@@ -52,7 +53,8 @@ class SourceLocation(Struct, frozen=True):
         return f"{shown_source_name(self.file)}:{self.line}:{self.column}"
 
 
-class Problem(Struct, frozen=True):
+@dataclass(frozen=True)
+class Problem:
     """One thing wrong with the user's input."""
 
     location: SourceLocation
