@@ -992,6 +992,15 @@ def schema_command() -> None:
     click.echo(spec_json_schema_text(), nl=False)
 
 
+def _register_import() -> None:
+    from lbgen.import_cli import import_command
+
+    cli.add_command(import_command)
+
+
+_register_import()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (`lbgen`, `python -m lbgen`)."""
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="lbgen")
