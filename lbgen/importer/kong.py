@@ -100,7 +100,7 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         targets: list[Sourced[str]] = []
         for index, target in mappings(up.get("targets")):
             if "target" in target:
-                targets.append(reader.value(target, "target", _with_port(str(target["target"]))))
+                targets.append(Sourced(_with_port(str(target["target"])), reader.at(target, "target")))
             for key in target:
                 if key not in ("target", "tags", "weight", "id"):
                     reader.skipped.append(Skipped(reader.at(target, key), f"target.{key}", "out-of-scope",
@@ -113,7 +113,7 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
     for _, target in mappings(root.get("targets")):
         owner = str(target.get("upstream", ""))
         if owner in upstreams and "target" in target:
-            upstreams[owner][1].append(reader.value(target, "target", _with_port(str(target["target"]))))
+            upstreams[owner][1].append(Sourced(_with_port(str(target["target"])), reader.at(target, "target")))
         else:
             reader.skipped.append(Skipped(node_origin(target, file), "target", "ambiguous",
                                           "a top-level target whose upstream is not in the file"))

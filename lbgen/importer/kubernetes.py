@@ -8,6 +8,7 @@ of its own. Every object kind lbgen does not model is reported as `Skipped`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -374,7 +375,7 @@ def _kube_proxy_config(reader: _Reader, conf: CommentedMap, file: str, tier: Fra
             reader.skip(at(conf, key), f"config.conf {key}", "out-of-scope",
                         f"kube-proxy {key} is not part of lbgen's spec")
     mode = conf.get("mode") or "iptables"
-    if "mode" in conf and conf["mode"]:
+    if conf.get("mode"):
         put(tier, "kube_proxy.mode", Sourced(str(conf["mode"]), at(conf, "mode")))
     cidr = conf.get("clusterCIDR")
     if isinstance(cidr, str):
@@ -406,8 +407,6 @@ def _go(value: object) -> object:
     """A Go duration (`30s`, `1h0m0s`, `86400s`) as a spec duration string."""
     text = str(value)
     total = 0
-    import re
-
     parts = re.findall(r"([0-9.]+)(h|ms|m|s)", text)
     if not parts:
         return text

@@ -10,11 +10,12 @@ tell comes from `--assume`, or is a default that is marked as assumed.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from dataclasses import dataclass, field
 
 from lbgen.importer.assume import Assumption
-from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, get, put
+from lbgen.importer.sources import Fragment, HopImport, Skipped, Sourced, get, put
 
 _DEFAULT_NAMES = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "gateway", "kubernetes": "cluster"}
 _ASSUME_SCOPE = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "kong", "kubernetes": "kubernetes"}
@@ -99,7 +100,7 @@ def _instances(hops: list[HopImport], out: Linked) -> None:
     """Each tier's instances are the servers its caller forwards to."""
     first = hops[0]
     if first.kind != "kubernetes":
-        hosts = []
+        hosts: list[Sourced[str]] = []
         for listen in first.links.listens:
             host, _ = _host_port(listen.value)
             if host not in ("*", "0.0.0.0", "::", "") and host not in [h.value for h in hosts]:
@@ -114,7 +115,7 @@ def _instances(hops: list[HopImport], out: Linked) -> None:
                 "name": _assumed(f"{name}-1", f"default: set --assume {scope}.instances=ADDRESS,…"),
                 "address": _assumed(f"{name}-1.invalid", f"default: set --assume {scope}.instances=ADDRESS,…"),
             }]
-    for caller, callee in zip(hops, hops[1:], strict=False):
+    for caller, callee in itertools.pairwise(hops):
         if callee.kind == "kubernetes":
             break
         ports = _listen_ports(callee)

@@ -20,15 +20,16 @@ first is used and the others are reported as ambiguous.
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import crossplane  # type: ignore[import-untyped]
+import crossplane
 
+from lbgen import defaults
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.sources import (
     Fragment,
@@ -105,7 +106,7 @@ def parse_files(path: str, shown: ShowPath) -> list[_D]:
     """The directives of `path` with its includes inlined; unreadable input is an InputError."""
     name = shown(path)
     try:
-        mode = os.stat(path).st_mode
+        mode = Path(path).stat().st_mode
     except OSError as exc:
         raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the nginx config: {exc.strerror}")]) from None
     if not stat.S_ISREG(mode):
@@ -231,6 +232,7 @@ class _Unifier:
 def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
     up = _Upstream(d.args[0] if d.args else "", d)
     default_port = 0 if stream else 80
+    value: Sourced[object] | None
     for item in d.block or []:
         name = item.name
         if name == "#":
@@ -244,14 +246,13 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
                 continue
             up.servers.append((item, _address(item.args[0], default_port)))
             for index, param in enumerate(item.args[1:], start=1):
-                key, _, value = param.partition("=")
-                if key == "max_fails" and value.isdigit():
-                    up.settings.setdefault(f"max_fails@{item.line}", ctx.sourced(item, int(value), index))
-                elif key == "fail_timeout" and nginx_duration(value) is not None:
-                    parsed = nginx_duration(value)
-                    assert parsed is not None
+                pkey, _, pval = param.partition("=")
+                parsed = nginx_duration(pval)
+                if pkey == "max_fails" and pval.isdigit():
+                    up.settings.setdefault(f"max_fails@{item.line}", ctx.sourced(item, int(pval), index))
+                elif pkey == "fail_timeout" and parsed is not None:
                     up.settings.setdefault(f"fail_timeout@{item.line}", ctx.sourced(item, duration_text(parsed), index))
-                elif key == "resolve":
+                elif pkey == "resolve":
                     pass  # read with `resolver` below
                 else:
                     ctx.skipped.append(Skipped(ctx.origin(item, index), f"server … {param}", "unsupported",
@@ -371,6 +372,8 @@ def _http_blocks(directives: list[_D]) -> list[list[_D]]:
 
 
 def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> HopImport:
+    d: _D | None
+    up: _Upstream | None
     ctx = _Context(text, shown)
     hop = HopImport(kind="nginx_http", tier={})
     upstreams: dict[str, _Upstream] = {}
@@ -453,7 +456,18 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
     return hop
 
 
+# lbgen renders the Mozilla intermediate profile on every TLS listener: the same lines in an
+# imported config are accounted for.
+_LBGEN_TLS = {
+    "ssl_protocols": list(defaults.MOZILLA_INTERMEDIATE_PROTOCOLS),
+    "ssl_ciphers": [defaults.MOZILLA_INTERMEDIATE_CIPHERS],
+}
+_LBGEN_HSTS = ["Strict-Transport-Security", f"max-age={defaults.MOZILLA_HSTS_MAX_AGE}", "always"]
+
+
 def _skip_http(ctx: _Context, d: _D) -> None:
+    if _LBGEN_TLS.get(d.name) == d.args or (d.name == "add_header" and d.args == _LBGEN_HSTS):
+        return
     if d.name == "map":
         ctx.skip(d, "out-of-scope", "map blocks are not translated (lbgen renders its own maps)")
     elif d.name in ("proxy_buffering", "proxy_buffer_size", "proxy_buffers", "client_max_body_size"):
@@ -635,6 +649,8 @@ _STREAM_SINGLE = {"proxy_timeout", "proxy_connect_timeout", "proxy_protocol", "p
 
 
 def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> HopImport:
+    d: _D | None
+    up: _Upstream | None
     ctx = _Context(text, shown)
     hop = HopImport(kind="nginx_stream", tier={})
     upstreams: dict[str, _Upstream] = {}

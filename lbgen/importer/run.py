@@ -91,8 +91,8 @@ def run_import(inputs: ImportInputs, output_name: str = "topology.yaml") -> Impo
 def _relocate(problem: Problem, origins: dict[str, Sourced[object]]) -> Problem:
     """A problem of the generated spec, located at the imported value it is about."""
     path = problem.path
-    candidates = [p for p in origins if p == path or p.startswith(path + ".") or p.startswith(path + "[")
-                  or path.startswith(p + ".") or path.startswith(p + "[")]
+    candidates = [p for p in origins if p == path or p.startswith((path + ".", path + "["))
+                  or path.startswith((p + ".", p + "["))]
     for candidate in sorted(candidates, key=len, reverse=True):
         value = origins[candidate]
         if value.origin is not None:

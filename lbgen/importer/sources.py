@@ -13,9 +13,10 @@ translation only when it says exactly what it did not translate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, Literal, TypeAlias, TypeVar, Union
 
-T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True, order=True)
@@ -31,10 +32,10 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Sourced(Generic[T]):
+class Sourced(Generic[T_co]):
     """One imported value, where it came from, and whether it was assumed (`--assume`) rather than read."""
 
-    value: T
+    value: T_co
     origin: Origin | None
     assumed: bool = False
     note: str = ""
@@ -87,7 +88,7 @@ class HopImport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def put(fragment: Fragment, path: str, value: Sourced[object] | list[Sourced[object] | Fragment]) -> None:
+def put(fragment: Fragment, path: str, value: Sourced[object] | Fragment | list[Sourced[object] | Fragment]) -> None:
     """Set `path` (dotted, `timeouts.read`) in `fragment`, creating the mappings on the way."""
     *parents, last = path.split(".")
     node = fragment
@@ -121,8 +122,7 @@ class SourceText:
         lines = self._lines.get(file)
         if lines is None:
             try:
-                with open(file, encoding="utf-8", errors="replace") as handle:
-                    lines = handle.read().splitlines()
+                lines = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
             except OSError:
                 lines = []
             self._lines[file] = lines

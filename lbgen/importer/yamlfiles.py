@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -21,14 +22,13 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 def read_text(path: str, shown: str, what: str) -> str:
     """A regular file's UTF-8 text; anything else is a located InputError (exit 2)."""
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
             raise InputError([Problem(SourceLocation(shown, 1, 1), f"the {what} is not a regular file",
                                       "pass the path of a file")])
-        if os.path.getsize(path) > MAX_INPUT_BYTES:
+        if info.st_size > MAX_INPUT_BYTES:
             raise InputError([Problem(SourceLocation(shown, 1, 1), f"the {what} is larger than {MAX_INPUT_BYTES} bytes")])
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise InputError([Problem(SourceLocation(shown, 1, 1), f"cannot read the {what}: {exc.strerror}")]) from None
     try:
@@ -84,10 +84,10 @@ def mappings(node: Any) -> Iterator[tuple[int, CommentedMap]]:
 
 def files_under(path: str, exts: tuple[str, ...] = (".yaml", ".yml", ".json")) -> list[str]:
     """`path` itself, or the YAML files under the directory `path` (sorted: deterministic)."""
-    if not os.path.isdir(path):
+    if not Path(path).is_dir():
         return [path]
-    out = []
+    out: list[str] = []
     for root, dirs, names in os.walk(path):
         dirs.sort()
-        out.extend(os.path.join(root, name) for name in sorted(names) if name.endswith(exts))
+        out.extend(str(Path(root) / name) for name in sorted(names) if name.endswith(exts))
     return out
