@@ -20,6 +20,7 @@ first is used and the others are reported as ambiguous.
 
 from __future__ import annotations
 
+import glob
 import re
 import stat
 from collections.abc import Callable, Iterator
@@ -102,31 +103,6 @@ def _wrap(items: list[dict[str, Any]], fallback_file: str) -> list[_D]:
     return out
 
 
-def parse_files(path: str, shown: ShowPath) -> list[_D]:
-    """The directives of `path` with its includes inlined; unreadable input is an InputError."""
-    name = shown(path)
-    try:
-        mode = Path(path).stat().st_mode
-    except OSError as exc:
-        raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the nginx config: {exc.strerror}")]) from None
-    if not stat.S_ISREG(mode):
-        raise InputError([Problem(SourceLocation(name, 1, 1), "the nginx config is not a regular file",
-                                  "pass the path of the nginx.conf (or an included file)")])
-    payload = crossplane.parse(path, comments=True, combine=True, check_ctx=False, check_args=False,
-                               catch_errors=True)
-    problems = []
-    for error in payload.get("errors", []):
-        message = str(error.get("error", "cannot parse"))
-        message = re.sub(r" in \S+:\d+$", "", message)
-        problems.append(Problem(SourceLocation(shown(str(error.get("file") or path)), int(error.get("line") or 1), 1),
-                                f"cannot parse the nginx config: {message}",
-                                "fix the file so that `nginx -t` accepts it"))
-    if problems:
-        raise InputError(problems)
-    configs = payload.get("config", [])
-    return _wrap(configs[0].get("parsed", []) if configs else [], path)
-
-
 class _Context:
     """Shared by the http and stream readers: locations, skips, the target hint."""
 
@@ -159,6 +135,76 @@ class _Context:
             self.skip(d, "unsupported", f"{raw!r} is not a number")
             return None
         return self.sourced(d, int(raw), arg)
+
+
+MAX_INCLUDE_DEPTH = 16
+"""nginx has no limit of its own; a deeper chain is a loop or a mistake (reported, not read)."""
+
+
+def parse_files(path: str, ctx: _Context) -> list[_D]:
+    """The directives of `path` with its includes inlined (relative to the file's directory,
+    nginx's prefix for a configuration file given with -c). Unreadable or unparsable input is
+    an InputError; an included file that is not here is reported and left out."""
+    _check_regular(path, ctx.shown(path))
+    return _parse_one(path, ctx, Path(path).parent, (path,))
+
+
+def _check_regular(path: str, name: str) -> None:
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise InputError([Problem(SourceLocation(name, 1, 1), f"cannot read the nginx config: {exc.strerror}")]) from None
+    if not stat.S_ISREG(mode):
+        raise InputError([Problem(SourceLocation(name, 1, 1), "the nginx config is not a regular file",
+                                  "pass the path of the nginx.conf (or an included file)")])
+
+
+def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
+    # single=True: crossplane does not follow includes (its combined output attributes the
+    # directives after an include to the included file); they are inlined here instead.
+    payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=False,
+                               catch_errors=True)
+    problems = []
+    for error in payload.get("errors", []):
+        message = re.sub(r" in \S+:\d+$", "", str(error.get("error", "cannot parse")))
+        problems.append(Problem(SourceLocation(ctx.shown(str(error.get("file") or path)), int(error.get("line") or 1), 1),
+                                f"cannot parse the nginx config: {message}",
+                                "fix the file so that `nginx -t` accepts it"))
+    if problems:
+        raise InputError(problems)
+    configs = payload.get("config", [])
+    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path), ctx, prefix, stack)
+
+
+def _inline(directives: list[_D], ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
+    out: list[_D] = []
+    for d in directives:
+        if d.name == "include" and d.args:
+            out.extend(_included(d, ctx, prefix, stack))
+            continue
+        if d.block is not None:
+            d.block = _inline(d.block, ctx, prefix, stack)
+        out.append(d)
+    return out
+
+
+def _included(d: _D, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
+    pattern = d.args[0] if Path(d.args[0]).is_absolute() else str(prefix / d.args[0])
+    if glob.has_magic(pattern):
+        matches = sorted(glob.glob(pattern))  # nginx includes matches in name order
+    else:
+        matches = [pattern] if Path(pattern).exists() else []
+        if not matches:
+            ctx.skip(d, "ambiguous", f"{pattern} is not here: what it holds is not imported "
+                     "(pass the file's directory as it is on the server)")
+    out: list[_D] = []
+    for match in matches:
+        if match in stack or len(stack) >= MAX_INCLUDE_DEPTH:
+            ctx.skip(d, "unsupported", f"{match} includes itself (or nests {MAX_INCLUDE_DEPTH} deep): not read again")
+            continue
+        _check_regular(match, ctx.shown(match))
+        out.extend(_parse_one(match, ctx, prefix, (*stack, match)))
+    return out
 
 
 def _describe(d: _D) -> str:
@@ -380,7 +426,7 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
     uses: list[_Use] = []
     servers: list[tuple[_D, _Scope]] = []
     for path in paths:
-        directives = parse_files(path, shown)
+        directives = parse_files(path, ctx)
         _target_hint(ctx, directives, hop.tier)
         _main_context(ctx, directives, hop.tier, http=True)
         for block in _http_blocks(directives):
@@ -656,7 +702,7 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
     upstreams: dict[str, _Upstream] = {}
     servers: list[tuple[_D, _Scope]] = []
     for path in paths:
-        directives = parse_files(path, shown)
+        directives = parse_files(path, ctx)
         _target_hint(ctx, directives, hop.tier)
         _main_context(ctx, directives, hop.tier, http=False)
         blocks = [d.block for d in directives if d.name == "stream" and d.block is not None] or [directives]
