@@ -993,6 +993,49 @@ def schema_command() -> None:
     click.echo(spec_json_schema_text(), nl=False)
 
 
+@cli.command("import")
+@click.option("--nginx-http", "nginx_http", multiple=True, metavar="FILE",
+              help="nginx.conf (or an included file) of the L7 edge; includes are followed.")
+@click.option("--nginx-stream", "nginx_stream", multiple=True, metavar="FILE",
+              help="nginx config with the L4 stream {} block (or a snippet included in it).")
+@click.option("--kong", "kong", metavar="FILE", help="Kong declarative config (kong.yaml) or decK state.")
+@click.option("--kong-conf", "kong_conf", metavar="FILE", help="kong.conf.")
+@click.option("--k8s", "k8s", multiple=True, metavar="FILE|DIR",
+              help="Service, HPA, PDB and Deployment manifests (a directory: every YAML file under it).")
+@click.option("--kube-proxy", "kube_proxy", metavar="FILE", help="The kube-proxy ConfigMap.")
+@click.option("--assume", "assume", multiple=True, metavar="KEY=VALUE",
+              help="What the files cannot tell, e.g. app.preset=uvicorn, platform=gke, kong.location=outside, "
+              "edge.instances=10.0.0.1,10.0.0.2.")
+@click.option("--strict", is_flag=True, help="Exit 1 when anything was not translated or was assumed by default.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Format of the report.")
+@click.option("-o", "--output", "output", required=True, metavar="FILE",
+              help="The spec to write (`-`: standard output; the report then goes to standard error).")
+@_user_errors
+def import_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong: str | None,
+                   kong_conf: str | None, k8s: tuple[str, ...], kube_proxy: str | None, assume: tuple[str, ...],
+                   strict: bool, fmt: str, output: str) -> None:
+    """Turn existing per-hop configs into a spec, and report what was not translated.
+
+    Tiers are linked by addresses: an edge upstream's servers are the L4 listeners, the L4
+    upstream's servers are Kong's proxy listeners, Kong's targets are Services (ClusterIP
+    name, headless name or pod IPs). Every imported value carries a comment with its
+    file:line:column; what the files cannot tell (the app server, the platform, where Kong
+    runs) comes from --assume or is a default marked `assumed`. The spec is written only when
+    it loads as `lbgen validate` loads it. Exit 0 with a report, 1 with --strict when anything
+    was not translated or assumed by default, 2 on unreadable or invalid input.
+
+    \b
+    Example:
+      lbgen import --nginx-http edge/nginx.conf --nginx-stream l4/nginx.conf \\
+        --kong gateway/kong.yaml --kong-conf gateway/kong.conf --k8s k8s/ \\
+        --assume app.preset=uvicorn --assume platform=gke -o topology.yaml
+    """
+    from lbgen.import_cli import run_command
+
+    run_command(nginx_http, nginx_stream, kong, kong_conf, k8s, kube_proxy, assume, strict, fmt, output)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (`lbgen`, `python -m lbgen`)."""
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="lbgen")

@@ -203,3 +203,14 @@ KUBE_PROXY_CONNTRACK_MIN = Fact(
 KUBE_PROXY_CONNTRACK_MAX_PER_CORE = Fact(
     32768, "kube-proxy conntrack.maxPerCore default 32768 (kubernetes.io/docs/reference/generated/kube-proxy)"
 )
+
+
+# Mozilla Server Side TLS "intermediate" profile (mozilla/server-side-tls,
+# json/server-side-tls-conf-5.0.json): TLS 1.2 and 1.3, these TLS 1.2 suites, HSTS 2 years.
+MOZILLA_INTERMEDIATE_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+MOZILLA_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+)
+MOZILLA_HSTS_MAX_AGE = 63072000

@@ -13,9 +13,10 @@ translation only when it says exactly what it did not translate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, Literal, TypeAlias, TypeVar, Union
 
-T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True, order=True)
@@ -31,12 +32,14 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Sourced(Generic[T]):
+class Sourced(Generic[T_co]):
     """One imported value, where it came from, and whether it was assumed (`--assume`) rather than read."""
 
-    value: T
+    value: T_co
     origin: Origin | None
     assumed: bool = False
+    note: str = ""
+    """For an assumed value: the `--assume` it came from, or how to give one (a default)."""
 
 
 SkipReason = Literal["unsupported", "ambiguous", "out-of-scope"]
@@ -67,6 +70,10 @@ class HopLinks:
     listens: list[Sourced[str]] = field(default_factory=list)
     # hop-local service key (nginx upstream name, Kong service name, "namespace/name") → addresses
     forwards: dict[str, list[Sourced[str]]] = field(default_factory=dict)
+    # listen address → the hop-local service key it reaches (Kubernetes: a Service's names)
+    owners: dict[str, str] = field(default_factory=dict)
+    # listen address → how it reaches pods: "cluster_ip" (kube-proxy picks) or "headless"
+    kinds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,3 +86,58 @@ class HopImport:
     services: dict[str, Fragment] = field(default_factory=dict)
     links: HopLinks = field(default_factory=HopLinks)
     skipped: list[Skipped] = field(default_factory=list)
+
+
+def put(fragment: Fragment, path: str, value: Sourced[object] | Fragment | list[Sourced[object] | Fragment]) -> None:
+    """Set `path` (dotted, `timeouts.read`) in `fragment`, creating the mappings on the way."""
+    *parents, last = path.split(".")
+    node = fragment
+    for part in parents:
+        child = node.setdefault(part, {})
+        assert isinstance(child, dict), f"{path}: {part} is not a mapping"
+        node = child
+    node[last] = value
+
+
+def get(fragment: Fragment, path: str) -> object:
+    """The entry at `path` (a Sourced, a mapping or a list), or None."""
+    node: object = fragment
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+class SourceText:
+    """Columns for the lines a parser reports (crossplane gives lines only)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+
+    def add(self, file: str, text: str) -> None:
+        self._lines[file] = text.splitlines()
+
+    def line(self, file: str, line: int) -> str:
+        lines = self._lines.get(file)
+        if lines is None:
+            try:
+                lines = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines = []
+            self._lines[file] = lines
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+    def origin(self, file: str, shown: str, line: int, token: str = "", after: str = "") -> Origin:
+        """Where `token` starts on `line` (after the first `after`), 1-based; column 1 if absent."""
+        text = self.line(file, line)
+        start = 0
+        if after:
+            found = text.find(after)
+            start = found + len(after) if found >= 0 else 0
+        column = text.find(token, start) if token else -1
+        if column < 0 and token:
+            column = text.find(token)
+        if column < 0:
+            column = len(text) - len(text.lstrip())
+        return Origin(shown, line, column + 1)

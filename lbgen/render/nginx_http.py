@@ -550,15 +550,6 @@ def _server_directives(
     return [*lines, *shared]
 
 
-# Mozilla Server Side TLS "intermediate" profile (mozilla/server-side-tls,
-# json/server-side-tls-conf-5.0.json): TLS 1.2 and 1.3, these TLS 1.2 suites, HSTS 2 years.
-MOZILLA_INTERMEDIATE_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
-MOZILLA_INTERMEDIATE_CIPHERS = (
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
-)
-MOZILLA_HSTS_MAX_AGE = 63072000
 
 
 def tls_directives(certificate: str, certificate_key: str) -> list[Directive]:
@@ -568,14 +559,14 @@ def tls_directives(certificate: str, certificate_key: str) -> list[Directive]:
         directive("ssl_certificate_key", certificate_key),
         directive(
             "ssl_protocols",
-            *MOZILLA_INTERMEDIATE_PROTOCOLS,
+            *defaults.MOZILLA_INTERMEDIATE_PROTOCOLS,
             comment="Mozilla Server Side TLS intermediate profile (server-side-tls-conf-5.0.json)",
         ),
-        directive("ssl_ciphers", MOZILLA_INTERMEDIATE_CIPHERS),
+        directive("ssl_ciphers", defaults.MOZILLA_INTERMEDIATE_CIPHERS),
         directive(
             "add_header",
             "Strict-Transport-Security",
-            f"max-age={MOZILLA_HSTS_MAX_AGE}",
+            f"max-age={defaults.MOZILLA_HSTS_MAX_AGE}",
             "always",
             comment="HSTS: browsers keep to https for two years (Mozilla intermediate profile)",
         ),

@@ -1,0 +1,108 @@
+"""`lbgen import`: read the given files, link the hops, write a spec, say what was left out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from lbgen.errors import InputError, Problem, SourceLocation
+from lbgen.importer.assume import parse_assumption
+from lbgen.importer.kong import import_kong
+from lbgen.importer.kubernetes import import_kubernetes
+from lbgen.importer.link import link
+from lbgen.importer.nginx import import_nginx_http, import_nginx_stream
+from lbgen.importer.sources import HopImport, Skipped, Sourced, SourceText
+from lbgen.importer.writer import write_spec
+from lbgen.io.loader import LoadedSpec, load_spec_text
+
+
+@dataclass
+class ImportInputs:
+    nginx_http: list[str] = field(default_factory=list)
+    nginx_stream: list[str] = field(default_factory=list)
+    kong: str | None = None
+    kong_conf: str | None = None
+    k8s: list[str] = field(default_factory=list)
+    kube_proxy: str | None = None
+    assume: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportResult:
+    text: str
+    """The spec as written (YAML with origin comments)."""
+    loaded: LoadedSpec
+    skipped: list[Skipped]
+    assumed: list[tuple[str, Sourced[object]]]
+    """(model path, value) of every assumed value, explicit (`--assume`) or a default."""
+    origins: dict[str, Sourced[object]]
+    links: list[str]
+
+    @property
+    def guessed(self) -> list[tuple[str, Sourced[object]]]:
+        """Assumed values no `--assume` confirmed (defaults)."""
+        return [(path, value) for path, value in self.assumed if not value.note.startswith("--assume")]
+
+
+def shown_path(path: str) -> str:
+    """A path relative to the working directory when it is inside it, else as given."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+HEADER = (
+    "# imported by lbgen import: each value's comment says where it was read (file:line:column)\n"
+    "# or that it was assumed (--assume, or a default no file could tell). Review the assumed\n"
+    "# values, then `lbgen validate` and `lbgen render` this spec.\n"
+)
+
+
+def run_import(inputs: ImportInputs, output_name: str = "topology.yaml") -> ImportResult:
+    if not (inputs.nginx_http or inputs.nginx_stream or inputs.kong or inputs.kong_conf or inputs.k8s
+            or inputs.kube_proxy):
+        raise InputError([Problem(SourceLocation("lbgen import", 1, 1), "no input files",
+                                  "give at least one of --nginx-http, --nginx-stream, --kong, --kong-conf, "
+                                  "--k8s, --kube-proxy")])
+    assumptions = [parse_assumption(text) for text in inputs.assume]
+    text = SourceText()
+    hops: list[HopImport] = []
+    if inputs.nginx_http:
+        hops.append(import_nginx_http(inputs.nginx_http, text, shown_path))
+    if inputs.nginx_stream:
+        hops.append(import_nginx_stream(inputs.nginx_stream, text, shown_path))
+    if inputs.kong or inputs.kong_conf:
+        hops.append(import_kong(inputs.kong, inputs.kong_conf, shown_path))
+    if inputs.k8s or inputs.kube_proxy:
+        hops.append(import_kubernetes(inputs.k8s, inputs.kube_proxy, shown_path))
+    linked = link(hops, assumptions)
+    spec_text, origins = write_spec(linked.spec, HEADER)
+    try:
+        loaded = load_spec_text(spec_text, output_name)
+    except InputError as error:
+        raise InputError([_relocate(p, origins) for p in error.problems]) from None
+    assumed = [(path, value) for path, value in origins.items() if value.assumed]
+    skipped = sorted(linked.skipped, key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
+    return ImportResult(spec_text, loaded, skipped, assumed, origins, linked.links)
+
+
+def _relocate(problem: Problem, origins: dict[str, Sourced[object]]) -> Problem:
+    """A problem of the generated spec, located at the imported value it is about."""
+    path = problem.path
+    candidates = [p for p in origins if p == path or p.startswith((path + ".", path + "["))
+                  or path.startswith((p + ".", p + "["))]
+    for candidate in sorted(candidates, key=len, reverse=True):
+        value = origins[candidate]
+        if value.origin is not None:
+            origin = value.origin
+            return Problem(SourceLocation(origin.file, origin.line, origin.column),
+                           f"the imported value does not make a valid spec: {problem.message}",
+                           problem.hint, path)
+        if value.assumed:
+            return Problem(SourceLocation("--assume", 1, 1),
+                           f"the assumed value of {path} does not make a valid spec: {problem.message}",
+                           f"{problem.hint}; {value.note}" if problem.hint else value.note, path)
+    return Problem(SourceLocation("<imported spec>", problem.location.line, problem.location.column),
+                   f"the imported spec is not valid: {problem.message}", problem.hint, path)

@@ -1,0 +1,89 @@
+"""render → import → resolve: the helpers the round-trip tests share."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lbgen.importer.run import ImportInputs, ImportResult, run_import
+from lbgen.model.spec import Spec
+from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen.plan import resolve
+from lbgen.render import render_spec
+
+
+def write_rendered(spec: Spec, out: Path, name: str = "spec.yaml") -> None:
+    for path, content in render_spec(spec, name).items():
+        target = out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+
+def assumptions(spec: Spec) -> list[str]:
+    """What the rendered files cannot tell about `spec`, as --assume arguments."""
+    out = [f"name={spec.name}"]
+    for tier in spec.tiers:
+        scope = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "kong", "kubernetes": "kubernetes"}[tier.kind]
+        out.append(f"{scope}.name={tier.name}")
+        out.append(f"{scope}.version={tier.version}")
+        if isinstance(tier, NginxHttpTier) and spec.tiers[0] is tier:
+            out.append(f"edge.instances={','.join(f'{i.name}={i.address}' for i in tier.instances)}")
+        if isinstance(tier, KongTier):
+            out.append(f"kong.location={tier.location}")
+            if tier.cluster_ip_routed:
+                out.append("kong.cluster_ip_routed=true")
+        if isinstance(tier, KubernetesTier):
+            out.append(f"platform={tier.platform}")
+    for service in spec.services:
+        key = f"service.{service.name}"
+        out.append(f"{key}.replicas={service.replicas}")
+        out.append(f"{key}.app.preset={service.app.preset}")
+        for field in ("idle_timeout", "read_timeout", "version"):
+            value = getattr(service.app, field)
+            if value is not None:
+                out.append(f"{key}.app.{field}={value}")
+    return out
+
+
+def import_rendered(spec: Spec, out: Path) -> ImportResult:
+    inputs = ImportInputs(assume=assumptions(spec))
+    for tier in spec.tiers:
+        base = out / tier.name
+        if isinstance(tier, NginxHttpTier):
+            inputs.nginx_http.append(str(base / "nginx.conf"))
+        elif isinstance(tier, NginxStreamTier):
+            inputs.nginx_stream.append(str(base / "nginx.conf"))
+        elif isinstance(tier, KongTier):
+            inputs.kong = str(base / "kong.yaml")
+            inputs.kong_conf = str(base / "kong.conf")
+        else:
+            inputs.k8s.append(str(base))
+    cwd = Path.cwd()
+    os.chdir(out)
+    try:
+        return run_import(inputs)
+    finally:
+        os.chdir(cwd)
+
+
+def effective(spec: Spec) -> list[dict[str, Any]]:
+    """Every hop's effective values (not their origins), in path order."""
+    hops = []
+    for hop in resolve(spec).hops:
+        hops.append({
+            "kind": hop.kind,
+            "protocol_out": hop.protocol_out,
+            "pools_upstream": hop.pools_upstream,
+            "sends_proxy_protocol": hop.sends_proxy_protocol,
+            "dials_pods": hop.dials_pods,
+            "targets": sorted((t.kind, t.host, t.port) for t in hop.targets),
+            "settings": {s.key: _plain(s.value.value) for s in hop.settings()},
+        })
+    return hops
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return str(value) if value is not None else None
