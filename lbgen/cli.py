@@ -822,9 +822,10 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     from lbgen.lab import command, runner
     from lbgen.lab import setup as lab_setup
     from lbgen.lab.report import to_json, to_text
+    from lbgen.nginx_harness import find_nginx
+    from lbgen.nginx_harness import nginx_build as probe
     from lbgen.plan import resolve
     from lbgen.render import render_spec
-    from lbgen.verify.nginx import find_nginx, probe
 
     seconds = _duration_s(duration, "--duration")
     assert seconds is not None

@@ -19,17 +19,18 @@ from lbgen.lab.kube_proxy import ServiceRules, iptables_restore, nft_ruleset
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen.nginx_harness import (
+    NginxBuild,
+    bind_listens,
+    harness_http,
+    has_stream_block,
+    load_stream_module,
+    serve_argv,
+    tier_files,
+)
 from lbgen.plan import Plan, topology
 from lbgen.plan.budget import service_key
 from lbgen.plan.hops import KongHop, KubernetesHop
-from lbgen.verify.nginx import (
-    _LISTEN_RE,
-    _STREAM_BLOCK_RE,
-    NginxBuild,
-    _harness_http,
-    _stream_module,
-    _tier_files,
-)
 
 POD_NET = ipaddress.ip_network("10.244.0.0/24")
 CLUSTER_IP_NET = ipaddress.ip_network("10.96.0.0/24")
@@ -111,23 +112,22 @@ def _seconds(value: object) -> float | None:
 def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict[str, str],
                 build: NginxBuild, run_dir: Path, rewrites: list[str]) -> dict[str, str]:
     """The tier's rendered files, made runnable for one instance in `run_dir`."""
-    tier_files = _tier_files(files, PurePosixPath(tier.name))
     out: dict[str, str] = {}
     adapted: list[str] = []
-    for rel, text in sorted(tier_files.items()):
+    for rel, text in sorted(tier_files(files, PurePosixPath(tier.name)).items()):
         if not str(rel).endswith(".conf"):
             continue
-        new = _LISTEN_RE.sub(lambda m: f"{m.group('lead')}{address}:{m.group('port')}", text)
+        new = bind_listens(text, address)
         if new != text:
             rewrites.append(f"{tier.name}/{rel}: `listen PORT` → `listen <instance address>:PORT` "
                             f"({address} for {tier.instances[0].name}, and so on)")
         if rel == PurePosixPath("nginx.conf"):
-            if _STREAM_BLOCK_RE.search(new):
+            if has_stream_block(new):
                 declared = tier.stream_build if isinstance(tier, NginxStreamTier) else None
-                new, reason = _stream_module(new, build, adapted, declared)
+                new, reason = load_stream_module(new, build, adapted, declared)
                 if reason is not None:
                     raise LabError(reason)
-            new = _harness_http(new, run_dir)
+            new = harness_http(new, run_dir)
             # Each instance's connections leave from its own address, as from its own machine
             # (kube-proxy's ClientIP affinity and hash balancing key on it).
             new = re.sub(r"^(\s*(?:http|stream)\s*\{)", rf"\1\n    proxy_bind {address};", new, count=1,
@@ -135,14 +135,6 @@ def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict
         out[str(rel)] = new
     rewrites.extend(f"{tier.name}: {line}" for line in adapted)
     return out
-
-
-def _nginx_argv(build: NginxBuild, run_dir: Path) -> tuple[str, ...]:
-    globals_ = f"daemon off; master_process on; pid {run_dir}/nginx.pid; user root;"
-    argv = [build.path, "-p", f"{run_dir}/", "-c", f"{run_dir}/nginx.conf"]
-    if build.error_log_option:
-        argv += ["-e", f"{run_dir}/error.log"]
-    return (*argv, "-g", f"{globals_} error_log {run_dir}/error.log notice;")
 
 
 _KONG_ALGORITHMS = {"round-robin": "", "least-connections": "least_conn;"}
@@ -251,7 +243,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                 ports = tuple(int(p) for text in texts.values()
                               for p in re.findall(rf"^\s*listen\s+{re.escape(address)}:(\d+)", text, re.MULTILINE))
                 processes.append(Process(instance.name, f"{instance.name} ({tier.kind}, real nginx "
-                                         f"{nginx.version}, rendered config)", _nginx_argv(nginx, run_dir),
+                                         f"{nginx.version}, rendered config)", serve_argv(nginx, run_dir),
                                          texts, tuple((address, p) for p in ports)))
             else:
                 hop = plan.hop_of(tier)
@@ -262,7 +254,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                 text = _kong_stand_in(hop, spec, tier, service, address, backends, run_dir, notes)
                 _, listener = topology.gateway_entry_listener(spec, tier)
                 processes.append(Process(instance.name, f"{instance.name} (kong, STAND-IN: nginx http proxy "
-                                         "configured from the plan's Kong values)", _nginx_argv(nginx, run_dir),
+                                         "configured from the plan's Kong values)", serve_argv(nginx, run_dir),
                                          {"nginx.conf": text}, ((address, listener.port),)))
                 if instance is tier.instances[0]:
                     stand_ins.append(
