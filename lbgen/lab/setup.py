@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -140,6 +141,21 @@ def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict
 _KONG_ALGORITHMS = {"round-robin": "", "least-connections": "least_conn;"}
 
 
+def find_kong() -> str | None:
+    """A `kong` binary on PATH. The lab does not run real Kong yet (that needs Kong's prefix,
+    its nginx templates and the DB-less declarative config loaded into it), so a found binary
+    only changes what the stand-in's label says: it never claims Kong is absent when it is not."""
+    return shutil.which("kong")
+
+
+def _why_stand_in(tier: KongTier) -> str:
+    kong = find_kong()
+    if kong is None:
+        return f"Kong {tier.version} is not installed (no kong binary on PATH)"
+    return (f"a kong binary is installed ({kong}) but the lab does not run real Kong yet, "
+            f"so Kong {tier.version} is stood in for")
+
+
 def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, address: str,
                    backends: tuple[tuple[str, int], ...], run_dir: Path, notes: list[str]) -> str:
     """An nginx http proxy configured from the plan's Kong values (Kong itself is not installed)."""
@@ -167,7 +183,7 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
     client_ka = _seconds(hop.client_keepalive.value)
     proxy_protocol = " proxy_protocol" if listener.proxy_protocol else ""
     return (
-        "# STAND-IN for Kong (no kong binary here): nginx http configured from lbgen's plan of\n"
+        f"# STAND-IN for Kong ({_why_stand_in(tier)}): nginx http configured from lbgen's plan of\n"
         f"# {tier.name}: pool, idle timeout, max requests, algorithm, retries, timeouts, targets.\n"
         # Kong's nginx_worker_processes defaults to auto (kong/templates/kong_defaults.lua).
         "worker_processes auto;\nevents {\n}\nhttp {\n"
@@ -258,7 +274,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                                          {"nginx.conf": text}, ((address, listener.port),)))
                 if instance is tier.instances[0]:
                     stand_ins.append(
-                        f"{tier.name}: Kong {tier.version} is not installed; each instance is an nginx http "
+                        f"{tier.name}: {_why_stand_in(tier)}; each instance is an nginx http "
                         "proxy with the plan's pool size, idle timeout, max requests, client keep-alive, "
                         "timeouts, retries (proxy_next_upstream_tries = retries + 1), algorithm and targets; "
                         "unlike Kong, nginx keeps one idle pool per worker for all targets, not one per target"
