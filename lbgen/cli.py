@@ -1,4 +1,4 @@
-"""The `lbgen` command line: render, validate, rules, plan, explain, simulate, lab, schema.
+"""The `lbgen` command line: render, validate, rules, plan, explain, simulate, lab, probe, schema.
 
 Exit codes: 0 ok; 1 findings at or above the threshold, failed checks, or stale output
 (`render --check`); 2 usage or input error. User mistakes never show a traceback: input
@@ -823,9 +823,10 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     from lbgen.lab import command, runner
     from lbgen.lab import setup as lab_setup
     from lbgen.lab.report import to_json, to_text
+    from lbgen.nginx_harness import find_nginx
+    from lbgen.nginx_harness import nginx_build as probe
     from lbgen.plan import resolve
     from lbgen.render import render_spec
-    from lbgen.verify.nginx import find_nginx, probe
 
     seconds = _duration_s(duration, "--duration")
     assert seconds is not None
@@ -888,6 +889,44 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     click.echo(to_json(result) if fmt == "json" else to_text(result), nl=False)
     if keep:
         click.echo(f"run directory kept: {run_root}", err=True)
+
+
+@cli.command("probe")
+@click.argument("url")
+@click.option("--max-idle", default="120s", show_default=True,
+              help="Longest idle timeout to wait for (the probe takes about this long when the server "
+              "never closes an idle connection).")
+@click.option("--max-requests", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Requests sent back to back on one connection to find a per-connection limit.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_user_errors
+def probe_command(url: str, max_idle: str, max_requests: int, fmt: str) -> None:
+    """Measure a live HTTP/1.1 server's keep-alive behaviour (the app's idle timeout).
+
+    Whether URL's server keeps connections alive, the idle time after which it closes a
+    kept-alive connection (from the FINs of connections left idle after a response), and
+    how many requests it serves on one connection. Prints the `--assume app.idle_timeout=…`
+    value for `lbgen import`. Uses at most 11 connections; takes about the idle timeout
+    plus a second, at most --max-idle plus a few seconds. http:// only (probe the app
+    server's own port). Exit 2 when the server cannot be reached.
+
+    \b
+    Examples:
+      lbgen probe http://127.0.0.1:8000/
+      lbgen probe http://10.0.3.7:8080/healthz --max-idle 90s --format json
+    """
+    from lbgen.probe import probe, to_json, to_text
+
+    seconds = _duration_s(max_idle, "--max-idle")
+    assert seconds is not None
+    if seconds > MAX_PROBE_IDLE_S:
+        raise click.BadParameter(f"at most {MAX_PROBE_IDLE_S // 60:g}m", param_hint="'--max-idle'")
+    result = probe(url, max_idle_s=seconds, max_requests=max_requests)
+    click.echo(to_json(result) if fmt == "json" else to_text(result), nl=False)
+
+
+MAX_PROBE_IDLE_S = 600.0
+"""`lbgen probe --max-idle` bound: every run stops by itself within minutes."""
 
 
 @cli.command("explain")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,17 +20,18 @@ from lbgen.lab.kube_proxy import ServiceRules, iptables_restore, nft_ruleset
 from lbgen.model.service import Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen.nginx_harness import (
+    NginxBuild,
+    bind_listens,
+    harness_http,
+    has_stream_block,
+    load_stream_module,
+    serve_argv,
+    tier_files,
+)
 from lbgen.plan import Plan, topology
 from lbgen.plan.budget import service_key
 from lbgen.plan.hops import KongHop, KubernetesHop
-from lbgen.verify.nginx import (
-    _LISTEN_RE,
-    _STREAM_BLOCK_RE,
-    NginxBuild,
-    _harness_http,
-    _stream_module,
-    _tier_files,
-)
 
 POD_NET = ipaddress.ip_network("10.244.0.0/24")
 CLUSTER_IP_NET = ipaddress.ip_network("10.96.0.0/24")
@@ -111,23 +113,22 @@ def _seconds(value: object) -> float | None:
 def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict[str, str],
                 build: NginxBuild, run_dir: Path, rewrites: list[str]) -> dict[str, str]:
     """The tier's rendered files, made runnable for one instance in `run_dir`."""
-    tier_files = _tier_files(files, PurePosixPath(tier.name))
     out: dict[str, str] = {}
     adapted: list[str] = []
-    for rel, text in sorted(tier_files.items()):
+    for rel, text in sorted(tier_files(files, PurePosixPath(tier.name)).items()):
         if not str(rel).endswith(".conf"):
             continue
-        new = _LISTEN_RE.sub(lambda m: f"{m.group('lead')}{address}:{m.group('port')}", text)
+        new = bind_listens(text, address)
         if new != text:
             rewrites.append(f"{tier.name}/{rel}: `listen PORT` → `listen <instance address>:PORT` "
                             f"({address} for {tier.instances[0].name}, and so on)")
         if rel == PurePosixPath("nginx.conf"):
-            if _STREAM_BLOCK_RE.search(new):
+            if has_stream_block(new):
                 declared = tier.stream_build if isinstance(tier, NginxStreamTier) else None
-                new, reason = _stream_module(new, build, adapted, declared)
+                new, reason = load_stream_module(new, build, adapted, declared)
                 if reason is not None:
                     raise LabError(reason)
-            new = _harness_http(new, run_dir)
+            new = harness_http(new, run_dir)
             # Each instance's connections leave from its own address, as from its own machine
             # (kube-proxy's ClientIP affinity and hash balancing key on it).
             new = re.sub(r"^(\s*(?:http|stream)\s*\{)", rf"\1\n    proxy_bind {address};", new, count=1,
@@ -137,15 +138,22 @@ def _nginx_tier(tier: NginxHttpTier | NginxStreamTier, address: str, files: dict
     return out
 
 
-def _nginx_argv(build: NginxBuild, run_dir: Path) -> tuple[str, ...]:
-    globals_ = f"daemon off; master_process on; pid {run_dir}/nginx.pid; user root;"
-    argv = [build.path, "-p", f"{run_dir}/", "-c", f"{run_dir}/nginx.conf"]
-    if build.error_log_option:
-        argv += ["-e", f"{run_dir}/error.log"]
-    return (*argv, "-g", f"{globals_} error_log {run_dir}/error.log notice;")
-
-
 _KONG_ALGORITHMS = {"round-robin": "", "least-connections": "least_conn;"}
+
+
+def find_kong() -> str | None:
+    """A `kong` binary on PATH. The lab does not run real Kong yet (that needs Kong's prefix,
+    its nginx templates and the DB-less declarative config loaded into it), so a found binary
+    only changes what the stand-in's label says: it never claims Kong is absent when it is not."""
+    return shutil.which("kong")
+
+
+def _why_stand_in(tier: KongTier) -> str:
+    kong = find_kong()
+    if kong is None:
+        return f"Kong {tier.version} is not installed (no kong binary on PATH)"
+    return (f"a kong binary is installed ({kong}) but the lab does not run real Kong yet, "
+            f"so Kong {tier.version} is stood in for")
 
 
 def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, address: str,
@@ -175,7 +183,7 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
     client_ka = _seconds(hop.client_keepalive.value)
     proxy_protocol = " proxy_protocol" if listener.proxy_protocol else ""
     return (
-        "# STAND-IN for Kong (no kong binary here): nginx http configured from lbgen's plan of\n"
+        f"# STAND-IN for Kong ({_why_stand_in(tier)}): nginx http configured from lbgen's plan of\n"
         f"# {tier.name}: pool, idle timeout, max requests, algorithm, retries, timeouts, targets.\n"
         # Kong's nginx_worker_processes defaults to auto (kong/templates/kong_defaults.lua).
         "worker_processes auto;\nevents {\n}\nhttp {\n"
@@ -251,7 +259,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                 ports = tuple(int(p) for text in texts.values()
                               for p in re.findall(rf"^\s*listen\s+{re.escape(address)}:(\d+)", text, re.MULTILINE))
                 processes.append(Process(instance.name, f"{instance.name} ({tier.kind}, real nginx "
-                                         f"{nginx.version}, rendered config)", _nginx_argv(nginx, run_dir),
+                                         f"{nginx.version}, rendered config)", serve_argv(nginx, run_dir),
                                          texts, tuple((address, p) for p in ports)))
             else:
                 hop = plan.hop_of(tier)
@@ -262,11 +270,11 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                 text = _kong_stand_in(hop, spec, tier, service, address, backends, run_dir, notes)
                 _, listener = topology.gateway_entry_listener(spec, tier)
                 processes.append(Process(instance.name, f"{instance.name} (kong, STAND-IN: nginx http proxy "
-                                         "configured from the plan's Kong values)", _nginx_argv(nginx, run_dir),
+                                         "configured from the plan's Kong values)", serve_argv(nginx, run_dir),
                                          {"nginx.conf": text}, ((address, listener.port),)))
                 if instance is tier.instances[0]:
                     stand_ins.append(
-                        f"{tier.name}: Kong {tier.version} is not installed; each instance is an nginx http "
+                        f"{tier.name}: {_why_stand_in(tier)}; each instance is an nginx http "
                         "proxy with the plan's pool size, idle timeout, max requests, client keep-alive, "
                         "timeouts, retries (proxy_next_upstream_tries = retries + 1), algorithm and targets; "
                         "unlike Kong, nginx keeps one idle pool per worker for all targets, not one per target"

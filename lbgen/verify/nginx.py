@@ -36,34 +36,43 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from lbgen import versions
 from lbgen.model.types import Version, is_ip_address
+from lbgen.nginx_harness import (
+    LISTEN_RE,
+    NGINX_ENV,
+    STREAM_BLOCK_RE,
+    NginxBuild,
+    check_argv,
+    find_nginx,
+    has_stream_block,
+    nginx_build,
+)
+from lbgen.nginx_harness import harness_http as _harness_http
+from lbgen.nginx_harness import load_stream_module as _stream_module
+from lbgen.nginx_harness import tier_files as _tier_files
 from lbgen.render._base import FileTarget
 from lbgen.verify._base import CheckResult, file_targets
 
-NGINX_ENV = "LBGEN_NGINX"
-"""Path of the nginx binary to test with, e.g. a newer build than the distribution's."""
 TIMEOUT_SECONDS = 120
+
+# The harness moved to lbgen.nginx_harness; these names stay for code written against this
+# module (tests patch `_stream_module` here, and check_config calls it through this name).
+__all__ = ["NGINX_ENV", "NginxBuild", "check_config", "find_nginx", "probe", "verify"]
+probe = nginx_build
+_LISTEN_RE = LISTEN_RE
+_STREAM_BLOCK_RE = STREAM_BLOCK_RE
 
 Isolation = Literal["namespace", "rewrite"]
 
 _SERVER_RE = re.compile(
     r"^(?P<lead>\s*server\s+)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)(?=[\s;])", re.MULTILINE
 )
-_LISTEN_RE = re.compile(r"^(?P<lead>\s*listen\s+)(?P<port>\d+)(?=[\s;])", re.MULTILINE)
-_HTTP_BLOCK_RE = re.compile(r"^(?P<indent>[ \t]*)http\s*\{[^\n]*\n", re.MULTILINE)
-_STREAM_BLOCK_RE = re.compile(r"^\s*stream\s*\{", re.MULTILINE)
-_LOAD_STREAM_RE = re.compile(
-    r"^\s*load_module\s+(?P<path>\S*ngx_stream_module\.so)\s*;[^\n]*\n?", re.MULTILINE
-)
 _CERT_RE = re.compile(r"^\s*ssl_certificate(?P<key>_key)?\s+(?P<path>/\S+?)\s*;", re.MULTILINE)
-_DIRECTIVE_RE = "^\\s*{name}\\s"
-_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 # Failures whose cause is a directive newer than the installed nginx: (nginx's message, the
 # version that introduced it, hint). Sources: nginx.org module docs ("appeared in version"),
@@ -89,57 +98,6 @@ _HINTS = (
     ('unknown directive "set_real_ip_from"', "this nginx was built without the realip module"),
     ('unknown directive "stream"', "this nginx has no stream module loaded"),
 )
-
-
-@dataclass(frozen=True)
-class NginxBuild:
-    """What `nginx -V` says about the installed nginx."""
-
-    path: str
-    version: Version | None
-    stream: Literal["static", "dynamic", "none"]
-    modules_path: Path
-    error_log_option: bool
-    """`-e` exists (1.19.5): the start-up error log can go to stderr."""
-
-
-def find_nginx() -> str | None:
-    """$LBGEN_NGINX, else `nginx` on PATH, else /usr/sbin/nginx (Debian's path for root)."""
-    override = os.environ.get(NGINX_ENV)
-    if override:
-        return override if Path(override).is_file() else None
-    found = shutil.which("nginx")
-    if found:
-        return found
-    return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None
-
-
-@cache
-def probe(path: str) -> NginxBuild:
-    proc = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=30, check=False)
-    text = proc.stderr + proc.stdout
-    found = re.search(r"nginx version: \S+?/(\d+\.\d+\.\d+)", text)
-    version = Version(found.group(1)) if found else None
-    if "--with-stream=dynamic" in text:
-        stream: Literal["static", "dynamic", "none"] = "dynamic"
-    elif re.search(r"--with-stream(\s|$)", text):
-        stream = "static"
-    else:
-        stream = "none"
-    modules = re.search(r"--modules-path=(\S+)", text)
-    prefix = re.search(r"--prefix=(\S+)", text)
-    modules_path = (
-        Path(modules.group(1))
-        if modules
-        else Path(prefix.group(1) if prefix else "/usr/local/nginx") / "modules"
-    )
-    return NginxBuild(
-        path=path,
-        version=version,
-        stream=stream,
-        modules_path=modules_path,
-        error_log_option=version is None or versions.NGINX_ERROR_LOG_OPTION.reached(version),
-    )
 
 
 def verify(
@@ -188,7 +146,7 @@ def check_config(
         conf_rel = PurePosixPath("nginx.conf")
 
         conf_text = texts[conf_rel]
-        if _STREAM_BLOCK_RE.search(conf_text):
+        if has_stream_block(conf_text):
             declared_build = target.build if target is not None else None
             conf_text, problem = _stream_module(conf_text, build, adapted, declared_build)
             if problem is not None:
@@ -211,7 +169,10 @@ def check_config(
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_text(text, encoding="utf-8")
 
-        command = _nginx_command(build, root, scratch, texts[conf_rel], mode)
+        # Inside a user namespace nginx believes it is root and chowns its temp directories
+        # to the worker user; only root (the caller's own uid) is mapped there.
+        command = check_argv(build, root, scratch, texts[conf_rel],
+                             as_root=mode == "namespace" and os.geteuid() != 0)
         if mode == "namespace":
             command = _in_namespace(command, scratch, hosts)
         try:
@@ -264,81 +225,6 @@ def _newer_than_installed(
         if needle in output and installed < since <= declared:
             return since
     return None
-
-
-def _tier_files(files: Mapping[str, str], tier_dir: PurePosixPath) -> dict[PurePosixPath, str]:
-    """Files under the tier's directory, relative to it (what nginx.conf can include)."""
-    out: dict[PurePosixPath, str] = {}
-    for path, text in files.items():
-        pure = PurePosixPath(path)
-        if tier_dir != PurePosixPath(".") and tier_dir not in pure.parents:
-            continue
-        rel = pure.relative_to(tier_dir)
-        if rel.is_absolute() or ".." in rel.parts:
-            continue
-        out[rel] = text
-    return out
-
-
-def _stream_module(
-    conf_text: str, build: NginxBuild, adapted: list[str], declared_build: str | None
-) -> tuple[str, str | None]:
-    """Make `stream {}` loadable by this build; returns (text, reason to skip or None).
-
-    The file loads the module the way its declared build needs (`build debian`: a
-    `load_module` line; `build nginx.org`: none). When the installed build differs, the copy
-    is changed to match it and the change is recorded in `adapted`.
-    """
-    loaded = _LOAD_STREAM_RE.search(conf_text)
-    build_name = declared_build or ("debian" if loaded else "nginx.org")
-    written_for = "an nginx.org" if build_name == "nginx.org" else f"a {build_name}"
-    if build.stream == "none":
-        return conf_text, "the installed nginx was built without the stream module"
-    if build.stream == "static":
-        if loaded:
-            adapted.append(
-                f"dropped `load_module {loaded.group('path')}`: the installed nginx has the "
-                f"stream module built in, the file is written for {written_for} build with "
-                "a dynamic module"
-            )
-            conf_text = _LOAD_STREAM_RE.sub("", conf_text, count=1)
-        return conf_text, None
-    module = build.modules_path / "ngx_stream_module.so"
-    if not module.is_file():
-        return conf_text, (
-            f"the installed nginx builds stream as a dynamic module but {module} is missing "
-            "(Debian/Ubuntu: apt-get install libnginx-mod-stream)"
-        )
-    if loaded is None:
-        adapted.append(
-            f"added `load_module {module};`: the installed nginx has the stream module only as "
-            f"a dynamic module, the file is written for {written_for} build with stream "
-            "built in (set build: debian on the tier for Debian/Ubuntu packages)"
-        )
-        return f"load_module {module};\n" + conf_text, None
-    if Path(loaded.group("path")) != module:
-        adapted.append(
-            f"loaded the stream module from {module} instead of {loaded.group('path')} "
-            "(the installed nginx's --modules-path)"
-        )
-        return conf_text.replace(loaded.group("path"), str(module), 1), None
-    return conf_text, None
-
-
-def _harness_http(conf_text: str, scratch: Path) -> str:
-    """Point access_log and temp paths of http {} into the scratch directory."""
-    block = _HTTP_BLOCK_RE.search(conf_text)
-    if block is None:
-        return conf_text
-    indent = block.group("indent") + "    "
-    lines = []
-    if not re.search(_DIRECTIVE_RE.format(name="access_log"), conf_text, re.MULTILINE):
-        lines.append(f"{indent}access_log {scratch}/access.log;\n")
-    for module in _TEMP_PATHS:
-        directive = f"{module}_temp_path"
-        if not re.search(_DIRECTIVE_RE.format(name=directive), conf_text, re.MULTILINE):
-            lines.append(f"{indent}{directive} {scratch}/temp/{module};\n")
-    return conf_text[: block.end()] + "".join(lines) + conf_text[block.end() :]
 
 
 def _replace_missing_certificates(
@@ -434,7 +320,7 @@ def _rewrite_for_fallback(
             f"these host names by 127.0.0.1 in its copy: {', '.join(sorted(renamed))}"
         )
     if os.geteuid() != 0:
-        used = {int(m.group("port")) for text in texts.values() for m in _LISTEN_RE.finditer(text)}
+        used = {int(m.group("port")) for text in texts.values() for m in LISTEN_RE.finditer(text)}
         moved: dict[int, int] = {}
         candidate = 20000
         for port in sorted(p for p in used if p < 1024):
@@ -447,36 +333,12 @@ def _rewrite_for_fallback(
             return f"{match.group('lead')}{moved.get(port, port)}"
 
         if moved:
-            texts = {rel: _LISTEN_RE.sub(unprivileged, text) for rel, text in texts.items()}
+            texts = {rel: LISTEN_RE.sub(unprivileged, text) for rel, text in texts.items()}
             adapted.append(
                 "nginx -t binds the listen ports and this user may not bind below 1024, so the "
                 "check moved " + ", ".join(f"{a}→{b}" for a, b in sorted(moved.items()))
             )
     return texts
-
-
-def _nginx_command(
-    build: NginxBuild, root: Path, scratch: Path, conf_text: str, mode: Isolation
-) -> list[str]:
-    globals_ = []
-    if not re.search(_DIRECTIVE_RE.format(name="pid"), conf_text, re.MULTILINE):
-        globals_.append(f"pid {scratch}/nginx.pid;")
-    if not re.search(_DIRECTIVE_RE.format(name="error_log"), conf_text, re.MULTILINE):
-        globals_.append("error_log stderr;")
-    if (
-        mode == "namespace"
-        and os.geteuid() != 0
-        and not re.search(_DIRECTIVE_RE.format(name="user"), conf_text, re.MULTILINE)
-    ):
-        # Inside a user namespace nginx believes it is root and chowns its temp directories
-        # to the worker user; only root (the caller's own uid) is mapped there.
-        globals_.append("user root;")
-    command = [build.path, "-t", "-q", "-p", f"{root}/", "-c", str(root / "nginx.conf")]
-    if build.error_log_option:
-        command += ["-e", "stderr"]
-    if globals_:
-        command += ["-g", " ".join(globals_)]
-    return command
 
 
 def _unshare_prefix() -> list[str]:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,93 +60,130 @@ def _lab_processes() -> list[str]:
     return found
 
 
-def _host_state() -> dict[str, str]:
+def _netns_inode(name: str) -> int | None:
+    try:
+        return Path(f"/run/netns/{name}").stat().st_ino
+    except OSError:
+        return None
+
+
+def _nginx_processes(namespaces: set[int], namespace: str) -> set[str]:
+    """nginx processes (masters and workers, whose command line is just `nginx: worker
+    process`) that belong to one lab run: inside one of its network namespaces (by inode), or
+    started on its run directory."""
+    found = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (proc / "comm").read_text().strip() != "nginx":
+                continue
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            inode = (proc / "ns" / "net").stat().st_ino
+        except OSError:
+            continue
+        if inode in namespaces or f"{namespace}-" in cmdline:
+            found.add(f"{proc.name} {cmdline.strip()}")
+    return found
+
+
+def _host_state(namespace: str) -> dict[str, str]:
+    """What a run may not leave behind, seen from the host. Other lab runs on this machine (a
+    parallel test session) are left out of the namespace list: only `namespace` is this run's."""
     def run(*argv: str) -> str:
         return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False).stdout
 
+    netns = [line for line in run("ip", "netns", "list").splitlines()
+             if not line.startswith("lbgen-lab-") or line.split()[0] == namespace]
     return {
-        "netns": run("ip", "netns", "list"),
+        "netns": "\n".join(netns),
         "iptables": "\n".join(line for line in run("iptables-save").splitlines() if not line.startswith("#")),
         "nft": run("nft", "list", "ruleset"),
         "addresses": run("ip", "-o", "addr"),
-        "processes": "\n".join(sorted(_lab_processes())),
-        "etc_netns": "\n".join(sorted(p.name for p in Path("/etc/netns").glob("lbgen-lab-*"))),
+        "processes": "\n".join(sorted(p for p in _lab_processes() if namespace in p)),
+        "etc_netns": "\n".join(sorted(p.name for p in Path("/etc/netns").glob(namespace))),
     }
 
 
-def test_pooling_through_a_cluster_ip_skews_and_pod_endpoints_do_not(tmp_path: Path) -> None:
-    # seed-as-advised without ClientIP affinity: Kong pools connections to the ClusterIP,
-    # kube-proxy picks a pod per connection, so a few dozen long-lived connections decide.
-    pooled = _variant(tmp_path, "seed-as-advised.yaml", "session_affinity: ClientIP", "session_affinity: None",
-                      "pooled.yaml")
-    skewed = _lab(pooled, "--duration", "3s", "--client", "builtin")["measured"]
-    fair = _lab(EXAMPLES / "seed-fixed.yaml", "--duration", "3s", "--client", "builtin")["measured"]
-    assert skewed["errors"] == {} and fair["errors"] == {}
-    assert skewed["max_mean"] > 1.3, skewed
-    assert fair["max_mean"] < 1.15, fair
-    assert fair["pods_used"] == 8
-    assert skewed["cv"] > 2 * fair["cv"]
+NOT_YET = "lbgen-lab-not-started"
+"""The state before a run is taken before its process (and so its namespace's name) exists."""
 
 
-def test_client_ip_affinity_behind_the_gateway_puts_everything_on_one_pod(tmp_path: Path) -> None:
-    # One gateway instance: every connection to the ClusterIP comes from its address, and
-    # the `recent` rules send them all to the first pod chosen.
-    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
-    one = text.replace("      - {name: kong-2, address: 10.30.0.12}\n", "")
-    assert one != text and "session_affinity: ClientIP" in one
-    spec = tmp_path / "affinity.yaml"
-    spec.write_text(one)
-    data = _lab(spec, "--duration", "2s", "--client", "wrk")
-    assert data["workload"]["client"] == "wrk"
-    measured = data["measured"]
-    assert measured["pods_used"] == 1, measured["per_pod"]
-    assert measured["per_pod"][0]["requests"] >= measured["requests"] > 100
-    assert measured["per_pod"][0]["connections"] > 1  # many connections, one pod: affinity, not pooling
-    assert data["simulated"]["pods_used"]["median"] == 1
+class _Watched:
+    """A `lbgen lab` child, with its namespace's inode and the nginx processes in it recorded
+    while it runs (the namespace is gone afterwards, so this is the only time to learn them)."""
+
+    def __init__(self, *args: str) -> None:
+        self.child = subprocess.Popen([sys.executable, "-m", "lbgen", "lab", *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, env=_env())
+        self.namespace = f"lbgen-lab-{self.child.pid}"
+        self.inodes: set[int] = set()
+        self.nginx_seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set() and self.child.poll() is None:
+            inode = _netns_inode(self.namespace)
+            if inode is not None:
+                self.inodes.add(inode)
+                self.nginx_seen |= _nginx_processes(self.inodes, self.namespace)
+            time.sleep(0.02)
+
+    def wait_running(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self.nginx_seen:
+            assert time.monotonic() < deadline and self.child.poll() is None
+            time.sleep(0.05)
+        time.sleep(1.5)  # every process started and the load running
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        _, err = self.child.communicate(timeout=timeout)
+        self._stop.set()
+        self._thread.join(5)
+        return self.child.returncode, err.decode()
+
+    def assert_left_nothing(self, before: dict[str, str]) -> None:
+        assert self.inodes, "the namespace was never seen: nothing was proven"
+        assert _host_state(self.namespace) == before
+        assert _nginx_processes(self.inodes, self.namespace) == set()
 
 
-def test_idle_race_separates_the_broken_budget_from_the_fixed_one() -> None:
-    broken = _lab(EXAMPLES / "seed-as-advised.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
-    fixed = _lab(EXAMPLES / "seed-fixed.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
-    # Kong pools pod connections for 60s; the pods close them after 5s: the POSTs after a
-    # 5.1s gap reuse connections the pods are closing, and nginx does not retry a POST.
-    assert broken["errors"].get("status_502", 0) > 0, broken
-    assert any(r["errors"] for r in broken["rounds"] if r["after_gap_s"])
-    # The fixed budget closes Kong's pooled connections after 4s: no request meets a closing one.
-    assert fixed["errors"] == {}, fixed
-    assert fixed["requests"] == broken["requests"]
+def test_cleanup_after_success(tmp_path: Path) -> None:
+    before = _host_state(NOT_YET)
+    run = _Watched(str(EXAMPLES / "seed-fixed.yaml"), "--duration", "2s", "--format", "json")
+    code, err = run.finish()
+    assert code == 0, err
+    # The edge, L4 and Kong stand-in nginx instances ran in the namespace (masters and workers).
+    assert any("worker process" in p for p in run.nginx_seen), run.nginx_seen
+    assert any(run.namespace in p for p in run.nginx_seen), run.nginx_seen
+    run.assert_left_nothing(before)
 
 
-def test_cleanup_after_success_failure_and_sigint(tmp_path: Path) -> None:
-    before = _host_state()
-    _lab(EXAMPLES / "seed-fixed.yaml", "--duration", "1s")
-    assert _host_state() == before
-
-    # Failure: an L4 instance cannot start (its port is already taken by the other instance's
-    # address being the same), after the namespace, rules and other processes exist.
+def test_cleanup_after_failure(tmp_path: Path) -> None:
+    # An L4 instance cannot start (its address and port are the other instance's) after the
+    # namespace, the rules and the other processes exist.
     clash = _variant(tmp_path, "seed-as-advised.yaml", "{name: l4-2, address: 10.20.0.12}",
                      "{name: l4-2, address: 10.20.0.11}", "clash.yaml")
-    proc = subprocess.run([sys.executable, "-m", "lbgen", "lab", str(clash), "--duration", "1s"],
-                          capture_output=True, text=True, timeout=120, env=_env(), check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert "l4-2" in proc.stderr and "removed" in proc.stderr
-    assert _host_state() == before
+    before = _host_state(NOT_YET)
+    run = _Watched(str(clash), "--duration", "2s")
+    code, err = run.finish()
+    assert code == 2, err
+    assert "l4-2" in err and "removed" in err
+    assert run.nginx_seen, "no nginx had started before the failure: the case proves less"
+    run.assert_left_nothing(before)
 
-    child = subprocess.Popen([sys.executable, "-m", "lbgen", "lab", str(EXAMPLES / "seed-fixed.yaml"),
-                              "--duration", "30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    deadline = time.monotonic() + 30
-    while "lbgen-lab-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                             check=False).stdout:
-        assert time.monotonic() < deadline and child.poll() is None
-        time.sleep(0.05)
-    time.sleep(1.5)  # processes started and load running
-    during = _host_state()
+
+def test_cleanup_after_sigint() -> None:
+    before = _host_state(NOT_YET)
+    run = _Watched(str(EXAMPLES / "seed-fixed.yaml"), "--duration", "30s")
+    run.wait_running()
+    during = _host_state(run.namespace)
     assert during["netns"] != before["netns"] and during["processes"] != before["processes"]
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
-    assert "interrupted" in err.decode()
-    assert _host_state() == before
+    run.child.send_signal(signal.SIGINT)
+    code, err = run.finish(timeout=60)
+    assert code == 130, err
+    assert "interrupted" in err
+    run.assert_left_nothing(before)
 
 
 def _nftables(tmp_path: Path, affinity: bool) -> Path:

@@ -100,3 +100,21 @@ def test_scale_out_through_pod_endpoints_is_refused_and_leaves_nothing() -> None
         assert proc.returncode == 2
         assert "examples/seed-fixed.yaml: scale-out is measured through kube-proxy's rules only" in proc.stderr
     assert sorted(Path("/tmp").glob("lbgen-lab-*")) == before
+
+
+def test_the_kong_stand_in_label_says_whether_a_kong_binary_is_installed(tmp_path: Path) -> None:
+    path = os.environ.get("PATH", "") + ":/usr/sbin"
+    without = _cli("examples/seed-as-advised.yaml", "--dry-run", PATH=path)
+    assert without.returncode == 0, without.stderr
+    if "no kong binary on PATH" not in without.stdout:
+        assert "a kong binary is installed" in without.stdout  # this machine has Kong
+        return
+    kong = tmp_path / "kong"
+    kong.write_text("#!/bin/sh\necho 'Kong 3.10.0'\n")
+    kong.chmod(0o755)
+    found = _cli("examples/seed-as-advised.yaml", "--dry-run", PATH=f"{tmp_path}:{path}")
+    assert found.returncode == 0, found.stderr
+    # Never "not installed" when it is: the label names the binary and says it is not run.
+    assert f"a kong binary is installed ({kong}) but the lab does not run real Kong yet" in found.stdout
+    assert "not installed" not in found.stdout
+    assert "STAND-IN" in found.stdout
