@@ -195,13 +195,24 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
     pool_key = group * n_targets + target
     n_keys = int(pool_key.max()) + 1
     occupancy = np.bincount(pool_key, minlength=n_keys) / p.duration_s * p.response_time_s
-    depth = _occupancy_draw(rng, occupancy[pool_key])
-    # The idle cache holds `keepalive` connections per worker, shared by its targets: a
-    # depth more than that above the occupancy's usual low (5 % quantile, normal
-    # approximation) finds no cached connection and is closed after one request.
-    per_target = max(1, hop.pool_size // max(1, min(n_targets, hop.pool_size)))
-    low = np.maximum(0.0, occupancy - 1.645 * np.sqrt(occupancy))
-    pooled = depth < (np.floor(low) + per_target)[pool_key]
+    if p.rate is None:
+        # Closed loop: every caller sends its next request the moment the last one returns,
+        # so the connection it just released is on top of the LIFO stack; the requests in
+        # flight stay at the key's occupancy and take its ceil(occupancy) connections in
+        # turn (one flow per connection for one target; with per-request round-robin over T
+        # targets the released connection is reused T requests later). Nothing waits idle,
+        # so the idle cache's size never closes one.
+        slots = np.maximum(1, np.ceil(occupancy - 1e-9)).astype(np.int64)
+        depth = _rank_in_group(pool_key) % slots[pool_key]
+        pooled = np.ones(n, dtype=bool)
+    else:
+        depth = _occupancy_draw(rng, occupancy[pool_key])
+        # The idle cache holds `keepalive` connections per worker, shared by its targets: a
+        # depth more than that above the occupancy's usual low (5 % quantile, normal
+        # approximation) finds no cached connection and is closed after one request.
+        per_target = max(1, hop.pool_size // max(1, min(n_targets, hop.pool_size)))
+        low = np.maximum(0.0, occupancy - 1.645 * np.sqrt(occupancy))
+        pooled = depth < (np.floor(low) + per_target)[pool_key]
     key = pool_key * (int(depth.max()) + 1) + depth
     up = np.empty(n, dtype=np.int64)
     if pooled.all():  # the usual case: skip two passes over the requests
@@ -292,7 +303,9 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     n = len(t)
     peer = client  # the source address the first hop sees
     first = path.hops[0] if path.hops else None
-    inst = rng.integers(0, len(first.instances), int(conn.max()) + 1)[conn] if first else np.zeros(n, np.int64)
+    # Client connections spread over the first tier's instances in turn (DNS round-robin
+    # records, the lab's clients), each on a random worker of it (below).
+    inst = conn % len(first.instances) if first else np.zeros(n, np.int64)
     pod: IntArray | None = None
     # Requests whose connection closes after them (clients without keep-alive, a hop that
     # does not pool, a stack depth the idle cache cannot keep): never open at the end.
