@@ -10,6 +10,7 @@ decides the spread. `report` formats it as text or JSON. numpy is imported only 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,19 @@ class Settings:
     seed: int
     keepalive: bool
     events: tuple[ScaleEvent, ...]
+    response_p99_s: float | None = None
+    """99th percentile of the response times (lognormal around `response_time_s`, the
+    median); None: every request takes `response_time_s`."""
+
+    @property
+    def response_sigma(self) -> float:
+        if self.response_p99_s is None or self.response_p99_s <= self.response_time_s:
+            return 0.0
+        return math.log(self.response_p99_s / self.response_time_s) / Z_99
+
+
+Z_99 = 2.3263478740408408
+"""The standard normal's 99th percentile: a lognormal's p99 / median = exp(sigma * Z_99)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +175,8 @@ def simulate(spec: Spec, plan: Plan, service: Service, settings: Settings, *, na
 
     path = build_path(spec, plan, service, cores=settings.cores, events=settings.events)
     params = Params(settings.clients, settings.connections_per_client, settings.rate, settings.duration_s,
-                    settings.response_time_s, settings.trials, settings.seed, settings.keepalive)
+                    settings.response_time_s, settings.trials, settings.seed, settings.keepalive,
+                    response_sigma=settings.response_sigma)
     trials = run(path, params)
     pods = path.replicas + sum(add for _, add in path.events)
     events: list[EventResult] = []
@@ -204,7 +219,8 @@ def result_json(result: Result) -> dict[str, Any]:
         "workload": {
             "clients": s.clients, "connections_per_client": s.connections_per_client,
             "rate": s.rate, "closed_loop": s.rate is None, "keepalive": s.keepalive,
-            "duration_s": s.duration_s, "response_time_s": s.response_time_s, "cores": s.cores,
+            "duration_s": s.duration_s, "response_time_s": s.response_time_s,
+            "response_time_p99_s": s.response_p99_s, "cores": s.cores,
             "trials": s.trials, "seed": s.seed,
             "events": [{"service": e.service, "add": e.add, "at_s": e.at.ms / 1000} for e in s.events],
         },

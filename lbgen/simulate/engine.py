@@ -46,6 +46,16 @@ class Params:
     keepalive: bool = True
     bin_s: float = 1.0
     """Width of the time bins that measure how fast a new pod gets its share."""
+    response_sigma: float = 0.0
+    """Spread of the response times: lognormal with median `response_time_s` and this sigma
+    (0: every request takes exactly `response_time_s`). Fewest-connections balancers read
+    the requests in flight, which only the spread makes differ from round-robin."""
+
+
+SEQUENTIAL_LIMIT = 20_000
+"""Choices per trial and hop up to which a fewest-connections balancer is simulated request
+by request (a Python step each); above it, it is modelled as its tie-break (round-robin, or
+two random choices), which the spread of response times alone makes it depart from."""
 
 
 @dataclass
@@ -162,9 +172,63 @@ def _rendezvous(rng: np.random.Generator, keys: IntArray, counts: IntArray) -> I
     return out
 
 
+def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, start: FloatArray,
+                      done: FloatArray, counts: IntArray) -> IntArray:
+    """nginx `least_conn` (two=False) or `random two least_conn` per worker, item by item.
+
+    least_conn (ngx_http_upstream_least_conn_module.c): the server with the fewest requests
+    in flight in this worker (`peer->conns`, no shared zone); several tied: smooth weighted
+    round-robin among the tied ones only (each tied server's current weight grows by its
+    weight, the highest wins and loses the total). random two
+    (ngx_http_upstream_random_module.c, get_random2_peer): two different servers drawn at
+    random, the one with fewer in flight; on a tie the second drawn."""
+    import heapq
+
+    out = np.empty(len(group), dtype=np.int64)
+    first = rng.random(len(group))
+    second = rng.random(len(group))
+    for g in np.unique(group):
+        index = np.flatnonzero(group == g)
+        size = int(counts[index].max())
+        conns = [0] * size
+        weight = [0] * size
+        busy: list[tuple[float, int]] = []
+        for i, at, end, n, r1, r2 in zip(index.tolist(), start[index].tolist(), done[index].tolist(),
+                                          counts[index].tolist(), first[index].tolist(), second[index].tolist(),
+                                          strict=True):
+            while busy and busy[0][0] <= at:
+                conns[heapq.heappop(busy)[1]] -= 1
+            if two and n > 1:
+                a = int(r1 * n)
+                b = int(r2 * (n - 1))
+                b += b >= a
+                best = a if conns[a] < conns[b] else b
+            else:
+                low = min(conns[:n])
+                tied = [j for j in range(n) if conns[j] == low]
+                best = tied[0]
+                if len(tied) > 1:
+                    for j in tied:
+                        weight[j] += 1
+                        if weight[j] > weight[best]:
+                            best = j
+                    weight[best] -= len(tied)
+            conns[best] += 1
+            heapq.heappush(busy, (end, best))
+            out[i] = best
+    return out
+
+
 def _choose(rng: np.random.Generator, chooser: Chooser, group: IntArray,
-            keys: dict[str, IntArray], counts: IntArray, random_start: bool) -> IntArray:
-    """The target of each item (items in time order; `counts`: targets present for each)."""
+            keys: dict[str, IntArray], counts: IntArray, random_start: bool,
+            start: FloatArray | None = None, done: FloatArray | None = None) -> IntArray:
+    """The target of each item (items in time order; `counts`: targets present for each;
+    `start`/`done`: when each item begins and ends, for the fewest-in-flight choices)."""
+    if chooser.choice in ("least-conn", "random-two"):
+        if start is not None and done is not None and len(group) <= SEQUENTIAL_LIMIT:
+            return _fewest_in_flight(rng, chooser.choice == "random-two", group, start, done, counts)
+        if chooser.choice == "random-two":
+            return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
     if chooser.choice == "random":
         return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
     if chooser.choice == "hash":
@@ -172,9 +236,9 @@ def _choose(rng: np.random.Generator, chooser: Chooser, group: IntArray,
     rank = _rank_in_group(group)
     # nginx's smooth weighted round-robin starts every worker at the first server; Kong's
     # wheel starts at a random position.
-    start = rng.integers(0, 1 << 30, int(group.max()) + 1) if random_start else np.zeros(int(group.max()) + 1,
+    first = rng.integers(0, 1 << 30, int(group.max()) + 1) if random_start else np.zeros(int(group.max()) + 1,
                                                                                            dtype=np.int64)
-    return np.asarray((rank + start[group]) % counts, dtype=np.int64)
+    return np.asarray((rank + first[group]) % counts, dtype=np.int64)
 
 
 def _occupancy_draw(rng: np.random.Generator, mean: FloatArray) -> IntArray:
@@ -195,13 +259,24 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
     pool_key = group * n_targets + target
     n_keys = int(pool_key.max()) + 1
     occupancy = np.bincount(pool_key, minlength=n_keys) / p.duration_s * p.response_time_s
-    depth = _occupancy_draw(rng, occupancy[pool_key])
-    # The idle cache holds `keepalive` connections per worker, shared by its targets: a
-    # depth more than that above the occupancy's usual low (5 % quantile, normal
-    # approximation) finds no cached connection and is closed after one request.
-    per_target = max(1, hop.pool_size // max(1, min(n_targets, hop.pool_size)))
-    low = np.maximum(0.0, occupancy - 1.645 * np.sqrt(occupancy))
-    pooled = depth < (np.floor(low) + per_target)[pool_key]
+    if p.rate is None:
+        # Closed loop: every caller sends its next request the moment the last one returns,
+        # so the connection it just released is on top of the LIFO stack; the requests in
+        # flight stay at the key's occupancy and take its ceil(occupancy) connections in
+        # turn (one flow per connection for one target; with per-request round-robin over T
+        # targets the released connection is reused T requests later). Nothing waits idle,
+        # so the idle cache's size never closes one.
+        slots = np.maximum(1, np.ceil(occupancy - 1e-9)).astype(np.int64)
+        depth = _rank_in_group(pool_key) % slots[pool_key]
+        pooled = np.ones(n, dtype=bool)
+    else:
+        depth = _occupancy_draw(rng, occupancy[pool_key])
+        # The idle cache holds `keepalive` connections per worker, shared by its targets: a
+        # depth more than that above the occupancy's usual low (5 % quantile, normal
+        # approximation) finds no cached connection and is closed after one request.
+        per_target = max(1, hop.pool_size // max(1, min(n_targets, hop.pool_size)))
+        low = np.maximum(0.0, occupancy - 1.645 * np.sqrt(occupancy))
+        pooled = depth < (np.floor(low) + per_target)[pool_key]
     key = pool_key * (int(depth.max()) + 1) + depth
     up = np.empty(n, dtype=np.int64)
     if pooled.all():  # the usual case: skip two passes over the requests
@@ -261,38 +336,55 @@ def _cluster(rng: np.random.Generator, cluster: ClusterHop, path: SimPath, start
     return pod
 
 
-def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray, IntArray]:
-    """Arrival times (sorted), client connection and client of every request."""
+def _response_times(rng: np.random.Generator, p: Params, shape: int | tuple[int, int]) -> FloatArray:
+    if not p.response_sigma:
+        return np.full(shape, p.response_time_s)
+    return np.asarray(p.response_time_s * np.exp(p.response_sigma * rng.standard_normal(shape)), dtype=np.float64)
+
+
+def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray, IntArray, FloatArray]:
+    """Arrival times (sorted), client connection, client and response time of every request."""
     connections = p.clients * p.connections_per_client
     if p.rate is None:
         # Closed loop: every client connection sends its next request when the last returns.
-        per = max(1, int(p.duration_s / p.response_time_s))
-        offsets = rng.uniform(0, p.response_time_s, connections)
-        t = (offsets[:, None] + p.response_time_s * np.arange(per)[None, :]).ravel()
+        if p.response_sigma:
+            per = max(1, int(p.duration_s / (p.response_time_s * np.exp(-3 * p.response_sigma)))) + 1
+            taken = _response_times(rng, p, (connections, per))
+            offsets = rng.uniform(0, p.response_time_s, connections)
+            t = (offsets[:, None] + np.cumsum(taken, axis=1) - taken).ravel()
+            rt = taken.ravel()
+        else:
+            per = max(1, int(p.duration_s / p.response_time_s))
+            offsets = rng.uniform(0, p.response_time_s, connections)
+            t = (offsets[:, None] + p.response_time_s * np.arange(per)[None, :]).ravel()
+            rt = np.full(len(t), p.response_time_s)
         conn = np.repeat(np.arange(connections, dtype=np.int64), per)
         keep = t < p.duration_s
-        t, conn = t[keep], conn[keep]
+        t, conn, rt = t[keep], conn[keep], rt[keep]
         order = np.argsort(t, kind="stable")
-        t, conn = t[order], conn[order]
-        return t, conn, conn % p.clients
+        t, conn, rt = t[order], conn[order], rt[order]
+        return t, conn, conn % p.clients, rt
     n = max(1, round(p.rate * p.duration_s))
     # Sorted uniform arrival times without a sort: normalised sums of exponential gaps are
     # distributed as the order statistics of n uniform draws.
     gaps = rng.standard_exponential(n + 1)
     t = np.cumsum(gaps)[:n] * (p.duration_s / gaps.sum())
+    rt = _response_times(rng, p, n)
     if p.keepalive:
         conn = rng.integers(0, connections, n)
-        return t, conn, conn % p.clients
+        return t, conn, conn % p.clients, rt
     client = rng.integers(0, p.clients, n)
-    return t, _iota(n), client
+    return t, _iota(n), client, rt
 
 
 def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
-    t, conn, client = _requests(rng, p)
+    t, conn, client, rt = _requests(rng, p)
     n = len(t)
     peer = client  # the source address the first hop sees
     first = path.hops[0] if path.hops else None
-    inst = rng.integers(0, len(first.instances), int(conn.max()) + 1)[conn] if first else np.zeros(n, np.int64)
+    # Client connections spread over the first tier's instances in turn (DNS round-robin
+    # records, the lab's clients), each on a random worker of it (below).
+    inst = conn % len(first.instances) if first else np.zeros(n, np.int64)
     pod: IntArray | None = None
     # Requests whose connection closes after them (clients without keep-alive, a hop that
     # does not pool, a stack depth the idle cache cannot keep): never open at the end.
@@ -305,18 +397,22 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
         group = inst * hop.workers + worker
         keys = {"client": client, "peer": peer}
         if hop.reuse == "per-connection":
-            firsts, _ = _firsts_lasts(conn, n_conn)
+            firsts, lasts = _firsts_lasts(conn, n_conn)
             opened = _in_time_order(firsts, n)
             keys_c = {"client": client[opened], "peer": peer[opened], "request": _iota(n_conn)}
             target_c = np.empty(n_conn, dtype=np.int64)
+            # A stream session is in flight from its first request to the end of its last.
+            ends = t[lasts] + rt[lasts]
             target_c[conn[opened]] = _choose(rng, hop.chooser, group[opened], keys_c,
-                                             np.full(n_conn, max(hop.targets, 1)), random_start=False)
+                                             np.full(n_conn, max(hop.targets, 1)), random_start=False,
+                                             start=t[opened], done=ends[conn[opened]])
             up = conn
             target = target_c[conn]
         else:
             keys["request"] = _iota(n)
             counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
-            target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong")
+            target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong",
+                             start=t, done=t + rt)
             if hop.reuse == "per-request":
                 up = _iota(n)
                 one_shot = np.ones(n, dtype=bool)

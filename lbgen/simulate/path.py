@@ -22,8 +22,9 @@ from lbgen.plan import topology
 from lbgen.plan.budget import service_key
 from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop, Plan
 
-Choice = Literal["round-robin", "random", "hash"]
-"""How the engine picks among targets: in turn per worker, uniformly, or by a key."""
+Choice = Literal["round-robin", "random", "hash", "least-conn", "random-two"]
+"""How the engine picks among targets: in turn per worker, uniformly, by a key, by the fewest
+requests in flight per worker (ties in turn), or the fewer of two random ones."""
 HashKey = Literal["client", "peer", "request"]
 """What a hash reads: the end client's address, the previous hop's address, or a value
 that differs per request ($request_uri and the like)."""
@@ -119,9 +120,20 @@ def _nginx_chooser(tier: NginxHttpTier | NginxStreamTier) -> Chooser:
         return Chooser("hash", reads, f"hash {key}", "modelled as a uniform hash (rendezvous) of the key")
     if algorithm == "round-robin":
         return Chooser("round-robin", algorithm=algorithm)
-    return Chooser("round-robin", algorithm=algorithm, approximated=(
-        f"{algorithm} modelled as round-robin per worker (equal servers and response times: "
-        "the fewest-connections choice then falls in turn)"))
+    if algorithm == "least_conn":
+        return Chooser("least-conn", algorithm=algorithm, approximated=_SEQUENTIAL_NOTE.format(
+            name="least_conn", fallback="round-robin per worker"))
+    if algorithm == "random-two":
+        return Chooser("random-two", algorithm="random two least_conn", approximated=_SEQUENTIAL_NOTE.format(
+            name="random two least_conn", fallback="a uniform random choice"))
+    return Chooser("least-conn", algorithm=algorithm, approximated=(
+        f"{algorithm} (nginx Plus: fewest connections weighted by response time) modelled as least_conn, "
+        "the servers' response times being alike; " + _SEQUENTIAL_NOTE.format(
+            name="least_conn", fallback="round-robin per worker")))
+
+
+_SEQUENTIAL_NOTE = ("{name} follows the requests in flight per worker request by request up to "
+                    "20,000 choices per trial and hop; above that it is modelled as {fallback}")
 
 
 def _kong_chooser(spec: Spec, service: Service) -> Chooser:
@@ -137,6 +149,12 @@ def _kong_chooser(spec: Spec, service: Service) -> Chooser:
             reads = "peer"
         return Chooser("hash", reads, f"{algorithm} ({on})",
                        "modelled as a uniform consistent hash (rendezvous) with one key per client")
+    if algorithm == "least-connections":
+        return Chooser("least-conn", algorithm=algorithm, approximated=(
+            "Kong's least-connections (fewest in flight per worker, kong/runloop/balancer/"
+            "least_connections.lua) modelled with nginx least_conn's tie-break (smooth round-robin among the "
+            "tied targets; Kong takes its heap's top); " + _SEQUENTIAL_NOTE.format(
+                name="it", fallback="round-robin per worker")))
     return Chooser("round-robin", algorithm=algorithm, approximated=(
         f"{algorithm} modelled as round-robin per worker (equal pods and response times)"))
 

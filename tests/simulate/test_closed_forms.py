@@ -166,3 +166,45 @@ def test_same_seed_same_result_other_seed_other_result() -> None:
     other = run(path, Params(50, 1, 500.0, 5.0, 0.05, 3, seed=10))
     assert [r.shares.tolist() for r in one] == [r.shares.tolist() for r in two]
     assert [r.shares.tolist() for r in one] != [r.shares.tolist() for r in other]
+
+
+def test_closed_loop_callers_keep_their_pooled_connections() -> None:
+    # k client connections sending back to back through one pooled worker to the ClusterIP:
+    # each request finds the connection its caller just released on top of the LIFO stack,
+    # so exactly k connections carry everything, and the pods follow Multinomial(k, 1/n).
+    k, n, trials = 6, 8, 300
+    results = run(_path((_proxy(workers=1),), replicas=n), Params(k, 1, None, 3.0, 0.01, trials, seed=21))
+    assert all(r.decider_connections == k for r in results)
+    assert all(r.open_connections.sum() == k for r in results)
+    used = np.array([r.pods_used for r in results])
+    expected = n * (1 - (1 - 1 / n) ** k)
+    assert abs(used.mean() - expected) < 4 * used.std() / math.sqrt(trials)
+    # The k connections carry equal loads: max/mean is that of the connections per pod.
+    maxima = np.array([r.open_connections[0] for r in results])
+    assert np.allclose([r.max_mean for r in results], maxima / (k / n), rtol=0.02)
+
+
+def _spread(chooser: Chooser, sigma: float, trials: int = 30) -> tuple[float, float]:
+    """Median CV and largest max - min of the requests per pod over the trials."""
+    hop = _proxy(kind="kong", workers=2, per_request_pods=True, chooser=chooser)
+    params = Params(10, 1, None, 3.0, 0.01, trials, seed=8, response_sigma=sigma)
+    results = run(_path((hop,), replicas=8), params)
+    counts = [np.rint(r.shares * r.requests) for r in results]
+    return float(np.median([r.cv for r in results])), float(max(c.max() - c.min() for c in counts))
+
+
+def test_least_conn_follows_requests_in_flight() -> None:
+    least_conn, random = Chooser("least-conn"), Chooser("random")
+    # Alike response times: least_conn keeps every server's requests in flight within one
+    # of each other, so the counts stay within a few requests per worker, as round-robin's
+    # (at most one per worker) and unlike a random choice (sd sqrt(3000 / 8) = 19 per pod).
+    assert _spread(least_conn, 0.0)[1] <= 4
+    assert _spread(random, 0.0)[1] > 40
+    # Spread-out response times make the choice follow which server finished first: more
+    # uneven than round-robin, far more even than a random choice.
+    jittered = _spread(least_conn, 0.3)[0]
+    assert jittered > 3 * _spread(ROUND_ROBIN, 0.3)[0]
+    assert jittered < 0.5 * _spread(random, 0.3)[0]
+    # Two random choices, the fewer in flight: between least_conn and a random choice.
+    two = _spread(Chooser("random-two"), 0.3)[0]
+    assert jittered < two < _spread(random, 0.3)[0]

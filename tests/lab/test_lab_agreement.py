@@ -1,0 +1,118 @@
+"""`lbgen simulate` against the real data path (issue #11 item 5): five cases, each run by
+`lbgen lab` (real nginx, the kernel's kube-proxy rules) with simulate's prediction for the same
+spec and workload beside it; the measured max/mean and CV must fall inside the predicted
+5-95 % band.
+
+A correct simulator still misses its own 5-95 % band with one measurement in ten per figure,
+so a case that misses is measured once more and must then fall inside: a false failure is
+then about 1 in 100 per figure, and a simulator whose band does not cover what the lab does
+keeps failing. The bands are never widened here; both figures of both runs are reported.
+
+These run in CI as root (skipped only when not root); each lab run is 3 s of load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+DURATION = "3s"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                       reason="lbgen lab needs Linux and root"),
+]
+
+
+def _lab(spec: Path, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
+    proc = subprocess.run([sys.executable, "-m", "lbgen", "lab", str(spec), "--format", "json",
+                           "--duration", DURATION, "--client", "builtin", *args],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def _spec(tmp_path: Path, name: str, *edits: tuple[str, str], source: str = "seed-as-advised.yaml") -> Path:
+    text = (EXAMPLES / source).read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    out = tmp_path / f"{name}.yaml"
+    out.write_text(text)
+    return out
+
+
+NO_AFFINITY = ("session_affinity: ClientIP", "session_affinity: None")
+NO_POOL = ("upstream_keepalive: {idle_timeout: 10s}", "upstream_keepalive: {connections: 0}")
+
+
+def _misses(data: dict[str, Any]) -> list[str]:
+    measured, bands = data["measured"], data["simulated"]
+    out = []
+    for key in ("max_mean", "cv"):
+        band = bands[key]
+        # The lab rounds its figures to 4 decimals; a band that is a single value (every
+        # trial alike) is met within that rounding.
+        if not band["p5"] - 5e-5 <= measured[key] <= band["p95"] + 5e-5:
+            out.append(f"{key} {measured[key]} outside [{band['p5']}, {band['p95']}] (median {band['median']})")
+    return out
+
+
+def _agrees(spec: Path, *args: str) -> dict[str, Any]:
+    """Measure, compare, and measure once more on a miss (see the module docstring)."""
+    data = _lab(spec, *args)
+    assert data["measured"]["errors"] == {}, data["measured"]
+    misses = _misses(data)
+    if misses:
+        again = _lab(spec, *args)
+        assert not _misses(again), {"first run": misses, "second run": _misses(again),
+                                    "per pod": [p["requests"] for p in again["measured"]["per_pod"]],
+                                    "note": again["simulate_note"]}
+        data = again
+    return data
+
+
+def test_pooled_cluster_ip_with_many_client_connections(tmp_path: Path) -> None:
+    # Kong pools connections to the ClusterIP; 100 client connections keep about 100 of them
+    # busy, and kube-proxy's choice per connection spreads them over the 8 pods unevenly.
+    data = _agrees(_spec(tmp_path, "pooled-many", NO_AFFINITY), "--connections", "100")
+    assert data["simulated"]["max_mean"]["median"] > 1.15  # the prediction is a skew, not a uniform spread
+
+
+def test_pooled_cluster_ip_with_few_client_connections(tmp_path: Path) -> None:
+    # 4 client connections: a handful of pooled connections decide where every request goes.
+    data = _agrees(_spec(tmp_path, "pooled-few", NO_AFFINITY), "--connections", "4")
+    assert data["simulated"]["max_mean"]["median"] > 1.8
+    assert data["measured"]["pods_used"] < 8
+
+
+def test_no_pooling(tmp_path: Path) -> None:
+    # Kong opens a connection per request: kube-proxy chooses per request, close to uniform.
+    data = _agrees(_spec(tmp_path, "no-pool", NO_AFFINITY, NO_POOL))
+    assert data["measured"]["connections_opened"]["pods"] >= data["measured"]["requests"]
+    assert data["simulated"]["max_mean"]["p95"] < 1.2
+
+
+def test_client_ip_affinity_behind_the_gateway(tmp_path: Path) -> None:
+    # The advised spec as is: sessionAffinity ClientIP sees only Kong's two addresses.
+    data = _agrees(EXAMPLES / "seed-as-advised.yaml")
+    assert data["measured"]["pods_used"] <= 2
+    assert data["simulated"]["pods_used"]["p95"] <= 2
+
+
+def test_pod_endpoints(tmp_path: Path) -> None:
+    # The fixed spec: Kong balances each request over the pod IPs of the headless Service.
+    data = _agrees(EXAMPLES / "seed-fixed.yaml")
+    assert data["kube_proxy"]["mode"] is None and data["measured"]["pods_used"] == 8
+    assert data["simulated"]["max_mean"]["p95"] < 1.05
