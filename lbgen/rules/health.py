@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from lbgen import defaults, versions
 from lbgen.defaults import CLUSTER_DNS_TTL, Fact
 from lbgen.model.service import KongHealthchecks, Service
-from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan.topology import front_of_cluster, headless_fqdn, is_dns_name, through_cluster_ip
@@ -86,7 +85,8 @@ def _active_trips(checks: KongHealthchecks | None) -> bool:
     return active.healthy.interval > 0 and counters > 0
 
 
-def _needs_kong(spec: Spec) -> str | None:
+def _needs_kong(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     return None if spec.kong is not None else "no kong tier"
 
 
@@ -360,7 +360,8 @@ def _threshold_trips_on_one_target(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_kong_on_pods(spec: Spec) -> str | None:
+def _needs_kong_on_pods(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "pod_endpoints":
@@ -493,7 +494,8 @@ def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_edge_before_shared_hop(spec: Spec) -> str | None:
+def _needs_edge_before_shared_hop(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     edge = spec.edge
     if edge is None:
         return "no nginx_http tier"
@@ -657,7 +659,8 @@ def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_known_propagation(spec: Spec) -> str | None:
+def _needs_known_propagation(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     front = front_of_cluster(spec)
     if front is None:
         return "no tier in front of Kubernetes"
@@ -789,7 +792,7 @@ PRE_STOP_OUTLASTS_GRACE = Rule(
     tiers=frozenset({"kubernetes", "app"}),
     check=_pre_stop_outlasts_grace,
     versions="all Kubernetes versions",
-    applies=lambda spec: None,
+    applies=lambda ctx: None,
     doc=RuleDoc(
         what=(
             "A service's `pre_stop_delay` against its `termination_grace_period` (Kubernetes "
@@ -1048,7 +1051,8 @@ def _no_readiness_probe(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_front_tier(spec: Spec) -> str | None:
+def _needs_front_tier(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     return None if front_of_cluster(spec) is not None else "no tier in front of Kubernetes"
 
 
@@ -1169,7 +1173,8 @@ def _grace_shorter_than_drain(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_l7_front(spec: Spec) -> str | None:
+def _needs_l7_front(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     front = front_of_cluster(spec)
     if front is None:
         return "no tier in front of Kubernetes"
@@ -1285,7 +1290,8 @@ def _kic_without_drain(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_kic(spec: Spec) -> str | None:
+def _needs_kic(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     kong = spec.kong
     if kong is None or kong.mode != "kic":
         return "no Kong under the Kong Ingress Controller"
@@ -1425,7 +1431,7 @@ PDB_BLOCKS_DRAINS = Rule(
     tiers=frozenset({"kubernetes"}),
     check=_pdb_blocks_drains,
     versions="policy/v1 PodDisruptionBudget (Kubernetes ≥ 1.21)",
-    applies=lambda spec: None,
+    applies=lambda ctx: None,
     doc=RuleDoc(
         what=(
             "A service's `disruption_budget` against its pod count (the HPA minimum when "

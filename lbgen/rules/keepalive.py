@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lbgen import defaults, versions
-from lbgen.model.spec import ExternalLoadBalancer, Spec
+from lbgen.model.spec import ExternalLoadBalancer
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan._resolved import Resolved, given
@@ -92,7 +92,8 @@ def _edge_pool_outlives_gateway(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_edge_and_kong(spec: Spec) -> str | None:
+def _needs_edge_and_kong(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.edge is None:
         return "no nginx_http tier"
     if spec.kong is None:
@@ -222,7 +223,8 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_edge_and_l4(spec: Spec) -> str | None:
+def _needs_edge_and_l4(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.l4 is None:
         return "no nginx_stream tier"
     if spec.edge is None:
@@ -391,7 +393,8 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_pooled_l7(spec: Spec) -> str | None:
+def _needs_pooled_l7(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.kong is None and spec.edge is None:
         return "no nginx_http or kong tier keeps pooled connections to the pods"
     return None
@@ -618,7 +621,8 @@ def _external_lb_idle(lb: ExternalLoadBalancer) -> Resolved[Duration | None]:
     return given(lb.backend_idle_timeout, product_default(defaults.external_lb_backend_idle(lb.kind)))
 
 
-def _needs_external_lb(spec: Spec) -> str | None:
+def _needs_external_lb(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     lb = spec.external_lb
     if lb is None:
         return "no external_lb in front of the first tier"
@@ -796,7 +800,8 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_cluster_ip_path(spec: Spec) -> str | None:
+def _needs_cluster_ip_path(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if through_cluster_ip(spec) is None:
         front = front_of_cluster(spec)
         where = (
@@ -1053,7 +1058,8 @@ def _nginx_limit_disables_reuse(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_edge(spec: Spec) -> str | None:
+def _needs_edge(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     return None if spec.edge is not None else "no nginx_http tier"
 
 
@@ -1162,7 +1168,8 @@ def _kong_pool_never_recycles(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
+def _needs_kong_on_cluster_ip(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "cluster_ip":
@@ -1294,7 +1301,8 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
     )
 
 
-def _needs_edge_l4_kong(spec: Spec) -> str | None:
+def _needs_edge_l4_kong(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.edge is None or spec.l4 is None:
         return "no nginx_http tier pooling through an nginx_stream tier"
     if spec.kong is None:
@@ -1444,7 +1452,8 @@ def _pool_without_idle_timer(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_old_edge(spec: Spec) -> str | None:
+def _needs_old_edge(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.edge is None:
         return "no nginx_http tier"
     if versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):

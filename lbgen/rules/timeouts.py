@@ -46,7 +46,8 @@ KONG_SERVICE = (
 KONG_RETRIES = "https://developer.konghq.com/gateway/traffic-control/proxying/ (Errors and retries)"
 
 
-def _needs_edge_and_kong(spec: Spec) -> str | None:
+def _needs_edge_and_kong(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.edge is None:
         return "no nginx_http tier"
     if spec.kong is None:
@@ -300,7 +301,8 @@ def _l4_idle_cuts_slow_responses(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_l4_with_l7(spec: Spec) -> str | None:
+def _needs_l4_with_l7(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.l4 is None:
         return "no nginx_stream tier"
     if spec.edge is None and spec.kong is None:
@@ -422,7 +424,8 @@ def _l4_connect_outlasts_edge_read(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_edge_and_l4(spec: Spec) -> str | None:
+def _needs_edge_and_l4(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.l4 is None:
         return "no nginx_stream tier"
     if spec.edge is None:
@@ -659,7 +662,7 @@ NON_IDEMPOTENT_RETRIES = Rule(
     tiers=frozenset({"nginx_http"}),
     check=_non_idempotent_retries,
     versions="nginx ≥ 1.9.13 (non-idempotent requests are retried only with non_idempotent)",
-    applies=lambda spec: None if spec.edge is not None else "no nginx_http tier",
+    applies=lambda ctx: None if ctx.spec.edge is not None else "no nginx_http tier",
     doc=RuleDoc(
         what="`non_idempotent` in the edge's `proxy_next_upstream` conditions.",
         why=(
@@ -854,7 +857,8 @@ def _retries_through_one_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
+def _needs_kong_on_cluster_ip(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.kong is None:
         return "no kong tier"
     if spec.kong.backend_targets != "cluster_ip":
@@ -1002,7 +1006,8 @@ def _explicit_retry(tier: NginxHttpTier | NginxStreamTier) -> tuple[str, ...] | 
     return None
 
 
-def _needs_nginx_group(spec: Spec) -> str | None:
+def _needs_nginx_group(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.edge is None and spec.l4 is None:
         return "no nginx_http or nginx_stream tier"
     return None
