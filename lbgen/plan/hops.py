@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import ClassVar, Literal, NamedTuple, TypedDict, TypeVar
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.model.naming import kic_file_path, service_bundle_path
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
@@ -82,6 +82,11 @@ class IdleClose:
     """Its field path inside the tier (`client_keepalive.timeout`, `proxy_timeout`)."""
     name: str
     """What it is called in messages (`client keep-alive`, `proxy_timeout`)."""
+    knob: str
+    """The spec field with the product directive, for hints
+    (`client_keepalive.timeout (keepalive_timeout)`)."""
+    default: Duration | None = None
+    """The product's own default, for hints (None: lbgen names none)."""
 
 
 HopT = TypeVar("HopT", bound="HopPlan")
@@ -215,12 +220,33 @@ class NginxHttpHop(HopPlan):
         return self.source_tier
 
     @property
+    def has_pool_timers(self) -> bool:
+        """Its version has upstream `keepalive_timeout`/`keepalive_requests` (nginx ≥ 1.15.3)."""
+        return versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(self.tier.version)
+
+    @property
+    def has_pool_lifetime(self) -> bool:
+        """Its version has upstream `keepalive_time` (nginx ≥ 1.19.10); lbgen renders it only there."""
+        return versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.reached(self.tier.version)
+
+    @property
+    def default_retry_conditions(self) -> tuple[str, ...]:
+        """nginx's own `proxy_next_upstream` (`error timeout`)."""
+        return defaults.NGINX_NEXT_UPSTREAM.value
+
+    @property
+    def default_max_requests(self) -> int:
+        """nginx's own `keepalive_requests` in this version (100, 1000 from 1.19.10)."""
+        return defaults.nginx_keepalive_requests(self.tier.version).value
+
+    @property
     def pool(self) -> UpstreamBudget:
         return self.upstream
 
     @property
     def idle_close(self) -> IdleClose:
-        return IdleClose(self.client_keepalive, ("client_keepalive", "timeout"), "client keep-alive")
+        return IdleClose(self.client_keepalive, ("client_keepalive", "timeout"), "client keep-alive",
+                         "client_keepalive.timeout (keepalive_timeout)")
 
     @property
     def read_timeout_out(self) -> Resolved[Duration]:
@@ -267,7 +293,8 @@ class NginxStreamHop(HopPlan):
 
     @property
     def idle_close(self) -> IdleClose:
-        return IdleClose(self.proxy_timeout, ("proxy_timeout",), "proxy_timeout")
+        return IdleClose(self.proxy_timeout, ("proxy_timeout",), "proxy_timeout", "proxy_timeout",
+                         defaults.NGINX_STREAM_PROXY_TIMEOUT.value)
 
     @property
     def connect_timeout_out(self) -> Resolved[Duration]:
@@ -332,7 +359,8 @@ class KongHop(HopPlan):
 
     @property
     def idle_close(self) -> IdleClose:
-        return IdleClose(self.client_keepalive, ("client_keepalive", "timeout"), "client keep-alive")
+        return IdleClose(self.client_keepalive, ("client_keepalive", "timeout"), "client keep-alive",
+                         "client_keepalive.timeout (nginx_http_keepalive_timeout)")
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
@@ -383,9 +411,43 @@ class ServicePlan:
 
 
 @dataclass(frozen=True)
+class NatIdleLimit:
+    """How long kube-proxy's NAT state survives an idle connection through a ClusterIP."""
+
+    value: Duration
+    label: str
+    """Which setting it is, in words (`conntrack.tcpEstablishedTimeout`, `the kernel's …`)."""
+    key: tuple[str, ...]
+    """The setting's field path inside the kubernetes tier."""
+
+
+def _nat_idle_limit(cluster: KubernetesTier) -> NatIdleLimit:
+    kube_proxy = cluster.kube_proxy
+    if cluster.platform == "self-managed" and kube_proxy is not None and kube_proxy.mode == "ipvs":
+        key: tuple[str, ...] = ("kube_proxy", "ipvs", "tcp_timeout")
+        ipvs = kube_proxy.ipvs
+        if ipvs is not None and ipvs.tcp_timeout is not None and ipvs.tcp_timeout.ms > 0:
+            return NatIdleLimit(ipvs.tcp_timeout, "ipvs.tcpTimeout", key)
+        label = "the kernel's IPVS tcp timeout, kept by kube-proxy while ipvs.tcpTimeout is unset"
+        return NatIdleLimit(defaults.IPVS_KERNEL_TCP_TIMEOUT.value, label, key)
+    key = ("kube_proxy", "conntrack", "tcp_established_timeout")
+    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
+    if (
+        conntrack is not None
+        and conntrack.tcp_established_timeout is not None
+        and conntrack.tcp_established_timeout.ms > 0
+    ):
+        return NatIdleLimit(conntrack.tcp_established_timeout, "conntrack.tcpEstablishedTimeout", key)
+    return NatIdleLimit(defaults.CONNTRACK_TCP_ESTABLISHED.value,
+                        "kube-proxy's default conntrack.tcpEstablishedTimeout", key)
+
+
+@dataclass(frozen=True)
 class KubernetesHop(HopPlan):
     kube_proxy_mode: Resolved[str] = field(kw_only=True)
     services: tuple[ServicePlan, ...] = field(kw_only=True)
+    nat_idle_limit: NatIdleLimit | None = field(default=None, kw_only=True)
+    """The NAT state's idle lifetime (None only for hand-built plans)."""
 
     product: ClassVar[str] = "Kubernetes"
     layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "cluster"
@@ -466,6 +528,30 @@ class Plan:
                 break
             after = self.next_hop(after)
         return out
+
+    def l7_callee(self, caller: HopPlan) -> HopPlan | None:
+        """The next hop behind `caller` (through L4 relays) that terminates HTTP itself."""
+        callees = self.relayed_callees(caller)
+        last = callees[-1] if callees else None
+        return last if last is not None and last.layer == "l7" else None
+
+    def relayed_pairs(self) -> list[tuple[HopPlan, HopPlan]]:
+        """Each L7 hop with every L4 relay its pooled connections run through."""
+        return [
+            (caller, relay)
+            for caller in self.tier_hops
+            if caller.layer == "l7"
+            for relay in self.relayed_callees(caller)
+            if relay.layer == "l4"
+        ]
+
+    def l7_pairs(self) -> list[tuple[HopPlan, HopPlan]]:
+        """Each L7 hop with the L7 hop its pooled connections end at (through L4 relays)."""
+        return [
+            (caller, callee)
+            for caller in self.tier_hops
+            if caller.layer == "l7" and (callee := self.l7_callee(caller)) is not None
+        ]
 
     @property
     def cluster(self) -> KubernetesHop:
@@ -689,6 +775,7 @@ def resolve(spec: Spec) -> Plan:
                 pools_upstream=False,
                 targets=(),
                 kube_proxy_mode=mode,
+                nat_idle_limit=_nat_idle_limit(tier),
                 services=tuple(
                     ServicePlan(
                         service_key(service),
@@ -710,6 +797,7 @@ __all__ = [
     "KongHop",
     "KongServicePlan",
     "KubernetesHop",
+    "NatIdleLimit",
     "NginxHttpHop",
     "NginxStreamHop",
     "Plan",
