@@ -10,11 +10,12 @@ lists them uniformly, keyed like the spec (`upstream_keepalive.idle_timeout`), f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal, NamedTuple, TypedDict
+from itertools import pairwise
+from typing import ClassVar, Literal, NamedTuple, TypedDict, TypeVar
 
 from msgspec import Struct
 
-from lbgen import defaults
+from lbgen import defaults, versions
 from lbgen.model.naming import kic_file_path, service_bundle_path
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
@@ -70,6 +71,25 @@ class Target(Struct, frozen=True):
     port: int
 
 
+class IdleClose(Struct, frozen=True):
+    """How long a hop keeps an idle connection it accepted before closing it: the timer a
+    pooled caller in front of it must stay below (the callee side of the LB1xx race)."""
+
+    value: Resolved[Duration]
+    key: tuple[str, ...]
+    """Its field path inside the tier (`client_keepalive.timeout`, `proxy_timeout`)."""
+    name: str
+    """What it is called in messages (`client keep-alive`, `proxy_timeout`)."""
+    knob: str
+    """The spec field with the product directive, for hints
+    (`client_keepalive.timeout (keepalive_timeout)`)."""
+    default: Duration | None = None
+    """The product's own default, for hints (None: lbgen names none)."""
+
+
+HopT = TypeVar("HopT", bound="HopPlan")
+
+
 class HopPlan(Struct, frozen=True):
     name: str
     kind: HopKind
@@ -85,6 +105,54 @@ class HopPlan(Struct, frozen=True):
     dials_pods: bool
     """Connects to pod IPs (rather than a ClusterIP or another proxy)."""
     targets: tuple[Target, ...]
+    source_tier: Tier | None = None
+    """The tier this hop plans (None: the external load balancer); the rules read names and
+    model paths from it (`RuleContext.tier_path`)."""
+
+    product: ClassVar[str] = ""
+    """The product that runs this hop, as messages name it (`nginx`, `Kong`)."""
+    layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "lb"
+    """`l7` terminates HTTP (pools, retries, reads headers); `l4` relays each connection one
+    to one, so a caller's pooled connection runs through it to the next hop."""
+    zero_idle_keeps_forever: ClassVar[bool] = False
+    """An upstream idle timeout of 0 keeps idle pooled connections forever (Kong,
+    kong.conf.default); nginx has no such meaning for 0."""
+    targets_key: ClassVar[tuple[str, ...] | None] = None
+    """The tier field that chooses how it reaches pods (`backend_targets`); None: fixed."""
+    group_size: int = 1
+    """Servers in the hop's upstream group towards the next hop: the next tier's instances;
+    towards Kubernetes one ClusterIP, or the pods behind a Service when it dials pods (the
+    smallest Service's replicas when there are several)."""
+
+    @property
+    def keeps_idle_forever(self) -> bool:
+        """Its pooled connections have no idle end of their own: no idle timer in this version
+        (nginx < 1.15.3: they wait for the callee), or an idle timeout of 0 that means forever."""
+        pool = self.pool
+        if pool is None:
+            return False
+        idle = pool.idle_timeout.value
+        return idle is None or (self.zero_idle_keeps_forever and idle.ms == 0)
+
+    @property
+    def pool(self) -> UpstreamBudget | None:
+        """The idle pool towards the next hop, if the product keeps one (it may be size 0)."""
+        return None
+
+    @property
+    def idle_close(self) -> IdleClose | None:
+        """The idle timer of the connections this hop accepts (None: not a proxy's)."""
+        return None
+
+    @property
+    def read_timeout_out(self) -> Resolved[Duration] | None:
+        """How long one attempt waits for the next hop's response (None: not an L7 proxy)."""
+        return None
+
+    @property
+    def connect_timeout_out(self) -> Resolved[Duration] | None:
+        """How long one attempt waits to connect to the next hop."""
+        return None
 
     def settings(self) -> Iterator[Setting]:
         return iter(())
@@ -137,6 +205,52 @@ class NginxHttpHop(HopPlan, frozen=True, kw_only=True):
     hash_key: Resolved[str] | None
     """With `balancing: hash`: the key (`$remote_addr`, …)."""
 
+    product: ClassVar[str] = "nginx"
+    layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "l7"
+    targets_key: ClassVar[tuple[str, ...] | None] = ("backend_targets",)
+
+    @property
+    def tier(self) -> NginxHttpTier:
+        assert isinstance(self.source_tier, NginxHttpTier)
+        return self.source_tier
+
+    @property
+    def has_pool_timers(self) -> bool:
+        """Its version has upstream `keepalive_timeout`/`keepalive_requests` (nginx ≥ 1.15.3)."""
+        return versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(self.tier.version)
+
+    @property
+    def has_pool_lifetime(self) -> bool:
+        """Its version has upstream `keepalive_time` (nginx ≥ 1.19.10); lbgen renders it only there."""
+        return versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.reached(self.tier.version)
+
+    @property
+    def default_retry_conditions(self) -> tuple[str, ...]:
+        """nginx's own `proxy_next_upstream` (`error timeout`)."""
+        return defaults.NGINX_NEXT_UPSTREAM.value
+
+    @property
+    def default_max_requests(self) -> int:
+        """nginx's own `keepalive_requests` in this version (100, 1000 from 1.19.10)."""
+        return defaults.nginx_keepalive_requests(self.tier.version).value
+
+    @property
+    def pool(self) -> UpstreamBudget:
+        return self.upstream
+
+    @property
+    def idle_close(self) -> IdleClose:
+        return IdleClose(self.client_keepalive, ("client_keepalive", "timeout"), "client keep-alive",
+                         "client_keepalive.timeout (keepalive_timeout)")
+
+    @property
+    def read_timeout_out(self) -> Resolved[Duration]:
+        return self.read_timeout
+
+    @property
+    def connect_timeout_out(self) -> Resolved[Duration]:
+        return self.connect_timeout
+
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
                       "keepalive_timeout", "server {",
@@ -162,6 +276,23 @@ class NginxStreamHop(HopPlan, frozen=True, kw_only=True):
     proxy_timeout: Resolved[Duration]
     connect_timeout: Resolved[Duration]
     balancing: Resolved[str]
+
+    product: ClassVar[str] = "nginx"
+    layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "l4"
+
+    @property
+    def tier(self) -> NginxStreamTier:
+        assert isinstance(self.source_tier, NginxStreamTier)
+        return self.source_tier
+
+    @property
+    def idle_close(self) -> IdleClose:
+        return IdleClose(self.proxy_timeout, ("proxy_timeout",), "proxy_timeout", "proxy_timeout",
+                         defaults.NGINX_STREAM_PROXY_TIMEOUT.value)
+
+    @property
+    def connect_timeout_out(self) -> Resolved[Duration]:
+        return self.connect_timeout
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("proxy_timeout", "idle timeout (both legs)", self.proxy_timeout, "proxy_timeout",
@@ -203,6 +334,25 @@ class KongHop(HopPlan, frozen=True, kw_only=True):
     upstream: UpstreamBudget
     entry_listener: Resolved[str] | None
     services: tuple[KongServicePlan, ...]
+
+    product: ClassVar[str] = "Kong"
+    layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "l7"
+    zero_idle_keeps_forever: ClassVar[bool] = True
+    targets_key: ClassVar[tuple[str, ...] | None] = ("backend_targets",)
+
+    @property
+    def tier(self) -> KongTier:
+        assert isinstance(self.source_tier, KongTier)
+        return self.source_tier
+
+    @property
+    def pool(self) -> UpstreamBudget:
+        return self.upstream
+
+    @property
+    def idle_close(self) -> IdleClose:
+        return IdleClose(self.client_keepalive, ("client_keepalive", "timeout"), "client keep-alive",
+                         "client_keepalive.timeout (nginx_http_keepalive_timeout)")
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
@@ -251,9 +401,50 @@ class ServicePlan(Struct, frozen=True):
     """`ClientIP` affinity's timeoutSeconds (None: no affinity)."""
 
 
+class NatIdleLimit(Struct, frozen=True):
+    """How long kube-proxy's NAT state survives an idle connection through a ClusterIP."""
+
+    value: Duration
+    label: str
+    """Which setting it is, in words (`conntrack.tcpEstablishedTimeout`, `the kernel's …`)."""
+    key: tuple[str, ...]
+    """The setting's field path inside the kubernetes tier."""
+
+
+def _nat_idle_limit(cluster: KubernetesTier) -> NatIdleLimit:
+    kube_proxy = cluster.kube_proxy
+    if cluster.platform == "self-managed" and kube_proxy is not None and kube_proxy.mode == "ipvs":
+        key: tuple[str, ...] = ("kube_proxy", "ipvs", "tcp_timeout")
+        ipvs = kube_proxy.ipvs
+        if ipvs is not None and ipvs.tcp_timeout is not None and ipvs.tcp_timeout.ms > 0:
+            return NatIdleLimit(ipvs.tcp_timeout, "ipvs.tcpTimeout", key)
+        label = "the kernel's IPVS tcp timeout, kept by kube-proxy while ipvs.tcpTimeout is unset"
+        return NatIdleLimit(defaults.IPVS_KERNEL_TCP_TIMEOUT.value, label, key)
+    key = ("kube_proxy", "conntrack", "tcp_established_timeout")
+    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
+    if (
+        conntrack is not None
+        and conntrack.tcp_established_timeout is not None
+        and conntrack.tcp_established_timeout.ms > 0
+    ):
+        return NatIdleLimit(conntrack.tcp_established_timeout, "conntrack.tcpEstablishedTimeout", key)
+    return NatIdleLimit(defaults.CONNTRACK_TCP_ESTABLISHED.value,
+                        "kube-proxy's default conntrack.tcpEstablishedTimeout", key)
+
+
 class KubernetesHop(HopPlan, frozen=True, kw_only=True):
     kube_proxy_mode: Resolved[str]
     services: tuple[ServicePlan, ...]
+    nat_idle_limit: NatIdleLimit | None = None
+    """The NAT state's idle lifetime (None only for hand-built plans)."""
+
+    product: ClassVar[str] = "Kubernetes"
+    layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "cluster"
+
+    @property
+    def tier(self) -> KubernetesTier:
+        assert isinstance(self.source_tier, KubernetesTier)
+        return self.source_tier
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("kube_proxy.mode", "kube-proxy mode", self.kube_proxy_mode, "mode")
@@ -280,6 +471,95 @@ class Plan(Struct, frozen=True):
     def hop_of(self, tier: Tier) -> HopPlan:
         return next(h for h in self.hops if h.kind == tier.kind and h.name == tier.name)
 
+    @property
+    def tier_hops(self) -> tuple[HopPlan, ...]:
+        """The hops that are tiers of the spec (all but the external load balancer)."""
+        return tuple(h for h in self.hops if h.tier_index is not None)
+
+    def hops_of(self, kind: type[HopT]) -> list[HopT]:
+        """The hops of one product, in request order (rules about one product's settings)."""
+        return [h for h in self.hops if isinstance(h, kind)]
+
+    def first_of(self, kind: type[HopT]) -> HopT | None:
+        return next((h for h in self.hops if isinstance(h, kind)), None)
+
+    def _index(self, hop: HopPlan) -> int:
+        return next(i for i, h in enumerate(self.hops) if h is hop)
+
+    def next_hop(self, hop: HopPlan) -> HopPlan | None:
+        index = self._index(hop)
+        return self.hops[index + 1] if index + 1 < len(self.hops) else None
+
+    def previous_hop(self, hop: HopPlan) -> HopPlan | None:
+        index = self._index(hop)
+        return self.hops[index - 1] if index > 0 else None
+
+    def previous_tier_hop(self, hop: HopPlan) -> HopPlan | None:
+        """The tier in front of `hop` (never the external load balancer)."""
+        before = self.previous_hop(hop)
+        return before if before is not None and before.tier_index is not None else None
+
+    def pairs(self) -> Iterator[tuple[HopPlan, HopPlan]]:
+        """Adjacent tier hops, caller first."""
+        tiers = self.tier_hops
+        return pairwise(tiers)
+
+    def relayed_callees(self, caller: HopPlan) -> list[HopPlan]:
+        """The hops whose idle timers a caller's pooled connection meets: every L4 relay
+        behind it, then the first hop that is not a relay (a relay keeps one connection
+        towards the next hop per connection it accepted)."""
+        out: list[HopPlan] = []
+        after = self.next_hop(caller)
+        while after is not None:
+            out.append(after)
+            if after.layer != "l4":
+                break
+            after = self.next_hop(after)
+        return out
+
+    def l7_callee(self, caller: HopPlan) -> HopPlan | None:
+        """The next hop behind `caller` (through L4 relays) that terminates HTTP itself."""
+        callees = self.relayed_callees(caller)
+        last = callees[-1] if callees else None
+        return last if last is not None and last.layer == "l7" else None
+
+    def relayed_pairs(self) -> list[tuple[HopPlan, HopPlan]]:
+        """Each L7 hop with every L4 relay its pooled connections run through."""
+        return [
+            (caller, relay)
+            for caller in self.tier_hops
+            if caller.layer == "l7"
+            for relay in self.relayed_callees(caller)
+            if relay.layer == "l4"
+        ]
+
+    def l7_pairs(self) -> list[tuple[HopPlan, HopPlan]]:
+        """Each L7 hop with the L7 hop its pooled connections end at (through L4 relays)."""
+        return [
+            (caller, callee)
+            for caller in self.tier_hops
+            if caller.layer == "l7" and (callee := self.l7_callee(caller)) is not None
+        ]
+
+    @property
+    def cluster(self) -> KubernetesHop:
+        found = self.first_of(KubernetesHop)
+        assert found is not None  # the model requires a kubernetes tier, last
+        return found
+
+    @property
+    def front_of_cluster(self) -> HopPlan | None:
+        """The tier hop that connects to the Kubernetes Services (None: clients do)."""
+        return self.previous_tier_hop(self.cluster)
+
+    def app_facing_pool(self) -> HopPlan | None:
+        """The L7 hop whose pooled connections end at the app servers (through any L4
+        relays, which keep a pooled connection open end to end); None when there is none."""
+        hop = self.front_of_cluster
+        while hop is not None and hop.layer == "l4":
+            hop = self.previous_tier_hop(hop)
+        return hop if hop is not None and hop.pool is not None else None
+
 
 class _Common(TypedDict):
     name: str
@@ -289,6 +569,19 @@ class _Common(TypedDict):
     client_address: str
     sends_proxy_protocol: bool
     dials_pods: bool
+    source_tier: Tier
+    group_size: int
+
+
+def _group_size(spec: Spec, tier: Tier) -> int:
+    following = spec.next_tier(tier)
+    if following is None:
+        return 0
+    if not isinstance(following, KubernetesTier):
+        return len(following.instances)
+    if topology.front_of_cluster(spec) is tier and topology.dials_pods(spec):
+        return min(service.replicas for service in spec.services)
+    return 1
 
 
 EXTERNAL_LB_HOP = "external_lb"
@@ -385,6 +678,7 @@ def resolve(spec: Spec) -> Plan:
             name=tier.name, kind=tier.kind, tier_index=index,
             protocol_out=_protocol_out(spec, tier), client_address=_client_address(spec, tier),
             sends_proxy_protocol=topology.sends_proxy_protocol(tier), dials_pods=dials_pods,
+            source_tier=tier, group_size=_group_size(spec, tier),
         )
         if isinstance(tier, NginxHttpTier):
             assert budget.edge_upstream is not None and budget.edge_client_keepalive is not None
@@ -469,6 +763,7 @@ def resolve(spec: Spec) -> Plan:
                 pools_upstream=False,
                 targets=(),
                 kube_proxy_mode=mode,
+                nat_idle_limit=_nat_idle_limit(tier),
                 services=tuple(
                     ServicePlan(
                         service_key(service),
@@ -486,9 +781,11 @@ __all__ = [
     "EXTERNAL_LB_HOP",
     "ExternalLbHop",
     "HopPlan",
+    "IdleClose",
     "KongHop",
     "KongServicePlan",
     "KubernetesHop",
+    "NatIdleLimit",
     "NginxHttpHop",
     "NginxStreamHop",
     "Plan",

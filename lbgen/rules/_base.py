@@ -18,7 +18,7 @@ from msgspec import Struct, field
 from lbgen.errors import SourceLocation
 from lbgen.model.spec import Spec
 from lbgen.plan.budget import Budget
-from lbgen.plan.hops import Plan
+from lbgen.plan.hops import HopPlan, Plan
 
 ModelPath = tuple[str | int, ...]
 
@@ -63,6 +63,11 @@ class RuleContext:
     def budget(self) -> Budget:
         """The resolved keep-alive budget (`plan.budget`)."""
         return self.plan.budget
+
+    def hop_path(self, hop: HopPlan, *rest: str | int) -> ModelPath:
+        """Model path of a field of the tier a hop plans, e.g. ("tiers", 2, "proxy_timeout")."""
+        assert hop.tier_index is not None, "the external load balancer is not a tier"
+        return ("tiers", hop.tier_index, *rest)
 
     def tier_path(self, tier: object, *rest: str | int) -> ModelPath:
         """Model path of a field of a tier object, e.g. ("tiers", 2, "upstream_keepalive")."""
@@ -122,8 +127,8 @@ class Rule(Struct, frozen=True, kw_only=True):
     doc: RuleDoc
     versions: str = "all"
     """Human-readable product versions the rule applies to, e.g. "nginx < 1.29.7"."""
-    applies: Callable[[Spec], str | None] = field(default=lambda spec: None)
-    """Returns why the rule does not apply to this spec (shown as a skip), or None."""
+    applies: Callable[[RuleContext], str | None] = field(default=lambda ctx: None)
+    """Returns why the rule does not apply to this spec's plan (shown as a skip), or None."""
     reads: tuple[str, ...] = ()
     """The resolved settings the check reads, as `KIND:SETTING` (`nginx_http:timeouts.read`,
     `kong:services.*.retries`; `*` matches one key part), so `lbgen plan` and `lbgen explain

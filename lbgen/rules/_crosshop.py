@@ -1,7 +1,7 @@
 """Shared vocabulary of the cross-hop rule families LB1xx–LB3xx.
 
-Effective values come from the plan: timeouts, retries and failure accounting from
-`lbgen.plan.values`, keep-alive values from the resolved budget (`ctx.budget`).
+Everything is read from the plan's hops (`ctx.plan`): capabilities (layer, pool, idle
+timer, group) and resolved values, never a fixed tier slot of the spec.
 Every helper here is O(1) or O(services): rules call them once per check, never per pair.
 """
 
@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from msgspec import Struct
 
 from lbgen.model.spec import Spec
-from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan.budget import UpstreamBudget, margin_for
-from lbgen.plan.values import edge_retry_conditions
+from lbgen.plan.hops import HopPlan, NginxHttpHop
 from lbgen.rules._base import ModelPath, RuleContext, Severity
-
-Tier = NginxHttpTier | NginxStreamTier | KongTier | KubernetesTier
 
 
 def listing(names: Sequence[str], limit: int = 3) -> str:
@@ -44,61 +41,36 @@ APP_KEEPALIVE_KNOB = {
 }
 
 
-def app_facing_pool(ctx: RuleContext) -> tuple[KongTier | NginxHttpTier, UpstreamBudget] | None:
-    """The L7 tier whose pooled connections end at the app servers, with its budget.
+def app_facing_pool(ctx: RuleContext) -> tuple[HopPlan, UpstreamBudget] | None:
+    """The L7 hop whose pooled connections end at the app servers, with its pool.
 
-    Kong when there is one; otherwise the edge (possibly through an L4 tier, which keeps the
-    pooled connection open end to end).
+    The L7 hop closest to the cluster (Kong when there is one; otherwise the edge, possibly
+    through an L4 tier, which keeps the pooled connection open end to end).
     """
-    spec, budget = ctx.spec, ctx.budget
-    if spec.kong is not None and budget.kong_upstream is not None:
-        return spec.kong, budget.kong_upstream
-    if spec.edge is not None and budget.edge_upstream is not None:
-        return spec.edge, budget.edge_upstream
-    return None
+    hop = ctx.plan.app_facing_pool()
+    if hop is None or hop.pool is None:
+        return None
+    return hop, hop.pool
 
 
-def pool_keeps_forever(tier: KongTier | NginxHttpTier, pool: UpstreamBudget) -> bool:
-    """Kong's `upstream_keepalive_idle_timeout = 0` keeps idle connections forever
-    (kong.conf.default); nginx has no such meaning for 0, but nginx < 1.15.3 has no upstream
-    idle timer at all (idle_timeout None): its pooled connections wait for the callee."""
-    idle = pool.idle_timeout.value
-    return idle is None or (isinstance(tier, KongTier) and idle.ms == 0)
-
-
-def group_size(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> int:
-    """Servers in the tier's upstream group towards the next hop.
-
-    The next tier's instances; towards Kubernetes, one ClusterIP, or (pod_endpoints, edge
-    only) the pods behind the headless Service name, which nginx resolves to one address per
-    pod. With several services the smallest group is returned.
-    """
-    following = spec.next_tier(tier)
-    if isinstance(following, NginxStreamTier | KongTier):
-        return len(following.instances)
-    if isinstance(tier, NginxHttpTier) and tier.backend_targets == "pod_endpoints":
-        return min(service.replicas for service in spec.services)
-    return 1
-
-
-def group_members(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> str:
-    """Human description of the group's servers for messages."""
-    following = spec.next_tier(tier)
-    if isinstance(following, NginxStreamTier | KongTier):
-        return listing([f"{i.name} ({i.address})" for i in following.instances])
-    if isinstance(tier, NginxHttpTier) and tier.backend_targets == "pod_endpoints":
+def group_members(ctx: RuleContext, hop: HopPlan) -> str:
+    """Human description of the hop's upstream group for messages, from its targets."""
+    instances = [t for t in hop.targets if t.kind == "instance"]
+    if instances:
+        return listing([f"{t.name} ({t.host})" for t in instances])
+    if hop.dials_pods:
         return "the pods behind each headless Service"
     return "the Service's ClusterIP"
 
 
-def group_path(ctx: RuleContext, tier: NginxHttpTier | NginxStreamTier) -> ModelPath:
+def group_path(ctx: RuleContext, hop: HopPlan) -> ModelPath:
     """Model path of what makes up the group: the next tier's instances or the targets knob."""
-    following = ctx.spec.next_tier(tier)
-    if isinstance(following, NginxStreamTier | KongTier):
-        return ctx.tier_path(following, "instances")
-    if isinstance(tier, NginxHttpTier):
-        return ctx.tier_path(tier, "backend_targets")
-    return ctx.tier_path(ctx.spec.cluster)
+    following = ctx.plan.next_hop(hop)
+    if following is not None and following.layer != "cluster":
+        return ctx.hop_path(following, "instances")
+    if hop.targets_key is not None:
+        return ctx.hop_path(hop, *hop.targets_key)
+    return ctx.hop_path(ctx.plan.cluster)
 
 
 # --- keep-alive ordering -----------------------------------------------------------------
@@ -147,15 +119,12 @@ def closing_order(spec: Spec, caller: Duration, callee: Duration) -> ClosingOrde
 # --- timeouts and retries (not part of the keep-alive budget) ----------------------------
 
 
-def edge_tries(spec: Spec, edge: NginxHttpTier) -> int:
+def edge_tries(edge: NginxHttpHop) -> int:
     """Attempts one request can make at the edge: `proxy_next_upstream_tries`, or (0 =
     unlimited, the default) every server of the group once (nginx docs, #proxy_next_upstream)."""
-    if not edge_retry_conditions(edge).value:
+    if not edge.retry_conditions.value:
         return 1
-    size = group_size(spec, edge)
-    tries = edge.retry.tries
+    tries = edge.tier.retry.tries
     if tries is None or tries == 0:
-        return size
-    return min(tries, size)
-
-
+        return edge.group_size
+    return min(tries, edge.group_size)

@@ -170,12 +170,11 @@ class _Run(Struct, frozen=True):
 
 
 def _run(loaded: LoadedSpec, ctx: RuleContext, active: Sequence[Rule], shadow: Sequence[Rule]) -> _Run:
-    spec = ctx.spec
     active_codes = {r.code for r in active}
     run = _Run([], [], [], set())
     for rule in (*active, *shadow):
         is_active = rule.code in active_codes
-        reason = rule.applies(spec)
+        reason = rule.applies(ctx)
         if reason is not None:
             run.not_run.add(rule.code)
             if is_active:

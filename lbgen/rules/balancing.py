@@ -51,7 +51,8 @@ KONG_HEALTH_DOC = (
 )
 
 
-def _self_managed_only(spec: Spec) -> str | None:
+def _self_managed_only(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.cluster.platform != "self-managed":
         return SkipReason(
             f"kube-proxy IPVS settings only take effect on self-managed clusters "
@@ -1434,7 +1435,8 @@ def _connection_churn(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_pool_to_cluster_ip(spec: Spec) -> str | None:
+def _needs_pool_to_cluster_ip(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if _pool_to_cluster_ip(spec) is None:
         return "no L7 tier's connections end at a Service ClusterIP"
     return None

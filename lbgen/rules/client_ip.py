@@ -742,7 +742,8 @@ def _proxy_traffic_policy(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_kong_behind_cloud_lb(spec: Spec) -> str | None:
+def _needs_kong_behind_cloud_lb(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.external_lb is None:
         return "no external load balancer in front of the path"
     kong = spec.kong

@@ -13,13 +13,11 @@ from collections.abc import Iterator
 from lbgen import defaults, versions
 from lbgen.defaults import CLUSTER_DNS_TTL, Fact
 from lbgen.model.service import KongHealthchecks, Service
-from lbgen.model.spec import Spec
-from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
-from lbgen.plan.topology import front_of_cluster, headless_fqdn, is_dns_name, through_cluster_ip
+from lbgen.plan.hops import HopPlan, KongHop, NginxHttpHop, NginxStreamHop
+from lbgen.plan.topology import front_of_cluster, is_dns_name, through_cluster_ip
 from lbgen.plan.values import (
-    edge_fail_timeout,
-    edge_max_fails,
     edge_read_timeout,
     kong_read_timeout,
 )
@@ -34,7 +32,7 @@ from lbgen.rules._base import (
     SkipReason,
     Violation,
 )
-from lbgen.rules._crosshop import group_members, group_size
+from lbgen.rules._crosshop import group_members
 
 KONG_HEALTH = "https://developer.konghq.com/gateway/traffic-control/health-checks-circuit-breakers/"
 KONG_UPSTREAM = (
@@ -86,8 +84,8 @@ def _active_trips(checks: KongHealthchecks | None) -> bool:
     return active.healthy.interval > 0 and counters > 0
 
 
-def _needs_kong(spec: Spec) -> str | None:
-    return None if spec.kong is not None else "no kong tier"
+def _needs_kong(ctx: RuleContext) -> str | None:
+    return None if ctx.plan.hops_of(KongHop) else "no kong tier"
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,7 +94,7 @@ def _needs_kong(spec: Spec) -> str | None:
 
 
 def _passive_never_reenabled(ctx: RuleContext) -> Iterator[Violation]:
-    if ctx.spec.kong is None:
+    if not ctx.plan.hops_of(KongHop):
         return
     for index, service in enumerate(ctx.spec.services):
         checks = service.kong.healthchecks
@@ -215,7 +213,7 @@ services:
 
 
 def _passive_successes_zero(ctx: RuleContext) -> Iterator[Violation]:
-    if ctx.spec.kong is None:
+    if not ctx.plan.hops_of(KongHop):
         return
     for index, service in enumerate(ctx.spec.services):
         checks = service.kong.healthchecks
@@ -327,8 +325,7 @@ def _targets(service: Service) -> tuple[int, ModelPath, str]:
 
 
 def _threshold_trips_on_one_target(ctx: RuleContext) -> Iterator[Violation]:
-    kong = ctx.spec.kong
-    if kong is None or kong.backend_targets != "pod_endpoints":
+    if not any(hop.dials_pods for hop in ctx.plan.hops_of(KongHop)):
         return
     for index, service in enumerate(ctx.spec.services):
         checks = service.kong.healthchecks
@@ -360,13 +357,14 @@ def _threshold_trips_on_one_target(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_kong_on_pods(spec: Spec) -> str | None:
-    if spec.kong is None:
+def _needs_kong_on_pods(ctx: RuleContext) -> str | None:
+    kongs = ctx.plan.hops_of(KongHop)
+    if not kongs:
         return "no kong tier"
-    if spec.kong.backend_targets != "pod_endpoints":
+    if not any(hop.dials_pods for hop in kongs):
         return SkipReason(
             "Kong targets one ClusterIP per Service (health checks there are LB402's)",
-            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+            ctx.hop_path(kongs[0], "backend_targets"),
         )
     return None
 
@@ -458,16 +456,17 @@ services:
 
 
 def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
+    for edge in ctx.plan.hops_of(NginxHttpHop):
+        following = ctx.plan.next_hop(edge)
+        if following is not None and following.layer in ("l4", "l7"):
+            yield from _shared_hop_blamed(ctx, edge, following)
+
+
+def _shared_hop_blamed(ctx: RuleContext, edge: NginxHttpHop, following: HopPlan) -> Iterator[Violation]:
     spec = ctx.spec
-    edge = spec.edge
-    if edge is None:
-        return
-    following = spec.next_tier(edge)
-    if not isinstance(following, NginxStreamTier | KongTier):
-        return
-    if group_size(spec, edge) < 2:
+    if edge.group_size < 2:
         return  # a single server is never marked unavailable (LB208)
-    fails_at = edge_max_fails(edge)
+    fails_at = edge.max_fails
     max_fails, origin = fails_at.value, fails_at.label
     if max_fails == 0:
         return
@@ -477,29 +476,40 @@ def _edge_blames_shared_hop(ctx: RuleContext) -> Iterator[Violation]:
     yield Violation(
         message=(
             f"{edge.name} counts every error and timeout against the {following.name} instance "
-            f"the request went through ({fails} within fail_timeout {edge_fail_timeout(edge)}), "
+            f"the request went through ({fails} within fail_timeout {edge.fail_timeout}), "
             f"but each {following.name} instance carries {carried}: "
-            f"one backend slower than {edge.name}'s {edge_read_timeout(edge)} read timeout makes "
-            f"{following.name} instances ({group_members(spec, edge)}) unavailable for "
+            f"one backend slower than {edge.name}'s {edge.read_timeout} read timeout makes "
+            f"{following.name} instances ({group_members(ctx, edge)}) unavailable for "
             f"{'every request' if count == 1 else 'every service'}"
         ),
         hint=(
             f"set {edge.name} passive_health.max_fails: 0 and leave per-pod failure handling to "
-            f"{'Kong' if spec.kong is not None else 'the hop that sees the pods'} and readiness "
+            f"{_pod_facing_product(ctx)} and readiness "
             "probes, or raise max_fails well above what one slow service produces"
         ),
-        path=ctx.tier_path(edge, "passive_health", "max_fails"),
-        related_path=ctx.tier_path(following, "instances"),
+        path=ctx.hop_path(edge, "passive_health", "max_fails"),
+        related_path=ctx.hop_path(following, "instances"),
     )
 
 
-def _needs_edge_before_shared_hop(spec: Spec) -> str | None:
-    edge = spec.edge
-    if edge is None:
+def _needs_edge_before_shared_hop(ctx: RuleContext) -> str | None:
+    edges = ctx.plan.hops_of(NginxHttpHop)
+    if not edges:
         return "no nginx_http tier"
-    if not isinstance(spec.next_tier(edge), NginxStreamTier | KongTier):
+    if all(_next_layer(ctx, edge) not in ("l4", "l7") for edge in edges):
         return "the edge talks to the pods directly: its failure accounting is per pod"
     return None
+
+
+def _next_layer(ctx: RuleContext, hop: HopPlan) -> str | None:
+    following = ctx.plan.next_hop(hop)
+    return following.layer if following is not None else None
+
+
+def _pod_facing_product(ctx: RuleContext) -> str:
+    """Who handles failures per pod: the L7 hop whose connections end at the pods."""
+    front = ctx.plan.front_of_cluster
+    return front.product if front is not None and front.layer == "l7" else "the hop that sees the pods"
 
 
 EDGE_BLAMES_SHARED_HOP = Rule(
@@ -657,7 +667,8 @@ def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_known_propagation(spec: Spec) -> str | None:
+def _needs_known_propagation(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     front = front_of_cluster(spec)
     if front is None:
         return "no tier in front of Kubernetes"
@@ -789,7 +800,7 @@ PRE_STOP_OUTLASTS_GRACE = Rule(
     tiers=frozenset({"kubernetes", "app"}),
     check=_pre_stop_outlasts_grace,
     versions="all Kubernetes versions",
-    applies=lambda spec: None,
+    applies=lambda ctx: None,
     doc=RuleDoc(
         what=(
             "A service's `pre_stop_delay` against its `termination_grace_period` (Kubernetes "
@@ -845,41 +856,42 @@ services:
 # --- LB310 ---------------------------------------------------------------------------------
 
 
-def _names_dialed(
-    ctx: RuleContext, tier: NginxHttpTier | NginxStreamTier
-) -> Iterator[tuple[ModelPath, str, str]]:
+def _names_dialed(ctx: RuleContext, hop: HopPlan) -> Iterator[tuple[ModelPath, str, str]]:
     """(model path, host name, what it is) for each DNS name `tier` dials that can move.
 
     A ClusterIP Service name is left out: its one virtual IP lives as long as the Service,
     rollouts and scaling do not change it.
     """
-    spec = ctx.spec
-    callee = spec.next_tier(tier)
-    if isinstance(callee, NginxStreamTier | KongTier):
-        for index, instance in enumerate(callee.instances):
-            if is_dns_name(instance.address):
+    callee = ctx.plan.next_hop(hop)
+    instances = [t for t in hop.targets if t.kind == "instance"]
+    if callee is not None and instances:
+        for index, target in enumerate(instances):
+            if is_dns_name(target.host):
                 yield (
-                    ctx.tier_path(callee, "instances", index, "address"),
-                    instance.address,
-                    f"{callee.name} instance {instance.name}",
+                    ctx.hop_path(callee, "instances", index, "address"),
+                    target.host,
+                    f"{callee.name} instance {target.name}",
                 )
-    elif isinstance(tier, NginxHttpTier) and tier.backend_targets == "pod_endpoints":
-        for service in spec.services:
-            yield (
-                ctx.tier_path(tier, "backend_targets"),
-                headless_fqdn(spec, service),
-                f"the pods of {service.namespace}/{service.name} (headless Service)",
-            )
+    elif hop.targets_key is not None:
+        for target in hop.targets:
+            if target.kind == "headless":
+                yield (
+                    ctx.hop_path(hop, *hop.targets_key),
+                    target.host,
+                    f"the pods of {target.name} (headless Service)",
+                )
 
 
 def _name_resolved_once(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
     yield from _valid_outlasts_pre_stop(ctx)
-    for tier in (spec.edge, spec.l4):
-        if tier is None or tier.resolver is not None:
+    for hop in ctx.plan.tier_hops:
+        if not isinstance(hop, NginxHttpHop | NginxStreamHop):
+            continue
+        tier = hop.tier
+        if tier.resolver is not None:
             continue
         seen: set[ModelPath] = set()
-        for path, host, what in _names_dialed(ctx, tier):
+        for path, host, what in _names_dialed(ctx, hop):
             if path in seen:
                 continue
             seen.add(path)
@@ -911,12 +923,13 @@ def _valid_outlasts_pre_stop(ctx: RuleContext) -> Iterator[Violation]:
     answer up to `valid=`, so it may still send to the pod that long. Unset pre_stop_delay is
     LB305's finding, not repeated here.
     """
-    edge = ctx.spec.edge
-    if edge is None or edge.resolver is None or edge.resolver.valid is None:
-        return
-    if edge.backend_targets != "pod_endpoints" or not isinstance(
-        ctx.spec.next_tier(edge), KubernetesTier
-    ):
+    for hop in ctx.plan.hops_of(NginxHttpHop):
+        yield from _cached_answer_outlasts_pre_stop(ctx, hop)
+
+
+def _cached_answer_outlasts_pre_stop(ctx: RuleContext, hop: NginxHttpHop) -> Iterator[Violation]:
+    edge = hop.tier
+    if edge.resolver is None or edge.resolver.valid is None or not hop.dials_pods:
         return
     valid = edge.resolver.valid
     for index, service in enumerate(ctx.spec.services):
@@ -1048,7 +1061,8 @@ def _no_readiness_probe(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_front_tier(spec: Spec) -> str | None:
+def _needs_front_tier(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     return None if front_of_cluster(spec) is not None else "no tier in front of Kubernetes"
 
 
@@ -1169,7 +1183,8 @@ def _grace_shorter_than_drain(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_l7_front(spec: Spec) -> str | None:
+def _needs_l7_front(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     front = front_of_cluster(spec)
     if front is None:
         return "no tier in front of Kubernetes"
@@ -1256,8 +1271,13 @@ KIC_STICKY_DRAIN = (
 
 
 def _kic_without_drain(ctx: RuleContext) -> Iterator[Violation]:
-    kong = ctx.spec.kong
-    if kong is None or kong.mode != "kic" or (kong.kic is not None and kong.kic.drain_support):
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kic_drops_sessions(ctx, hop)
+
+
+def _kic_drops_sessions(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    kong = hop.tier
+    if kong.mode != "kic" or (kong.kic is not None and kong.kic.drain_support):
         return
     sticky = [
         (index, service)
@@ -1285,9 +1305,8 @@ def _kic_without_drain(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _needs_kic(spec: Spec) -> str | None:
-    kong = spec.kong
-    if kong is None or kong.mode != "kic":
+def _needs_kic(ctx: RuleContext) -> str | None:
+    if not any(hop.tier.mode == "kic" for hop in ctx.plan.hops_of(KongHop)):
         return "no Kong under the Kong Ingress Controller"
     return None
 
@@ -1425,7 +1444,7 @@ PDB_BLOCKS_DRAINS = Rule(
     tiers=frozenset({"kubernetes"}),
     check=_pdb_blocks_drains,
     versions="policy/v1 PodDisruptionBudget (Kubernetes ≥ 1.21)",
-    applies=lambda spec: None,
+    applies=lambda ctx: None,
     doc=RuleDoc(
         what=(
             "A service's `disruption_budget` against its pod count (the HPA minimum when "

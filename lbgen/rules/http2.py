@@ -11,10 +11,9 @@ from collections.abc import Iterator
 
 from lbgen import defaults
 from lbgen.model.service import Service
-from lbgen.model.tiers import KubernetesTier, NginxHttpTier
 from lbgen.model.types import Duration
-from lbgen.plan.topology import gateway_entry_listener, through_cluster_ip
-from lbgen.plan.values import edge_read_timeout, kong_read_timeout
+from lbgen.plan.hops import HopPlan, KongHop, NginxHttpHop
+from lbgen.plan.topology import gateway_entry_listener
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -53,15 +52,17 @@ def _names(found: list[tuple[int, Service]], limit: int = 3) -> str:
 
 
 def _gateway_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    kong = spec.kong
-    if kong is None:
-        return
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kong_listener_without_h2(ctx, hop)
+
+
+def _kong_listener_without_h2(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
     grpc = _grpc_services(spec.services)
     if not grpc:
         return
     first = ("services", grpc[0][0], "protocol")
-    peer = spec.previous_tier(kong)
+    peer = ctx.plan.previous_tier_hop(hop)
     if peer is not None:
         index, listener = gateway_entry_listener(spec, kong)
         if listener.http2:
@@ -174,9 +175,13 @@ services:
 
 
 def _edge_listener_without_h2(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    edge = spec.edge
-    if edge is None or any(listener.http2 for listener in edge.listen):
+    for hop in ctx.plan.hops_of(NginxHttpHop):
+        yield from _nginx_listener_without_h2(ctx, hop)
+
+
+def _nginx_listener_without_h2(ctx: RuleContext, hop: NginxHttpHop) -> Iterator[Violation]:
+    spec, edge = ctx.spec, hop.tier
+    if any(listener.http2 for listener in edge.listen):
         return
     grpc = _grpc_services(spec.services)
     if not grpc:
@@ -253,21 +258,27 @@ services:
 
 
 def _grpc_pinned_by_l4(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    l4 = spec.l4
-    if l4 is None or isinstance(spec.previous_tier(l4), NginxHttpTier):
+    for hop in ctx.plan.tier_hops:
+        if hop.layer == "l4":
+            yield from _grpc_pinned_by_relay(ctx, hop)
+
+
+def _grpc_pinned_by_relay(ctx: RuleContext, hop: HopPlan) -> Iterator[Violation]:
+    spec, l4 = ctx.spec, hop
+    caller = ctx.plan.previous_tier_hop(hop)
+    if caller is not None and caller.layer == "l7":
         return  # behind the edge, each gRPC call is its own upstream request (LB410 covers pools)
     grpc = _grpc_services(spec.services)
     if not grpc:
         return
-    callee = spec.next_tier(l4)
+    callee = ctx.plan.next_hop(hop)
     if callee is None:
         return
-    if isinstance(callee, KubernetesTier):
+    if callee.layer == "cluster":
         spread = grpc[0][1].replicas
         target = f"one of the {spread} {grpc[0][1].name} pods (through the ClusterIP)"
     else:
-        spread = len(callee.instances)
+        spread = hop.group_size
         target = f"one of the {spread} {callee.name} instances"
     if spread < 2:
         return
@@ -282,7 +293,7 @@ def _grpc_pinned_by_l4(ctx: RuleContext) -> Iterator[Violation]:
             "or have clients balance themselves (several connections, client-side "
             "balancing, a server-side max connection age)"
         ),
-        path=ctx.tier_path(l4, "balancing"),
+        path=ctx.hop_path(l4, "balancing"),
         related_path=("services", grpc[0][0], "protocol"),
     )
 
@@ -373,29 +384,22 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
 
     # Tier-wide idle timers: one finding each, against the longest stream silence.
     timers: list[tuple[ModelPath, str, Duration]] = []
-    edge, l4, kong = spec.edge, spec.l4, spec.kong
-    if edge is not None:
-        timers.append((ctx.tier_path(edge, "timeouts", "read"),
-                       f"{edge.name} proxy_read_timeout/grpc_read_timeout",
-                       edge_read_timeout(edge).value))
-    if l4 is not None and ctx.budget.l4_proxy_timeout is not None:
-        timers.append((ctx.tier_path(l4, "proxy_timeout"), f"{l4.name} proxy_timeout",
-                       ctx.budget.l4_proxy_timeout.value))
-    cluster = spec.cluster
-    proxy = cluster.kube_proxy
+    edge_path: ModelPath | None = None
+    for hop in ctx.plan.tier_hops:
+        if isinstance(hop, NginxHttpHop):
+            edge_path = ctx.hop_path(hop, "timeouts", "read")
+            timers.append((edge_path, f"{hop.name} proxy_read_timeout/grpc_read_timeout",
+                           hop.read_timeout.value))
+        elif hop.layer == "l4" and (closer := hop.idle_close) is not None:
+            timers.append((ctx.hop_path(hop, *closer.key), f"{hop.name} {closer.name}", closer.value.value))
+    cluster, front = ctx.plan.cluster, ctx.plan.front_of_cluster
+    nat = cluster.nat_idle_limit
     if (
-        cluster.platform == "self-managed"
-        and through_cluster_ip(spec) is not None
-        and proxy is not None
-        and proxy.mode == "ipvs"
+        front is not None and not front.dials_pods
+        and nat is not None and nat.key == ("kube_proxy", "ipvs", "tcp_timeout")
     ):
-        set_value = proxy.ipvs.tcp_timeout if proxy.ipvs is not None else None
-        ipvs_value = set_value if set_value else defaults.IPVS_KERNEL_TCP_TIMEOUT.value
-        assert isinstance(ipvs_value, Duration)
-        timers.append((ctx.tier_path(cluster, "kube_proxy", "ipvs", "tcp_timeout"),
-                       "kube-proxy IPVS tcp timeout", ipvs_value))
+        timers.append((ctx.hop_path(cluster, *nat.key), "kube-proxy IPVS tcp timeout", nat.value))
 
-    edge_path = ctx.tier_path(edge, "timeouts", "read") if edge is not None else None
     for path, label, value in timers:
         cut_indexed = [
             (i, s)
@@ -426,12 +430,15 @@ def _stream_outlives_timers(ctx: RuleContext) -> Iterator[Violation]:
             related_path=("services", longest_index, "stream_idle"),
         )
 
-    if kong is None:
-        return
+    for kong in ctx.plan.hops_of(KongHop):
+        yield from _stream_outlives_kong_read(kong, streams)
+
+
+def _stream_outlives_kong_read(kong: KongHop, streams: list[tuple[int, Service]]) -> Iterator[Violation]:
     for index, service in streams:
         idle = service.stream_idle
         assert idle is not None
-        read = kong_read_timeout(service).value
+        read = kong.services[index].read_timeout.value
         if idle < read:
             continue
         yield Violation(
@@ -527,18 +534,18 @@ services:
 def _stream_idle_unknown(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
     timers: list[str] = []
-    if spec.edge is not None:
-        read = edge_read_timeout(spec.edge).value
-        timers.append(f"{spec.edge.name} proxy_read_timeout {read}")
-    if spec.l4 is not None and ctx.budget.l4_proxy_timeout is not None:
-        timers.append(f"{spec.l4.name} proxy_timeout {ctx.budget.l4_proxy_timeout.value}")
+    for hop in ctx.plan.tier_hops:
+        if isinstance(hop, NginxHttpHop):
+            timers.append(f"{hop.name} proxy_read_timeout {hop.read_timeout.value}")
+        elif hop.layer == "l4" and (closer := hop.idle_close) is not None:
+            timers.append(f"{hop.name} {closer.name} {closer.value.value}")
+    kongs = ctx.plan.hops_of(KongHop)
     for index, service in enumerate(spec.services):
         if not service.streaming or service.stream_idle is not None:
             continue
         hops = list(timers)
-        if spec.kong is not None:
-            read = kong_read_timeout(service).value
-            hops.append(f"{spec.kong.name} read_timeout {read}")
+        for kong in kongs:
+            hops.append(f"{kong.name} read_timeout {kong.services[index].read_timeout.value}")
         if not hops:
             continue
         yield Violation(
@@ -632,9 +639,12 @@ services:
 
 
 def _sse_buffered(ctx: RuleContext) -> Iterator[Violation]:
-    kong = ctx.spec.kong
-    if kong is None:
-        return
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kong_buffers_sse(ctx, hop)
+
+
+def _kong_buffers_sse(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    kong = hop.tier
     for index, service in enumerate(ctx.spec.services):
         if "sse" in service.streaming and service.kong.response_buffering:
             yield Violation(

@@ -12,13 +12,11 @@ from collections.abc import Iterator
 
 from msgspec import Struct
 
-from lbgen import defaults, versions
-from lbgen.model.spec import ExternalLoadBalancer, Spec
-from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
+from lbgen import defaults
 from lbgen.model.types import Duration
-from lbgen.plan._resolved import Resolved, given
-from lbgen.plan.budget import margin_for, product_default, service_key
-from lbgen.plan.topology import front_of_cluster, through_cluster_ip
+from lbgen.plan._resolved import Resolved
+from lbgen.plan.budget import margin_for, service_key
+from lbgen.plan.hops import ExternalLbHop, HopPlan, KongHop, KubernetesHop, NginxHttpHop
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -36,7 +34,6 @@ from lbgen.rules._crosshop import (
     app_facing_pool,
     closing_order,
     listing,
-    pool_keeps_forever,
 )
 
 NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
@@ -49,56 +46,50 @@ KONG_CONF = "https://github.com/Kong/kong/blob/master/kong.conf.default"
 
 
 def _edge_pool_outlives_gateway(ctx: RuleContext) -> Iterator[Violation]:
-    spec, budget = ctx.spec, ctx.budget
-    edge, kong = spec.edge, spec.kong
-    if (
-        edge is None
-        or kong is None
-        or budget.edge_upstream is None
-        or budget.kong_client_keepalive is None
-    ):
-        return
-    if budget.edge_upstream.connections.value == 0:
-        return
-    caller = budget.edge_upstream.idle_timeout.value
-    callee = budget.kong_client_keepalive.value
-    if caller is None:
-        return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
-    order = closing_order(spec, caller, callee)
-    if order is None:
-        return
-    if order.inside_margin:
-        message = (
-            f"{edge.name} keeps idle upstream connections for {caller} and {kong.name} closes "
-            f"idle client connections after {callee}: {edge.name} closes "
-            f"{order.margin_clause(kong.name)}"
+    spec = ctx.spec
+    for caller_hop, callee_hop in ctx.plan.l7_pairs():
+        pool, closer = caller_hop.pool, callee_hop.idle_close
+        if pool is None or closer is None or pool.connections.value == 0:
+            continue
+        caller, callee = pool.idle_timeout.value, closer.value.value
+        if caller is None:
+            continue  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
+        order = closing_order(spec, caller, callee)
+        if order is None:
+            continue
+        edge, kong = caller_hop.name, callee_hop.name
+        if order.inside_margin:
+            message = (
+                f"{edge} keeps idle upstream connections for {caller} and {kong} closes "
+                f"idle client connections after {callee}: {edge} closes "
+                f"{order.margin_clause(kong)}"
+            )
+        else:
+            message = (
+                f"{edge} keeps idle upstream connections for {caller} but {kong} "
+                f"closes idle client connections after {callee}, so {edge} can send a "
+                f"request on a connection {callee_hop.product} is closing (intermittent 502)"
+            )
+        yield Violation(
+            message=message,
+            hint=(
+                f"lower {edge} upstream_keepalive.idle_timeout to "
+                f"{callee - margin_for(spec, callee)} or less (or leave it unset to derive it), or "
+                f"raise {kong} "
+                f"client_keepalive.timeout to {caller + order.margin} or more"
+            ),
+            path=ctx.hop_path(caller_hop, "upstream_keepalive", "idle_timeout"),
+            related_path=ctx.hop_path(callee_hop, *closer.key),
+            severity=order.severity,
         )
-    else:
-        message = (
-            f"{edge.name} keeps idle upstream connections for {caller} but {kong.name} "
-            f"closes idle client connections after {callee}, so {edge.name} can send a "
-            "request on a connection Kong is closing (intermittent 502)"
-        )
-    yield Violation(
-        message=message,
-        hint=(
-            f"lower {edge.name} upstream_keepalive.idle_timeout to "
-            f"{callee - margin_for(spec, callee)} or less (or leave it unset to derive it), or "
-            f"raise {kong.name} "
-            f"client_keepalive.timeout to {caller + order.margin} or more"
-        ),
-        path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
-        related_path=ctx.tier_path(kong, "client_keepalive", "timeout"),
-        severity=order.severity,
-    )
 
 
-def _needs_edge_and_kong(spec: Spec) -> str | None:
-    if spec.edge is None:
+def _needs_edge_and_kong(ctx: RuleContext) -> str | None:
+    if ctx.plan.l7_pairs():
+        return None
+    if ctx.plan.first_of(NginxHttpHop) is None:
         return "no nginx_http tier"
-    if spec.kong is None:
-        return "no kong tier"
-    return None
+    return "no kong tier"
 
 
 EDGE_POOL_OUTLIVES_GATEWAY = Rule(
@@ -182,53 +173,51 @@ services:
 
 
 def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
-    spec, budget = ctx.spec, ctx.budget
-    edge, l4 = spec.edge, spec.l4
-    if edge is None or l4 is None:
-        return
-    if budget.edge_upstream is None or budget.l4_proxy_timeout is None:
-        return
-    pool = budget.edge_upstream
-    if pool.connections.value == 0:
-        return
-    caller, callee = pool.idle_timeout.value, budget.l4_proxy_timeout.value
-    if caller is None:
-        return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
-    order = closing_order(spec, caller, callee)
-    if order is None:
-        return
-    held = (
-        f"{edge.name} keeps idle pooled connections to {l4.name} for "
-        f"{pool.idle_timeout.shown()} and {l4.name} closes a connection after "
-        f"{budget.l4_proxy_timeout.shown()} without data (proxy_timeout)"
-    )
-    if order.inside_margin:
-        message = f"{held}: {edge.name} closes {order.margin_clause(l4.name)}"
-    else:
-        message = (
-            f"{held}, so {edge.name} can send a request on a connection {l4.name} is closing "
-            "(intermittent 502, and non-idempotent requests are not retried)"
+    spec = ctx.spec
+    for caller_hop, relay in ctx.plan.relayed_pairs():
+        pool, closer = caller_hop.pool, relay.idle_close
+        if pool is None or closer is None or pool.connections.value == 0:
+            continue
+        caller, callee = pool.idle_timeout.value, closer.value.value
+        if caller is None:
+            continue  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
+        order = closing_order(spec, caller, callee)
+        if order is None:
+            continue
+        edge, l4 = caller_hop.name, relay.name
+        held = (
+            f"{edge} keeps idle pooled connections to {l4} for "
+            f"{pool.idle_timeout.shown()} and {l4} closes a connection after "
+            f"{closer.value.shown()} without data ({closer.name})"
         )
-    yield Violation(
-        message=message,
-        hint=(
-            f"lower {edge.name} upstream_keepalive.idle_timeout to "
-            f"{callee - margin_for(spec, callee)} or less (or leave it unset so lbgen derives "
-            f"it), or raise {l4.name} proxy_timeout "
-            f"to {caller + order.margin} or more (nginx's default is 10m)"
-        ),
-        path=ctx.tier_path(edge, "upstream_keepalive", "idle_timeout"),
-        related_path=ctx.tier_path(l4, "proxy_timeout"),
-        severity=order.severity,
-    )
+        if order.inside_margin:
+            message = f"{held}: {edge} closes {order.margin_clause(l4)}"
+        else:
+            message = (
+                f"{held}, so {edge} can send a request on a connection {l4} is closing "
+                "(intermittent 502, and non-idempotent requests are not retried)"
+            )
+        default = f" ({relay.product}'s default is {closer.default})" if closer.default else ""
+        yield Violation(
+            message=message,
+            hint=(
+                f"lower {edge} upstream_keepalive.idle_timeout to "
+                f"{callee - margin_for(spec, callee)} or less (or leave it unset so lbgen derives "
+                f"it), or raise {l4} {closer.knob} "
+                f"to {caller + order.margin} or more{default}"
+            ),
+            path=ctx.hop_path(caller_hop, "upstream_keepalive", "idle_timeout"),
+            related_path=ctx.hop_path(relay, *closer.key),
+            severity=order.severity,
+        )
 
 
-def _needs_edge_and_l4(spec: Spec) -> str | None:
-    if spec.l4 is None:
+def _needs_edge_and_l4(ctx: RuleContext) -> str | None:
+    if ctx.plan.relayed_pairs():
+        return None
+    if not any(hop.layer == "l4" for hop in ctx.plan.hops):
         return "no nginx_stream tier"
-    if spec.edge is None:
-        return "no nginx_http tier in front of the nginx_stream tier"
-    return None
+    return "no nginx_http tier in front of the nginx_stream tier"
 
 
 EDGE_POOL_OUTLIVES_L4 = Rule(
@@ -327,7 +316,7 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     caller = pool.idle_timeout.value
     if caller is None:
         return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
-    forever = pool_keeps_forever(tier, pool)
+    forever = tier.keeps_idle_forever
     # One pass over the services. The shortest conflicting app idle timeout is the one to
     # report (fixing it fixes the others); the rest are counted. Apps past the pool's idle
     # time come first (errors), then those closing inside the margin (warnings).
@@ -386,14 +375,14 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
             f"{'the pool idle timeout' if forever else caller + worst_order.margin} and set "
             "app.idle_timeout to match"
         ),
-        path=ctx.tier_path(tier, "upstream_keepalive", "idle_timeout"),
+        path=ctx.hop_path(tier, "upstream_keepalive", "idle_timeout"),
         related_path=("services", index, "app", "idle_timeout"),
         severity=worst_order.severity,
     )
 
 
-def _needs_pooled_l7(spec: Spec) -> str | None:
-    if spec.kong is None and spec.edge is None:
+def _needs_pooled_l7(ctx: RuleContext) -> str | None:
+    if ctx.plan.app_facing_pool() is None:
         return "no nginx_http or kong tier keeps pooled connections to the pods"
     return None
 
@@ -496,48 +485,30 @@ def _idle_closers(ctx: RuleContext) -> list[_IdleCloser]:
     """Every hop that can close the load balancer's idle connections, outermost first: the
     first tier, and behind an L4 tier (which relays each connection as one TCP connection)
     the first hop that terminates HTTP keep-alive — Kong, or the app servers."""
-    spec, budget = ctx.spec, ctx.budget
-    first = spec.tiers[0]
-    if isinstance(first, NginxHttpTier) and budget.edge_client_keepalive is not None:
-        return [
-            _IdleCloser(
-                first.name, budget.edge_client_keepalive,
-                ctx.tier_path(first, "client_keepalive", "timeout"),
-                "client_keepalive.timeout (keepalive_timeout)", True,
-            )
-        ]
-    if isinstance(first, KongTier) and budget.kong_client_keepalive is not None:
-        return [
-            _IdleCloser(
-                first.name, budget.kong_client_keepalive,
-                ctx.tier_path(first, "client_keepalive", "timeout"),
-                "client_keepalive.timeout (nginx_http_keepalive_timeout)", True,
-            )
-        ]
-    if not isinstance(first, NginxStreamTier) or budget.l4_proxy_timeout is None:
+    plan = ctx.plan
+    first = plan.tier_hops[0]
+    closer = first.idle_close
+    if closer is None:
         return []
-    closers = [
-        _IdleCloser(
-            first.name, budget.l4_proxy_timeout, ctx.tier_path(first, "proxy_timeout"),
-            "proxy_timeout", True,
-        )
-    ]
-    behind = spec.next_tier(first)
-    if isinstance(behind, KongTier) and budget.kong_client_keepalive is not None:
+    closers = [_IdleCloser(first.name, closer.value, ctx.hop_path(first, *closer.key), closer.knob, True)]
+    if first.layer != "l4":
+        return closers
+    behind = plan.next_hop(first)
+    behind_closer = behind.idle_close if behind is not None else None
+    if behind is not None and behind_closer is not None:
         closers.append(
             _IdleCloser(
-                behind.name, budget.kong_client_keepalive,
-                ctx.tier_path(behind, "client_keepalive", "timeout"),
-                "client_keepalive.timeout (nginx_http_keepalive_timeout)", True, first.name,
+                behind.name, behind_closer.value, ctx.hop_path(behind, *behind_closer.key),
+                behind_closer.knob, True, first.name,
             )
         )
-    elif isinstance(behind, KubernetesTier):
+    elif isinstance(behind, KubernetesHop):
         # An L4 tier straight in front of Kubernetes serves one Service (the model's rule).
-        for index, service in enumerate(spec.services):
+        for index, (service, planned) in enumerate(zip(ctx.spec.services, behind.services, strict=True)):
             closers.append(
                 _IdleCloser(
                     f"the {service.app.preset} server of {service.name}",
-                    budget.app_idle[service_key(service)],
+                    planned.app_idle_timeout,
                     ("services", index, "app", "idle_timeout"),
                     APP_KEEPALIVE_KNOB[service.app.preset], False, first.name,
                 )
@@ -546,11 +517,11 @@ def _idle_closers(ctx: RuleContext) -> list[_IdleCloser]:
 
 
 def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
-    spec, budget = ctx.spec, ctx.budget
-    lb = spec.external_lb
-    if lb is None:
+    spec = ctx.spec
+    lb, lb_hop = spec.external_lb, ctx.plan.first_of(ExternalLbHop)
+    if lb is None or lb_hop is None:
         return
-    lb_idle = budget.external_lb_idle or _external_lb_idle(lb)
+    lb_idle = lb_hop.backend_idle_timeout
     if lb_idle.value is None:
         return
     lb_shown = (
@@ -612,19 +583,14 @@ def _external_lb_outlives_first_tier(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _external_lb_idle(lb: ExternalLoadBalancer) -> Resolved[Duration | None]:
-    """The load balancer's backend idle timeout when the budget has none (the budget resolves
-    it only for an nginx_http first tier): as set, or the product default with its source."""
-    return given(lb.backend_idle_timeout, product_default(defaults.external_lb_backend_idle(lb.kind)))
-
-
-def _needs_external_lb(spec: Spec) -> str | None:
+def _needs_external_lb(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     lb = spec.external_lb
     if lb is None:
         return "no external_lb in front of the first tier"
     if lb.kind == "other" and lb.backend_idle_timeout is None:
         return "external_lb kind other has no backend_idle_timeout: its idle timeout is unknown"
-    if isinstance(spec.tiers[0], KubernetesTier):
+    if ctx.plan.tier_hops[0].layer == "cluster":
         return "the external load balancer sends straight to Kubernetes"
     return None
 
@@ -721,52 +687,26 @@ services:
 # ---------------------------------------------------------------------------------------
 
 
-def _nat_idle_limit(ctx: RuleContext) -> tuple[Duration, str, ModelPath]:
-    """How long kube-proxy's NAT state survives an idle connection, its label and its path."""
-    cluster = ctx.spec.cluster
-    kube_proxy = cluster.kube_proxy
-    if cluster.platform == "self-managed" and kube_proxy is not None and kube_proxy.mode == "ipvs":
-        path = ctx.tier_path(cluster, "kube_proxy", "ipvs", "tcp_timeout")
-        ipvs = kube_proxy.ipvs
-        if ipvs is not None and ipvs.tcp_timeout is not None and ipvs.tcp_timeout.ms > 0:
-            return ipvs.tcp_timeout, "ipvs.tcpTimeout", path
-        limit = defaults.IPVS_KERNEL_TCP_TIMEOUT.value
-        assert isinstance(limit, Duration)
-        label = "the kernel's IPVS tcp timeout, kept by kube-proxy while ipvs.tcpTimeout is unset"
-        return limit, label, path
-    path = ctx.tier_path(cluster, "kube_proxy", "conntrack", "tcp_established_timeout")
-    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
-    if (
-        conntrack is not None
-        and conntrack.tcp_established_timeout is not None
-        and conntrack.tcp_established_timeout.ms > 0
-    ):
-        return conntrack.tcp_established_timeout, "conntrack.tcpEstablishedTimeout", path
-    limit = defaults.CONNTRACK_TCP_ESTABLISHED.value
-    assert isinstance(limit, Duration)
-    return limit, "kube-proxy's default conntrack.tcpEstablishedTimeout", path
-
-
 def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
-    spec, budget = ctx.spec, ctx.budget
-    front = front_of_cluster(spec)
-    if front is None or through_cluster_ip(spec) is None:
+    plan = ctx.plan
+    front, nat = plan.front_of_cluster, plan.cluster.nat_idle_limit
+    if front is None or front.dials_pods or nat is None:
         return
-    if isinstance(front, KongTier | NginxHttpTier):
-        pool = budget.kong_upstream if isinstance(front, KongTier) else budget.edge_upstream
-        if pool is None or pool.connections.value == 0:
+    pool, closer = front.pool, front.idle_close
+    if front.layer == "l7" and pool is not None:
+        if pool.connections.value == 0:
             return
-        forever = pool_keeps_forever(front, pool)
+        forever = front.keeps_idle_forever
         idle, held = pool.idle_timeout.value, pool.idle_timeout.shown()
         setting: tuple[str, ...] = ("upstream_keepalive", "idle_timeout")
         what = "pooled connections"
-    elif isinstance(front, NginxStreamTier) and budget.l4_proxy_timeout is not None:
+    elif front.layer == "l4" and closer is not None:
         forever = False
-        idle, held = budget.l4_proxy_timeout.value, budget.l4_proxy_timeout.shown()
-        setting, what = ("proxy_timeout",), "idle connections (proxy_timeout)"
+        idle, held = closer.value.value, closer.value.shown()
+        setting, what = closer.key, f"idle connections ({closer.name})"
     else:
         return
-    limit, label, limit_path = _nat_idle_limit(ctx)
+    limit, label, limit_path = nat.value, nat.label, ctx.hop_path(plan.cluster, *nat.key)
     if not forever and idle is not None and idle < limit:
         return
     if idle is None:
@@ -791,27 +731,28 @@ def _pool_outlives_nat_state(ctx: RuleContext) -> Iterator[Violation]:
             )
             + ", or target pod endpoints (backend_targets: pod_endpoints) so no NAT sits in between"
         ),
-        path=ctx.tier_path(front, *setting),
+        path=ctx.hop_path(front, *setting),
         related_path=limit_path,
     )
 
 
-def _needs_cluster_ip_path(spec: Spec) -> str | None:
-    if through_cluster_ip(spec) is None:
-        front = front_of_cluster(spec)
+def _needs_cluster_ip_path(ctx: RuleContext) -> str | None:
+    plan = ctx.plan
+    front, cluster = plan.front_of_cluster, plan.cluster
+    if front is None or front.dials_pods:
         where = (
-            ("tiers", spec.tier_index(front), "backend_targets")
-            if front is not None and hasattr(front, "backend_targets")
-            else ("tiers", spec.tier_index(spec.cluster))
+            ctx.hop_path(front, *front.targets_key)
+            if front is not None and front.targets_key is not None
+            else ctx.hop_path(cluster)
         )
         return SkipReason(
             "the hop in front of Kubernetes reaches pod IPs directly (no kube-proxy NAT)", where
         )
-    if spec.cluster.platform == "gke-dataplane-v2":
+    if cluster.tier.platform == "gke-dataplane-v2":
         return SkipReason(
             "GKE Dataplane V2 has no kube-proxy; the idle timeouts of its eBPF connection "
             "tracking are not documented by GKE",
-            ("tiers", spec.tier_index(spec.cluster), "platform"),
+            ctx.hop_path(cluster, "platform"),
         )
     return None
 
@@ -923,7 +864,7 @@ def _app_closes_every_connection(ctx: RuleContext) -> Iterator[Violation]:
                 "and set app.preset accordingly, or accept a connect per request"
             ),
             path=("services", index, "app", "preset"),
-            related_path=ctx.tier_path(tier, "upstream_keepalive", "connections"),
+            related_path=ctx.hop_path(tier, "upstream_keepalive", "connections"),
         )
 
 
@@ -1019,12 +960,17 @@ _NO_REUSE_EFFECT = {
 
 
 def _nginx_limit_disables_reuse(ctx: RuleContext) -> Iterator[Violation]:
-    edge, pool = ctx.spec.edge, ctx.budget.edge_upstream
-    if edge is None or pool is None or pool.connections.value == 0:
+    for hop in ctx.plan.hops_of(NginxHttpHop):
+        yield from _nginx_limits_defeating_reuse(ctx, hop)
+
+
+def _nginx_limits_defeating_reuse(ctx: RuleContext, hop: NginxHttpHop) -> Iterator[Violation]:
+    pool = hop.pool
+    if pool.connections.value == 0:
         return
-    if not versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(edge.version):
+    if not hop.has_pool_timers:
         return  # upstream keepalive_timeout/_requests do not exist; lbgen does not render them
-    settings = edge.upstream_keepalive
+    edge, settings = hop.tier, hop.tier.upstream_keepalive
     # Values below which a pooled connection can never serve a second request.
     defeated: list[tuple[str, str]] = []
     if settings.max_requests is not None and settings.max_requests <= 1:
@@ -1053,8 +999,8 @@ def _nginx_limit_disables_reuse(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_edge(spec: Spec) -> str | None:
-    return None if spec.edge is not None else "no nginx_http tier"
+def _needs_edge(ctx: RuleContext) -> str | None:
+    return None if ctx.plan.hops_of(NginxHttpHop) else "no nginx_http tier"
 
 
 NGINX_ZERO_LIMIT = Rule(
@@ -1138,37 +1084,39 @@ services:
 
 
 def _kong_pool_never_recycles(ctx: RuleContext) -> Iterator[Violation]:
-    kong, pool = ctx.spec.kong, ctx.budget.kong_upstream
-    if kong is None or pool is None or kong.backend_targets != "cluster_ip":
-        return
-    if pool.connections.value == 0 or pool.max_requests.value != 0:
-        return
-    yield Violation(
-        message=(
-            f"{kong.name} reaches the pods through each Service's ClusterIP and sets "
-            "upstream_keepalive.max_requests 0 (unlimited), and Kong has no connection "
-            f"lifetime limit: a busy pooled connection is never closed, so the pod kube-proxy "
-            f"picked when it was opened keeps all of its requests and pods added by a "
-            f"scale-up or rollout get none of that traffic until {kong.name} restarts or the "
-            f"connection idles for {pool.idle_timeout.value}"
-        ),
-        hint=(
-            "set upstream_keepalive.max_requests to a finite value (Kong's default is 10000; "
-            "lower recycles faster), or use backend_targets: pod_endpoints so Kong balances "
-            "each request itself"
-        ),
-        path=ctx.tier_path(kong, "upstream_keepalive", "max_requests"),
-        related_path=ctx.tier_path(kong, "backend_targets"),
-    )
+    for hop in ctx.plan.hops_of(KongHop):
+        pool = hop.pool
+        if hop.dials_pods or hop is not ctx.plan.front_of_cluster:
+            continue
+        if pool.connections.value == 0 or pool.max_requests.value != 0:
+            continue
+        yield Violation(
+            message=(
+                f"{hop.name} reaches the pods through each Service's ClusterIP and sets "
+                "upstream_keepalive.max_requests 0 (unlimited), and Kong has no connection "
+                f"lifetime limit: a busy pooled connection is never closed, so the pod kube-proxy "
+                f"picked when it was opened keeps all of its requests and pods added by a "
+                f"scale-up or rollout get none of that traffic until {hop.name} restarts or the "
+                f"connection idles for {pool.idle_timeout.value}"
+            ),
+            hint=(
+                "set upstream_keepalive.max_requests to a finite value (Kong's default is 10000; "
+                "lower recycles faster), or use backend_targets: pod_endpoints so Kong balances "
+                "each request itself"
+            ),
+            path=ctx.hop_path(hop, "upstream_keepalive", "max_requests"),
+            related_path=ctx.hop_path(hop, "backend_targets"),
+        )
 
 
-def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
-    if spec.kong is None:
+def _needs_kong_on_cluster_ip(ctx: RuleContext) -> str | None:
+    kongs = ctx.plan.hops_of(KongHop)
+    if not kongs:
         return "no kong tier"
-    if spec.kong.backend_targets != "cluster_ip":
+    if all(hop.dials_pods for hop in kongs):
         return SkipReason(
             "Kong targets pod endpoints and balances every request itself",
-            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+            ctx.hop_path(kongs[0], "backend_targets"),
         )
     return None
 
@@ -1249,18 +1197,24 @@ _LONGEST_REBALANCE = Duration(3_600_000)
 
 
 def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation]:
-    spec, pool = ctx.spec, ctx.budget.edge_upstream
-    edge, l4 = spec.edge, spec.l4
-    if edge is None or l4 is None or pool is None or pool.connections.value == 0:
+    for caller, relay in ctx.plan.relayed_pairs():
+        behind = ctx.plan.next_hop(relay)
+        if isinstance(caller, NginxHttpHop) and behind is not None and behind.layer == "l7":
+            yield from _pinned_through_relay(ctx, caller, relay, behind)
+        # through L4 to a ClusterIP the pods are pinned: LB410
+
+
+def _pinned_through_relay(
+    ctx: RuleContext, caller: NginxHttpHop, l4: HopPlan, kong: HopPlan
+) -> Iterator[Violation]:
+    edge, pool = caller.tier, caller.pool
+    if pool.connections.value == 0:
         return
-    if not isinstance(spec.next_tier(l4), KongTier):
-        return  # through L4 to a ClusterIP the pods are pinned: LB410
-    default_requests = defaults.nginx_keepalive_requests(edge.version).value
-    assert isinstance(default_requests, int)
+    default_requests = caller.default_max_requests
     requests = pool.max_requests.value
     if requests is not None and requests <= default_requests:
         return  # a busy connection recycles after at most nginx's default request count
-    has_lifetime = versions.NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE.reached(edge.version)  # as rendered
+    has_lifetime = caller.has_pool_lifetime  # as rendered
     lifetime = pool.max_lifetime.value if has_lifetime else None
     if lifetime is not None and lifetime < _LONGEST_REBALANCE:
         return
@@ -1270,8 +1224,6 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
         else f"with no age limit (nginx {edge.version} has no upstream keepalive_time; it "
         "came in 1.19.10)"
     )
-    kong = spec.next_tier(l4)
-    assert kong is not None
     yield Violation(
         message=(
             f"{edge.name} pools up to {pool.connections.value} connections per worker through "
@@ -1289,17 +1241,19 @@ def _edge_pool_through_l4_never_recycles(ctx: RuleContext) -> Iterator[Violation
             f"{default_requests}), or upgrade {edge.name} to nginx ≥ 1.19.10 and set "
             "upstream_keepalive.max_lifetime"
         ),
-        path=ctx.tier_path(edge, "upstream_keepalive", "max_requests"),
-        related_path=ctx.tier_path(l4),
+        path=ctx.hop_path(caller, "upstream_keepalive", "max_requests"),
+        related_path=ctx.hop_path(l4),
     )
 
 
-def _needs_edge_l4_kong(spec: Spec) -> str | None:
-    if spec.edge is None or spec.l4 is None:
+def _needs_edge_l4_kong(ctx: RuleContext) -> str | None:
+    plan = ctx.plan
+    pairs = [(c, r) for c, r in plan.relayed_pairs() if isinstance(c, NginxHttpHop)]
+    if not pairs:
         return "no nginx_http tier pooling through an nginx_stream tier"
-    if spec.kong is None:
+    if not any(plan.l7_callee(c) is not None for c, _ in pairs):
         return "the nginx_stream tier forwards to a Service (LB410 covers that)"
-    if not versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):
+    if not any(c.has_pool_timers for c, _ in pairs):
         return "nginx < 1.15.3 has no upstream keepalive_requests (LB110 covers its timers)"
     return None
 
@@ -1400,55 +1354,56 @@ services:
 # ---------------------------------------------------------------------------------------
 
 
-def _first_callee_close(ctx: RuleContext) -> tuple[Duration, str] | None:
-    """The shortest server-side idle timeout behind the edge's pooled connections: an L4
+def _first_callee_close(ctx: RuleContext, caller: HopPlan) -> tuple[Duration, str] | None:
+    """The shortest server-side idle timeout behind a caller's pooled connections: an L4
     tier relays them, so its proxy_timeout and the next L7 hop's keep-alive both apply."""
-    spec, budget = ctx.spec, ctx.budget
     found: list[tuple[Duration, str]] = []
-    if spec.l4 is not None and budget.l4_proxy_timeout is not None:
-        found.append((budget.l4_proxy_timeout.value, f"{spec.l4.name} proxy_timeout"))
-    if spec.kong is not None and budget.kong_client_keepalive is not None:
-        found.append((budget.kong_client_keepalive.value, f"{spec.kong.name} client keep-alive"))
-    elif spec.kong is None:
-        for service in spec.services:
-            app_idle = budget.app_idle[service_key(service)].value
-            if app_idle is not None:
-                found.append((app_idle, f"the {service.app.preset} server of {service.name}"))
+    for callee in ctx.plan.relayed_callees(caller):
+        closer = callee.idle_close
+        if closer is not None:
+            found.append((closer.value.value, f"{callee.name} {closer.name}"))
+        elif isinstance(callee, KubernetesHop):
+            for service, planned in zip(ctx.spec.services, callee.services, strict=True):
+                app_idle = planned.app_idle_timeout.value
+                if app_idle is not None:
+                    found.append((app_idle, f"the {service.app.preset} server of {service.name}"))
     return min(found, key=lambda item: item[0]) if found else None
 
 
 def _pool_without_idle_timer(ctx: RuleContext) -> Iterator[Violation]:
-    edge, pool = ctx.spec.edge, ctx.budget.edge_upstream
-    if edge is None or pool is None or not pool.connections.value:
-        return
-    if pool.idle_timeout.value is not None:
-        return  # nginx ≥ 1.15.3: lbgen renders keepalive_timeout below the callee's
-    closer = _first_callee_close(ctx)
-    if closer is None:
-        return  # nothing behind closes idle connections: no race
-    callee_idle, callee = closer
-    yield Violation(
-        message=(
-            f"{edge.name} runs nginx {edge.version}, which has no upstream keepalive_timeout "
-            f"(appeared in 1.15.3), yet pools {pool.connections.value} connections per worker: "
-            f"an idle pooled connection stays open until {callee} closes it after "
-            f"{callee_idle}, so the callee always closes first and a request sent on a "
-            "connection it is closing fails (intermittent 502 / \"upstream prematurely closed\")"
-        ),
-        hint=(
-            f"upgrade {edge.name} to nginx ≥ 1.15.3 (lbgen then renders keepalive_timeout below "
-            f"{callee_idle}), or set upstream_keepalive.connections: 0 to disable pooling"
-        ),
-        path=ctx.tier_path(edge, "version"),
-        related_path=ctx.tier_path(edge, "upstream_keepalive", "connections"),
-    )
+    for hop in ctx.plan.hops_of(NginxHttpHop):
+        edge, pool = hop.tier, hop.pool
+        if not pool.connections.value:
+            continue
+        if pool.idle_timeout.value is not None:
+            continue  # nginx ≥ 1.15.3: lbgen renders keepalive_timeout below the callee's
+        closer = _first_callee_close(ctx, hop)
+        if closer is None:
+            continue  # nothing behind closes idle connections: no race
+        callee_idle, callee = closer
+        yield Violation(
+            message=(
+                f"{edge.name} runs nginx {edge.version}, which has no upstream keepalive_timeout "
+                f"(appeared in 1.15.3), yet pools {pool.connections.value} connections per worker: "
+                f"an idle pooled connection stays open until {callee} closes it after "
+                f"{callee_idle}, so the callee always closes first and a request sent on a "
+                "connection it is closing fails (intermittent 502 / \"upstream prematurely closed\")"
+            ),
+            hint=(
+                f"upgrade {edge.name} to nginx ≥ 1.15.3 (lbgen then renders keepalive_timeout below "
+                f"{callee_idle}), or set upstream_keepalive.connections: 0 to disable pooling"
+            ),
+            path=ctx.hop_path(hop, "version"),
+            related_path=ctx.hop_path(hop, "upstream_keepalive", "connections"),
+        )
 
 
-def _needs_old_edge(spec: Spec) -> str | None:
-    if spec.edge is None:
+def _needs_old_edge(ctx: RuleContext) -> str | None:
+    edges = ctx.plan.hops_of(NginxHttpHop)
+    if not edges:
         return "no nginx_http tier"
-    if versions.NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE.reached(spec.edge.version):
-        return f"the edge runs nginx {spec.edge.version} (≥ 1.15.3 has an upstream idle timer)"
+    if all(hop.has_pool_timers for hop in edges):
+        return f"the edge runs nginx {edges[0].tier.version} (≥ 1.15.3 has an upstream idle timer)"
     return None
 
 

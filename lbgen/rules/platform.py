@@ -51,7 +51,8 @@ def _cluster_path(spec: Spec, field: str) -> ModelPath:
     return ("tiers", spec.tier_index(spec.cluster), field)
 
 
-def _gke_only(spec: Spec) -> str | None:
+def _gke_only(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.cluster.platform != "gke":
         return SkipReason(
             "only GKE's legacy datapath runs a managed kube-proxy "
@@ -61,7 +62,8 @@ def _gke_only(spec: Spec) -> str | None:
     return None
 
 
-def _managed_only(spec: Spec) -> str | None:
+def _managed_only(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.cluster.platform == "self-managed":
         return SkipReason(
             "on self-managed clusters kube-proxy settings are yours to set",
@@ -70,7 +72,8 @@ def _managed_only(spec: Spec) -> str | None:
     return None
 
 
-def _self_managed_only(spec: Spec) -> str | None:
+def _self_managed_only(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     if spec.cluster.platform != "self-managed":
         return SkipReason(
             "kube-proxy mode and scheduler rules only apply to self-managed clusters "
@@ -391,8 +394,9 @@ def _ipvs_deprecated(ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-def _ipvs_deprecation_applies(spec: Spec) -> str | None:
-    reason = _self_managed_only(spec)
+def _ipvs_deprecation_applies(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
+    reason = _self_managed_only(ctx)
     if reason is not None:
         return reason
     if spec.cluster.version < IPVS_DEPRECATED.since:
@@ -676,7 +680,8 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _kong_first_before_3_6(spec: Spec) -> str | None:
+def _kong_first_before_3_6(ctx: RuleContext) -> str | None:
+    spec = ctx.spec
     kong = spec.kong
     if kong is None:
         return "no kong tier"

@@ -12,17 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbgen import defaults
-from lbgen.model.spec import Spec
-from lbgen.model.tiers import NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan._resolved import Resolved
-from lbgen.plan.values import (
-    edge_read_timeout,
-    edge_retry_conditions,
-    kong_read_timeout,
-    kong_retries,
-    l4_connect_timeout,
-)
+from lbgen.plan.hops import HopPlan, KongHop, KongServicePlan, NginxHttpHop, NginxStreamHop
 from lbgen.rules._base import (
     FIRST_RELEASE,
     ModelPath,
@@ -33,7 +25,7 @@ from lbgen.rules._base import (
     SkipReason,
     Violation,
 )
-from lbgen.rules._crosshop import edge_tries, group_members, group_path, group_size, listing
+from lbgen.rules._crosshop import edge_tries, group_members, group_path, listing
 
 NGINX_PROXY = f"https://{defaults.NGINX_PROXY_DOC}"
 NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
@@ -46,42 +38,42 @@ KONG_SERVICE = (
 KONG_RETRIES = "https://developer.konghq.com/gateway/traffic-control/proxying/ (Errors and retries)"
 
 
-def _needs_edge_and_kong(spec: Spec) -> str | None:
-    if spec.edge is None:
+def _needs_edge_and_kong(ctx: RuleContext) -> str | None:
+    if not ctx.plan.hops_of(NginxHttpHop):
         return "no nginx_http tier"
-    if spec.kong is None:
+    if not ctx.plan.hops_of(KongHop):
         return "no kong tier"
     return None
 
 
-_KONG_READ_DEFAULT_MS = defaults.KONG_SERVICE_TIMEOUT.value.ms
+def _edge_and_gateway(ctx: RuleContext) -> list[tuple[NginxHttpHop, KongHop]]:
+    """Each nginx edge with the Kong tier its requests reach (through any L4 relay)."""
+    return [
+        (caller, callee)
+        for caller, callee in ctx.plan.l7_pairs()
+        if isinstance(caller, NginxHttpHop) and isinstance(callee, KongHop)
+    ]
 
 
-def _longest_kong_read(spec: Spec) -> tuple[Resolved[Duration], int]:
-    """The longest effective Kong read timeout over the services, and that service's index.
-
-    Compares milliseconds and builds one `Resolved` at the end: this runs over every service.
-    """
-    best_ms, best_index = -1, 0
-    default_ms = _KONG_READ_DEFAULT_MS
-    for index, service in enumerate(spec.services):
-        read = service.kong.timeouts.read
-        ms = read.ms if read is not None else default_ms
-        if ms > best_ms:
-            best_ms, best_index = ms, index
-    return kong_read_timeout(spec.services[best_index]), best_index
+def _longest_kong_read(kong: KongHop) -> tuple[Resolved[Duration], int]:
+    """The longest effective Kong read timeout over the services, and that service's index
+    (the first of equals)."""
+    index = max(range(len(kong.services)), key=lambda i: kong.services[i].read_timeout.value.ms)
+    return kong.services[index].read_timeout, index
 
 
-def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
+def _most_kong_retries(kong: KongHop) -> tuple[int, str, int]:
     """The largest effective Kong `retries` over the services: (retries, origin, index)."""
-    best: tuple[int, str, int] | None = None
-    for index, service in enumerate(spec.services):
-        resolved = kong_retries(service)
-        retries, origin = resolved.value, resolved.label
-        if best is None or retries > best[0]:
-            best = (retries, origin, index)
-    assert best is not None
-    return best
+    index = max(range(len(kong.services)), key=lambda i: kong.services[i].retries.value)
+    resolved = kong.services[index].retries
+    return resolved.value, resolved.label, index
+
+
+def _kong_wait_ms(service: KongServicePlan) -> int:
+    """`read_timeout` on each of `retries + 1` attempts, since Kong retries a request that
+    timed out before its response header on the next target (nginx's default
+    `proxy_next_upstream error timeout`, `set_more_tries(retries)`)."""
+    return service.read_timeout.value.ms * (service.retries.value + 1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -89,36 +81,28 @@ def _most_kong_retries(spec: Spec) -> tuple[int, str, int]:
 # ---------------------------------------------------------------------------------------
 
 
-def _kong_longest_wait(spec: Spec) -> tuple[int, int]:
+def _kong_longest_wait(kong: KongHop) -> tuple[int, int]:
     """The longest time Kong may wait for an upstream response over the services, as
-    (milliseconds, service index): `read_timeout` on each of `retries + 1` attempts, since
-    Kong retries a request that timed out before its response header on the next target
-    (nginx's default `proxy_next_upstream error timeout`, `set_more_tries(retries)`)."""
-    best_ms, best_index = -1, 0
-    default_ms = _KONG_READ_DEFAULT_MS
-    for index, service in enumerate(spec.services):
-        read = service.kong.timeouts.read
-        retries = kong_retries(service).value
-        ms = (read.ms if read is not None else default_ms) * (retries + 1)
-        if ms > best_ms:
-            best_ms, best_index = ms, index
-    return best_ms, best_index
+    (milliseconds, service index)."""
+    index = max(range(len(kong.services)), key=lambda i: _kong_wait_ms(kong.services[i]))
+    return _kong_wait_ms(kong.services[index]), index
 
 
 def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
+    for edge, kong in _edge_and_gateway(ctx):
+        yield from _edge_gives_up_first(ctx, edge, kong)
+
+
+def _edge_gives_up_first(ctx: RuleContext, edge: NginxHttpHop, kong: KongHop) -> Iterator[Violation]:
     spec = ctx.spec
-    edge, kong = spec.edge, spec.kong
-    if edge is None or kong is None:
-        return
-    outer = edge_read_timeout(edge)
-    outer_ms, default_ms = outer.value.ms, _KONG_READ_DEFAULT_MS
+    outer = edge.read_timeout
+    outer_ms = outer.value.ms
     affected = [
-        s.name
-        for s in spec.services
-        if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms) >= outer_ms
+        s.name for s, planned in zip(spec.services, kong.services, strict=True)
+        if planned.read_timeout.value.ms >= outer_ms
     ]
     if affected:
-        inner, index = _longest_kong_read(spec)
+        inner, index = _longest_kong_read(kong)
         service = spec.services[index]
         others = ""
         if len(affected) > 1:
@@ -134,25 +118,22 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
                 f"raise {edge.name} timeouts.read above {inner.value} (the longest Kong read "
                 f"timeout), or lower the services' kong.timeouts.read below {outer.value}"
             ),
-            path=ctx.tier_path(edge, "timeouts", "read"),
+            path=ctx.hop_path(edge, "timeouts", "read"),
             related_path=("services", index, "kong", "timeouts", "read"),
         )
         return
     # Every single attempt ends before the edge gives up; Kong's retries may not.
-    total_ms, index = _kong_longest_wait(spec)
+    total_ms, index = _kong_longest_wait(kong)
     if total_ms < outer_ms:
         return
     service = spec.services[index]
-    read = kong_read_timeout(service)
-    resolved = kong_retries(service)
+    read = kong.services[index].read_timeout
+    resolved = kong.services[index].retries
     retries, origin = resolved.value, resolved.label
     retries_text = f"retries {retries}" + ("" if origin == "set" else f", {origin}")
     waiting = [
-        s.name
-        for s in spec.services
-        if (s.kong.timeouts.read.ms if s.kong.timeouts.read is not None else default_ms)
-        * (kong_retries(s).value + 1)
-        >= outer_ms
+        s.name for s, planned in zip(spec.services, kong.services, strict=True)
+        if _kong_wait_ms(planned) >= outer_ms
     ]
     others = f" ({len(waiting)} services affected: {listing(waiting)})" if len(waiting) > 1 else ""
     yield Violation(
@@ -168,7 +149,7 @@ def _edge_read_not_above_gateway(ctx: RuleContext) -> Iterator[Violation]:
             f"x read_timeout stays below {outer.value}, or raise {edge.name} timeouts.read "
             f"above {Duration(total_ms)}"
         ),
-        path=ctx.tier_path(edge, "timeouts", "read"),
+        path=ctx.hop_path(edge, "timeouts", "read"),
         related_path=("services", index, "kong", "retries"),
     )
 
@@ -264,46 +245,59 @@ services:
 # ---------------------------------------------------------------------------------------
 
 
+def _l7_wait(ctx: RuleContext, hop: HopPlan) -> tuple[Duration, str, ModelPath] | None:
+    """How long an L7 hop waits for a response, in words, with the setting's model path."""
+    if isinstance(hop, NginxHttpHop):
+        read = hop.read_timeout
+        return read.value, f"{hop.name} waits {read} (proxy_read_timeout)", ctx.hop_path(hop, "timeouts", "read")
+    if isinstance(hop, KongHop):
+        kong_read, index = _longest_kong_read(hop)
+        return (kong_read.value, f"{hop.name} waits {kong_read} for {ctx.spec.services[index].name} (read_timeout)",
+                ("services", index, "kong", "timeouts", "read"))
+    return None
+
+
 def _l4_idle_cuts_slow_responses(ctx: RuleContext) -> Iterator[Violation]:
-    spec, budget = ctx.spec, ctx.budget
-    l4 = spec.l4
-    if l4 is None or budget.l4_proxy_timeout is None:
-        return
-    idle = budget.l4_proxy_timeout
-    waits: list[tuple[Duration, str, ModelPath]] = []
-    if spec.edge is not None:
-        read = edge_read_timeout(spec.edge)
-        waits.append((read.value, f"{spec.edge.name} waits {read} (proxy_read_timeout)",
-                      ctx.tier_path(spec.edge, "timeouts", "read")))
-    if spec.kong is not None:
-        read, index = _longest_kong_read(spec)
-        waits.append((read.value, (f"{spec.kong.name} waits {read} for {spec.services[index].name} "
-                      "(read_timeout)"), ("services", index, "kong", "timeouts", "read")))
-    if not waits:
-        return
-    longest = max(waits, key=lambda w: w[0])
-    if idle.value >= longest[0]:
-        return
-    yield Violation(
-        message=(
-            f"{l4.name} closes both legs of a connection after {idle.shown()} without data "
-            f"(proxy_timeout) but {' and '.join(w[1] for w in waits)}: any response that takes "
-            f"longer than {idle.value} to start (or pauses that long) is cut by {l4.name}, and "
-            "the client gets a 502 instead of the response"
-        ),
-        hint=(
-            f"raise {l4.name} proxy_timeout above {longest[0]} (nginx's default is 10m), or "
-            f"lower the L7 read timeouts below {idle.value} if responses really are that fast"
-        ),
-        path=ctx.tier_path(l4, "proxy_timeout"),
-        related_path=longest[2],
-    )
+    plan = ctx.plan
+    for l4 in plan.tier_hops:
+        closer = l4.idle_close
+        if l4.layer != "l4" or closer is None:
+            continue
+        idle = closer.value
+        # The L7 hops whose requests cross it: the callers pooling through it, then the
+        # L7 hop behind it.
+        around = [caller for caller, relay in plan.relayed_pairs() if relay is l4]
+        behind = plan.next_hop(l4)
+        if behind is not None and behind.layer == "l7":
+            around.append(behind)
+        waits = [wait for hop in around if (wait := _l7_wait(ctx, hop)) is not None]
+        if not waits:
+            continue
+        longest = max(waits, key=lambda w: w[0])
+        if idle.value >= longest[0]:
+            continue
+        default = f" ({l4.product}'s default is {closer.default})" if closer.default else ""
+        yield Violation(
+            message=(
+                f"{l4.name} closes both legs of a connection after {idle.shown()} without data "
+                f"({closer.name}) but {' and '.join(w[1] for w in waits)}: any response that takes "
+                f"longer than {idle.value} to start (or pauses that long) is cut by {l4.name}, and "
+                "the client gets a 502 instead of the response"
+            ),
+            hint=(
+                f"raise {l4.name} {closer.knob} above {longest[0]}{default}, or "
+                f"lower the L7 read timeouts below {idle.value} if responses really are that fast"
+            ),
+            path=ctx.hop_path(l4, *closer.key),
+            related_path=longest[2],
+        )
 
 
-def _needs_l4_with_l7(spec: Spec) -> str | None:
-    if spec.l4 is None:
+def _needs_l4_with_l7(ctx: RuleContext) -> str | None:
+    hops = ctx.plan.tier_hops
+    if not any(hop.layer == "l4" for hop in hops):
         return "no nginx_stream tier"
-    if spec.edge is None and spec.kong is None:
+    if not any(hop.layer == "l7" for hop in hops):
         return "no L7 tier with a read timeout around the nginx_stream tier"
     return None
 
@@ -396,38 +390,38 @@ services:
 
 
 def _l4_connect_outlasts_edge_read(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    edge, l4 = spec.edge, spec.l4
-    if edge is None or l4 is None or l4.next_upstream is False:
-        return
-    if group_size(spec, l4) < 2:
-        return  # nothing to fail over to (LB208 covers single-server groups)
-    connect = l4_connect_timeout(l4)
-    read = edge_read_timeout(edge)
-    if connect.value < read.value:
-        return
-    yield Violation(
-        message=(
-            f"{l4.name} waits up to {connect} to connect to one of {group_members(spec, l4)} "
-            f"before trying the next, but {edge.name} stops waiting for the response after "
-            f"{read}: when a Kong node stops answering SYNs, {edge.name} times out (and counts "
-            f"a failure against {l4.name}) before {l4.name}'s failover can help"
-        ),
-        hint=(
-            f"lower {l4.name} connect_timeout to a few seconds (a connect inside one network "
-            f"takes milliseconds), well below {edge.name}'s {read.value}"
-        ),
-        path=ctx.tier_path(l4, "connect_timeout"),
-        related_path=ctx.tier_path(edge, "timeouts", "read"),
-    )
+    for edge, l4 in ctx.plan.relayed_pairs():
+        if not isinstance(edge, NginxHttpHop) or not isinstance(l4, NginxStreamHop):
+            continue
+        if l4.tier.next_upstream is False:
+            continue
+        if l4.group_size < 2:
+            continue  # nothing to fail over to (LB208 covers single-server groups)
+        connect, read = l4.connect_timeout, edge.read_timeout
+        if connect.value < read.value:
+            continue
+        yield Violation(
+            message=(
+                f"{l4.name} waits up to {connect} to connect to one of {group_members(ctx, l4)} "
+                f"before trying the next, but {edge.name} stops waiting for the response after "
+                f"{read}: when a Kong node stops answering SYNs, {edge.name} times out (and counts "
+                f"a failure against {l4.name}) before {l4.name}'s failover can help"
+            ),
+            hint=(
+                f"lower {l4.name} connect_timeout to a few seconds (a connect inside one network "
+                f"takes milliseconds), well below {edge.name}'s {read.value}"
+            ),
+            path=ctx.hop_path(l4, "connect_timeout"),
+            related_path=ctx.hop_path(edge, "timeouts", "read"),
+        )
 
 
-def _needs_edge_and_l4(spec: Spec) -> str | None:
-    if spec.l4 is None:
+def _needs_edge_and_l4(ctx: RuleContext) -> str | None:
+    if ctx.plan.relayed_pairs():
+        return None
+    if not any(hop.layer == "l4" for hop in ctx.plan.hops):
         return "no nginx_stream tier"
-    if spec.edge is None:
-        return "no nginx_http tier in front of the nginx_stream tier"
-    return None
+    return "no nginx_http tier in front of the nginx_stream tier"
 
 
 L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
@@ -518,15 +512,17 @@ _GATEWAY_ERRORS = ("http_502", "http_503", "http_504")
 
 
 def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
+    for edge, kong in _edge_and_gateway(ctx):
+        yield from _retried_at_two_layers(ctx, edge, kong)
+
+
+def _retried_at_two_layers(ctx: RuleContext, edge: NginxHttpHop, kong: KongHop) -> Iterator[Violation]:
     spec = ctx.spec
-    edge, kong = spec.edge, spec.kong
-    if edge is None or kong is None:
-        return
-    on_gateway_errors = [c for c in edge_retry_conditions(edge).value if c in _GATEWAY_ERRORS]
+    on_gateway_errors = [c for c in edge.retry_conditions.value if c in _GATEWAY_ERRORS]
     if not on_gateway_errors:
         return
-    tries = edge_tries(spec, edge)
-    retries, origin, index = _most_kong_retries(spec)
+    tries = edge_tries(edge)
+    retries, origin, index = _most_kong_retries(kong)
     if tries < 2 or retries == 0:
         return
     service = spec.services[index]
@@ -534,7 +530,7 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
     yield Violation(
         message=(
             f"{edge.name} retries on {' '.join(on_gateway_errors)} (up to {tries} tries over "
-            f"{group_members(spec, edge)}), which is what {kong.name} answers after its own "
+            f"{group_members(ctx, edge)}), which is what {kong.name} answers after its own "
             f"{shown_retries} retries of {service.name} have failed: one client request can "
             f"reach the pods up to {tries} × {retries + 1} = {tries * (retries + 1)} times"
         ),
@@ -543,7 +539,7 @@ def _retry_amplification(ctx: RuleContext) -> Iterator[Violation]:
             f"{edge.name} retry.conditions (keep error and timeout for connection failures), "
             "or lower the services' kong.retries"
         ),
-        path=ctx.tier_path(edge, "retry", "conditions"),
+        path=ctx.hop_path(edge, "retry", "conditions"),
         related_path=("services", index, "kong", "retries"),
     )
 
@@ -628,24 +624,24 @@ services:
 
 
 def _non_idempotent_retries(ctx: RuleContext) -> Iterator[Violation]:
-    edge = ctx.spec.edge
-    if edge is None or "non_idempotent" not in edge_retry_conditions(edge).value:
-        return
-    following = ctx.spec.next_tier(edge)
-    target = following.name if following is not None else "the next hop"
-    yield Violation(
-        message=(
-            f"{edge.name} lists non_idempotent in proxy_next_upstream, so a POST, PATCH or LOCK "
-            f"that {target} already received is sent again to another server of "
-            f"{group_members(ctx.spec, edge)} when the first attempt fails — the backend can "
-            "perform it twice"
-        ),
-        hint=(
-            f"remove non_idempotent from {edge.name} retry.conditions; retry non-idempotent "
-            "requests only in the client, with an idempotency key"
-        ),
-        path=ctx.tier_path(edge, "retry", "conditions"),
-    )
+    for edge in ctx.plan.hops_of(NginxHttpHop):
+        if "non_idempotent" not in edge.retry_conditions.value:
+            continue
+        following = ctx.plan.next_hop(edge)
+        target = following.name if following is not None else "the next hop"
+        yield Violation(
+            message=(
+                f"{edge.name} lists non_idempotent in proxy_next_upstream, so a POST, PATCH or LOCK "
+                f"that {target} already received is sent again to another server of "
+                f"{group_members(ctx, edge)} when the first attempt fails — the backend can "
+                "perform it twice"
+            ),
+            hint=(
+                f"remove non_idempotent from {edge.name} retry.conditions; retry non-idempotent "
+                "requests only in the client, with an idempotency key"
+            ),
+            path=ctx.hop_path(edge, "retry", "conditions"),
+        )
 
 
 NON_IDEMPOTENT_RETRIES = Rule(
@@ -659,7 +655,7 @@ NON_IDEMPOTENT_RETRIES = Rule(
     tiers=frozenset({"nginx_http"}),
     check=_non_idempotent_retries,
     versions="nginx ≥ 1.9.13 (non-idempotent requests are retried only with non_idempotent)",
-    applies=lambda spec: None if spec.edge is not None else "no nginx_http tier",
+    applies=lambda ctx: None if ctx.plan.hops_of(NginxHttpHop) else "no nginx_http tier",
     doc=RuleDoc(
         what="`non_idempotent` in the edge's `proxy_next_upstream` conditions.",
         why=(
@@ -723,20 +719,29 @@ services:
 
 
 def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
+    for edge, kong in _edge_and_gateway(ctx):
+        yield from _timeouts_retried_at_two_layers(ctx, edge, kong)
+
+
+def _timeouts_retried_at_two_layers(
+    ctx: RuleContext, edge: NginxHttpHop, kong: KongHop
+) -> Iterator[Violation]:
     spec = ctx.spec
-    edge, kong = spec.edge, spec.kong
-    if edge is None or kong is None or "timeout" not in edge_retry_conditions(edge).value:
+    if "timeout" not in edge.retry_conditions.value:
         return
-    tries = edge_tries(spec, edge)
-    retries, origin, index = _most_kong_retries(spec)
+    tries = edge_tries(edge)
+    retries, origin, index = _most_kong_retries(kong)
     if tries < 2 or retries == 0:
         return
-    conditions = "retry.conditions" if edge.retry.conditions is not None else "nginx's default"
+    conditions = (
+        "retry.conditions" if edge.retry_conditions.origin == "set"
+        else f"{edge.product}'s default"
+    )
     shown_retries = f"{retries}" if origin == "set" else f"{retries} ({origin})"
     yield Violation(
         message=(
             f"{edge.name} resends a request that timed out to another of "
-            f"{group_members(spec, edge)} (timeout in {conditions}, up to {tries} tries) while "
+            f"{group_members(ctx, edge)} (timeout in {conditions}, up to {tries} tries) while "
             f"{kong.name} itself retries {spec.services[index].name} up to {shown_retries} times "
             "on timeouts: a slow backend gets the same request again from a second Kong node "
             "while the first is still working on it"
@@ -745,7 +750,7 @@ def _timeouts_retried_twice(ctx: RuleContext) -> Iterator[Violation]:
             f"retry timeouts at one layer: set {edge.name} retry.conditions to [error] (connection "
             "failures only) and let Kong retry, or set the services' kong.retries to 0"
         ),
-        path=ctx.tier_path(edge, "retry", "conditions"),
+        path=ctx.hop_path(edge, "retry", "conditions"),
         related_path=("services", index, "kong", "retries"),
     )
 
@@ -829,14 +834,16 @@ services:
 
 
 def _retries_through_one_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    kong = spec.kong
-    if kong is None or kong.backend_targets != "cluster_ip":
-        return
-    retries, origin, index = _most_kong_retries(spec)
+    for kong in ctx.plan.hops_of(KongHop):
+        if not kong.dials_pods:
+            yield from _retries_to_one_target(ctx, kong)
+
+
+def _retries_to_one_target(ctx: RuleContext, kong: KongHop) -> Iterator[Violation]:
+    retries, origin, index = _most_kong_retries(kong)
     if retries == 0:
         return
-    service = spec.services[index]
+    service = ctx.spec.services[index]
     shown_retries = f"{retries}" if origin == "set" else f"{retries} ({origin})"
     yield Violation(
         message=(
@@ -849,18 +856,19 @@ def _retries_through_one_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
             f"set {kong.name} backend_targets: pod_endpoints so Kong retries on a different pod "
             "(and balances per request), or set kong.retries: 0 where a retry cannot help"
         ),
-        path=ctx.tier_path(kong, "backend_targets"),
+        path=ctx.hop_path(kong, "backend_targets"),
         related_path=("services", index, "kong", "retries"),
     )
 
 
-def _needs_kong_on_cluster_ip(spec: Spec) -> str | None:
-    if spec.kong is None:
+def _needs_kong_on_cluster_ip(ctx: RuleContext) -> str | None:
+    kongs = ctx.plan.hops_of(KongHop)
+    if not kongs:
         return "no kong tier"
-    if spec.kong.backend_targets != "cluster_ip":
+    if all(hop.dials_pods for hop in kongs):
         return SkipReason(
             "Kong targets pod endpoints: each retry picks another pod",
-            ("tiers", spec.tier_index(spec.kong), "backend_targets"),
+            ctx.hop_path(kongs[0], "backend_targets"),
         )
     return None
 
@@ -938,11 +946,11 @@ services:
 
 
 def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    for tier in (spec.edge, spec.l4):
-        if tier is None or group_size(spec, tier) != 1:
+    for hop in ctx.plan.tier_hops:
+        if not isinstance(hop, NginxHttpHop | NginxStreamHop) or hop.group_size != 1:
             continue
-        members = group_members(spec, tier)
+        tier = hop.tier
+        members = group_members(ctx, hop)
         health = tier.passive_health
         # `max_fails: 0` turns failure accounting off (what LB304 recommends), so neither it
         # nor a fail_timeout beside it asks nginx for anything a single server lacks.
@@ -963,10 +971,10 @@ def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
                     "(more instances of the next tier, or pod endpoints) so failures can steer "
                     "traffic away"
                 ),
-                path=ctx.tier_path(tier, "passive_health", health_field),
-                related_path=group_path(ctx, tier),
+                path=ctx.hop_path(hop, "passive_health", health_field),
+                related_path=group_path(ctx, hop),
             )
-        retry_path = _explicit_retry(tier)
+        retry_path = _explicit_retry(hop)
         if retry_path is not None:
             yield Violation(
                 message=(
@@ -977,33 +985,35 @@ def _single_server_failover(ctx: RuleContext) -> Iterator[Violation]:
                     f"remove {tier.name}'s retry settings, or give the group several servers so a "
                     "retry can go elsewhere"
                 ),
-                path=ctx.tier_path(tier, *retry_path),
-                related_path=group_path(ctx, tier),
+                path=ctx.hop_path(hop, *retry_path),
+                related_path=group_path(ctx, hop),
             )
 
 
-def _explicit_retry(tier: NginxHttpTier | NginxStreamTier) -> tuple[str, ...] | None:
+def _explicit_retry(hop: NginxHttpHop | NginxStreamHop) -> tuple[str, ...] | None:
     """The retry setting the spec sets on purpose (a request to retry), if any.
 
     Conditions narrower than nginx's default `error timeout` (e.g. `[error]`, which LB206
     recommends) restrict retries instead of asking for them: harmless on a single server.
     """
-    if isinstance(tier, NginxHttpTier):
+    if isinstance(hop, NginxHttpHop):
+        tier = hop.tier
         conditions = tier.retry.conditions
-        if conditions and not set(conditions) < set(defaults.NGINX_NEXT_UPSTREAM.value):
+        if conditions and not set(conditions) < set(hop.default_retry_conditions):
             return ("retry", "conditions")
         if tier.retry.tries is not None and tier.retry.tries != 1:
             return ("retry", "tries")
         return None
-    if tier.next_upstream is True:
+    stream = hop.tier
+    if stream.next_upstream is True:
         return ("next_upstream",)
-    if tier.next_upstream_tries is not None and tier.next_upstream_tries != 1:
+    if stream.next_upstream_tries is not None and stream.next_upstream_tries != 1:
         return ("next_upstream_tries",)
     return None
 
 
-def _needs_nginx_group(spec: Spec) -> str | None:
-    if spec.edge is None and spec.l4 is None:
+def _needs_nginx_group(ctx: RuleContext) -> str | None:
+    if not ctx.plan.hops_of(NginxHttpHop) and not ctx.plan.hops_of(NginxStreamHop):
         return "no nginx_http or nginx_stream tier"
     return None
 
