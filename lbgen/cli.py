@@ -163,6 +163,17 @@ def _codes(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
+def _selection(select: tuple[str, ...], ignore: tuple[str, ...]) -> tuple[list[str] | None, list[str]]:
+    """`--select` (None: every rule) and `--ignore` as rule references, each checked."""
+    selected = _codes(select) if select else None
+    ignored = _codes(ignore)
+    if select and not selected:
+        raise click.BadParameter("no rule codes given", param_hint="'--select'")
+    _check_refs(selected or [], "--select")
+    _check_refs(ignored, "--ignore")
+    return selected, ignored
+
+
 def _check_refs(refs: list[str], option: str) -> None:
     from lbgen.rules import ALL_RULES, select_rules
 
@@ -447,44 +458,56 @@ def _paint_diff(diff: str, color: bool) -> str:
     return "".join(out)
 
 
+# How `lbgen validate` and `lbgen audit` report findings and choose rules.
+_REPORT_OPTIONS = (
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="text for people, json for scripts, sarif for GitHub code scanning, github for "
+        "GitHub Actions annotations (::error file=…,line=…::).",
+    ),
+    click.option(
+        "--fail-on",
+        type=click.Choice(SEVERITIES),
+        default="error",
+        show_default=True,
+        help="Exit 1 when a finding has at least this severity.",
+    ),
+    click.option(
+        "--select",
+        multiple=True,
+        metavar="CODES",
+        shell_complete=_complete_rules,
+        help="Run only these rules: codes (LB101), prefixes (LB1) or names, comma-separated "
+        "or repeated.",
+    ),
+    click.option(
+        "--ignore",
+        multiple=True,
+        metavar="CODES",
+        shell_complete=_complete_rules,
+        help="Do not run these rules.",
+    ),
+    click.option(
+        "--show-skipped",
+        is_flag=True,
+        help="List the rules that did not apply to this spec and why (text format).",
+    ),
+)
+
+
+def _report_options(command: Callable[P, R]) -> Callable[P, R]:
+    for option in reversed(_REPORT_OPTIONS):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("specs", metavar="SPEC...", nargs=-1, required=True, type=_SPEC)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for scripts, sarif for GitHub code scanning, github for "
-    "GitHub Actions annotations (::error file=…,line=…::).",
-)
-@click.option(
-    "--fail-on",
-    type=click.Choice(SEVERITIES),
-    default="error",
-    show_default=True,
-    help="Exit 1 when a finding has at least this severity.",
-)
-@click.option(
-    "--select",
-    multiple=True,
-    metavar="CODES",
-    shell_complete=_complete_rules,
-    help="Run only these rules: codes (LB101), prefixes (LB1) or names, comma-separated "
-    "or repeated.",
-)
-@click.option(
-    "--ignore",
-    multiple=True,
-    metavar="CODES",
-    shell_complete=_complete_rules,
-    help="Do not run these rules.",
-)
-@click.option(
-    "--show-skipped",
-    is_flag=True,
-    help="List the rules that did not apply to this spec and why (text format).",
-)
+@_report_options
 @_quiet_option
 @_color_option
 @_user_errors
@@ -526,12 +549,7 @@ def validate(
 
     if specs.count(STDIN) > 1:
         raise click.BadParameter("standard input (-) can be read only once", param_hint="'SPEC...'")
-    selected = _codes(select) if select else None
-    ignored = _codes(ignore)
-    if select and not selected:
-        raise click.BadParameter("no rule codes given", param_hint="'--select'")
-    _check_refs(selected or [], "--select")
-    _check_refs(ignored, "--ignore")
+    selected, ignored = _selection(select, ignore)
 
     problems: list[Problem] = []
     reports: list[tuple[str, CheckReport]] = []
@@ -1032,19 +1050,31 @@ def schema_command() -> None:
     click.echo(spec_json_schema_text(), nl=False)
 
 
+# The per-hop files `lbgen import` and `lbgen audit` read, in the order --help lists them.
+_IMPORT_INPUTS = (
+    click.option("--nginx-http", "nginx_http", multiple=True, metavar="FILE",
+                 help="nginx.conf (or an included file) of the L7 edge; includes are followed."),
+    click.option("--nginx-stream", "nginx_stream", multiple=True, metavar="FILE",
+                 help="nginx config with the L4 stream {} block (or a snippet included in it)."),
+    click.option("--kong", "kong", metavar="FILE", help="Kong declarative config (kong.yaml) or decK state."),
+    click.option("--kong-conf", "kong_conf", metavar="FILE", help="kong.conf."),
+    click.option("--k8s", "k8s", multiple=True, metavar="FILE|DIR",
+                 help="Service, HPA, PDB and Deployment manifests (a directory: every YAML file under it)."),
+    click.option("--kube-proxy", "kube_proxy", metavar="FILE", help="The kube-proxy ConfigMap."),
+    click.option("--assume", "assume", multiple=True, metavar="KEY=VALUE",
+                 help="What the files cannot tell, e.g. app.preset=uvicorn, platform=gke, "
+                 "kong.location=outside, edge.instances=10.0.0.1,10.0.0.2."),
+)
+
+
+def _import_inputs(command: Callable[P, R]) -> Callable[P, R]:
+    for option in reversed(_IMPORT_INPUTS):
+        command = option(command)
+    return command
+
+
 @cli.command("import")
-@click.option("--nginx-http", "nginx_http", multiple=True, metavar="FILE",
-              help="nginx.conf (or an included file) of the L7 edge; includes are followed.")
-@click.option("--nginx-stream", "nginx_stream", multiple=True, metavar="FILE",
-              help="nginx config with the L4 stream {} block (or a snippet included in it).")
-@click.option("--kong", "kong", metavar="FILE", help="Kong declarative config (kong.yaml) or decK state.")
-@click.option("--kong-conf", "kong_conf", metavar="FILE", help="kong.conf.")
-@click.option("--k8s", "k8s", multiple=True, metavar="FILE|DIR",
-              help="Service, HPA, PDB and Deployment manifests (a directory: every YAML file under it).")
-@click.option("--kube-proxy", "kube_proxy", metavar="FILE", help="The kube-proxy ConfigMap.")
-@click.option("--assume", "assume", multiple=True, metavar="KEY=VALUE",
-              help="What the files cannot tell, e.g. app.preset=uvicorn, platform=gke, kong.location=outside, "
-              "edge.instances=10.0.0.1,10.0.0.2.")
+@_import_inputs
 @click.option("--strict", is_flag=True, help="Exit 1 when anything was not translated or was assumed by default.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Format of the report.")
@@ -1073,6 +1103,64 @@ def import_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], k
     from lbgen.import_cli import run_command
 
     run_command(nginx_http, nginx_stream, kong, kong_conf, k8s, kube_proxy, assume, strict, fmt, output)
+
+
+@cli.command("audit")
+@_import_inputs
+@_report_options
+@_quiet_option
+@_color_option
+@_user_errors
+def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong: str | None,
+                  kong_conf: str | None, k8s: tuple[str, ...], kube_proxy: str | None, assume: tuple[str, ...],
+                  fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...], show_skipped: bool,
+                  quiet: bool, color: str) -> None:
+    """Check existing per-hop configs against each other, where they stand.
+
+    The files are imported as `lbgen import` reads them (same options), every cross-hop
+    rule runs, and each finding is located in the file its value was read from, with the
+    other hop's value in its own file:
+
+    \b
+      edge/nginx.conf:22:27: LB102 [error] edge keeps idle pooled connections to l4 for 1m …
+        related: l4/nginx.conf:20:23 (tiers[1].proxy_timeout)
+
+    A value no file holds (a product default, an --assume) is located at the nearest
+    imported value of the same tier or service, and the hint says what was assumed. Text
+    output starts with what was read and assumed. Exit 0, 1 when a finding reaches
+    --fail-on, 2 when the files cannot be imported.
+
+    \b
+    Example:
+      lbgen audit --nginx-http edge/nginx.conf --nginx-stream l4/nginx.conf \\
+        --kong gateway/kong.yaml --kong-conf gateway/kong.conf --k8s k8s/ \\
+        --assume app.preset=uvicorn --assume platform=gke --format sarif > audit.sarif
+    """
+    from lbgen.audit import audit
+    from lbgen.importer.run import ImportInputs
+    from lbgen.report import report_to_github, report_to_json, report_to_sarif, report_to_text
+    from lbgen.rules import Severity
+
+    selected, ignored = _selection(select, ignore)
+    inputs = ImportInputs(list(nginx_http), list(nginx_stream), kong, kong_conf, list(k8s), kube_proxy,
+                          list(assume))
+    result = audit(inputs, select=selected, ignore=ignored)
+    report = result.report
+    out_color = _use_color(color, err=False)
+    if fmt == "json":
+        click.echo(report_to_json(report), nl=False)
+    elif fmt == "sarif":
+        click.echo(report_to_sarif(report), nl=False)
+    elif fmt == "github":
+        click.echo(report_to_github(report), nl=False)
+    else:
+        from lbgen.audit import audited_summary
+
+        if not quiet:
+            click.echo(audited_summary(result), nl=False)
+        click.echo(report_to_text(report, show_skipped=show_skipped, quiet=quiet, color=out_color),
+                   nl=False, color=out_color)
+    _exit(EXIT_FINDINGS if report.fails(Severity(fail_on)) else EXIT_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,152 @@
+"""`lbgen audit`: check an existing path where it stands.
+
+The per-hop files are imported (lbgen.importer), every rule runs on the imported spec, and
+each finding is moved from the spec it was computed on to the file the offending value was
+read from: `edge/nginx.conf:22:27: LB102 …`, with the other hop's value located in its own
+file. A value no file holds (a product default, an `--assume`) is located at the nearest
+imported value of the same object, and the finding says what was assumed, so every
+location is a line a user can open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import msgspec.structs
+
+from lbgen.errors import SourceLocation, shown_source_name
+from lbgen.importer.run import ImportInputs, ImportResult, run_import
+from lbgen.importer.sources import Sourced
+from lbgen.io.loader import format_path
+from lbgen.rules import CheckReport, Finding, check_spec
+
+ModelPath = Sequence[str | int]
+
+
+class Located(msgspec.Struct, frozen=True):
+    """Where an audit finding's value is, in the audited files."""
+
+    location: SourceLocation
+    assumed: str = ""
+    """What was assumed instead of read (`--assume app.preset=uvicorn`, a default), if so."""
+
+
+class AuditResult(msgspec.Struct, frozen=True):
+    imported: ImportResult
+    report: CheckReport
+    """Findings located in the audited files (`Finding.location`, `related_location`)."""
+
+
+def locate(path: ModelPath, origins: dict[str, Sourced[object]]) -> Located | None:
+    """The audited file position of the value at `path`: its own origin; else the first
+    imported value inside it (an object: its first value as read); else the first imported
+    value of the nearest enclosing object (a default lbgen filled in: the tier or service it
+    belongs to). None when nothing of it, nor of what holds it, was imported."""
+    own = origins.get(format_path(path))
+    assumed = _assumed(own)
+    if own is not None and own.origin is not None:
+        return Located(_location(own), assumed)
+    if own is None and _first_inside(format_path(path), origins) is None:
+        assumed = _assumed_beside(path, origins)
+    for end in range(len(path), 0, -1):
+        first = _first_inside(format_path(path[:end]), origins)
+        if first is not None:
+            return Located(first, assumed)
+    return None
+
+
+def _assumed_beside(path: ModelPath, origins: dict[str, Sourced[object]]) -> str:
+    """For a value lbgen derived (in no file): what was assumed next to it in the same
+    object (`app.idle_timeout` comes from an assumed `app.preset`). Not for a tier's or a
+    service's own fields: tier-wide assumptions (version, location) are listed once, above
+    the findings, rather than in every hint."""
+    if len(path) < 4:  # ("services", 0, "app", "idle_timeout") is the shortest
+        return ""
+    parent = format_path(path[:-1]) + "."
+    return "; ".join(
+        f"{name} {value.note or 'assumed'}" for name, value in sorted(origins.items())
+        if value.assumed and name.startswith(parent) and _is_key(name[len(parent):])
+    )
+
+
+def _is_key(rest: str) -> bool:
+    """A direct key of an object, not a path into it."""
+    return "." not in rest and "[" not in rest
+
+
+def _first_inside(key: str, origins: dict[str, Sourced[object]]) -> SourceLocation | None:
+    found = min(
+        (value.origin for name, value in origins.items()
+         if value.origin is not None and (name == key or name.startswith((key + ".", key + "[")))),
+        default=None,
+    )
+    return None if found is None else SourceLocation(found.file, found.line, found.column)
+
+
+def _location(value: Sourced[object]) -> SourceLocation:
+    assert value.origin is not None
+    return SourceLocation(value.origin.file, value.origin.line, value.origin.column)
+
+
+def _assumed(value: Sourced[object] | None) -> str:
+    if value is None or not value.assumed:
+        return ""
+    return value.note or "assumed"
+
+
+def relocate(finding: Finding, origins: dict[str, Sourced[object]], spec_name: str) -> Finding:
+    """`finding` located in the audited files (the imported spec's position when nothing of
+    its value was imported, which only happens for values lbgen derives)."""
+    own = locate(finding.path, origins)
+    related = locate(finding.related_path, origins) if finding.related_path is not None else None
+    notes = [own.assumed] if own is not None and own.assumed else []
+    if related is not None and related.assumed and related.assumed not in notes:
+        notes.append(related.assumed)
+    hint = finding.hint + "".join(f" (assumed, not read from the files: {note})" for note in notes)
+    return msgspec.structs.replace(
+        finding,
+        location=own.location if own is not None else _in_spec(finding.location, spec_name),
+        related_location=(
+            related.location if related is not None
+            else _in_spec(finding.related_location, spec_name) if finding.related_location is not None
+            else None
+        ),
+        hint=hint,
+    )
+
+
+def _in_spec(location: SourceLocation, spec_name: str) -> SourceLocation:
+    return SourceLocation(spec_name, location.line, location.column)
+
+
+def audit(
+    inputs: ImportInputs,
+    *,
+    select: Collection[str] | None = None,
+    ignore: Collection[str] = (),
+) -> AuditResult:
+    """Import `inputs`, run the selected rules, and locate the findings in the input files.
+    Raises InputError (located in the input files) when they cannot be imported."""
+    spec_name = "<imported spec>"
+    imported = run_import(inputs, spec_name)
+    report = check_spec(imported.loaded, select=select, ignore=ignore)
+    findings = [relocate(f, imported.origins, spec_name) for f in report.findings]
+    findings.sort(key=lambda f: (f.location.file, f.location.line, f.location.column, f.code))
+    return AuditResult(imported, msgspec.structs.replace(report, findings=findings))
+
+
+def audited_summary(result: AuditResult) -> str:
+    """What the findings rest on: the files read, and what was assumed instead of read."""
+    imported = result.imported
+    files = sorted({v.origin.file for v in imported.origins.values() if v.origin is not None})
+    read = sum(1 for v in imported.origins.values() if v.origin is not None)
+    guessed = imported.guessed
+    lines = [f"audited {len(files)} file(s): {', '.join(shown_source_name(f) for f in files)}"]
+    lines.append(
+        f"  {read} values read; {len(imported.assumed) - len(guessed)} given with --assume; "
+        f"{len(guessed)} assumed by default; {len(imported.skipped)} directives/fields not translated"
+        + (" (`lbgen import` lists them)" if guessed or imported.skipped else "")
+    )
+    for path, value in guessed:
+        lines.append(f"  assumed {path} = {value.value} ({value.note.removeprefix('default: ')})")
+    return "\n".join(lines) + "\n\n"

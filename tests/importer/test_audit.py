@@ -1,0 +1,153 @@
+"""`lbgen audit`: the rules run on imported files and point at the lines of those files.
+
+Two inputs: the hand-written seed configs under examples/imported/ (a user's own files) and
+the rendered output of examples/seed-as-advised.yaml (where `validate` on the spec is the
+reference). A location is checked by reading the audited file at that line: it must be the
+directive or field the finding is about.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lbgen.audit import audit
+from lbgen.cli import cli
+from lbgen.importer.run import ImportInputs
+from lbgen.io.loader import load_spec_file
+from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.rules import Finding, check_spec
+from tests.importer.roundtrip import assumptions, write_rendered
+
+ROOT = Path(__file__).resolve().parents[2]
+IMPORTED = ROOT / "examples" / "imported"
+SEED_ARGS = [
+    "--nginx-http", "edge/nginx.conf", "--nginx-stream", "l4/nginx.conf",
+    "--kong", "gateway/kong.yaml", "--kong-conf", "gateway/kong.conf", "--k8s", "k8s",
+    "--assume", "app.preset=uvicorn", "--assume", "platform=gke",
+    "--assume", "edge.instances=10.10.0.11,10.10.0.12",
+]
+
+
+@pytest.fixture
+def in_imported(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(IMPORTED)
+    yield IMPORTED
+
+
+def _seed_inputs() -> ImportInputs:
+    return ImportInputs(["edge/nginx.conf"], ["l4/nginx.conf"], "gateway/kong.yaml", "gateway/kong.conf",
+                        ["k8s"], None, ["app.preset=uvicorn", "platform=gke", "edge.instances=10.10.0.11,10.10.0.12"])
+
+
+def _line(root: Path, location: object) -> str:
+    file, line = location.file, location.line
+    return (root / file).read_text(encoding="utf-8").splitlines()[line - 1]
+
+
+def _by_code(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.code: f for f in findings}
+
+
+def test_the_seed_paths_problems_are_found_on_the_lines_that_cause_them(in_imported: Path) -> None:
+    findings = _by_code(audit(_seed_inputs()).report.findings)
+    # The edge pool outlives the L4 idle timer: the edge upstream's keepalive_timeout,
+    # against the stream proxy_timeout in the other hop's file.
+    pool = findings["LB102"]
+    assert pool.location.file == "edge/nginx.conf"
+    assert _line(in_imported, pool.location).split() == ["keepalive_timeout", "60s;"]
+    assert pool.related_location is not None and pool.related_location.file == "l4/nginx.conf"
+    assert _line(in_imported, pool.related_location).split() == ["proxy_timeout", "30s;"]
+    # Kong's pool outlives uvicorn's 5 s: kong.conf's idle timeout; uvicorn was assumed.
+    app = findings["LB103"]
+    assert _line(in_imported, app.location).startswith("upstream_keepalive_idle_timeout")
+    assert "--assume app.preset=uvicorn" in app.hint
+    # ClientIP affinity behind the gateway, and an algorithm over one ClusterIP.
+    affinity = findings["LB404"]
+    assert _line(in_imported, affinity.location).split() == ["sessionAffinity:", "ClientIP"]
+    algorithm = findings["LB401"]
+    assert _line(in_imported, algorithm.location).split() == ["algorithm:", "least-connections"]
+    assert "orders.shop.svc.cluster.local" in _line(in_imported, algorithm.related_location)
+
+
+def test_every_finding_points_into_an_audited_file(in_imported: Path) -> None:
+    report = audit(_seed_inputs()).report
+    audited = {"edge/nginx.conf", "l4/nginx.conf", "gateway/kong.yaml", "gateway/kong.conf", "k8s/orders.yaml"}
+    assert report.findings
+    for finding in report.findings:
+        assert finding.location.file in audited, finding
+        assert finding.related_location is None or finding.related_location.file in audited, finding
+    assert report.findings == sorted(
+        report.findings, key=lambda f: (f.location.file, f.location.line, f.location.column, f.code))
+
+
+def _rendered_inputs(spec_path: Path, out: Path) -> ImportInputs:
+    spec = load_spec_file(spec_path).spec
+    write_rendered(spec, out, spec_path.name)
+    inputs = ImportInputs(assume=assumptions(spec))
+    for tier in spec.tiers:
+        if isinstance(tier, NginxHttpTier):
+            inputs.nginx_http.append(f"{tier.name}/nginx.conf")
+        elif isinstance(tier, NginxStreamTier):
+            inputs.nginx_stream.append(f"{tier.name}/nginx.conf")
+        elif isinstance(tier, KongTier):
+            inputs.kong, inputs.kong_conf = f"{tier.name}/kong.yaml", f"{tier.name}/kong.conf"
+        else:
+            inputs.k8s.append(tier.name)
+    return inputs
+
+
+def test_auditing_rendered_output_finds_what_validate_finds_on_the_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_path = ROOT / "examples" / "seed-as-advised.yaml"
+    inputs = _rendered_inputs(spec_path, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    audited = audit(inputs).report.findings
+    validated = check_spec(load_spec_file(spec_path)).findings
+    rendered = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    # LB701/LB702 are about the spec's kube_proxy settings on GKE, which manages kube-proxy
+    # itself: lbgen renders no kube-proxy configuration there, so no rendered file holds them.
+    assert not any("kube-proxy" in path for path in rendered)
+    not_rendered = {"LB701", "LB702"}
+    assert not_rendered <= {f.code for f in validated}
+    assert sorted({f.code for f in audited}) == sorted({f.code for f in validated} - not_rendered)
+    assert all(f.location.file in rendered for f in audited)
+
+
+def test_cli_text_says_what_was_assumed_and_exits_1_on_errors(in_imported: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", *SEED_ARGS])
+    assert result.exit_code == 1, result.output
+    head = result.stdout.split("\n\n", 1)[0]
+    assert head.startswith("audited 5 file(s): edge/nginx.conf, gateway/kong.conf")
+    assert "assumed tiers[2].location = cluster" in head
+    assert "\nedge/nginx.conf:22:" in result.stdout
+
+
+def test_cli_select_and_fail_on_work_as_in_validate(in_imported: Path) -> None:
+    only_affinity = CliRunner().invoke(cli, ["audit", *SEED_ARGS, "--select", "LB404", "-q"])
+    assert only_affinity.exit_code == 0  # a warning does not reach the default --fail-on error
+    assert [line.split(": ")[1].split()[0] for line in only_affinity.stdout.splitlines()
+            if not line.startswith("  ")] == ["LB404"]
+    strict = CliRunner().invoke(cli, ["audit", *SEED_ARGS, "--select", "LB404", "--fail-on", "warning", "-q"])
+    assert strict.exit_code == 1
+
+
+def test_cli_sarif_locates_results_in_the_audited_files(in_imported: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", *SEED_ARGS, "--format", "sarif"])
+    sarif = json.loads(result.stdout)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in sarif["runs"][0]["results"]}
+    assert "l4/nginx.conf" in uris and "k8s/orders.yaml" in uris
+    assert not any("imported" in uri for uri in uris)
+
+
+def test_an_unreadable_input_is_a_located_error_without_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", "--nginx-http", str(tmp_path / "missing.conf")])
+    assert result.exit_code == 2
+    assert "missing.conf" in result.stderr
+    assert "Traceback" not in result.output
