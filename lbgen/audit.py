@@ -37,55 +37,62 @@ class AuditResult(msgspec.Struct, frozen=True):
     """Findings located in the audited files (`Finding.location`, `related_location`)."""
 
 
-def locate(path: ModelPath, origins: dict[str, Sourced[object]]) -> Located | None:
+class OriginIndex:
+    """The imported values' origins, indexed for `locate`: per model path (and per enclosing
+    object of each), the first position read from a file, and the assumed direct keys of
+    each object. Built once per audit, so locating every finding is linear in the findings."""
+
+    def __init__(self, origins: dict[str, Sourced[object]]) -> None:
+        self.values = origins
+        self.first: dict[str, SourceLocation] = {}
+        self.assumed_keys: dict[str, list[str]] = {}
+        for name in sorted(origins):
+            value = origins[name]
+            prefixes = [*_enclosing(name), name]
+            if value.origin is not None:
+                here = SourceLocation(value.origin.file, value.origin.line, value.origin.column)
+                for prefix in prefixes:
+                    known = self.first.get(prefix)
+                    if known is None or _position(here) < _position(known):
+                        self.first[prefix] = here
+            if value.assumed and len(prefixes) > 1 and name[len(prefixes[-2])] == ".":
+                self.assumed_keys.setdefault(prefixes[-2], []).append(f"{name} {value.note or 'assumed'}")
+
+
+def _position(location: SourceLocation) -> tuple[str, int, int]:
+    return (location.file, location.line, location.column)
+
+
+def _enclosing(name: str) -> list[str]:
+    """The paths of the objects that hold `name` (`a.b[0].c` → `a`, `a.b`, `a.b[0]`), outermost
+    first; a quoted key (`labels["a.b"]`) is one step."""
+    out, quoted = [], False
+    for i, ch in enumerate(name):
+        if ch == '"' and (i == 0 or name[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch in ".[" and i > 0:
+            out.append(name[:i])
+    return out
+
+
+def locate(path: ModelPath, index: OriginIndex) -> Located | None:
     """The audited file position of the value at `path`: its own origin; else the first
     imported value inside it (an object: its first value as read); else the first imported
     value of the nearest enclosing object (a default lbgen filled in: the tier or service it
     belongs to). None when nothing of it, nor of what holds it, was imported."""
-    own = origins.get(format_path(path))
+    key = format_path(path)
+    own = index.values.get(key)
     assumed = _assumed(own)
-    if own is not None and own.origin is not None:
-        return Located(_location(own), assumed)
-    if own is None and _first_inside(format_path(path), origins) is None:
-        assumed = _assumed_beside(path, origins)
+    if own is None and key not in index.first and len(path) >= 4:
+        # A value lbgen derived (in no file): what was assumed next to it in the same object
+        # (`app.idle_timeout` from an assumed `app.preset`). Not for a tier's or service's own
+        # fields: tier-wide assumptions (version, location) are listed once, above the findings.
+        assumed = "; ".join(index.assumed_keys.get(format_path(path[:-1]), []))
     for end in range(len(path), 0, -1):
-        first = _first_inside(format_path(path[:end]), origins)
+        first = index.first.get(format_path(path[:end]))
         if first is not None:
             return Located(first, assumed)
     return None
-
-
-def _assumed_beside(path: ModelPath, origins: dict[str, Sourced[object]]) -> str:
-    """For a value lbgen derived (in no file): what was assumed next to it in the same
-    object (`app.idle_timeout` comes from an assumed `app.preset`). Not for a tier's or a
-    service's own fields: tier-wide assumptions (version, location) are listed once, above
-    the findings, rather than in every hint."""
-    if len(path) < 4:  # ("services", 0, "app", "idle_timeout") is the shortest
-        return ""
-    parent = format_path(path[:-1]) + "."
-    return "; ".join(
-        f"{name} {value.note or 'assumed'}" for name, value in sorted(origins.items())
-        if value.assumed and name.startswith(parent) and _is_key(name[len(parent):])
-    )
-
-
-def _is_key(rest: str) -> bool:
-    """A direct key of an object, not a path into it."""
-    return "." not in rest and "[" not in rest
-
-
-def _first_inside(key: str, origins: dict[str, Sourced[object]]) -> SourceLocation | None:
-    found = min(
-        (value.origin for name, value in origins.items()
-         if value.origin is not None and (name == key or name.startswith((key + ".", key + "[")))),
-        default=None,
-    )
-    return None if found is None else SourceLocation(found.file, found.line, found.column)
-
-
-def _location(value: Sourced[object]) -> SourceLocation:
-    assert value.origin is not None
-    return SourceLocation(value.origin.file, value.origin.line, value.origin.column)
 
 
 def _assumed(value: Sourced[object] | None) -> str:
@@ -94,11 +101,11 @@ def _assumed(value: Sourced[object] | None) -> str:
     return value.note or "assumed"
 
 
-def relocate(finding: Finding, origins: dict[str, Sourced[object]], spec_name: str) -> Finding:
+def relocate(finding: Finding, index: OriginIndex, spec_name: str) -> Finding:
     """`finding` located in the audited files (the imported spec's position when nothing of
     its value was imported, which only happens for values lbgen derives)."""
-    own = locate(finding.path, origins)
-    related = locate(finding.related_path, origins) if finding.related_path is not None else None
+    own = locate(finding.path, index)
+    related = locate(finding.related_path, index) if finding.related_path is not None else None
     notes = [own.assumed] if own is not None and own.assumed else []
     if related is not None and related.assumed and related.assumed not in notes:
         notes.append(related.assumed)
@@ -128,9 +135,10 @@ def audit(
     """Import `inputs`, run the selected rules, and locate the findings in the input files.
     Raises InputError (located in the input files) when they cannot be imported."""
     spec_name = "<imported spec>"
-    imported = run_import(inputs, spec_name)
+    imported = run_import(inputs, spec_name, write=False)
     report = check_spec(imported.loaded, select=select, ignore=ignore)
-    findings = [relocate(f, imported.origins, spec_name) for f in report.findings]
+    index = OriginIndex(imported.origins)
+    findings = [relocate(f, index, spec_name) for f in report.findings]
     findings.sort(key=lambda f: (f.location.file, f.location.line, f.location.column, f.code))
     return AuditResult(imported, msgspec.structs.replace(report, findings=findings))
 

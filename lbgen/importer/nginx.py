@@ -108,8 +108,15 @@ class _Context:
 
     def __init__(self, text: SourceText, shown: ShowPath) -> None:
         self.text = text
-        self.shown = shown
+        self._shown = shown
+        self._shown_names: dict[str, str] = {}  # per file: a path is made relative once
         self.skipped: list[Skipped] = []
+
+    def shown(self, file: str) -> str:
+        name = self._shown_names.get(file)
+        if name is None:
+            name = self._shown_names[file] = self._shown(file)
+        return name
 
     def origin(self, d: _D, arg: int | None = None) -> Origin:
         token = d.args[arg] if arg is not None and arg < len(d.args) else d.name

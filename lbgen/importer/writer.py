@@ -65,8 +65,10 @@ def _field_model(model: type[BaseModel] | None, key: str) -> type[BaseModel] | N
 
 
 class _Writer:
-    def __init__(self) -> None:
+    def __init__(self, *, comments: bool = True) -> None:
         self.origins: dict[str, Sourced[object]] = {}
+        self.comments = comments
+        """False: the spec is only validated, never written (no end-of-line comments)."""
 
     def scalar(self, key: str, value: object) -> object:
         if key == "version" and isinstance(value, str | int | float):
@@ -85,7 +87,7 @@ class _Writer:
             if isinstance(value, Sourced):
                 out[key] = self.scalar(key, value.value)
                 self.origins[format_path(here)] = value
-                text = comment_for(value)
+                text = comment_for(value) if self.comments else ""
                 if text:
                     out.yaml_add_eol_comment(text, key)
             elif isinstance(value, dict):
@@ -101,7 +103,7 @@ class _Writer:
             if isinstance(item, Sourced):
                 seq.append(self.scalar(key, item.value))
                 self.origins[format_path(here)] = item
-                text = comment_for(item)
+                text = comment_for(item) if self.comments else ""
                 if text:
                     seq.yaml_add_eol_comment(text, index)
             elif isinstance(item, dict):
@@ -113,16 +115,22 @@ class _Writer:
         return seq
 
 
+def spec_data(spec: Fragment, *, comments: bool = False) -> tuple[CommentedMap, dict[str, Sourced[object]]]:
+    """The spec as data (keys in the model's order; with `comments`, each value's origin as an
+    end-of-line comment) and, for each model path (`tiers[0].timeouts.read`), its value."""
+    writer = _Writer(comments=comments)
+    return writer.mapping(spec, Spec, ()), writer.origins
+
+
 def write_spec(spec: Fragment, header: str) -> tuple[str, dict[str, Sourced[object]]]:
     """The spec's YAML text and, for each model path (`tiers[0].timeouts.read`), its value."""
-    writer = _Writer()
-    root = writer.mapping(spec, Spec, ())
+    root, origins = spec_data(spec, comments=True)
     yaml = YAML(typ="rt")
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     stream = io.StringIO()
     yaml.dump(root, stream)
-    return header + _align(stream.getvalue()), writer.origins
+    return header + _align(stream.getvalue()), origins
 
 
 _OUR_COMMENT = re.compile(r"^(?P<left>.*?\S) +# (?P<comment>\S+:[0-9]+:[0-9]+|assumed(?: \(.*\))?)$")
