@@ -152,6 +152,12 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
                             "a named targetPort: lbgen needs the container port number")
                 target = port["port"]
             service.ports.append((int(port["port"]), int(target), key_origin(port, "port", file)))
+            if index == 0 and (port.get("appProtocol") == "kubernetes.io/h2c"
+                               or str(port.get("name", "")).startswith("grpc")):
+                # HTTP/2 cleartext to the pods: what lbgen's `protocol: grpc` means (KEP-3726
+                # appProtocol kubernetes.io/h2c; Istio-style port names grpc-*)
+                key = "appProtocol" if "appProtocol" in port else "name"
+                put(frag, "protocol", Sourced("grpc", key_origin(port, key, file)))
             if index == 0 and not headless:
                 put(frag, "kubernetes.port", Sourced(int(port["port"]), key_origin(port, "port", file)))
                 put(frag, "kubernetes.target_port", Sourced(int(target), key_origin(port, "targetPort", file)
