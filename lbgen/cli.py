@@ -992,19 +992,29 @@ def schema_command() -> None:
     click.echo(spec_json_schema_text(), nl=False)
 
 
+def _import_inputs(command: Callable[P, R]) -> Callable[P, R]:
+    """The input options `import` and `audit` share."""
+    options = [
+        click.option("--nginx-http", "nginx_http", multiple=True, metavar="FILE",
+                     help="nginx.conf (or an included file) of the L7 edge; includes are followed."),
+        click.option("--nginx-stream", "nginx_stream", multiple=True, metavar="FILE",
+                     help="nginx config with the L4 stream {} block (or a snippet included in it)."),
+        click.option("--kong", "kong", metavar="FILE", help="Kong declarative config (kong.yaml) or decK state."),
+        click.option("--kong-conf", "kong_conf", metavar="FILE", help="kong.conf."),
+        click.option("--k8s", "k8s", multiple=True, metavar="FILE|DIR",
+                     help="Service, HPA, PDB and Deployment manifests (a directory: every YAML file under it)."),
+        click.option("--kube-proxy", "kube_proxy", metavar="FILE", help="The kube-proxy ConfigMap."),
+        click.option("--assume", "assume", multiple=True, metavar="KEY=VALUE",
+                     help="What the files cannot tell, e.g. app.preset=uvicorn, platform=gke, "
+                     "kong.location=outside, edge.instances=10.0.0.1,10.0.0.2."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command("import")
-@click.option("--nginx-http", "nginx_http", multiple=True, metavar="FILE",
-              help="nginx.conf (or an included file) of the L7 edge; includes are followed.")
-@click.option("--nginx-stream", "nginx_stream", multiple=True, metavar="FILE",
-              help="nginx config with the L4 stream {} block (or a snippet included in it).")
-@click.option("--kong", "kong", metavar="FILE", help="Kong declarative config (kong.yaml) or decK state.")
-@click.option("--kong-conf", "kong_conf", metavar="FILE", help="kong.conf.")
-@click.option("--k8s", "k8s", multiple=True, metavar="FILE|DIR",
-              help="Service, HPA, PDB and Deployment manifests (a directory: every YAML file under it).")
-@click.option("--kube-proxy", "kube_proxy", metavar="FILE", help="The kube-proxy ConfigMap.")
-@click.option("--assume", "assume", multiple=True, metavar="KEY=VALUE",
-              help="What the files cannot tell, e.g. app.preset=uvicorn, platform=gke, kong.location=outside, "
-              "edge.instances=10.0.0.1,10.0.0.2.")
+@_import_inputs
 @click.option("--strict", is_flag=True, help="Exit 1 when anything was not translated or was assumed by default.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Format of the report.")
@@ -1033,6 +1043,51 @@ def import_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], k
     from lbgen.import_cli import run_command
 
     run_command(nginx_http, nginx_stream, kong, kong_conf, k8s, kube_proxy, assume, strict, fmt, output)
+
+
+@cli.command("audit")
+@_import_inputs
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text, json, sarif (GitHub code scanning) or github (Actions annotations).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
+              help="Exit 1 when a finding has at least this severity.")
+@click.option("--select", multiple=True, metavar="CODES", shell_complete=_complete_rules,
+              help="Run only these rules: codes (LB101), prefixes (LB1) or names.")
+@click.option("--ignore", multiple=True, metavar="CODES", shell_complete=_complete_rules,
+              help="Do not run these rules.")
+@click.option("--show-skipped", is_flag=True, help="List the rules that did not apply and why (text format).")
+@click.option("--import-report", is_flag=True, help="Also print what the import did not translate (text format).")
+@_user_errors
+def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong: str | None,
+                  kong_conf: str | None, k8s: tuple[str, ...], kube_proxy: str | None, assume: tuple[str, ...],
+                  fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...], show_skipped: bool,
+                  import_report: bool) -> None:
+    """Check existing per-hop configs against each other, where they stand.
+
+    Imports the files as `lbgen import` does (nothing is written), runs every cross-hop rule
+    and prints each finding at the file, line and column of the value it is about
+    (`edge/nginx.conf:42:9: LB102 …`), with the other hop's value in its own file. A finding
+    about a value no file sets is placed at the enclosing block; one about an assumed value at
+    `--assume`. Exit 1 when a finding reaches --fail-on, 2 on unreadable or invalid input.
+
+    \b
+    Example:
+      lbgen audit --nginx-http edge/nginx.conf --nginx-stream l4/nginx.conf \\
+        --kong gateway/kong.yaml --kong-conf gateway/kong.conf --k8s k8s/ \\
+        --assume app.preset=uvicorn --assume platform=gke
+    """
+    from lbgen.import_cli import run_audit_command
+
+    selected = _codes(select) if select else None
+    ignored = _codes(ignore)
+    _check_refs(selected or [], "--select")
+    _check_refs(ignored, "--ignore")
+    worst = run_audit_command(nginx_http, nginx_stream, kong, kong_conf, k8s, kube_proxy, assume, fmt,
+                              selected, ignored, show_skipped, import_report)
+    from lbgen.rules import Severity
+
+    if worst is not None and worst.rank >= Severity(fail_on).rank:
+        _exit(EXIT_FINDINGS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,10 +6,14 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from lbgen.errors import InputError, LbgenError
+
+if TYPE_CHECKING:
+    from lbgen.rules import Severity
 
 EXIT_OK, EXIT_UNTRANSLATED, EXIT_USAGE = 0, 1, 2
 MARK = "# imported by lbgen import"
@@ -80,3 +84,39 @@ def run_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong
         click.echo(report, nl=False)
     if strict and (result.skipped or result.guessed):
         raise click.exceptions.Exit(EXIT_UNTRANSLATED)
+
+
+def run_audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong: str | None,
+                      kong_conf: str | None, k8s: tuple[str, ...], kube_proxy: str | None,
+                      assume: tuple[str, ...], fmt: str, select: list[str] | None, ignore: list[str],
+                      show_skipped: bool, import_report: bool) -> Severity | None:
+    """`lbgen audit` (options and help in lbgen.cli); returns the worst severity found."""
+    from lbgen.importer.audit import run_audit
+    from lbgen.importer.report import to_text
+    from lbgen.importer.run import ImportInputs
+    from lbgen.report import (
+        problems_to_text,
+        report_to_github,
+        report_to_json,
+        report_to_sarif,
+        report_to_text,
+    )
+
+    inputs = ImportInputs(list(nginx_http), list(nginx_stream), kong, kong_conf, list(k8s), kube_proxy, list(assume))
+    try:
+        audit = run_audit(inputs, select=select, ignore=ignore)
+    except InputError as exc:
+        click.echo(problems_to_text(exc.problems, "nothing was checked"), err=True, nl=False)
+        raise click.exceptions.Exit(EXIT_USAGE) from None
+    report = audit.report
+    if fmt == "json":
+        click.echo(report_to_json(report), nl=False)
+    elif fmt == "sarif":
+        click.echo(report_to_sarif(report), nl=False)
+    elif fmt == "github":
+        click.echo(report_to_github(report), nl=False)
+    else:
+        click.echo(report_to_text(report, show_skipped=show_skipped), nl=False)
+        if import_report:
+            click.echo(to_text(audit.imported, "(in memory)"), nl=False)
+    return report.worst()

@@ -43,9 +43,11 @@ def assumptions(spec: Spec) -> list[str]:
                 out.append("kong.cluster_ip_routed=true")
         if isinstance(tier, KubernetesTier):
             out.append(f"platform={tier.platform}")
-            if tier.kube_proxy is not None and tier.kube_proxy.mode is not None and not renders_kube_proxy(tier):
-                # lbgen writes no kube-proxy ConfigMap then (LB708): the mode is in no file
-                out.append(f"kubernetes.kube_proxy.mode={tier.kube_proxy.mode}")
+            if tier.kube_proxy is not None and not renders_kube_proxy(tier):
+                # lbgen writes no kube-proxy ConfigMap then (GKE manages kube-proxy; LB708 without
+                # mode and clusterCIDR): its settings are in no file
+                out.extend(f"kubernetes.kube_proxy.{key}={value}"
+                           for key, value in _flat(tier.kube_proxy.model_dump(mode="json", exclude_none=True)))
     for service in spec.services:
         key = f"service.{service.name}"
         out.append(f"{key}.replicas={service.replicas}")
@@ -54,6 +56,16 @@ def assumptions(spec: Spec) -> list[str]:
             value = getattr(service.app, field)
             if value is not None:
                 out.append(f"{key}.app.{field}={value}")
+    return out
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.extend(_flat(value, f"{prefix}{key}."))
+        elif value != []:
+            out.append((f"{prefix}{key}", "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else value))
     return out
 
 
