@@ -1108,13 +1108,15 @@ def import_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], k
 @cli.command("audit")
 @_import_inputs
 @_report_options
+@click.option("--import-report", is_flag=True,
+              help="Also print the import's report: every directive or field not translated (text format).")
 @_quiet_option
 @_color_option
 @_user_errors
 def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong: str | None,
                   kong_conf: str | None, k8s: tuple[str, ...], kube_proxy: str | None, assume: tuple[str, ...],
                   fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...], show_skipped: bool,
-                  quiet: bool, color: str) -> None:
+                  import_report: bool, quiet: bool, color: str) -> None:
     """Check existing per-hop configs against each other, where they stand.
 
     The files are imported as `lbgen import` reads them (same options), every cross-hop
@@ -1160,6 +1162,10 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
             click.echo(audited_summary(result), nl=False)
         click.echo(report_to_text(report, show_skipped=show_skipped, quiet=quiet, color=out_color),
                    nl=False, color=out_color)
+        if import_report:
+            from lbgen.importer.report import to_text
+
+            click.echo("\n" + to_text(result.imported, "(in memory)"), nl=False)
     _exit(EXIT_FINDINGS if report.fails(Severity(fail_on)) else EXIT_OK)
 
 

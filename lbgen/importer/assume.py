@@ -2,7 +2,8 @@
 
 KEY is a scope and a dotted spec path inside it:
 
-- `name`, `keepalive_margin`: the spec's own keys;
+- `name`, `keepalive_margin`, `external_lb.…`, `workload.…`: the spec's own keys (no
+  config file holds them);
 - `edge.…` (or `nginx_http.…`), `l4.…` (`nginx_stream.…`), `kong.…` (`gateway.…`),
   `kubernetes.…` (`k8s.…`, `cluster.…`): a tier's keys, e.g. `kong.location=outside`,
   `edge.version=1.24.0`, `edge.instances=10.10.0.11,10.10.0.12`;
@@ -60,9 +61,10 @@ def parse_assumption(text: str) -> Assumption:
     match = _NOTE.match(raw)
     if match and match.group("value"):
         raw, note = match.group("value"), match.group("note").strip()
-    value = _value(text, raw.strip())
+    # versions stay text: YAML would read 1.30 as the number 1.3
+    value = raw.strip() if key.rsplit(".", 1)[-1] == "version" and raw.strip() else _value(text, raw.strip())
     head, _, rest = key.partition(".")
-    if key in ("name", "keepalive_margin"):
+    if key in ("name", "keepalive_margin") or (head in ("external_lb", "workload") and rest):
         return Assumption(text, "spec", key, value, note)
     if key == "platform":
         return Assumption(text, "kubernetes", "platform", value, note)

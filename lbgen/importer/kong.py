@@ -20,7 +20,14 @@ from ruamel.yaml.comments import CommentedMap
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.nginx import duration_text, nginx_duration
 from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, put
-from lbgen.importer.yamlfiles import key_origin, load_documents, mappings, node_origin, read_text
+from lbgen.importer.yamlfiles import (
+    key_origin,
+    key_position,
+    load_documents,
+    mappings,
+    node_origin,
+    read_text,
+)
 from lbgen.model.types import Duration
 
 ShowPath = Callable[[str], str]
@@ -53,7 +60,7 @@ class _Reader:
     def skip_keys(self, node: CommentedMap, known: set[str], what: str) -> None:
         for key in node:
             if key not in known:
-                self.skipped.append(Skipped(self.at(node, key), f"{what}.{key}", "out-of-scope",
+                self.skipped.append(Skipped(key_position(node, key, self.file), f"{what}.{key}", "out-of-scope",
                                             f"`{key}` of a Kong {what} is not part of lbgen's spec"))
 
 
@@ -93,7 +100,7 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
     upstreams: dict[str, tuple[CommentedMap, list[Sourced[str]]]] = {}
     for key in root:
         if key not in ("_format_version", "_transform", "services", "routes", "upstreams", "targets", "_info"):
-            reader.skipped.append(Skipped(reader.at(root, key), key, "out-of-scope",
+            reader.skipped.append(Skipped(key_position(root, key, file), key, "out-of-scope",
                                           f"Kong {key} are not part of lbgen's spec"))
     for _, up in mappings(root.get("upstreams")):
         name = str(up.get("name", ""))
@@ -101,19 +108,14 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         for index, target in mappings(up.get("targets")):
             if "target" in target:
                 targets.append(Sourced(_with_port(str(target["target"])), reader.at(target, "target")))
-            for key in target:
-                if key not in ("target", "tags", "weight", "id"):
-                    reader.skipped.append(Skipped(reader.at(target, key), f"target.{key}", "out-of-scope",
-                                                  "only the target address is read"))
-            if target.get("weight", 100) != 100:
-                reader.skipped.append(Skipped(reader.at(target, "weight"), f"weight: {target['weight']}",
-                                              "unsupported", "lbgen gives every target the default weight 100"))
+            _target_keys(reader, target, set())
             del index
         upstreams[name] = (up, targets)
     for _, target in mappings(root.get("targets")):
         owner = str(target.get("upstream", ""))
         if owner in upstreams and "target" in target:
             upstreams[owner][1].append(Sourced(_with_port(str(target["target"])), reader.at(target, "target")))
+            _target_keys(reader, target, {"upstream"})
         else:
             reader.skipped.append(Skipped(node_origin(target, file), "target", "ambiguous",
                                           "a top-level target whose upstream is not in the file"))
@@ -165,6 +167,17 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
             reader.skipped.append(Skipped(node_origin(up, file), f"upstream {name}", "out-of-scope",
                                           "no service uses this upstream"))
     hop.skipped.extend(reader.skipped)
+
+
+def _target_keys(reader: _Reader, target: CommentedMap, also: set[str]) -> None:
+    for key in target:
+        if key not in {"target", "tags", "weight", "id", *also}:
+            reader.skipped.append(Skipped(key_position(target, key, reader.file), f"target.{key}", "out-of-scope",
+                                          "only the target address is read"))
+    if target.get("weight", 100) != 100:
+        # Kong's default target weight is 100 (targets.lua)
+        reader.skipped.append(Skipped(reader.at(target, "weight"), f"weight: {target['weight']}",
+                                      "unsupported", "lbgen gives every target the default weight 100"))
 
 
 def _with_port(target: str) -> str:

@@ -18,7 +18,14 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.nginx import duration_text
 from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, put
-from lbgen.importer.yamlfiles import files_under, key_origin, load_documents, node_origin, read_text
+from lbgen.importer.yamlfiles import (
+    files_under,
+    key_origin,
+    key_position,
+    load_documents,
+    node_origin,
+    read_text,
+)
 from lbgen.model.types import Duration
 
 ShowPath = Callable[[str], str]
@@ -128,7 +135,7 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
                                    if "namespace" in meta else node_origin(meta, file)))
     for key in spec:
         if key not in _SERVICE_SPEC_KEYS:
-            reader.skip(key_origin(spec, key, file), f"spec.{key}", "out-of-scope",
+            reader.skip(key_position(spec, key, file), f"spec.{key}", "out-of-scope",
                         f"Service spec.{key} is not part of lbgen's spec")
     kind = spec.get("type", "ClusterIP")
     if kind != "ClusterIP":
@@ -145,6 +152,12 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
                             "a named targetPort: lbgen needs the container port number")
                 target = port["port"]
             service.ports.append((int(port["port"]), int(target), key_origin(port, "port", file)))
+            if index == 0 and (port.get("appProtocol") == "kubernetes.io/h2c"
+                               or str(port.get("name", "")).startswith("grpc")):
+                # HTTP/2 cleartext to the pods: what lbgen's `protocol: grpc` means (KEP-3726
+                # appProtocol kubernetes.io/h2c; Istio-style port names grpc-*)
+                key = "appProtocol" if "appProtocol" in port else "name"
+                put(frag, "protocol", Sourced("grpc", key_origin(port, key, file)))
             if index == 0 and not headless:
                 put(frag, "kubernetes.port", Sourced(int(port["port"]), key_origin(port, "port", file)))
                 put(frag, "kubernetes.target_port", Sourced(int(target), key_origin(port, "targetPort", file)
@@ -180,7 +193,7 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
     annotations = meta.get("annotations")
     if isinstance(annotations, CommentedMap):
         for key in annotations:
-            reader.skip(key_origin(annotations, key, file), f"annotation {key}", "out-of-scope",
+            reader.skip(key_position(annotations, key, file), f"annotation {key}", "out-of-scope",
                         "Service annotations are not part of lbgen's spec")
     return service
 
@@ -364,15 +377,15 @@ def _kube_proxy(reader: _Reader, obj: CommentedMap, file: str, tier: Fragment) -
 
 
 def _kube_proxy_config(reader: _Reader, conf: CommentedMap, file: str, tier: Fragment, line0: int, col0: int) -> None:
-    def at(node: Any, key: str) -> Origin:
-        origin = key_origin(node, key, file)
+    def at(node: Any, key: str, of_key: bool = False) -> Origin:
+        origin = key_position(node, key, file) if of_key else key_origin(node, key, file)
         return Origin(file, origin.line + line0, origin.column + col0)
 
     known = {"apiVersion", "kind", "clientConnection", "clusterCIDR", "mode", "ipvs", "iptables", "nftables",
              "conntrack"}
     for key in conf:
         if key not in known:
-            reader.skip(at(conf, key), f"config.conf {key}", "out-of-scope",
+            reader.skip(at(conf, key, True), f"config.conf {key}", "out-of-scope",
                         f"kube-proxy {key} is not part of lbgen's spec")
     mode = conf.get("mode") or "iptables"
     if conf.get("mode"):

@@ -198,7 +198,7 @@ def _inline(directives: list[_D], ctx: _Context, prefix: Path, stack: tuple[str,
 def _included(d: _D, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
     pattern = d.args[0] if Path(d.args[0]).is_absolute() else str(prefix / d.args[0])
     if glob.has_magic(pattern):
-        matches = sorted(glob.glob(pattern))  # nginx includes matches in name order
+        matches = sorted(glob.glob(pattern))  # noqa: PTH207 (absolute patterns) nginx reads matches in name order
     else:
         matches = [pattern] if Path(pattern).exists() else []
         if not matches:
@@ -437,7 +437,12 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         _target_hint(ctx, directives, hop.tier)
         _main_context(ctx, directives, hop.tier, http=True)
         for block in _http_blocks(directives):
+            # An inner level inherits what the outer one sets anywhere in it, before or after
+            # the inner block: the outer directives are read first.
             top = _Scope()
+            for d in block:
+                if d.name in _HTTP_INHERITED or d.name in _HTTP_ARRAYS:
+                    top.take(d)
             for d in block:
                 if d.name == "upstream":
                     up = _read_upstream(ctx, d, stream=False)
@@ -446,8 +451,6 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
                     scope = _Scope(top)
                     servers.append((d, scope))
                     _walk_server(ctx, d, scope, uses)
-                elif d.name in _HTTP_INHERITED or d.name in _HTTP_ARRAYS:
-                    top.take(d)
                 elif d.name not in _HTTP_HANDLED:
                     _skip_http(ctx, d)
     unify = _Unifier(ctx)
@@ -531,10 +534,13 @@ def _skip_http(ctx: _Context, d: _D) -> None:
 
 def _walk_server(ctx: _Context, server: _D, scope: _Scope, uses: list[_Use]) -> None:
     for d in server.block or []:
+        if d.name in _HTTP_INHERITED or d.name in _HTTP_ARRAYS:
+            scope.take(d)
+    for d in server.block or []:
         if d.name == "location":
             _walk_location(ctx, d, _Scope(scope), server, uses)
         elif d.name in _HTTP_INHERITED or d.name in _HTTP_ARRAYS:
-            scope.take(d)
+            pass
         elif d.name not in _HTTP_HANDLED:
             _skip_http(ctx, d)
         elif d.name == "server_tokens" and d.args != ["off"]:
@@ -545,12 +551,15 @@ def _walk_server(ctx: _Context, server: _D, scope: _Scope, uses: list[_Use]) -> 
 def _walk_location(ctx: _Context, loc: _D, scope: _Scope, server: _D, uses: list[_Use]) -> None:
     target: _D | None = None
     for d in loc.block or []:
+        if d.name in _HTTP_INHERITED or d.name in _HTTP_ARRAYS:
+            scope.take(d)
+    for d in loc.block or []:
         if d.name in ("proxy_pass", "grpc_pass"):
             target = d
         elif d.name == "location":
             _walk_location(ctx, d, _Scope(scope), server, uses)
         elif d.name in _HTTP_INHERITED or d.name in _HTTP_ARRAYS:
-            scope.take(d)
+            pass
         elif d.name not in _HTTP_HANDLED:
             _skip_http(ctx, d)
     if target is None or not target.args:
@@ -716,6 +725,9 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
         for block in blocks:
             top = _Scope()
             for d in block:
+                if d.name in _STREAM_SINGLE or d.name == "set_real_ip_from":
+                    top.take(d)
+            for d in block:
                 if d.name == "upstream":
                     up = _read_upstream(ctx, d, stream=True)
                     upstreams[up.name] = up
@@ -731,9 +743,8 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
                             continue
                         elif item.name != "#":
                             ctx.skip(item, "out-of-scope", f"`{item.name}` is not part of lbgen's spec")
-                elif d.name in _STREAM_SINGLE or d.name == "set_real_ip_from":
-                    top.take(d)
-                elif d.name not in ("#", "include", "server", "upstream", "resolver"):
+                elif d.name not in ("#", "include", "server", "upstream", "resolver", "set_real_ip_from",
+                                    *_STREAM_SINGLE):
                     ctx.skip(d, "out-of-scope", f"`{d.name}` is not part of lbgen's spec")
     unify = _Unifier(ctx)
     used: list[str] = []

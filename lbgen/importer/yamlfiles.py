@@ -116,6 +116,15 @@ def key_origin(node: Any, key: str | int, file: str) -> Origin:
         return node_origin(node, file)
 
 
+def key_position(node: Any, key: str, file: str) -> Origin:
+    """Where the key `key` of the mapping `node` is (for reports about the key itself)."""
+    try:
+        line, column = node.lc.key(key)
+        return Origin(file, int(line) + 1, int(column) + 1)
+    except (AttributeError, KeyError, TypeError):
+        return node_origin(node, file)
+
+
 def node_origin(node: Any, file: str) -> Origin:
     try:
         return Origin(file, int(node.lc.line) + 1, int(node.lc.col) + 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lbgen.importer.run import ImportInputs, ImportResult, run_import
+from lbgen.model.naming import renders_kube_proxy
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.plan import resolve
@@ -23,18 +24,30 @@ def write_rendered(spec: Spec, out: Path, name: str = "spec.yaml") -> None:
 def assumptions(spec: Spec) -> list[str]:
     """What the rendered files cannot tell about `spec`, as --assume arguments."""
     out = [f"name={spec.name}"]
+    if spec.keepalive_margin is not None:
+        out.append(f"keepalive_margin={spec.keepalive_margin}")
+    if spec.external_lb is not None:
+        out.append(f"external_lb.kind={spec.external_lb.kind}")
+        if spec.external_lb.backend_idle_timeout is not None:
+            out.append(f"external_lb.backend_idle_timeout={spec.external_lb.backend_idle_timeout}")
     for tier in spec.tiers:
         scope = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "kong", "kubernetes": "kubernetes"}[tier.kind]
         out.append(f"{scope}.name={tier.name}")
         out.append(f"{scope}.version={tier.version}")
-        if isinstance(tier, NginxHttpTier) and spec.tiers[0] is tier:
-            out.append(f"edge.instances={','.join(f'{i.name}={i.address}' for i in tier.instances)}")
+        if not isinstance(tier, KubernetesTier) and spec.tiers[0] is tier:
+            # the first tier's own addresses are in no file (the others' are their caller's servers)
+            out.append(f"{scope}.instances={','.join(f'{i.name}={i.address}' for i in tier.instances)}")
         if isinstance(tier, KongTier):
             out.append(f"kong.location={tier.location}")
             if tier.cluster_ip_routed:
                 out.append("kong.cluster_ip_routed=true")
         if isinstance(tier, KubernetesTier):
             out.append(f"platform={tier.platform}")
+            if tier.kube_proxy is not None and not renders_kube_proxy(tier):
+                # lbgen writes no kube-proxy ConfigMap then (GKE manages kube-proxy; LB708 without
+                # mode and clusterCIDR): its settings are in no file
+                out.extend(f"kubernetes.kube_proxy.{key}={value}"
+                           for key, value in _flat(tier.kube_proxy.model_dump(mode="json", exclude_none=True)))
     for service in spec.services:
         key = f"service.{service.name}"
         out.append(f"{key}.replicas={service.replicas}")
@@ -43,6 +56,16 @@ def assumptions(spec: Spec) -> list[str]:
             value = getattr(service.app, field)
             if value is not None:
                 out.append(f"{key}.app.{field}={value}")
+    return out
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.extend(_flat(value, f"{prefix}{key}."))
+        elif value != []:
+            out.append((f"{prefix}{key}", "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else value))
     return out
 
 

@@ -110,12 +110,10 @@ def test_auditing_rendered_output_finds_what_validate_finds_on_the_spec(
     audited = audit(inputs).report.findings
     validated = check_spec(load_spec_file(spec_path)).findings
     rendered = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    # LB701/LB702 are about the spec's kube_proxy settings on GKE, which manages kube-proxy
-    # itself: lbgen renders no kube-proxy configuration there, so no rendered file holds them.
+    # The spec's kube_proxy settings on GKE (LB701, LB702) are in no rendered file (GKE manages
+    # kube-proxy, lbgen writes no ConfigMap for it): `assumptions` passes them as --assume.
     assert not any("kube-proxy" in path for path in rendered)
-    not_rendered = {"LB701", "LB702"}
-    assert not_rendered <= {f.code for f in validated}
-    assert sorted({f.code for f in audited}) == sorted({f.code for f in validated} - not_rendered)
+    assert sorted({f.code for f in audited}) == sorted({f.code for f in validated})
     assert all(f.location.file in rendered for f in audited)
 
 
@@ -151,3 +149,18 @@ def test_an_unreadable_input_is_a_located_error_without_traceback(tmp_path: Path
     assert result.exit_code == 2
     assert "missing.conf" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_ignore_removes_a_family_and_fail_on_warning_still_fails(in_imported: Path) -> None:
+    ignored = CliRunner().invoke(cli, ["audit", *SEED_ARGS, "--ignore", "LB1", "--format", "json"])
+    findings = json.loads(ignored.stdout)["findings"]
+    assert ignored.exit_code == 0  # the errors were LB102 and LB103
+    assert findings and not any(str(f["code"]).startswith("LB1") for f in findings)
+    strict = CliRunner().invoke(cli, ["audit", *SEED_ARGS, "--ignore", "LB1", "--fail-on", "warning", "-q"])
+    assert strict.exit_code == 1
+
+
+def test_import_report_lists_what_was_not_translated(in_imported: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", *SEED_ARGS, "--select", "LB404", "--import-report"])
+    assert "not translated (" in result.stdout
+    assert "edge/nginx.conf:14:5: out-of-scope: gzip on" in result.stdout

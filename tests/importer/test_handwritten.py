@@ -68,7 +68,7 @@ def test_not_translated_is_reported_where_it_stands(result: ImportResult) -> Non
     skipped = {(str(s.origin), s.reason, s.item) for s in result.skipped}
     assert ("edge/nginx.conf:14:5", "out-of-scope", "gzip on") in skipped
     assert ("edge/nginx.conf:30:13", "out-of-scope", 'return 200 ok\\n') in skipped
-    assert ("gateway/kong.yaml:20:3", "out-of-scope", "plugins") in skipped
+    assert ("gateway/kong.yaml:19:1", "out-of-scope", "plugins") in skipped
     assert ("gateway/kong.conf:10:1", "out-of-scope", "log_level = notice") in skipped
 
 
