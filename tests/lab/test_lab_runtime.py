@@ -148,6 +148,49 @@ class _Watched:
         assert _nginx_processes(self.inodes, self.namespace) == set()
 
 
+def test_pooling_through_a_cluster_ip_skews_and_pod_endpoints_do_not(tmp_path: Path) -> None:
+    # seed-as-advised without ClientIP affinity: Kong pools connections to the ClusterIP,
+    # kube-proxy picks a pod per connection, so a few dozen long-lived connections decide.
+    pooled = _variant(tmp_path, "seed-as-advised.yaml", "session_affinity: ClientIP", "session_affinity: None",
+                      "pooled.yaml")
+    skewed = _lab(pooled, "--duration", "3s", "--client", "builtin")["measured"]
+    fair = _lab(EXAMPLES / "seed-fixed.yaml", "--duration", "3s", "--client", "builtin")["measured"]
+    assert skewed["errors"] == {} and fair["errors"] == {}
+    assert skewed["max_mean"] > 1.3, skewed
+    assert fair["max_mean"] < 1.15, fair
+    assert fair["pods_used"] == 8
+    assert skewed["cv"] > 2 * fair["cv"]
+
+
+def test_client_ip_affinity_behind_the_gateway_puts_everything_on_one_pod(tmp_path: Path) -> None:
+    # One gateway instance: every connection to the ClusterIP comes from its address, and
+    # the `recent` rules send them all to the first pod chosen.
+    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
+    one = text.replace("      - {name: kong-2, address: 10.30.0.12}\n", "")
+    assert one != text and "session_affinity: ClientIP" in one
+    spec = tmp_path / "affinity.yaml"
+    spec.write_text(one)
+    data = _lab(spec, "--duration", "2s", "--client", "wrk")
+    assert data["workload"]["client"] == "wrk"
+    measured = data["measured"]
+    assert measured["pods_used"] == 1, measured["per_pod"]
+    assert measured["per_pod"][0]["requests"] >= measured["requests"] > 100
+    assert measured["per_pod"][0]["connections"] > 1  # many connections, one pod: affinity, not pooling
+    assert data["simulated"]["pods_used"]["median"] == 1
+
+
+def test_idle_race_separates_the_broken_budget_from_the_fixed_one() -> None:
+    broken = _lab(EXAMPLES / "seed-as-advised.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
+    fixed = _lab(EXAMPLES / "seed-fixed.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
+    # Kong pools pod connections for 60s; the pods close them after 5s: the POSTs after a
+    # 5.1s gap reuse connections the pods are closing, and nginx does not retry a POST.
+    assert broken["errors"].get("status_502", 0) > 0, broken
+    assert any(r["errors"] for r in broken["rounds"] if r["after_gap_s"])
+    # The fixed budget closes Kong's pooled connections after 4s: no request meets a closing one.
+    assert fixed["errors"] == {}, fixed
+    assert fixed["requests"] == broken["requests"]
+
+
 def test_cleanup_after_success(tmp_path: Path) -> None:
     before = _host_state(NOT_YET)
     run = _Watched(str(EXAMPLES / "seed-fixed.yaml"), "--duration", "2s", "--format", "json")
