@@ -286,3 +286,55 @@ def test_scale_out_reaches_new_pods_only_without_pooling(tmp_path: Path) -> None
     assert kept["scale_out"]["added_pods_requests"] < 0.25 * fair * kept["requests"], kept["scale_out"]
     assert fresh["scale_out"]["to_90_percent_s"] is not None and fresh["scale_out"]["to_90_percent_s"] < 1.5
     assert fresh["scale_out"]["added_pods_requests"] > 0.5 * fair * fresh["requests"] * 2 / 3
+
+
+def _rollout_spec(tmp_path: Path, name: str, *, pre_stop: str | None, pool: bool) -> Path:
+    # seed-as-advised with 3 pods and no ClientIP affinity: Kong pools connections to the
+    # ClusterIP, kube-proxy's iptables rules pick a pod per connection.
+    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
+    for old, new in (("session_affinity: ClientIP", "session_affinity: None"), ("replicas: 8", "replicas: 3")):
+        assert old in text
+        text = text.replace(old, new)
+    if pre_stop is not None:
+        text = text.replace("    app: {preset: uvicorn}\n", f"    app: {{preset: uvicorn}}\n    pre_stop_delay: {pre_stop}\n")
+    if not pool:
+        text = text.replace("    upstream_keepalive: {idle_timeout: 10s}\n", "    upstream_keepalive: {connections: 0}\n")
+    out = tmp_path / f"{name}.yaml"
+    out.write_text(text)
+    return out
+
+
+def _refused(rollout: dict[str, Any]) -> int:
+    return sum(n for causes in rollout["upstream_errors"].values() for cause, n in causes.items()
+               if "Connection refused" in cause)
+
+
+def test_rollout_errors_depend_on_pre_stop_and_pooling(tmp_path: Path) -> None:
+    # No preStop hook: each old pod stops listening as it is deleted, while kube-proxy's rules
+    # still send new connections to it for minSyncPeriod (1s): Kong's connects are refused,
+    # and with a single upstream (the ClusterIP) the POSTs fail with 502.
+    bare = _lab(_rollout_spec(tmp_path, "bare", pre_stop=None, pool=True), "--scenario", "rollout",
+                "--duration", "8s")["measured"]
+    assert bare["errors"].get("status_502", 0) > 0, bare
+    assert _refused(bare["rollout"]) > 0, bare["rollout"]
+    assert bare["rollout"]["errors_before"] == {}
+    # A 2s preStop sleep outlasts the 1s rule sync: no connect reaches a pod that stopped
+    # listening. What is left are Kong's pooled connections, which conntrack keeps on the old
+    # pod after the rules changed: the app closes the idle ones when it shuts down, and a POST
+    # sent on one as it closes is reset (502): the preStop sleep cannot prevent that.
+    waits = _lab(_rollout_spec(tmp_path, "waits", pre_stop="2s", pool=True), "--scenario", "rollout",
+                 "--duration", "8s")["measured"]
+    assert _refused(waits["rollout"]) == 0, waits["rollout"]
+    assert set(waits["errors"]) <= {"status_502"}
+    assert waits["errors"].get("status_502", 0) <= waits["rollout"]["old_pods_resets"], waits
+    # The same with no pooled connections to the ClusterIP: nothing to close, nothing lost.
+    fresh = _lab(_rollout_spec(tmp_path, "fresh", pre_stop="2s", pool=False), "--scenario", "rollout",
+                 "--duration", "8s")["measured"]
+    assert fresh["errors"] == {}, fresh
+    assert fresh["rollout"]["shutdown_closes"] == 0
+    # Every old pod was replaced within the run, and the new ones took the traffic.
+    steps = fresh["rollout"]["steps"]
+    assert [s["pod"] for s in steps] == ["orders-0", "orders-1", "orders-2"]
+    assert all(s["rules_at_s"] is not None and s["shutdown_at_s"] - s["deleted_at_s"] == 2 for s in steps)
+    served = {p["pod"]: p["requests"] for p in fresh["per_pod"]}
+    assert all(served[f"orders-v2-{i}"] > 0 for i in range(3)), served

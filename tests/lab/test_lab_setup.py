@@ -118,3 +118,51 @@ def test_the_kong_stand_in_label_says_whether_a_kong_binary_is_installed(tmp_pat
     assert f"a kong binary is installed ({kong}) but the lab does not run real Kong yet" in found.stdout
     assert "not installed" not in found.stdout
     assert "STAND-IN" in found.stdout
+
+
+def test_rollout_dry_run_prints_each_replacement() -> None:
+    proc = _cli("examples/seed-as-advised.yaml", "--scenario", "rollout", "--dry-run", PATH=os.environ.get(
+        "PATH", "") + ":/usr/sbin")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "8 + 8 (rollout) pods of shop/orders" in out
+    assert "the old pod sleeps 0s in preStop, then shuts down" in out
+    assert "  orders-0 → orders-v2-0: then the Service's endpoints are orders-1, orders-2, orders-3, " in out
+    assert "  orders-7 → orders-v2-7: then the Service's endpoints are orders-v2-0, orders-v2-1," in out
+
+
+def test_rollout_through_pod_endpoints_is_refused() -> None:
+    proc = _cli("examples/seed-fixed.yaml", "--scenario", "rollout", "--dry-run",
+                PATH=os.environ.get("PATH", "") + ":/usr/sbin")
+    assert proc.returncode == 2
+    assert "rollout is measured through kube-proxy's rules only" in proc.stderr
+
+
+def test_rollout_with_wrk_is_refused() -> None:
+    proc = _cli("examples/seed-as-advised.yaml", "--scenario", "rollout", "--client", "wrk", "--dry-run")
+    assert proc.returncode == 2
+
+
+def test_rollout_attributes_each_error_to_the_latest_event() -> None:
+    from lbgen.lab import measure
+
+    steps = [{"pod": "a-0", "replaced_by": "a-v2-0", "deleted_at": 101.0, "rules_at": 102.0,
+              "shutdown_at": 103.0, "killed_at": 131.0},
+             {"pod": "a-1", "replaced_by": "a-v2-1", "deleted_at": 103.0, "rules_at": 104.0,
+              "shutdown_at": 105.0, "killed_at": 133.0}]
+    load = {"requests": 10, "errors": {"status_502": 4, "reset": 1}, "latency_ms": {"p50": 1.0, "p99": 2.0},
+            "rounds": [], "rollout_steps": steps, "rollout_started": 100.0,
+            "error_times": [[100.5, "reset"], [102.5, "status_502"], [103.0, "status_502"],
+                            [103.2, "status_502"], [106.0, "status_502"]],
+            "upstream_errors": {"kong-1": {"recv() failed (104: Connection reset by peer)": 4}}}
+    pods = {"pods": [{"pod": p, "requests": 5, "connections": 1, "resets": 2, "shutdown_closes": 1}
+                     for p in ("a-0", "a-1", "a-v2-0", "a-v2-1")], "timeline": []}
+    rollout = measure(load, pods).rollout
+    assert rollout is not None
+    assert rollout["errors_before"] == {"reset": 1}
+    first, second = rollout["steps"]
+    # 103.0: a-0's shutdown and a-1's deletion at once; the shutdown counts as the later event.
+    assert first["errors_after"] == {"deleted": {}, "rules": {"status_502": 1}, "shutdown": {"status_502": 2}}
+    assert second["errors_after"] == {"deleted": {}, "rules": {}, "shutdown": {"status_502": 1}}
+    assert (first["deleted_at_s"], first["shutdown_at_s"]) == (1.0, 3.0)
+    assert (rollout["shutdown_closes"], rollout["old_pods_resets"]) == (2, 4)
