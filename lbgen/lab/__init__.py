@@ -38,9 +38,9 @@ class Measured:
     requests (per 0.25s sample) first reached 50 % and 90 % of it (None: not within the run)."""
     rollout: dict[str, Any] | None = None
     """rollout: per replaced pod, when it was deleted, left the rules, began to shut down and
-    was killed (seconds from the start of the rollout) and the errors by class after each of
-    those events (up to the next event of any pod); the errors before the first; and each
-    nginx's failed upstream attempts by cause (from its error log)."""
+    was killed (seconds from the start of the rollout), the idle connections it closed as it
+    shut down and the requests it reset; the client's errors before the first replacement and
+    per ROLLOUT_BIN_S; each nginx's failed upstream attempts by cause (from its error log)."""
 
 
 def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None) -> dict[str, Any] | None:
@@ -68,6 +68,9 @@ def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None) -> di
             "last_share": shares[-1] if shares else None}
 
 
+ROLLOUT_BIN_S = 0.5
+
+
 def _rollout(load: dict[str, Any], pod_stats: dict[str, Any]) -> dict[str, Any] | None:
     steps, start = load.get("rollout_steps") or [], load.get("rollout_started")
     if not steps or start is None:
@@ -76,33 +79,28 @@ def _rollout(load: dict[str, Any], pod_stats: dict[str, Any]) -> dict[str, Any] 
     def rel(t: float | None) -> float | None:
         return None if t is None else round(t - start, 3)
 
-    # Each error goes to the latest rollout event before it: a pod's deletion, its leaving the
-    # rules, or the start of its shutdown (after its preStop sleep).
-    # At the same millisecond a shutdown counts as the later event, then a rules change.
-    order = {"deleted": 0, "rules": 1, "shutdown": 2}
-    events = sorted(((round(step[key], 3), order[name], k, name) for k, step in enumerate(steps)
-                     for key, name in (("deleted_at", "deleted"), ("rules_at", "rules"), ("shutdown_at", "shutdown"))
-                     if step[key] is not None))
-    after: list[dict[str, dict[str, int]]] = [{"deleted": {}, "rules": {}, "shutdown": {}} for _ in steps]
+    # The client cannot tell which pod a failed request met (through a ClusterIP nobody can):
+    # its errors are given over time, and each old pod's own counts beside its events.
+    times = [float(t) for t, _ in load.get("error_times", [])]
+    first = steps[0]["deleted_at"]
     before: dict[str, int] = {}
     for t, kind in load.get("error_times", []):
-        latest = None
-        for event in events:
-            if event[0] > t:
-                break
-            latest = event
-        bucket = before if latest is None else after[latest[2]][latest[3]]
-        bucket[kind] = bucket.get(kind, 0) + 1
+        if t < first:
+            before[kind] = before.get(kind, 0) + 1
+    end = max([*times, max(s["shutdown_at"] for s in steps)]) if times else max(s["shutdown_at"] for s in steps)
+    bins = [0] * (int((end - start) // ROLLOUT_BIN_S) + 1)
+    for t in times:
+        if t >= start:
+            bins[int((t - start) // ROLLOUT_BIN_S)] += 1
+    stats = {s["pod"]: s for s in pod_stats["pods"]}
     out = [{"pod": step["pod"], "replaced_by": step["replaced_by"], "deleted_at_s": rel(step["deleted_at"]),
             "rules_at_s": rel(step["rules_at"]), "shutdown_at_s": rel(step["shutdown_at"]),
             "killed_at_s": rel(step["killed_at"]),
-            "errors_after": {name: dict(sorted(c.items())) for name, c in after[k].items()}}
-           for k, step in enumerate(steps)]
-    stats = {s["pod"]: s for s in pod_stats["pods"]}
-    old = [step["pod"] for step in steps]
+            "shutdown_closes": stats.get(step["pod"], {}).get("shutdown_closes", 0),
+            "resets": stats.get(step["pod"], {}).get("resets", 0)}
+           for step in steps]
     return {"steps": out, "errors_before": dict(sorted(before.items())),
-            "shutdown_closes": sum(stats[p].get("shutdown_closes", 0) for p in old if p in stats),
-            "old_pods_resets": sum(stats[p]["resets"] for p in old if p in stats),
+            "errors_per_bin": {"bin_s": ROLLOUT_BIN_S, "counts": bins},
             "upstream_errors": load.get("upstream_errors", {})}
 
 

@@ -71,14 +71,13 @@ def _rollout_lines(rollout: dict[str, Any], s: LabSetup) -> list[str]:
               f"{s.grace_s:g}s; the rules follow each change after {s.sync_s:g}s (kube-proxy minSyncPeriod)"),
              f"  errors before the first replacement: {_errors(rollout['errors_before'])}"]
     for step in rollout["steps"]:
-        after = step["errors_after"]
-        rules = ("never within the run" if step["rules_at_s"] is None
-                 else f"{step['rules_at_s']:g}s ({_errors(after['rules'])})")
-        lines.append(f"  {step['pod']} → {step['replaced_by']}: deleted {step['deleted_at_s']:g}s "
-                     f"({_errors(after['deleted'])}), out of the rules {rules}, shutting down "
-                     f"{step['shutdown_at_s']:g}s ({_errors(after['shutdown'])})")
-    lines.append(f"  idle connections the old pods closed while shutting down: {rollout['shutdown_closes']}; "
-                 f"requests that met such a closing connection (reset): {rollout['old_pods_resets']}")
+        rules = "never within the run" if step["rules_at_s"] is None else f"{step['rules_at_s']:g}s"
+        lines.append(f"  {step['pod']} → {step['replaced_by']}: deleted {step['deleted_at_s']:g}s, out of the "
+                     f"rules {rules}, shutting down {step['shutdown_at_s']:g}s: closed {step['shutdown_closes']} "
+                     f"idle connection(s), reset {step['resets']} request(s) sent on a closing one")
+    per_bin = rollout["errors_per_bin"]
+    lines.append(f"  client errors per {per_bin['bin_s']:g}s from the start: "
+                 + " ".join(str(n) for n in per_bin["counts"]))
     for name, causes in rollout["upstream_errors"].items():
         lines.append(f"  {name} error log: " + ", ".join(f"{cause}: {n}" for cause, n in causes.items()))
     return lines

@@ -143,26 +143,27 @@ def test_rollout_with_wrk_is_refused() -> None:
     assert proc.returncode == 2
 
 
-def test_rollout_attributes_each_error_to_the_latest_event() -> None:
+def test_rollout_gives_errors_over_time_and_each_old_pods_own_counts() -> None:
     from lbgen.lab import measure
 
     steps = [{"pod": "a-0", "replaced_by": "a-v2-0", "deleted_at": 101.0, "rules_at": 102.0,
               "shutdown_at": 103.0, "killed_at": 131.0},
-             {"pod": "a-1", "replaced_by": "a-v2-1", "deleted_at": 103.0, "rules_at": 104.0,
+             {"pod": "a-1", "replaced_by": "a-v2-1", "deleted_at": 103.0, "rules_at": None,
               "shutdown_at": 105.0, "killed_at": 133.0}]
     load = {"requests": 10, "errors": {"status_502": 4, "reset": 1}, "latency_ms": {"p50": 1.0, "p99": 2.0},
             "rounds": [], "rollout_steps": steps, "rollout_started": 100.0,
             "error_times": [[100.5, "reset"], [102.5, "status_502"], [103.0, "status_502"],
                             [103.2, "status_502"], [106.0, "status_502"]],
             "upstream_errors": {"kong-1": {"recv() failed (104: Connection reset by peer)": 4}}}
-    pods = {"pods": [{"pod": p, "requests": 5, "connections": 1, "resets": 2, "shutdown_closes": 1}
-                     for p in ("a-0", "a-1", "a-v2-0", "a-v2-1")], "timeline": []}
+    pods = {"pods": [{"pod": p, "requests": 5, "connections": 1, "resets": r, "shutdown_closes": c}
+                     for p, r, c in (("a-0", 2, 3), ("a-1", 0, 1), ("a-v2-0", 0, 0), ("a-v2-1", 0, 0))],
+            "timeline": []}
     rollout = measure(load, pods).rollout
     assert rollout is not None
     assert rollout["errors_before"] == {"reset": 1}
+    assert rollout["errors_per_bin"] == {"bin_s": 0.5, "counts": [0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1]}
     first, second = rollout["steps"]
-    # 103.0: a-0's shutdown and a-1's deletion at once; the shutdown counts as the later event.
-    assert first["errors_after"] == {"deleted": {}, "rules": {"status_502": 1}, "shutdown": {"status_502": 2}}
-    assert second["errors_after"] == {"deleted": {}, "rules": {}, "shutdown": {"status_502": 1}}
-    assert (first["deleted_at_s"], first["shutdown_at_s"]) == (1.0, 3.0)
-    assert (rollout["shutdown_closes"], rollout["old_pods_resets"]) == (2, 4)
+    assert (first["deleted_at_s"], first["rules_at_s"], first["shutdown_at_s"]) == (1.0, 2.0, 3.0)
+    assert (first["shutdown_closes"], first["resets"]) == (3, 2)
+    assert second["rules_at_s"] is None and (second["shutdown_closes"], second["resets"]) == (1, 0)
+    assert rollout["upstream_errors"] == load["upstream_errors"]
