@@ -815,6 +815,7 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     Examples:
       lbgen lab examples/seed-fixed.yaml --duration 10s
       lbgen lab examples/seed-as-advised.yaml --scenario idle-race --duration 6s
+      lbgen lab examples/seed-as-advised.yaml --scenario rollout --duration 10s
       lbgen lab examples/seed.yaml --dry-run
     """
     import os
