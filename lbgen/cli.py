@@ -808,8 +808,9 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
               help="Client keep-alive connections. [20]")
 @click.option("--rate", type=click.FloatRange(0, 100_000, min_open=True), default=None,
               help="Requests per second in all (default: closed loop, each connection as fast as it can).")
-@click.option("--scenario", type=click.Choice(["steady", "idle-race", "scale-out"]), default="steady",
-              show_default=True, help="scale-out: half as many pods again enter the Service at a third of the run.")
+@click.option("--scenario", type=click.Choice(["steady", "idle-race", "scale-out", "rollout"]), default="steady",
+              show_default=True, help="scale-out: half as many pods again enter the Service at a third of the run; "
+              "rollout: the pods are replaced one by one with the spec's preStop and grace period, under POSTs.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--client", type=click.Choice(["auto", "builtin", "wrk"]), default="auto", show_default=True,
               help="Load generator: wrk (steady, closed loop) or the built-in asyncio client; auto: wrk when "
@@ -833,6 +834,7 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     Examples:
       lbgen lab examples/seed-fixed.yaml --duration 10s
       lbgen lab examples/seed-as-advised.yaml --scenario idle-race --duration 6s
+      lbgen lab examples/seed-as-advised.yaml --scenario rollout --duration 10s
       lbgen lab examples/seed.yaml --dry-run
     """
     import os
@@ -877,7 +879,8 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     run_root = Path("/tmp") / f"{namespace}-RUN" if dry_run else runner.new_run_root(namespace)
     try:
         setup = lab_setup.build(model, plan, files, chosen, probe(nginx), run_root, namespace=namespace,
-                                add=max(1, chosen.replicas // 2) if scenario == "scale-out" else 0)
+                                add=max(1, chosen.replicas // 2) if scenario == "scale-out" else 0,
+                                rollout=scenario == "rollout")
         lacking = [] if dry_run else command.missing(
             needs_root=True, rules=setup.kube_proxy_mode if setup.rules else "")
         if lacking:
@@ -894,7 +897,13 @@ def lab_command(spec: Path, service: str | None, duration: str, connections: int
     if dry_run:
         click.echo(lab_setup.describe(setup), nl=False)
         return
-    work = command.workload(scenario, seconds, connections, rate, setup, load_client)
+    try:
+        work = command.workload(scenario, seconds, connections, rate, setup, load_client)
+    except ValueError as exc:
+        import shutil
+
+        shutil.rmtree(run_root, ignore_errors=True)  # made for the run, which does not start
+        raise click.BadParameter(str(exc), param_hint="'--duration'") from None
     try:
         result = command.run_once(model, plan, chosen, setup, work, run_root, keep=keep,
                                   name=Path(loaded.source_name).stem)

@@ -301,8 +301,7 @@ def _advertised(headers: dict[str, str]) -> float | None:
     return None
 
 
-async def _request_limit(conn: _Conn, first: Response, max_requests: int, deadline: float
-                         ) -> tuple[KeepAlive, MaxRequests]:
+async def _request_limit(conn: _Conn, max_requests: int, deadline: float) -> tuple[KeepAlive, MaxRequests]:
     """Requests back to back on the first connection (its first response kept it open): a
     second answer proves keep-alive, then the run goes on until the server closes or
     `max_requests` were served."""
@@ -416,7 +415,7 @@ async def _probe(target: Target, max_idle: float, max_requests: int) -> ProbeRes
     else:
         # The request-limit run goes on on the first connection while the idle connections wait.
         (keepalive, requests), seen = await asyncio.gather(
-            _request_limit(conn, first, max_requests, deadline), _measure_idle(target, max_idle))
+            _request_limit(conn, max_requests, deadline), _measure_idle(target, max_idle))
         connections += IDLE_CONNECTIONS
         idle = _idle_verdict(seen, max_idle, _advertised(first.headers)) if keepalive.honoured \
             else IdleTimeout(None, "not-applicable")

@@ -5,7 +5,8 @@ processes, kube-proxy rules, rewrites, stand-ins; `--dry-run` prints it); `runne
 executes it and always cleans up; `measure` summarises what the pods and the load client
 counted. Real: nginx (the rendered edge and L4 configs), the kernel's iptables/nftables
 with kube-proxy's chains. Stand-ins: Kong (an nginx http proxy configured from the plan's
-Kong values), the pods (asyncio servers with the spec's app idle timeout).
+Kong values), the pods (asyncio servers with the spec's app idle timeout and, in a rollout,
+the shutdown uvicorn does on SIGTERM).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-SCENARIOS = ("steady", "idle-race", "scale-out")
+SCENARIOS = ("steady", "idle-race", "scale-out", "rollout")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class Measured:
     scale_out: dict[str, Any] | None = None
     """scale-out: pods added, when, their fair share, and the seconds until their share of the
     requests (per 0.25s sample) first reached 50 % and 90 % of it (None: not within the run)."""
+    rollout: dict[str, Any] | None = None
+    """rollout: per replaced pod, when it was deleted, left the rules, began to shut down and
+    was killed (seconds from the start of the rollout), the idle connections it closed as it
+    shut down and the requests it reset; the client's errors before the first replacement and
+    per ROLLOUT_BIN_S; each nginx's failed upstream attempts by cause (from its error log)."""
 
 
 def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None) -> dict[str, Any] | None:
@@ -62,6 +68,42 @@ def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None) -> di
             "last_share": shares[-1] if shares else None}
 
 
+ROLLOUT_BIN_S = 0.5
+
+
+def _rollout(load: dict[str, Any], pod_stats: dict[str, Any]) -> dict[str, Any] | None:
+    steps, start = load.get("rollout_steps") or [], load.get("rollout_started")
+    if not steps or start is None:
+        return None
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - start, 3)
+
+    # The client cannot tell which pod a failed request met (through a ClusterIP nobody can):
+    # its errors are given over time, and each old pod's own counts beside its events.
+    times = [float(t) for t, _ in load.get("error_times", [])]
+    first = steps[0]["deleted_at"]
+    before: dict[str, int] = {}
+    for t, kind in load.get("error_times", []):
+        if t < first:
+            before[kind] = before.get(kind, 0) + 1
+    end = max([*times, max(s["shutdown_at"] for s in steps)]) if times else max(s["shutdown_at"] for s in steps)
+    bins = [0] * (int((end - start) // ROLLOUT_BIN_S) + 1)
+    for t in times:
+        if t >= start:
+            bins[int((t - start) // ROLLOUT_BIN_S)] += 1
+    stats = {s["pod"]: s for s in pod_stats["pods"]}
+    out = [{"pod": step["pod"], "replaced_by": step["replaced_by"], "deleted_at_s": rel(step["deleted_at"]),
+            "rules_at_s": rel(step["rules_at"]), "shutdown_at_s": rel(step["shutdown_at"]),
+            "killed_at_s": rel(step["killed_at"]),
+            "shutdown_closes": stats.get(step["pod"], {}).get("shutdown_closes", 0),
+            "resets": stats.get(step["pod"], {}).get("resets", 0)}
+           for step in steps]
+    return {"steps": out, "errors_before": dict(sorted(before.items())),
+            "errors_per_bin": {"bin_s": ROLLOUT_BIN_S, "counts": bins},
+            "upstream_errors": load.get("upstream_errors", {})}
+
+
 def measure(load: dict[str, Any], pod_stats: dict[str, Any], added: int = 0) -> Measured:
     stats: list[dict[str, Any]] = pod_stats["pods"]
     counts = [s["requests"] for s in stats]
@@ -80,4 +122,5 @@ def measure(load: dict[str, Any], pod_stats: dict[str, Any], added: int = 0) -> 
         rounds=load["rounds"],
         connections_opened=load.get("connections_opened", {}),
         scale_out=_scale_out(pod_stats, added, load.get("scaled_at")),
+        rollout=_rollout(load, pod_stats),
     )

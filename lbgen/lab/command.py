@@ -55,11 +55,11 @@ def pick_client(client: str, scenario: str, rate: float | None) -> str:
     if client == "wrk":
         if not wrk.available():
             raise ValueError(f"wrk is not installed ({APT} wrk)")
-        if scenario == "idle-race" or rate is not None:
-            raise ValueError("wrk runs steady and scale-out without --rate (it cannot pace requests "
-                             "or send timed POST bursts); use --client builtin")
+        if scenario in ("idle-race", "rollout") or rate is not None:
+            raise ValueError("wrk runs steady and scale-out without --rate (it cannot pace requests, "
+                             "send timed POST bursts or time its errors); use --client builtin")
         return "wrk"
-    if client == "auto" and scenario != "idle-race" and rate is None and wrk.available():
+    if client == "auto" and scenario not in ("idle-race", "rollout") and rate is None and wrk.available():
         return "wrk"
     return "builtin"
 
@@ -72,9 +72,30 @@ def workload(scenario: str, duration_s: float, connections: int | None, rate: fl
         # caller that still pools the connection reuses one the pod is closing.
         gaps = tuple(round(idle + CLOSE_DELAY_S * f, 3) for f in (0.4, 0.6))
         return Workload(scenario, duration_s, connections or 20, None, MAX_REQUESTS, SERVICE_TIME_S, gaps)
+    if scenario == "rollout":
+        return Workload(scenario, duration_s, connections or 20, rate, MAX_REQUESTS, SERVICE_TIME_S,
+                        rollout_pace_s=rollout_pace(setup, duration_s))
     scale_at = duration_s / 3 if scenario == "scale-out" else None
     return Workload(scenario, duration_s, connections or 20, rate, MAX_REQUESTS, SERVICE_TIME_S,
                     scale_at_s=scale_at, client=client)
+
+
+MIN_PACE_S = 0.5
+
+
+def rollout_pace(setup: LabSetup, duration_s: float) -> float:
+    """Seconds between two pod replacements: the run holds a quiet first pace, every
+    replacement, and after the last one its preStop sleep and one rule sync. Raises ValueError
+    when --duration is too short for that at MIN_PACE_S."""
+    steps = len(setup.rollout_pods)
+    tail = min(setup.pre_stop_s, setup.grace_s) + setup.sync_s + 1.0
+    pace = (duration_s - tail) / (steps + 1) if steps else 0.0
+    if pace < MIN_PACE_S:
+        need = tail + MIN_PACE_S * (steps + 1)
+        raise ValueError(f"a rollout of {steps} pods with a {setup.pre_stop_s:g}s preStop sleep needs at least "
+                         f"{need:g}s ({steps + 1} paces of {MIN_PACE_S:g}s, then the last pod's preStop sleep, "
+                         f"one rule sync and 1s)")
+    return round(pace, 3)
 
 
 def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: float | None,
@@ -116,7 +137,7 @@ def run_once(spec: Spec, plan: Plan, service: Service, setup: LabSetup, work: Wo
     measured = measure(load, stats, setup.added)
     sim, note = simulated(spec, plan, service, work, measured.latency_ms["p50"], len(setup.entry), setup.added,
                           measured.latency_ms["p99"])
-    if work.scenario == "idle-race":
-        note = "steady-state prediction only (simulate models no idle races); " + note
+    if work.scenario in ("idle-race", "rollout"):
+        note = f"steady-state prediction only (simulate models no {work.scenario}); " + note
     return Run(name, work.scenario, work.duration_s, work.connections, work.rate, setup, measured,
                load["client"], sim, note, work.gaps_s)

@@ -5,7 +5,7 @@ object. `steady`: `connections` keep-alive connections, spread over the first ti
 instances and bound to client addresses, each sending its next request when the last one
 returns (or paced so that all together send `rate` per second). `idle-race`: all connections
 send one POST at once, then wait a gap around the idle timeout under test, again and again
-(`gaps_s`). Every request has a timeout and the run stops at `duration_s` or `max_requests`.
+(`gaps_s`). `rollout`: as `steady`, with POSTs (nginx retries no POST it has sent). Every request has a timeout and the run stops at `duration_s` or `max_requests`.
 Errors are classed: `status_5xx` by status, `reset` (the connection was reset or closed
 before a whole answer), `timeout`, `connect`.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 REQUEST_TIMEOUT_S = 5.0
+MAX_ERROR_TIMES = 20_000
 
 
 class Tally:
@@ -30,6 +31,13 @@ class Tally:
         self.latencies: list[float] = []
         self.pods: Counter[str] = Counter()
         self.requests = 0
+        self.error_times: list[tuple[float, str]] = []
+        """(CLOCK_MONOTONIC, class) of each error, so a rollout's errors can be put on its steps."""
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] += 1
+        if len(self.error_times) < MAX_ERROR_TIMES:
+            self.error_times.append((round(time.monotonic(), 3), kind))
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
@@ -56,15 +64,15 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         if length:
             await asyncio.wait_for(reader.readexactly(length), REQUEST_TIMEOUT_S)
     except TimeoutError:
-        tally.errors["timeout"] += 1
+        tally.error("timeout")
         return False
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError):
-        tally.errors["reset"] += 1
+        tally.error("reset")
         return False
     tally.latencies.append(time.monotonic() - started)
     tally.statuses[status] += 1
     if status >= 500:
-        tally.errors[f"status_{status}"] += 1
+        tally.error(f"status_{status}")
     if pod:
         tally.pods[pod] += 1
     return not close
@@ -75,7 +83,7 @@ async def _connect(target: tuple[str, int], source: str, tally: Tally) -> Any:
         return await asyncio.wait_for(
             asyncio.open_connection(target[0], target[1], local_addr=(source, 0)), REQUEST_TIMEOUT_S)
     except (OSError, TimeoutError):
-        tally.errors["connect"] += 1
+        tally.error("connect")
         return None
 
 
@@ -91,7 +99,7 @@ async def _steady_lane(index: int, config: dict[str, Any], tally: Tally, deadlin
     targets = config["targets"]
     target = tuple(targets[index % len(targets)])
     source = config["sources"][index % len(config["sources"])]
-    request = _request(config, "GET")
+    request = _request(config, config.get("method", "GET"))
     interval = config["connections"] / config["rate"] if config.get("rate") else 0.0
     next_at = time.monotonic() + (interval * index / config["connections"] if interval else 0)
     conn = None
@@ -170,6 +178,7 @@ async def _main(config: dict[str, Any]) -> dict[str, Any]:
                        "p99": None if p99 is None else round(p99 * 1000, 3)},
         "pods_seen": dict(sorted(tally.pods.items())),
         "rounds": rounds,
+        "error_times": tally.error_times if config["scenario"] == "rollout" else [],
     }
 
 

@@ -10,6 +10,9 @@ machine's loopback, where a FIN arrives in microseconds, and this kernel has no 
 the idle timer fires the pod stops reading, and for `close_delay_s` a request that reaches it
 is answered with a TCP reset, as on a real network where the caller sent it before the FIN
 reached it. Then the connection closes normally.
+
+Rollout: the runner names, in the `control` file, when each old pod begins its shutdown (after
+its preStop sleep) and when it is killed (terminationGracePeriodSeconds); see `Pod`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class PodStats:
     resets: int = 0
     """Connections reset because a request arrived after the idle timer fired."""
     idle_closes: int = 0
+    shutdown_closes: int = 0
+    """Idle kept-alive connections closed because the pod began shutting down (rollout)."""
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -55,16 +60,55 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     return head
 
 
-async def _serve(stats: PodStats, idle_s: float | None, delay_s: float, service_s: float,
+class Pod:
+    """One pod's listener, its open connections and whether it is shutting down."""
+
+    def __init__(self, name: str) -> None:
+        self.stats = PodStats(name)
+        self.server: asyncio.Server | None = None
+        self.shutdown = asyncio.Event()
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    def begin_shutdown(self) -> None:
+        """What uvicorn does on SIGTERM (uvicorn/server.py `Server.shutdown`, h11_impl.py
+        `H11Protocol.shutdown`): stop accepting, close idle kept-alive connections, and answer
+        the request in flight on each busy one with `Connection: close`, then close it."""
+        if self.server is not None:
+            self.server.close()
+        self.shutdown.set()
+
+    def kill(self) -> None:
+        """terminationGracePeriodSeconds is over: SIGKILL, every connection reset."""
+        self.begin_shutdown()
+        for writer in list(self.writers):
+            _reset(writer)
+
+
+async def _serve(pod: Pod, idle_s: float | None, delay_s: float, service_s: float,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    stats = pod.stats
     stats.connections += 1
+    pod.writers.add(writer)
     body = json.dumps({"pod": stats.name}).encode()
     try:
         while True:
-            try:
-                head = await asyncio.wait_for(_read_request(reader), idle_s)
-            except TimeoutError:
-                stats.idle_closes += 1
+            if pod.shutdown.is_set():
+                head = None  # idle at shutdown: closed like an idle timeout
+            else:
+                request = asyncio.ensure_future(_read_request(reader))
+                stop = asyncio.ensure_future(pod.shutdown.wait())
+                await asyncio.wait({request, stop}, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                if request.done():
+                    head = request.result()
+                else:
+                    request.cancel()
+                    head = None
+            if head is None:
+                if pod.shutdown.is_set():
+                    stats.shutdown_closes += 1
+                else:
+                    stats.idle_closes += 1
                 try:
                     await asyncio.wait_for(reader.read(1), delay_s)
                 except TimeoutError:
@@ -73,26 +117,46 @@ async def _serve(stats: PodStats, idle_s: float | None, delay_s: float, service_
                 stats.resets += 1
                 _reset(writer)
                 return
-            if head is None:
-                return
             if service_s:
                 await asyncio.sleep(service_s)
             stats.requests += 1
+            closing = pod.shutdown.is_set()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pod: " + stats.name.encode()
+                         + (b"\r\nConnection: close" if closing else b"")
                          + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
             await writer.drain()
+            if closing:
+                writer.close()
+                return
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
         writer.transport.abort()
+    finally:
+        pod.writers.discard(writer)
+
+
+async def _rollout(pods: dict[str, Pod], control: Path, stop: asyncio.Event) -> None:
+    """The runner writes the terminations (CLOCK_MONOTONIC times) to `control` once the load
+    starts; each pod begins its shutdown at `shutdown_at` and is killed at `kill_at`."""
+    loop = asyncio.get_running_loop()
+    while not control.exists():
+        if stop.is_set():
+            return
+        await asyncio.sleep(0.02)
+    for item in json.loads(control.read_text()):
+        pod = pods[item["pod"]]
+        # asyncio's clock is time.monotonic(), the runner's too.
+        loop.call_at(item["shutdown_at"], pod.begin_shutdown)
+        loop.call_at(item["kill_at"], pod.kill)
 
 
 async def _main(config: dict[str, Any]) -> None:
     idle = config["idle_s"]
-    stats = [PodStats(p["name"]) for p in config["pods"]]
-    servers = []
-    for pod, stat in zip(config["pods"], stats, strict=True):
-        def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, stat: PodStats = stat) -> Any:
-            return _serve(stat, idle, config["close_delay_s"], config["service_s"], r, w)
-        servers.append(await asyncio.start_server(handler, pod["address"], pod["port"], backlog=1024))
+    pods = [Pod(p["name"]) for p in config["pods"]]
+    stats = [pod.stats for pod in pods]
+    for spec, pod in zip(config["pods"], pods, strict=True):
+        def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, pod: Pod = pod) -> Any:
+            return _serve(pod, idle, config["close_delay_s"], config["service_s"], r, w)
+        pod.server = await asyncio.start_server(handler, spec["address"], spec["port"], backlog=1024)
     Path(config["ready"]).write_text("ready\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,13 +172,18 @@ async def _main(config: dict[str, Any]) -> None:
             await asyncio.sleep(0.25)
 
     sampler = asyncio.create_task(sample())
+    rollout = asyncio.create_task(_rollout({p.stats.name: p for p in pods}, Path(config["control"]), stop)) \
+        if config.get("control") else None
     await asyncio.wait_for(stop.wait(), config["max_run_s"])
     sampler.cancel()
-    for server in servers:
-        server.close()
+    if rollout is not None:
+        rollout.cancel()
+    for pod in pods:
+        if pod.server is not None:
+            pod.server.close()
     Path(config["stats"]).write_text(json.dumps({"pods": [
         {"pod": s.name, "connections": s.connections, "requests": s.requests, "resets": s.resets,
-         "idle_closes": s.idle_closes} for s in stats
+         "idle_closes": s.idle_closes, "shutdown_closes": s.shutdown_closes} for s in stats
     ], "timeline": timeline}) + "\n")
 
 

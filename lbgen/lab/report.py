@@ -51,6 +51,7 @@ def to_json(run: Run) -> str:
             "max_mean": round(m.max_mean, 4), "min_mean": round(m.min_mean, 4), "cv": round(m.cv, 4),
             "pods_used": m.pods_used, "per_pod": m.pods, "rounds": m.rounds,
             "connections_opened": m.connections_opened, "scale_out": m.scale_out,
+            "rollout": m.rollout,
         },
         "simulated": None if run.simulated is None else run.simulated["summary"],
         "simulated_scale_events": None if run.simulated is None else run.simulated["scale_events"],
@@ -64,11 +65,31 @@ def _errors(errors: dict[str, int]) -> str:
     return ", ".join(f"{k.replace('status_', 'HTTP ')}: {v}" for k, v in errors.items()) or "none"
 
 
+def _rollout_lines(rollout: dict[str, Any], s: LabSetup) -> list[str]:
+    pre_stop = f"preStop sleep {s.pre_stop_s:g}s" if s.pre_stop_s else "no preStop hook"
+    lines = [(f"rollout: {len(rollout['steps'])} pods replaced one by one; {pre_stop}, grace period "
+              f"{s.grace_s:g}s; the rules follow each change after {s.sync_s:g}s (kube-proxy minSyncPeriod)"),
+             f"  errors before the first replacement: {_errors(rollout['errors_before'])}"]
+    for step in rollout["steps"]:
+        rules = "never within the run" if step["rules_at_s"] is None else f"{step['rules_at_s']:g}s"
+        lines.append(f"  {step['pod']} → {step['replaced_by']}: deleted {step['deleted_at_s']:g}s, out of the "
+                     f"rules {rules}, shutting down {step['shutdown_at_s']:g}s: closed {step['shutdown_closes']} "
+                     f"idle connection(s), reset {step['resets']} request(s) sent on a closing one")
+    per_bin = rollout["errors_per_bin"]
+    lines.append(f"  client errors per {per_bin['bin_s']:g}s from the start: "
+                 + " ".join(str(n) for n in per_bin["counts"]))
+    for name, causes in rollout["upstream_errors"].items():
+        lines.append(f"  {name} error log: " + ", ".join(f"{cause}: {n}" for cause, n in causes.items()))
+    return lines
+
+
 def to_text(run: Run) -> str:
     m, s = run.measured, run.setup
     load = f"{run.rate:g} req/s" if run.rate else "closed loop"
     if run.scenario == "idle-race":
         load = "POST bursts after gaps of " + ", ".join(f"{g:g}s" for g in run.gaps_s)
+    elif run.scenario == "rollout":
+        load = f"POSTs, {load}"
     lines = [
         (f"lbgen lab: {run.spec}, service {s.service}, scenario {run.scenario}: {run.duration_s:g}s, "
         f"{run.connections} connections, {load} ({run.client} client)"),
@@ -97,6 +118,8 @@ def to_text(run: Run) -> str:
             sim_50 = e["to_50_percent_s"]["median"] if e["to_50_percent_s"] else None
             sim_90 = e["to_90_percent_s"]["median"] if e["to_90_percent_s"] else None
             lines.append(f"  simulate: 50% {when(sim_50)}, 90% {when(sim_90)} (median over trials)")
+    if m.rollout is not None:
+        lines += _rollout_lines(m.rollout, s)
     for r in m.rounds:
         if r["after_gap_s"]:
             lines.append(f"  POST burst after {r['after_gap_s']:g}s idle: {r['errors']} error(s)")

@@ -32,6 +32,9 @@ from lbgen.lab.setup import CLOSE_DELAY_S, COUNTER_CHAIN, LabSetup
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 ETC_NETNS = Path("/etc/netns")
+_UPSTREAM_ERROR_RE = re.compile(
+    r"\[error\].*?((?:connect|recv|send|writev|readv)\(\) failed \(\d+: [^)]*\)|upstream prematurely closed "
+    r"connection|upstream timed out)[^\n]*(?:upstream|while)")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Workload:
     """scale-out: when the added pods enter the Service, from the start of the load."""
     client: str = "builtin"
     """`builtin` (lbgen.lab.load) or `wrk` (lbgen.lab.wrk; steady only, no --rate)."""
+    rollout_pace_s: float | None = None
+    """rollout: seconds between two pod replacements (the first one after one pace)."""
 
 
 class LabRunError(RuntimeError):
@@ -95,6 +100,9 @@ class Lab:
         self.made_etc_netns = False
         self.scaled_at: float | None = None
         self.timer: threading.Timer | None = None
+        self.timers: list[threading.Timer] = []
+        self.rollout_steps: list[dict[str, Any]] = []
+        self.rollout_started: float | None = None
         self.exec = ["ip", "netns", "exec", setup.namespace]
 
     # --- set up ---------------------------------------------------------------------------
@@ -133,6 +141,7 @@ class Lab:
             "idle_s": s.app_idle_s, "close_delay_s": CLOSE_DELAY_S, "service_s": workload.service_s,
             "ready": str(pods_dir / "ready"), "stats": str(pods_dir / "stats.json"),
             "max_run_s": workload.duration_s + 60,
+            "control": str(pods_dir / "control.json") if s.rollout_pods else None,
         }
         (pods_dir / "config.json").write_text(json.dumps(config))
         for process in s.processes:
@@ -171,6 +180,8 @@ class Lab:
             "connections": workload.connections, "rate": workload.rate, "max_requests": workload.max_requests,
             "targets": [list(t) for t in s.entry], "sources": list(s.sources), "path": s.route_path,
             "host": s.host, "gaps_s": list(workload.gaps_s),
+            # POSTs during a rollout, so nginx cannot hide a failed request by retrying it.
+            "method": "POST" if workload.scenario == "rollout" else "GET",
         }
         # One request first (the pods count it): otherwise the first connections of every hop
         # start in the same instant and race each other through kube-proxy's `recent` check,
@@ -179,6 +190,8 @@ class Lab:
                                 "max_requests": 1, "duration_s": 5.0}, "warm-up", 30)
         if workload.scale_at_s is not None and s.scale_rules:
             self.timer = self.scale_out_at(workload.scale_at_s)
+        if workload.rollout_pace_s is not None and s.rollout_pods:
+            self.start_rollout(run_root, workload.rollout_pace_s)
         if workload.client == "wrk":
             from lbgen.lab import wrk
 
@@ -222,7 +235,55 @@ class Lab:
         timer.start()
         return timer
 
+    def upstream_errors(self, run_root: Path) -> dict[str, dict[str, int]]:
+        """Each nginx's own account of its failed upstream attempts (its error log), by cause:
+        a refused connect and a reset or early close both end as a 502 to the client."""
+        out: dict[str, dict[str, int]] = {}
+        for process in self.setup.processes:
+            log = run_root / process.name / "error.log"
+            if not log.exists():
+                continue
+            counts: dict[str, int] = {}
+            for found in _UPSTREAM_ERROR_RE.finditer(log.read_text(errors="replace")):
+                counts[found.group(1)] = counts.get(found.group(1), 0) + 1
+            if counts:
+                out[process.name] = dict(sorted(counts.items()))
+        return out
+
+    def _apply(self, rules: str, step: dict[str, Any]) -> None:
+        s = self.setup
+        tool = ["nft", "-f", "-"] if s.kube_proxy_mode == "nftables" else ["iptables-restore", "--noflush"]
+        with contextlib.suppress(LabRunError, subprocess.TimeoutExpired):
+            _run([*self.exec, *tool], rules)
+            step["rules_at"] = time.monotonic()
+
+    def start_rollout(self, run_root: Path, pace_s: float) -> None:
+        """Replace the pods one by one, as a Deployment's rolling update with maxSurge 1 and
+        maxUnavailable 0 does once each new pod is ready: at each step the old pod is deleted
+        and the new one is ready; kube-proxy's rules show both `sync_s` later, while the old
+        pod sleeps its preStop delay, shuts down and is killed at the grace period."""
+        s = self.setup
+        start = time.monotonic()
+        self.rollout_started = start
+        control = []
+        for k, ((old, new), rules) in enumerate(zip(s.rollout_pods, s.rollout_rules, strict=True)):
+            deleted = start + pace_s * (k + 1)
+            step: dict[str, Any] = {"pod": old, "replaced_by": new, "deleted_at": deleted, "rules_at": None,
+                                    "shutdown_at": deleted + min(s.pre_stop_s, s.grace_s),
+                                    "killed_at": deleted + s.grace_s}
+            self.rollout_steps.append(step)
+            control.append({"pod": old, "shutdown_at": step["shutdown_at"], "kill_at": step["killed_at"]})
+            timer = threading.Timer(max(0.0, deleted + s.sync_s - time.monotonic()), self._apply, (rules, step))
+            timer.daemon = True
+            timer.start()
+            self.timers.append(timer)
+        path = run_root / "pods" / "control.json"
+        path.with_suffix(".tmp").write_text(json.dumps(control))
+        path.with_suffix(".tmp").rename(path)  # the pods process never reads half a file
+
     def cleanup(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
         # A second Ctrl-C must not cut the clean-up short (the caller restores the handlers).
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
@@ -275,7 +336,12 @@ def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = Fal
             load = lab.load(root, workload)
             if lab.timer is not None:
                 lab.timer.cancel()
+            for timer in lab.timers:
+                timer.cancel()
             load["scaled_at"] = lab.scaled_at
+            load["rollout_steps"] = lab.rollout_steps
+            load["rollout_started"] = lab.rollout_started
+            load["upstream_errors"] = lab.upstream_errors(root) if workload.scenario == "rollout" else {}
             load["connections_opened"] = lab.connections_opened()
             stats = lab.pod_stats(root)
         except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:

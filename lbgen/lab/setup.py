@@ -38,6 +38,11 @@ CLUSTER_IP_NET = ipaddress.ip_network("10.96.0.0/24")
 CLIENT_NET = ipaddress.ip_network("10.9.0.0/24")
 CLIENT_SOURCES = 20
 MAX_PODS = 250
+K8S_TERMINATION_GRACE_S = 30.0
+"""terminationGracePeriodSeconds default (core/v1 PodSpec: "Defaults to 30 seconds")."""
+KUBE_PROXY_MIN_SYNC_S = 1.0
+"""kube-proxy --iptables-min-sync-period / --nftables-min-sync-period default 1s (kube-proxy
+command-line reference), the rate limit of its rule syncs: the longest an endpoint change waits."""
 CLOSE_DELAY_S = 0.25
 """The pods' stand-in for the FIN in flight (see lbgen.lab.pods)."""
 
@@ -90,6 +95,18 @@ class LabSetup:
     """Pods (the last ones of `pods`) that enter the Service mid-run (scale-out)."""
     scale_rules: str = ""
     """The Service's rules with the added pods, applied mid-run."""
+    rollout_rules: tuple[str, ...] = ()
+    """rollout: the Service's rules after step k (old pods k+1… and new pods …k), applied
+    `sync_s` after pod k is deleted; empty for the other scenarios."""
+    rollout_pods: tuple[tuple[str, str], ...] = ()
+    """rollout: (old pod, the new pod that replaces it), in order."""
+    pre_stop_s: float = 0.0
+    """The spec's pre_stop_delay (0: no preStop hook, the app is told to stop at once)."""
+    grace_s: float = 30.0
+    """terminationGracePeriodSeconds: the spec's, or Kubernetes' default 30 (core/v1 PodSpec)."""
+    sync_s: float = 1.0
+    """How long after a pod is deleted its endpoint leaves the Service's rules: kube-proxy's
+    minSyncPeriod (the spec's, or the default 1s, kube-proxy --iptables-min-sync-period)."""
 
 
 class LabError(ValueError):
@@ -208,11 +225,12 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
 
 
 def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx: NginxBuild,
-          run_root: Path, *, namespace: str, add: int = 0) -> LabSetup:
+          run_root: Path, *, namespace: str, add: int = 0, rollout: bool = False) -> LabSetup:
     """Everything one run creates, in order; raises LabError when the spec cannot run here.
 
     `add` pods (scale-out) run from the start but enter the Service only when `scale_rules`
-    are applied mid-run."""
+    are applied mid-run. `rollout`: as many new pods run from the start; step by step each
+    enters the Service's rules as one old pod leaves them (`rollout_rules`)."""
     rewrites: list[str] = []
     notes: list[str] = []
     stand_ins: list[str] = []
@@ -221,7 +239,8 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if service.protocol == "grpc":
         raise LabError(f"service {service.name} speaks gRPC; the lab's client speaks HTTP/1.1 only "
                        "(choose another service with --service)")
-    if service.replicas + add > MAX_PODS:
+    new = service.replicas if rollout else 0
+    if service.replicas + add + new > MAX_PODS:
         raise LabError(f"service {service.name} has {service.replicas} replicas; the lab runs at most {MAX_PODS} "
                        f"pods ({POD_NET})")
     cluster = next((t for t in spec.tiers if isinstance(t, KubernetesTier)), None)
@@ -230,8 +249,10 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     k8s_hop = plan.hop_of(cluster)
     assert isinstance(k8s_hop, KubernetesHop)
     svc_plan = next(s for s in k8s_hop.services if s.service == service_key(service))
-    pods = tuple((f"{service.name}-{i}", str(POD_NET.network_address + 1 + i), service.kubernetes.target_port)
-                 for i in range(service.replicas + add))
+    names = [f"{service.name}-{i}" for i in range(service.replicas + add)]
+    names += [f"{service.name}-v2-{i}" for i in range(new)]  # the new ReplicaSet's pods
+    pods = tuple((name, str(POD_NET.network_address + 1 + i), service.kubernetes.target_port)
+                 for i, name in enumerate(names))
     cluster_ip = str(CLUSTER_IP_NET.network_address + 10)
     sources = tuple(str(CLIENT_NET.network_address + 1 + i) for i in range(CLIENT_SOURCES))
     addresses += [Address("client source", f"client-{i + 1}", a) for i, a in enumerate(sources)]
@@ -244,6 +265,9 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if add and dials_pods:
         raise LabError("scale-out is measured through kube-proxy's rules only; this spec's front tier dials "
                        "pod IPs (adding them would mean re-resolving the headless Service), not implemented")
+    if rollout and dials_pods:
+        raise LabError("rollout is measured through kube-proxy's rules only; this spec's front tier dials "
+                       "pod IPs (replacing them would mean reconfiguring it mid-run), not implemented")
     pod_backends = tuple((ip, port) for _, ip, port in pods[:service.replicas])
     entry: list[tuple[str, int]] = []
     for index, tier in enumerate(spec.tiers):
@@ -289,6 +313,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     mode = k8s_hop.kube_proxy_mode.value
     use_nft = mode == "nftables"
     rules = scale_rules = ""
+    rollout_rules: tuple[str, ...] = ()
     if not dials_pods:
         if mode not in ("iptables", "nftables"):
             notes.append(f"kube-proxy mode {mode} is not reproduced; the lab writes iptables-mode rules")
@@ -301,8 +326,18 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                                   tuple((ip, port) for _, ip, port in pods), affinity),)
             scale_rules = ("delete table ip kube-proxy\n" + nft_ruleset(after) if use_nft
                            else iptables_restore(after, hook=False))
+        steps = []
+        for k in range(new):
+            # After step k: the old pods not yet deleted and the new pods that are ready.
+            kept = pods[k + 1:service.replicas] + pods[service.replicas:service.replicas + k + 1]
+            after = (ServiceRules(rules_in[0].name, cluster_ip, service.kubernetes.port,
+                                  tuple((ip, port) for _, ip, port in kept), affinity),)
+            steps.append("delete table ip kube-proxy\n" + nft_ruleset(after) if use_nft
+                         else iptables_restore(after, hook=False))
+        rollout_rules = tuple(steps)
     pods_config = run_root / "pods"
-    processes.append(Process("pods", f"{service.replicas}{f' + {add} (scale-out)' if add else ''} pods of {service_key(service)} (asyncio HTTP servers, "
+    extra = f" + {add} (scale-out)" if add else f" + {new} (rollout)" if new else ""
+    processes.append(Process("pods", f"{service.replicas}{extra} pods of {service_key(service)} (asyncio HTTP servers, "
                              f"app idle timeout {_seconds(svc_plan.app_idle_timeout.value)}s)",
                              (sys.executable, "-m", "lbgen.lab.pods", f"{pods_config}/config.json"), {},
                              tuple((ip, port) for _, ip, port in pods)))
@@ -310,6 +345,10 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         raise LabError("the spec has no tier in front of the cluster for clients to reach")
     path = service.paths[0] if service.paths else "/"
     counters = _counters(spec, processes, pods)
+    kube_proxy = cluster.kube_proxy
+    if rollout:
+        notes.append("rollout: the new pods listen from the start, so with or without a readiness probe each "
+                     "is ready when it enters the Service; the app's own start-up time is not modelled")
     if len(spec.services) > 1:
         notes.append(f"only {service_key(service)} runs (its pods, and the stand-in's routes go to it); "
                      "pick another with --service")
@@ -320,7 +359,11 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         route_path=path, host=(service.route.hosts[0] if getattr(service.route, "hosts", None) else "lab.local"),
         app_idle_s=_seconds(svc_plan.app_idle_timeout.value), pods=pods, rewrites=tuple(rewrites),
         stand_ins=tuple(stand_ins), dials="pod endpoints" if dials_pods else "cluster_ip", notes=tuple(notes),
-        counters=counters, added=add, scale_rules=scale_rules,
+        counters=counters, added=add, scale_rules=scale_rules, rollout_rules=rollout_rules,
+        rollout_pods=tuple((pods[k][0], pods[service.replicas + k][0]) for k in range(new)),
+        pre_stop_s=_seconds(service.pre_stop_delay) or 0.0,
+        grace_s=_seconds(service.termination_grace_period) or K8S_TERMINATION_GRACE_S,
+        sync_s=_seconds(kube_proxy.min_sync_period if kube_proxy is not None else None) or KUBE_PROXY_MIN_SYNC_S,
     )
 
 
@@ -376,6 +419,16 @@ def describe(setup: LabSetup) -> str:
         if setup.scale_rules:
             lines.append(f"mid-run (scale-out, +{setup.added} pods):")
             lines += [f"  {line}" for line in setup.scale_rules.splitlines()]
+        if setup.rollout_pods:
+            lines.append(f"rollout, one pod at a time: each old pod is deleted as its replacement is ready; "
+                         f"both changes reach the rules {setup.sync_s:g}s later (kube-proxy minSyncPeriod); "
+                         f"the old pod sleeps {setup.pre_stop_s:g}s in preStop, then shuts down (stops "
+                         f"accepting, closes idle connections, answers in-flight requests with Connection: "
+                         f"close) and is killed at {setup.grace_s:g}s (terminationGracePeriodSeconds):")
+            olds, news = [o for o, _ in setup.rollout_pods], [n for _, n in setup.rollout_pods]
+            for k, (old, new) in enumerate(setup.rollout_pods):
+                lines.append(f"  {old} → {new}: then the Service's endpoints are "
+                             + ", ".join(olds[k + 1:] + news[:k + 1]))
     else:
         lines.append("no kube-proxy rules: the hop in front of the cluster dials pod IPs")
     lines += [f"note: {n}" for n in setup.notes]

@@ -148,6 +148,49 @@ class _Watched:
         assert _nginx_processes(self.inodes, self.namespace) == set()
 
 
+def test_pooling_through_a_cluster_ip_skews_and_pod_endpoints_do_not(tmp_path: Path) -> None:
+    # seed-as-advised without ClientIP affinity: Kong pools connections to the ClusterIP,
+    # kube-proxy picks a pod per connection, so a few dozen long-lived connections decide.
+    pooled = _variant(tmp_path, "seed-as-advised.yaml", "session_affinity: ClientIP", "session_affinity: None",
+                      "pooled.yaml")
+    skewed = _lab(pooled, "--duration", "3s", "--client", "builtin")["measured"]
+    fair = _lab(EXAMPLES / "seed-fixed.yaml", "--duration", "3s", "--client", "builtin")["measured"]
+    assert skewed["errors"] == {} and fair["errors"] == {}
+    assert skewed["max_mean"] > 1.3, skewed
+    assert fair["max_mean"] < 1.15, fair
+    assert fair["pods_used"] == 8
+    assert skewed["cv"] > 2 * fair["cv"]
+
+
+def test_client_ip_affinity_behind_the_gateway_puts_everything_on_one_pod(tmp_path: Path) -> None:
+    # One gateway instance: every connection to the ClusterIP comes from its address, and
+    # the `recent` rules send them all to the first pod chosen.
+    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
+    one = text.replace("      - {name: kong-2, address: 10.30.0.12}\n", "")
+    assert one != text and "session_affinity: ClientIP" in one
+    spec = tmp_path / "affinity.yaml"
+    spec.write_text(one)
+    data = _lab(spec, "--duration", "2s", "--client", "wrk")
+    assert data["workload"]["client"] == "wrk"
+    measured = data["measured"]
+    assert measured["pods_used"] == 1, measured["per_pod"]
+    assert measured["per_pod"][0]["requests"] >= measured["requests"] > 100
+    assert measured["per_pod"][0]["connections"] > 1  # many connections, one pod: affinity, not pooling
+    assert data["simulated"]["pods_used"]["median"] == 1
+
+
+def test_idle_race_separates_the_broken_budget_from_the_fixed_one() -> None:
+    broken = _lab(EXAMPLES / "seed-as-advised.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
+    fixed = _lab(EXAMPLES / "seed-fixed.yaml", "--scenario", "idle-race", "--duration", "6s")["measured"]
+    # Kong pools pod connections for 60s; the pods close them after 5s: the POSTs after a
+    # 5.1s gap reuse connections the pods are closing, and nginx does not retry a POST.
+    assert broken["errors"].get("status_502", 0) > 0, broken
+    assert any(r["errors"] for r in broken["rounds"] if r["after_gap_s"])
+    # The fixed budget closes Kong's pooled connections after 4s: no request meets a closing one.
+    assert fixed["errors"] == {}, fixed
+    assert fixed["requests"] == broken["requests"]
+
+
 def test_cleanup_after_success(tmp_path: Path) -> None:
     before = _host_state(NOT_YET)
     run = _Watched(str(EXAMPLES / "seed-fixed.yaml"), "--duration", "2s", "--format", "json")
@@ -243,3 +286,56 @@ def test_scale_out_reaches_new_pods_only_without_pooling(tmp_path: Path) -> None
     assert kept["scale_out"]["added_pods_requests"] < 0.25 * fair * kept["requests"], kept["scale_out"]
     assert fresh["scale_out"]["to_90_percent_s"] is not None and fresh["scale_out"]["to_90_percent_s"] < 1.5
     assert fresh["scale_out"]["added_pods_requests"] > 0.5 * fair * fresh["requests"] * 2 / 3
+
+
+def _rollout_spec(tmp_path: Path, name: str, *, pre_stop: str | None, pool: bool) -> Path:
+    # seed-as-advised with 3 pods and no ClientIP affinity: Kong pools connections to the
+    # ClusterIP, kube-proxy's iptables rules pick a pod per connection.
+    text = (EXAMPLES / "seed-as-advised.yaml").read_text()
+    for old, new in (("session_affinity: ClientIP", "session_affinity: None"), ("replicas: 8", "replicas: 3")):
+        assert old in text
+        text = text.replace(old, new)
+    if pre_stop is not None:
+        text = text.replace("    app: {preset: uvicorn}\n", f"    app: {{preset: uvicorn}}\n    pre_stop_delay: {pre_stop}\n")
+    if not pool:
+        text = text.replace("    upstream_keepalive: {idle_timeout: 10s}\n", "    upstream_keepalive: {connections: 0}\n")
+    out = tmp_path / f"{name}.yaml"
+    out.write_text(text)
+    return out
+
+
+def _refused(rollout: dict[str, Any]) -> int:
+    return sum(n for causes in rollout["upstream_errors"].values() for cause, n in causes.items()
+               if "Connection refused" in cause)
+
+
+def test_rollout_errors_depend_on_pre_stop_and_pooling(tmp_path: Path) -> None:
+    # No preStop hook: each old pod stops listening as it is deleted, while kube-proxy's rules
+    # still send new connections to it for minSyncPeriod (1s): Kong's connects are refused,
+    # and with a single upstream (the ClusterIP) the POSTs fail with 502.
+    bare = _lab(_rollout_spec(tmp_path, "bare", pre_stop=None, pool=True), "--scenario", "rollout",
+                "--duration", "8s")["measured"]
+    assert bare["errors"].get("status_502", 0) > 0, bare
+    assert _refused(bare["rollout"]) > 0, bare["rollout"]
+    assert bare["rollout"]["errors_before"] == {}
+    # A 2s preStop sleep outlasts the 1s rule sync: no connect reaches a pod that stopped
+    # listening. What is left are Kong's pooled connections, which conntrack keeps on the old
+    # pod after the rules changed: the app closes the idle ones when it shuts down, and a POST
+    # sent on one as it closes is reset (502): the preStop sleep cannot prevent that.
+    waits = _lab(_rollout_spec(tmp_path, "waits", pre_stop="2s", pool=True), "--scenario", "rollout",
+                 "--duration", "8s")["measured"]
+    assert _refused(waits["rollout"]) == 0, waits["rollout"]
+    assert set(waits["errors"]) <= {"status_502"}
+    resets = sum(step["resets"] for step in waits["rollout"]["steps"])
+    assert waits["errors"].get("status_502", 0) <= resets, waits
+    # The same with no pooled connections to the ClusterIP: nothing to close, nothing lost.
+    fresh = _lab(_rollout_spec(tmp_path, "fresh", pre_stop="2s", pool=False), "--scenario", "rollout",
+                 "--duration", "8s")["measured"]
+    assert fresh["errors"] == {}, fresh
+    assert all(step["shutdown_closes"] == 0 for step in fresh["rollout"]["steps"])
+    # Every old pod was replaced within the run, and the new ones took the traffic.
+    steps = fresh["rollout"]["steps"]
+    assert [s["pod"] for s in steps] == ["orders-0", "orders-1", "orders-2"]
+    assert all(s["rules_at_s"] is not None and s["shutdown_at_s"] - s["deleted_at_s"] == 2 for s in steps)
+    served = {p["pod"]: p["requests"] for p in fresh["per_pod"]}
+    assert all(served[f"orders-v2-{i}"] > 0 for i in range(3)), served

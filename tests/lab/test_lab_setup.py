@@ -118,3 +118,52 @@ def test_the_kong_stand_in_label_says_whether_a_kong_binary_is_installed(tmp_pat
     assert f"a kong binary is installed ({kong}) but the lab does not run real Kong yet" in found.stdout
     assert "not installed" not in found.stdout
     assert "STAND-IN" in found.stdout
+
+
+def test_rollout_dry_run_prints_each_replacement() -> None:
+    proc = _cli("examples/seed-as-advised.yaml", "--scenario", "rollout", "--dry-run", PATH=os.environ.get(
+        "PATH", "") + ":/usr/sbin")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "8 + 8 (rollout) pods of shop/orders" in out
+    assert "the old pod sleeps 0s in preStop, then shuts down" in out
+    assert "  orders-0 → orders-v2-0: then the Service's endpoints are orders-1, orders-2, orders-3, " in out
+    assert "  orders-7 → orders-v2-7: then the Service's endpoints are orders-v2-0, orders-v2-1," in out
+
+
+def test_rollout_through_pod_endpoints_is_refused() -> None:
+    proc = _cli("examples/seed-fixed.yaml", "--scenario", "rollout", "--dry-run",
+                PATH=os.environ.get("PATH", "") + ":/usr/sbin")
+    assert proc.returncode == 2
+    assert "rollout is measured through kube-proxy's rules only" in proc.stderr
+
+
+def test_rollout_with_wrk_is_refused() -> None:
+    proc = _cli("examples/seed-as-advised.yaml", "--scenario", "rollout", "--client", "wrk", "--dry-run")
+    assert proc.returncode == 2
+
+
+def test_rollout_gives_errors_over_time_and_each_old_pods_own_counts() -> None:
+    from lbgen.lab import measure
+
+    steps = [{"pod": "a-0", "replaced_by": "a-v2-0", "deleted_at": 101.0, "rules_at": 102.0,
+              "shutdown_at": 103.0, "killed_at": 131.0},
+             {"pod": "a-1", "replaced_by": "a-v2-1", "deleted_at": 103.0, "rules_at": None,
+              "shutdown_at": 105.0, "killed_at": 133.0}]
+    load = {"requests": 10, "errors": {"status_502": 4, "reset": 1}, "latency_ms": {"p50": 1.0, "p99": 2.0},
+            "rounds": [], "rollout_steps": steps, "rollout_started": 100.0,
+            "error_times": [[100.5, "reset"], [102.5, "status_502"], [103.0, "status_502"],
+                            [103.2, "status_502"], [106.0, "status_502"]],
+            "upstream_errors": {"kong-1": {"recv() failed (104: Connection reset by peer)": 4}}}
+    pods = {"pods": [{"pod": p, "requests": 5, "connections": 1, "resets": r, "shutdown_closes": c}
+                     for p, r, c in (("a-0", 2, 3), ("a-1", 0, 1), ("a-v2-0", 0, 0), ("a-v2-1", 0, 0))],
+            "timeline": []}
+    rollout = measure(load, pods).rollout
+    assert rollout is not None
+    assert rollout["errors_before"] == {"reset": 1}
+    assert rollout["errors_per_bin"] == {"bin_s": 0.5, "counts": [0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1]}
+    first, second = rollout["steps"]
+    assert (first["deleted_at_s"], first["rules_at_s"], first["shutdown_at_s"]) == (1.0, 2.0, 3.0)
+    assert (first["shutdown_closes"], first["resets"]) == (3, 2)
+    assert second["rules_at_s"] is None and (second["shutdown_closes"], second["resets"]) == (1, 0)
+    assert rollout["upstream_errors"] == load["upstream_errors"]
