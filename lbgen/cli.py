@@ -679,15 +679,25 @@ def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
         response = work.response_time.ms / 1000
     if response is None and work is not None and work.concurrency is not None and rate is not None:
         response = work.concurrency / rate
+    response_time_s = response if response is not None else sim.DEFAULT_RESPONSE_TIME_S
+    p99 = options["response_time_p99"]
+    if p99 is None and work is not None and work.response_time_p99 is not None:
+        p99 = work.response_time_p99.ms / 1000
+    if p99 is not None and p99 < response_time_s:
+        raise click.BadParameter(f"the p99 response time ({p99:g}s) is below the median response time "
+                                 f"({response_time_s:g}s)", param_hint="'--response-time-p99'")
+    protocol = pick(options["protocol"], "protocol", "grpc" if service.protocol == "grpc" else "h1")
     settings = sim.Settings(
         clients=pick(options["clients"], "clients", sim.DEFAULT_CLIENTS),
         connections_per_client=pick(options["client_connections"], "connections_per_client",
                                     sim.DEFAULT_CONNECTIONS_PER_CLIENT),
         rate=rate, duration_s=duration,
-        response_time_s=response if response is not None else sim.DEFAULT_RESPONSE_TIME_S,
+        response_time_s=response_time_s,
         cores=pick(options["cores"], "cores", sim.DEFAULT_CORES),
         trials=options["trials"], seed=options["seed"],
         keepalive=work.keepalive if work is not None else True, events=tuple(events),
+        response_p99_s=p99, protocol=protocol,
+        source_addresses=pick(options["source_addresses"], "source_addresses", None),
     )
     per_trial = (settings.rate or settings.clients * settings.connections_per_client / settings.response_time_s) \
         * settings.duration_s
@@ -716,6 +726,15 @@ def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
 @click.option("--duration", default=None, help="Simulated time, e.g. 60s, 5m. [spec workload or 60s]")
 @click.option("--response-time", "response_time", default=None,
               help="Time a request is in flight. [spec workload, concurrency/rate, or 50ms]")
+@click.option("--response-time-p99", "response_time_p99", default=None,
+              help="99th percentile of the response times (lognormal around --response-time). "
+              "[spec workload, or none: all alike]")
+@click.option("--protocol", type=click.Choice(["h1", "h2", "grpc"]), default=None,
+              help="What clients speak: h2/grpc multiplex each client's requests on one connection. "
+              "[spec workload, grpc for a gRPC service, else h1]")
+@click.option("--source-addresses", "source_addresses", type=click.IntRange(1, 100_000), default=None,
+              help="Distinct client source addresses (clients behind NAT share one). [spec workload or one "
+              "per client]")
 @click.option("--cores", type=click.IntRange(1, 1024), default=None,
               help="Cores per proxy instance (workers of worker_processes auto). [spec workload or 2]")
 @click.option("--trials", type=click.IntRange(1, 10_000), default=20, show_default=True)
@@ -755,6 +774,7 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
         raise click.BadParameter("give --rate or --closed-loop, not both", param_hint="'--closed-loop'")
     options["duration"] = _duration_s(options["duration"], "--duration")
     options["response_time"] = _duration_s(options["response_time"], "--response-time")
+    options["response_time_p99"] = _duration_s(options["response_time_p99"], "--response-time-p99")
     from lbgen.simulate.engine import keep_freed_memory
 
     keep_freed_memory()

@@ -50,6 +50,11 @@ class Params:
     """Spread of the response times: lognormal with median `response_time_s` and this sigma
     (0: every request takes exactly `response_time_s`). Fewest-connections balancers read
     the requests in flight, which only the spread makes differ from round-robin."""
+    multiplexed: bool = False
+    """h2/grpc clients: each client's requests (its `connections_per_client` concurrent
+    streams) share one connection."""
+    sources: int | None = None
+    """Distinct client source addresses (clients share them in turn); None: one per client."""
 
 
 SEQUENTIAL_LIMIT = 20_000
@@ -363,7 +368,7 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
         t, conn, rt = t[keep], conn[keep], rt[keep]
         order = np.argsort(t, kind="stable")
         t, conn, rt = t[order], conn[order], rt[order]
-        return t, conn, conn % p.clients, rt
+        return t, (conn % p.clients if p.multiplexed else conn), conn % p.clients, rt
     n = max(1, round(p.rate * p.duration_s))
     # Sorted uniform arrival times without a sort: normalised sums of exponential gaps are
     # distributed as the order statistics of n uniform draws.
@@ -372,7 +377,7 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
     rt = _response_times(rng, p, n)
     if p.keepalive:
         conn = rng.integers(0, connections, n)
-        return t, conn, conn % p.clients, rt
+        return t, (conn % p.clients if p.multiplexed else conn), conn % p.clients, rt
     client = rng.integers(0, p.clients, n)
     return t, _iota(n), client, rt
 
@@ -380,6 +385,8 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
 def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     t, conn, client, rt = _requests(rng, p)
     n = len(t)
+    if p.sources is not None and p.sources < p.clients:
+        client = client % p.sources  # clients behind a NAT or proxy share its addresses
     peer = client  # the source address the first hop sees
     first = path.hops[0] if path.hops else None
     # Client connections spread over the first tier's instances in turn (DNS round-robin

@@ -208,3 +208,27 @@ def test_least_conn_follows_requests_in_flight() -> None:
     # Two random choices, the fewer in flight: between least_conn and a random choice.
     two = _spread(Chooser("random-two"), 0.3)[0]
     assert jittered < two < _spread(random, 0.3)[0]
+
+
+def test_multiplexing_clients_pin_one_connection_each() -> None:
+    # 4 clients keep 8 requests each in flight straight to the ClusterIP. HTTP/1.1: 32
+    # connections, each its pod; h2/gRPC: 4 connections, so at most 4 pods get anything.
+    h1 = run(_path(), Params(4, 8, None, 2.0, 0.01, 100, seed=3))
+    h2 = run(_path(), Params(4, 8, None, 2.0, 0.01, 100, seed=3, multiplexed=True))
+    assert all(r.decider_connections == 32 for r in h1)
+    assert all(r.decider_connections == 4 and r.pods_used <= 4 for r in h2)
+    expected = 8 * (1 - (1 - 1 / 8) ** 4)
+    used = np.array([r.pods_used for r in h2])
+    assert abs(used.mean() - expected) < 4 * used.std() / math.sqrt(len(used))
+    assert np.median([r.pods_used for r in h1]) == 8
+
+
+def test_client_ip_affinity_keys_on_the_source_addresses_not_the_clients() -> None:
+    # 50 clients behind a NAT with 3 addresses, no keep-alive, straight to the Service:
+    # affinity sees 3 sources, so at most 3 pods; one address per client reaches all 8.
+    affinity = ClusterHop("cluster", "iptables", "random", "", 10800.0, "cluster_ip")
+    natted = run(_path(cluster=affinity), Params(50, 1, 500.0, 5.0, 0.01, 40, seed=6, keepalive=False, sources=3))
+    assert max(r.pods_used for r in natted) <= 3
+    assert sum(r.pods_used == 3 for r in natted) / len(natted) > 0.4  # 8*7*6/8^3 = 0.66
+    direct = run(_path(cluster=affinity), Params(50, 1, 500.0, 5.0, 0.01, 5, seed=6, keepalive=False))
+    assert all(r.pods_used == 8 for r in direct)
