@@ -748,9 +748,11 @@ def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
               help="Exit 1 when the median max/mean of requests per pod exceeds this.")
 @click.option("--max-cv", type=click.FloatRange(0, None), default=None,
               help="Exit 1 when the median coefficient of variation exceeds this.")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.svg|png", help="Also write the per-pod shares as a bar chart (needs matplotlib).")
 @_user_errors
 def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float | None,
-                     max_cv: float | None, **options: Any) -> None:
+                     max_cv: float | None, plot: Path | None, **options: Any) -> None:
     """Predict how SPEC spreads requests and connections over the pods.
 
     Simulates the path hop by hop from the values the renderers use (pools, idle timeouts,
@@ -772,6 +774,14 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
         _exit(EXIT_USAGE)
     if options["closed_loop"] and options["rate"] is not None:
         raise click.BadParameter("give --rate or --closed-loop, not both", param_hint="'--closed-loop'")
+    if plot is not None:
+        from lbgen.simulate import plot as plotting
+
+        if plot.suffix.lower() not in plotting.FORMATS:
+            raise click.BadParameter(f"{plot}: the file name must end in .svg or .png", param_hint="'--plot'")
+        if not plotting.available():
+            _error("lbgen simulate --plot needs matplotlib: python3 -m pip install 'lbgen[plot]'")
+            _exit(EXIT_USAGE)
     options["duration"] = _duration_s(options["duration"], "--duration")
     options["response_time"] = _duration_s(options["response_time"], "--response-time")
     options["response_time_p99"] = _duration_s(options["response_time_p99"], "--response-time-p99")
@@ -795,6 +805,12 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
         for label, value, limit in (("max/mean", r.max_mean.median, max_skew), ("CV", r.cv.median, max_cv))
         if limit is not None and value > limit
     ]
+    if plot is not None:
+        try:
+            plotting.write(results, plot)
+        except OSError as exc:
+            _error(f"{plot}: cannot write the plot: {exc.strerror or exc}")
+            _exit(EXIT_USAGE)
     for line in over:
         click.echo(f"lbgen: {line}", err=True)
     if over:
