@@ -174,10 +174,12 @@ RELATED_RULES = ("LB4", "LB108", "LB109", "LB701", "LB702")
 
 
 def simulate(spec: Spec, plan: Plan, service: Service, settings: Settings, *, name: str = "",
-             findings: list[dict[str, str]] | None = None) -> Result:
+             findings: list[dict[str, str]] | None = None, kong_stand_in: bool = False) -> Result:
+    """`kong_stand_in`: model Kong tiers as `lbgen lab`'s nginx stand-in for Kong."""
     from lbgen.simulate.engine import Params, run
 
-    path = build_path(spec, plan, service, cores=settings.cores, events=settings.events)
+    path = build_path(spec, plan, service, cores=settings.cores, events=settings.events,
+                      kong_stand_in=kong_stand_in)
     params = Params(settings.clients, settings.connections_per_client, settings.rate, settings.duration_s,
                     settings.response_time_s, settings.trials, settings.seed, settings.keepalive,
                     response_sigma=settings.response_sigma, multiplexed=settings.protocol != "h1",

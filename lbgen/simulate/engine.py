@@ -177,16 +177,72 @@ def _rendezvous(rng: np.random.Generator, keys: IntArray, counts: IntArray) -> I
     return out
 
 
-def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, start: FloatArray,
-                      done: FloatArray, counts: IntArray) -> IntArray:
-    """nginx `least_conn` (two=False) or `random two least_conn` per worker, item by item.
+class _KongHeap:
+    """The min-heap of Kong's least-connections balancer (Tieske/binaryheap.lua `minUnique`,
+    which kong/runloop/balancer/least_connections.lua uses): value (in flight + 1) / weight,
+    `bubbleUp` stops at a parent <= the value, `sinkDown` swaps with a strictly smaller child
+    (the left one on a tie), `update` does both from the element's position."""
 
-    least_conn (ngx_http_upstream_least_conn_module.c): the server with the fewest requests
-    in flight in this worker (`peer->conns`, no shared zone); several tied: smooth weighted
-    round-robin among the tied ones only (each tied server's current weight grows by its
-    weight, the highest wins and loses the total). random two
-    (ngx_http_upstream_random_module.c, get_random2_peer): two different servers drawn at
-    random, the one with fewer in flight; on a tie the second drawn."""
+    def __init__(self, conns: list[int]) -> None:
+        self.value: list[int] = []
+        self.payload: list[int] = []
+        self.where: dict[int, int] = {}
+        for target, count in enumerate(conns):  # afterHostUpdate: targets in order
+            self.where[target] = len(self.value)
+            self.value.append(count + 1)
+            self.payload.append(target)
+            self._up(len(self.value) - 1)
+
+    def _swap(self, a: int, b: int) -> None:
+        pa, pb = self.payload[a], self.payload[b]
+        self.where[pa], self.where[pb] = b, a
+        self.payload[a], self.payload[b] = pb, pa
+        self.value[a], self.value[b] = self.value[b], self.value[a]
+
+    def _up(self, pos: int) -> None:
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if self.value[parent] <= self.value[pos]:
+                break
+            self._swap(parent, pos)
+            pos = parent
+
+    def _down(self, pos: int) -> None:
+        last = len(self.value)
+        while True:
+            least = pos
+            for child in (2 * pos + 1, 2 * pos + 2):
+                if child < last and self.value[child] < self.value[least]:
+                    least = child
+            if least == pos:
+                return
+            self._swap(pos, least)
+            pos = least
+
+    def update(self, target: int, value: int) -> None:
+        pos = self.where[target]
+        self.value[pos] = value
+        if pos > 0:
+            self._up(pos)
+        if pos < len(self.value) - 1:
+            self._down(pos)
+
+    def top(self) -> int:
+        return self.payload[0]
+
+
+def _fewest_in_flight(rng: np.random.Generator, how: str, group: IntArray, start: FloatArray,
+                      done: FloatArray, counts: IntArray) -> IntArray:
+    """Fewest-in-flight balancing per worker, item by item.
+
+    `least-conn`, nginx `least_conn` (ngx_http_upstream_least_conn_module.c): the server with
+    the fewest requests in flight in this worker (`peer->conns`, no shared zone); several
+    tied: smooth weighted round-robin among the tied ones only (each tied server's current
+    weight grows by its weight, the highest wins and loses the total). `random-two`, nginx
+    `random two least_conn` (ngx_http_upstream_random_module.c, get_random2_peer): two
+    different servers drawn at random, the one with fewer in flight; on a tie the second
+    drawn. `kong-least-connections`: the top of Kong's heap (`_KongHeap`), rebuilt in target
+    order when the targets change (afterHostUpdate)."""
     import heapq
 
     out = np.empty(len(group), dtype=np.int64)
@@ -198,12 +254,22 @@ def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, star
         conns = [0] * size
         weight = [0] * size
         busy: list[tuple[float, int]] = []
+        heap: _KongHeap | None = None
+        present = 0
         for i, at, end, n, r1, r2 in zip(index.tolist(), start[index].tolist(), done[index].tolist(),
                                           counts[index].tolist(), first[index].tolist(), second[index].tolist(),
                                           strict=True):
             while busy and busy[0][0] <= at:
-                conns[heapq.heappop(busy)[1]] -= 1
-            if two and n > 1:
+                released = heapq.heappop(busy)[1]
+                conns[released] -= 1
+                if heap is not None and released < present:
+                    heap.update(released, conns[released] + 1)
+            if how == "kong-least-connections":
+                if heap is None or n != present:
+                    heap, present = _KongHeap(conns[:n]), n
+                best = heap.top()
+                heap.update(best, conns[best] + 2)
+            elif how == "random-two" and n > 1:
                 a = int(r1 * n)
                 b = int(r2 * (n - 1))
                 b += b >= a
@@ -224,25 +290,59 @@ def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, star
     return out
 
 
+def _continuum(rng: np.random.Generator, keys: IntArray, counts: IntArray, slots: int) -> IntArray:
+    """Kong's consistent-hashing (kong/runloop/balancer/consistent_hashing.lua): a continuum
+    of `slots` points, each target claiming KONG_HASH_POINTS of them in target order (a point
+    already taken is skipped and one more drawn); a key hashes to a point and takes the target
+    there or the first one below it, wrapping around. The hash positions are drawn at random
+    per trial (xxhash32 of addresses the simulation does not know); a target keeps its points
+    when others are added, so only keys that land on the new ones' points move."""
+    from lbgen.defaults import KONG_HASH_POINTS
+
+    points = KONG_HASH_POINTS.value
+    most = int(counts.max()) if len(counts) else 1
+    candidates = rng.integers(0, slots, (most, 3 * points))
+    dense, n_keys = _dense(keys)
+    key_point = rng.integers(0, slots, n_keys)
+    out = np.empty(len(keys), dtype=np.int64)
+    owner = np.full(slots, -1, dtype=np.int64)
+    built = 0
+    for n in np.unique(counts):
+        for target in range(built, int(n)):
+            free = candidates[target][owner[candidates[target]] < 0]
+            _, first_seen = np.unique(free, return_index=True)
+            owner[free[np.sort(first_seen)][:points]] = target
+        built = int(n)
+        taken = np.flatnonzero(owner >= 0)
+        # The first taken point at or below each point, wrapping to the highest one.
+        below = np.maximum.accumulate(np.where(owner >= 0, np.arange(slots), -1))
+        below[below < 0] = taken[-1]
+        mask = counts == n
+        out[mask] = owner[below[key_point[dense[mask]]]]
+    return out
+
+
 def _choose(rng: np.random.Generator, chooser: Chooser, group: IntArray,
-            keys: dict[str, IntArray], counts: IntArray, random_start: bool,
+            keys: dict[str, IntArray], counts: IntArray,
             start: FloatArray | None = None, done: FloatArray | None = None) -> IntArray:
     """The target of each item (items in time order; `counts`: targets present for each;
     `start`/`done`: when each item begins and ends, for the fewest-in-flight choices)."""
-    if chooser.choice in ("least-conn", "random-two"):
+    if chooser.choice in ("least-conn", "random-two", "kong-least-connections"):
         if start is not None and done is not None and len(group) <= SEQUENTIAL_LIMIT:
-            return _fewest_in_flight(rng, chooser.choice == "random-two", group, start, done, counts)
+            return _fewest_in_flight(rng, chooser.choice, group, start, done, counts)
         if chooser.choice == "random-two":
             return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
     if chooser.choice == "random":
         return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
     if chooser.choice == "hash":
+        if chooser.ring_slots:
+            return _continuum(rng, keys[chooser.hash_key], counts, chooser.ring_slots)
         return _rendezvous(rng, keys[chooser.hash_key], counts)
     rank = _rank_in_group(group)
     # nginx's smooth weighted round-robin starts every worker at the first server; Kong's
     # wheel starts at a random position.
-    first = rng.integers(0, 1 << 30, int(group.max()) + 1) if random_start else np.zeros(int(group.max()) + 1,
-                                                                                           dtype=np.int64)
+    first = rng.integers(0, 1 << 30, int(group.max()) + 1) if chooser.random_start else np.zeros(
+        int(group.max()) + 1, dtype=np.int64)
     return np.asarray((rank + first[group]) % counts, dtype=np.int64)
 
 
@@ -411,14 +511,14 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
             # A stream session is in flight from its first request to the end of its last.
             ends = t[lasts] + rt[lasts]
             target_c[conn[opened]] = _choose(rng, hop.chooser, group[opened], keys_c,
-                                             np.full(n_conn, max(hop.targets, 1)), random_start=False,
+                                             np.full(n_conn, max(hop.targets, 1)),
                                              start=t[opened], done=ends[conn[opened]])
             up = conn
             target = target_c[conn]
         else:
             keys["request"] = _iota(n)
             counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
-            target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong",
+            target = _choose(rng, hop.chooser, group, keys, counts,
                              start=t, done=t + rt)
             if hop.reuse == "per-request":
                 up = _iota(n)
