@@ -698,15 +698,25 @@ def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
         response = work.response_time.ms / 1000
     if response is None and work is not None and work.concurrency is not None and rate is not None:
         response = work.concurrency / rate
+    response_time_s = response if response is not None else sim.DEFAULT_RESPONSE_TIME_S
+    p99 = options["response_time_p99"]
+    if p99 is None and work is not None and work.response_time_p99 is not None:
+        p99 = work.response_time_p99.ms / 1000
+    if p99 is not None and p99 < response_time_s:
+        raise click.BadParameter(f"the p99 response time ({p99:g}s) is below the median response time "
+                                 f"({response_time_s:g}s)", param_hint="'--response-time-p99'")
+    protocol = pick(options["protocol"], "protocol", "grpc" if service.protocol == "grpc" else "h1")
     settings = sim.Settings(
         clients=pick(options["clients"], "clients", sim.DEFAULT_CLIENTS),
         connections_per_client=pick(options["client_connections"], "connections_per_client",
                                     sim.DEFAULT_CONNECTIONS_PER_CLIENT),
         rate=rate, duration_s=duration,
-        response_time_s=response if response is not None else sim.DEFAULT_RESPONSE_TIME_S,
+        response_time_s=response_time_s,
         cores=pick(options["cores"], "cores", sim.DEFAULT_CORES),
         trials=options["trials"], seed=options["seed"],
         keepalive=work.keepalive if work is not None else True, events=tuple(events),
+        response_p99_s=p99, protocol=protocol,
+        source_addresses=pick(options["source_addresses"], "source_addresses", None),
     )
     per_trial = (settings.rate or settings.clients * settings.connections_per_client / settings.response_time_s) \
         * settings.duration_s
@@ -735,6 +745,15 @@ def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
 @click.option("--duration", default=None, help="Simulated time, e.g. 60s, 5m. [spec workload or 60s]")
 @click.option("--response-time", "response_time", default=None,
               help="Time a request is in flight. [spec workload, concurrency/rate, or 50ms]")
+@click.option("--response-time-p99", "response_time_p99", default=None,
+              help="99th percentile of the response times (lognormal around --response-time). "
+              "[spec workload, or none: all alike]")
+@click.option("--protocol", type=click.Choice(["h1", "h2", "grpc"]), default=None,
+              help="What clients speak: h2/grpc multiplex each client's requests on one connection. "
+              "[spec workload, grpc for a gRPC service, else h1]")
+@click.option("--source-addresses", "source_addresses", type=click.IntRange(1, 100_000), default=None,
+              help="Distinct client source addresses (clients behind NAT share one). [spec workload or one "
+              "per client]")
 @click.option("--cores", type=click.IntRange(1, 1024), default=None,
               help="Cores per proxy instance (workers of worker_processes auto). [spec workload or 2]")
 @click.option("--trials", type=click.IntRange(1, 10_000), default=20, show_default=True)
@@ -748,9 +767,11 @@ def _simulate_one(spec: Path, options: dict[str, Any]) -> Any:
               help="Exit 1 when the median max/mean of requests per pod exceeds this.")
 @click.option("--max-cv", type=click.FloatRange(0, None), default=None,
               help="Exit 1 when the median coefficient of variation exceeds this.")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.svg|png", help="Also write the per-pod shares as a bar chart (needs matplotlib).")
 @_user_errors
 def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float | None,
-                     max_cv: float | None, **options: Any) -> None:
+                     max_cv: float | None, plot: Path | None, **options: Any) -> None:
     """Predict how SPEC spreads requests and connections over the pods.
 
     Simulates the path hop by hop from the values the renderers use (pools, idle timeouts,
@@ -772,8 +793,17 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
         _exit(EXIT_USAGE)
     if options["closed_loop"] and options["rate"] is not None:
         raise click.BadParameter("give --rate or --closed-loop, not both", param_hint="'--closed-loop'")
+    if plot is not None:
+        from lbgen.simulate import plot as plotting
+
+        if plot.suffix.lower() not in plotting.FORMATS:
+            raise click.BadParameter(f"{plot}: the file name must end in .svg or .png", param_hint="'--plot'")
+        if not plotting.available():
+            _error("lbgen simulate --plot needs matplotlib: python3 -m pip install 'lbgen[plot]'")
+            _exit(EXIT_USAGE)
     options["duration"] = _duration_s(options["duration"], "--duration")
     options["response_time"] = _duration_s(options["response_time"], "--response-time")
+    options["response_time_p99"] = _duration_s(options["response_time_p99"], "--response-time-p99")
     from lbgen.simulate.engine import keep_freed_memory
 
     keep_freed_memory()
@@ -794,6 +824,12 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
         for label, value, limit in (("max/mean", r.max_mean.median, max_skew), ("CV", r.cv.median, max_cv))
         if limit is not None and value > limit
     ]
+    if plot is not None:
+        try:
+            plotting.write(results, plot)
+        except OSError as exc:
+            _error(f"{plot}: cannot write the plot: {exc.strerror or exc}")
+            _exit(EXIT_USAGE)
     for line in over:
         click.echo(f"lbgen: {line}", err=True)
     if over:

@@ -89,6 +89,10 @@ KONG_CLIENT_KEEPALIVE_TIMEOUT = Fact(
 )
 KONG_SERVICE_RETRIES = Fact(5, "kong/db/schema/entities/services.lua: retries default 5")
 KONG_SERVICE_TIMEOUT = Fact(_s(60), "kong/db/schema/entities/services.lua: *_timeout default 60000 ms")
+KONG_UPSTREAM_SLOTS = Fact(10000, "kong/db/schema/entities/upstreams.lua: slots default 10000")
+KONG_HASH_POINTS = Fact(
+    160, "kong/runloop/balancer/consistent_hashing.lua: SERVER_POINTS, each address's points on the continuum "
+    "at equal weights; the continuum has `slots` points, at least MIN_CONTINUUM_SIZE 1000")
 
 
 def kong_h2c_shares_http1(version: Version) -> bool:

@@ -121,7 +121,8 @@ def simulated(spec: Spec, plan: Plan, service: Service, work: Workload, p50_ms: 
         if added and work.scale_at_s is not None else (),
         response_p99_s=p99,
     )
-    result = sim.simulate(spec, plan, service, settings)
+    # The lab's Kong is an nginx stand-in: predict what that stand-in does.
+    result = sim.simulate(spec, plan, service, settings, kong_stand_in=True)
     note = (f"{clients} clients x {settings.connections_per_client} connection(s), "
             f"{'closed loop' if work.rate is None else f'{work.rate:g} req/s'}, response time {response * 1000:.1f} ms "
             + (f"(p99 {p99 * 1000:.1f} ms: the lab's)" if p99 else "(the lab's p50)")

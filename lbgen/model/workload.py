@@ -8,6 +8,7 @@ entry of the path.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -55,7 +56,21 @@ class Workload(StrictModel):
     duration: Duration | None = None
     """Simulated time (simulate: 60s unless set)."""
     response_time: Duration | None = None
-    """Time a request stays in flight; unset: concurrency / rate, or 50ms without concurrency."""
+    """Time a request stays in flight (the median); unset: concurrency / rate, or 50ms without
+    concurrency."""
+    response_time_p99: Duration | None = None
+    """99th percentile of the response times (simulate: lognormal around `response_time`).
+    Fewest-connections balancers (`least_conn`, `random two`, Kong's `least-connections`)
+    react to it; unset: every request takes `response_time`."""
+    protocol: Literal["h1", "h2", "grpc"] | None = None
+    """What the clients speak to the first tier. `h2` and `grpc` multiplex: each client opens
+    one connection and sends all its concurrent requests on it (`connections_per_client` is
+    then the requests each client keeps in flight). Unset: `grpc` for a `protocol: grpc`
+    service, else `h1`."""
+    source_addresses: int | None = Field(default=None, ge=1, le=100_000)
+    """Distinct source addresses the clients' connections come from (clients behind a NAT
+    gateway or a forward proxy share one); what `sessionAffinity: ClientIP`, `ip_hash` and
+    hashes on the client address see where clients connect directly. Unset: one per client."""
     cores: int | None = Field(default=None, ge=1, le=1024)
     """CPU cores of each proxy instance: the worker count of `worker_processes: auto` and of
     Kong's `nginx_worker_processes auto` (simulate: 2 unless set)."""

@@ -58,6 +58,10 @@ class Settings:
     response_p99_s: float | None = None
     """99th percentile of the response times (lognormal around `response_time_s`, the
     median); None: every request takes `response_time_s`."""
+    protocol: str = "h1"
+    """h1, or h2/grpc: each client's requests multiplexed on one connection."""
+    source_addresses: int | None = None
+    """Distinct source addresses of the clients (None: one per client)."""
 
     @property
     def response_sigma(self) -> float:
@@ -170,13 +174,16 @@ RELATED_RULES = ("LB4", "LB108", "LB109", "LB701", "LB702")
 
 
 def simulate(spec: Spec, plan: Plan, service: Service, settings: Settings, *, name: str = "",
-             findings: list[dict[str, str]] | None = None) -> Result:
+             findings: list[dict[str, str]] | None = None, kong_stand_in: bool = False) -> Result:
+    """`kong_stand_in`: model Kong tiers as `lbgen lab`'s nginx stand-in for Kong."""
     from lbgen.simulate.engine import Params, run
 
-    path = build_path(spec, plan, service, cores=settings.cores, events=settings.events)
+    path = build_path(spec, plan, service, cores=settings.cores, events=settings.events,
+                      kong_stand_in=kong_stand_in)
     params = Params(settings.clients, settings.connections_per_client, settings.rate, settings.duration_s,
                     settings.response_time_s, settings.trials, settings.seed, settings.keepalive,
-                    response_sigma=settings.response_sigma)
+                    response_sigma=settings.response_sigma, multiplexed=settings.protocol != "h1",
+                    sources=settings.source_addresses)
     trials = run(path, params)
     pods = path.replicas + sum(add for _, add in path.events)
     events: list[EventResult] = []
@@ -220,7 +227,8 @@ def result_json(result: Result) -> dict[str, Any]:
             "clients": s.clients, "connections_per_client": s.connections_per_client,
             "rate": s.rate, "closed_loop": s.rate is None, "keepalive": s.keepalive,
             "duration_s": s.duration_s, "response_time_s": s.response_time_s,
-            "response_time_p99_s": s.response_p99_s, "cores": s.cores,
+            "response_time_p99_s": s.response_p99_s, "cores": s.cores, "protocol": s.protocol,
+            "source_addresses": s.source_addresses or s.clients,
             "trials": s.trials, "seed": s.seed,
             "events": [{"service": e.service, "add": e.add, "at_s": e.at.ms / 1000} for e in s.events],
         },

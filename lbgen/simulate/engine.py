@@ -50,6 +50,11 @@ class Params:
     """Spread of the response times: lognormal with median `response_time_s` and this sigma
     (0: every request takes exactly `response_time_s`). Fewest-connections balancers read
     the requests in flight, which only the spread makes differ from round-robin."""
+    multiplexed: bool = False
+    """h2/grpc clients: each client's requests (its `connections_per_client` concurrent
+    streams) share one connection."""
+    sources: int | None = None
+    """Distinct client source addresses (clients share them in turn); None: one per client."""
 
 
 SEQUENTIAL_LIMIT = 20_000
@@ -172,16 +177,72 @@ def _rendezvous(rng: np.random.Generator, keys: IntArray, counts: IntArray) -> I
     return out
 
 
-def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, start: FloatArray,
-                      done: FloatArray, counts: IntArray) -> IntArray:
-    """nginx `least_conn` (two=False) or `random two least_conn` per worker, item by item.
+class _KongHeap:
+    """The min-heap of Kong's least-connections balancer (Tieske/binaryheap.lua `minUnique`,
+    which kong/runloop/balancer/least_connections.lua uses): value (in flight + 1) / weight,
+    `bubbleUp` stops at a parent <= the value, `sinkDown` swaps with a strictly smaller child
+    (the left one on a tie), `update` does both from the element's position."""
 
-    least_conn (ngx_http_upstream_least_conn_module.c): the server with the fewest requests
-    in flight in this worker (`peer->conns`, no shared zone); several tied: smooth weighted
-    round-robin among the tied ones only (each tied server's current weight grows by its
-    weight, the highest wins and loses the total). random two
-    (ngx_http_upstream_random_module.c, get_random2_peer): two different servers drawn at
-    random, the one with fewer in flight; on a tie the second drawn."""
+    def __init__(self, conns: list[int]) -> None:
+        self.value: list[int] = []
+        self.payload: list[int] = []
+        self.where: dict[int, int] = {}
+        for target, count in enumerate(conns):  # afterHostUpdate: targets in order
+            self.where[target] = len(self.value)
+            self.value.append(count + 1)
+            self.payload.append(target)
+            self._up(len(self.value) - 1)
+
+    def _swap(self, a: int, b: int) -> None:
+        pa, pb = self.payload[a], self.payload[b]
+        self.where[pa], self.where[pb] = b, a
+        self.payload[a], self.payload[b] = pb, pa
+        self.value[a], self.value[b] = self.value[b], self.value[a]
+
+    def _up(self, pos: int) -> None:
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if self.value[parent] <= self.value[pos]:
+                break
+            self._swap(parent, pos)
+            pos = parent
+
+    def _down(self, pos: int) -> None:
+        last = len(self.value)
+        while True:
+            least = pos
+            for child in (2 * pos + 1, 2 * pos + 2):
+                if child < last and self.value[child] < self.value[least]:
+                    least = child
+            if least == pos:
+                return
+            self._swap(pos, least)
+            pos = least
+
+    def update(self, target: int, value: int) -> None:
+        pos = self.where[target]
+        self.value[pos] = value
+        if pos > 0:
+            self._up(pos)
+        if pos < len(self.value) - 1:
+            self._down(pos)
+
+    def top(self) -> int:
+        return self.payload[0]
+
+
+def _fewest_in_flight(rng: np.random.Generator, how: str, group: IntArray, start: FloatArray,
+                      done: FloatArray, counts: IntArray) -> IntArray:
+    """Fewest-in-flight balancing per worker, item by item.
+
+    `least-conn`, nginx `least_conn` (ngx_http_upstream_least_conn_module.c): the server with
+    the fewest requests in flight in this worker (`peer->conns`, no shared zone); several
+    tied: smooth weighted round-robin among the tied ones only (each tied server's current
+    weight grows by its weight, the highest wins and loses the total). `random-two`, nginx
+    `random two least_conn` (ngx_http_upstream_random_module.c, get_random2_peer): two
+    different servers drawn at random, the one with fewer in flight; on a tie the second
+    drawn. `kong-least-connections`: the top of Kong's heap (`_KongHeap`), rebuilt in target
+    order when the targets change (afterHostUpdate)."""
     import heapq
 
     out = np.empty(len(group), dtype=np.int64)
@@ -193,12 +254,22 @@ def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, star
         conns = [0] * size
         weight = [0] * size
         busy: list[tuple[float, int]] = []
+        heap: _KongHeap | None = None
+        present = 0
         for i, at, end, n, r1, r2 in zip(index.tolist(), start[index].tolist(), done[index].tolist(),
                                           counts[index].tolist(), first[index].tolist(), second[index].tolist(),
                                           strict=True):
             while busy and busy[0][0] <= at:
-                conns[heapq.heappop(busy)[1]] -= 1
-            if two and n > 1:
+                released = heapq.heappop(busy)[1]
+                conns[released] -= 1
+                if heap is not None and released < present:
+                    heap.update(released, conns[released] + 1)
+            if how == "kong-least-connections":
+                if heap is None or n != present:
+                    heap, present = _KongHeap(conns[:n]), n
+                best = heap.top()
+                heap.update(best, conns[best] + 2)
+            elif how == "random-two" and n > 1:
                 a = int(r1 * n)
                 b = int(r2 * (n - 1))
                 b += b >= a
@@ -219,36 +290,96 @@ def _fewest_in_flight(rng: np.random.Generator, two: bool, group: IntArray, star
     return out
 
 
+def _continuum(rng: np.random.Generator, keys: IntArray, counts: IntArray, slots: int) -> IntArray:
+    """Kong's consistent-hashing (kong/runloop/balancer/consistent_hashing.lua): a continuum
+    of `slots` points, each target claiming KONG_HASH_POINTS of them in target order (a point
+    already taken is skipped and one more drawn); a key hashes to a point and takes the target
+    there or the first one below it, wrapping around. The hash positions are drawn at random
+    per trial (xxhash32 of addresses the simulation does not know); a target keeps its points
+    when others are added, so only keys that land on the new ones' points move."""
+    from lbgen.defaults import KONG_HASH_POINTS
+
+    points = KONG_HASH_POINTS.value
+    most = int(counts.max()) if len(counts) else 1
+    candidates = rng.integers(0, slots, (most, 3 * points))
+    dense, n_keys = _dense(keys)
+    key_point = rng.integers(0, slots, n_keys)
+    out = np.empty(len(keys), dtype=np.int64)
+    owner = np.full(slots, -1, dtype=np.int64)
+    built = 0
+    for n in np.unique(counts):
+        for target in range(built, int(n)):
+            free = candidates[target][owner[candidates[target]] < 0]
+            _, first_seen = np.unique(free, return_index=True)
+            owner[free[np.sort(first_seen)][:points]] = target
+        built = int(n)
+        taken = np.flatnonzero(owner >= 0)
+        # The first taken point at or below each point, wrapping to the highest one.
+        below = np.maximum.accumulate(np.where(owner >= 0, np.arange(slots), -1))
+        below[below < 0] = taken[-1]
+        mask = counts == n
+        out[mask] = owner[below[key_point[dense[mask]]]]
+    return out
+
+
 def _choose(rng: np.random.Generator, chooser: Chooser, group: IntArray,
-            keys: dict[str, IntArray], counts: IntArray, random_start: bool,
+            keys: dict[str, IntArray], counts: IntArray,
             start: FloatArray | None = None, done: FloatArray | None = None) -> IntArray:
     """The target of each item (items in time order; `counts`: targets present for each;
     `start`/`done`: when each item begins and ends, for the fewest-in-flight choices)."""
-    if chooser.choice in ("least-conn", "random-two"):
+    if chooser.choice in ("least-conn", "random-two", "kong-least-connections"):
         if start is not None and done is not None and len(group) <= SEQUENTIAL_LIMIT:
-            return _fewest_in_flight(rng, chooser.choice == "random-two", group, start, done, counts)
+            return _fewest_in_flight(rng, chooser.choice, group, start, done, counts)
         if chooser.choice == "random-two":
             return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
     if chooser.choice == "random":
         return np.minimum((rng.random(len(group)) * counts).astype(np.int64), counts - 1)
     if chooser.choice == "hash":
+        if chooser.ring_slots:
+            return _continuum(rng, keys[chooser.hash_key], counts, chooser.ring_slots)
         return _rendezvous(rng, keys[chooser.hash_key], counts)
     rank = _rank_in_group(group)
     # nginx's smooth weighted round-robin starts every worker at the first server; Kong's
     # wheel starts at a random position.
-    first = rng.integers(0, 1 << 30, int(group.max()) + 1) if random_start else np.zeros(int(group.max()) + 1,
-                                                                                           dtype=np.int64)
+    first = rng.integers(0, 1 << 30, int(group.max()) + 1) if chooser.random_start else np.zeros(
+        int(group.max()) + 1, dtype=np.int64)
     return np.asarray((rank + first[group]) % counts, dtype=np.int64)
 
 
-def _occupancy_draw(rng: np.random.Generator, mean: FloatArray) -> IntArray:
-    """Poisson draws; above a mean of 30 its normal approximation (numpy's Poisson sampler
-    costs several times more per draw)."""
-    depth = np.maximum(0, np.rint(mean + np.sqrt(mean) * rng.standard_normal(len(mean)))).astype(np.int64)
-    small = np.flatnonzero(mean < 30)
-    if len(small):
-        depth[small] = rng.poisson(mean[small])
-    return depth
+GUIDE_BINS = 256
+"""Guide-table bins per key of `_occupancy_draw` (Chen and Asau's inverse-transform guide)."""
+
+
+def _occupancy_draw(rng: np.random.Generator, occupancy: FloatArray, key: IntArray) -> IntArray:
+    """Poisson(occupancy[key]) for every item, by inverse transform with a guide table: each
+    key's cumulative distribution, and for each of GUIDE_BINS equal slices of [0, 1) the
+    first depth whose CDF exceeds the slice's start; a uniform draw starts there and steps on
+    while the CDF does not exceed it (rarely more than once). numpy's Poisson sampler cost
+    about 160 ns a draw, a third of a trial; this is a few gathers per draw."""
+    lam = np.asarray(occupancy, dtype=np.float64)
+    # Each table reaches far enough into the tail (8 sd) that the rest never matters.
+    lengths = (np.ceil(lam + 8 * np.sqrt(lam)) + 10).astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    owner = np.repeat(np.arange(len(lam)), lengths)
+    k = np.arange(int(lengths.sum())) - starts[owner]
+    safe = np.maximum(lam, 1e-300)[owner]
+    step = np.where(k == 0, -lam[owner], np.log(safe) - np.log(np.maximum(k, 1)))
+    log_pmf = np.cumsum(step)
+    log_pmf -= np.repeat(log_pmf[starts] - step[starts], lengths)  # restart the sum at each key
+    pmf = np.exp(log_pmf)
+    cdf = np.cumsum(pmf)
+    cdf -= np.repeat(cdf[starts] - pmf[starts], lengths)
+    cdf[starts + lengths - 1] = 2.0  # past every draw: the walk ends in its own table
+    slices = np.tile(np.arange(GUIDE_BINS) / GUIDE_BINS, len(lam))
+    guide = np.searchsorted(owner + np.minimum(cdf, 1.0), np.repeat(np.arange(len(lam)), GUIDE_BINS) + slices,
+                            side="right")
+    u = rng.random(len(key))
+    at = guide[key * GUIDE_BINS + (u * GUIDE_BINS).astype(np.int64)]
+    walk = np.flatnonzero(cdf[at] <= u)
+    while len(walk):
+        at[walk] += 1
+        walk = walk[cdf[at[walk]] <= u[walk]]
+    return np.asarray(at - starts[key], dtype=np.int64)
 
 
 def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, group: IntArray,
@@ -270,7 +401,7 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
         depth = _rank_in_group(pool_key) % slots[pool_key]
         pooled = np.ones(n, dtype=bool)
     else:
-        depth = _occupancy_draw(rng, occupancy[pool_key])
+        depth = _occupancy_draw(rng, occupancy, pool_key)
         # The idle cache holds `keepalive` connections per worker, shared by its targets: a
         # depth more than that above the occupancy's usual low (5 % quantile, normal
         # approximation) finds no cached connection and is closed after one request.
@@ -363,7 +494,7 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
         t, conn, rt = t[keep], conn[keep], rt[keep]
         order = np.argsort(t, kind="stable")
         t, conn, rt = t[order], conn[order], rt[order]
-        return t, conn, conn % p.clients, rt
+        return t, (conn % p.clients if p.multiplexed else conn), conn % p.clients, rt
     n = max(1, round(p.rate * p.duration_s))
     # Sorted uniform arrival times without a sort: normalised sums of exponential gaps are
     # distributed as the order statistics of n uniform draws.
@@ -372,7 +503,7 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
     rt = _response_times(rng, p, n)
     if p.keepalive:
         conn = rng.integers(0, connections, n)
-        return t, conn, conn % p.clients, rt
+        return t, (conn % p.clients if p.multiplexed else conn), conn % p.clients, rt
     client = rng.integers(0, p.clients, n)
     return t, _iota(n), client, rt
 
@@ -380,6 +511,8 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
 def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     t, conn, client, rt = _requests(rng, p)
     n = len(t)
+    if p.sources is not None and p.sources < p.clients:
+        client = client % p.sources  # clients behind a NAT or proxy share its addresses
     peer = client  # the source address the first hop sees
     first = path.hops[0] if path.hops else None
     # Client connections spread over the first tier's instances in turn (DNS round-robin
@@ -404,14 +537,14 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
             # A stream session is in flight from its first request to the end of its last.
             ends = t[lasts] + rt[lasts]
             target_c[conn[opened]] = _choose(rng, hop.chooser, group[opened], keys_c,
-                                             np.full(n_conn, max(hop.targets, 1)), random_start=False,
+                                             np.full(n_conn, max(hop.targets, 1)),
                                              start=t[opened], done=ends[conn[opened]])
             up = conn
             target = target_c[conn]
         else:
             keys["request"] = _iota(n)
             counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
-            target = _choose(rng, hop.chooser, group, keys, counts, random_start=hop.kind == "kong",
+            target = _choose(rng, hop.chooser, group, keys, counts,
                              start=t, done=t + rt)
             if hop.reuse == "per-request":
                 up = _iota(n)

@@ -22,7 +22,7 @@ from lbgen.plan import topology
 from lbgen.plan.budget import service_key
 from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop, Plan
 
-Choice = Literal["round-robin", "random", "hash", "least-conn", "random-two"]
+Choice = Literal["round-robin", "random", "hash", "least-conn", "random-two", "kong-least-connections"]
 """How the engine picks among targets: in turn per worker, uniformly, by a key, by the fewest
 requests in flight per worker (ties in turn), or the fewer of two random ones."""
 HashKey = Literal["client", "peer", "request"]
@@ -39,6 +39,10 @@ class Chooser:
     """The product's name for it, for the report."""
     approximated: str = ""
     """Empty when the engine models the algorithm as the product runs it."""
+    ring_slots: int = 0
+    """hash: Kong's continuum of this many points (0: a rendezvous hash)."""
+    random_start: bool = False
+    """round-robin: each worker starts at a random target (Kong's wheel), not the first."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +140,12 @@ _SEQUENTIAL_NOTE = ("{name} follows the requests in flight per worker request by
                     "20,000 choices per trial and hop; above that it is modelled as {fallback}")
 
 
-def _kong_chooser(spec: Spec, service: Service) -> Chooser:
+def _kong_chooser(spec: Spec, service: Service, stand_in: bool) -> Chooser:
     algorithm = service.kong.algorithm
+    if stand_in:
+        return _kong_stand_in_chooser(algorithm, service.kong.hash_on)
     if algorithm == "round-robin":
-        return Chooser("round-robin", algorithm=algorithm, approximated=(
+        return Chooser("round-robin", algorithm=algorithm, random_start=True, approximated=(
             "Kong's round-robin wheel modelled as turns per worker from a random start"))
     if algorithm in ("consistent-hashing", "sticky-sessions"):
         on = service.kong.hash_on
@@ -147,16 +153,29 @@ def _kong_chooser(spec: Spec, service: Service) -> Chooser:
         reads: HashKey = "client"
         if on == "ip" and seen is not None and not seen.is_end_user:
             reads = "peer"
-        return Chooser("hash", reads, f"{algorithm} ({on})",
-                       "modelled as a uniform consistent hash (rendezvous) with one key per client")
+        slots = service.kong.slots or defaults.KONG_UPSTREAM_SLOTS.value
+        if algorithm == "sticky-sessions":
+            return Chooser("hash", reads, f"{algorithm} ({on})",
+                           "sticky-sessions modelled as a uniform consistent hash (rendezvous) with one key per client")
+        # Kong's continuum has at least 1000 points (consistent_hashing.lua, MIN_CONTINUUM_SIZE).
+        return Chooser("hash", reads, f"{algorithm} ({on})", ring_slots=max(1000, slots))
     if algorithm == "least-connections":
-        return Chooser("least-conn", algorithm=algorithm, approximated=(
-            "Kong's least-connections (fewest in flight per worker, kong/runloop/balancer/"
-            "least_connections.lua) modelled with nginx least_conn's tie-break (smooth round-robin among the "
-            "tied targets; Kong takes its heap's top); " + _SEQUENTIAL_NOTE.format(
-                name="it", fallback="round-robin per worker")))
-    return Chooser("round-robin", algorithm=algorithm, approximated=(
+        return Chooser("kong-least-connections", algorithm=algorithm, approximated=_SEQUENTIAL_NOTE.format(
+            name="Kong's least-connections", fallback="round-robin per worker"))
+    return Chooser("round-robin", algorithm=algorithm, random_start=True, approximated=(
         f"{algorithm} modelled as round-robin per worker (equal pods and response times)"))
+
+
+def _kong_stand_in_chooser(algorithm: str, hash_on: str) -> Chooser:
+    """What `lbgen lab`'s stand-in for Kong runs: nginx, with the equivalents
+    lbgen.lab.setup configures (least_conn, round-robin, `hash $remote_addr consistent`)."""
+    if algorithm == "least-connections":
+        return Chooser("least-conn", algorithm="least_conn (Kong stand-in)", approximated=_SEQUENTIAL_NOTE.format(
+            name="least_conn", fallback="round-robin per worker"))
+    if algorithm == "consistent-hashing" and hash_on in ("ip", "none"):
+        return Chooser("hash", "peer", "hash $remote_addr consistent (Kong stand-in)",
+                       "modelled as a uniform consistent hash (rendezvous) of the key")
+    return Chooser("round-robin", algorithm="round-robin (Kong stand-in)")
 
 
 def _front_idle(spec: Spec, plan: Plan, index: int, own: float | None) -> tuple[float | None, str]:
@@ -179,7 +198,9 @@ def _front_idle(spec: Spec, plan: Plan, index: int, own: float | None) -> tuple[
 
 
 def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
-               events: tuple[ScaleEvent, ...]) -> SimPath:
+               events: tuple[ScaleEvent, ...], kong_stand_in: bool = False) -> SimPath:
+    """The simulator's path. `kong_stand_in`: Kong tiers balance as `lbgen lab`'s nginx stand-in
+    for Kong does (so a lab run and its prediction model the same proxy)."""
     key = service_key(service)
     app_idle = _s(plan.budget.app_idle[key].value)
     hops: list[ProxyHop] = []
@@ -205,7 +226,7 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
         idle, why = _front_idle(spec, plan, index, _s(pool.idle_timeout.value))
         if to_cluster and app_idle is not None and (idle is None or app_idle < idle):
             idle, why = app_idle, f"the app idle timeout of {service.name}"
-        chooser = _kong_chooser(spec, service) if isinstance(tier, KongTier) else _nginx_chooser(tier)
+        chooser = _kong_chooser(spec, service, kong_stand_in) if isinstance(tier, KongTier) else _nginx_chooser(tier)
         hops.append(ProxyHop(
             tier.name, tier.kind, tuple(i.address for i in tier.instances), workers,
             "pool" if size else "per-request", size, idle, why, pool.max_requests.value,

@@ -208,3 +208,78 @@ def test_least_conn_follows_requests_in_flight() -> None:
     # Two random choices, the fewer in flight: between least_conn and a random choice.
     two = _spread(Chooser("random-two"), 0.3)[0]
     assert jittered < two < _spread(random, 0.3)[0]
+
+
+def test_multiplexing_clients_pin_one_connection_each() -> None:
+    # 4 clients keep 8 requests each in flight straight to the ClusterIP. HTTP/1.1: 32
+    # connections, each its pod; h2/gRPC: 4 connections, so at most 4 pods get anything.
+    h1 = run(_path(), Params(4, 8, None, 2.0, 0.01, 100, seed=3))
+    h2 = run(_path(), Params(4, 8, None, 2.0, 0.01, 100, seed=3, multiplexed=True))
+    assert all(r.decider_connections == 32 for r in h1)
+    assert all(r.decider_connections == 4 and r.pods_used <= 4 for r in h2)
+    expected = 8 * (1 - (1 - 1 / 8) ** 4)
+    used = np.array([r.pods_used for r in h2])
+    assert abs(used.mean() - expected) < 4 * used.std() / math.sqrt(len(used))
+    assert np.median([r.pods_used for r in h1]) == 8
+
+
+def test_client_ip_affinity_keys_on_the_source_addresses_not_the_clients() -> None:
+    # 50 clients behind a NAT with 3 addresses, no keep-alive, straight to the Service:
+    # affinity sees 3 sources, so at most 3 pods; one address per client reaches all 8.
+    affinity = ClusterHop("cluster", "iptables", "random", "", 10800.0, "cluster_ip")
+    natted = run(_path(cluster=affinity), Params(50, 1, 500.0, 5.0, 0.01, 40, seed=6, keepalive=False, sources=3))
+    assert max(r.pods_used for r in natted) <= 3
+    assert sum(r.pods_used == 3 for r in natted) / len(natted) > 0.4  # 8*7*6/8^3 = 0.66
+    direct = run(_path(cluster=affinity), Params(50, 1, 500.0, 5.0, 0.01, 5, seed=6, keepalive=False))
+    assert all(r.pods_used == 8 for r in direct)
+
+
+def test_kong_least_connections_follows_its_heap() -> None:
+    from lbgen.simulate.engine import _fewest_in_flight
+
+    # One request at a time over 4 targets: every pick finds all at 0 in flight, so Kong
+    # takes its heap's top. Worked by hand from binaryheap.lua's sifts: pick 0, it sinks
+    # to the last leaf past 1 and 3; then 1 (sinks past 3 and 0), then 3 ...: the cycle
+    # is 0, 1, 3 and target 2, never at the top, gets nothing (nginx's least_conn, with
+    # its round-robin among the tied, takes all four in turn).
+    n = 12
+    start = np.arange(n, dtype=np.float64)
+    done = start + 0.5
+    group = np.zeros(n, dtype=np.int64)
+    counts = np.full(n, 4, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    kong = _fewest_in_flight(rng, "kong-least-connections", group, start, done, counts)
+    assert kong.tolist() == [0, 1, 3] * 4
+    nginx = _fewest_in_flight(rng, "least-conn", group, start, done, counts)
+    assert sorted(nginx[:4].tolist()) == [0, 1, 2, 3] and nginx.tolist() == nginx[:4].tolist() * 3
+    # Under load the heap still keeps the in-flight counts within one of each other.
+    many = 4000
+    start = np.sort(rng.uniform(0, 10, many))
+    done = start + 0.05
+    picks = _fewest_in_flight(rng, "kong-least-connections", np.zeros(many, np.int64), start, done,
+                              np.full(many, 4, np.int64))
+    assert np.bincount(picks, minlength=4).min() > 0
+
+
+def test_kong_consistent_hashing_continuum() -> None:
+    from lbgen.simulate.engine import _continuum, _rendezvous
+
+    rng = np.random.default_rng(2)
+    # Many keys over 8 targets with 160 points each on 10000: a target's share is its arcs'
+    # length, Beta(160, 1120)-like: relative sd sqrt(0.875 / (0.125 * 1281)) = 0.074.
+    keys = np.arange(200_000)
+    cvs = []
+    for _ in range(40):
+        shares = np.bincount(_continuum(rng, keys, np.full(len(keys), 8), 10_000), minlength=8) / len(keys)
+        cvs.append(shares.std() / shares.mean())
+    assert 0.05 < np.median(cvs) < 0.095
+    flat = np.bincount(_rendezvous(rng, keys, np.full(len(keys), 8)), minlength=8) / len(keys)
+    assert flat.std() / flat.mean() < 0.02  # a rendezvous hash has no arcs to be uneven
+    # Adding 4 targets: a key moves only to a new target, about 4/12 of them do.
+    keys = np.tile(np.arange(5000), 2)
+    counts = np.repeat([8, 12], 5000)
+    pods = _continuum(rng, keys, counts, 10_000)
+    before, after = pods[:5000], pods[5000:]
+    moved = before != after
+    assert np.all(after[moved] >= 8)
+    assert 0.25 < moved.mean() < 0.42

@@ -134,3 +134,32 @@ def test_every_example_simulates(example: Path) -> None:
                       "--event", f"scale {service} +2 at 2s")
     assert result["pods"] == result["path"][-1]["replicas"] + 2
     assert sum(p["share"]["median"] for p in result["per_pod"]) == pytest.approx(1, abs=0.05)
+
+
+def test_workload_protocol_sources_and_response_spread_reach_the_simulation(tmp_path: Path) -> None:
+    # Clients straight to a Service with ClientIP affinity (no proxy tier): the workload's
+    # source addresses are what affinity sees, and gRPC clients pin one connection each.
+    spec = tmp_path / "direct.yaml"
+    spec.write_text(
+        "name: direct\n"
+        "tiers:\n  - {kind: kubernetes, name: k8s, platform: self-managed}\n"
+        "services:\n  - name: orders\n    namespace: shop\n    replicas: 8\n    app: {preset: uvicorn}\n"
+        "    route: {paths: [/orders]}\n"
+        "    kubernetes: {port: 80, target_port: 8000, session_affinity: ClientIP}\n"
+        "workload: {rate: 500, clients: 40, keepalive: false, source_addresses: 2, response_time_p99: 200ms}\n"
+    )
+    (natted,) = _json(str(spec), "--duration", "5s", "--trials", "10")
+    assert natted["workload"]["source_addresses"] == 2 and natted["workload"]["response_time_p99_s"] == 0.2
+    assert natted["summary"]["pods_used"]["p95"] <= 2
+    (direct,) = _json(str(spec), "--duration", "5s", "--trials", "10", "--source-addresses", "40")
+    assert direct["summary"]["pods_used"]["p5"] == 8
+    (grpc,) = _json(str(spec), "--duration", "5s", "--trials", "10", "--source-addresses", "40",
+                    "--protocol", "grpc", "--closed-loop", "--clients", "3", "--client-connections", "10")
+    assert grpc["workload"]["protocol"] == "grpc"
+    assert grpc["summary"]["pods_used"]["p95"] <= 3 and grpc["summary"]["decider_connections"]["median"] == 3
+
+
+def test_a_p99_below_the_median_is_an_input_error() -> None:
+    result = _run(FIXED, *FAST, "--response-time", "50ms", "--response-time-p99", "10ms")
+    assert result.exit_code == 2
+    assert "--response-time-p99" in result.output and "below the median" in result.output
