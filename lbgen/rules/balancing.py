@@ -15,6 +15,7 @@ from lbgen.model.service import KongServiceSettings
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
+from lbgen.plan.hops import HopPlan, KongHop, NginxHttpHop, NginxStreamHop
 from lbgen.plan.topology import (
     backend_targets,
     describe_instances,
@@ -516,28 +517,46 @@ def _hashes_on_address(tier: NginxHttpTier | NginxStreamTier) -> str | None:
     return None
 
 
+def _through_one_cluster_ip(ctx: RuleContext, hop: HopPlan) -> bool:
+    """`hop` fronts the cluster and reaches each Service through its single ClusterIP."""
+    return hop is ctx.plan.front_of_cluster and not hop.dials_pods
+
+
 def _client_ip_hash_on_proxies(ctx: RuleContext) -> Iterator[Violation]:
+    plan = ctx.plan
+    for hop in plan.hops_of(NginxStreamHop):
+        outer = plan.previous_tier_hop(hop)
+        if isinstance(outer, NginxHttpHop):
+            yield from _l4_hashes_on_edge(ctx, hop.tier, outer.tier)
+    first = plan.tier_hops[0]
+    if isinstance(first, NginxHttpHop):
+        yield from _edge_hashes_on_lb(ctx, first.tier)
+    for kong in plan.hops_of(KongHop):
+        yield from _kong_hashes_on_proxies(ctx, kong)
+
+
+def _l4_hashes_on_edge(ctx: RuleContext, l4: NginxStreamTier, outer: NginxHttpTier) -> Iterator[Violation]:
+    key = _hashes_on_address(l4)
+    if key is not None:
+        yield Violation(
+            message=(
+                f"{l4.name} balances with {key}, but its only clients are {outer.name}'s "
+                f"{describe_instances(outer.instances)}, and nginx http cannot send a PROXY "
+                f"header with the user's address: the key takes at most "
+                f"{len(outer.instances)} values, so a few backends get all the traffic"
+            ),
+            hint=(
+                f"use least_conn or random-two on {l4.name}; hash on the user in an L7 tier "
+                "(a cookie or header), where the address is known"
+            ),
+            path=ctx.tier_path(l4, "balancing"),
+            related_path=ctx.tier_path(outer, "instances"),
+        )
+
+
+def _edge_hashes_on_lb(ctx: RuleContext, edge: NginxHttpTier) -> Iterator[Violation]:
     spec = ctx.spec
-    l4, edge, kong = spec.l4, spec.edge, spec.kong
-    outer = spec.previous_tier(l4) if l4 is not None else None
-    if l4 is not None and isinstance(outer, NginxHttpTier):
-        key = _hashes_on_address(l4)
-        if key is not None:
-            yield Violation(
-                message=(
-                    f"{l4.name} balances with {key}, but its only clients are {outer.name}'s "
-                    f"{describe_instances(outer.instances)}, and nginx http cannot send a PROXY "
-                    f"header with the user's address: the key takes at most "
-                    f"{len(outer.instances)} values, so a few backends get all the traffic"
-                ),
-                hint=(
-                    f"use least_conn or random-two on {l4.name}; hash on the user in an L7 tier "
-                    "(a cookie or header), where the address is known"
-                ),
-                path=ctx.tier_path(l4, "balancing"),
-                related_path=ctx.tier_path(outer, "instances"),
-            )
-    if edge is not None and spec.external_lb is not None and edge.real_ip is None:
+    if spec.external_lb is not None and edge.real_ip is None:
         key = _hashes_on_address(edge)
         if key is not None:
             octets = (
@@ -559,7 +578,11 @@ def _client_ip_hash_on_proxies(ctx: RuleContext) -> Iterator[Violation]:
                 path=ctx.tier_path(edge, "balancing"),
                 related_path=("external_lb",),
             )
-    if kong is None or through_cluster_ip(spec) is kong:
+
+
+def _kong_hashes_on_proxies(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
+    if _through_one_cluster_ip(ctx, hop):
         return  # with one ClusterIP target, hashing has no effect at all (LB401)
     address = gateway_client_address(ctx)
     if address is None or address.is_end_user:
@@ -868,11 +891,14 @@ services:
 
 
 def _hashing_on_hostname_targets(ctx: RuleContext) -> Iterator[Violation]:
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kong_hashes_on_hostnames(ctx, hop.tier)
+
+
+def _kong_hashes_on_hostnames(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
     spec = ctx.spec
-    kong = spec.kong
     if (
-        kong is None
-        or kong.mode != "db-less"
+        kong.mode != "db-less"
         or kong.backend_targets != "pod_endpoints"
         or len(kong.instances) < 2
     ):
@@ -969,8 +995,7 @@ services:
 
 def _latency_on_streams(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
-    kong = spec.kong
-    if kong is None or through_cluster_ip(spec) is kong:
+    if not any(not _through_one_cluster_ip(ctx, hop) for hop in ctx.plan.hops_of(KongHop)):
         return
     for index, service in enumerate(spec.services):
         if service.kong.algorithm != "latency" or service.stream_idle is None:
@@ -1191,10 +1216,14 @@ def _hash_key(settings: KongServiceSettings, which: str) -> str:
 
 
 def _hash_without_fallback(ctx: RuleContext) -> Iterator[Violation]:
+    for hop in ctx.plan.hops_of(KongHop):
+        # One ClusterIP target: hashing chooses nothing (LB401).
+        if not _through_one_cluster_ip(ctx, hop):
+            yield from _kong_hash_without_fallback(ctx, hop.tier)
+
+
+def _kong_hash_without_fallback(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
     spec = ctx.spec
-    kong = spec.kong
-    if kong is None or through_cluster_ip(spec) is kong:
-        return  # one ClusterIP target: hashing chooses nothing (LB401)
     for index, service in enumerate(spec.services):
         settings = service.kong
         if settings.algorithm != "consistent-hashing" or settings.hash_on not in _MAY_BE_MISSING:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from lbgen import defaults, versions
 from lbgen.model.spec import Spec
+from lbgen.plan.hops import KongHop
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -643,11 +644,15 @@ services:
 
 
 def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    kong = spec.kong
-    if kong is None or defaults.kong_h2c_shares_http1(kong.version):
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kong_h2c_entry_for_clients(ctx, hop)
+
+
+def _kong_h2c_entry_for_clients(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
+    if defaults.kong_h2c_shares_http1(kong.version):
         return
-    if spec.edge is not None:
+    if any(callee is hop for _, callee in ctx.plan.l7_pairs()):
         return  # lbgen's own edge in front picks a listener that serves it (or refuses)
     http1 = [s.name for s in spec.services if s.protocol != "grpc"]
     if not http1:
@@ -660,8 +665,9 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
             f"the {spec.external_lb.kind} load balancer" if spec.external_lb is not None
             else "clients"
         )
-        if spec.l4 is not None:
-            front += f" (through {spec.l4.name}, which relays their connections)"
+        relay = ctx.plan.previous_tier_hop(hop)
+        if relay is not None and relay.layer == "l4":
+            front += f" (through {relay.name}, which relays their connections)"
         yield Violation(
             message=(
                 f"{kong.name} runs Kong {kong.version}, which bundles OpenResty "
@@ -681,13 +687,13 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _kong_first_before_3_6(ctx: RuleContext) -> str | None:
-    spec = ctx.spec
-    kong = spec.kong
-    if kong is None:
+    kongs = ctx.plan.hops_of(KongHop)
+    if not kongs:
         return "no kong tier"
+    kong = kongs[0].tier
     if defaults.kong_h2c_shares_http1(kong.version):
         return f"Kong {kong.version} bundles nginx ≥ 1.25.1 (h2c and HTTP/1.1 share a listener)"
-    if spec.edge is not None:
+    if ctx.plan.l7_pairs():
         return "an nginx_http edge in front of Kong: lbgen picks its listeners (or refuses the spec)"
     return None
 
