@@ -58,6 +58,51 @@ def test_the_slot_scan_sees_the_forms_it_forbids() -> None:
     ]
 
 
+def _defaults_referenced(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, NAME) of every `defaults.NAME` and `from lbgen.defaults import NAME`."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "defaults"
+        ):
+            yield node.lineno, node.attr
+        elif isinstance(node, ast.ImportFrom) and node.module == "lbgen.defaults":
+            yield from ((node.lineno, alias.name) for alias in node.names)
+
+
+def _is_product_default(name: str) -> bool:
+    """A `Fact` of lbgen.defaults, or a function that returns one (a default per version)."""
+    from lbgen import defaults
+
+    value = getattr(defaults, name, None)
+    if isinstance(value, defaults.Fact):
+        return True
+    returns = getattr(value, "__annotations__", {}).get("return", "") if callable(value) else ""
+    return isinstance(returns, str) and returns.startswith("Fact[")
+
+
+def test_defaults_the_plan_resolves_are_read_only_by_the_plan() -> None:
+    """A product default that lbgen/plan turns into a `Resolved` value is referenced by no
+    other module (lbgen.defaults itself aside): renderers, rules, simulate and lab read the
+    plan's value, so a default is never re-derived beside it."""
+    owned = {
+        name
+        for path in _modules("lbgen/plan")
+        for _, name in _defaults_referenced(ast.parse(path.read_text(encoding="utf-8")))
+        if _is_product_default(name)
+    }
+    assert {"NGINX_PROXY_READ_TIMEOUT", "nginx_keepalive_requests"} <= owned  # the scan works
+    elsewhere = [
+        f"{path.relative_to(REPO)}:{line}: defaults.{name}"
+        for path in _modules("lbgen")
+        if "plan" not in path.relative_to(REPO).parts[1:2] and path.name != "defaults.py"
+        for line, name in _defaults_referenced(ast.parse(path.read_text(encoding="utf-8")))
+        if name in owned
+    ]
+    assert elsewhere == [], "read the value from the plan's hop instead:\n" + "\n".join(elsewhere)
+
+
 def test_import_contracts_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     importlinter_cli = pytest.importorskip("importlinter.cli")
     monkeypatch.chdir(REPO)
