@@ -148,10 +148,14 @@ def test_problems_text() -> None:
 
 def test_rules_text_aligns_columns() -> None:
     assert rules_to_text([RULE_INFO, RULE_ERROR]).splitlines() == [
-        "LB801  info     stable   0.1.0  info-thing   Something between two hops disagrees."
-        "  (reads nginx_http:upstream_keepalive.idle_timeout)",
-        "LB802  error    preview  0.2.0  error-thing  Something between two hops disagrees."
-        "  (reads nginx_http:upstream_keepalive.idle_timeout)",
+        (
+            "LB801  info     stable   0.1.0  info-thing   Something between two hops disagrees."
+            "  (reads nginx_http:upstream_keepalive.idle_timeout)"
+        ),
+        (
+            "LB802  error    preview  0.2.0  error-thing  Something between two hops disagrees."
+            "  (reads nginx_http:upstream_keepalive.idle_timeout)"
+        ),
     ]
 
 
