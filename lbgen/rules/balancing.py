@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lbgen import defaults
 from lbgen.model.service import KongServiceSettings
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
-from lbgen.model.types import Duration
 from lbgen.plan.hops import HopPlan, KongHop, NginxHttpHop, NginxStreamHop
 from lbgen.plan.topology import (
     backend_targets,
@@ -1358,10 +1356,6 @@ KERNEL_CONNTRACK_SYSCTL = (
 )
 
 
-def _fact_seconds(fact: defaults.Fact[Duration]) -> int:
-    return fact.value.ms // 1000
-
-
 def _pool_to_cluster_ip(
     spec: Spec,
 ) -> tuple[KongTier | NginxHttpTier, NginxHttpTier | NginxStreamTier | KongTier] | None:
@@ -1377,26 +1371,17 @@ def _pool_to_cluster_ip(
     return front, front
 
 
-def _conntrack_floor(ctx: RuleContext) -> tuple[int, str]:
-    """The smallest conntrack table kube-proxy leaves on a node, and how it was set:
-    kube-proxy sets nf_conntrack_max to max(maxPerCore × cores, min)."""
-    kube_proxy = ctx.spec.cluster.kube_proxy
-    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
-    if conntrack is not None and conntrack.min is not None:
-        return conntrack.min, "conntrack.min"
-    minimum = defaults.KUBE_PROXY_CONNTRACK_MIN.value
-    return minimum, "kube-proxy's default conntrack.min"
-
-
 def _churn_numbers(ctx: RuleContext, dialer_instances: int, new_per_s: float) -> str:
     """What `new_per_s` new connections per second to one ClusterIP cost, for messages."""
-    ports = defaults.LINUX_EPHEMERAL_PORTS.value
-    time_wait = _fact_seconds(defaults.LINUX_TCP_TIME_WAIT)
-    ct_wait = _fact_seconds(defaults.CONNTRACK_TCP_TIME_WAIT)
+    limits = ctx.plan.cluster.churn_limits
+    assert limits is not None  # resolve() fills it
+    ports = limits.ephemeral_ports
+    time_wait = limits.time_wait.ms // 1000
+    ct_wait = limits.conntrack_time_wait.ms // 1000
     per_instance = new_per_s / dialer_instances
     lingering = round(per_instance * time_wait)
     entries = round(new_per_s * ct_wait)
-    floor, label = _conntrack_floor(ctx)
+    floor, label = limits.conntrack_floor, limits.conntrack_floor_label
     ports_text = (
         f"more than the {ports} local ports Linux has for one destination by default, so "
         "connects fail (EADDRNOTAVAIL) where the proxy closes first"
