@@ -185,6 +185,25 @@ K8S_SESSION_AFFINITY_TIMEOUT = Fact(
     10800, "core/v1 ClientIPConfig.timeoutSeconds default 10800 (kubernetes.io virtual-ips)"
 )
 
+# Endpoint-propagation delays (domain facts §3.5, §3.6, §4.3). Each is the *default* of the
+# component that has to notice a terminating pod before the hop in front stops using it.
+KIC_PROXY_SYNC = Fact(
+    _s(3),
+    "Kong Ingress Controller --proxy-sync-seconds default 3 "
+    "(developer.konghq.com/kubernetes-ingress-controller/reference/configuration-options/)",
+)
+KONG_WORKER_STATE_UPDATE = Fact(
+    _s(5), "kong.conf worker_state_update_frequency default 5 (kong.conf.default)"
+)
+KUBE_PROXY_MIN_SYNC = Fact(
+    _s(1), "kube-proxy iptables/ipvs/nftables minSyncPeriod default 1s (kube-proxy config)"
+)
+K8S_TERMINATION_GRACE_PERIOD = Fact(
+    _s(30),
+    "terminationGracePeriodSeconds default 30 "
+    "(https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination)",
+)
+
 # kube-proxy / kernel idle limits (domain facts §4.3).
 CONNTRACK_TCP_ESTABLISHED = Fact(_s(86400), "kube-proxy conntrack.tcpEstablishedTimeout default 24h")
 IPVS_KERNEL_TCP_TIMEOUT = Fact(_s(900), "kernel IPVS tcp timeout 900s (kubernetes PR #85517)")

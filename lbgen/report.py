@@ -488,6 +488,7 @@ def rule_to_dict(rule: Rule) -> dict[str, Any]:
         "summary": rule.summary,
         "tiers": sorted(rule.tiers),
         "versions": rule.versions,
+        "reads": list(rule.reads),
         "docs": {
             "what": rule.doc.what,
             "why": rule.doc.why,
@@ -503,16 +504,25 @@ def rules_to_json(rules: Iterable[Rule]) -> str:
 
 
 def rules_to_text(rules: Sequence[Rule]) -> str:
-    """One aligned line per rule: code, severity, status, since, name, summary."""
+    """One aligned line per rule: code, severity, status, since, name, summary, and the
+    resolved hop settings it reads (`Rule.reads`), if any."""
     if not rules:
         return ""
     name_width = max(len(r.name) for r in rules)
     lines = [
         f"{r.code}  {r.severity!s:<7}  {r.status:<7}  {r.since:<5}  {r.name:<{name_width}}  "
-        f"{r.summary}".rstrip()
+        f"{r.summary}{_reads_suffix(r)}".rstrip()
         for r in rules
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reads_suffix(rule: Rule) -> str:
+    return f"  (reads {', '.join(rule.reads)})" if rule.reads else ""
+
+
+def _reads_text(rule: Rule) -> str:
+    return ", ".join(f"`{key}`" for key in rule.reads) or "none of the plan's hop settings"
 
 
 def _tiers_text(rule: Rule) -> str:
@@ -531,7 +541,8 @@ def explain(rule: Rule) -> str:
         f"- Severity: {rule.severity}\n"
         f"- Status: {rule.status} (since lbgen {rule.since})\n"
         f"- Tiers: {_tiers_text(rule)}\n"
-        f"- Versions: {rule.versions}\n\n"
+        f"- Versions: {rule.versions}\n"
+        f"- Reads: {_reads_text(rule)}\n\n"
         f"{rule.summary.rstrip('.')}.\n\n"
         f"## What it checks\n\n{rule.doc.what.strip()}\n\n"
         f"## Why it matters\n\n{rule.doc.why.strip()}\n\n"

@@ -38,6 +38,7 @@ def _rule(
         severity=severity,
         status="preview" if preview else "stable",
         since="0.2.0" if preview else "0.1.0",
+        reads=("nginx_http:upstream_keepalive.idle_timeout",),
         summary="Something between two hops disagrees.",
         tiers=frozenset({"nginx_http", "kong"}),
         check=lambda ctx: iter(()),
@@ -148,8 +149,14 @@ def test_problems_text() -> None:
 
 def test_rules_text_aligns_columns() -> None:
     assert rules_to_text([RULE_INFO, RULE_ERROR]).splitlines() == [
-        "LB801  info     stable   0.1.0  info-thing   Something between two hops disagrees.",
-        "LB802  error    preview  0.2.0  error-thing  Something between two hops disagrees.",
+        (
+            "LB801  info     stable   0.1.0  info-thing   Something between two hops disagrees."
+            "  (reads nginx_http:upstream_keepalive.idle_timeout)"
+        ),
+        (
+            "LB802  error    preview  0.2.0  error-thing  Something between two hops disagrees."
+            "  (reads nginx_http:upstream_keepalive.idle_timeout)"
+        ),
     ]
 
 
@@ -158,7 +165,8 @@ def test_explain_sections_and_metadata() -> None:
     assert text.startswith(
         "# error-thing (LB802)\n\n- Severity: error\n- Status: preview (since lbgen 0.2.0)\n"
         "- Tiers: `kong`, `nginx_http`\n"
-        "- Versions: nginx >= 1.29.7\n\nSomething between two hops disagrees.\n\n"
+        "- Versions: nginx >= 1.29.7\n- Reads: `nginx_http:upstream_keepalive.idle_timeout`\n\n"
+        "Something between two hops disagrees.\n\n"
     )
     assert "disagrees..\n" not in text
     assert "## Example\n\nThis spec triggers LB802:\n\n```yaml\nname: a\n```\n" in text

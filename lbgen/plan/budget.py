@@ -144,45 +144,46 @@ def resolve_budget(spec: Spec) -> Budget:
     server_idle: Duration | None = innermost
     server_label = "shortest app idle timeout"
 
-    kong = spec.kong
-    if kong is not None:
-        kong_upstream = _kong_upstream(spec, kong, innermost)
-        rows += _upstream_rows(kong.name, "Kong → pods", kong_upstream)
-        caller_idle = _outer_caller_idle(spec, kong, lb_idle)
-        client = _callee_idle(
-            spec, kong.client_keepalive.timeout, defaults.KONG_CLIENT_KEEPALIVE_TIMEOUT,
-            caller_idle, "caller's upstream idle timeout",
-        )
-        kong_client = client
-        rows.append(BudgetRow(kong.name, "client keep-alive timeout (nginx_http_keepalive_timeout)",
-                              _fmt(client.value), client.origin, client.note))
-        server_idle, server_label = client.value, f"{kong.name} client keep-alive"
-
-    l4 = spec.l4
-    if l4 is not None:
-        caller_idle = _outer_caller_idle(spec, l4, lb_idle)
-        proxy_timeout = _callee_idle(
-            spec, l4.proxy_timeout, defaults.NGINX_STREAM_PROXY_TIMEOUT, caller_idle,
-            "caller's upstream idle timeout",
-        )
-        l4_timeout = proxy_timeout
-        rows.append(BudgetRow(l4.name, "proxy_timeout (idle, both legs)", _fmt(proxy_timeout.value),
-                              proxy_timeout.origin, proxy_timeout.note))
-        if server_idle is None or proxy_timeout.value < server_idle:
-            server_idle, server_label = proxy_timeout.value, f"{l4.name} proxy_timeout"
-
-    edge = spec.edge
-    if edge is not None:
-        edge_up = edge_upstream = _edge_upstream(spec, edge, server_idle, server_label)
-        next_tier = spec.next_tier(edge)
-        rows += _upstream_rows(edge.name, f"{edge.name} → {next_tier.name if next_tier else '?'}", edge_up)
-        client = _callee_idle(
-            spec, edge.client_keepalive.timeout, defaults.NGINX_CLIENT_KEEPALIVE_TIMEOUT,
-            lb_idle.value if lb_idle else None, "external LB backend idle timeout",
-        )
-        edge_client = client
-        rows.append(BudgetRow(edge.name, "client keep-alive timeout (keepalive_timeout)",
-                              _fmt(client.value), client.origin, client.note))
+    # Innermost first: each tier's default is derived from the one behind it.
+    for tier in reversed(spec.tiers):
+        if isinstance(tier, KongTier):
+            kong = tier
+            kong_upstream = _kong_upstream(spec, kong, innermost)
+            rows += _upstream_rows(kong.name, "Kong → pods", kong_upstream)
+            caller_idle = _outer_caller_idle(spec, kong, lb_idle)
+            client = _callee_idle(
+                spec, kong.client_keepalive.timeout, defaults.KONG_CLIENT_KEEPALIVE_TIMEOUT,
+                caller_idle, "caller's upstream idle timeout",
+            )
+            kong_client = client
+            rows.append(BudgetRow(kong.name, "client keep-alive timeout (nginx_http_keepalive_timeout)",
+                                  _fmt(client.value), client.origin, client.note))
+            server_idle, server_label = client.value, f"{kong.name} client keep-alive"
+        elif isinstance(tier, NginxStreamTier):
+            l4 = tier
+            caller_idle = _outer_caller_idle(spec, l4, lb_idle)
+            proxy_timeout = _callee_idle(
+                spec, l4.proxy_timeout, defaults.NGINX_STREAM_PROXY_TIMEOUT, caller_idle,
+                "caller's upstream idle timeout",
+            )
+            l4_timeout = proxy_timeout
+            rows.append(BudgetRow(l4.name, "proxy_timeout (idle, both legs)", _fmt(proxy_timeout.value),
+                                  proxy_timeout.origin, proxy_timeout.note))
+            if server_idle is None or proxy_timeout.value < server_idle:
+                server_idle, server_label = proxy_timeout.value, f"{l4.name} proxy_timeout"
+        elif isinstance(tier, NginxHttpTier):
+            edge = tier
+            edge_up = edge_upstream = _edge_upstream(spec, edge, server_idle, server_label)
+            next_tier = spec.next_tier(edge)
+            rows += _upstream_rows(edge.name, f"{edge.name} → {next_tier.name if next_tier else '?'}", edge_up)
+            # The model puts nginx_http first, so the external load balancer is its caller.
+            client = _callee_idle(
+                spec, edge.client_keepalive.timeout, defaults.NGINX_CLIENT_KEEPALIVE_TIMEOUT,
+                lb_idle.value if lb_idle else None, "external LB backend idle timeout",
+            )
+            edge_client = client
+            rows.append(BudgetRow(edge.name, "client keep-alive timeout (keepalive_timeout)",
+                                  _fmt(client.value), client.origin, client.note))
 
     if spec.external_lb is not None and lb_idle is not None:
         rows.append(BudgetRow(f"external LB ({spec.external_lb.kind})", "backend idle timeout",

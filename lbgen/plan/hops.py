@@ -399,6 +399,8 @@ class ServicePlan(Struct, frozen=True):
     app_idle_timeout: Resolved[Duration | None]
     session_affinity_timeout: Resolved[int] | None
     """`ClientIP` affinity's timeoutSeconds (None: no affinity)."""
+    termination_grace_period: Resolved[Duration] | None = None
+    """`terminationGracePeriodSeconds` of its pods (None only for hand-built plans)."""
 
 
 class NatIdleLimit(Struct, frozen=True):
@@ -432,11 +434,82 @@ def _nat_idle_limit(cluster: KubernetesTier) -> NatIdleLimit:
                         "kube-proxy's default conntrack.tcpEstablishedTimeout", key)
 
 
+class EndpointPropagation(Struct, frozen=True):
+    """How long the hop in front of Kubernetes keeps sending to a terminating pod."""
+
+    value: Duration
+    how: str
+    """Which delay dominates it, in words."""
+    key: tuple[str, ...] | None
+    """The kubernetes tier's setting that dominates it, when the spec has one."""
+
+
+def _endpoint_propagation(spec: Spec) -> EndpointPropagation | None:
+    """None when lbgen cannot estimate it (GKE Dataplane V2, or an nginx edge resolving a
+    headless name only at reload)."""
+    front, cluster = topology.front_of_cluster(spec), spec.cluster
+    if front is None:
+        return None
+    if topology.through_cluster_ip(spec) is not None:
+        if cluster.platform == "gke-dataplane-v2":
+            return None
+        kube_proxy = cluster.kube_proxy
+        if kube_proxy is not None and kube_proxy.min_sync_period is not None:
+            return EndpointPropagation(kube_proxy.min_sync_period,
+                                       f"kube-proxy minSyncPeriod {kube_proxy.min_sync_period}",
+                                       ("kube_proxy", "min_sync_period"))
+        return EndpointPropagation(defaults.KUBE_PROXY_MIN_SYNC.value,
+                                   "kube-proxy minSyncPeriod 1s (default)", None)
+    if isinstance(front, KongTier) and front.mode == "kic":
+        total = defaults.KIC_PROXY_SYNC.value + defaults.KONG_WORKER_STATE_UPDATE.value
+        return EndpointPropagation(
+            total, f"KIC --proxy-sync-seconds 3s + Kong worker_state_update_frequency 5s = {total}", None
+        )
+    if isinstance(front, KongTier):
+        return EndpointPropagation(
+            defaults.CLUSTER_DNS_TTL.value,
+            "the headless Service's DNS TTL (30s as kube-dns/CoreDNS are deployed), after which "
+            f"{front.name} re-resolves the pod list",
+            None,
+        )
+    return None  # nginx_http resolving a headless name: only at reload (LB4xx)
+
+
+class ChurnLimits(Struct, frozen=True):
+    """The Linux and kube-proxy limits that connection churn towards one ClusterIP meets."""
+
+    ephemeral_ports: int
+    """Local ports one source address has for one destination."""
+    time_wait: Duration
+    """How long a closed socket stays in TIME_WAIT on the side that closed first."""
+    conntrack_time_wait: Duration
+    conntrack_floor: int
+    """The smallest conntrack table kube-proxy leaves on a node …"""
+    conntrack_floor_label: str
+    """… and how it was set (`conntrack.min`, or kube-proxy's default)."""
+
+
+def _churn_limits(cluster: KubernetesTier) -> ChurnLimits:
+    kube_proxy = cluster.kube_proxy
+    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
+    floor, label = (
+        (conntrack.min, "conntrack.min")
+        if conntrack is not None and conntrack.min is not None
+        else (defaults.KUBE_PROXY_CONNTRACK_MIN.value, "kube-proxy's default conntrack.min")
+    )
+    return ChurnLimits(defaults.LINUX_EPHEMERAL_PORTS.value, defaults.LINUX_TCP_TIME_WAIT.value,
+                       defaults.CONNTRACK_TCP_TIME_WAIT.value, floor, label)
+
+
 class KubernetesHop(HopPlan, frozen=True, kw_only=True):
     kube_proxy_mode: Resolved[str]
     services: tuple[ServicePlan, ...]
     nat_idle_limit: NatIdleLimit | None = None
     """The NAT state's idle lifetime (None only for hand-built plans)."""
+    endpoint_propagation: EndpointPropagation | None = None
+    """None: lbgen cannot estimate it (see `_endpoint_propagation`)."""
+    churn_limits: ChurnLimits | None = None
+    """None only for hand-built plans."""
 
     product: ClassVar[str] = "Kubernetes"
     layer: ClassVar[Literal["lb", "l7", "l4", "cluster"]] = "cluster"
@@ -764,12 +837,15 @@ def resolve(spec: Spec) -> Plan:
                 targets=(),
                 kube_proxy_mode=mode,
                 nat_idle_limit=_nat_idle_limit(tier),
+                endpoint_propagation=_endpoint_propagation(spec),
+                churn_limits=_churn_limits(tier),
                 services=tuple(
                     ServicePlan(
                         service_key(service),
                         budget.app_idle[service_key(service)],
                         values.session_affinity_timeout(service)
                         if service.kubernetes.session_affinity == "ClientIP" else None,
+                        values.termination_grace_period(service),
                     )
                     for service in spec.services
                 ),
@@ -779,6 +855,8 @@ def resolve(spec: Spec) -> Plan:
 
 __all__ = [
     "EXTERNAL_LB_HOP",
+    "ChurnLimits",
+    "EndpointPropagation",
     "ExternalLbHop",
     "HopPlan",
     "IdleClose",

@@ -209,7 +209,7 @@ class ClientAddress(Struct, frozen=True):
 def gateway_client(spec: Spec) -> ClientAddress | None:
     """Whether Kong resolves the end user's address (for `hash_on: ip`, logs and IP plugins);
     None when there is no Kong tier or no hop in front of it."""
-    kong = spec.kong
+    kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
     if kong is None:
         return None
     peer = spec.previous_tier(kong)
@@ -245,7 +245,10 @@ def gateway_client(spec: Spec) -> ClientAddress | None:
                 kong, ("real_ip", "header"),
             )
         return ClientAddress(True, "")
-    edge = spec.edge
+    # The L7 hop in front of Kong (through an L4 tier) writes the forwarded headers.
+    edge = next(
+        (t for t in reversed(spec.tiers[: spec.tier_index(kong)]) if isinstance(t, NginxHttpTier)), None
+    )
     if edge is not None and not edge.forwarded_headers:
         return ClientAddress(
             False,

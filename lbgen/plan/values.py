@@ -128,6 +128,14 @@ def session_affinity_timeout(service: Service) -> Resolved[int]:
     )
 
 
+def termination_grace_period(service: Service) -> Resolved[Duration]:
+    """`terminationGracePeriodSeconds` of the service's pods: as set, else Kubernetes' 30s."""
+    return given(
+        service.termination_grace_period,
+        product_default(defaults.K8S_TERMINATION_GRACE_PERIOD, "Kubernetes"),
+    )
+
+
 def kube_proxy_mode(cluster: KubernetesTier) -> Resolved[str]:
     """The proxy mode kube-proxy runs in when lbgen configures it: as set, else its default."""
     mode = cluster.kube_proxy.mode if cluster.kube_proxy is not None else None
@@ -151,4 +159,5 @@ __all__ = [
     "kube_proxy_mode",
         "l4_connect_timeout",
     "session_affinity_timeout",
+    "termination_grace_period",
 ]

@@ -46,7 +46,7 @@ def upstream_policy_name(service: Service) -> str:
 
 
 def _kic_tier(spec: Spec) -> KongTier | None:
-    kong = spec.kong
+    kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
     if kong is None or kong.mode != "kic":
         return None
     return kong

@@ -27,6 +27,7 @@ from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier
 from lbgen.model.types import Duration, Version
+from lbgen.plan.hops import KongHop
 from lbgen.plan.topology import backend_address, upstream_name
 from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._kic import kic_documents, route_response_buffering
@@ -361,9 +362,10 @@ def render_kong_conf(ctx: RenderContext, kong: KongTier) -> str:
 # --- entry point ----------------------------------------------------------------------------
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
-    kong = ctx.spec.kong
-    if kong is None:
+    hop = ctx.plan.first_of(KongHop)
+    if hop is None:
         return []
+    kong = hop.tier
     files = [RenderedFile(f"{kong.name}/kong.conf", render_kong_conf(ctx, kong))]
     if kong.mode == "db-less":
         files.append(

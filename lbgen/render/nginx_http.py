@@ -34,6 +34,7 @@ from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan.budget import Budget, UpstreamBudget
+from lbgen.plan.hops import NginxHttpHop
 from lbgen.plan.topology import backend_address, has_grpc, kong_entry_listener
 from lbgen.plan.values import edge_read_timeout
 from lbgen.render._base import FileTarget, RenderContext, RenderedFile
@@ -118,9 +119,10 @@ class PassTarget(Struct, frozen=True):
 
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
-    edge = ctx.spec.edge
-    if edge is None:
+    hop = ctx.plan.first_of(NginxHttpHop)
+    if hop is None:
         return []
+    edge = hop.tier
     view = build_view(ctx, edge)
     env = ctx.env
     return [

@@ -14,6 +14,7 @@ from msgspec import Struct
 from lbgen import defaults
 from lbgen.defaults import DEBIAN_STREAM_MODULE
 from lbgen.model.tiers import NginxStreamTier
+from lbgen.plan.hops import NginxStreamHop
 from lbgen.render._base import FileTarget, RenderContext, RenderedFile
 from lbgen.render._nginx import (
     Directive,
@@ -43,9 +44,10 @@ class NginxStreamView(Struct, frozen=True):
 
 
 def render(ctx: RenderContext) -> list[RenderedFile]:
-    l4 = ctx.spec.l4
-    if l4 is None:
+    hop = ctx.plan.first_of(NginxStreamHop)
+    if hop is None:
         return []
+    l4 = hop.tier
     view = build_view(ctx, l4)
     env = ctx.env
     return [

@@ -409,7 +409,7 @@ def service_runbook(spec: Spec, service: Service) -> ServiceRunbook:
             "ss -tn state established`.",
         )
     )
-    kong = spec.kong
+    kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
     if kong is not None and kong.mode == "db-less":
         hosts = " ".join(_q(i.address) for i in kong.instances)
         commands.append(
@@ -574,7 +574,7 @@ def _resolver_address(entry: str) -> str:
 
 
 def _kong_outside_section(spec: Spec) -> Section | None:
-    kong = spec.kong
+    kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
     if kong is None or kong.location != "outside":
         return None
     service = spec.services[0]

@@ -129,10 +129,12 @@ class Rule(Struct, frozen=True, kw_only=True):
     """Human-readable product versions the rule applies to, e.g. "nginx < 1.29.7"."""
     applies: Callable[[RuleContext], str | None] = field(default=lambda ctx: None)
     """Returns why the rule does not apply to this spec's plan (shown as a skip), or None."""
-    reads: tuple[str, ...] = ()
-    """The resolved settings the check reads, as `KIND:SETTING` (`nginx_http:timeouts.read`,
-    `kong:services.*.retries`; `*` matches one key part), so `lbgen plan` and `lbgen explain
-    HOP.SETTING` can say which rules depend on a value (`lbgen.plan.hops.Setting.key`)."""
+    reads: tuple[str, ...]
+    """The resolved hop settings the rule reads (in `applies` or `check`), as `KIND:SETTING`
+    (`nginx_http:timeouts.read`, `kong:services.*.retries`; `*` matches one key part), so
+    `lbgen plan`, `lbgen explain HOP.SETTING`, `lbgen rules` and `lbgen explain CODE` can say
+    which rules depend on a value (`lbgen.plan.hops.Setting.key`). Required; () when it reads
+    none. tests/rules/test_reads.py checks it against what the rule actually reads."""
 
     def reads_setting(self, kind: str, key: str) -> bool:
         return any(fnmatchcase(f"{kind}:{key}", pattern) for pattern in self.reads)

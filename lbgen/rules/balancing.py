@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lbgen import defaults
 from lbgen.model.service import KongServiceSettings
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
-from lbgen.model.types import Duration
+from lbgen.plan.hops import HopPlan, KongHop, NginxHttpHop, NginxStreamHop
 from lbgen.plan.topology import (
     backend_targets,
     describe_instances,
@@ -121,6 +120,7 @@ BALANCER_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB401",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="balancer-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="A balancing algorithm is aimed at a Service's single ClusterIP, so it has no effect",
@@ -230,6 +230,7 @@ HEALTHCHECKS_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB402",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="healthchecks-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="Kong health checks judge a whole Service through its ClusterIP",
@@ -343,6 +344,7 @@ SERVICE_SETTINGS_BYPASSED = Rule(
     code="LB403",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="service-settings-bypassed-by-pod-endpoints",
     severity=Severity.INFO,
     summary="Service affinity/traffic settings are bypassed by a proxy that dials pod IPs",
@@ -439,6 +441,7 @@ SESSION_AFFINITY_ON_PROXY_CLIENTS = Rule(
     code="LB404",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="session-affinity-on-proxy-clients",
     severity=Severity.WARNING,
     summary="sessionAffinity ClientIP on a Service whose only clients are a few proxies",
@@ -516,28 +519,46 @@ def _hashes_on_address(tier: NginxHttpTier | NginxStreamTier) -> str | None:
     return None
 
 
+def _through_one_cluster_ip(ctx: RuleContext, hop: HopPlan) -> bool:
+    """`hop` fronts the cluster and reaches each Service through its single ClusterIP."""
+    return hop is ctx.plan.front_of_cluster and not hop.dials_pods
+
+
 def _client_ip_hash_on_proxies(ctx: RuleContext) -> Iterator[Violation]:
+    plan = ctx.plan
+    for hop in plan.hops_of(NginxStreamHop):
+        outer = plan.previous_tier_hop(hop)
+        if isinstance(outer, NginxHttpHop):
+            yield from _l4_hashes_on_edge(ctx, hop.tier, outer.tier)
+    first = plan.tier_hops[0]
+    if isinstance(first, NginxHttpHop):
+        yield from _edge_hashes_on_lb(ctx, first.tier)
+    for kong in plan.hops_of(KongHop):
+        yield from _kong_hashes_on_proxies(ctx, kong)
+
+
+def _l4_hashes_on_edge(ctx: RuleContext, l4: NginxStreamTier, outer: NginxHttpTier) -> Iterator[Violation]:
+    key = _hashes_on_address(l4)
+    if key is not None:
+        yield Violation(
+            message=(
+                f"{l4.name} balances with {key}, but its only clients are {outer.name}'s "
+                f"{describe_instances(outer.instances)}, and nginx http cannot send a PROXY "
+                f"header with the user's address: the key takes at most "
+                f"{len(outer.instances)} values, so a few backends get all the traffic"
+            ),
+            hint=(
+                f"use least_conn or random-two on {l4.name}; hash on the user in an L7 tier "
+                "(a cookie or header), where the address is known"
+            ),
+            path=ctx.tier_path(l4, "balancing"),
+            related_path=ctx.tier_path(outer, "instances"),
+        )
+
+
+def _edge_hashes_on_lb(ctx: RuleContext, edge: NginxHttpTier) -> Iterator[Violation]:
     spec = ctx.spec
-    l4, edge, kong = spec.l4, spec.edge, spec.kong
-    outer = spec.previous_tier(l4) if l4 is not None else None
-    if l4 is not None and isinstance(outer, NginxHttpTier):
-        key = _hashes_on_address(l4)
-        if key is not None:
-            yield Violation(
-                message=(
-                    f"{l4.name} balances with {key}, but its only clients are {outer.name}'s "
-                    f"{describe_instances(outer.instances)}, and nginx http cannot send a PROXY "
-                    f"header with the user's address: the key takes at most "
-                    f"{len(outer.instances)} values, so a few backends get all the traffic"
-                ),
-                hint=(
-                    f"use least_conn or random-two on {l4.name}; hash on the user in an L7 tier "
-                    "(a cookie or header), where the address is known"
-                ),
-                path=ctx.tier_path(l4, "balancing"),
-                related_path=ctx.tier_path(outer, "instances"),
-            )
-    if edge is not None and spec.external_lb is not None and edge.real_ip is None:
+    if spec.external_lb is not None and edge.real_ip is None:
         key = _hashes_on_address(edge)
         if key is not None:
             octets = (
@@ -559,7 +580,11 @@ def _client_ip_hash_on_proxies(ctx: RuleContext) -> Iterator[Violation]:
                 path=ctx.tier_path(edge, "balancing"),
                 related_path=("external_lb",),
             )
-    if kong is None or through_cluster_ip(spec) is kong:
+
+
+def _kong_hashes_on_proxies(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
+    if _through_one_cluster_ip(ctx, hop):
         return  # with one ClusterIP target, hashing has no effect at all (LB401)
     address = gateway_client_address(ctx)
     if address is None or address.is_end_user:
@@ -592,6 +617,7 @@ CLIENT_IP_HASH_ON_PROXIES = Rule(
     code="LB405",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="client-ip-hash-on-proxy-addresses",
     severity=Severity.WARNING,
     summary="Balancing hashes on a client address that is really a proxy's",
@@ -708,6 +734,10 @@ IPVS_COUNTS_CONNECTIONS = Rule(
     code="LB406",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "kong:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.connections",
+    ),
     name="ipvs-least-connection-counts-connections",
     severity=Severity.WARNING,
     summary="An IPVS least-connection scheduler behind pooled keep-alive connections",
@@ -808,6 +838,7 @@ LOCAL_POLICY_BEHIND_PROXY = Rule(
     code="LB407",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="internal-traffic-policy-local-behind-proxy",
     severity=Severity.WARNING,
     summary="internalTrafficPolicy Local on a Service a proxy reaches through its ClusterIP",
@@ -868,11 +899,14 @@ services:
 
 
 def _hashing_on_hostname_targets(ctx: RuleContext) -> Iterator[Violation]:
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kong_hashes_on_hostnames(ctx, hop.tier)
+
+
+def _kong_hashes_on_hostnames(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
     spec = ctx.spec
-    kong = spec.kong
     if (
-        kong is None
-        or kong.mode != "db-less"
+        kong.mode != "db-less"
         or kong.backend_targets != "pod_endpoints"
         or len(kong.instances) < 2
     ):
@@ -901,6 +935,7 @@ HASHING_ON_HOSTNAME_TARGETS = Rule(
     code="LB408",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="consistent-hashing-on-hostname-targets",
     severity=Severity.WARNING,
     summary="Kong consistent-hashing over a DNS-name target on several Kong nodes",
@@ -969,8 +1004,7 @@ services:
 
 def _latency_on_streams(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
-    kong = spec.kong
-    if kong is None or through_cluster_ip(spec) is kong:
+    if not any(not _through_one_cluster_ip(ctx, hop) for hop in ctx.plan.hops_of(KongHop)):
         return
     for index, service in enumerate(spec.services):
         if service.kong.algorithm != "latency" or service.stream_idle is None:
@@ -993,6 +1027,7 @@ LATENCY_ON_STREAMS = Rule(
     code="LB409",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="latency-balancer-on-long-lived-streams",
     severity=Severity.WARNING,
     summary="Kong's latency algorithm on a service with long-lived streams",
@@ -1111,6 +1146,12 @@ POOL_PINS_CLUSTER_IP = Rule(
     code="LB410",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "kong:upstream_keepalive.connections",
+        "kong:upstream_keepalive.max_requests",
+        "nginx_http:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.max_requests",
+    ),
     name="pooled-connections-pin-cluster-ip-pods",
     severity=Severity.WARNING,
     summary="A keep-alive pool through a ClusterIP pins requests to the pods it first reached",
@@ -1191,10 +1232,14 @@ def _hash_key(settings: KongServiceSettings, which: str) -> str:
 
 
 def _hash_without_fallback(ctx: RuleContext) -> Iterator[Violation]:
+    for hop in ctx.plan.hops_of(KongHop):
+        # One ClusterIP target: hashing chooses nothing (LB401).
+        if not _through_one_cluster_ip(ctx, hop):
+            yield from _kong_hash_without_fallback(ctx, hop.tier)
+
+
+def _kong_hash_without_fallback(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
     spec = ctx.spec
-    kong = spec.kong
-    if kong is None or through_cluster_ip(spec) is kong:
-        return  # one ClusterIP target: hashing chooses nothing (LB401)
     for index, service in enumerate(spec.services):
         settings = service.kong
         if settings.algorithm != "consistent-hashing" or settings.hash_on not in _MAY_BE_MISSING:
@@ -1228,6 +1273,7 @@ HASH_WITHOUT_FALLBACK = Rule(
     code="LB411",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="consistent-hash-key-without-fallback",
     severity=Severity.WARNING,
     summary="Kong hashes on a header or consumer with no fallback: requests without it share a pod",
@@ -1310,10 +1356,6 @@ KERNEL_CONNTRACK_SYSCTL = (
 )
 
 
-def _fact_seconds(fact: defaults.Fact[Duration]) -> int:
-    return fact.value.ms // 1000
-
-
 def _pool_to_cluster_ip(
     spec: Spec,
 ) -> tuple[KongTier | NginxHttpTier, NginxHttpTier | NginxStreamTier | KongTier] | None:
@@ -1329,26 +1371,17 @@ def _pool_to_cluster_ip(
     return front, front
 
 
-def _conntrack_floor(ctx: RuleContext) -> tuple[int, str]:
-    """The smallest conntrack table kube-proxy leaves on a node, and how it was set:
-    kube-proxy sets nf_conntrack_max to max(maxPerCore × cores, min)."""
-    kube_proxy = ctx.spec.cluster.kube_proxy
-    conntrack = kube_proxy.conntrack if kube_proxy is not None else None
-    if conntrack is not None and conntrack.min is not None:
-        return conntrack.min, "conntrack.min"
-    minimum = defaults.KUBE_PROXY_CONNTRACK_MIN.value
-    return minimum, "kube-proxy's default conntrack.min"
-
-
 def _churn_numbers(ctx: RuleContext, dialer_instances: int, new_per_s: float) -> str:
     """What `new_per_s` new connections per second to one ClusterIP cost, for messages."""
-    ports = defaults.LINUX_EPHEMERAL_PORTS.value
-    time_wait = _fact_seconds(defaults.LINUX_TCP_TIME_WAIT)
-    ct_wait = _fact_seconds(defaults.CONNTRACK_TCP_TIME_WAIT)
+    limits = ctx.plan.cluster.churn_limits
+    assert limits is not None  # resolve() fills it
+    ports = limits.ephemeral_ports
+    time_wait = limits.time_wait.ms // 1000
+    ct_wait = limits.conntrack_time_wait.ms // 1000
     per_instance = new_per_s / dialer_instances
     lingering = round(per_instance * time_wait)
     entries = round(new_per_s * ct_wait)
-    floor, label = _conntrack_floor(ctx)
+    floor, label = limits.conntrack_floor, limits.conntrack_floor_label
     ports_text = (
         f"more than the {ports} local ports Linux has for one destination by default, so "
         "connects fail (EADDRNOTAVAIL) where the proxy closes first"
@@ -1446,6 +1479,10 @@ CONNECTION_CHURN = Rule(
     code="LB412",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(
+        "kong:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.connections",
+    ),
     name="connection-churn-to-cluster-ip",
     severity=Severity.WARNING,
     summary="Pooling off, or a pool far below the requests in flight, towards one ClusterIP",
@@ -1559,6 +1596,10 @@ APP_CLOSES_TOWARD_CLUSTER_IP = Rule(
     code="LB413",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(
+        "kong:upstream_keepalive.connections",
+        "nginx_http:upstream_keepalive.connections",
+    ),
     name="app-closes-every-connection-through-cluster-ip",
     severity=Severity.WARNING,
     summary="An app that closes every connection behind a pool that reaches it by ClusterIP",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbgen import defaults
-from lbgen.model.spec import Spec
-from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
+from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier, Tier
+from lbgen.plan.hops import KongHop, NginxHttpHop, NginxStreamHop
 from lbgen.plan.topology import describe_instances, gateway_entry_listener, uncovered_instances
 from lbgen.rules._base import (
     FIRST_RELEASE,
@@ -44,10 +44,13 @@ def _ports(kong: KongTier) -> str:
 
 
 def _proxy_protocol_one_sided(ctx: RuleContext) -> Iterator[Violation]:
+    for a, b in ctx.plan.pairs():
+        if isinstance(a, NginxStreamHop) and isinstance(b, KongHop):
+            yield from _proxy_protocol_mismatch(ctx, a.tier, b.tier)
+
+
+def _proxy_protocol_mismatch(ctx: RuleContext, l4: NginxStreamTier, kong: KongTier) -> Iterator[Violation]:
     spec = ctx.spec
-    l4, kong = spec.l4, spec.kong
-    if l4 is None or kong is None or spec.next_tier(l4) is not kong:
-        return
     index, listener = gateway_entry_listener(spec, kong)
     if l4.send_proxy_protocol == listener.proxy_protocol:
         return
@@ -86,6 +89,7 @@ PROXY_PROTOCOL_ONE_SIDED = Rule(
     code="LB501",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="proxy-protocol-one-sided",
     severity=Severity.ERROR,
     summary="The L4 tier and Kong disagree on whether connections start with a PROXY header",
@@ -151,11 +155,14 @@ services:
 
 
 def _proxy_protocol_from_http_proxy(ctx: RuleContext) -> Iterator[Violation]:
+    for hop in ctx.plan.hops_of(NginxHttpHop):
+        following = ctx.plan.next_hop(hop)
+        if following is not None and following.source_tier is not None:
+            yield from _proxy_protocol_expected_from(ctx, hop.tier, following.source_tier)
+
+
+def _proxy_protocol_expected_from(ctx: RuleContext, edge: NginxHttpTier, callee: Tier) -> Iterator[Violation]:
     spec = ctx.spec
-    edge = spec.edge
-    if edge is None:
-        return
-    callee = spec.next_tier(edge)
     if isinstance(callee, NginxStreamTier) and callee.accept_proxy_protocol:
         path = ctx.tier_path(callee, "accept_proxy_protocol")
         where = f"{callee.name} (accept_proxy_protocol: true)"
@@ -191,6 +198,7 @@ PROXY_PROTOCOL_FROM_HTTP_PROXY = Rule(
     code="LB502",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="proxy-protocol-expected-from-http-proxy",
     severity=Severity.ERROR,
     summary="A hop expects PROXY headers from the nginx http edge, which cannot send them",
@@ -262,11 +270,18 @@ services:
 
 
 def _real_ip_without_listener(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    edge, l4, kong = spec.edge, spec.l4, spec.kong
+    for hop in ctx.plan.tier_hops:
+        if isinstance(hop, NginxHttpHop):
+            yield from _edge_real_ip_without_listener(ctx, hop.tier)
+        elif isinstance(hop, NginxStreamHop):
+            yield from _l4_trusts_without_listener(ctx, hop.tier)
+        elif isinstance(hop, KongHop):
+            yield from _kong_real_ip_without_listener(ctx, hop.tier)
+
+
+def _edge_real_ip_without_listener(ctx: RuleContext, edge: NginxHttpTier) -> Iterator[Violation]:
     if (
-        edge is not None
-        and edge.real_ip is not None
+        edge.real_ip is not None
         and edge.real_ip.header == "proxy_protocol"
         and not any(listener.proxy_protocol for listener in edge.listen)
     ):
@@ -284,7 +299,10 @@ def _real_ip_without_listener(ctx: RuleContext) -> Iterator[Violation]:
             path=ctx.tier_path(edge, "real_ip", "header"),
             related_path=ctx.tier_path(edge, "listen"),
         )
-    if l4 is not None and l4.trusted_proxies and not l4.accept_proxy_protocol:
+
+
+def _l4_trusts_without_listener(ctx: RuleContext, l4: NginxStreamTier) -> Iterator[Violation]:
+    if l4.trusted_proxies and not l4.accept_proxy_protocol:
         yield Violation(
             message=(
                 f"{l4.name} trusts {', '.join(l4.trusted_proxies)} to supply the client address "
@@ -298,9 +316,11 @@ def _real_ip_without_listener(ctx: RuleContext) -> Iterator[Violation]:
             path=ctx.tier_path(l4, "trusted_proxies"),
             related_path=ctx.tier_path(l4, "accept_proxy_protocol"),
         )
+
+
+def _kong_real_ip_without_listener(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
     if (
-        kong is not None
-        and kong.real_ip.header == "proxy_protocol"
+        kong.real_ip.header == "proxy_protocol"
         and not any(listener.proxy_protocol for listener in kong.proxy_listen)
     ):
         ports = ", ".join(str(listener.port) for listener in kong.proxy_listen)
@@ -323,6 +343,7 @@ REAL_IP_WITHOUT_LISTENER = Rule(
     code="LB503",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="real-ip-proxy-protocol-without-listener",
     severity=Severity.ERROR,
     summary="The client address is read from a PROXY header that no listener accepts",
@@ -386,12 +407,21 @@ services:
 
 
 def _proxy_header_carries_edge(ctx: RuleContext) -> Iterator[Violation]:
+    plan = ctx.plan
+    for l4_hop, kong_hop in plan.pairs():
+        edge_hop = plan.previous_tier_hop(l4_hop)
+        if (
+            isinstance(edge_hop, NginxHttpHop)
+            and isinstance(l4_hop, NginxStreamHop)
+            and isinstance(kong_hop, KongHop)
+        ):
+            yield from _header_names_the_edge(ctx, edge_hop.tier, l4_hop.tier, kong_hop.tier)
+
+
+def _header_names_the_edge(
+    ctx: RuleContext, edge: NginxHttpTier, l4: NginxStreamTier, kong: KongTier
+) -> Iterator[Violation]:
     spec = ctx.spec
-    edge, l4, kong = spec.edge, spec.l4, spec.kong
-    if edge is None or l4 is None or kong is None:
-        return
-    if spec.next_tier(edge) is not l4 or spec.next_tier(l4) is not kong:
-        return
     _, listener = gateway_entry_listener(spec, kong)
     if not (l4.send_proxy_protocol and listener.proxy_protocol):
         return  # one-sided PROXY protocol is LB501
@@ -418,6 +448,7 @@ PROXY_HEADER_CARRIES_EDGE = Rule(
     code="LB504",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="proxy-protocol-carries-edge-address",
     severity=Severity.WARNING,
     summary="Kong reads the client address from a PROXY header that describes the edge",
@@ -492,13 +523,18 @@ services:
 
 
 def _gateway_distrusts_proxy(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    edge, kong = spec.edge, spec.kong
-    if edge is None or kong is None or not edge.forwarded_headers:
+    for edge_hop, kong_hop in _edge_and_gateway(ctx):
+        yield from _forwarded_for_discarded(ctx, edge_hop.tier, kong_hop)
+
+
+def _forwarded_for_discarded(ctx: RuleContext, edge: NginxHttpTier, kong_hop: KongHop) -> Iterator[Violation]:
+    kong = kong_hop.tier
+    if not edge.forwarded_headers:
         return
     if kong.real_ip.header == "proxy_protocol":
         return  # the address comes from the PROXY header: LB503/LB504
-    peer = spec.previous_tier(kong)
+    peer_hop = ctx.plan.previous_tier_hop(kong_hop)
+    peer = peer_hop.source_tier if peer_hop is not None else None
     if not isinstance(peer, NginxHttpTier | NginxStreamTier):
         return
     untrusted = uncovered_instances(peer.instances, kong.real_ip.trusted_ips)
@@ -529,6 +565,7 @@ GATEWAY_DISTRUSTS_PROXY = Rule(
     code="LB505",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="gateway-distrusts-forwarding-proxy",
     severity=Severity.WARNING,
     summary="Kong does not trust the hop in front, so it discards the edge's X-Forwarded-For",
@@ -591,9 +628,12 @@ services:
 
 
 def _forwarded_headers_not_sent(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    edge, kong = spec.edge, spec.kong
-    if edge is None or kong is None or edge.forwarded_headers:
+    for edge_hop, kong_hop in _edge_and_gateway(ctx):
+        yield from _no_forwarded_for(ctx, edge_hop.tier, kong_hop.tier)
+
+
+def _no_forwarded_for(ctx: RuleContext, edge: NginxHttpTier, kong: KongTier) -> Iterator[Violation]:
+    if edge.forwarded_headers:
         return
     real_ip = kong.real_ip
     if real_ip.header == "proxy_protocol" or not real_ip.trusted_ips:
@@ -618,6 +658,7 @@ FORWARDED_HEADERS_NOT_SENT = Rule(
     code="LB506",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="forwarded-headers-not-sent",
     severity=Severity.WARNING,
     summary="Kong reads the client address from a header the edge does not send",
@@ -693,15 +734,24 @@ GKE_CONTAINER_NATIVE = (
 )
 
 
-def _kong_behind_cloud_lb(spec: Spec) -> KongTier | None:
-    kong = spec.kong
-    if spec.external_lb is None or kong is None or spec.tiers[0] is not kong:
+def _edge_and_gateway(ctx: RuleContext) -> list[tuple[NginxHttpHop, KongHop]]:
+    """Each nginx edge with the Kong tier behind it (directly or through an L4 tier)."""
+    return [
+        (caller, callee)
+        for caller, callee in ctx.plan.l7_pairs()
+        if isinstance(caller, NginxHttpHop) and isinstance(callee, KongHop)
+    ]
+
+
+def _kong_behind_cloud_lb(ctx: RuleContext) -> KongTier | None:
+    first = ctx.plan.tier_hops[0]
+    if ctx.spec.external_lb is None or not isinstance(first, KongHop):
         return None
-    return kong if kong.location == "cluster" else None
+    return first.tier if first.tier.location == "cluster" else None
 
 
 def _proxy_traffic_policy(ctx: RuleContext) -> Iterator[Violation]:
-    kong = _kong_behind_cloud_lb(ctx.spec)
+    kong = _kong_behind_cloud_lb(ctx)
     if kong is None:
         return
     service = kong.proxy_service
@@ -743,13 +793,12 @@ def _proxy_traffic_policy(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _needs_kong_behind_cloud_lb(ctx: RuleContext) -> str | None:
-    spec = ctx.spec
-    if spec.external_lb is None:
+    if ctx.spec.external_lb is None:
         return "no external load balancer in front of the path"
-    kong = spec.kong
-    if kong is None or spec.tiers[0] is not kong:
+    first = ctx.plan.tier_hops[0]
+    if not isinstance(first, KongHop):
         return "the load balancer does not reach Kong directly"
-    if kong.location != "cluster":
+    if first.tier.location != "cluster":
         return "Kong runs outside the cluster: no Kubernetes Service in front of it"
     return None
 
@@ -758,6 +807,7 @@ PROXY_SERVICE_TRAFFIC_POLICY = Rule(
     code="LB507",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="kong-proxy-service-traffic-policy-tradeoff",
     severity=Severity.WARNING,
     summary="Kong's proxy Service behind a cloud LB: Cluster loses the client IP, Local skews load",

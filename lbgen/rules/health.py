@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterator
 
 from lbgen import defaults, versions
-from lbgen.defaults import CLUSTER_DNS_TTL, Fact
 from lbgen.model.service import KongHealthchecks, Service
 from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
@@ -43,28 +42,6 @@ NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
 POD_TERMINATION = (
     "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 )
-
-# Endpoint-propagation delays (domain facts §3.5, §3.6, §4.3). Each is the *default* of the
-# component that has to notice a terminating pod before the hop in front stops using it.
-KIC_PROXY_SYNC = Fact(
-    Duration(3000),
-    "Kong Ingress Controller --proxy-sync-seconds default 3 "
-    "(developer.konghq.com/kubernetes-ingress-controller/reference/configuration-options/)",
-)
-KONG_WORKER_STATE_UPDATE = Fact(
-    Duration(5000), "kong.conf worker_state_update_frequency default 5 (kong.conf.default)"
-)
-KUBE_PROXY_MIN_SYNC = Fact(
-    Duration(1000), "kube-proxy iptables/ipvs/nftables minSyncPeriod default 1s (kube-proxy config)"
-)
-TERMINATION_GRACE_PERIOD = Fact(
-    Duration(30000), f"terminationGracePeriodSeconds default 30 ({POD_TERMINATION})"
-)
-
-
-def _duration(fact: Fact[Duration]) -> Duration:
-    return fact.value
-
 
 def _passive_trips(checks: KongHealthchecks | None) -> bool:
     """Whether passive checks can mark a target unhealthy (any unhealthy counter > 0)."""
@@ -134,6 +111,7 @@ PASSIVE_NEVER_REENABLED = Rule(
     code="LB301",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="passive-health-checks-never-re-enable",
     severity=Severity.WARNING,
     summary="Kong passive checks can eject pods, but nothing brings them back",
@@ -242,6 +220,7 @@ PASSIVE_SUCCESSES_ZERO = Rule(
     code="LB302",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="passive-health-successes-zero",
     severity=Severity.WARNING,
     summary="Kong passive checks count failures but healthy traffic never resets them",
@@ -373,6 +352,7 @@ THRESHOLD_TRIPS_ON_ONE_TARGET = Rule(
     code="LB303",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="health-threshold-trips-on-one-target",
     severity=Severity.WARNING,
     summary="One unhealthy pod drops capacity below Kong's threshold and fails the whole Upstream",
@@ -516,6 +496,11 @@ EDGE_BLAMES_SHARED_HOP = Rule(
     code="LB304",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(
+        "nginx_http:passive_health.fail_timeout",
+        "nginx_http:passive_health.max_fails",
+        "nginx_http:timeouts.read",
+    ),
     name="edge-passive-health-blames-shared-hop",
     severity=Severity.WARNING,
     summary="The edge marks L4/Kong instances down for failures of any single backend",
@@ -599,40 +584,13 @@ services:
 
 def _propagation(ctx: RuleContext) -> tuple[Duration, str, ModelPath | None] | None:
     """How long the hop in front of Kubernetes keeps sending to a terminating pod, the
-    explanation, and the model path of the setting that dominates it (if the spec has one).
-    None when lbgen cannot estimate it (GKE Dataplane V2, or an edge resolving a headless name
-    only at reload, which LB4xx covers)."""
-    spec = ctx.spec
-    front = front_of_cluster(spec)
-    cluster = spec.cluster
-    if front is None:
+    explanation, and the model path of the setting that dominates it (if the spec has one),
+    from the plan; None when lbgen cannot estimate it."""
+    cluster = ctx.plan.cluster
+    found = cluster.endpoint_propagation
+    if found is None:
         return None
-    if through_cluster_ip(spec) is not None:
-        if cluster.platform == "gke-dataplane-v2":
-            return None
-        kube_proxy = cluster.kube_proxy
-        if kube_proxy is not None and kube_proxy.min_sync_period is not None:
-            return (
-                kube_proxy.min_sync_period,
-                f"kube-proxy minSyncPeriod {kube_proxy.min_sync_period}",
-                ctx.tier_path(cluster, "kube_proxy", "min_sync_period"),
-            )
-        return _duration(KUBE_PROXY_MIN_SYNC), "kube-proxy minSyncPeriod 1s (default)", None
-    if isinstance(front, KongTier) and front.mode == "kic":
-        total = _duration(KIC_PROXY_SYNC) + _duration(KONG_WORKER_STATE_UPDATE)
-        return (
-            total,
-            f"KIC --proxy-sync-seconds 3s + Kong worker_state_update_frequency 5s = {total}",
-            None,
-        )
-    if isinstance(front, KongTier):
-        return (
-            _duration(CLUSTER_DNS_TTL),
-            ("the headless Service's DNS TTL (30s as kube-dns/CoreDNS are deployed), after which "
-             f"{front.name} re-resolves the pod list"),
-            None,
-        )
-    return None  # nginx_http resolving a headless name: only at reload (LB4xx)
+    return found.value, found.how, ctx.hop_path(cluster, *found.key) if found.key else None
 
 
 def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
@@ -686,6 +644,7 @@ PRE_STOP_SHORTER_THAN_PROPAGATION = Rule(
     code="LB305",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="pre-stop-shorter-than-endpoint-propagation",
     severity=Severity.WARNING,
     summary="Pods stop accepting before the hop in front of them stops sending",
@@ -765,14 +724,14 @@ services:
 
 
 def _pre_stop_outlasts_grace(ctx: RuleContext) -> Iterator[Violation]:
-    default_grace = _duration(TERMINATION_GRACE_PERIOD)
+    planned = ctx.plan.cluster.services
     for index, service in enumerate(ctx.spec.services):
         delay = service.pre_stop_delay
-        if delay is None:
+        grace = planned[index].termination_grace_period
+        if delay is None or grace is None:
             continue
-        grace = service.termination_grace_period
-        shown_grace = f"{grace}" if grace is not None else f"{default_grace} (Kubernetes default)"
-        if delay < (grace if grace is not None else default_grace):
+        shown_grace = grace.shown()
+        if delay < grace.value:
             continue
         yield Violation(
             message=(
@@ -794,6 +753,7 @@ PRE_STOP_OUTLASTS_GRACE = Rule(
     code="LB306",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="pre-stop-outlasts-grace-period",
     severity=Severity.ERROR,
     summary="The preStop delay uses up the whole termination grace period",
@@ -953,6 +913,7 @@ NAME_RESOLVED_ONCE = Rule(
     code="LB310",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="upstream-name-resolved-once",
     severity=Severity.WARNING,
     summary="An nginx tier dials a DNS name without `resolve`: addresses frozen at load",
@@ -1070,6 +1031,7 @@ NO_READINESS_PROBE = Rule(
     code="LB307",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="pods-without-readiness-probe",
     severity=Severity.WARNING,
     summary="A proxy dials the pods, which have no readiness probe",
@@ -1150,23 +1112,21 @@ def _longest_request(ctx: RuleContext, service: Service) -> tuple[Duration, str,
 
 
 def _grace_shorter_than_drain(ctx: RuleContext) -> Iterator[Violation]:
-    default_grace = _duration(TERMINATION_GRACE_PERIOD)
+    planned = ctx.plan.cluster.services
     for index, service in enumerate(ctx.spec.services):
         longest = _longest_request(ctx, service)
-        if longest is None:
+        resolved_grace = planned[index].termination_grace_period
+        if longest is None or resolved_grace is None:
             continue
         request, how, request_path = longest
-        grace = service.termination_grace_period or default_grace
+        grace = resolved_grace.value
         delay = service.pre_stop_delay or Duration(0)
         if delay >= grace:
             continue  # LB306: the preStop delay alone uses up the grace period
         needed = delay + request
         if grace >= needed:
             continue
-        shown_grace = (
-            f"{grace}" if service.termination_grace_period is not None
-            else f"{grace} (Kubernetes default)"
-        )
+        shown_grace = resolved_grace.shown()
         yield Violation(
             message=(
                 f"service {service.name}: terminationGracePeriodSeconds is {shown_grace}, but a "
@@ -1197,6 +1157,7 @@ GRACE_SHORTER_THAN_DRAIN = Rule(
     code="LB308",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="grace-period-shorter-than-drain",
     severity=Severity.WARNING,
     summary="The grace period ends before preStop plus the longest request",
@@ -1315,6 +1276,7 @@ KIC_WITHOUT_DRAIN = Rule(
     code="LB309",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="kic-without-drain-support",
     severity=Severity.WARNING,
     summary="KIC drops terminating pods at once although sessions are pinned to them",
@@ -1438,6 +1400,7 @@ PDB_BLOCKS_DRAINS = Rule(
     code="LB311",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="disruption-budget-blocks-drains",
     severity=Severity.WARNING,
     summary="The PodDisruptionBudget allows no eviction, so node drains hang",

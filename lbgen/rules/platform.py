@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from lbgen import defaults, versions
 from lbgen.model.spec import Spec
+from lbgen.plan.hops import KongHop
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -111,6 +112,7 @@ MODE_ON_GKE = Rule(
     code="LB701",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="kube-proxy-mode-unavailable-on-gke",
     severity=Severity.ERROR,
     summary="kube-proxy IPVS or nftables mode requested on GKE, which only offers iptables",
@@ -207,6 +209,7 @@ SETTINGS_ON_MANAGED = Rule(
     code="LB702",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="kube-proxy-settings-on-managed-platform",
     severity=Severity.WARNING,
     summary="kube-proxy settings on GKE, where Google manages kube-proxy (or there is none)",
@@ -299,6 +302,7 @@ UNKNOWN_SCHEDULER = Rule(
     code="LB703",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="ipvs-scheduler-unavailable",
     severity=Severity.ERROR,
     summary="The IPVS scheduler does not exist, or this kube-proxy version rejects it",
@@ -412,6 +416,7 @@ IPVS_MODE_DEPRECATED = Rule(
     code="LB704",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="ipvs-mode-deprecated",
     severity=Severity.WARNING,
     summary="kube-proxy ipvs mode is deprecated (Kubernetes ≥ 1.35)",
@@ -500,6 +505,7 @@ NFTABLES_VERSION = Rule(
     code="LB705",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="nftables-mode-unavailable-in-version",
     severity=Severity.ERROR,
     summary="kube-proxy nftables mode on a Kubernetes version without it enabled",
@@ -582,6 +588,7 @@ NFTABLES_KERNEL = Rule(
     code="LB706",
     status="stable",
     since=FIRST_RELEASE,
+    reads=(),
     name="nftables-mode-needs-kernel-5-13",
     severity=Severity.ERROR,
     summary="kube-proxy nftables mode on nodes with a Linux kernel older than 5.13",
@@ -643,11 +650,15 @@ services:
 
 
 def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
-    spec = ctx.spec
-    kong = spec.kong
-    if kong is None or defaults.kong_h2c_shares_http1(kong.version):
+    for hop in ctx.plan.hops_of(KongHop):
+        yield from _kong_h2c_entry_for_clients(ctx, hop)
+
+
+def _kong_h2c_entry_for_clients(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
+    if defaults.kong_h2c_shares_http1(kong.version):
         return
-    if spec.edge is not None:
+    if any(callee is hop for _, callee in ctx.plan.l7_pairs()):
         return  # lbgen's own edge in front picks a listener that serves it (or refuses)
     http1 = [s.name for s in spec.services if s.protocol != "grpc"]
     if not http1:
@@ -660,8 +671,9 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
             f"the {spec.external_lb.kind} load balancer" if spec.external_lb is not None
             else "clients"
         )
-        if spec.l4 is not None:
-            front += f" (through {spec.l4.name}, which relays their connections)"
+        relay = ctx.plan.previous_tier_hop(hop)
+        if relay is not None and relay.layer == "l4":
+            front += f" (through {relay.name}, which relays their connections)"
         yield Violation(
             message=(
                 f"{kong.name} runs Kong {kong.version}, which bundles OpenResty "
@@ -681,13 +693,13 @@ def _kong_h2c_listener_for_clients(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _kong_first_before_3_6(ctx: RuleContext) -> str | None:
-    spec = ctx.spec
-    kong = spec.kong
-    if kong is None:
+    kongs = ctx.plan.hops_of(KongHop)
+    if not kongs:
         return "no kong tier"
+    kong = kongs[0].tier
     if defaults.kong_h2c_shares_http1(kong.version):
         return f"Kong {kong.version} bundles nginx ≥ 1.25.1 (h2c and HTTP/1.1 share a listener)"
-    if spec.edge is not None:
+    if ctx.plan.l7_pairs():
         return "an nginx_http edge in front of Kong: lbgen picks its listeners (or refuses the spec)"
     return None
 
@@ -696,6 +708,7 @@ KONG_H2C_LISTENER_FOR_CLIENTS = Rule(
     code="LB707",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="kong-h2c-listener-refuses-http1",
     severity=Severity.WARNING,
     summary="Kong < 3.6 takes clients on a cleartext http2 listener, which answers HTTP/2 only",
@@ -805,6 +818,7 @@ KUBE_PROXY_INCOMPLETE = Rule(
     code="LB708",
     status="preview",
     since=NEXT_RELEASE,
+    reads=(),
     name="kube-proxy-settings-incomplete-for-whole-file",
     severity=Severity.ERROR,
     summary="kube-proxy settings without the mode and clusterCIDR a whole-file replacement needs",

@@ -158,7 +158,11 @@ EDGE_READ_NOT_ABOVE_GATEWAY = Rule(
     code="LB201",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("nginx_http:timeouts.read", "kong:services.*.timeouts.read", "kong:services.*.retries"),
+    reads=(
+        "kong:services.*.retries",
+        "kong:services.*.timeouts.read",
+        "nginx_http:timeouts.read",
+    ),
     name="edge-read-timeout-not-above-gateway",
     severity=Severity.WARNING,
     summary="The edge stops waiting for a response no later than Kong does",
@@ -246,10 +250,13 @@ services:
 
 
 def _l7_wait(ctx: RuleContext, hop: HopPlan) -> tuple[Duration, str, ModelPath] | None:
-    """How long an L7 hop waits for a response, in words, with the setting's model path."""
-    if isinstance(hop, NginxHttpHop):
-        read = hop.read_timeout
-        return read.value, f"{hop.name} waits {read} (proxy_read_timeout)", ctx.hop_path(hop, "timeouts", "read")
+    """How long an L7 hop waits for a response, in words, with the setting's model path:
+    its one upstream read timeout, or Kong's longest per-service one."""
+    read = hop.read_timeout_out
+    setting = hop.setting("timeouts.read")
+    if read is not None and setting is not None:
+        return (read.value, f"{hop.name} waits {read} ({setting.directive})",
+                ctx.hop_path(hop, *setting.key.split(".")))
     if isinstance(hop, KongHop):
         kong_read, index = _longest_kong_read(hop)
         return (kong_read.value, f"{hop.name} waits {kong_read} for {ctx.spec.services[index].name} (read_timeout)",
@@ -307,9 +314,9 @@ L4_IDLE_CUTS_SLOW_RESPONSES = Rule(
     status="stable",
     since=FIRST_RELEASE,
     reads=(
-        "nginx_stream:proxy_timeout",
-        "nginx_http:timeouts.read",
         "kong:services.*.timeouts.read",
+        "nginx_http:timeouts.read",
+        "nginx_stream:proxy_timeout",
     ),
     name="l4-idle-timeout-cuts-slow-responses",
     severity=Severity.WARNING,
@@ -428,7 +435,10 @@ L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("nginx_stream:connect_timeout", "nginx_http:timeouts.read"),
+    reads=(
+        "nginx_http:timeouts.read",
+        "nginx_stream:connect_timeout",
+    ),
     name="l4-connect-timeout-outlasts-edge-read-timeout",
     severity=Severity.INFO,
     summary="The L4 tier's connect failover is slower than the edge's read timeout",
@@ -548,7 +558,10 @@ RETRY_AMPLIFICATION = Rule(
     code="LB204",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
+    reads=(
+        "kong:services.*.retries",
+        "nginx_http:retry.conditions",
+    ),
     name="retry-amplification-on-gateway-errors",
     severity=Severity.WARNING,
     summary="The edge retries the 5xx that Kong returns after exhausting its own retries",
@@ -648,7 +661,9 @@ NON_IDEMPOTENT_RETRIES = Rule(
     code="LB205",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("nginx_http:retry.conditions",),
+    reads=(
+        "nginx_http:retry.conditions",
+    ),
     name="non-idempotent-requests-retried",
     severity=Severity.ERROR,
     summary="The edge retries POST/PATCH/LOCK requests that the next hop already received",
@@ -759,7 +774,10 @@ TIMEOUTS_RETRIED_TWICE = Rule(
     code="LB206",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("nginx_http:retry.conditions", "kong:services.*.retries"),
+    reads=(
+        "kong:services.*.retries",
+        "nginx_http:retry.conditions",
+    ),
     name="timeouts-retried-at-two-layers",
     severity=Severity.WARNING,
     summary="Both the edge and Kong retry requests that time out",
@@ -877,7 +895,9 @@ RETRIES_THROUGH_ONE_CLUSTER_IP = Rule(
     code="LB207",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("kong:services.*.retries",),
+    reads=(
+        "kong:services.*.retries",
+    ),
     name="gateway-retries-through-one-cluster-ip",
     severity=Severity.INFO,
     summary="Kong's retries target one ClusterIP, so a retry reaches another pod only by chance",
@@ -1022,7 +1042,7 @@ SINGLE_SERVER_FAILOVER = Rule(
     code="LB208",
     status="stable",
     since=FIRST_RELEASE,
-    reads=("nginx_http:retry.conditions", "nginx_http:passive_health.max_fails"),
+    reads=(),
     name="failover-settings-on-single-server-group",
     severity=Severity.WARNING,
     summary="Retry or max_fails settings on an nginx group that has only one server",

@@ -308,7 +308,7 @@ def test_rules_json_documents_every_rule(run: Invoke, snapshot: Any) -> None:
     assert [r["code"] for r in rules] == [r.code for r in ALL_RULES]
     for rule in rules:
         assert list(rule) == ["code", "name", "severity", "status", "since", "summary", "tiers",
-                              "versions", "docs", "references"]
+                              "versions", "reads", "docs", "references"]
         assert rule["status"] in ("stable", "preview") and rule["since"] in ("0.1.0", "0.2.0")
         assert list(rule["docs"]) == ["what", "why", "example", "fix"]
         assert all(rule["docs"].values()) and rule["references"]

@@ -134,7 +134,8 @@ def _rule_that_never_applies() -> Rule:
         tiers=frozenset(),
         check=check,
         doc=RuleDoc("w", "w", "e", "f", ("r",)),
-        applies=lambda spec: "only for a test",
+        applies=lambda ctx: "only for a test",
+        reads=(),
     )
 
 
