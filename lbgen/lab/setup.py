@@ -420,9 +420,10 @@ def describe(setup: LabSetup) -> str:
             lines.append(f"mid-run (scale-out, +{setup.added} pods):")
             lines += [f"  {line}" for line in setup.scale_rules.splitlines()]
         if setup.rollout_pods:
+            pre_stop = f"sleeps {setup.pre_stop_s:g}s in preStop" if setup.pre_stop_s else "has no preStop hook"
             lines.append(f"rollout, one pod at a time: each old pod is deleted as its replacement is ready; "
                          f"both changes reach the rules {setup.sync_s:g}s later (kube-proxy minSyncPeriod); "
-                         f"the old pod sleeps {setup.pre_stop_s:g}s in preStop, then shuts down (stops "
+                         f"the old pod {pre_stop}, then shuts down (stops "
                          f"accepting, closes idle connections, answers in-flight requests with Connection: "
                          f"close) and is killed at {setup.grace_s:g}s (terminationGracePeriodSeconds):")
             olds, news = [o for o, _ in setup.rollout_pods], [n for _, n in setup.rollout_pods]

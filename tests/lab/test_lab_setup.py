@@ -126,7 +126,7 @@ def test_rollout_dry_run_prints_each_replacement() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "8 + 8 (rollout) pods of shop/orders" in out
-    assert "the old pod sleeps 0s in preStop, then shuts down" in out
+    assert "the old pod has no preStop hook, then shuts down" in out
     assert "  orders-0 → orders-v2-0: then the Service's endpoints are orders-1, orders-2, orders-3, " in out
     assert "  orders-7 → orders-v2-7: then the Service's endpoints are orders-v2-0, orders-v2-1," in out
 
