@@ -15,7 +15,7 @@ from collections.abc import Collection
 
 from lbgen.errors import SourceLocation
 from lbgen.importer.run import ImportInputs, ImportResult, run_import
-from lbgen.importer.sources import Sourced
+from lbgen.importer.sources import Origin, Sourced
 from lbgen.io.loader import format_path
 from lbgen.rules import check_spec
 from lbgen.rules._base import Finding
@@ -31,41 +31,64 @@ class Audit:
     report: CheckReport
 
 
+class Locator:
+    """Model path → original file position, indexed once (an audit of thousands of services
+    locates thousands of findings)."""
+
+    def __init__(self, origins: dict[str, Sourced[object]]) -> None:
+        self.origins = origins
+        self.first_inside: dict[str, Origin] = {}
+        self.assumed_inside: set[str] = set()
+        for path, value in origins.items():
+            for end, char in enumerate(path):
+                if char not in ".[" or end == 0:
+                    continue
+                prefix = path[:end]
+                if value.origin is None:
+                    self.assumed_inside.add(prefix)
+                elif prefix not in self.first_inside or value.origin < self.first_inside[prefix]:
+                    self.first_inside[prefix] = value.origin
+
+    def locate(self, path: tuple[str | int, ...]) -> SourceLocation:
+        """The position of the value at `path`, or of its nearest enclosing block."""
+        probe = path
+        while probe:
+            key = format_path(probe)
+            exact = self.origins.get(key)
+            if exact is not None:
+                return _location(exact.origin)
+            name = self.origins.get(key + ".name")
+            if isinstance(probe[-1], int) and name is not None and name.origin is not None:
+                # a tier or service as a whole: where its name was read (the Service manifest)
+                return _location(name.origin)
+            if key in self.first_inside:
+                return _location(self.first_inside[key])
+            if key in self.assumed_inside:
+                return _location(None)
+            probe = probe[:-1]
+        return _location(None)
+
+
+def _location(origin: Origin | None) -> SourceLocation:
+    if origin is None:
+        return SourceLocation(ASSUMED_FILE, 1, 1)
+    return SourceLocation(origin.file, origin.line, origin.column)
+
+
 def locate(path: tuple[str | int, ...], origins: dict[str, Sourced[object]]) -> SourceLocation:
-    """The original file position of the value at `path`, or of its nearest enclosing block."""
-    probe = path
-    while True:
-        key = format_path(probe)
-        exact = origins.get(key)
-        if exact is not None:
-            if exact.origin is not None:
-                return SourceLocation(exact.origin.file, exact.origin.line, exact.origin.column)
-            return SourceLocation(ASSUMED_FILE, 1, 1)
-        name = origins.get(key + ".name")
-        if probe and isinstance(probe[-1], int) and name is not None and name.origin is not None:
-            # a tier or service as a whole: where its name was read (the Service manifest)
-            return SourceLocation(name.origin.file, name.origin.line, name.origin.column)
-        below = [v for p, v in origins.items() if p.startswith((key + ".", key + "["))]
-        inside = sorted(v.origin for v in below if v.origin is not None)
-        if inside and probe:
-            first = inside[0]
-            return SourceLocation(first.file, first.line, first.column)
-        if below and probe:
-            return SourceLocation(ASSUMED_FILE, 1, 1)
-        if not probe:
-            return SourceLocation(ASSUMED_FILE, 1, 1)
-        probe = probe[:-1]
+    return Locator(origins).locate(path)
 
 
-def _relocated(finding: Finding, origins: dict[str, Sourced[object]]) -> Finding:
-    related = (locate(finding.related_path, origins) if finding.related_path is not None
+def _relocated(finding: Finding, where: Locator) -> Finding:
+    related = (where.locate(finding.related_path) if finding.related_path is not None
                else finding.related_location)
-    return dataclasses.replace(finding, location=locate(finding.path, origins), related_location=related)
+    return dataclasses.replace(finding, location=where.locate(finding.path), related_location=related)
 
 
 def run_audit(inputs: ImportInputs, *, select: Collection[str] | None = None, ignore: Collection[str] = ()) -> Audit:
-    imported = run_import(inputs, "<imported spec>")
+    imported = run_import(inputs, "<imported spec>", text=False)
     report = check_spec(imported.loaded, select=select, ignore=ignore)
-    findings = [_relocated(f, imported.origins) for f in report.findings]
+    where = Locator(imported.origins)
+    findings = [_relocated(f, where) for f in report.findings]
     findings.sort(key=lambda f: (f.location.file, f.location.line, f.location.column, f.code))
     return Audit(imported, dataclasses.replace(report, findings=findings))
