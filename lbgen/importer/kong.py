@@ -104,11 +104,10 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
     for _, up in mappings(root.get("upstreams")):
         name = str(up.get("name", ""))
         targets: list[Sourced[str]] = []
-        for index, target in mappings(up.get("targets")):
+        for _, target in mappings(up.get("targets")):
             if "target" in target:
                 targets.append(Sourced(_with_port(str(target["target"])), reader.at(target, "target")))
             _target_keys(reader, target, set())
-            del index
         upstreams[name] = (up, targets)
     for _, target in mappings(root.get("targets")):
         owner = str(target.get("upstream", ""))

@@ -320,7 +320,7 @@ def _deployment(reader: _Reader, obj: YMap, spec: YMap, file: str, target: _Serv
     if not isinstance(container, YMap):
         return
     name = str(container.get("name", ""))
-    if name and name != frag_value(frag, "deployment", target.name):
+    if name and name != _frag_value(frag, "deployment", target.name):
         put(frag, "container", Sourced(name, key_origin(container, "name", file)))
     lifecycle = container.get("lifecycle")
     stop = lifecycle.get("preStop") if isinstance(lifecycle, YMap) else None
@@ -341,7 +341,7 @@ def _deployment(reader: _Reader, obj: YMap, spec: YMap, file: str, target: _Serv
         if isinstance(http, YMap):
             if "path" in http:
                 put(frag, "readiness.path", Sourced(str(http["path"]), key_origin(http, "path", file)))
-            if isinstance(http.get("port"), int) and http["port"] != frag_value(frag, "kubernetes.target_port", None):
+            if isinstance(http.get("port"), int) and http["port"] != _frag_value(frag, "kubernetes.target_port", None):
                 put(frag, "readiness.port", Sourced(http["port"], key_origin(http, "port", file)))
         elif isinstance(probe.get("grpc"), YMap):
             put(frag, "readiness", {})
@@ -354,7 +354,7 @@ def _deployment(reader: _Reader, obj: YMap, spec: YMap, file: str, target: _Serv
                 put(frag, f"readiness.{spec_key}", Sourced(probe[key], key_origin(probe, key, file)))
 
 
-def frag_value(frag: Fragment, path: str, default: object) -> object:
+def _frag_value(frag: Fragment, path: str, default: object) -> object:
     node: object = frag
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:

@@ -14,8 +14,10 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
+from lbgen import versions
 from lbgen.importer.assume import Assumption
 from lbgen.importer.sources import Fragment, HopImport, Skipped, Sourced, get, put
+from lbgen.model.types import Version
 
 _DEFAULT_NAMES = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "gateway", "kubernetes": "cluster"}
 _ASSUME_SCOPE = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "kong", "kubernetes": "kubernetes"}
@@ -79,6 +81,7 @@ def link(hops: list[HopImport], assumptions: list[Assumption]) -> Linked:
     services = _services(hops, out)
     _defaults(hops, services)
     _apply(assumptions, hops, services, out)
+    _pool_by_version(hops)
     name = out.spec.get("name")
     if name is None:
         put(out.spec, "name", _assumed("imported", "default: set --assume name=…"))
@@ -173,6 +176,12 @@ def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:
                                            "matches no imported Kubernetes Service (by name, headless name or pod port)"))
                 continue
             extra.append(_service_from_front(key, targets, local))
+            continue
+        if owner in linked:
+            if targets[0].origin is not None:
+                out.skipped.append(Skipped(targets[0].origin, f"{key} → Service {owner}", "ambiguous",
+                                           f"another route of {_tier_name(front)} already reaches Service {owner}; "
+                                           "a spec service is one Kubernetes Service: the first is kept"))
             continue
         merged = dict(cluster.services[owner])
         if gateway is front or front.kind == "nginx_stream":
@@ -282,6 +291,22 @@ def _defaults(hops: list[HopImport], services: list[Fragment]) -> None:
                 put(service, "replicas", Sourced(low.value, low.origin))
             else:
                 put(service, "replicas", _assumed(2, "default: set --assume services.replicas=N"))
+
+
+def _pool_by_version(hops: list[HopImport]) -> None:
+    """An edge upstream without `keepalive` pools nothing before nginx 1.29.7 (which made
+    `keepalive 32 local` the default); lbgen's default would pool, so say 0 explicitly."""
+    for hop in hops:
+        marker = hop.tier.pop("_no_pool", None)
+        version = get(hop.tier, "version")
+        if not isinstance(marker, Sourced) or not isinstance(version, Sourced):
+            continue
+        try:
+            old = Version(str(version.value)) < versions.NGINX_KEEPALIVE_BY_DEFAULT.since
+        except ValueError:
+            continue
+        if old and get(hop.tier, "upstream_keepalive.connections") is None:
+            put(hop.tier, "upstream_keepalive.connections", marker)
 
 
 def _apply(assumptions: list[Assumption], hops: list[HopImport], services: list[Fragment], out: Linked) -> None:

@@ -62,7 +62,7 @@ def _field_model(model: type[BaseModel] | None, key: str) -> type[BaseModel] | N
     return _model_of(model.model_fields[key].annotation)
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9_/$][A-Za-z0-9_./:$@+-]*")
+_PLAIN = re.compile(r"[A-Za-z0-9_/$](?:[A-Za-z0-9_./:$@+-]*[A-Za-z0-9_./$@+-])?")  # no trailing ":"
 _RESOLVER = yaml.resolver.Resolver()
 
 
