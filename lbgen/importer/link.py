@@ -79,8 +79,8 @@ def link(hops: list[HopImport], assumptions: list[Assumption]) -> Linked:
             put(hop.tier, "name", Sourced(_DEFAULT_NAMES[hop.kind], None))
     _instances(hops, out)
     services = _services(hops, out)
-    _defaults(hops, services)
     _apply(assumptions, hops, services, out)
+    _defaults(hops, services)
     _pool_by_version(hops)
     name = out.spec.get("name")
     if name is None:
@@ -281,10 +281,16 @@ def _defaults(hops: list[HopImport], services: list[Fragment]) -> None:
                 put(hop.tier, "platform", _assumed("self-managed", "default: set --assume "
                                                    "platform=gke|gke-dataplane-v2|self-managed"))
     for service in services:
-        if "app" not in service:
-            put(service, "app.preset", _assumed("custom", "default: set --assume app.preset=… or app.idle_timeout=…"))
-            put(service, "app.idle_timeout", _assumed("5s", "default: set --assume app.idle_timeout=… "
-                                                      "(lbgen probe measures it)"))
+        app = service.get("app")
+        if not isinstance(app, dict) or "preset" not in app:
+            # an idle timeout given alone is a custom server's; nothing given: a guess to check
+            given = get(service, "app.idle_timeout") is not None
+            put(service, "app.preset", _assumed("custom", "default: a server with the assumed idle timeout; "
+                                                "set --assume app.preset=… to name it" if given else
+                                                "default: set --assume app.preset=… or app.idle_timeout=…"))
+            if not given:
+                put(service, "app.idle_timeout", _assumed("5s", "default: set --assume app.idle_timeout=… "
+                                                          "(lbgen probe measures it)"))
         if "replicas" not in service:
             low = get(service, "autoscaling.min_replicas")
             if isinstance(low, Sourced):
@@ -331,12 +337,6 @@ def _apply(assumptions: list[Assumption], hops: list[HopImport], services: list[
             namespace = get(service, "namespace")
             full = f"{getattr(namespace, 'value', 'default')}/{getattr(name, 'value', '')}"
             if wanted is None or wanted in (getattr(name, "value", None), full):
-                if assumption.path.startswith("app.") and isinstance(service.get("app"), dict):
-                    app = service["app"]
-                    assert isinstance(app, dict)
-                    # an assumed app replaces the default guess as a whole
-                    if all(isinstance(v, Sourced) and v.assumed and v.note.startswith("default") for v in app.values()):
-                        service["app"] = {}
                 _put_assumed(service, assumption.path, assumption.value, note, "service")
 
 
