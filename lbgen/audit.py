@@ -135,7 +135,7 @@ def audit(
     """Import `inputs`, run the selected rules, and locate the findings in the input files.
     Raises InputError (located in the input files) when they cannot be imported."""
     spec_name = "<imported spec>"
-    imported = run_import(inputs, spec_name, write=False)
+    imported = run_import(inputs, spec_name, text=False)
     report = check_spec(imported.loaded, select=select, ignore=ignore)
     index = OriginIndex(imported.origins)
     findings = [relocate(f, index, spec_name) for f in report.findings]

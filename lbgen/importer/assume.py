@@ -75,18 +75,13 @@ def parse_assumption(text: str) -> Assumption:
     if head == "services" and rest:
         return Assumption(text, "services", rest, value, note)
     if head == "service" and rest:
-        name, _, path = _service_key(rest)
+        # service.NAME.PATH or service.NAMESPACE/NAME.PATH (names have no dots)
+        name, _, path = rest.partition(".")
         if name and path:
             return Assumption(text, f"service:{name}", path, value, note)
     raise _error(text, "unknown key",
                  "KEY starts with name, platform, edge., l4., kong., kubernetes., app., services. or "
                  "service.NAME. (see `lbgen import --help`)")
-
-
-def _service_key(rest: str) -> tuple[str, str, str]:
-    # service.shop/orders.app.preset or service.orders.app.preset
-    first, _, path = rest.partition(".")
-    return first, ".", path
 
 
 def _value(text: str, raw: str) -> object:

@@ -15,12 +15,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
-
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.nginx import duration_text, nginx_duration
 from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, put
 from lbgen.importer.yamlfiles import (
+    YMap,
     key_origin,
     key_position,
     load_documents,
@@ -54,10 +53,10 @@ class _Reader:
     def at(self, node: Any, key: str | int) -> Origin:
         return key_origin(node, key, self.file)
 
-    def value(self, node: CommentedMap, key: str, value: object | None = None) -> Sourced[object]:
+    def value(self, node: YMap, key: str, value: object | None = None) -> Sourced[object]:
         return Sourced(node[key] if value is None else value, self.at(node, key))
 
-    def skip_keys(self, node: CommentedMap, known: set[str], what: str) -> None:
+    def skip_keys(self, node: YMap, known: set[str], what: str) -> None:
         for key in node:
             if key not in known:
                 self.skipped.append(Skipped(key_position(node, key, self.file), f"{what}.{key}", "out-of-scope",
@@ -73,7 +72,7 @@ def import_kong(kong_yaml: str | None, kong_conf: str | None, shown: ShowPath) -
     return hop
 
 
-def _ms(reader: _Reader, node: CommentedMap, key: str) -> Sourced[object] | None:
+def _ms(reader: _Reader, node: YMap, key: str) -> Sourced[object] | None:
     raw = node.get(key)
     if not isinstance(raw, int) or isinstance(raw, bool):
         reader.skipped.append(Skipped(reader.at(node, key), f"{key}: {raw}", "unsupported",
@@ -92,12 +91,12 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         put(hop.tier, "version", Sourced(match.group("version"), origin))
         put(hop.tier, "edition", Sourced(match.group("edition"), origin))
     docs = load_documents(text, file, "Kong declarative config")
-    if len(docs) != 1 or not isinstance(docs[0], CommentedMap):
+    if len(docs) != 1 or not isinstance(docs[0], YMap):
         raise InputError([Problem(SourceLocation(file, 1, 1),
                                   "a Kong declarative config is one YAML mapping (_format_version, services, …)",
                                   "pass kong.yaml or a decK state file")])
-    root: CommentedMap = docs[0]
-    upstreams: dict[str, tuple[CommentedMap, list[Sourced[str]]]] = {}
+    root: YMap = docs[0]
+    upstreams: dict[str, tuple[YMap, list[Sourced[str]]]] = {}
     for key in root:
         if key not in ("_format_version", "_transform", "services", "routes", "upstreams", "targets", "_info"):
             reader.skipped.append(Skipped(key_position(root, key, file), key, "out-of-scope",
@@ -105,11 +104,10 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
     for _, up in mappings(root.get("upstreams")):
         name = str(up.get("name", ""))
         targets: list[Sourced[str]] = []
-        for index, target in mappings(up.get("targets")):
+        for _, target in mappings(up.get("targets")):
             if "target" in target:
                 targets.append(Sourced(_with_port(str(target["target"])), reader.at(target, "target")))
             _target_keys(reader, target, set())
-            del index
         upstreams[name] = (up, targets)
     for _, target in mappings(root.get("targets")):
         owner = str(target.get("upstream", ""))
@@ -119,7 +117,7 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         else:
             reader.skipped.append(Skipped(node_origin(target, file), "target", "ambiguous",
                                           "a top-level target whose upstream is not in the file"))
-    services: dict[str, CommentedMap] = {}
+    services: dict[str, YMap] = {}
     for _, service in mappings(root.get("services")):
         name = str(service.get("name", service.get("host", "")))
         services[name] = service
@@ -154,8 +152,8 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         put(fragment, "_entity", Sourced(name, reader.at(service, "name") if "name" in service else None))
         hop.services[name] = fragment
     for _, route in mappings(root.get("routes")):
-        owner = route.get("service")
-        owner_name = owner.get("name") if isinstance(owner, CommentedMap) else owner
+        ref = route.get("service")
+        owner_name = ref.get("name") if isinstance(ref, YMap) else ref
         if owner_name in hop.services:
             _route(reader, route, hop.services[str(owner_name)])
         else:
@@ -169,7 +167,7 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
     hop.skipped.extend(reader.skipped)
 
 
-def _target_keys(reader: _Reader, target: CommentedMap, also: set[str]) -> None:
+def _target_keys(reader: _Reader, target: YMap, also: set[str]) -> None:
     for key in target:
         if key not in {"target", "tags", "weight", "id", *also}:
             reader.skipped.append(Skipped(key_position(target, key, reader.file), f"target.{key}", "out-of-scope",
@@ -187,7 +185,7 @@ def _with_port(target: str) -> str:
     return target if target.count(":") == 1 else (f"[{target}]:8000" if ":" in target else f"{target}:8000")
 
 
-def _route(reader: _Reader, route: CommentedMap, fragment: Fragment) -> None:
+def _route(reader: _Reader, route: YMap, fragment: Fragment) -> None:
     reader.skip_keys(route, _ROUTE_KEYS, "route")
     paths = fragment.setdefault("route", {})
     assert isinstance(paths, dict)
@@ -206,7 +204,7 @@ def _route(reader: _Reader, route: CommentedMap, fragment: Fragment) -> None:
         put(fragment, "kong.response_buffering", reader.value(route, "response_buffering"))
 
 
-def _upstream(reader: _Reader, up: CommentedMap, fragment: Fragment) -> None:
+def _upstream(reader: _Reader, up: YMap, fragment: Fragment) -> None:
     reader.skip_keys(up, _UPSTREAM_KEYS, "upstream")
     for key in ("algorithm", "hash_on", "hash_on_header", "hash_on_cookie", "hash_fallback",
                 "hash_fallback_header", "slots", "sticky_sessions_cookie"):
@@ -217,14 +215,14 @@ def _upstream(reader: _Reader, up: CommentedMap, fragment: Fragment) -> None:
             reader.skipped.append(Skipped(reader.at(up, key), f"{key}: {up[key]}", "unsupported",
                                           "lbgen renders the cookie path /"))
     checks = up.get("healthchecks")
-    if isinstance(checks, CommentedMap):
+    if isinstance(checks, YMap):
         put(fragment, "kong.healthchecks", _tree(reader, checks))
 
 
-def _tree(reader: _Reader, node: CommentedMap) -> Fragment:
+def _tree(reader: _Reader, node: YMap) -> Fragment:
     out: Fragment = {}
     for key, value in node.items():
-        if isinstance(value, CommentedMap):
+        if isinstance(value, YMap):
             out[str(key)] = _tree(reader, value)
         elif value is not None:
             out[str(key)] = reader.value(node, key, list(value) if isinstance(value, list) else value)

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.nginx import duration_text
 from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, put
 from lbgen.importer.yamlfiles import (
+    YMap,
+    YSeq,
     files_under,
     key_origin,
     key_position,
@@ -39,7 +39,7 @@ _SERVICE_SPEC_KEYS = {"ports", "selector", "type", "clusterIP", "clusterIPs", "s
 class _Service:
     name: str
     namespace: str
-    node: CommentedMap
+    node: YMap
     file: str
     headless: bool
     selector: dict[str, str]
@@ -59,7 +59,7 @@ def import_kubernetes(paths: list[str], kube_proxy: str | None, shown: ShowPath)
     hop = HopImport(kind="kubernetes", tier={})
     reader = _Reader()
     services: list[_Service] = []
-    extras: list[tuple[str, CommentedMap, str]] = []  # (kind, object, file)
+    extras: list[tuple[str, YMap, str]] = []  # (kind, object, file)
     for given in paths:
         for path in files_under(given):
             file = shown(path)
@@ -104,31 +104,37 @@ def import_kubernetes(paths: list[str], kube_proxy: str | None, shown: ShowPath)
     return hop
 
 
-def _objects(doc: Any) -> list[CommentedMap]:
-    if not isinstance(doc, CommentedMap):
+def _sub(obj: YMap, key: str) -> YMap:
+    """obj[key] when it is a mapping, else an empty one (a manifest missing a section)."""
+    value = obj.get(key)
+    return value if isinstance(value, YMap) else YMap(obj.at)
+
+
+def _objects(doc: Any) -> list[YMap]:
+    if not isinstance(doc, YMap):
         return []
-    if doc.get("kind") == "List" and isinstance(doc.get("items"), CommentedSeq):
-        return [item for item in doc["items"] if isinstance(item, CommentedMap)]
+    if doc.get("kind") == "List" and isinstance(doc.get("items"), YSeq):
+        return [item for item in doc["items"] if isinstance(item, YMap)]
     return [doc]
 
 
-def _name(obj: CommentedMap) -> str:
+def _name(obj: YMap) -> str:
     meta = obj.get("metadata")
-    return str(meta.get("name", "")) if isinstance(meta, CommentedMap) else ""
+    return str(meta.get("name", "")) if isinstance(meta, YMap) else ""
 
 
-def _namespace(obj: CommentedMap) -> str:
+def _namespace(obj: YMap) -> str:
     meta = obj.get("metadata")
-    return str(meta.get("namespace", "default")) if isinstance(meta, CommentedMap) else "default"
+    return str(meta.get("namespace", "default")) if isinstance(meta, YMap) else "default"
 
 
-def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), CommentedMap) else CommentedMap()
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), CommentedMap) else CommentedMap()
+def _service(reader: _Reader, obj: YMap, file: str) -> _Service:
+    spec = _sub(obj, "spec")
+    meta = _sub(obj, "metadata")
     selector = spec.get("selector")
     headless = spec.get("clusterIP") == "None"
     service = _Service(_name(obj), _namespace(obj), obj, file, headless,
-                       {str(k): str(v) for k, v in selector.items()} if isinstance(selector, CommentedMap) else {})
+                       {str(k): str(v) for k, v in selector.items()} if isinstance(selector, YMap) else {})
     frag = service.fragment
     put(frag, "name", Sourced(service.name, key_origin(meta, "name", file)))
     put(frag, "namespace", Sourced(service.namespace, key_origin(meta, "namespace", file)
@@ -142,9 +148,9 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
         reader.skip(key_origin(spec, "type", file), f"type: {kind}", "unsupported",
                     "lbgen renders ClusterIP Services (the proxies in front reach them inside the cluster)")
     ports = spec.get("ports")
-    if isinstance(ports, CommentedSeq):
+    if isinstance(ports, YSeq):
         for index, port in enumerate(ports):
-            if not isinstance(port, CommentedMap) or not isinstance(port.get("port"), int):
+            if not isinstance(port, YMap) or not isinstance(port.get("port"), int):
                 continue
             target = port.get("targetPort", port["port"])
             if not isinstance(target, int):
@@ -169,13 +175,13 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
         # alone, a headless Service's port is the pods' port
         _, target, origin = service.ports[0]
         put(frag, "kubernetes.target_port", Sourced(target, origin))
-    if service.selector and isinstance(selector, CommentedMap):
+    if service.selector and isinstance(selector, YMap):
         put(frag, "kubernetes.selector", {str(k): Sourced(str(v), key_origin(selector, k, file)) for k, v in selector.items()})
     affinity = spec.get("sessionAffinity")
     if affinity is not None:
         put(frag, "kubernetes.session_affinity", Sourced(str(affinity), key_origin(spec, "sessionAffinity", file)))
     config = spec.get("sessionAffinityConfig")
-    if isinstance(config, CommentedMap) and isinstance(config.get("clientIP"), CommentedMap):
+    if isinstance(config, YMap) and isinstance(config.get("clientIP"), YMap):
         client = config["clientIP"]
         if "timeoutSeconds" in client:
             put(frag, "kubernetes.session_affinity_timeout",
@@ -185,13 +191,13 @@ def _service(reader: _Reader, obj: CommentedMap, file: str) -> _Service:
         if key in spec:
             put(frag, f"kubernetes.{spec_key}", Sourced(str(spec[key]), key_origin(spec, key, file)))
     labels = meta.get("labels")
-    if isinstance(labels, CommentedMap):
+    if isinstance(labels, YMap):
         kept = {str(k): Sourced(str(v), key_origin(labels, k, file)) for k, v in labels.items()
                 if k != "app.kubernetes.io/managed-by"}
         if kept:
             put(frag, "kubernetes.labels", dict(kept))
     annotations = meta.get("annotations")
-    if isinstance(annotations, CommentedMap):
+    if isinstance(annotations, YMap):
         for key in annotations:
             reader.skip(key_position(annotations, key, file), f"annotation {key}", "out-of-scope",
                         "Service annotations are not part of lbgen's spec")
@@ -233,17 +239,17 @@ def _link(service: _Service, hop: HopImport) -> None:
                 hop.links.kinds[address] = kinds[name]
 
 
-def _extra(reader: _Reader, kind: str, obj: CommentedMap, file: str, services: list[_Service]) -> None:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), CommentedMap) else CommentedMap()
+def _extra(reader: _Reader, kind: str, obj: YMap, file: str, services: list[_Service]) -> None:
+    spec = _sub(obj, "spec")
     namespace = _namespace(obj)
     if kind == "Deployment":
         target = _for_pods(services, namespace, _template_labels(spec), _name(obj))
     else:
         ref = spec.get("scaleTargetRef") if kind == "HorizontalPodAutoscaler" else None
-        workload = str(ref.get("name", "")) if isinstance(ref, CommentedMap) else _name(obj)
+        workload = str(ref.get("name", "")) if isinstance(ref, YMap) else _name(obj)
         selector = spec.get("selector")
-        labels = selector.get("matchLabels") if isinstance(selector, CommentedMap) else None
-        target = _for_pods(services, namespace, dict(labels) if isinstance(labels, CommentedMap) else {}, workload)
+        labels = selector.get("matchLabels") if isinstance(selector, YMap) else None
+        target = _for_pods(services, namespace, dict(labels) if isinstance(labels, YMap) else {}, workload)
     if target is None:
         reader.skip(node_origin(obj, file), f"{kind} {namespace}/{_name(obj)}", "ambiguous",
                     "no imported Service selects this workload's pods")
@@ -254,12 +260,12 @@ def _extra(reader: _Reader, kind: str, obj: CommentedMap, file: str, services: l
             if isinstance(spec.get(key), int):
                 put(frag, f"autoscaling.{spec_key}", Sourced(spec[key], key_origin(spec, key, file)))
         ref = spec.get("scaleTargetRef")
-        if isinstance(ref, CommentedMap) and ref.get("name") and ref.get("name") != target.name:
+        if isinstance(ref, YMap) and ref.get("name") and ref.get("name") != target.name:
             put(frag, "deployment", Sourced(str(ref["name"]), key_origin(ref, "name", file)))
         for metric in spec.get("metrics") or []:
-            resource = metric.get("resource") if isinstance(metric, CommentedMap) else None
-            goal = resource.get("target") if isinstance(resource, CommentedMap) else None
-            if isinstance(resource, CommentedMap) and resource.get("name") == "cpu" and isinstance(goal, CommentedMap) \
+            resource = metric.get("resource") if isinstance(metric, YMap) else None
+            goal = resource.get("target") if isinstance(resource, YMap) else None
+            if isinstance(resource, YMap) and resource.get("name") == "cpu" and isinstance(goal, YMap) \
                     and isinstance(goal.get("averageUtilization"), int):
                 put(frag, "autoscaling.target_cpu_utilization",
                     Sourced(goal["averageUtilization"], key_origin(goal, "averageUtilization", file)))
@@ -274,11 +280,11 @@ def _extra(reader: _Reader, kind: str, obj: CommentedMap, file: str, services: l
         _deployment(reader, obj, spec, file, target)
 
 
-def _template_labels(spec: CommentedMap) -> dict[str, str]:
+def _template_labels(spec: YMap) -> dict[str, str]:
     template = spec.get("template")
-    meta = template.get("metadata") if isinstance(template, CommentedMap) else None
-    labels = meta.get("labels") if isinstance(meta, CommentedMap) else None
-    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, CommentedMap) else {}
+    meta = template.get("metadata") if isinstance(template, YMap) else None
+    labels = meta.get("labels") if isinstance(meta, YMap) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, YMap) else {}
 
 
 def _for_pods(services: list[_Service], namespace: str, labels: dict[str, str], workload: str) -> _Service | None:
@@ -290,38 +296,38 @@ def _for_pods(services: list[_Service], namespace: str, labels: dict[str, str], 
     return matches[0] if len(matches) == 1 else None
 
 
-def _deployment(reader: _Reader, obj: CommentedMap, spec: CommentedMap, file: str, target: _Service) -> None:
+def _deployment(reader: _Reader, obj: YMap, spec: YMap, file: str, target: _Service) -> None:
     frag = target.fragment
     if _name(obj) != target.name:
         put(frag, "deployment", Sourced(_name(obj), key_origin(obj["metadata"], "name", file)))
     if isinstance(spec.get("replicas"), int):
         put(frag, "replicas", Sourced(spec["replicas"], key_origin(spec, "replicas", file)))
     template = spec.get("template")
-    pod = template.get("spec") if isinstance(template, CommentedMap) else None
-    if not isinstance(pod, CommentedMap):
+    pod = template.get("spec") if isinstance(template, YMap) else None
+    if not isinstance(pod, YMap):
         return
     if isinstance(pod.get("terminationGracePeriodSeconds"), int):
         put(frag, "termination_grace_period",
             Sourced(duration_text(Duration(pod["terminationGracePeriodSeconds"] * 1000)),
                     key_origin(pod, "terminationGracePeriodSeconds", file)))
     containers = pod.get("containers")
-    if not isinstance(containers, CommentedSeq) or not containers:
+    if not isinstance(containers, YSeq) or not containers:
         return
     container = containers[0]
     if len(containers) > 1:
         reader.skip(node_origin(containers[1], file), "containers[1:]", "ambiguous",
                     "the first container is taken as the app server")
-    if not isinstance(container, CommentedMap):
+    if not isinstance(container, YMap):
         return
     name = str(container.get("name", ""))
-    if name and name != frag_value(frag, "deployment", target.name):
+    if name and name != _frag_value(frag, "deployment", target.name):
         put(frag, "container", Sourced(name, key_origin(container, "name", file)))
     lifecycle = container.get("lifecycle")
-    stop = lifecycle.get("preStop") if isinstance(lifecycle, CommentedMap) else None
-    if isinstance(stop, CommentedMap):
+    stop = lifecycle.get("preStop") if isinstance(lifecycle, YMap) else None
+    if isinstance(stop, YMap):
         sleep = stop.get("sleep")
-        command = stop.get("exec", {}).get("command") if isinstance(stop.get("exec"), CommentedMap) else None
-        if isinstance(sleep, CommentedMap) and isinstance(sleep.get("seconds"), int):
+        command = stop.get("exec", {}).get("command") if isinstance(stop.get("exec"), YMap) else None
+        if isinstance(sleep, YMap) and isinstance(sleep.get("seconds"), int):
             put(frag, "pre_stop_delay", Sourced(duration_text(Duration(sleep["seconds"] * 1000)),
                                                 key_origin(sleep, "seconds", file)))
         elif isinstance(command, list) and len(command) == 2 and command[0] == "sleep" and str(command[1]).isdigit():
@@ -330,14 +336,14 @@ def _deployment(reader: _Reader, obj: CommentedMap, spec: CommentedMap, file: st
         else:
             reader.skip(node_origin(stop, file), "preStop", "unsupported", "only a preStop sleep is modelled")
     probe = container.get("readinessProbe")
-    if isinstance(probe, CommentedMap):
+    if isinstance(probe, YMap):
         http = probe.get("httpGet")
-        if isinstance(http, CommentedMap):
+        if isinstance(http, YMap):
             if "path" in http:
                 put(frag, "readiness.path", Sourced(str(http["path"]), key_origin(http, "path", file)))
-            if isinstance(http.get("port"), int) and http["port"] != frag_value(frag, "kubernetes.target_port", None):
+            if isinstance(http.get("port"), int) and http["port"] != _frag_value(frag, "kubernetes.target_port", None):
                 put(frag, "readiness.port", Sourced(http["port"], key_origin(http, "port", file)))
-        elif isinstance(probe.get("grpc"), CommentedMap):
+        elif isinstance(probe.get("grpc"), YMap):
             put(frag, "readiness", {})
         else:
             reader.skip(node_origin(probe, file), "readinessProbe", "unsupported",
@@ -348,7 +354,7 @@ def _deployment(reader: _Reader, obj: CommentedMap, spec: CommentedMap, file: st
                 put(frag, f"readiness.{spec_key}", Sourced(probe[key], key_origin(probe, key, file)))
 
 
-def frag_value(frag: Fragment, path: str, default: object) -> object:
+def _frag_value(frag: Fragment, path: str, default: object) -> object:
     node: object = frag
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -360,23 +366,23 @@ def frag_value(frag: Fragment, path: str, default: object) -> object:
 # --- kube-proxy --------------------------------------------------------------------------
 
 
-def _kube_proxy(reader: _Reader, obj: CommentedMap, file: str, tier: Fragment) -> None:
+def _kube_proxy(reader: _Reader, obj: YMap, file: str, tier: Fragment) -> None:
     data = obj.get("data")
-    if not isinstance(data, CommentedMap) or "config.conf" not in data:
+    if not isinstance(data, YMap) or "config.conf" not in data:
         reader.skip(node_origin(obj, file), "ConfigMap kube-proxy", "unsupported",
                     "the ConfigMap has no data.config.conf (kubeadm's layout)")
         return
     text = str(data["config.conf"])
-    line, _ = data.lc.value("config.conf")
+    line, _ = data.values_at["config.conf"]
     # a block scalar's content starts on the line after `config.conf: |`
     docs = load_documents(text, file, "kube-proxy config.conf")
-    indent = data.lc.col + 2
+    indent = data.keys_at["config.conf"][1] + 2
     for doc in docs:
-        if isinstance(doc, CommentedMap):
+        if isinstance(doc, YMap):
             _kube_proxy_config(reader, doc, file, tier, int(line) + 1, indent)
 
 
-def _kube_proxy_config(reader: _Reader, conf: CommentedMap, file: str, tier: Fragment, line0: int, col0: int) -> None:
+def _kube_proxy_config(reader: _Reader, conf: YMap, file: str, tier: Fragment, line0: int, col0: int) -> None:
     def at(node: Any, key: str, of_key: bool = False) -> Origin:
         origin = key_position(node, key, file) if of_key else key_origin(node, key, file)
         return Origin(file, origin.line + line0, origin.column + col0)
@@ -395,7 +401,7 @@ def _kube_proxy_config(reader: _Reader, conf: CommentedMap, file: str, tier: Fra
         put(tier, "kube_proxy.cluster_cidrs",
             Sourced([c.strip() for c in cidr.split(",") if c.strip()], at(conf, "clusterCIDR")))
     section = conf.get(mode)
-    if isinstance(section, CommentedMap):
+    if isinstance(section, YMap):
         for key, spec_key in (("syncPeriod", "sync_period"), ("minSyncPeriod", "min_sync_period")):
             if key in section:
                 put(tier, f"kube_proxy.{spec_key}", Sourced(_go(section[key]), at(section, key)))
@@ -407,7 +413,7 @@ def _kube_proxy_config(reader: _Reader, conf: CommentedMap, file: str, tier: Fra
                     value = section[key] if key in ("scheduler", "strictARP") else _go(section[key])
                     put(tier, f"kube_proxy.ipvs.{spec_key}", Sourced(value, at(section, key)))
     conntrack = conf.get("conntrack")
-    if isinstance(conntrack, CommentedMap):
+    if isinstance(conntrack, YMap):
         for key, spec_key in (("maxPerCore", "max_per_core"), ("min", "min"),
                               ("tcpEstablishedTimeout", "tcp_established_timeout"),
                               ("tcpCloseWaitTimeout", "tcp_close_wait_timeout")):

@@ -14,8 +14,10 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
+from lbgen import versions
 from lbgen.importer.assume import Assumption
 from lbgen.importer.sources import Fragment, HopImport, Skipped, Sourced, get, put
+from lbgen.model.types import Version
 
 _DEFAULT_NAMES = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "gateway", "kubernetes": "cluster"}
 _ASSUME_SCOPE = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "kong", "kubernetes": "kubernetes"}
@@ -77,8 +79,9 @@ def link(hops: list[HopImport], assumptions: list[Assumption]) -> Linked:
             put(hop.tier, "name", Sourced(_DEFAULT_NAMES[hop.kind], None))
     _instances(hops, out)
     services = _services(hops, out)
-    _defaults(hops, services)
     _apply(assumptions, hops, services, out)
+    _defaults(hops, services)
+    _pool_by_version(hops)
     name = out.spec.get("name")
     if name is None:
         put(out.spec, "name", _assumed("imported", "default: set --assume name=…"))
@@ -173,6 +176,12 @@ def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:
                                            "matches no imported Kubernetes Service (by name, headless name or pod port)"))
                 continue
             extra.append(_service_from_front(key, targets, local))
+            continue
+        if owner in linked:
+            if targets[0].origin is not None:
+                out.skipped.append(Skipped(targets[0].origin, f"{key} → Service {owner}", "ambiguous",
+                                           f"another route of {_tier_name(front)} already reaches Service {owner}; "
+                                           "a spec service is one Kubernetes Service: the first is kept"))
             continue
         merged = dict(cluster.services[owner])
         if gateway is front or front.kind == "nginx_stream":
@@ -272,16 +281,38 @@ def _defaults(hops: list[HopImport], services: list[Fragment]) -> None:
                 put(hop.tier, "platform", _assumed("self-managed", "default: set --assume "
                                                    "platform=gke|gke-dataplane-v2|self-managed"))
     for service in services:
-        if "app" not in service:
-            put(service, "app.preset", _assumed("custom", "default: set --assume app.preset=… or app.idle_timeout=…"))
-            put(service, "app.idle_timeout", _assumed("5s", "default: set --assume app.idle_timeout=… "
-                                                      "(lbgen probe measures it)"))
+        app = service.get("app")
+        if not isinstance(app, dict) or "preset" not in app:
+            # an idle timeout given alone is a custom server's; nothing given: a guess to check
+            given = get(service, "app.idle_timeout") is not None
+            put(service, "app.preset", _assumed("custom", "default: a server with the assumed idle timeout; "
+                                                "set --assume app.preset=… to name it" if given else
+                                                "default: set --assume app.preset=… or app.idle_timeout=…"))
+            if not given:
+                put(service, "app.idle_timeout", _assumed("5s", "default: set --assume app.idle_timeout=… "
+                                                          "(lbgen probe measures it)"))
         if "replicas" not in service:
             low = get(service, "autoscaling.min_replicas")
             if isinstance(low, Sourced):
                 put(service, "replicas", Sourced(low.value, low.origin))
             else:
                 put(service, "replicas", _assumed(2, "default: set --assume services.replicas=N"))
+
+
+def _pool_by_version(hops: list[HopImport]) -> None:
+    """An edge upstream without `keepalive` pools nothing before nginx 1.29.7 (which made
+    `keepalive 32 local` the default); lbgen's default would pool, so say 0 explicitly."""
+    for hop in hops:
+        marker = hop.tier.pop("_no_pool", None)
+        version = get(hop.tier, "version")
+        if not isinstance(marker, Sourced) or not isinstance(version, Sourced):
+            continue
+        try:
+            old = Version(str(version.value)) < versions.NGINX_KEEPALIVE_BY_DEFAULT.since
+        except ValueError:
+            continue
+        if old and get(hop.tier, "upstream_keepalive.connections") is None:
+            put(hop.tier, "upstream_keepalive.connections", marker)
 
 
 def _apply(assumptions: list[Assumption], hops: list[HopImport], services: list[Fragment], out: Linked) -> None:
@@ -306,12 +337,6 @@ def _apply(assumptions: list[Assumption], hops: list[HopImport], services: list[
             namespace = get(service, "namespace")
             full = f"{getattr(namespace, 'value', 'default')}/{getattr(name, 'value', '')}"
             if wanted is None or wanted in (getattr(name, "value", None), full):
-                if assumption.path.startswith("app.") and isinstance(service.get("app"), dict):
-                    app = service["app"]
-                    assert isinstance(app, dict)
-                    # an assumed app replaces the default guess as a whole
-                    if all(isinstance(v, Sourced) and v.assumed and v.note.startswith("default") for v in app.values()):
-                        service["app"] = {}
                 _put_assumed(service, assumption.path, assumption.value, note, "service")
 
 

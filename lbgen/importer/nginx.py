@@ -75,6 +75,7 @@ def nginx_duration(text: str) -> Duration | None:
 
 
 def duration_text(value: Duration) -> str:
+    """A duration as the spec writes it (`75s`, `10m`)."""
     return value.nginx()
 
 
@@ -312,11 +313,10 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
                                                "lbgen gives every server of a tier the same parameters "
                                                "(max_fails, fail_timeout); weights, backup and down are not modelled"))
         elif name == "keepalive" and not stream:
+            # `keepalive N local` (the default from 1.29.7): the pool size is what the spec carries
             value = ctx.number(item)
             if value is not None:
                 up.settings["upstream_keepalive.connections"] = value
-            if len(item.args) > 1 and item.args[1] == "local":
-                pass  # the default from 1.29.7; the pool size is what the spec carries
         elif name in ("keepalive_timeout", "keepalive_time") and not stream:
             value = ctx.duration(item)
             if value is not None:
@@ -503,6 +503,11 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
     for name, up in upstreams.items():
         if name not in used:
             ctx.skip(up.directive, "out-of-scope", f"upstream {name} is not used by any proxying location")
+    pooled = [upstreams[name] for name in used if "upstream_keepalive.connections" in upstreams[name].settings]
+    if used and not pooled:
+        # No `keepalive`: nginx before 1.29.7 keeps no pool (the linker decides once the
+        # version is known; ngx_http_upstream_module #keepalive).
+        hop.tier["_no_pool"] = Sourced(0, ctx.origin(upstreams[used[0]].directive))
     unify.into(hop.tier)
     if forwarded is not None:
         first = uses[0].directive

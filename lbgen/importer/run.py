@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from lbgen.importer.kubernetes import import_kubernetes
 from lbgen.importer.link import link
 from lbgen.importer.nginx import import_nginx_http, import_nginx_stream
 from lbgen.importer.sources import HopImport, Skipped, Sourced, SourceText
-from lbgen.importer.writer import spec_data, write_spec
+from lbgen.importer.writer import plain_spec, write_spec
 from lbgen.io.loader import LoadedSpec, load_spec_data, load_spec_text
 
 
@@ -44,6 +45,7 @@ class ImportResult:
         return [(path, value) for path, value in self.assumed if not value.note.startswith("--assume")]
 
 
+@functools.lru_cache(maxsize=4096)
 def shown_path(path: str) -> str:
     """A path relative to the working directory when it is inside it, else as given."""
     try:
@@ -60,34 +62,33 @@ HEADER = (
 )
 
 
-def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, write: bool = True) -> ImportResult:
-    """Import `inputs`. `write=False` (`lbgen audit`): the spec is validated as data, with no
-    YAML text (`ImportResult.text` is empty) — writing and re-reading a 1,000-service spec
-    costs more than importing it."""
+def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, text: bool = True) -> ImportResult:
+    """Import `inputs`. `text=False` (audit): validate the spec as data and write no YAML."""
     if not (inputs.nginx_http or inputs.nginx_stream or inputs.kong or inputs.kong_conf or inputs.k8s
             or inputs.kube_proxy):
         raise InputError([Problem(SourceLocation("lbgen import", 1, 1), "no input files",
                                   "give at least one of --nginx-http, --nginx-stream, --kong, --kong-conf, "
                                   "--k8s, --kube-proxy")])
     assumptions = [parse_assumption(text) for text in inputs.assume]
-    text = SourceText()
+    sources = SourceText()
     hops: list[HopImport] = []
     if inputs.nginx_http:
-        hops.append(import_nginx_http(inputs.nginx_http, text, shown_path))
+        hops.append(import_nginx_http(inputs.nginx_http, sources, shown_path))
     if inputs.nginx_stream:
-        hops.append(import_nginx_stream(inputs.nginx_stream, text, shown_path))
+        hops.append(import_nginx_stream(inputs.nginx_stream, sources, shown_path))
     if inputs.kong or inputs.kong_conf:
         hops.append(import_kong(inputs.kong, inputs.kong_conf, shown_path))
     if inputs.k8s or inputs.kube_proxy:
         hops.append(import_kubernetes(inputs.k8s, inputs.kube_proxy, shown_path))
     linked = link(hops, assumptions)
     try:
-        if write:
+        if text:
             spec_text, origins = write_spec(linked.spec, HEADER)
             loaded = load_spec_text(spec_text, output_name)
         else:
-            data, origins = spec_data(linked.spec)
-            spec_text, loaded = "", load_spec_data(data, output_name, strict=True)
+            data, origins = plain_spec(linked.spec)
+            spec_text = ""
+            loaded = load_spec_data(data, output_name, strict=True)
     except InputError as error:
         raise InputError([_relocate(p, origins) for p in error.problems]) from None
     assumed = [(path, value) for path, value in origins.items() if value.assumed]

@@ -115,9 +115,6 @@ class SourceText:
     def __init__(self) -> None:
         self._lines: dict[str, list[str]] = {}
 
-    def add(self, file: str, text: str) -> None:
-        self._lines[file] = text.splitlines()
-
     def line(self, file: str, line: int) -> str:
         lines = self._lines.get(file)
         if lines is None:

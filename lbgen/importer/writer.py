@@ -3,16 +3,14 @@ came from (`# edge/nginx.conf:42:9`) or that it was assumed (`# assumed (--assum
 
 from __future__ import annotations
 
-import io
+import json
 import re
 import types
 import typing
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from lbgen.importer.sources import Fragment, Sourced
 from lbgen.io.loader import format_path
@@ -64,82 +62,103 @@ def _field_model(model: type[BaseModel] | None, key: str) -> type[BaseModel] | N
     return _model_of(model.model_fields[key].annotation)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_/$](?:[A-Za-z0-9_./:$@+-]*[A-Za-z0-9_./$@+-])?")  # no trailing ":"
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _scalar(value: object, *, quote: bool = False) -> str:
+    """One YAML scalar, plain when YAML (1.1 and 1.2) reads it back as the same string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    if (not quote and _PLAIN.fullmatch(text)
+            and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"):  # type: ignore[no-untyped-call]
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 class _Writer:
-    def __init__(self, *, comments: bool = True) -> None:
+    """A small block-style emitter: the spec's shapes only (mappings, lists, scalars), one
+    origin comment per value; deterministic, and fast on specs of thousands of services."""
+
+    def __init__(self) -> None:
         self.origins: dict[str, Sourced[object]] = {}
-        self.comments = comments
-        """False: the spec is only validated, never written (no end-of-line comments)."""
+        self.lines: list[str] = []
 
-    def scalar(self, key: str, value: object) -> object:
-        if key == "version" and isinstance(value, str | int | float):
-            return DoubleQuotedScalarString(str(value))
-        if isinstance(value, list):
-            seq = CommentedSeq(value)
-            seq.fa.set_flow_style()
-            return seq
-        return value
+    def leaf(self, key: str, value: Sourced[object], path: Path) -> str:
+        self.origins[format_path(path)] = value
+        raw = value.value
+        if isinstance(raw, list):
+            text = "[" + ", ".join(_scalar(v) for v in raw) + "]"
+        elif isinstance(raw, dict):
+            text = "{}"
+        else:
+            text = _scalar(raw, quote=key == "version")
+        comment = comment_for(value)
+        return f"{text}  # {comment}" if comment else text
 
-    def mapping(self, fragment: Fragment, model: type[BaseModel] | None, path: Path) -> CommentedMap:
-        out = CommentedMap()
-        for key in _order(model, list(fragment)):
+    def mapping(self, fragment: Fragment, model: type[BaseModel] | None, path: Path, indent: str,
+                first: str | None = None) -> None:
+        """`first`: the prefix of the first line (`  - ` for a list item)."""
+        for index, key in enumerate(_order(model, list(fragment))):
+            lead = first if index == 0 and first is not None else indent
             value = fragment[key]
             here = (*path, key)
             if isinstance(value, Sourced):
-                out[key] = self.scalar(key, value.value)
-                self.origins[format_path(here)] = value
-                text = comment_for(value) if self.comments else ""
-                if text:
-                    out.yaml_add_eol_comment(text, key)
+                self.lines.append(f"{lead}{key}: {self.leaf(key, value, here)}")
             elif isinstance(value, dict):
-                out[key] = self.mapping(value, _field_model(model, key), here)
+                if not value:
+                    self.lines.append(f"{lead}{key}: {{}}")
+                    continue
+                self.lines.append(f"{lead}{key}:")
+                self.mapping(value, _field_model(model, key), here, indent + "  ")
             else:
-                out[key] = self.sequence(value, _field_model(model, key), here, key)
-        return out
+                if not value:
+                    self.lines.append(f"{lead}{key}: []")
+                    continue
+                self.lines.append(f"{lead}{key}:")
+                self.sequence(value, _field_model(model, key), here, key, indent + "  ")
 
-    def sequence(self, items: list[Any], model: type[BaseModel] | None, path: Path, key: str) -> CommentedSeq:
-        seq = CommentedSeq()
+    def sequence(self, items: list[Any], model: type[BaseModel] | None, path: Path, key: str, indent: str) -> None:
         for index, item in enumerate(items):
             here = (*path, index)
             if isinstance(item, Sourced):
-                seq.append(self.scalar(key, item.value))
-                self.origins[format_path(here)] = item
-                text = comment_for(item) if self.comments else ""
-                if text:
-                    seq.yaml_add_eol_comment(text, index)
+                self.lines.append(f"{indent}- {self.leaf(key, item, here)}")
             elif isinstance(item, dict):
                 item_model = model
                 if key == "tiers":
                     kind = item.get("kind")
                     item_model = _TIERS.get(str(kind.value)) if isinstance(kind, Sourced) else None
-                seq.append(self.mapping(item, item_model, here))
-        return seq
-
-
-def spec_data(spec: Fragment, *, comments: bool = False) -> tuple[CommentedMap, dict[str, Sourced[object]]]:
-    """The spec as data (keys in the model's order; with `comments`, each value's origin as an
-    end-of-line comment) and, for each model path (`tiers[0].timeouts.read`), its value."""
-    writer = _Writer(comments=comments)
-    return writer.mapping(spec, Spec, ()), writer.origins
+                if not item:
+                    self.lines.append(f"{indent}- {{}}")
+                    continue
+                self.mapping(item, item_model, here, indent + "  ", first=f"{indent}- ")
 
 
 def write_spec(spec: Fragment, header: str) -> tuple[str, dict[str, Sourced[object]]]:
     """The spec's YAML text and, for each model path (`tiers[0].timeouts.read`), its value."""
-    root, origins = spec_data(spec, comments=True)
-    yaml = YAML(typ="rt")
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    stream = io.StringIO()
-    yaml.dump(root, stream)
-    return header + _align(stream.getvalue()), origins
+    writer = _Writer()
+    writer.mapping(spec, Spec, (), "")
+    return header + "\n".join(writer.lines) + "\n", writer.origins
 
 
-_OUR_COMMENT = re.compile(r"^(?P<left>.*?\S) +# (?P<comment>\S+:[0-9]+:[0-9]+|assumed(?: \(.*\))?)$")
+def plain_spec(spec: Fragment) -> tuple[dict[str, Any], dict[str, Sourced[object]]]:
+    """The spec as plain data (for validation without YAML text: `lbgen audit`) and the same
+    path → value index as `write_spec`."""
+    origins: dict[str, Sourced[object]] = {}
 
+    def walk(node: Any, path: Path) -> Any:
+        if isinstance(node, Sourced):
+            origins[format_path(path)] = node
+            return node.value
+        if isinstance(node, dict):
+            return {key: walk(value, (*path, key)) for key, value in node.items()}
+        return [walk(item, (*path, index)) for index, item in enumerate(node)]
 
-def _align(text: str) -> str:
-    """Two spaces before every origin comment (ruamel puts one after the first key of a map)."""
-    out = []
-    for line in text.splitlines():
-        match = _OUR_COMMENT.match(line)
-        out.append(f"{match.group('left')}  # {match.group('comment')}" if match else line)
-    return "\n".join(out) + "\n"
+    data = walk(spec, ())
+    assert isinstance(data, dict)
+    return data, origins

@@ -1,5 +1,6 @@
-"""Reading the YAML inputs (Kong declarative / decK state, Kubernetes manifests) with
-positions: the line and column of every key and value (`load_documents`)."""
+"""Reading the YAML inputs (Kong declarative / decK state, Kubernetes manifests) with the line
+and column of every key and value: libyaml composes the nodes (ruamel.yaml's round-trip loader
+keeps positions too but takes about ten times as long on a kong.yaml of 1,000 services)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+import yaml
 
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.sources import Origin
@@ -40,102 +38,135 @@ def read_text(path: str, shown: str, what: str) -> str:
                                   "save the file as UTF-8")]) from None
 
 
-def load_documents(text: str, shown: str, what: str) -> list[Any]:
-    """Every YAML document of `text` as round-trip containers (CommentedMap, CommentedSeq) that
-    carry the line and column of each key, value and item.
+class YMap(dict[Any, Any]):
+    """A YAML mapping that remembers where it, its keys and its values start (0-based)."""
 
-    libyaml composes the node tree (about nine times faster than ruamel's Python round-trip
-    loader on a 1,000-service kong.yaml); the containers are built from its nodes, which
-    carry their positions, and scalars are constructed as YAML 1.2 reads them, as the
-    round-trip loader does. A duplicate key is refused, at its position.
-    """
-    yaml = YAML(typ="safe", pure=False)
+    def __init__(self, at: tuple[int, int]) -> None:
+        super().__init__()
+        self.at = at
+        self.keys_at: dict[Any, tuple[int, int]] = {}
+        self.values_at: dict[Any, tuple[int, int]] = {}
+
+
+class YSeq(list[Any]):
+    """A YAML sequence that remembers where it and each item start (0-based)."""
+
+    def __init__(self, at: tuple[int, int]) -> None:
+        super().__init__()
+        self.at = at
+        self.items_at: list[tuple[int, int]] = []
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line, node.start_mark.column
+
+
+class _Builder:
+    """Nodes composed by libyaml (PyYAML's C loader) → YMap/YSeq with positions; scalars
+    resolved as the safe loader resolves them; duplicate keys refused, as the spec loader does."""
+
+    def __init__(self, loader: Any, file: str, what: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.what = what
+        self.count = 0
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        self.count += 1
+        if depth > MAX_DEPTH or self.count > MAX_NODES:
+            line, column = _mark(node)
+            raise InputError([Problem(SourceLocation(self.file, line + 1, column + 1),
+                                      f"the {self.what} nests deeper than {MAX_DEPTH} or has more than "
+                                      f"{MAX_NODES} values")])
+        if isinstance(node, yaml.MappingNode):
+            out = YMap(_mark(node))
+            self.loader.flatten_mapping(node)  # merge keys (<<)
+            for key_node, value_node in node.value:
+                key = self.build(key_node, depth + 1)
+                if isinstance(key, YMap | YSeq):
+                    key = str(key)
+                if key in out:
+                    line, column = _mark(key_node)
+                    raise InputError([Problem(SourceLocation(self.file, line + 1, column + 1),
+                                              f"the {self.what} has the key {key!r} twice",
+                                              "remove one of them")])
+                out[key] = self.build(value_node, depth + 1)
+                out.keys_at[key] = _mark(key_node)
+                out.values_at[key] = _mark(value_node)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            seq = YSeq(_mark(node))
+            for item in node.value:
+                seq.append(self.build(item, depth + 1))
+                seq.items_at.append(_mark(item))
+            return seq
+        if node.tag == _STR:  # most scalars: no constructor call needed
+            return node.value
+        return self.loader.construct_object(node)
+
+
+_STR = "tag:yaml.org,2002:str"
+MAX_DEPTH = 64
+MAX_NODES = 5_000_000
+
+
+def load_documents(text: str, shown: str, what: str) -> list[Any]:
+    """Every YAML document of `text`, as YMap/YSeq trees that carry positions."""
+    loader = _LOADER(text)
+    builder = _Builder(loader, shown, what)
+    docs: list[Any] = []
     try:
-        nodes = list(yaml.compose_all(text))
-        builder = _Builder(yaml.constructor, shown, what)
-        return [doc for doc in (builder.build(node) for node in nodes if node is not None) if doc is not None]
-    except MarkedYAMLError as exc:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                doc = builder.build(node)
+                if doc is not None:
+                    docs.append(doc)
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         raise InputError([Problem(SourceLocation(shown, line, column),
                                   f"the {what} is not valid YAML: {exc.problem or exc}")]) from None
-    except YAMLError as exc:
+    except yaml.YAMLError as exc:
         raise InputError([Problem(SourceLocation(shown, 1, 1), f"the {what} is not valid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return docs
 
 
-class _Builder:
-    def __init__(self, constructor: Any, shown: str, what: str) -> None:
-        self.constructor = constructor
-        self.shown, self.what = shown, what
-
-    def build(self, node: Node) -> Any:
-        if isinstance(node, MappingNode):
-            self.constructor.flatten_mapping(node)  # `<<` merge keys, as every YAML loader
-            out = CommentedMap()
-            out._yaml_set_line_col(node.start_mark.line, node.start_mark.column)
-            for key_node, value_node in node.value:
-                key = self.build(key_node)
-                if isinstance(key, list | dict):
-                    key = str(key)  # a complex key: never a field any reader here looks up
-                if key in out:
-                    raise InputError([Problem(
-                        SourceLocation(self.shown, key_node.start_mark.line + 1, key_node.start_mark.column + 1),
-                        f"the {self.what} is not valid YAML: duplicate key {key!r}",
-                        "remove one of them")])
-                out[key] = self.build(value_node)
-                out._yaml_set_kv_line_col(key, [key_node.start_mark.line, key_node.start_mark.column,
-                                                value_node.start_mark.line, value_node.start_mark.column])
-            return out
-        if isinstance(node, SequenceNode):
-            seq = CommentedSeq()
-            seq._yaml_set_line_col(node.start_mark.line, node.start_mark.column)
-            for index, item in enumerate(node.value):
-                seq.append(self.build(item))
-                seq._yaml_set_idx_line_col(index, [item.start_mark.line, item.start_mark.column])
-            return seq
-        assert isinstance(node, ScalarNode)
-        if node.tag == _STR:  # most scalars: the text itself (the constructor's slow path)
-            return node.value
-        return self.constructor.construct_object(node, deep=True)
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-_STR = "tag:yaml.org,2002:str"
-
-
-def key_origin(node: Any, key: str | int, file: str) -> Origin:
-    """Where `node[key]`'s value starts (for a mapping), or the item (for a sequence)."""
-    try:
-        if isinstance(node, CommentedMap):
-            line, column = node.lc.value(key)
-        elif isinstance(node, CommentedSeq):
-            line, column = node.lc.item(key)
-        else:
-            line, column = node.lc.line, node.lc.col
-        return Origin(file, int(line) + 1, int(column) + 1)
-    except (AttributeError, KeyError, TypeError, IndexError):
+def key_origin(node: Any, key: Any, file: str) -> Origin:
+    """Where `node[key]`'s value starts (a mapping), or the item `key` (a sequence)."""
+    if isinstance(node, YMap) and key in node.values_at:
+        line, column = node.values_at[key]
+    elif isinstance(node, YSeq) and isinstance(key, int) and key < len(node.items_at):
+        line, column = node.items_at[key]
+    else:
         return node_origin(node, file)
+    return Origin(file, line + 1, column + 1)
 
 
-def key_position(node: Any, key: str, file: str) -> Origin:
+def key_position(node: Any, key: Any, file: str) -> Origin:
     """Where the key `key` of the mapping `node` is (for reports about the key itself)."""
-    try:
-        line, column = node.lc.key(key)
-        return Origin(file, int(line) + 1, int(column) + 1)
-    except (AttributeError, KeyError, TypeError):
-        return node_origin(node, file)
+    if isinstance(node, YMap) and key in node.keys_at:
+        line, column = node.keys_at[key]
+        return Origin(file, line + 1, column + 1)
+    return node_origin(node, file)
 
 
 def node_origin(node: Any, file: str) -> Origin:
-    try:
-        return Origin(file, int(node.lc.line) + 1, int(node.lc.col) + 1)
-    except (AttributeError, TypeError):
-        return Origin(file, 1, 1)
+    at = getattr(node, "at", None)
+    if isinstance(at, tuple):
+        return Origin(file, at[0] + 1, at[1] + 1)
+    return Origin(file, 1, 1)
 
 
-def mappings(node: Any) -> Iterator[tuple[int, CommentedMap]]:
-    if isinstance(node, CommentedSeq):
+def mappings(node: Any) -> Iterator[tuple[int, YMap]]:
+    if isinstance(node, YSeq):
         for index, item in enumerate(node):
-            if isinstance(item, CommentedMap):
+            if isinstance(item, YMap):
                 yield index, item
 
 

@@ -94,6 +94,12 @@ def effective(spec: Spec) -> list[dict[str, Any]]:
     """Every hop's effective values (not their origins), in path order."""
     hops = []
     for hop in resolve(spec).hops:
+        settings = {s.key: _plain(s.value.value) for s in hop.settings()}
+        if hop.kind == "nginx_http" and settings.get("upstream_keepalive.connections") == "0":
+            # No pool: lbgen renders no keepalive_* lines, so the pool's other values (which
+            # nothing uses) are in no file and cannot round-trip.
+            settings = {k: v for k, v in settings.items()
+                        if not k.startswith("upstream_keepalive.") or k.endswith(".connections")}
         hops.append({
             "kind": hop.kind,
             "protocol_out": hop.protocol_out,
@@ -101,7 +107,7 @@ def effective(spec: Spec) -> list[dict[str, Any]]:
             "sends_proxy_protocol": hop.sends_proxy_protocol,
             "dials_pods": hop.dials_pods,
             "targets": sorted((t.kind, t.host, t.port) for t in hop.targets),
-            "settings": {s.key: _plain(s.value.value) for s in hop.settings()},
+            "settings": settings,
         })
     return hops
 

@@ -98,3 +98,10 @@ def test_strict_passes_when_everything_is_translated_and_told(tmp_path: Path) ->
                            "-o", str(tmp_path / "t.yaml"))
     assert code == 0, stdout
     assert "not translated: nothing" in stdout
+
+
+def test_a_probed_idle_timeout_alone_makes_a_custom_app_server_with_its_note() -> None:
+    code, stdout, _ = _run(*KONG, "--assume", "app.idle_timeout=7s (probed)", "-o", "-")
+    assert code == 0
+    assert "idle_timeout: 7s  # assumed (--assume app.idle_timeout=7s (probed))" in stdout
+    assert "preset: custom  # assumed (default: a server with the assumed idle timeout;" in stdout

@@ -3,6 +3,8 @@
 Not round-tripped, and why (the strategy's specs are filtered or the fields given with
 --assume, see roundtrip.assumptions):
 - Kong in `mode: kic`: configured from Kubernetes resources that import does not read.
+- The values of an edge pool of 0 connections (no `keepalive` is rendered, so neither are its
+  timers): compared without them (roundtrip.effective).
 - The spec's own keys no config holds (name, keepalive_margin, external_lb) and what
   `roundtrip.assumptions` lists for the tiers and services: given with --assume, as a user would.
 """
