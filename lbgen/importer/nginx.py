@@ -301,11 +301,13 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
             up.servers.append((item, _address(item.args[0], default_port)))
             for index, param in enumerate(item.args[1:], start=1):
                 pkey, _, pval = param.partition("=")
-                parsed = nginx_duration(pval)
+                # (keys first, values only when new: an upstream of thousands of servers)
                 if pkey == "max_fails" and pval.isdigit():
-                    up.settings.setdefault(f"max_fails@{item.line}", ctx.sourced(item, int(pval), index))
-                elif pkey == "fail_timeout" and parsed is not None:
-                    up.settings.setdefault(f"fail_timeout@{item.line}", ctx.sourced(item, duration_text(parsed), index))
+                    if f"max_fails@{item.line}" not in up.settings:
+                        up.settings[f"max_fails@{item.line}"] = ctx.sourced(item, int(pval), index)
+                elif pkey == "fail_timeout" and (parsed := nginx_duration(pval)) is not None:
+                    if f"fail_timeout@{item.line}" not in up.settings:
+                        up.settings[f"fail_timeout@{item.line}"] = ctx.sourced(item, duration_text(parsed), index)
                 elif pkey == "resolve":
                     pass  # read with `resolver` below
                 else:
