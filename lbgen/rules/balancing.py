@@ -1104,9 +1104,7 @@ def _pool_pins_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
     pool = pooled_connections(ctx, pooled)
     if pool == 0:
         return
-    upstream = (
-        ctx.budget.kong_upstream if isinstance(pooled, KongTier) else ctx.budget.edge_upstream
-    )
+    upstream = ctx.plan.hop_of(pooled).pool
     max_requests = upstream.max_requests.value if upstream is not None else 0
     if isinstance(pooled, KongTier) and max_requests == 0:
         return  # connections that never recycle are LB108's finding
