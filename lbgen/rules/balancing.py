@@ -22,7 +22,6 @@ from lbgen.plan.topology import (
     service_fqdn,
     through_cluster_ip,
 )
-from lbgen.plan.values import session_affinity_timeout
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -70,9 +69,11 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
     if front is None:
         return
     related = targets_path(ctx, front)
+    hop = ctx.plan.hop_of(front)
     if isinstance(front, KongTier):
+        assert isinstance(hop, KongHop)
         for index, service in enumerate(spec.services):
-            algorithm = service.kong.algorithm
+            algorithm = hop.services[index].balancing.value
             if algorithm == "round-robin":
                 continue
             yield Violation(
@@ -91,7 +92,8 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
                 related_path=related,
             )
         return
-    method = front.balancing.algorithm
+    assert isinstance(hop, NginxHttpHop | NginxStreamHop)
+    method = hop.balancing.value
     if method == "round-robin":
         return
     where = (
@@ -120,7 +122,11 @@ BALANCER_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB401",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.algorithm",
+        "nginx_http:balancing.algorithm",
+        "nginx_stream:balancing.algorithm",
+    ),
     name="balancer-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="A balancing algorithm is aimed at a Service's single ClusterIP, so it has no effect",
@@ -419,7 +425,9 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
         k8s = service.kubernetes
         if k8s.session_affinity != "ClientIP":
             continue
-        timeout = session_affinity_timeout(service).value
+        affinity = ctx.plan.cluster.services[index].session_affinity_timeout
+        assert affinity is not None  # the plan resolves it for every ClientIP Service
+        timeout = affinity.value
         reach = min(len(front.instances), service.replicas)
         yield Violation(
             message=(
@@ -441,7 +449,9 @@ SESSION_AFFINITY_ON_PROXY_CLIENTS = Rule(
     code="LB404",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kubernetes:services.*.kubernetes.session_affinity_timeout",
+    ),
     name="session-affinity-on-proxy-clients",
     severity=Severity.WARNING,
     summary="sessionAffinity ClientIP on a Service whose only clients are a few proxies",
