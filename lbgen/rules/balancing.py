@@ -910,11 +910,11 @@ services:
 
 def _hashing_on_hostname_targets(ctx: RuleContext) -> Iterator[Violation]:
     for hop in ctx.plan.hops_of(KongHop):
-        yield from _kong_hashes_on_hostnames(ctx, hop.tier)
+        yield from _kong_hashes_on_hostnames(ctx, hop)
 
 
-def _kong_hashes_on_hostnames(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
-    spec = ctx.spec
+def _kong_hashes_on_hostnames(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
     if (
         kong.mode != "db-less"
         or kong.backend_targets != "pod_endpoints"
@@ -922,11 +922,12 @@ def _kong_hashes_on_hostnames(ctx: RuleContext, kong: KongTier) -> Iterator[Viol
     ):
         return
     for index, service in enumerate(spec.services):
-        if service.kong.algorithm != "consistent-hashing":
+        planned = hop.services[index]
+        if planned.balancing.value != "consistent-hashing":
             continue
         yield Violation(
             message=(
-                f"service {service.name}: consistent-hashing ({service.kong.hash_on}) on "
+                f"service {service.name}: consistent-hashing ({planned.hash_on.value}) on "
                 f"{kong.name}'s {len(kong.instances)} nodes, but the Upstream's target is the "
                 f"hostname {headless_fqdn(spec, service)}: each node re-resolves it on its own "
                 "schedule, so the nodes' hash rings drift apart and one key reaches different "
@@ -945,7 +946,10 @@ HASHING_ON_HOSTNAME_TARGETS = Rule(
     code="LB408",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.algorithm",
+        "kong:services.*.hash_on",
+    ),
     name="consistent-hashing-on-hostname-targets",
     severity=Severity.WARNING,
     summary="Kong consistent-hashing over a DNS-name target on several Kong nodes",
@@ -1014,10 +1018,11 @@ services:
 
 def _latency_on_streams(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
-    if not any(not _through_one_cluster_ip(ctx, hop) for hop in ctx.plan.hops_of(KongHop)):
+    balancing = [hop for hop in ctx.plan.hops_of(KongHop) if not _through_one_cluster_ip(ctx, hop)]
+    if not balancing:
         return
     for index, service in enumerate(spec.services):
-        if service.kong.algorithm != "latency" or service.stream_idle is None:
+        if balancing[0].services[index].balancing.value != "latency" or service.stream_idle is None:
             continue
         yield Violation(
             message=(
@@ -1037,7 +1042,9 @@ LATENCY_ON_STREAMS = Rule(
     code="LB409",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.algorithm",
+    ),
     name="latency-balancer-on-long-lived-streams",
     severity=Severity.WARNING,
     summary="Kong's latency algorithm on a service with long-lived streams",
