@@ -51,6 +51,24 @@ def test_no_fixed_tier_slots(package: str) -> None:
     assert found == [], "read the plan's hops (ctx.plan.hops_of, pairs, …) instead:\n" + "\n".join(found)
 
 
+BUDGET_SLOTS = frozenset(
+    {"edge_upstream", "edge_client_keepalive", "l4_proxy_timeout", "kong_upstream", "kong_client_keepalive"}
+)
+"""`Budget` fields named after a tier kind (the renderers and the README table read them)."""
+
+
+def test_rules_read_no_budget_slot() -> None:
+    """The rules read keep-alive values from the hop plans (`pool`, `idle_close`), not from
+    the budget's per-kind fields."""
+    found = [
+        f"{path.relative_to(REPO)}:{node.lineno}: .{node.attr}"
+        for path in _modules("lbgen/rules")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in BUDGET_SLOTS
+    ]
+    assert found == [], "read the hop plan's pool / idle_close instead:\n" + "\n".join(found)
+
+
 def test_the_slot_scan_sees_the_forms_it_forbids() -> None:
     source = "spec.edge\nctx.spec.l4\nself.spec.kong\nservice.kong\nhop.tier.edge\nspec.cluster\n"
     assert [(n.lineno, n.attr) for n in _spec_slot_reads(ast.parse(source))] == [

@@ -149,11 +149,6 @@ class HopPlan(Struct, frozen=True):
         """How long one attempt waits for the next hop's response (None: not an L7 proxy)."""
         return None
 
-    @property
-    def connect_timeout_out(self) -> Resolved[Duration] | None:
-        """How long one attempt waits to connect to the next hop."""
-        return None
-
     def settings(self) -> Iterator[Setting]:
         return iter(())
 
@@ -247,10 +242,6 @@ class NginxHttpHop(HopPlan, frozen=True, kw_only=True):
     def read_timeout_out(self) -> Resolved[Duration]:
         return self.read_timeout
 
-    @property
-    def connect_timeout_out(self) -> Resolved[Duration]:
-        return self.connect_timeout
-
     def settings(self) -> Iterator[Setting]:
         yield Setting("client_keepalive.timeout", "client keep-alive timeout", self.client_keepalive,
                       "keepalive_timeout", "server {",
@@ -289,10 +280,6 @@ class NginxStreamHop(HopPlan, frozen=True, kw_only=True):
     def idle_close(self) -> IdleClose:
         return IdleClose(self.proxy_timeout, ("proxy_timeout",), "proxy_timeout", "proxy_timeout",
                          defaults.NGINX_STREAM_PROXY_TIMEOUT.value)
-
-    @property
-    def connect_timeout_out(self) -> Resolved[Duration]:
-        return self.connect_timeout
 
     def settings(self) -> Iterator[Setting]:
         yield Setting("proxy_timeout", "idle timeout (both legs)", self.proxy_timeout, "proxy_timeout",

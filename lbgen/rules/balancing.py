@@ -22,7 +22,6 @@ from lbgen.plan.topology import (
     service_fqdn,
     through_cluster_ip,
 )
-from lbgen.plan.values import session_affinity_timeout
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -70,9 +69,11 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
     if front is None:
         return
     related = targets_path(ctx, front)
+    hop = ctx.plan.hop_of(front)
     if isinstance(front, KongTier):
+        assert isinstance(hop, KongHop)
         for index, service in enumerate(spec.services):
-            algorithm = service.kong.algorithm
+            algorithm = hop.services[index].balancing.value
             if algorithm == "round-robin":
                 continue
             yield Violation(
@@ -91,7 +92,8 @@ def _algorithm_on_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
                 related_path=related,
             )
         return
-    method = front.balancing.algorithm
+    assert isinstance(hop, NginxHttpHop | NginxStreamHop)
+    method = hop.balancing.value
     if method == "round-robin":
         return
     where = (
@@ -120,7 +122,11 @@ BALANCER_ON_SINGLE_CLUSTER_IP = Rule(
     code="LB401",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.algorithm",
+        "nginx_http:balancing.algorithm",
+        "nginx_stream:balancing.algorithm",
+    ),
     name="balancer-on-single-cluster-ip",
     severity=Severity.WARNING,
     summary="A balancing algorithm is aimed at a Service's single ClusterIP, so it has no effect",
@@ -419,7 +425,9 @@ def _affinity_on_proxy_clients(ctx: RuleContext) -> Iterator[Violation]:
         k8s = service.kubernetes
         if k8s.session_affinity != "ClientIP":
             continue
-        timeout = session_affinity_timeout(service).value
+        affinity = ctx.plan.cluster.services[index].session_affinity_timeout
+        assert affinity is not None  # the plan resolves it for every ClientIP Service
+        timeout = affinity.value
         reach = min(len(front.instances), service.replicas)
         yield Violation(
             message=(
@@ -441,7 +449,9 @@ SESSION_AFFINITY_ON_PROXY_CLIENTS = Rule(
     code="LB404",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kubernetes:services.*.kubernetes.session_affinity_timeout",
+    ),
     name="session-affinity-on-proxy-clients",
     severity=Severity.WARNING,
     summary="sessionAffinity ClientIP on a Service whose only clients are a few proxies",
@@ -900,11 +910,11 @@ services:
 
 def _hashing_on_hostname_targets(ctx: RuleContext) -> Iterator[Violation]:
     for hop in ctx.plan.hops_of(KongHop):
-        yield from _kong_hashes_on_hostnames(ctx, hop.tier)
+        yield from _kong_hashes_on_hostnames(ctx, hop)
 
 
-def _kong_hashes_on_hostnames(ctx: RuleContext, kong: KongTier) -> Iterator[Violation]:
-    spec = ctx.spec
+def _kong_hashes_on_hostnames(ctx: RuleContext, hop: KongHop) -> Iterator[Violation]:
+    spec, kong = ctx.spec, hop.tier
     if (
         kong.mode != "db-less"
         or kong.backend_targets != "pod_endpoints"
@@ -912,11 +922,12 @@ def _kong_hashes_on_hostnames(ctx: RuleContext, kong: KongTier) -> Iterator[Viol
     ):
         return
     for index, service in enumerate(spec.services):
-        if service.kong.algorithm != "consistent-hashing":
+        planned = hop.services[index]
+        if planned.balancing.value != "consistent-hashing":
             continue
         yield Violation(
             message=(
-                f"service {service.name}: consistent-hashing ({service.kong.hash_on}) on "
+                f"service {service.name}: consistent-hashing ({planned.hash_on.value}) on "
                 f"{kong.name}'s {len(kong.instances)} nodes, but the Upstream's target is the "
                 f"hostname {headless_fqdn(spec, service)}: each node re-resolves it on its own "
                 "schedule, so the nodes' hash rings drift apart and one key reaches different "
@@ -935,7 +946,10 @@ HASHING_ON_HOSTNAME_TARGETS = Rule(
     code="LB408",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.algorithm",
+        "kong:services.*.hash_on",
+    ),
     name="consistent-hashing-on-hostname-targets",
     severity=Severity.WARNING,
     summary="Kong consistent-hashing over a DNS-name target on several Kong nodes",
@@ -1004,10 +1018,11 @@ services:
 
 def _latency_on_streams(ctx: RuleContext) -> Iterator[Violation]:
     spec = ctx.spec
-    if not any(not _through_one_cluster_ip(ctx, hop) for hop in ctx.plan.hops_of(KongHop)):
+    balancing = [hop for hop in ctx.plan.hops_of(KongHop) if not _through_one_cluster_ip(ctx, hop)]
+    if not balancing:
         return
     for index, service in enumerate(spec.services):
-        if service.kong.algorithm != "latency" or service.stream_idle is None:
+        if balancing[0].services[index].balancing.value != "latency" or service.stream_idle is None:
             continue
         yield Violation(
             message=(
@@ -1027,7 +1042,9 @@ LATENCY_ON_STREAMS = Rule(
     code="LB409",
     status="stable",
     since=FIRST_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.algorithm",
+    ),
     name="latency-balancer-on-long-lived-streams",
     severity=Severity.WARNING,
     summary="Kong's latency algorithm on a service with long-lived streams",
@@ -1104,9 +1121,7 @@ def _pool_pins_cluster_ip(ctx: RuleContext) -> Iterator[Violation]:
     pool = pooled_connections(ctx, pooled)
     if pool == 0:
         return
-    upstream = (
-        ctx.budget.kong_upstream if isinstance(pooled, KongTier) else ctx.budget.edge_upstream
-    )
+    upstream = ctx.plan.hop_of(pooled).pool
     max_requests = upstream.max_requests.value if upstream is not None else 0
     if isinstance(pooled, KongTier) and max_requests == 0:
         return  # connections that never recycle are LB108's finding

@@ -12,14 +12,9 @@ from collections.abc import Iterator
 
 from lbgen import defaults, versions
 from lbgen.model.service import KongHealthchecks, Service
-from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.model.types import Duration
 from lbgen.plan.hops import HopPlan, KongHop, NginxHttpHop, NginxStreamHop
-from lbgen.plan.topology import front_of_cluster, is_dns_name, through_cluster_ip
-from lbgen.plan.values import (
-    edge_read_timeout,
-    kong_read_timeout,
-)
+from lbgen.plan.topology import is_dns_name
 from lbgen.rules._base import (
     FIRST_RELEASE,
     NEXT_RELEASE,
@@ -594,7 +589,7 @@ def _propagation(ctx: RuleContext) -> tuple[Duration, str, ModelPath | None] | N
 
 
 def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
-    front = front_of_cluster(ctx.spec)
+    front = ctx.plan.front_of_cluster
     estimate = _propagation(ctx)
     if front is None or estimate is None:
         return
@@ -626,13 +621,12 @@ def _pre_stop_shorter_than_propagation(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _needs_known_propagation(ctx: RuleContext) -> str | None:
-    spec = ctx.spec
-    front = front_of_cluster(spec)
+    front, cluster = ctx.plan.front_of_cluster, ctx.plan.cluster
     if front is None:
         return "no tier in front of Kubernetes"
-    if through_cluster_ip(spec) is not None and spec.cluster.platform == "gke-dataplane-v2":
+    if not front.dials_pods and cluster.tier.platform == "gke-dataplane-v2":
         return "GKE Dataplane V2 does not document how fast its eBPF datapath drops endpoints"
-    if isinstance(front, NginxHttpTier) and through_cluster_ip(spec) is None:
+    if isinstance(front, NginxHttpHop) and front.dials_pods:
         return (
             "the edge resolves the headless Service only at (re)load; stale pod addresses are "
             "an LB4xx finding, not a timing one"
@@ -998,10 +992,10 @@ ENDPOINT_SLICES_DOC = (
 
 
 def _no_readiness_probe(ctx: RuleContext) -> Iterator[Violation]:
-    front = front_of_cluster(ctx.spec)
+    front = ctx.plan.front_of_cluster
     if front is None:
         return
-    via = "the Service's ClusterIP" if through_cluster_ip(ctx.spec) is not None else "the pod IPs"
+    via = "the pod IPs" if front.dials_pods else "the Service's ClusterIP"
     for index, service in enumerate(ctx.spec.services):
         if service.readiness is not None:
             continue
@@ -1018,13 +1012,12 @@ def _no_readiness_probe(ctx: RuleContext) -> Iterator[Violation]:
                 "Deployment patch"
             ),
             path=("services", index, "readiness"),
-            related_path=ctx.tier_path(front),
+            related_path=ctx.hop_path(front),
         )
 
 
 def _needs_front_tier(ctx: RuleContext) -> str | None:
-    spec = ctx.spec
-    return None if front_of_cluster(spec) is not None else "no tier in front of Kubernetes"
+    return None if ctx.plan.front_of_cluster is not None else "no tier in front of Kubernetes"
 
 
 NO_READINESS_PROBE = Rule(
@@ -1095,18 +1088,18 @@ services:
 # ---------------------------------------------------------------------------------------
 
 
-def _longest_request(ctx: RuleContext, service: Service) -> tuple[Duration, str, ModelPath] | None:
-    """The longest a request may run on a pod: the read timeout of the hop in front of it."""
-    front = front_of_cluster(ctx.spec)
-    if isinstance(front, KongTier):
-        read = kong_read_timeout(service)
-        return read.value, f"{front.name}'s read timeout {read}", ctx.service_path(
-            service, "kong", "timeouts", "read"
-        )
-    if isinstance(front, NginxHttpTier):
-        read = edge_read_timeout(front)
-        return read.value, f"{front.name}'s proxy_read_timeout {read}", ctx.tier_path(
-            front, "timeouts", "read"
+def _longest_request(ctx: RuleContext, index: int) -> tuple[Duration, str, ModelPath] | None:
+    """The longest a request may run on a pod: the read timeout of the hop in front of it
+    (Kong's per service; another L7 hop's one upstream read timeout)."""
+    front = ctx.plan.front_of_cluster
+    if isinstance(front, KongHop):
+        read = front.services[index].read_timeout
+        return read.value, f"{front.name}'s read timeout {read}", ("services", index, "kong", "timeouts", "read")
+    one = front.read_timeout_out if front is not None else None
+    setting = front.setting("timeouts.read") if front is not None and one is not None else None
+    if front is not None and one is not None and setting is not None:
+        return one.value, f"{front.name}'s {setting.directive} {one}", ctx.hop_path(
+            front, *setting.key.split(".")
         )
     return None
 
@@ -1114,7 +1107,7 @@ def _longest_request(ctx: RuleContext, service: Service) -> tuple[Duration, str,
 def _grace_shorter_than_drain(ctx: RuleContext) -> Iterator[Violation]:
     planned = ctx.plan.cluster.services
     for index, service in enumerate(ctx.spec.services):
-        longest = _longest_request(ctx, service)
+        longest = _longest_request(ctx, index)
         resolved_grace = planned[index].termination_grace_period
         if longest is None or resolved_grace is None:
             continue
@@ -1144,11 +1137,10 @@ def _grace_shorter_than_drain(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _needs_l7_front(ctx: RuleContext) -> str | None:
-    spec = ctx.spec
-    front = front_of_cluster(spec)
+    front = ctx.plan.front_of_cluster
     if front is None:
         return "no tier in front of Kubernetes"
-    if isinstance(front, NginxStreamTier):
+    if front.layer == "l4":
         return "an L4 tier in front of the pods has no request timeout to compare with"
     return None
 
@@ -1157,7 +1149,10 @@ GRACE_SHORTER_THAN_DRAIN = Rule(
     code="LB308",
     status="preview",
     since=NEXT_RELEASE,
-    reads=(),
+    reads=(
+        "kong:services.*.timeouts.read",
+        "nginx_http:timeouts.read",
+    ),
     name="grace-period-shorter-than-drain",
     severity=Severity.WARNING,
     summary="The grace period ends before preStop plus the longest request",

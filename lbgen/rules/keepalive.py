@@ -3,7 +3,8 @@
 On every connection that is pooled, the side that reuses it (the caller) must close it
 before the side that accepts it (the callee) does; otherwise the caller sends a request on a
 connection the callee is closing, and the client gets a 502. These rules compare the
-*effective* values of adjacent hops, as resolved by the keep-alive budget (`ctx.budget`).
+*effective* values of the plan's hops: every pooled caller (`HopPlan.pool`) against the idle
+timers it meets behind it (`Plan.relayed_callees`, `HopPlan.idle_close`), whatever its kind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from msgspec import Struct
 from lbgen import defaults
 from lbgen.model.types import Duration
 from lbgen.plan._resolved import Resolved
-from lbgen.plan.budget import margin_for, service_key
+from lbgen.plan.budget import margin_for
 from lbgen.plan.hops import ExternalLbHop, HopPlan, KongHop, KubernetesHop, NginxHttpHop
 from lbgen.rules._base import (
     FIRST_RELEASE,
@@ -325,6 +326,7 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     if caller is None:
         return  # no caller-side idle timer (nginx < 1.15.3): LB110's finding
     forever = tier.keeps_idle_forever
+    app_idle_of = [planned.app_idle_timeout for planned in ctx.plan.cluster.services]
     # One pass over the services. The shortest conflicting app idle timeout is the one to
     # report (fixing it fixes the others); the rest are counted. Apps past the pool's idle
     # time come first (errors), then those closing inside the margin (warnings).
@@ -332,7 +334,7 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     worst_order: ClosingOrder | None = None
     conflicting: list[str] = []
     for index, service in enumerate(ctx.spec.services):
-        app_idle = ctx.budget.app_idle[service_key(service)].value
+        app_idle = app_idle_of[index].value
         if app_idle is None:  # never closes idle connections, or keeps none (LB106)
             continue
         order = (
@@ -363,13 +365,13 @@ def _gateway_pool_outlives_app(ctx: RuleContext) -> Iterator[Violation]:
     if worst_order.inside_margin:
         message = (
             f"{tier.name} keeps idle connections to the pods {held} and {app} closes idle "
-            f"connections after {ctx.budget.app_idle[service_key(service)].shown()}{others}: "
+            f"connections after {app_idle_of[index].shown()}{others}: "
             f"{tier.name} closes {worst_order.margin_clause('the app')}"
         )
     else:
         message = (
             f"{tier.name} keeps idle connections to the pods {held} but {app} closes idle "
-            f"connections after {ctx.budget.app_idle[service_key(service)].shown()}{others}, "
+            f"connections after {app_idle_of[index].shown()}{others}, "
             f"so {tier.name} can reuse a connection the app is closing (intermittent 502; a "
             "request already sent is not retried)"
         )

@@ -253,7 +253,7 @@ def _l7_wait(ctx: RuleContext, hop: HopPlan) -> tuple[Duration, str, ModelPath] 
     """How long an L7 hop waits for a response, in words, with the setting's model path:
     its one upstream read timeout, or Kong's longest per-service one."""
     read = hop.read_timeout_out
-    setting = hop.setting("timeouts.read")
+    setting = hop.setting("timeouts.read") if read is not None else None
     if read is not None and setting is not None:
         return (read.value, f"{hop.name} waits {read} ({setting.directive})",
                 ctx.hop_path(hop, *setting.key.split(".")))

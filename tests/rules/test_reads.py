@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def _recording(ids: dict[int, set[str]], into: set[str]) -> Iterator[None]:
         Resolved.__getattribute__ = original  # type: ignore[method-assign]
 
 
+@cache
 def _observed() -> dict[str, set[str]]:
     """Rule code → the settings it read over every spec."""
     seen: dict[str, set[str]] = defaultdict(set)
@@ -83,12 +85,9 @@ def _observed() -> dict[str, set[str]]:
     return seen
 
 
-OBSERVED = _observed()
-
-
 @pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
 def test_declared_reads_are_the_reads(rule: Rule) -> None:
-    observed = OBSERVED[rule.code]
+    observed = _observed()[rule.code]
     undeclared = sorted(key for key in observed if not any(fnmatchcase(key, p) for p in rule.reads))
     stale = sorted(p for p in rule.reads if not any(fnmatchcase(key, p) for key in observed))
     assert (undeclared, stale) == ([], []), (
