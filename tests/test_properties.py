@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from strategies import NGINX_VERSIONS, Mutation, mutated_specs, specs, yaml_line
 
 import lbgen
+from lbgen import nginx_harness
 from lbgen.cli import cli
 from lbgen.errors import InputError
 from lbgen.io.loader import LoadedSpec, format_path, load_spec_data, load_spec_text
@@ -174,7 +175,7 @@ def _installed_nginx_versions() -> tuple[str, ...]:
     binary = nginx_verify.find_nginx()
     if binary is None:
         return NGINX_VERSIONS
-    installed = nginx_verify.probe(binary).version
+    installed = nginx_harness.nginx_build(binary).version
     if installed is None:
         return NGINX_VERSIONS
     return tuple(v for v in NGINX_VERSIONS if Version(v) <= installed) or NGINX_VERSIONS[:1]

@@ -40,32 +40,22 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from lbgen import versions
+from lbgen import nginx_harness, versions
 from lbgen.model.types import Version, is_ip_address
 from lbgen.nginx_harness import (
     LISTEN_RE,
     NGINX_ENV,
-    STREAM_BLOCK_RE,
     NginxBuild,
     check_argv,
     find_nginx,
     has_stream_block,
-    nginx_build,
 )
-from lbgen.nginx_harness import harness_http as _harness_http
-from lbgen.nginx_harness import load_stream_module as _stream_module
-from lbgen.nginx_harness import tier_files as _tier_files
 from lbgen.render._base import FileTarget
 from lbgen.verify._base import CheckResult, file_targets
 
 TIMEOUT_SECONDS = 120
 
-# The harness moved to lbgen.nginx_harness; these names stay for code written against this
-# module (tests patch `_stream_module` here, and check_config calls it through this name).
-__all__ = ["NGINX_ENV", "NginxBuild", "check_config", "find_nginx", "probe", "verify"]
-probe = nginx_build
-_LISTEN_RE = LISTEN_RE
-_STREAM_BLOCK_RE = STREAM_BLOCK_RE
+__all__ = ["NGINX_ENV", "NginxBuild", "check_config", "find_nginx", "verify"]
 
 Isolation = Literal["namespace", "rewrite"]
 
@@ -113,7 +103,7 @@ def verify(
             f"libnginx-mod-stream), or set {NGINX_ENV} to an nginx binary"
         )
         return [CheckResult(f"nginx -t {path}", "skipped", reason) for path in confs]
-    build = probe(nginx)
+    build = nginx_harness.nginx_build(nginx)
     known = file_targets(files, targets)
     return [check_config(path, files, build, target=known.get(path)) for path in confs]
 
@@ -142,16 +132,16 @@ def check_config(
         scratch = Path(scratch_name)
         root = scratch / "conf"
         (scratch / "temp").mkdir()
-        texts = _tier_files(files, tier_dir)
+        texts = nginx_harness.tier_files(files, tier_dir)
         conf_rel = PurePosixPath("nginx.conf")
 
         conf_text = texts[conf_rel]
         if has_stream_block(conf_text):
             declared_build = target.build if target is not None else None
-            conf_text, problem = _stream_module(conf_text, build, adapted, declared_build)
+            conf_text, problem = nginx_harness.load_stream_module(conf_text, build, adapted, declared_build)
             if problem is not None:
                 return CheckResult(name, "skipped", "; ".join([problem, *adapted, *notes]))
-        texts[conf_rel] = _harness_http(conf_text, scratch)
+        texts[conf_rel] = nginx_harness.harness_http(conf_text, scratch)
 
         texts = _replace_missing_certificates(texts, scratch, adapted, notes)
 

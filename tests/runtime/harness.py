@@ -37,15 +37,15 @@ from typing import Any
 
 import crossplane
 
-from lbgen.verify._base import file_targets
-from lbgen.verify.nginx import (
-    _LISTEN_RE,
-    _STREAM_BLOCK_RE,
+from lbgen.nginx_harness import (
+    LISTEN_RE,
+    STREAM_BLOCK_RE,
     NginxBuild,
-    _harness_http,
-    _stream_module,
-    _tier_files,
+    harness_http,
+    load_stream_module,
+    tier_files,
 )
+from lbgen.verify._base import file_targets
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 START_TIMEOUT = 5.0
@@ -305,19 +305,19 @@ def runnable_copy(
     instance address in `listen`. `assert_same_directives` checks there is nothing else.
     """
     (scratch / "temp").mkdir(parents=True)
-    texts = _tier_files(files, PurePosixPath(tier))
+    texts = tier_files(files, PurePosixPath(tier))
     conf = PurePosixPath("nginx.conf")
     text = texts[conf]
-    if _STREAM_BLOCK_RE.search(text):
+    if STREAM_BLOCK_RE.search(text):
         target = file_targets(files).get(f"{tier}/nginx.conf")
-        text, problem = _stream_module(text, build, [], target.build if target is not None else None)
+        text, problem = load_stream_module(text, build, [], target.build if target is not None else None)
         assert problem is None, problem
-    texts[conf] = _harness_http(text, scratch)
+    texts[conf] = harness_http(text, scratch)
     texts = {
-        rel: _LISTEN_RE.sub(lambda m: f"{m['lead']}{address}:{m['port']}", body)
+        rel: LISTEN_RE.sub(lambda m: f"{m['lead']}{address}:{m['port']}", body)
         for rel, body in texts.items()
     }
-    for root, contents in (("rendered", _tier_files(files, PurePosixPath(tier))), ("conf", texts)):
+    for root, contents in (("rendered", tier_files(files, PurePosixPath(tier))), ("conf", texts)):
         for rel, body in contents.items():
             target = scratch / root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -326,7 +326,7 @@ def runnable_copy(
     return scratch / "conf" / "nginx.conf"
 
 
-# What `lbgen.verify.nginx` may add to make a rendered tree runnable (_harness_http,
+# What `lbgen.verify.nginx` may add to make a rendered tree runnable (harness_http,
 # _stream_module): nothing that routes, balances or rewrites traffic.
 _HARNESS_ONLY = frozenset(
     {"access_log", "load_module"}

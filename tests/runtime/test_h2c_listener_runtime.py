@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lbgen import versions
-from lbgen.verify.nginx import NginxBuild, _harness_http, probe
+from lbgen.nginx_harness import NginxBuild, harness_http, nginx_build
 from tests.runtime.harness import (
     SOCKET_TIMEOUT,
     free_port,
@@ -32,7 +32,7 @@ EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # length 0, type SETTI
 
 @pytest.fixture
 def build(nginx_bin: str) -> NginxBuild:
-    found = probe(nginx_bin)
+    found = nginx_build(nginx_bin)
     assert found.version is not None
     if found.version >= versions.NGINX_H2C_SHARES_HTTP1_SINCE.since:
         pytest.skip(f"nginx {found.version} shares a cleartext http2 listener with HTTP/1.1")
@@ -77,7 +77,7 @@ def test_cleartext_http2_listener_before_1_25_1_answers_http2_only(
         f"    server {{\n        listen {ADDRESS}:{plain};\n"
         '        return 200 "ok\\n";\n    }\n}\n'
     )
-    conf.write_text(_harness_http(text, tmp_path), encoding="utf-8")
+    conf.write_text(harness_http(text, tmp_path), encoding="utf-8")
     running = start_nginx(build, "kong-like", conf, ADDRESS, port)
     try:
         http1 = _first_bytes(port, b"GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")

@@ -29,8 +29,8 @@ import pytest
 
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
+from lbgen.nginx_harness import NginxBuild, nginx_build
 from lbgen.render import render_spec
-from lbgen.verify.nginx import NginxBuild, probe
 from tests.runtime.harness import (
     SOCKET_TIMEOUT,
     ProxyHeader,
@@ -94,7 +94,7 @@ class RunningPath:
 @pytest.fixture(scope="module")
 def build(nginx_bin: str) -> NginxBuild:
     require_loopback(EDGE_ADDRESS, *L4_ADDRESSES, *KONG_ADDRESSES, CLIENT_ADDRESS)
-    return probe(nginx_bin)
+    return nginx_build(nginx_bin)
 
 
 def make_spec(

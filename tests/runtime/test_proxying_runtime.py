@@ -30,8 +30,8 @@ from ruamel.yaml import YAML
 
 from lbgen.io.loader import load_spec_data
 from lbgen.model.spec import Spec
+from lbgen.nginx_harness import NginxBuild, nginx_build
 from lbgen.render import render_spec
-from lbgen.verify.nginx import NginxBuild, probe
 from lbgen.versions import NGINX_UPSTREAM_RESOLVE_SINCE
 from tests.runtime.dns import DnsStandIn, query_a
 from tests.runtime.harness import (
@@ -62,7 +62,7 @@ HOST = "live.example.test"
 @pytest.fixture(scope="module")
 def build(nginx_bin: str) -> NginxBuild:
     require_loopback(EDGE_ADDRESS, *L4_ADDRESSES, *NEXT_ADDRESSES, CLIENT_ADDRESS)
-    return probe(nginx_bin)
+    return nginx_build(nginx_bin)
 
 
 @contextlib.contextmanager

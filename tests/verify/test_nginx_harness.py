@@ -38,9 +38,7 @@ def test_serve_argv_keeps_prefix_pid_and_logs_in_the_run_directory(tmp_path: Pat
 
 
 def test_verify_and_lab_share_the_harness() -> None:
-    # verify keeps its old private names as the harness's functions (tests patch them there).
-    assert nginx_verify._stream_module is harness.load_stream_module
-    assert nginx_verify._harness_http is harness.harness_http
-    assert nginx_verify.probe is harness.nginx_build
+    # One nginx harness: verify calls it by module (tests patch it there), the lab by name.
+    assert nginx_verify.nginx_harness is harness
     assert lab_setup.harness_http is harness.harness_http
     assert lab_setup.serve_argv is harness.serve_argv

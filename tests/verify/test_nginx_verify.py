@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import lbgen
+from lbgen import nginx_harness
 from lbgen.io.loader import load_spec_data
 from lbgen.model.types import Version
 from lbgen.render import render_spec
@@ -71,7 +72,7 @@ def render(data: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture
 def build(nginx_bin: str, monkeypatch: pytest.MonkeyPatch) -> nginx_verify.NginxBuild:
     monkeypatch.setenv(nginx_verify.NGINX_ENV, nginx_bin)
-    return nginx_verify.probe(nginx_bin)
+    return nginx_harness.nginx_build(nginx_bin)
 
 
 def only(results: list[CheckResult]) -> CheckResult:
@@ -319,7 +320,7 @@ def test_stream_config_as_written_fails_on_a_dynamic_build_without_the_adaptatio
 ) -> None:
     """What the adaptation hides: the nginx.org file as written is rejected by Debian's nginx."""
     _require_dynamic_stream(build)
-    monkeypatch.setattr(nginx_verify, "_stream_module", lambda text, build, adapted, declared_build: (text, None))
+    monkeypatch.setattr(nginx_harness, "load_stream_module", lambda text, build, adapted, declared_build: (text, None))
     result = only(nginx_verify.verify(render(at_installed(STREAM_ONLY, build)), None))
     assert result.status == "failed"
     assert 'unknown directive "stream"' in result.detail
@@ -460,7 +461,7 @@ def test_a_debian_file_on_a_build_with_stream_built_in_is_adapted_by_dropping_lo
         modules_path=Path("/etc/nginx/modules"), error_log_option=True,
     )
     adapted: list[str] = []
-    copied, problem = nginx_verify._stream_module(text, static, adapted, "debian")
+    copied, problem = nginx_harness.load_stream_module(text, static, adapted, "debian")
     assert problem is None
     assert "load_module" not in copied
     assert adapted == [
