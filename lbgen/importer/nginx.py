@@ -169,18 +169,34 @@ def _check_regular(path: str, name: str) -> None:
 def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
     # single=True: crossplane does not follow includes (its combined output attributes the
     # directives after an include to the included file); they are inlined here instead.
-    payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=False,
-                               catch_errors=True)
+    # check_args=True: without it crossplane takes a `}` for the `;` a directive lacks and
+    # nests the following blocks inside it (crossplane's tests/configs/missing-semicolon);
+    # nginx refuses such a file, and the arguments check is the one that sees the terminator.
+    payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=True,
+                               catch_errors=True, onerror=lambda exc: type(exc).__name__)
     problems = []
     for error in payload.get("errors", []):
         message = re.sub(r" in \S+:\d+$", "", str(error.get("error", "cannot parse")))
-        problems.append(Problem(SourceLocation(ctx.shown(str(error.get("file") or path)), int(error.get("line") or 1), 1),
+        line = int(error.get("line") or 1)
+        if error.get("callback") == "StopIteration":
+            # crossplane ran out of tokens inside a directive: the file ends before its `;`
+            message = 'unexpected end of file, expecting ";" or "}"'
+            line = max(1, _line_count(str(error.get("file") or path)))
+        problems.append(Problem(SourceLocation(ctx.shown(str(error.get("file") or path)), line, 1),
                                 f"cannot parse the nginx config: {message}",
                                 "fix the file so that `nginx -t` accepts it"))
     if problems:
         raise InputError(problems)
     configs = payload.get("config", [])
     return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path), ctx, prefix, stack)
+
+
+def _line_count(path: str) -> int:
+    try:
+        with Path(path).open("rb") as file:
+            return sum(1 for _ in file)
+    except OSError:
+        return 1
 
 
 def _inline(directives: list[_D], ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
