@@ -467,6 +467,10 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
                     scope = _Scope(top)
                     servers.append((d, scope))
                     _walk_server(ctx, d, scope, uses)
+                elif d.name in ("location", "listen", "server_name", "proxy_pass", "grpc_pass"):
+                    # a snippet meant to be included in a server {} (crossplane's includes-globbed)
+                    ctx.skip(d, "ambiguous", f"`{d.name}` outside a server block is not read: pass the "
+                             "nginx.conf that includes this file")
                 elif d.name not in _HTTP_HANDLED:
                     _skip_http(ctx, d)
     unify = _Unifier(ctx)
@@ -474,6 +478,9 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
     proxying = {id(use.server) for use in uses}
     for server, scope in servers:
         if id(server) not in proxying:
+            # its listen, server_name and settings would otherwise go unmentioned
+            ctx.skip(server, "out-of-scope", "this server proxies nothing (no location with proxy_pass or "
+                     "grpc_pass): its listen and settings are not imported")
             continue
         _server_listens(ctx, server, scope, listens, hop)
         for key, spec_key in (("keepalive_timeout", "client_keepalive.timeout"),

@@ -101,9 +101,9 @@ def _nothing_to_import(inputs: ImportInputs, skipped: list[Skipped]) -> InputErr
     """No file holds a service (a config that only serves `return 200`, a decK file of
     plugins or upstreams only): said at the input, with what was read and left out, rather
     than as a schema error of a spec the user never wrote."""
-    first = ([*inputs.nginx_http, *inputs.nginx_stream, inputs.kong, inputs.kong_conf, *inputs.k8s,
-              inputs.kube_proxy])
+    first = [*inputs.nginx_http, *inputs.nginx_stream, inputs.kong, inputs.kong_conf, *inputs.k8s, inputs.kube_proxy]
     name = shown_path(next(path for path in first if path))
+    skipped = sorted(skipped, key=lambda s: (s.origin.file, s.origin.line, s.origin.column))
     left_out = f"; {len(skipped)} item(s) were not translated, the first at {skipped[0].origin}: " \
         f"{skipped[0].item} ({skipped[0].detail})" if skipped else ""
     return InputError([Problem(
