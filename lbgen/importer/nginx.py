@@ -170,18 +170,34 @@ def _check_regular(path: str, name: str) -> None:
 def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
     # single=True: crossplane does not follow includes (its combined output attributes the
     # directives after an include to the included file); they are inlined here instead.
-    payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=False,
-                               catch_errors=True)
+    # check_args=True: without it crossplane takes a `}` for the `;` a directive lacks and
+    # nests the following blocks inside it (crossplane's tests/configs/missing-semicolon);
+    # nginx refuses such a file, and the arguments check is the one that sees the terminator.
+    payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=True,
+                               catch_errors=True, onerror=lambda exc: type(exc).__name__)
     problems = []
     for error in payload.get("errors", []):
         message = re.sub(r" in \S+:\d+$", "", str(error.get("error", "cannot parse")))
-        problems.append(Problem(SourceLocation(ctx.shown(str(error.get("file") or path)), int(error.get("line") or 1), 1),
+        line = int(error.get("line") or 1)
+        if error.get("callback") == "StopIteration":
+            # crossplane ran out of tokens inside a directive: the file ends before its `;`
+            message = 'unexpected end of file, expecting ";" or "}"'
+            line = max(1, _line_count(str(error.get("file") or path)))
+        problems.append(Problem(SourceLocation(ctx.shown(str(error.get("file") or path)), line, 1),
                                 f"cannot parse the nginx config: {message}",
                                 "fix the file so that `nginx -t` accepts it"))
     if problems:
         raise InputError(problems)
     configs = payload.get("config", [])
     return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path), ctx, prefix, stack)
+
+
+def _line_count(path: str) -> int:
+    try:
+        with Path(path).open("rb") as file:
+            return sum(1 for _ in file)
+    except OSError:
+        return 1
 
 
 def _inline(directives: list[_D], ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:
@@ -453,6 +469,10 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
                     scope = _Scope(top)
                     servers.append((d, scope))
                     _walk_server(ctx, d, scope, uses)
+                elif d.name in ("location", "listen", "server_name", "proxy_pass", "grpc_pass"):
+                    # a snippet meant to be included in a server {} (crossplane's includes-globbed)
+                    ctx.skip(d, "ambiguous", f"`{d.name}` outside a server block is not read: pass the "
+                             "nginx.conf that includes this file")
                 elif d.name not in _HTTP_HANDLED:
                     _skip_http(ctx, d)
     unify = _Unifier(ctx)
@@ -460,6 +480,9 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
     proxying = {id(use.server) for use in uses}
     for server, scope in servers:
         if id(server) not in proxying:
+            # its listen, server_name and settings would otherwise go unmentioned
+            ctx.skip(server, "out-of-scope", "this server proxies nothing (no location with proxy_pass or "
+                     "grpc_pass): its listen and settings are not imported")
             continue
         _server_listens(ctx, server, scope, listens, hop)
         for key, spec_key in (("keepalive_timeout", "client_keepalive.timeout"),

@@ -81,6 +81,8 @@ def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, text
     if inputs.k8s or inputs.kube_proxy:
         hops.append(import_kubernetes(inputs.k8s, inputs.kube_proxy, shown_path))
     linked = link(hops, assumptions)
+    if not linked.spec.get("services"):
+        raise _nothing_to_import(inputs, linked.skipped)
     try:
         if text:
             spec_text, origins = write_spec(linked.spec, HEADER)
@@ -94,6 +96,22 @@ def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, text
     assumed = [(path, value) for path, value in origins.items() if value.assumed]
     skipped = sorted(linked.skipped, key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
     return ImportResult(spec_text, loaded, skipped, assumed, origins, linked.links)
+
+
+def _nothing_to_import(inputs: ImportInputs, skipped: list[Skipped]) -> InputError:
+    """No file holds a service (a config that only serves `return 200`, a decK file of
+    plugins or upstreams only): said at the input, with what was read and left out, rather
+    than as a schema error of a spec the user never wrote."""
+    first = [*inputs.nginx_http, *inputs.nginx_stream, inputs.kong, inputs.kong_conf, *inputs.k8s, inputs.kube_proxy]
+    name = shown_path(next(path for path in first if path))
+    skipped = sorted(skipped, key=lambda s: (s.origin.file, s.origin.line, s.origin.column))
+    left_out = f"; {len(skipped)} item(s) were not translated, the first at {skipped[0].origin}: " \
+        f"{skipped[0].item} ({skipped[0].detail})" if skipped else ""
+    return InputError([Problem(
+        SourceLocation(name, 1, 1),
+        f"nothing to import: no service was found in the given files{left_out}",
+        "give the files that proxy to the backends: an nginx `location` with proxy_pass/grpc_pass "
+        "(stream: a `server` with proxy_pass), a Kong service (--kong), a Kubernetes Service (--k8s)")])
 
 
 def _relocate(problem: Problem, origins: dict[str, Sourced[object]]) -> Problem:
