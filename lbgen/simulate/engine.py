@@ -427,31 +427,73 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
         pooled = depth < (np.floor(low) + per_target)[pool_key]
     key = pool_key * (int(depth.max()) + 1) + depth
     up = np.empty(n, dtype=np.int64)
-    if pooled.all():  # the usual case: skip two passes over the requests
-        order = np.argsort(_small(key), kind="stable")
-    else:
-        index = np.flatnonzero(pooled)
-        order = index[np.argsort(_small(key[index]), kind="stable")]
-    ks, ts = key[order], t[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = ks[1:] != ks[:-1]
-    if hop.idle_s is not None:
-        new[1:] |= (ts[1:] - ts[:-1]) > hop.idle_s
-    if hop.max_requests is not None or hop.lifetime_s is not None:
-        head = np.maximum.accumulate(np.where(new, _iota(len(order)), 0))
-        recycle = np.zeros(len(order), dtype=bool)
-        if hop.max_requests is not None:
-            recycle |= (_iota(len(order)) - head) % hop.max_requests == 0
-        if hop.lifetime_s is not None:
-            age = np.floor((ts - ts[head]) / hop.lifetime_s)
-            recycle[1:] |= (age[1:] != age[:-1]) & ~new[1:]
-        new |= recycle
-    generation = np.cumsum(new) - 1
-    up[order] = generation
-    count = int(generation[-1]) + 1 if len(order) else 0
+    count = _connections(hop, t, key, np.flatnonzero(pooled) if not pooled.all() else None, up)
     loose = np.flatnonzero(~pooled)
     up[loose] = count + _iota(len(loose))
     return up, pooled
+
+
+def _connections(hop: ProxyHop, t: FloatArray, key: IntArray, index: IntArray | None, up: IntArray) -> int:
+    """Number the pooled connections: the items (`index`, or all) in time order, each on the
+    connection of its stack position `key`, which is replaced when idle longer than the hop's
+    idle time, after `max_requests` requests or after its lifetime. Writes the ids into `up`
+    and returns how many there are.
+
+    The items go in chunks of CHUNK (sorted by key within the chunk, in the CPU cache), each
+    key's open connection carried from one chunk to the next: the same connections as one
+    sort over the whole trial, without its random accesses over arrays larger than the
+    cache (10x the requests cost 13x the time)."""
+    keys = int(key.max()) + 1 if len(key) else 0
+    last_t = np.full(keys, -np.inf)
+    current = np.full(keys, -1, dtype=np.int64)
+    served = np.zeros(keys, dtype=np.int64)
+    opened_at = np.zeros(keys, dtype=np.float64)
+    total = len(key) if index is None else len(index)
+    next_id = 0
+    for lo in range(0, total, CHUNK):
+        items = _iota(min(total, lo + CHUNK))[lo:] if index is None else index[lo:lo + CHUNK]
+        order = np.argsort(_small(key[items]), kind="stable")
+        items = items[order]
+        ks, ts = key[items], t[items]
+        m = len(items)
+        local = _iota(m)
+        run_head = np.ones(m, dtype=bool)
+        run_head[1:] = ks[1:] != ks[:-1]
+        run_start = np.maximum.accumulate(np.where(run_head, local, 0))
+        before = np.empty(m)
+        before[1:] = ts[:-1]
+        before[run_head] = last_t[ks[run_head]]
+        new = run_head & (current[ks] < 0)
+        if hop.idle_s is not None:
+            new |= (ts - before) > hop.idle_s
+        if hop.max_requests is not None or hop.lifetime_s is not None:
+            head = np.maximum.accumulate(np.where(new, local, -1))
+            carried = head < run_start  # still on the connection open before this chunk
+            position = np.where(carried, served[ks] + local - run_start, local - head)
+            started = np.where(carried, opened_at[ks], ts[np.maximum(head, 0)])
+            recycle = np.zeros(m, dtype=bool)
+            if hop.max_requests is not None:
+                recycle |= (position % hop.max_requests == 0) & (position > 0)
+            if hop.lifetime_s is not None:
+                age = np.floor((ts - started) / hop.lifetime_s)
+                previous_age = np.empty(m)
+                previous_age[1:] = age[:-1]
+                previous_age[run_head] = np.floor((before[run_head] - started[run_head]) / hop.lifetime_s)
+                recycle |= (age != previous_age) & ~new
+            new |= recycle
+        head = np.maximum.accumulate(np.where(new, local, -1))
+        carried = head < run_start
+        ids = np.where(carried, current[ks], next_id + np.cumsum(new) - 1)
+        up[items] = ids
+        next_id += int(np.count_nonzero(new))
+        # Each key's state after its last item in this chunk.
+        tail = np.flatnonzero(np.append(run_head[1:], True))
+        tk = ks[tail]
+        last_t[tk] = ts[tail]
+        current[tk] = ids[tail]
+        served[tk] = np.where(carried[tail], served[tk] + tail - run_start[tail], tail - head[tail]) + 1
+        opened_at[tk] = np.where(carried[tail], opened_at[tk], ts[np.maximum(head[tail], 0)])
+    return next_id
 
 
 def _cluster(rng: np.random.Generator, cluster: ClusterHop, path: SimPath, start: FloatArray,
