@@ -207,7 +207,7 @@ BASES: dict[str, dict[str, Any]] = {
                   _cluster()],
         "services": _services(),
         "workload": {"rate": 100, "duration": "60s", "response_time": "50ms", "response_time_p99": "200ms",
-                     "protocol": "h2",
+                     "protocol": "h2", "source_addresses": 4,
                      "events": [{"service": "orders", "add": 2, "at": "30s"}]},
     },
     "kic-sticky": {

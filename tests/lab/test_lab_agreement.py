@@ -8,7 +8,8 @@ so a case that misses is measured once more and must then fall inside: a false f
 then about 1 in 100 per figure, and a simulator whose band does not cover what the lab does
 keeps failing. The bands are never widened here; both figures of both runs are reported.
 
-These run in CI as root (skipped only when not root); each lab run is 3 s of load.
+These run in CI as root (skipped only when not root); each lab run is 3 s of load. With
+LBGEN_AGREEMENT_TABLE=FILE each case appends its row of the README's table to FILE.
 """
 
 from __future__ import annotations
@@ -69,7 +70,21 @@ def _misses(data: dict[str, Any]) -> list[str]:
     return out
 
 
-def _agrees(spec: Path, *args: str) -> dict[str, Any]:
+def _record(case: str, data: dict[str, Any], runs: int) -> None:
+    table = os.environ.get("LBGEN_AGREEMENT_TABLE")
+    if not table:
+        return
+    m, s = data["measured"], data["simulated"]
+
+    def band(key: str) -> str:
+        return f"{s[key]['median']:.3f} [{s[key]['p5']:.3f}–{s[key]['p95']:.3f}]"
+
+    with Path(table).open("a", encoding="utf-8") as out:
+        out.write(f"| {case} | {m['requests']} | {m['connections_opened'].get('pods', 0)} | {band('max_mean')} | "
+                  f"{m['max_mean']:.3f} | {band('cv')} | {m['cv']:.3f} | {runs} |\n")
+
+
+def _agrees(case: str, spec: Path, *args: str) -> dict[str, Any]:
     """Measure, compare, and measure once more on a miss (see the module docstring)."""
     data = _lab(spec, *args)
     assert data["measured"]["errors"] == {}, data["measured"]
@@ -80,39 +95,42 @@ def _agrees(spec: Path, *args: str) -> dict[str, Any]:
                                     "per pod": [p["requests"] for p in again["measured"]["per_pod"]],
                                     "note": again["simulate_note"]}
         data = again
+    _record(case, data, 2 if misses else 1)
     return data
 
 
 def test_pooled_cluster_ip_with_many_client_connections(tmp_path: Path) -> None:
     # Kong pools connections to the ClusterIP; 100 client connections keep about 100 of them
     # busy, and kube-proxy's choice per connection spreads them over the 8 pods unevenly.
-    data = _agrees(_spec(tmp_path, "pooled-many", NO_AFFINITY), "--connections", "100")
+    data = _agrees("pooled ClusterIP, 100 client connections",
+                   _spec(tmp_path, "pooled-many", NO_AFFINITY), "--connections", "100")
     assert data["simulated"]["max_mean"]["median"] > 1.15  # the prediction is a skew, not a uniform spread
 
 
 def test_pooled_cluster_ip_with_few_client_connections(tmp_path: Path) -> None:
     # 4 client connections: a handful of pooled connections decide where every request goes.
-    data = _agrees(_spec(tmp_path, "pooled-few", NO_AFFINITY), "--connections", "4")
+    data = _agrees("pooled ClusterIP, 4 client connections",
+                   _spec(tmp_path, "pooled-few", NO_AFFINITY), "--connections", "4")
     assert data["simulated"]["max_mean"]["median"] > 1.8
     assert data["measured"]["pods_used"] < 8
 
 
 def test_no_pooling(tmp_path: Path) -> None:
     # Kong opens a connection per request: kube-proxy chooses per request, close to uniform.
-    data = _agrees(_spec(tmp_path, "no-pool", NO_AFFINITY, NO_POOL))
+    data = _agrees("no pooling (Kong `connections: 0`)", _spec(tmp_path, "no-pool", NO_AFFINITY, NO_POOL))
     assert data["measured"]["connections_opened"]["pods"] >= data["measured"]["requests"]
     assert data["simulated"]["max_mean"]["p95"] < 1.2
 
 
 def test_client_ip_affinity_behind_the_gateway(tmp_path: Path) -> None:
     # The advised spec as is: sessionAffinity ClientIP sees only Kong's two addresses.
-    data = _agrees(EXAMPLES / "seed-as-advised.yaml")
+    data = _agrees("ClientIP affinity behind the gateway (seed-as-advised)", EXAMPLES / "seed-as-advised.yaml")
     assert data["measured"]["pods_used"] <= 2
     assert data["simulated"]["pods_used"]["p95"] <= 2
 
 
 def test_pod_endpoints(tmp_path: Path) -> None:
     # The fixed spec: Kong balances each request over the pod IPs of the headless Service.
-    data = _agrees(EXAMPLES / "seed-fixed.yaml")
+    data = _agrees("pod endpoints (seed-fixed)", EXAMPLES / "seed-fixed.yaml")
     assert data["kube_proxy"]["mode"] is None and data["measured"]["pods_used"] == 8
     assert data["simulated"]["max_mean"]["p95"] < 1.05
