@@ -130,19 +130,21 @@ def kong_entry_listener(
     gets no response), and Kong before 3.6 embeds such an nginx: there an entry that must
     carry both (`grpc` and `http1`, an L4 tier relaying everything) has to be TLS + http2
     (`KongTier.listener_serves`; `Spec.refusals` refuses specs where none is).
-    When nothing matches, the first entry is used and the cross-hop rules report the mismatch.
+    When nothing matches, the lowest port is used and the cross-hop rules report the mismatch.
     """
     matching = [entry for entry in kong.proxy_listen if entry.proxy_protocol == proxy_protocol]
     if not matching:
-        return kong.proxy_listen[0]
+        return min(kong.proxy_listen, key=lambda entry: entry.port)
 
-    def preference(entry: Listener) -> tuple[bool, bool, bool]:
+    def preference(entry: Listener) -> tuple[bool, bool, bool, int]:
         unusable = not kong.listener_serves(entry, grpc=grpc, http1=http1)
+        # The lowest port breaks ties, not the order listed: kong.conf lists the entries by
+        # port, so the choice is the same read back from the rendered files.
         if grpc:
-            return (unusable, not entry.http2, entry.tls)
-        return (unusable, entry.tls, entry.http2)
+            return (unusable, not entry.http2, entry.tls, entry.port)
+        return (unusable, entry.tls, entry.http2, entry.port)
 
-    return min(matching, key=preference)  # the first of equals: listed order breaks ties
+    return min(matching, key=preference)
 
 
 def gateway_entry_listener(spec: Spec, kong: KongTier) -> tuple[int, Listener]:
@@ -150,7 +152,8 @@ def gateway_entry_listener(spec: Spec, kong: KongTier) -> tuple[int, Listener]:
 
     The same choice the renderers make (`kong_entry_listener`): an entry whose
     proxy_protocol flag matches what the caller sends, cleartext first, HTTP/2 first when
-    gRPC is on the path; the first entry when none matches (the rules report that).
+    gRPC is on the path, the lowest port among equals; the lowest port when none matches (the
+    rules report that).
     """
     caller = spec.previous_tier(kong)
     # An L4 tier relays the edge's HTTP/1.1 and gRPC to one entry (unless it has a gRPC port
