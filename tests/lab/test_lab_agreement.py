@@ -3,10 +3,11 @@
 spec and workload beside it; the measured max/mean and CV must fall inside the predicted
 5-95 % band.
 
-A correct simulator still misses its own 5-95 % band with one measurement in ten per figure,
-so a case that misses is measured once more and must then fall inside: a false failure is
-then about 1 in 100 per figure, and a simulator whose band does not cover what the lab does
-keeps failing. The bands are never widened here; both figures of both runs are reported.
+A correct simulator still misses its own 5-95 % band with one measurement in ten per figure
+(up to one in five for a case, with two figures), so a case that misses is measured again, up
+to three measurements in all, and fails only when none falls inside: a false failure is then
+below 1 in 100 per case (five cases in a CI run), while a simulator whose band does not cover
+what the lab does keeps failing. The bands are never widened here; every miss is reported.
 
 These run in CI as root (skipped only when not root); each lab run is 3 s of load. With
 LBGEN_AGREEMENT_TABLE=FILE each case appends its row of the README's table to FILE.
@@ -84,19 +85,23 @@ def _record(case: str, data: dict[str, Any], runs: int) -> None:
                   f"{m['max_mean']:.3f} | {band('cv')} | {m['cv']:.3f} | {runs} |\n")
 
 
+RUNS = 3
+"""Measurements a case gets before a miss counts (see the module docstring)."""
+
+
 def _agrees(case: str, spec: Path, *args: str) -> dict[str, Any]:
-    """Measure, compare, and measure once more on a miss (see the module docstring)."""
-    data = _lab(spec, *args)
-    assert data["measured"]["errors"] == {}, data["measured"]
-    misses = _misses(data)
-    if misses:
-        again = _lab(spec, *args)
-        assert not _misses(again), {"first run": misses, "second run": _misses(again),
-                                    "per pod": [p["requests"] for p in again["measured"]["per_pod"]],
-                                    "note": again["simulate_note"]}
-        data = again
-    _record(case, data, 2 if misses else 1)
-    return data
+    """Measure and compare; measure again on a miss, up to RUNS measurements in all."""
+    misses: dict[str, list[str]] = {}
+    for run in range(1, RUNS + 1):
+        data = _lab(spec, *args)
+        assert data["measured"]["errors"] == {}, data["measured"]
+        missed = _misses(data)
+        if not missed:
+            _record(case, data, run)
+            return data
+        misses[f"run {run}"] = missed
+    raise AssertionError({**misses, "per pod": [p["requests"] for p in data["measured"]["per_pod"]],
+                          "note": data["simulate_note"]})
 
 
 def test_pooled_cluster_ip_with_many_client_connections(tmp_path: Path) -> None:
