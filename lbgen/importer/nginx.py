@@ -24,11 +24,11 @@ import glob
 import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import crossplane
+from msgspec import Struct, field
 
 from lbgen import defaults
 from lbgen.errors import InputError, Problem, SourceLocation
@@ -79,8 +79,7 @@ def duration_text(value: Duration) -> str:
     return value.nginx()
 
 
-@dataclass
-class _D:
+class _D(Struct):
     """One crossplane directive with the path of its file."""
 
     name: str
@@ -267,8 +266,7 @@ def _address(server: str, default_port: int) -> str:
     return f"{server}:{default_port}"
 
 
-@dataclass
-class _Upstream:
+class _Upstream(Struct):
     name: str
     directive: _D
     servers: list[tuple[_D, str]] = field(default_factory=list)
@@ -425,8 +423,7 @@ class _Scope:
             self.single[d.name] = d
 
 
-@dataclass
-class _Use:
+class _Use(Struct):
     """A location that proxies, with what it inherits."""
 
     directive: _D

@@ -12,15 +12,15 @@ translation only when it says exactly what it did not translate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Literal, TypeAlias, TypeVar, Union
+
+from msgspec import Struct, field
 
 T_co = TypeVar("T_co", covariant=True)
 
 
-@dataclass(frozen=True, order=True)
-class Origin:
+class Origin(Struct, frozen=True, order=True):
     """A place in a source file: the path as the user gave it, 1-based line and column."""
 
     file: str
@@ -31,8 +31,7 @@ class Origin:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
-class Sourced(Generic[T_co]):
+class Sourced(Struct, Generic[T_co], frozen=True):
     """One imported value, where it came from, and whether it was assumed (`--assume`) rather than read."""
 
     value: T_co
@@ -45,8 +44,7 @@ class Sourced(Generic[T_co]):
 SkipReason = Literal["unsupported", "ambiguous", "out-of-scope"]
 
 
-@dataclass(frozen=True)
-class Skipped:
+class Skipped(Struct, frozen=True):
     """A directive, field or object that was not translated, with its location and why."""
 
     origin: Origin
@@ -59,8 +57,7 @@ class Skipped:
 Fragment: TypeAlias = dict[str, Union["Sourced[object]", "Fragment", list["Sourced[object] | Fragment"]]]
 
 
-@dataclass
-class HopLinks:
+class HopLinks(Struct):
     """The addresses a hop accepts traffic on and the ones it forwards each service's traffic to.
 
     Addresses are `host:port` strings (`10.20.0.11:8000`, `orders.shop.svc.cluster.local:80`,
@@ -76,8 +73,7 @@ class HopLinks:
     kinds: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class HopImport:
+class HopImport(Struct):
     """One tier found in the given files: its spec fragment, its services' fragments, links and skips."""
 
     kind: Literal["nginx_http", "nginx_stream", "kong", "kubernetes"]
