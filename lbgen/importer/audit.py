@@ -10,6 +10,7 @@ or a block the files say nothing about but that was assumed, `--assume`.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Collection
 
@@ -32,22 +33,34 @@ class Audit:
 
 
 class Locator:
-    """Model path → original file position, indexed once (an audit of thousands of services
+    """Model path → original file position. The paths are kept sorted, so the values inside a
+    block are a contiguous range found by bisection (an audit of thousands of services
     locates thousands of findings)."""
 
     def __init__(self, origins: dict[str, Sourced[object]]) -> None:
         self.origins = origins
-        self.first_inside: dict[str, Origin] = {}
-        self.assumed_inside: set[str] = set()
-        for path, value in origins.items():
-            for end, char in enumerate(path):
-                if char not in ".[" or end == 0:
-                    continue
-                prefix = path[:end]
-                if value.origin is None:
-                    self.assumed_inside.add(prefix)
-                elif prefix not in self.first_inside or value.origin < self.first_inside[prefix]:
-                    self.first_inside[prefix] = value.origin
+        self.keys = sorted(origins)
+        self._inside: dict[str, tuple[Origin | None, bool]] = {}
+
+    def inside(self, key: str) -> tuple[Origin | None, bool]:
+        """The earliest file position among the values inside `key`, and whether any was assumed."""
+        cached = self._inside.get(key)
+        if cached is not None:
+            return cached
+        first: Origin | None = None
+        assumed = False
+        for sep in (".", "["):
+            prefix = key + sep
+            index = bisect.bisect_left(self.keys, prefix)
+            while index < len(self.keys) and self.keys[index].startswith(prefix):
+                origin = self.origins[self.keys[index]].origin
+                if origin is None:
+                    assumed = True
+                elif first is None or origin < first:
+                    first = origin
+                index += 1
+        self._inside[key] = (first, assumed)
+        return first, assumed
 
     def locate(self, path: tuple[str | int, ...]) -> SourceLocation:
         """The position of the value at `path`, or of its nearest enclosing block."""
@@ -61,9 +74,10 @@ class Locator:
             if isinstance(probe[-1], int) and name is not None and name.origin is not None:
                 # a tier or service as a whole: where its name was read (the Service manifest)
                 return _location(name.origin)
-            if key in self.first_inside:
-                return _location(self.first_inside[key])
-            if key in self.assumed_inside:
+            first, assumed = self.inside(key)
+            if first is not None:
+                return _location(first)
+            if assumed:
                 return _location(None)
             probe = probe[:-1]
         return _location(None)

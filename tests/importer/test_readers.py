@@ -312,3 +312,23 @@ data:
     assert get(hop.tier, "kube_proxy.sync_period") == Sourced("30s", Origin("kube-proxy.yaml", 11, 19))
     [extra] = hop.skipped
     assert (extra.origin.line, extra.reason) == (12, "out-of-scope")
+
+
+def test_yaml_anchors_and_merge_keys_are_read_with_positions(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", """\
+_format_version: "3.0"
+x-defaults: &timeouts {connect_timeout: 2000, read_timeout: 30000}
+services:
+  - name: a
+    host: a.svc
+    <<: *timeouts
+""")
+    hop = import_kong(path, None, _shown)
+    assert get(hop.services["a"], "kong.timeouts.read") == Sourced("30s", Origin("kong.yaml", 2, 61))
+
+
+def test_duplicate_yaml_keys_are_a_located_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", "services:\n  - name: a\n    name: b\n")
+    with pytest.raises(InputError) as caught:
+        import_kong(path, None, _shown)
+    assert str(caught.value.problems[0].location) == "kong.yaml:3:5"
