@@ -167,7 +167,7 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
                                catch_errors=True)
     problems = []
     for error in payload.get("errors", []):
-        message = re.sub(r" in \S+:\d+$", "", str(error.get("error", "cannot parse")))
+        message = re.sub(r" in \S+:\d+$", "", str(error.get("error") or "")) or "not readable as text (UTF-8?)"
         problems.append(Problem(SourceLocation(ctx.shown(str(error.get("file") or path)), int(error.get("line") or 1), 1),
                                 f"cannot parse the nginx config: {message}",
                                 "fix the file so that `nginx -t` accepts it"))
@@ -410,6 +410,7 @@ class _Use:
     target: str
     grpc: bool
     path: list[str]
+    location: _D
 
 
 def _http_blocks(directives: list[_D]) -> list[list[_D]]:
@@ -490,7 +491,7 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         existing = paths_list.setdefault("paths", [])
         assert isinstance(existing, list)
         for match in use.path:
-            existing.append(Sourced(match, ctx.origin(use.directive)))
+            existing.append(Sourced(match, ctx.origin(use.location, use.location.args.index(match))))
         if use.grpc:
             put(service, "protocol", Sourced("grpc", ctx.origin(use.directive)))
     for name, up in upstreams.items():
@@ -579,7 +580,7 @@ def _walk_location(ctx: _Context, loc: _D, scope: _Scope, server: _D, uses: list
     if any(a in ("~", "~*") for a in loc.args):
         ctx.skip(loc, "unsupported", "regex locations are not translated into route paths")
         match = []
-    uses.append(_Use(target, scope, server, rest, target.name == "grpc_pass", match))
+    uses.append(_Use(target, scope, server, rest, target.name == "grpc_pass", match, loc))
 
 
 def _server_listens(ctx: _Context, server: _D, scope: _Scope, listens: dict[int, Fragment], hop: HopImport) -> None:
