@@ -89,17 +89,26 @@ class _D:
     line: int
     block: list[_D] | None
     comment: str = ""
+    start: int = 0
+    """0-based offset of the directive's name on its line (crossplane gives lines only)."""
 
 
-def _wrap(items: list[dict[str, Any]], fallback_file: str) -> list[_D]:
+def _wrap(items: list[dict[str, Any]], file: str, text: SourceText, cursor: dict[int, int]) -> list[_D]:
+    """crossplane's directives in file order; `cursor` (line → offset after the previous
+    directive on that line) tells apart several directives on one line."""
     out = []
     for item in items:
+        name = str(item["directive"])
+        line = int(item.get("line") or 1)
+        found = text.line(file, line).find(name, cursor.get(line, 0)) if name != "#" else -1
+        start = max(found, 0)
+        if found >= 0:
+            cursor[line] = found + len(name)
         block = item.get("block")
         out.append(_D(
-            str(item["directive"]), [str(a) for a in item.get("args", [])],
-            str(item.get("file", fallback_file)), int(item.get("line") or 1),
-            _wrap(block, fallback_file) if block is not None else None,
-            str(item.get("comment", "")),
+            name, [str(a) for a in item.get("args", [])], file, line,
+            _wrap(block, file, text, cursor) if block is not None else None,
+            str(item.get("comment", "")), start,
         ))
     return out
 
@@ -113,9 +122,16 @@ class _Context:
         self.skipped: list[Skipped] = []
 
     def origin(self, d: _D, arg: int | None = None) -> Origin:
-        token = d.args[arg] if arg is not None and arg < len(d.args) else d.name
-        after = d.name if arg is not None else ""
-        return self.text.origin(d.file, self.shown(d.file), d.line, token, after)
+        if arg is None or arg >= len(d.args):
+            return Origin(self.shown(d.file), d.line, d.start + 1)
+        line = self.text.line(d.file, d.line)
+        # the argument after the directive's name (and after the arguments before it)
+        pos = d.start + len(d.name)
+        for earlier in d.args[:arg]:
+            found = line.find(earlier, pos)
+            pos = found + len(earlier) if found >= 0 else pos
+        found = line.find(d.args[arg], pos)
+        return Origin(self.shown(d.file), d.line, (found if found >= 0 else d.start) + 1)
 
     def skip(self, d: _D, reason: SkipReason, detail: str) -> None:
         self.skipped.append(Skipped(self.origin(d), _describe(d), reason, detail))
@@ -174,7 +190,7 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
     if problems:
         raise InputError(problems)
     configs = payload.get("config", [])
-    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path), ctx, prefix, stack)
+    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path, ctx.text, {}), ctx, prefix, stack)
 
 
 def _inline(directives: list[_D], ctx: _Context, prefix: Path, stack: tuple[str, ...]) -> list[_D]:

@@ -155,12 +155,18 @@ def _drop_refused(error: InputError, linked: Linked) -> bool:
     return bool(drops)
 
 
+def _child(node: object, part: str | int) -> object | None:
+    found: object | None = None
+    if isinstance(node, dict) and isinstance(part, str):
+        found = node.get(part)
+    elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        found = node[part]
+    return found
+
+
 def _remove(node: object, path: tuple[str | int, ...]) -> bool:
     for part in path[:-1]:
-        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
-            node = node[part]
-        else:
-            return False
+        node = _child(node, part)
     last = path[-1]
     if isinstance(node, dict) and isinstance(last, str) and last in node:
         del node[last]

@@ -332,3 +332,13 @@ def test_duplicate_yaml_keys_are_a_located_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         import_kong(path, None, _shown)
     assert str(caught.value.problems[0].location) == "kong.yaml:3:5"
+
+
+def test_several_directives_on_one_line_have_their_own_columns(tmp_path: Path) -> None:
+    conf = _write(tmp_path, "nginx.conf",
+                  "http { upstream u { server 10.0.0.1:80; keepalive 4; } server { listen 80; "
+                  "location /a { proxy_pass http://u; proxy_http_version 1.1; proxy_read_timeout 5s; } } }\n")
+    hop = import_nginx_http([conf], SourceText(), _shown)
+    line = Path(conf).read_text()
+    assert get(hop.tier, "upstream_keepalive.connections") == Sourced(4, Origin("nginx.conf", 1, line.find("4;") + 1))
+    assert get(hop.tier, "timeouts.read") == Sourced("5s", Origin("nginx.conf", 1, line.find("5s") + 1))
