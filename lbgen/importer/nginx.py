@@ -695,6 +695,9 @@ def _real_ip(ctx: _Context, uses: list[_Use], tier: Fragment) -> None:
 
 
 def _main_context(ctx: _Context, directives: list[_D], tier: Fragment, *, http: bool) -> None:
+    # A snippet without http {} / stream {} is read as that context by the block reader,
+    # which reports what it does not translate.
+    snippet = not any(d.name in ("http", "stream") and d.block is not None for d in directives)
     for d in directives:
         if d.name == "worker_processes" and d.args:
             value: object = int(d.args[0]) if d.args[0].isdigit() else d.args[0]
@@ -708,7 +711,7 @@ def _main_context(ctx: _Context, directives: list[_D], tier: Fragment, *, http: 
             continue
         elif d.name in ("upstream", "server", "map", "location") or d.name.startswith(("proxy_", "keepalive")):
             continue  # a snippet without http {} / stream {}: read as that context
-        elif d.name in ("set_real_ip_from", "real_ip_header", "real_ip_recursive", "resolver"):
+        elif d.name in ("set_real_ip_from", "real_ip_header", "real_ip_recursive", "resolver") or snippet:
             continue
         else:
             ctx.skip(d, "out-of-scope", f"`{d.name}` (main context) is not part of lbgen's spec")

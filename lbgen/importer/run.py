@@ -110,7 +110,11 @@ def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, text
     else:
         raise InputError([_relocate(p, origins) for p in problems])
     assumed = [(path, value) for path, value in origins.items() if value.assumed]
-    skipped = sorted(linked.skipped, key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
+    # a file given to both nginx readers (one nginx.conf with http {} and stream {}) reports
+    # its main context once
+    both = {shown_path(p) for p in inputs.nginx_http} & {shown_path(p) for p in inputs.nginx_stream}
+    skipped = sorted({s for s in linked.skipped if not (s.origin.file in both and " block is read with --nginx-" in s.detail)},
+                     key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
     return ImportResult(spec_text, loaded, skipped, assumed, origins, linked.links)
 
 

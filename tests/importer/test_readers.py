@@ -342,3 +342,29 @@ def test_several_directives_on_one_line_have_their_own_columns(tmp_path: Path) -
     line = Path(conf).read_text()
     assert get(hop.tier, "upstream_keepalive.connections") == Sourced(4, Origin("nginx.conf", 1, line.find("4;") + 1))
     assert get(hop.tier, "timeouts.read") == Sourced("5s", Origin("nginx.conf", 1, line.find("5s") + 1))
+
+
+def test_one_nginx_conf_with_http_and_stream_reports_its_main_context_once(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from lbgen.importer.run import ImportInputs, run_import
+
+    _write(tmp_path, "nginx.conf", """\
+user nginx;
+events {}
+http {
+    upstream l4 { server 10.2.0.1:9000; keepalive 8; }
+    server { listen 80; location / { proxy_pass http://l4; proxy_http_version 1.1; } }
+}
+stream {
+    upstream kong { server 10.3.0.1:8000; }
+    server { listen 9000; proxy_pass kong; }
+}
+""")
+    monkeypatch.chdir(tmp_path)
+    result = run_import(ImportInputs(nginx_http=["nginx.conf"], nginx_stream=["nginx.conf"], assume=["app.preset=go"]))
+    users = [s for s in result.skipped if s.item == "user nginx"]
+    assert len(users) == 1
+    assert not any("block is read with" in s.detail for s in result.skipped)  # both blocks were read
+    spec = result.loaded.spec
+    assert spec.l4 is not None and spec.l4.listen_port == 9000
+    assert spec.kong is None and [i.address for i in spec.l4.instances] == ["10.2.0.1"]
