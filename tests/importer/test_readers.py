@@ -368,3 +368,12 @@ stream {
     spec = result.loaded.spec
     assert spec.l4 is not None and spec.l4.listen_port == 9000
     assert spec.kong is None and [i.address for i in spec.l4.instances] == ["10.2.0.1"]
+
+
+def test_a_kong_service_url_is_its_protocol_host_and_port(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", '_format_version: "3.0"\nservices:\n'
+                  "  - name: a\n    url: grpc://a.shop.svc.cluster.local:9000/v1\n")
+    hop = import_kong(path, None, _shown)
+    assert [t.value for t in hop.links.forwards["a"]] == ["a.shop.svc.cluster.local:9000"]
+    assert get(hop.services["a"], "protocol") == Sourced("grpc", Origin("kong.yaml", 4, 10))
+    assert [(s.item, s.reason) for s in hop.skipped] == [("url path /v1", "unsupported")]
