@@ -169,6 +169,15 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         else:
             reader.skipped.append(Skipped(node_origin(route, file), "route", "ambiguous",
                                           "a top-level route whose service is not in the file"))
+    for name, fragment in hop.services.items():
+        routing = fragment.get("route")
+        if not isinstance(routing, dict) or not (routing.get("paths") or routing.get("hosts")):
+            reader.skipped.append(Skipped(node_origin(services[name], file), f"service {name}", "ambiguous",
+                                          "no route leads to it, so Kong never proxies to it; the spec gives "
+                                          "every service a route (unset: /<service name>)"))
+        elif not routing.get("paths"):
+            # a route with hosts and no paths matches every path on those hosts (routes.lua)
+            routing["paths"] = [Sourced("/", node_origin(services[name], file))]
     used = {str(s.get("host", "")) for s in services.values()}
     for name, (up, _) in upstreams.items():
         if name not in used:

@@ -372,8 +372,19 @@ stream {
 
 def test_a_kong_service_url_is_its_protocol_host_and_port(tmp_path: Path) -> None:
     path = _write(tmp_path, "kong.yaml", '_format_version: "3.0"\nservices:\n'
-                  "  - name: a\n    url: grpc://a.shop.svc.cluster.local:9000/v1\n")
+                  "  - name: a\n    url: grpc://a.shop.svc.cluster.local:9000/v1\n    routes: [{paths: [/a]}]\n")
     hop = import_kong(path, None, _shown)
     assert [t.value for t in hop.links.forwards["a"]] == ["a.shop.svc.cluster.local:9000"]
     assert get(hop.services["a"], "protocol") == Sourced("grpc", Origin("kong.yaml", 4, 10))
     assert [(s.item, s.reason) for s in hop.skipped] == [("url path /v1", "unsupported")]
+
+
+def test_kong_routes_without_paths(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", '_format_version: "3.0"\nservices:\n'
+                  "  - {name: a, host: a.svc, routes: [{hosts: [a.example.com]}]}\n"
+                  "  - {name: b, host: b.svc}\n")
+    hop = import_kong(path, None, _shown)
+    paths = get(hop.services["a"], "route.paths")
+    assert isinstance(paths, list) and [p.value for p in paths if isinstance(p, Sourced)] == ["/"]
+    [unrouted] = [s for s in hop.skipped if s.item == "service b"]
+    assert (unrouted.origin.line, unrouted.reason) == (4, "ambiguous")
