@@ -21,8 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+import yaml
 
 from lbgen.errors import InputError, Problem, SourceLocation
 
@@ -88,7 +87,7 @@ def _value(text: str, raw: str) -> object:
     if raw == "":
         raise _error(text, "the value is empty", "give a value after =")
     try:
-        value = YAML(typ="safe", pure=True).load(raw)
-    except YAMLError:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
         return raw
     return raw if value is None else value

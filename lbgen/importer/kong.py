@@ -12,6 +12,7 @@ reported as `Skipped`.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -123,10 +124,19 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         services[name] = service
         fragment: Fragment = {}
         reader.skip_keys(service, _SERVICE_KEYS | {"path", "url"}, "service")
-        if "url" in service or "path" in service:
-            key = "url" if "url" in service else "path"
-            reader.skipped.append(Skipped(reader.at(service, key), f"service.{key}", "unsupported",
-                                          "lbgen's Kong services have no path; give host/port/protocol"))
+        if "url" in service:
+            # decK's shorthand for protocol, host, port and path (services.lua: url)
+            parts = urllib.parse.urlsplit(str(service["url"]))
+            for key, part in (("protocol", parts.scheme), ("host", parts.hostname), ("port", parts.port)):
+                if part and key not in service:
+                    service[key] = part
+                    service.values_at[key] = service.values_at["url"]
+            if parts.path not in ("", "/"):
+                reader.skipped.append(Skipped(reader.at(service, "url"), f"url path {parts.path}", "unsupported",
+                                              "lbgen's Kong services have no upstream path"))
+        if "path" in service:
+            reader.skipped.append(Skipped(reader.at(service, "path"), "service.path", "unsupported",
+                                          "lbgen's Kong services have no upstream path"))
         if service.get("protocol") == "grpc":
             put(fragment, "protocol", reader.value(service, "protocol", "grpc"))
         elif service.get("protocol") not in (None, "http"):
@@ -159,6 +169,15 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
         else:
             reader.skipped.append(Skipped(node_origin(route, file), "route", "ambiguous",
                                           "a top-level route whose service is not in the file"))
+    for name, fragment in hop.services.items():
+        routing = fragment.get("route")
+        if not isinstance(routing, dict) or not (routing.get("paths") or routing.get("hosts")):
+            reader.skipped.append(Skipped(node_origin(services[name], file), f"service {name}", "ambiguous",
+                                          "no route leads to it, so Kong never proxies to it; the spec gives "
+                                          "every service a route (unset: /<service name>)"))
+        elif not routing.get("paths"):
+            # a route with hosts and no paths matches every path on those hosts (routes.lua)
+            routing["paths"] = [Sourced("/", node_origin(services[name], file))]
     used = {str(s.get("host", "")) for s in services.values()}
     for name, (up, _) in upstreams.items():
         if name not in used:

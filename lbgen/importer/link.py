@@ -133,6 +133,8 @@ def _instances(hops: list[HopImport], out: Linked) -> None:
                         f"a listener of {callee.kind} {_tier_name(callee)} (ports {', '.join(map(str, ports))}); "
                         "the spec links them through the next tier's listener"))
                 seen.setdefault(host, Sourced(host, target.origin))
+        _entry_first(callee, [p for p in (_host_port(t.value)[1] for ts in caller.links.forwards.values()
+                                         for t in ts) if p is not None])
         name = _tier_name(callee)
         if seen:
             callee.tier["instances"] = [{"name": Sourced(f"{name}-{i}", h.origin), "address": h}
@@ -144,6 +146,20 @@ def _instances(hops: list[HopImport], out: Linked) -> None:
                 "name": _assumed(f"{name}-1", f"default: set --assume {scope}.instances=ADDRESS,…"),
                 "address": _assumed(f"{name}-1.invalid", f"default: set --assume {scope}.instances=ADDRESS,…"),
             }]
+
+
+def _entry_first(callee: HopImport, ports: list[int]) -> None:
+    """Kong's proxy_listen entries the caller dials come first: among equally fitting entries
+    lbgen's plan takes the first one, and the files say which one the caller uses."""
+    entries = callee.tier.get("proxy_listen")
+    if callee.kind != "kong" or not isinstance(entries, list):
+        return
+
+    def used(entry: object) -> bool:
+        port = entry.get("port") if isinstance(entry, dict) else None
+        return isinstance(port, Sourced) and port.value in ports
+
+    entries.sort(key=lambda entry: not used(entry))
 
 
 def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:

@@ -88,17 +88,26 @@ class _D(Struct):
     line: int
     block: list[_D] | None
     comment: str = ""
+    start: int = 0
+    """0-based offset of the directive's name on its line (crossplane gives lines only)."""
 
 
-def _wrap(items: list[dict[str, Any]], fallback_file: str) -> list[_D]:
+def _wrap(items: list[dict[str, Any]], file: str, text: SourceText, cursor: dict[int, int]) -> list[_D]:
+    """crossplane's directives in file order; `cursor` (line → offset after the previous
+    directive on that line) tells apart several directives on one line."""
     out = []
     for item in items:
+        name = str(item["directive"])
+        line = int(item.get("line") or 1)
+        found = text.line(file, line).find(name, cursor.get(line, 0)) if name != "#" else -1
+        start = max(found, 0)
+        if found >= 0:
+            cursor[line] = found + len(name)
         block = item.get("block")
         out.append(_D(
-            str(item["directive"]), [str(a) for a in item.get("args", [])],
-            str(item.get("file", fallback_file)), int(item.get("line") or 1),
-            _wrap(block, fallback_file) if block is not None else None,
-            str(item.get("comment", "")),
+            name, [str(a) for a in item.get("args", [])], file, line,
+            _wrap(block, file, text, cursor) if block is not None else None,
+            str(item.get("comment", "")), start,
         ))
     return out
 
@@ -119,9 +128,16 @@ class _Context:
         return name
 
     def origin(self, d: _D, arg: int | None = None) -> Origin:
-        token = d.args[arg] if arg is not None and arg < len(d.args) else d.name
-        after = d.name if arg is not None else ""
-        return self.text.origin(d.file, self.shown(d.file), d.line, token, after)
+        if arg is None or arg >= len(d.args):
+            return Origin(self.shown(d.file), d.line, d.start + 1)
+        line = self.text.line(d.file, d.line)
+        # the argument after the directive's name (and after the arguments before it)
+        pos = d.start + len(d.name)
+        for earlier in d.args[:arg]:
+            found = line.find(earlier, pos)
+            pos = found + len(earlier) if found >= 0 else pos
+        found = line.find(d.args[arg], pos)
+        return Origin(self.shown(d.file), d.line, (found if found >= 0 else d.start) + 1)
 
     def skip(self, d: _D, reason: SkipReason, detail: str) -> None:
         self.skipped.append(Skipped(self.origin(d), _describe(d), reason, detail))
@@ -176,7 +192,7 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
                                catch_errors=True, onerror=lambda exc: type(exc).__name__)
     problems = []
     for error in payload.get("errors", []):
-        message = re.sub(r" in \S+:\d+$", "", str(error.get("error", "cannot parse")))
+        message = re.sub(r" in \S+:\d+$", "", str(error.get("error") or "")) or "not readable as text (UTF-8?)"
         line = int(error.get("line") or 1)
         if error.get("callback") == "StopIteration":
             # crossplane ran out of tokens inside a directive: the file ends before its `;`
@@ -188,7 +204,7 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
     if problems:
         raise InputError(problems)
     configs = payload.get("config", [])
-    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path), ctx, prefix, stack)
+    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path, ctx.text, {}), ctx, prefix, stack)
 
 
 def _line_count(path: str) -> int:
@@ -432,6 +448,7 @@ class _Use(Struct):
     target: str
     grpc: bool
     path: list[str]
+    location: _D
 
 
 def _http_blocks(directives: list[_D]) -> list[list[_D]]:
@@ -519,7 +536,7 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         existing = paths_list.setdefault("paths", [])
         assert isinstance(existing, list)
         for match in use.path:
-            existing.append(Sourced(match, ctx.origin(use.directive)))
+            existing.append(Sourced(match, ctx.origin(use.location, use.location.args.index(match))))
         if use.grpc:
             put(service, "protocol", Sourced("grpc", ctx.origin(use.directive)))
     for name, up in upstreams.items():
@@ -608,7 +625,7 @@ def _walk_location(ctx: _Context, loc: _D, scope: _Scope, server: _D, uses: list
     if any(a in ("~", "~*") for a in loc.args):
         ctx.skip(loc, "unsupported", "regex locations are not translated into route paths")
         match = []
-    uses.append(_Use(target, scope, server, rest, target.name == "grpc_pass", match))
+    uses.append(_Use(target, scope, server, rest, target.name == "grpc_pass", match, loc))
 
 
 def _server_listens(ctx: _Context, server: _D, scope: _Scope, listens: dict[int, Fragment], hop: HopImport) -> None:
@@ -707,6 +724,9 @@ def _real_ip(ctx: _Context, uses: list[_Use], tier: Fragment) -> None:
 
 
 def _main_context(ctx: _Context, directives: list[_D], tier: Fragment, *, http: bool) -> None:
+    # A snippet without http {} / stream {} is read as that context by the block reader,
+    # which reports what it does not translate.
+    snippet = not any(d.name in ("http", "stream") and d.block is not None for d in directives)
     for d in directives:
         if d.name == "worker_processes" and d.args:
             value: object = int(d.args[0]) if d.args[0].isdigit() else d.args[0]
@@ -720,7 +740,7 @@ def _main_context(ctx: _Context, directives: list[_D], tier: Fragment, *, http: 
             continue
         elif d.name in ("upstream", "server", "map", "location") or d.name.startswith(("proxy_", "keepalive")):
             continue  # a snippet without http {} / stream {}: read as that context
-        elif d.name in ("set_real_ip_from", "real_ip_header", "real_ip_recursive", "resolver"):
+        elif d.name in ("set_real_ip_from", "real_ip_header", "real_ip_recursive", "resolver") or snippet:
             continue
         else:
             ctx.skip(d, "out-of-scope", f"`{d.name}` (main context) is not part of lbgen's spec")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.assume import parse_assumption
 from lbgen.importer.kong import import_kong
 from lbgen.importer.kubernetes import import_kubernetes
-from lbgen.importer.link import link
+from lbgen.importer.link import Linked, link
 from lbgen.importer.nginx import import_nginx_http, import_nginx_stream
 from lbgen.importer.sources import HopImport, Skipped, Sourced, SourceText
 from lbgen.importer.writer import plain_spec, write_spec
-from lbgen.io.loader import LoadedSpec, load_spec_data, load_spec_text
+from lbgen.io.loader import LoadedSpec, format_path, load_spec_data, load_spec_text
 
 
 @dataclass
@@ -83,18 +84,29 @@ def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, text
     linked = link(hops, assumptions)
     if not linked.spec.get("services"):
         raise _nothing_to_import(inputs, linked.skipped)
-    try:
-        if text:
-            spec_text, origins = write_spec(linked.spec, HEADER)
-            loaded = load_spec_text(spec_text, output_name)
-        else:
-            data, origins = plain_spec(linked.spec)
-            spec_text = ""
-            loaded = load_spec_data(data, output_name, strict=True)
-    except InputError as error:
-        raise InputError([_relocate(p, origins) for p in error.problems]) from None
+    problems: list[Problem] = []
+    for _ in range(MAX_DROPS):
+        try:
+            if text:
+                spec_text, origins = write_spec(linked.spec, HEADER)
+                loaded = load_spec_text(spec_text, output_name)
+            else:
+                data, origins = plain_spec(linked.spec)
+                spec_text = ""
+                loaded = load_spec_data(data, output_name, strict=True)
+            break
+        except InputError as error:
+            problems = error.problems
+            if not _drop_refused(error, linked):
+                raise InputError([_relocate(p, origins) for p in problems]) from None
+    else:
+        raise InputError([_relocate(p, origins) for p in problems])
     assumed = [(path, value) for path, value in origins.items() if value.assumed]
-    skipped = sorted(linked.skipped, key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
+    # a file given to both nginx readers (one nginx.conf with http {} and stream {}) reports
+    # its main context once
+    both = {shown_path(p) for p in inputs.nginx_http} & {shown_path(p) for p in inputs.nginx_stream}
+    skipped = sorted({s for s in linked.skipped if not (s.origin.file in both and " block is read with --nginx-" in s.detail)},
+                     key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
     return ImportResult(spec_text, loaded, skipped, assumed, origins, linked.links)
 
 
@@ -112,6 +124,69 @@ def _nothing_to_import(inputs: ImportInputs, skipped: list[Skipped]) -> InputErr
         f"nothing to import: no service was found in the given files{left_out}",
         "give the files that proxy to the backends: an nginx `location` with proxy_pass/grpc_pass "
         "(stream: a `server` with proxy_pass), a Kong service (--kong), a Kubernetes Service (--k8s)")])
+
+
+_GRAMMAR = re.compile(r"has characters that are not allowed here|is not allowed here|is out of range$")
+MAX_DROPS = 50
+"""Rounds of leaving out values the spec refuses before the import gives up (each round
+drops every refused value it can)."""
+
+
+def _leaves(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str, tuple[str | int, ...], Sourced[object]]]:
+    if isinstance(node, Sourced):
+        return [(format_path(path), path, node)]
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in _leaves(value, (*path, key))]
+    if isinstance(node, list):
+        return [leaf for index, value in enumerate(node) for leaf in _leaves(value, (*path, index))]
+    return []
+
+
+def _drop_refused(error: InputError, linked: Linked) -> bool:
+    """Leave out the imported values the spec's grammar refuses (a path with a space, a name
+    made from an IP address), each reported as unsupported; False when a refusal is not
+    about one imported value (then the import fails, located)."""
+    leaves = {key: (path, value) for key, path, value in _leaves(linked.spec)}
+    drops: list[tuple[tuple[str | int, ...], Sourced[object], Problem]] = []
+    for problem in error.problems:
+        found = leaves.get(problem.path)
+        # only a value refused on its own (its characters, its range): one that conflicts
+        # with other values is a located error, never silently left out
+        if found is None or found[1].origin is None or not _GRAMMAR.search(problem.message):
+            return False
+        path, value = found
+        if len(path) >= 2 and path[0] == "services" and path[2:] in (("name",), ("namespace",)):
+            path = path[:2]  # a service that cannot be named is left out whole
+        drops.append((path, value, problem))
+    for path, value, problem in sorted(drops, key=lambda d: [str(p).zfill(6) for p in d[0]], reverse=True):
+        if not _remove(linked.spec, path):
+            continue
+        assert value.origin is not None
+        linked.skipped.append(Skipped(value.origin, f"{format_path(path)}: {value.value}", "unsupported",
+                                      f"lbgen's spec refuses it ({problem.message}); left out"))
+    return bool(drops)
+
+
+def _child(node: object, part: str | int) -> object | None:
+    found: object | None = None
+    if isinstance(node, dict) and isinstance(part, str):
+        found = node.get(part)
+    elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        found = node[part]
+    return found
+
+
+def _remove(node: object, path: tuple[str | int, ...]) -> bool:
+    for part in path[:-1]:
+        node = _child(node, part)
+    last = path[-1]
+    if isinstance(node, dict) and isinstance(last, str) and last in node:
+        del node[last]
+        return True
+    if isinstance(node, list) and isinstance(last, int) and last < len(node):
+        del node[last]
+        return True
+    return False
 
 
 def _relocate(problem: Problem, origins: dict[str, Sourced[object]]) -> Problem:

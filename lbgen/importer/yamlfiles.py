@@ -80,7 +80,8 @@ class _Builder:
                                       f"{MAX_NODES} values")])
         if isinstance(node, yaml.MappingNode):
             out = YMap(_mark(node))
-            self.loader.flatten_mapping(node)  # merge keys (<<)
+            if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
+                self.loader.flatten_mapping(node)  # merge keys (<<)
             for key_node, value_node in node.value:
                 key = self.build(key_node, depth + 1)
                 if isinstance(key, YMap | YSeq):

@@ -105,3 +105,22 @@ def test_a_probed_idle_timeout_alone_makes_a_custom_app_server_with_its_note() -
     assert code == 0
     assert "idle_timeout: 7s  # assumed (--assume app.idle_timeout=7s (probed))" in stdout
     assert "preset: custom  # assumed (default: a server with the assumed idle timeout;" in stdout
+
+
+def test_a_value_the_spec_refuses_is_left_out_and_reported(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text('http {\n  upstream u { server 10.0.0.1:8000; keepalive 8; }\n  server {\n    listen 80;\n'
+                    '    location "/a b" {\n      proxy_pass http://u;\n      proxy_http_version 1.1;\n    }\n  }\n}\n')
+    code, stdout, stderr = _run("--nginx-http", str(conf), "--format", "json", "-o", "-")
+    assert code == 0, stderr
+    report = json.loads(stderr)
+    [refused] = [s for s in report["skipped"] if s["item"].startswith("services[0].route.paths[0]")]
+    assert (refused["line"], refused["reason"]) == (5, "unsupported")
+    assert "/a b" not in stdout
+
+
+def test_files_without_any_backend_are_a_clear_error(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http {\n  server {\n    listen 80;\n    location / { return 200; }\n  }\n}\n")
+    code, _, stderr = _run("--nginx-http", str(conf), "-o", str(tmp_path / "t.yaml"))
+    assert code == 2 and "describe no backend service" in stderr

@@ -312,3 +312,79 @@ data:
     assert get(hop.tier, "kube_proxy.sync_period") == Sourced("30s", Origin("kube-proxy.yaml", 11, 19))
     [extra] = hop.skipped
     assert (extra.origin.line, extra.reason) == (12, "out-of-scope")
+
+
+def test_yaml_anchors_and_merge_keys_are_read_with_positions(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", """\
+_format_version: "3.0"
+x-defaults: &timeouts {connect_timeout: 2000, read_timeout: 30000}
+services:
+  - name: a
+    host: a.svc
+    <<: *timeouts
+""")
+    hop = import_kong(path, None, _shown)
+    assert get(hop.services["a"], "kong.timeouts.read") == Sourced("30s", Origin("kong.yaml", 2, 61))
+
+
+def test_duplicate_yaml_keys_are_a_located_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", "services:\n  - name: a\n    name: b\n")
+    with pytest.raises(InputError) as caught:
+        import_kong(path, None, _shown)
+    assert str(caught.value.problems[0].location) == "kong.yaml:3:5"
+
+
+def test_several_directives_on_one_line_have_their_own_columns(tmp_path: Path) -> None:
+    conf = _write(tmp_path, "nginx.conf",
+                  "http { upstream u { server 10.0.0.1:80; keepalive 4; } server { listen 80; "
+                  "location /a { proxy_pass http://u; proxy_http_version 1.1; proxy_read_timeout 5s; } } }\n")
+    hop = import_nginx_http([conf], SourceText(), _shown)
+    line = Path(conf).read_text()
+    assert get(hop.tier, "upstream_keepalive.connections") == Sourced(4, Origin("nginx.conf", 1, line.find("4;") + 1))
+    assert get(hop.tier, "timeouts.read") == Sourced("5s", Origin("nginx.conf", 1, line.find("5s") + 1))
+
+
+def test_one_nginx_conf_with_http_and_stream_reports_its_main_context_once(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from lbgen.importer.run import ImportInputs, run_import
+
+    _write(tmp_path, "nginx.conf", """\
+user nginx;
+events {}
+http {
+    upstream l4 { server 10.2.0.1:9000; keepalive 8; }
+    server { listen 80; location / { proxy_pass http://l4; proxy_http_version 1.1; } }
+}
+stream {
+    upstream kong { server 10.3.0.1:8000; }
+    server { listen 9000; proxy_pass kong; }
+}
+""")
+    monkeypatch.chdir(tmp_path)
+    result = run_import(ImportInputs(nginx_http=["nginx.conf"], nginx_stream=["nginx.conf"], assume=["app.preset=go"]))
+    users = [s for s in result.skipped if s.item == "user nginx"]
+    assert len(users) == 1
+    assert not any("block is read with" in s.detail for s in result.skipped)  # both blocks were read
+    spec = result.loaded.spec
+    assert spec.l4 is not None and spec.l4.listen_port == 9000
+    assert spec.kong is None and [i.address for i in spec.l4.instances] == ["10.2.0.1"]
+
+
+def test_a_kong_service_url_is_its_protocol_host_and_port(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", '_format_version: "3.0"\nservices:\n'
+                  "  - name: a\n    url: grpc://a.shop.svc.cluster.local:9000/v1\n    routes: [{paths: [/a]}]\n")
+    hop = import_kong(path, None, _shown)
+    assert [t.value for t in hop.links.forwards["a"]] == ["a.shop.svc.cluster.local:9000"]
+    assert get(hop.services["a"], "protocol") == Sourced("grpc", Origin("kong.yaml", 4, 10))
+    assert [(s.item, s.reason) for s in hop.skipped] == [("url path /v1", "unsupported")]
+
+
+def test_kong_routes_without_paths(tmp_path: Path) -> None:
+    path = _write(tmp_path, "kong.yaml", '_format_version: "3.0"\nservices:\n'
+                  "  - {name: a, host: a.svc, routes: [{hosts: [a.example.com]}]}\n"
+                  "  - {name: b, host: b.svc}\n")
+    hop = import_kong(path, None, _shown)
+    paths = get(hop.services["a"], "route.paths")
+    assert isinstance(paths, list) and [p.value for p in paths if isinstance(p, Sourced)] == ["/"]
+    [unrouted] = [s for s in hop.skipped if s.item == "service b"]
+    assert (unrouted.origin.line, unrouted.reason) == (4, "ambiguous")
