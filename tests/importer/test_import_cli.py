@@ -123,4 +123,4 @@ def test_files_without_any_backend_are_a_clear_error(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text("http {\n  server {\n    listen 80;\n    location / { return 200; }\n  }\n}\n")
     code, _, stderr = _run("--nginx-http", str(conf), "-o", str(tmp_path / "t.yaml"))
-    assert code == 2 and "describe no backend service" in stderr
+    assert code == 2 and "nothing to import: no service was found" in stderr
