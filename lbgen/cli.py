@@ -499,10 +499,18 @@ _REPORT_OPTIONS = (
 )
 
 
-def _report_options(command: Callable[P, R]) -> Callable[P, R]:
-    for option in reversed(_REPORT_OPTIONS):
-        command = option(command)
-    return command
+def _options(*options: Callable[[Callable[P, R]], Callable[P, R]]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A group of click options as one decorator (listed in --help in the order given)."""
+
+    def apply(command: Callable[P, R]) -> Callable[P, R]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+_report_options = _options(*_REPORT_OPTIONS)
 
 
 @cli.command()
@@ -1111,11 +1119,7 @@ _IMPORT_INPUTS = (
                  "kong.location=outside, edge.instances=10.0.0.1,10.0.0.2."),
 )
 
-
-def _import_inputs(command: Callable[P, R]) -> Callable[P, R]:
-    for option in reversed(_IMPORT_INPUTS):
-        command = option(command)
-    return command
+_import_inputs = _options(*_IMPORT_INPUTS)
 
 
 @cli.command("import")

@@ -118,7 +118,9 @@ class _Context:
     def __init__(self, text: SourceText, shown: ShowPath) -> None:
         self.text = text
         self._shown = shown
-        self._shown_names: dict[str, str] = {}  # per file: a path is made relative once
+        # per file, per run: a path is made relative to the working directory once (not a
+        # process-wide cache: the working directory may change between runs)
+        self._shown_names: dict[str, str] = {}
         self.skipped: list[Skipped] = []
 
     def shown(self, file: str) -> str:

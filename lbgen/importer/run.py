@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ class ImportResult:
         return [(path, value) for path, value in self.assumed if not value.note.startswith("--assume")]
 
 
-@functools.lru_cache(maxsize=4096)
 def shown_path(path: str) -> str:
     """A path relative to the working directory when it is inside it, else as given."""
     try:

@@ -128,3 +128,12 @@ def edge_tries(edge: NginxHttpHop) -> int:
     if tries is None or tries == 0:
         return edge.group_size
     return min(tries, edge.group_size)
+
+
+def needs_edge_and_l4(ctx: RuleContext) -> str | None:
+    """`Rule.applies` of the rules about an L7 pool relayed through an L4 tier."""
+    if ctx.plan.relayed_pairs():
+        return None
+    if not any(hop.layer == "l4" for hop in ctx.plan.hops):
+        return "no nginx_stream tier"
+    return "no nginx_http tier in front of the nginx_stream tier"

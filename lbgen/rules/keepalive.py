@@ -35,6 +35,7 @@ from lbgen.rules._crosshop import (
     app_facing_pool,
     closing_order,
     listing,
+    needs_edge_and_l4,
 )
 
 NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
@@ -217,14 +218,6 @@ def _edge_pool_outlives_l4(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_edge_and_l4(ctx: RuleContext) -> str | None:
-    if ctx.plan.relayed_pairs():
-        return None
-    if not any(hop.layer == "l4" for hop in ctx.plan.hops):
-        return "no nginx_stream tier"
-    return "no nginx_http tier in front of the nginx_stream tier"
-
-
 EDGE_POOL_OUTLIVES_L4 = Rule(
     code="LB102",
     status="stable",
@@ -240,7 +233,7 @@ EDGE_POOL_OUTLIVES_L4 = Rule(
     tiers=frozenset({"nginx_http", "nginx_stream"}),
     check=_edge_pool_outlives_l4,
     versions="nginx ≥ 1.15.3 (upstream keepalive_timeout); on by default since 1.29.7",
-    applies=_needs_edge_and_l4,
+    applies=needs_edge_and_l4,
     doc=RuleDoc(
         what=(
             "The edge's effective upstream `keepalive_timeout` (set, or derived by lbgen) "

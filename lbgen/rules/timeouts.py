@@ -25,7 +25,7 @@ from lbgen.rules._base import (
     SkipReason,
     Violation,
 )
-from lbgen.rules._crosshop import edge_tries, group_members, group_path, listing
+from lbgen.rules._crosshop import edge_tries, group_members, group_path, listing, needs_edge_and_l4
 
 NGINX_PROXY = f"https://{defaults.NGINX_PROXY_DOC}"
 NGINX_UPSTREAM = f"https://{defaults.NGINX_UPSTREAM_DOC}"
@@ -423,14 +423,6 @@ def _l4_connect_outlasts_edge_read(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
-def _needs_edge_and_l4(ctx: RuleContext) -> str | None:
-    if ctx.plan.relayed_pairs():
-        return None
-    if not any(hop.layer == "l4" for hop in ctx.plan.hops):
-        return "no nginx_stream tier"
-    return "no nginx_http tier in front of the nginx_stream tier"
-
-
 L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     code="LB203",
     status="stable",
@@ -445,7 +437,7 @@ L4_CONNECT_OUTLASTS_EDGE_READ = Rule(
     tiers=frozenset({"nginx_stream", "nginx_http"}),
     check=_l4_connect_outlasts_edge_read,
     versions="all",
-    applies=_needs_edge_and_l4,
+    applies=needs_edge_and_l4,
     doc=RuleDoc(
         what=(
             "The L4 tier's `proxy_connect_timeout` (nginx stream default 60s) against the "

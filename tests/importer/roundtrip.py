@@ -69,23 +69,27 @@ def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def import_rendered(spec: Spec, out: Path) -> ImportResult:
+def rendered_inputs(spec: Spec) -> ImportInputs:
+    """The import inputs for `spec`'s rendered files, relative to the render directory, with
+    what they cannot tell as --assume."""
     inputs = ImportInputs(assume=assumptions(spec))
     for tier in spec.tiers:
-        base = out / tier.name
         if isinstance(tier, NginxHttpTier):
-            inputs.nginx_http.append(str(base / "nginx.conf"))
+            inputs.nginx_http.append(f"{tier.name}/nginx.conf")
         elif isinstance(tier, NginxStreamTier):
-            inputs.nginx_stream.append(str(base / "nginx.conf"))
+            inputs.nginx_stream.append(f"{tier.name}/nginx.conf")
         elif isinstance(tier, KongTier):
-            inputs.kong = str(base / "kong.yaml")
-            inputs.kong_conf = str(base / "kong.conf")
+            inputs.kong, inputs.kong_conf = f"{tier.name}/kong.yaml", f"{tier.name}/kong.conf"
         else:
-            inputs.k8s.append(str(base))
+            inputs.k8s.append(tier.name)
+    return inputs
+
+
+def import_rendered(spec: Spec, out: Path) -> ImportResult:
     cwd = Path.cwd()
     os.chdir(out)
     try:
-        return run_import(inputs)
+        return run_import(rendered_inputs(spec))
     finally:
         os.chdir(cwd)
 

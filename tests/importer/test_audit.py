@@ -19,9 +19,8 @@ from lbgen.audit import audit
 from lbgen.cli import cli
 from lbgen.importer.run import ImportInputs
 from lbgen.io.loader import load_spec_file
-from lbgen.model.tiers import KongTier, NginxHttpTier, NginxStreamTier
 from lbgen.rules import Finding, check_spec
-from tests.importer.roundtrip import assumptions, write_rendered
+from tests.importer.roundtrip import rendered_inputs, write_rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 IMPORTED = ROOT / "examples" / "imported"
@@ -85,27 +84,13 @@ def test_every_finding_points_into_an_audited_file(in_imported: Path) -> None:
         report.findings, key=lambda f: (f.location.file, f.location.line, f.location.column, f.code))
 
 
-def _rendered_inputs(spec_path: Path, out: Path) -> ImportInputs:
-    spec = load_spec_file(spec_path).spec
-    write_rendered(spec, out, spec_path.name)
-    inputs = ImportInputs(assume=assumptions(spec))
-    for tier in spec.tiers:
-        if isinstance(tier, NginxHttpTier):
-            inputs.nginx_http.append(f"{tier.name}/nginx.conf")
-        elif isinstance(tier, NginxStreamTier):
-            inputs.nginx_stream.append(f"{tier.name}/nginx.conf")
-        elif isinstance(tier, KongTier):
-            inputs.kong, inputs.kong_conf = f"{tier.name}/kong.yaml", f"{tier.name}/kong.conf"
-        else:
-            inputs.k8s.append(tier.name)
-    return inputs
-
-
 def test_auditing_rendered_output_finds_what_validate_finds_on_the_spec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec_path = ROOT / "examples" / "seed-as-advised.yaml"
-    inputs = _rendered_inputs(spec_path, tmp_path)
+    spec = load_spec_file(spec_path).spec
+    write_rendered(spec, tmp_path, spec_path.name)
+    inputs = rendered_inputs(spec)
     monkeypatch.chdir(tmp_path)
     audited = audit(inputs).report.findings
     validated = check_spec(load_spec_file(spec_path)).findings
