@@ -47,6 +47,13 @@ NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE = _gate(
     "nginx CHANGES-1.16: the keepalive_timeout and keepalive_requests directives in the "
     "upstream block; ngx_http_upstream_module: appeared in 1.15.3",
 )
+# Before, a worker that added the shared listening socket to its epoll set first takes nearly
+# every connection (EPOLLEXCLUSIVE wakes it first); from here on the workers take turns.
+NGINX_ACCEPT_REORDER = _gate(
+    "nginx", "1.21.6", "workers take turns accepting connections on a shared listening socket",
+    "nginx CHANGES 1.21.6: when using EPOLLEXCLUSIVE on Linux client connections were unevenly "
+    "distributed among worker processes; src/event/ngx_event_accept.c ngx_reorder_accept_events",
+)
 NGINX_ERROR_LOG_OPTION = _gate(
     "nginx", "1.19.5", "the `-e` command-line option (error log file)",
     "nginx CHANGES 1.19.5: the -e switch (nginx.org/en/docs/switches.html)",
@@ -213,6 +220,7 @@ NODE_KEEPALIVE_65S = _gate(
 GATES: tuple[VersionGate, ...] = (
     NGINX_RANDOM,
     NGINX_UPSTREAM_KEEPALIVE_TUNING_SINCE,
+    NGINX_ACCEPT_REORDER,
     NGINX_ERROR_LOG_OPTION,
     NGINX_UPSTREAM_KEEPALIVE_TIME_SINCE,
     NGINX_HTTP2_DIRECTIVE_SINCE,

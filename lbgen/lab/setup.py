@@ -199,6 +199,8 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
     servers = "".join(f"        server {host}:{port} max_fails=0;\n" for host, port in backends)
     client_ka = _seconds(hop.client_keepalive.value)
     proxy_protocol = " proxy_protocol" if listener.proxy_protocol else ""
+    # As Kong's own listeners: one socket per worker, so the kernel spreads connections.
+    reuseport = " reuseport" if hop.worker_accept == "reuseport" else ""
     return (
         f"# STAND-IN for Kong ({_why_stand_in(tier)}): nginx http configured from lbgen's plan of\n"
         f"# {tier.name}: pool, idle timeout, max requests, algorithm, retries, timeouts, targets.\n"
@@ -209,7 +211,7 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
                                                                           "uwsgi", "scgi"))
         + f"    upstream {service.name} {{\n" + (f"        {balance}\n" if balance else "") + servers + keepalive
         + "    }\n    server {\n"
-        f"        listen {address}:{listener.port}{proxy_protocol};\n"
+        f"        listen {address}:{listener.port}{proxy_protocol}{reuseport};\n"
         f"        keepalive_timeout {client_ka:g}s;\n"
         "        location / {\n"
         f"            proxy_pass http://{service.name};\n"

@@ -19,7 +19,7 @@ from lbgen import defaults, versions
 from lbgen.model.naming import kic_file_path, service_bundle_path
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier, Tier
-from lbgen.model.types import Duration
+from lbgen.model.types import Duration, Version
 from lbgen.plan import topology, values
 from lbgen.plan._resolved import Resolved
 from lbgen.plan.budget import Budget, UpstreamBudget, resolve_budget, service_key
@@ -90,6 +90,20 @@ class IdleClose(Struct, frozen=True):
 HopT = TypeVar("HopT", bound="HopPlan")
 
 
+WorkerAccept = Literal["reuseport", "rotating", "first"]
+"""How an instance's worker processes share the connections it accepts. `reuseport`: each
+worker has a listening socket of its own and the kernel hashes every connection onto one (a
+uniform choice). Otherwise the workers share one socket in EPOLLEXCLUSIVE mode (nginx 1.11.3+,
+accept_mutex off), where Linux wakes the worker that added it first: `first`, that worker takes
+nearly every connection (nginx before 1.21.6); `rotating`, each worker takes one connection and
+goes to the back of the queue, then each takes 16 in turn (ngx_reorder_accept_events)."""
+
+
+def nginx_worker_accept(version: Version) -> WorkerAccept:
+    """An nginx tier's listening sockets: lbgen renders no `reuseport` on them."""
+    return "rotating" if versions.NGINX_ACCEPT_REORDER.reached(version) else "first"
+
+
 class HopPlan(Struct, frozen=True):
     name: str
     kind: HopKind
@@ -147,6 +161,12 @@ class HopPlan(Struct, frozen=True):
     @property
     def read_timeout_out(self) -> Resolved[Duration] | None:
         """How long one attempt waits for the next hop's response (None: not an L7 proxy)."""
+        return None
+
+    @property
+    def worker_accept(self) -> WorkerAccept | None:
+        """How the connections an instance accepts are shared by its worker processes (None:
+        not a proxy lbgen runs with workers)."""
         return None
 
     def settings(self) -> Iterator[Setting]:
@@ -208,6 +228,10 @@ class NginxHttpHop(HopPlan, frozen=True, kw_only=True):
     def tier(self) -> NginxHttpTier:
         assert isinstance(self.source_tier, NginxHttpTier)
         return self.source_tier
+
+    @property
+    def worker_accept(self) -> WorkerAccept:
+        return nginx_worker_accept(self.tier.version)
 
     @property
     def has_pool_timers(self) -> bool:
@@ -277,6 +301,10 @@ class NginxStreamHop(HopPlan, frozen=True, kw_only=True):
         return self.source_tier
 
     @property
+    def worker_accept(self) -> WorkerAccept:
+        return nginx_worker_accept(self.tier.version)
+
+    @property
     def idle_close(self) -> IdleClose:
         return IdleClose(self.proxy_timeout, ("proxy_timeout",), "proxy_timeout", "proxy_timeout",
                          defaults.NGINX_STREAM_PROXY_TIMEOUT.value)
@@ -331,6 +359,11 @@ class KongHop(HopPlan, frozen=True, kw_only=True):
     def tier(self) -> KongTier:
         assert isinstance(self.source_tier, KongTier)
         return self.source_tier
+
+    @property
+    def worker_accept(self) -> WorkerAccept:
+        # lbgen renders every proxy_listen with `reuseport`, as kong.conf.default has it.
+        return "reuseport"
 
     @property
     def pool(self) -> UpstreamBudget:

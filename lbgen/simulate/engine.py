@@ -4,11 +4,15 @@ One trial draws the requests of the run (arrival times, client connection), then
 path hop by hop. At each hop every request gets the upstream connection it travels on and
 the next hop's instance (or pod) it reaches:
 
+- Every connection a proxy instance accepts goes to one of its workers as the kernel and
+  nginx hand it over (`_worker_of`: a uniform choice with `reuseport`, else the workers in
+  turn, as nginx 1.21.6+ does on a shared socket).
 - nginx http and Kong pick a target per request (per worker: each worker balances on its
   own, as nginx does without a shared zone), then reuse an idle pooled connection to it.
-  A worker's pooled connections form a LIFO stack: the request that finds `j` requests in
-  flight in its worker uses the `j`-th connection (`j` drawn from the Poisson occupancy of
-  an M/G/inf queue with the worker's rate x response time). A connection is replaced after
+  A worker's pooled connections form a LIFO stack. Closed loop: the stack is followed exactly
+  (`_lifo_connections`). Open loop: the request that finds `j` requests in flight in its
+  worker uses the `j`-th connection (`j` drawn from the Poisson occupancy of an M/G/inf
+  queue with the worker's rate x response time). A connection is replaced after
   `max_requests` requests, after its lifetime, or when idle longer than the shortest idle
   timeout that closes it (its own, or a hop behind it). Stack depths the idle cache cannot
   keep (more than `keepalive` idle above the usual occupancy) open a connection per request.
@@ -399,25 +403,76 @@ def _occupancy_draw(rng: np.random.Generator, occupancy: FloatArray, key: IntArr
     return depth
 
 
-def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, group: IntArray,
-          target: IntArray, n_targets: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+def _lifo_connections(key: IntArray, start: FloatArray, done: FloatArray) -> IntArray:
+    """The pooled connection each item (in start order) travels on when every key keeps its
+    idle connections as a LIFO stack and nothing closes them (closed loop: no caller waits idle):
+    an item takes the connection released last at its key, or opens one when none is idle.
+
+    Exact, without a loop over the items: per key, a release pushes onto the idle stack and a
+    start pops from it, so a start that finds `h` idle connections takes the one the latest
+    release to height `h` before it pushed (bracket matching by height); each connection is then
+    the item that opened it, followed along those matches. A release at the same moment as a
+    start comes first (a caller's next request reuses what its last one released). Times go to
+    whole nanoseconds so that such ties are exact. Returns dense connection ids."""
+    n = len(key)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    start_ns = np.rint(start * 1e9).astype(np.int64)
+    done_ns = np.maximum(np.rint(done * 1e9).astype(np.int64), start_ns + 1)
+    span = 2 * (int(done_ns.max()) + 1)
+    item = np.concatenate((_iota(n), _iota(n)))
+    is_start = np.concatenate((np.ones(n, dtype=bool), np.zeros(n, dtype=bool)))
+    keys = np.concatenate((key, key))
+    stamp = np.concatenate((2 * start_ns + 1, 2 * done_ns))  # a release before a start at the same ns
+    if int(key.max()) < (2**62) // span:
+        order = np.argsort(keys * span + stamp, kind="stable")
+    else:
+        order = np.lexsort((stamp, keys))
+    item, is_start, keys = item[order], is_start[order], keys[order]
+    step = np.where(is_start, 1, -1)
+    in_flight = np.cumsum(step)  # each key's starts and releases cancel: no reset between keys
+    top = int(in_flight.max()) + 1
+    # Connections open so far = the most ever in flight at the key (nothing closes them).
+    opened = np.maximum.accumulate(in_flight + keys * top) - keys * top
+    first_of_key = np.ones(2 * n, dtype=bool)
+    first_of_key[1:] = keys[1:] != keys[:-1]
+    opened_before = np.where(first_of_key, 0, np.roll(opened, 1))
+    idle_before = opened_before - (in_flight - step)
+    level = np.where(is_start, idle_before, idle_before + 1)
+    new = is_start & (idle_before == 0)
+    matched = ~new
+    # Within a key and a height, pushes and pops alternate in time: a pop's match is the event
+    # just before it in that group.
+    m_index = np.flatnonzero(matched)
+    group_order = m_index[np.argsort(keys[m_index] * (top + 1) + level[m_index], kind="stable")]
+    previous = np.empty(len(group_order), dtype=np.int64)
+    previous[1:] = group_order[:-1]
+    previous[0] = -1
+    pops = is_start[group_order]
+    parent = _iota(n).copy()
+    parent[item[group_order[pops]]] = item[previous[pops]]
+    while True:  # follow the matches to the item that opened each connection
+        hop = parent[parent]
+        if np.array_equal(hop, parent):
+            break
+        parent = hop
+    return _dense(parent)[0]
+
+
+def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, done: FloatArray,
+          group: IntArray, target: IntArray, n_targets: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
     """The pooled upstream connection of each request (dense ids), and whether the request
     found room in the pool (False: its connection closes after it)."""
     n = len(t)
     pool_key = group * n_targets + target
-    n_keys = int(pool_key.max()) + 1
-    occupancy = np.bincount(pool_key, minlength=n_keys) / p.duration_s * p.response_time_s
     if p.rate is None:
         # Closed loop: every caller sends its next request the moment the last one returns,
-        # so the connection it just released is on top of the LIFO stack; the requests in
-        # flight stay at the key's occupancy and take its ceil(occupancy) connections in
-        # turn (one flow per connection for one target; with per-request round-robin over T
-        # targets the released connection is reused T requests later). Nothing waits idle,
-        # so the idle cache's size never closes one.
-        slots = np.maximum(1, np.ceil(occupancy - 1e-9)).astype(np.int64)
-        depth = _rank_in_group(pool_key) % slots[pool_key]
+        # so the stack is followed exactly; the idle cache's size is not applied (the
+        # connections a key opens are the most it ever has in flight).
+        slot = _lifo_connections(pool_key, t, done)
         pooled = np.ones(n, dtype=bool)
     else:
+        occupancy = np.bincount(pool_key, minlength=int(pool_key.max()) + 1) / p.duration_s * p.response_time_s
         depth = _occupancy_draw(rng, occupancy, pool_key)
         # The idle cache holds `keepalive` connections per worker, shared by its targets: a
         # depth more than that above the occupancy's usual low (5 % quantile, normal
@@ -425,9 +480,9 @@ def _pool(rng: np.random.Generator, hop: ProxyHop, p: Params, t: FloatArray, gro
         per_target = max(1, hop.pool_size // max(1, min(n_targets, hop.pool_size)))
         low = np.maximum(0.0, occupancy - 1.645 * np.sqrt(occupancy))
         pooled = depth < (np.floor(low) + per_target)[pool_key]
-    key = pool_key * (int(depth.max()) + 1) + depth
+        slot = pool_key * (int(depth.max()) + 1) + depth
     up = np.empty(n, dtype=np.int64)
-    count = _connections(hop, t, key, np.flatnonzero(pooled) if not pooled.all() else None, up)
+    count = _connections(hop, t, slot, np.flatnonzero(pooled) if not pooled.all() else None, up)
     loose = np.flatnonzero(~pooled)
     up[loose] = count + _iota(len(loose))
     return up, pooled
@@ -567,6 +622,35 @@ def _requests(rng: np.random.Generator, p: Params) -> tuple[FloatArray, IntArray
     return t, _iota(n), client, rt
 
 
+REORDER_EVERY = 16
+"""nginx (1.21.6+) re-adds its shared listening socket to a worker's epoll set after every
+16th connection that worker accepts, and after the first (ngx_reorder_accept_events in
+src/event/ngx_event_accept.c: `c->requests++ % 16`)."""
+
+
+def _worker_of(rng: np.random.Generator, hop: ProxyHop, conn: IntArray, n_conn: int, inst: IntArray) -> IntArray:
+    """The worker of each connection (dense ids) at the instance it reaches.
+
+    `reuseport`: every worker has its own listening socket and the kernel hashes each
+    connection's addresses onto one, a uniform choice. Otherwise the workers share one socket
+    in EPOLLEXCLUSIVE mode (nginx 1.11.3+ without accept_mutex), and Linux wakes the worker
+    that added it to its epoll set first: `first`, every connection on that worker (nginx
+    before 1.21.6); `rotating`, that worker takes one connection and moves to the back of
+    the queue, each in turn, then runs of 16 in turn (1.21.6+). An idle first worker is
+    assumed: a busy one passes the connection on, which spreads a burst further."""
+    if hop.workers == 1:
+        return np.zeros(n_conn, dtype=np.int64)
+    if hop.accept == "reuseport":
+        return rng.integers(0, hop.workers, n_conn)
+    firsts, _ = _firsts_lasts(conn, n_conn)
+    opened = _in_time_order(firsts, len(conn))
+    out = np.zeros(n_conn, dtype=np.int64)
+    if hop.accept == "rotating":
+        k = _rank_in_group(inst[opened])  # the k-th connection its instance accepts
+        out[conn[opened]] = np.where(k < hop.workers, k, (k - hop.workers) // REORDER_EVERY % hop.workers)
+    return out
+
+
 def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     t, conn, client, rt = _requests(rng, p)
     n = len(t)
@@ -585,8 +669,7 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     open_pods: IntArray = np.zeros(0, dtype=np.int64)
     for hop in path.hops:
         conn, n_conn = _dense(conn)
-        worker = rng.integers(0, hop.workers, n_conn)[conn]
-        group = inst * hop.workers + worker
+        group = inst * hop.workers + _worker_of(rng, hop, conn, n_conn, inst)[conn]
         keys = {"client": client, "peer": peer}
         if hop.reuse == "per-connection":
             firsts, lasts = _firsts_lasts(conn, n_conn)
@@ -610,7 +693,7 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
                 one_shot = np.ones(n, dtype=bool)
             else:
                 n_targets = int(counts.max())
-                up, pooled = _pool(rng, hop, p, t, group, target, n_targets)
+                up, pooled = _pool(rng, hop, p, t, t + rt, group, target, n_targets)
                 one_shot = ~pooled
         if hop.per_request_pods:
             pod = target

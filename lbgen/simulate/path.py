@@ -20,7 +20,7 @@ from lbgen.model.types import Duration
 from lbgen.model.workload import ScaleEvent
 from lbgen.plan import topology
 from lbgen.plan.budget import service_key
-from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop, Plan
+from lbgen.plan.hops import KongHop, KubernetesHop, NginxHttpHop, NginxStreamHop, Plan, WorkerAccept
 
 Choice = Literal["round-robin", "random", "hash", "least-conn", "random-two", "kong-least-connections"]
 """How the engine picks among targets: in turn per worker, uniformly, by a key, by the fewest
@@ -71,6 +71,8 @@ class ProxyHop:
     discovery_s: float | None = None
     """A new pod is seen by each instance within this time (the headless Service's DNS TTL,
     the instance's cache expiring at a random moment); None: at once."""
+    accept: WorkerAccept = "reuseport"
+    """How an instance's workers share the connections it accepts (the plan's)."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
             assert isinstance(tier, NginxStreamTier)
             hops.append(ProxyHop(tier.name, "nginx_stream", tuple(i.address for i in tier.instances), workers,
                                  "per-connection", 0, None, "", None, None, _nginx_chooser(tier),
-                                 targets, False))
+                                 targets, False, accept=hop.worker_accept))
             continue
         assert isinstance(hop, NginxHttpHop | KongHop)
         pool = hop.upstream
@@ -233,6 +235,7 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
             _s(pool.max_lifetime.value), chooser, targets, per_request_pods,
             _s(defaults.CLUSTER_DNS_TTL.value) if per_request_pods and any(
                 target.kind == "headless" for target in hop.targets) else None,
+            accept=hop.worker_accept,
         ))
     mode = cluster_plan.kube_proxy_mode.value
     service_plan = next(s for s in cluster_plan.services if s.service == key)

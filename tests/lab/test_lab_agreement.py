@@ -112,11 +112,6 @@ def test_pooled_cluster_ip_with_many_client_connections(tmp_path: Path) -> None:
     assert data["simulated"]["max_mean"]["median"] > 1.15  # the prediction is a skew, not a uniform spread
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known disagreement (issue #11): in some runs the lab spreads 4 client connections over more "
-    "pod connections than simulate predicts (seen: CV 0.46-0.80 over three measurements against a "
-    "band from 0.82, 7 of 8 pods used); the simulator's count of pooled connections behind the "
-    "edge and the L4 relay is to be fixed"))
 def test_pooled_cluster_ip_with_few_client_connections(tmp_path: Path) -> None:
     # 4 client connections: a handful of pooled connections decide where every request goes.
     data = _agrees("pooled ClusterIP, 4 client connections",

@@ -8,12 +8,13 @@ would produce.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from lbgen.simulate.engine import Params, _rendezvous, run
+from lbgen.simulate.engine import Params, _lifo_connections, _rendezvous, _worker_of, run
 from lbgen.simulate.path import Chooser, ClusterHop, ProxyHop, SimPath
 
 ROUND_ROBIN = Chooser("round-robin")
@@ -283,3 +284,67 @@ def test_kong_consistent_hashing_continuum() -> None:
     moved = before != after
     assert np.all(after[moved] >= 8)
     assert 0.25 < moved.mean() < 0.42
+
+
+def _stack_followed_step_by_step(key: np.ndarray, start: np.ndarray, done: np.ndarray) -> list[int]:
+    """The reference for `_lifo_connections`: every key's idle connections as a list used as a
+    stack, the events taken one by one in time order (a release before a start at the same
+    moment); returns, per item, the item that opened its connection."""
+    events = sorted([(float(done[i]), 0, i) for i in range(len(key))] + [(float(start[i]), 1, i) for i in range(len(key))])
+    idle: dict[int, list[int]] = {}
+    opener: list[int] = [-1] * len(key)
+    for _, is_start, i in events:
+        stack = idle.setdefault(int(key[i]), [])
+        if is_start:
+            opener[i] = stack.pop() if stack else i
+        else:
+            stack.append(opener[i])
+    return opener
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lifo_connections_follow_the_stack_exactly(seed: int) -> None:
+    # Random starts and durations, a few keys; every other case rounds the times to a grid so
+    # that releases and starts coincide, as a closed loop's back-to-back requests do.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    start = np.sort(rng.uniform(0, 1.0, n))
+    done = start + rng.exponential(0.02 * (1 + seed % 3), n)
+    if seed % 2:
+        start = np.round(start, 2)
+        done = np.round(np.maximum(done, start + 0.01), 2)
+        order = np.argsort(start, kind="stable")
+        start, done = start[order], done[order]
+    key = rng.integers(0, 1 + seed % 4, n)
+    got = _lifo_connections(key, start, done)
+    opener = _stack_followed_step_by_step(key, start, done)
+    # The same connections: items share an id exactly when they share an opener.
+    assert len(set(got.tolist())) == len(set(opener))
+    assert len(set(zip(got.tolist(), opener, strict=True))) == len(set(opener))
+
+
+def test_nginx_workers_take_connections_in_turn_then_in_runs_of_sixteen() -> None:
+    # ngx_reorder_accept_events (nginx 1.21.6+): a worker re-adds the shared listening socket
+    # after its first accept and after every 16th, so with 3 workers the 0th-2nd connections go
+    # to workers 0, 1, 2 and then 16 each in turn; before 1.21.6 the first worker takes them all.
+    rng = np.random.default_rng(0)
+    n = 60
+    conn = np.arange(n)
+    inst = np.zeros(n, dtype=np.int64)
+    rotating = dataclasses.replace(_proxy(workers=3), accept="rotating")
+    assert _worker_of(rng, rotating, conn, n, inst).tolist() == [0, 1, 2] + [0] * 16 + [1] * 16 + [2] * 16 + [0] * 9
+    first = dataclasses.replace(_proxy(workers=3), accept="first")
+    assert _worker_of(rng, first, conn, n, inst).tolist() == [0] * n
+    # Two instances count their own connections (here alternating between them).
+    inst = conn % 2
+    assert _worker_of(rng, rotating, conn, n, inst)[inst == 1].tolist()[:5] == [0, 1, 2, 0, 0]
+
+
+def test_one_accepting_worker_balances_like_one_worker() -> None:
+    # Round-robin per worker over 7 pods: with every connection on the first worker (nginx
+    # before 1.21.6, no reuseport) the per-pod counts differ by at most 1, where 16 workers
+    # each starting at the first pod leave a larger spread (the test above).
+    hop = dataclasses.replace(_proxy(instances=1, workers=16, per_request_pods=True), accept="first")
+    for r in run(_path((hop,), replicas=7), Params(40, 1, 50.0, 1.0, 0.05, 20, seed=5)):
+        counts = np.rint(r.shares * r.requests)
+        assert counts.max() - counts.min() <= 1
