@@ -27,6 +27,7 @@ the next hop's instance (or pod) it reaches:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,26 +149,16 @@ def _dense(ids: IntArray) -> tuple[IntArray, int]:
 
 
 def _rank_in_group(group: IntArray) -> IntArray:
-    """Position of each item among the items of its group; items are in time order."""
-    groups = int(group.max()) + 1 if len(group) else 0
-    if groups <= 16:  # few groups (instances x workers): one masked pass each beats a sort
-        rank = np.empty(len(group), dtype=np.int64)
-        seen = [0] * groups
-        for lo in range(0, len(group), CHUNK):  # chunks whose masks stay in the CPU cache
-            part, out = group[lo:lo + CHUNK], rank[lo:lo + CHUNK]
-            for g in range(groups):
-                mask = part == g
-                count = int(np.count_nonzero(mask))
-                out[mask] = _iota(count) + seen[g]
-                seen[g] += count
-        return rank
+    """Position of each item among the items of its group; items are in time order. A
+    stable sort of the groups (a radix sort: they are small integers) puts each group's items
+    in time order after the items of the groups before it."""
+    if not len(group):
+        return np.zeros(0, dtype=np.int64)
     order = np.argsort(_small(group), kind="stable")
-    sorted_group = group[order]
-    heads = np.concatenate(([True], sorted_group[1:] != sorted_group[:-1]))
-    head_index = np.maximum.accumulate(np.where(heads, _iota(len(order)), 0))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = _iota(len(order)) - head_index
-    return rank
+    starts = np.cumsum(np.bincount(group)) - np.bincount(group)
+    rank = np.empty(len(group), dtype=np.int64)
+    rank[order] = _iota(len(group))
+    return np.asarray(rank - starts[group], dtype=np.int64)
 
 
 def _in_time_order(firsts: IntArray, n: int) -> IntArray:
@@ -360,6 +351,21 @@ def _choose(rng: np.random.Generator, chooser: Chooser, group: IntArray,
     return np.asarray((rank + first[group]) % counts, dtype=np.int64)
 
 
+def _reads_in_flight(chooser: Chooser, items: int) -> bool:
+    """Whether `_choose` needs each item's start and end (a fewest-in-flight choice it
+    follows item by item)."""
+    return chooser.choice in ("least-conn", "random-two", "kong-least-connections") and items <= SEQUENTIAL_LIMIT
+
+
+def _hash_key(chooser: Chooser, client: Callable[[], IntArray], peer: Callable[[], IntArray],
+              request: Callable[[], IntArray]) -> dict[str, IntArray]:
+    """The hash input a hashing choice reads (only that one is built: each is an array as
+    long as the items)."""
+    if chooser.choice != "hash":
+        return {}
+    return {chooser.hash_key: {"client": client, "peer": peer, "request": request}[chooser.hash_key]()}
+
+
 def _occupancy_draw(rng: np.random.Generator, occupancy: FloatArray, key: IntArray) -> IntArray:
     """Poisson(occupancy[key]) for every item, by inverse transform with a guide table (Chen
     and Asau): each key's cumulative distribution over its mean +- 8 sd, and for each of twice
@@ -538,7 +544,11 @@ def _connections(hop: ProxyHop, t: FloatArray, key: IntArray, index: IntArray | 
             new |= recycle
         head = np.maximum.accumulate(np.where(new, local, -1))
         carried = head < run_start
-        ids = np.where(carried, current[ks], next_id + np.cumsum(new) - 1)
+        # Ids in the order the connections open (the workers of the next hop take them so).
+        opening = np.argsort(items[new], kind="stable")
+        rank = np.empty(len(opening), dtype=np.int64)
+        rank[opening] = _iota(len(opening))
+        ids = np.where(carried, current[ks], next_id + rank[np.maximum(np.cumsum(new) - 1, 0)])
         up[items] = ids
         next_id += int(np.count_nonzero(new))
         # Each key's state after its last item in this chunk.
@@ -628,8 +638,9 @@ REORDER_EVERY = 16
 src/event/ngx_event_accept.c: `c->requests++ % 16`)."""
 
 
-def _worker_of(rng: np.random.Generator, hop: ProxyHop, conn: IntArray, n_conn: int, inst: IntArray) -> IntArray:
-    """The worker of each connection (dense ids) at the instance it reaches.
+def _worker_of(rng: np.random.Generator, hop: ProxyHop, instance: IntArray) -> IntArray:
+    """The worker of each connection at the instance it reaches (`instance`, by connection id;
+    ids are in the order the connections open).
 
     `reuseport`: every worker has its own listening socket and the kernel hashes each
     connection's addresses onto one, a uniform choice. Otherwise the workers share one socket
@@ -638,17 +649,13 @@ def _worker_of(rng: np.random.Generator, hop: ProxyHop, conn: IntArray, n_conn: 
     before 1.21.6); `rotating`, that worker takes one connection and moves to the back of
     the queue, each in turn, then runs of 16 in turn (1.21.6+). An idle first worker is
     assumed: a busy one passes the connection on, which spreads a burst further."""
-    if hop.workers == 1:
+    n_conn = len(instance)
+    if hop.workers == 1 or hop.accept == "first":
         return np.zeros(n_conn, dtype=np.int64)
     if hop.accept == "reuseport":
         return rng.integers(0, hop.workers, n_conn)
-    firsts, _ = _firsts_lasts(conn, n_conn)
-    opened = _in_time_order(firsts, len(conn))
-    out = np.zeros(n_conn, dtype=np.int64)
-    if hop.accept == "rotating":
-        k = _rank_in_group(inst[opened])  # the k-th connection its instance accepts
-        out[conn[opened]] = np.where(k < hop.workers, k, (k - hop.workers) // REORDER_EVERY % hop.workers)
-    return out
+    k = _rank_in_group(instance)  # the k-th connection its instance accepts
+    return np.asarray(np.where(k < hop.workers, k, (k - hop.workers) // REORDER_EVERY % hop.workers), dtype=np.int64)
 
 
 def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
@@ -659,7 +666,8 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     peer = client  # the source address the first hop sees
     first = path.hops[0] if path.hops else None
     # Client connections spread over the first tier's instances in turn (DNS round-robin
-    # records, the lab's clients), each on a random worker of it (below).
+    # records, the lab's clients); the ids of a hop's connections are in the order they open
+    # (the clients' are interchangeable), which decides their workers (`_worker_of`).
     inst = conn % len(first.instances) if first else np.zeros(n, np.int64)
     pod: IntArray | None = None
     # Requests whose connection closes after them (clients without keep-alive, a hop that
@@ -667,27 +675,29 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     one_shot = np.full(n, not p.keepalive and p.rate is not None)
     decider = 0
     open_pods: IntArray = np.zeros(0, dtype=np.int64)
+    conn, n_conn = _dense(conn)
     for hop in path.hops:
-        conn, n_conn = _dense(conn)
-        group = inst * hop.workers + _worker_of(rng, hop, conn, n_conn, inst)[conn]
-        keys = {"client": client, "peer": peer}
+        instance = np.empty(n_conn, dtype=np.int64)
+        instance[conn] = inst  # a connection's requests all reach one instance
+        group = inst * hop.workers + _worker_of(rng, hop, instance)[conn]
         if hop.reuse == "per-connection":
             firsts, lasts = _firsts_lasts(conn, n_conn)
             opened = _in_time_order(firsts, n)
-            keys_c = {"client": client[opened], "peer": peer[opened], "request": _iota(n_conn)}
             target_c = np.empty(n_conn, dtype=np.int64)
             # A stream session is in flight from its first request to the end of its last.
-            ends = t[lasts] + rt[lasts]
-            target_c[conn[opened]] = _choose(rng, hop.chooser, group[opened], keys_c,
-                                             np.full(n_conn, max(hop.targets, 1)),
-                                             start=t[opened], done=ends[conn[opened]])
+            in_flight = (t[opened], (t[lasts] + rt[lasts])[conn[opened]]) if _reads_in_flight(hop.chooser, n_conn) \
+                else (None, None)
+            target_c[conn[opened]] = _choose(
+                rng, hop.chooser, group[opened],
+                _hash_key(hop.chooser, lambda: client[opened], lambda: peer[opened], lambda: _iota(n_conn)),
+                np.full(n_conn, max(hop.targets, 1)), *in_flight)
             up = conn
             target = target_c[conn]
         else:
-            keys["request"] = _iota(n)
             counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
-            target = _choose(rng, hop.chooser, group, keys, counts,
-                             start=t, done=t + rt)
+            target = _choose(rng, hop.chooser, group,
+                             _hash_key(hop.chooser, lambda: client, lambda: peer, lambda: _iota(n)), counts,
+                             *((t, t + rt) if _reads_in_flight(hop.chooser, n) else (None, None)))
             if hop.reuse == "per-request":
                 up = _iota(n)
                 one_shot = np.ones(n, dtype=bool)
@@ -705,9 +715,9 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
             break
         peer = inst  # the next hop sees this hop's instance address
         inst = target
-        conn = up
+        conn = up  # dense ids: every hop numbers its upstream connections 0..n-1
+        n_conn = int(conn.max()) + 1 if n else 0
     if pod is None:
-        conn, n_conn = _dense(conn)
         firsts, lasts = _firsts_lasts(conn, n_conn)
         opened = _in_time_order(firsts, n)
         pod_c = np.empty(n_conn, dtype=np.int64)

@@ -329,15 +329,14 @@ def test_nginx_workers_take_connections_in_turn_then_in_runs_of_sixteen() -> Non
     # to workers 0, 1, 2 and then 16 each in turn; before 1.21.6 the first worker takes them all.
     rng = np.random.default_rng(0)
     n = 60
-    conn = np.arange(n)
-    inst = np.zeros(n, dtype=np.int64)
+    inst = np.zeros(n, dtype=np.int64)  # connection ids in the order they open
     rotating = dataclasses.replace(_proxy(workers=3), accept="rotating")
-    assert _worker_of(rng, rotating, conn, n, inst).tolist() == [0, 1, 2] + [0] * 16 + [1] * 16 + [2] * 16 + [0] * 9
+    assert _worker_of(rng, rotating, inst).tolist() == [0, 1, 2] + [0] * 16 + [1] * 16 + [2] * 16 + [0] * 9
     first = dataclasses.replace(_proxy(workers=3), accept="first")
-    assert _worker_of(rng, first, conn, n, inst).tolist() == [0] * n
+    assert _worker_of(rng, first, inst).tolist() == [0] * n
     # Two instances count their own connections (here alternating between them).
-    inst = conn % 2
-    assert _worker_of(rng, rotating, conn, n, inst)[inst == 1].tolist()[:5] == [0, 1, 2, 0, 0]
+    inst = np.arange(n) % 2
+    assert _worker_of(rng, rotating, inst)[inst == 1].tolist()[:5] == [0, 1, 2, 0, 0]
 
 
 def test_one_accepting_worker_balances_like_one_worker() -> None:
