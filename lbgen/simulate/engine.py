@@ -27,7 +27,6 @@ the next hop's instance (or pod) it reaches:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -357,13 +356,16 @@ def _reads_in_flight(chooser: Chooser, items: int) -> bool:
     return chooser.choice in ("least-conn", "random-two", "kong-least-connections") and items <= SEQUENTIAL_LIMIT
 
 
-def _hash_key(chooser: Chooser, client: Callable[[], IntArray], peer: Callable[[], IntArray],
-              request: Callable[[], IntArray]) -> dict[str, IntArray]:
-    """The hash input a hashing choice reads (only that one is built: each is an array as
-    long as the items)."""
+def _hash_key(chooser: Chooser, client: IntArray, peer: IntArray, at: IntArray | None,
+              items: int) -> dict[str, IntArray]:
+    """The hash input a hashing choice reads for its `items` (`at`: the requests they are),
+    and only that one: each is an array as long as the items."""
     if chooser.choice != "hash":
         return {}
-    return {chooser.hash_key: {"client": client, "peer": peer, "request": request}[chooser.hash_key]()}
+    if chooser.hash_key == "request":
+        return {"request": _iota(items)}
+    source = client if chooser.hash_key == "client" else peer
+    return {chooser.hash_key: source if at is None else source[at]}
 
 
 def _occupancy_draw(rng: np.random.Generator, occupancy: FloatArray, key: IntArray) -> IntArray:
@@ -689,14 +691,14 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
                 else (None, None)
             target_c[conn[opened]] = _choose(
                 rng, hop.chooser, group[opened],
-                _hash_key(hop.chooser, lambda: client[opened], lambda: peer[opened], lambda: _iota(n_conn)),
+                _hash_key(hop.chooser, client, peer, opened, n_conn),
                 np.full(n_conn, max(hop.targets, 1)), *in_flight)
             up = conn
             target = target_c[conn]
         else:
             counts = _pods_seen(rng, path, hop, t, inst) if hop.per_request_pods else np.full(n, max(hop.targets, 1))
             target = _choose(rng, hop.chooser, group,
-                             _hash_key(hop.chooser, lambda: client, lambda: peer, lambda: _iota(n)), counts,
+                             _hash_key(hop.chooser, client, peer, None, n), counts,
                              *((t, t + rt) if _reads_in_flight(hop.chooser, n) else (None, None)))
             if hop.reuse == "per-request":
                 up = _iota(n)
