@@ -36,6 +36,8 @@ class Measured:
     scale_out: dict[str, Any] | None = None
     """scale-out: pods added, when, their fair share, and the seconds until their share of the
     requests (per 0.25s sample) first reached 50 % and 90 % of it (None: not within the run)."""
+    reloads: dict[str, int] | None = None
+    """Per nginx instance (rendered or stand-in), the reloads its error log records."""
     rollout: dict[str, Any] | None = None
     """rollout: per replaced pod, when it was deleted, left the rules, began to shut down and
     was killed (seconds from the start of the rollout), the idle connections it closed as it
@@ -177,4 +179,5 @@ def measure(load: dict[str, Any], pod_stats: dict[str, Any], added: int = 0) -> 
         connections_opened=load.get("connections_opened", {}),
         scale_out=_scale_out(pod_stats, added, load.get("scaled_at"), load.get("scale_seen")),
         rollout=_rollout(load, pod_stats),
+        reloads=load.get("reloads"),
     )

@@ -51,7 +51,7 @@ def to_json(run: Run) -> str:
             "max_mean": round(m.max_mean, 4), "min_mean": round(m.min_mean, 4), "cv": round(m.cv, 4),
             "pods_used": m.pods_used, "per_pod": m.pods, "rounds": m.rounds,
             "connections_opened": m.connections_opened, "scale_out": m.scale_out,
-            "rollout": m.rollout,
+            "rollout": m.rollout, "reloads": m.reloads,
         },
         "simulated": None if run.simulated is None else run.simulated["summary"],
         "simulated_scale_events": None if run.simulated is None else run.simulated["scale_events"],
@@ -120,6 +120,9 @@ def to_text(run: Run) -> str:
     lines.append(f"requests {m.requests}; errors: {_errors(m.errors)}; latency p50 {lat['p50']} ms, p99 {lat['p99']} ms")
     if m.connections_opened:
         lines.append("new connections per hop: " + ", ".join(f"{k} {v}" for k, v in m.connections_opened.items()))
+    reloaded = {name: n for name, n in (m.reloads or {}).items() if n}
+    if reloaded:
+        lines.append("nginx reloads (from their error logs): " + ", ".join(f"{k} {v}" for k, v in reloaded.items()))
     if m.scale_out is not None:
         so = m.scale_out
         def when(v: float | None) -> str:

@@ -313,6 +313,16 @@ class Lab:
                 out[process.name] = dict(sorted(counts.items()))
         return out
 
+    def reloads(self, run_root: Path) -> dict[str, int]:
+        """Reloads each nginx logged (its master logs each SIGHUP at notice level, and the lab
+        runs every nginx with `error_log … notice`)."""
+        out: dict[str, int] = {}
+        for process in self.setup.processes:
+            log = run_root / process.name / "error.log"
+            if log.exists():
+                out[process.name] = log.read_text(errors="replace").count("signal 1 (SIGHUP) received")
+        return out
+
     def _apply(self, rules: str, step: dict[str, Any]) -> None:
         s = self.setup
         tool = ["nft", "-f", "-"] if s.kube_proxy_mode == "nftables" else ["iptables-restore", "--noflush"]
@@ -413,6 +423,7 @@ def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = Fal
             load["rollout_started"] = lab.rollout_started
             load["upstream_errors"] = lab.upstream_errors(root) if workload.scenario == "rollout" else {}
             load["connections_opened"] = lab.connections_opened()
+            load["reloads"] = lab.reloads(root)
             stats = lab.pod_stats(root)
         except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
             raise LabRunError(f"{type(exc).__name__}: {exc}") from exc
