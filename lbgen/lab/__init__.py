@@ -155,8 +155,11 @@ def _rollout(load: dict[str, Any], pod_stats: dict[str, Any]) -> dict[str, Any] 
         if "targets_at" in step:
             item["targets_at_s"] = {name: rel(at) for name, at in sorted(step["targets_at"].items())}
         out.append(item)
+    # The client keeps the times of its first errors only (lbgen.lab.load.MAX_ERROR_TIMES).
+    timed = len(load.get("error_times", []))
     return {"steps": out, "errors_before": dict(sorted(before.items())),
-            "errors_per_bin": {"bin_s": ROLLOUT_BIN_S, "counts": bins},
+            "errors_per_bin": {"bin_s": ROLLOUT_BIN_S, "counts": bins,
+                               "first_errors_only": timed < sum(load.get("errors", {}).values())},
             "upstream_errors": load.get("upstream_errors", {})}
 
 

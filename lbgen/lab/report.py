@@ -83,7 +83,8 @@ def _rollout_lines(rollout: dict[str, Any], s: LabSetup) -> list[str]:
                      f"idle connection(s), reset {step['resets']} request(s) sent on a closing one"
                      + ("" if after is None else f"; it answered {after} request(s) after leaving them"))
     per_bin = rollout["errors_per_bin"]
-    lines.append(f"  client errors per {per_bin['bin_s']:g}s from the start: "
+    cut = f" (the first {sum(per_bin['counts'])} errors only)" if per_bin.get("first_errors_only") else ""
+    lines.append(f"  client errors per {per_bin['bin_s']:g}s from the start{cut}: "
                  + " ".join(str(n) for n in per_bin["counts"]))
     for name, causes in rollout["upstream_errors"].items():
         lines.append(f"  {name} error log: " + ", ".join(f"{cause}: {n}" for cause, n in causes.items()))

@@ -215,9 +215,11 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
     """An nginx http proxy configured from the plan's Kong values (Kong itself is not installed).
 
     `groups`: (upstream name, targets, step file) of each target set the run goes through.
-    Real Kong changes its targets without a reload (KIC or the DNS re-resolve updates the
-    balancer) and keys its idle pools by ip:port, so a removed target's idle connections are
-    just not used again. An nginx reload would add errors Kong does not have (old workers close
+    Real Kong changes its targets without a reload (KIC's admin-API sync or the re-resolve of
+    a hostname target when its DNS TTL runs out updates the balancer: Kong's load-balancing
+    reference, targets.lua) and segments its idle pools by ip/port/SNI (kong.conf.default
+    `upstream_keepalive_pool_size`), so a removed target's idle connections are just not used
+    again. An nginx reload would add errors Kong does not have (old workers close
     idle client connections), so the stand-in never reloads: it has one upstream block per
     set, and each request picks the last set whose step file exists (only `set` inside `if`;
     `proxy_pass` with a variable that names a defined upstream block uses it, no resolver:

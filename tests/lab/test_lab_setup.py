@@ -255,7 +255,11 @@ def test_rollout_gives_errors_over_time_and_each_old_pods_own_counts() -> None:
     rollout = measure(load, pods).rollout
     assert rollout is not None
     assert rollout["errors_before"] == {"reset": 1}
-    assert rollout["errors_per_bin"] == {"bin_s": 0.5, "counts": [0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1]}
+    assert rollout["errors_per_bin"] == {"bin_s": 0.5, "counts": [0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1],
+                                         "first_errors_only": False}
+    # The client keeps the times of its first errors only: the bins say so when more happened.
+    cut = measure({**load, "errors": {"status_502": 40000}}, pods).rollout
+    assert cut is not None and cut["errors_per_bin"]["first_errors_only"] is True
     first, second = rollout["steps"]
     assert (first["deleted_at_s"], first["rules_at_s"], first["shutdown_at_s"]) == (1.0, 2.0, 3.0)
     assert (first["shutdown_closes"], first["resets"]) == (3, 2)
