@@ -36,6 +36,8 @@ class Measured:
     scale_out: dict[str, Any] | None = None
     """scale-out: pods added, when, their fair share, and the seconds until their share of the
     requests (per 0.25s sample) first reached 50 % and 90 % of it (None: not within the run)."""
+    reloads: dict[str, int] | None = None
+    """Per nginx instance (rendered or stand-in), the reloads its error log records."""
     rollout: dict[str, Any] | None = None
     """rollout: per replaced pod, when it was deleted, left the rules, began to shut down and
     was killed (seconds from the start of the rollout), the idle connections it closed as it
@@ -43,7 +45,31 @@ class Measured:
     per ROLLOUT_BIN_S; each nginx's failed upstream attempts by cause (from its error log)."""
 
 
-def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None) -> dict[str, Any] | None:
+SETTLE_S = 0.1
+"""A request sent just before a switch may be answered just after it (the pods answer in a few
+ms): requests "after" a switch are counted from SETTLE_S later."""
+
+
+def _before(timeline: list[list[float]], column: int, at: float) -> int:
+    """Requests the pod in `column` had answered by `at` (the last sample at or before it)."""
+    value = 0
+    for row in timeline:
+        if row[0] > at:
+            break
+        value = int(row[column])
+    return value
+
+
+def _after(timeline: list[list[float]], column: int, at: float, final: int) -> int | None:
+    """Requests the pod in `column` answered from SETTLE_S after `at` on (None: no sample then)."""
+    start = next((row for row in timeline if row[0] >= at + SETTLE_S), None)
+    return None if start is None else final - int(start[column])
+
+
+def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None,
+               seen: dict[str, float | None] | None = None) -> dict[str, Any] | None:
+    """`seen`: through pod IPs, when each front instance began to use the added pods (None:
+    not within the run)."""
     if not added or scaled_at is None:
         return None
     timeline = stats["timeline"]
@@ -63,9 +89,24 @@ def _scale_out(stats: dict[str, Any], added: int, scaled_at: float | None) -> di
             if reached[key] is None and share >= part * fair:
                 reached[key] = round(after[0] - scaled_at, 3)
     requests_after = sum(p["requests"] for p in stats["pods"][-added:])
-    return {"added": added, "fair_share": round(fair, 4), "to_50_percent_s": reached["50"],
-            "to_90_percent_s": reached["90"], "added_pods_requests": requests_after,
-            "last_share": shares[-1] if shares else None}
+    out = {"added": added, "fair_share": round(fair, 4), "to_50_percent_s": reached["50"],
+           "to_90_percent_s": reached["90"], "added_pods_requests": requests_after,
+           "last_share": shares[-1] if shares else None}
+    if seen is not None:
+        # Through pod IPs each front instance starts to use the added pods on its own; what the
+        # added pods served before the first one did and after the last one did, from their counts.
+        columns = range(len(stats["pods"]) - added + 1, len(stats["pods"]) + 1)
+        times = [at for at in seen.values() if at is not None]
+        first = min(times) if times else None
+        last = max(times) if times and len(times) == len(seen) else None
+        out["seen_at_s"] = {name: None if at is None else round(at - scaled_at, 3) for name, at in sorted(seen.items())}
+        out["added_pods_requests_before_seen"] = sum(_before(timeline, c, first) for c in columns) \
+            if first is not None else requests_after
+        after = [_after(timeline, c, last, stats["pods"][c - 1]["requests"]) for c in columns] \
+            if last is not None else []
+        out["added_pods_requests_after_all_saw"] = None if not after or None in after else sum(
+            a for a in after if a is not None)
+    return out
 
 
 ROLLOUT_BIN_S = 0.5
@@ -93,14 +134,32 @@ def _rollout(load: dict[str, Any], pod_stats: dict[str, Any]) -> dict[str, Any] 
         if t >= start:
             bins[int((t - start) // ROLLOUT_BIN_S)] += 1
     stats = {s["pod"]: s for s in pod_stats["pods"]}
-    out = [{"pod": step["pod"], "replaced_by": step["replaced_by"], "deleted_at_s": rel(step["deleted_at"]),
-            "rules_at_s": rel(step["rules_at"]), "shutdown_at_s": rel(step["shutdown_at"]),
-            "killed_at_s": rel(step["killed_at"]),
-            "shutdown_closes": stats.get(step["pod"], {}).get("shutdown_closes", 0),
-            "resets": stats.get(step["pod"], {}).get("resets", 0)}
-           for step in steps]
+    column = {s["pod"]: i + 1 for i, s in enumerate(pod_stats["pods"])}
+    timeline = pod_stats.get("timeline", [])
+    out = []
+    for step in steps:
+        old, new = step["pod"], step["replaced_by"]
+        entered = min(step["targets_at"].values()) if step.get("targets_at") else step["rules_at"]
+        item = {"pod": old, "replaced_by": new, "deleted_at_s": rel(step["deleted_at"]),
+                "rules_at_s": rel(step["rules_at"]), "shutdown_at_s": rel(step["shutdown_at"]),
+                "killed_at_s": rel(step["killed_at"]),
+                "shutdown_closes": stats.get(old, {}).get("shutdown_closes", 0),
+                "resets": stats.get(old, {}).get("resets", 0),
+                # From the pods' own counts: the old pod after it left the endpoints the front
+                # uses (through a ClusterIP, pooled connections still reach it), the new one
+                # before it entered them.
+                "old_requests_after_out": None if step["rules_at"] is None or old not in column else _after(
+                    timeline, column[old], step["rules_at"], stats[old]["requests"]),
+                "new_requests_before_in": None if entered is None or new not in column else _before(
+                    timeline, column[new], entered)}
+        if "targets_at" in step:
+            item["targets_at_s"] = {name: rel(at) for name, at in sorted(step["targets_at"].items())}
+        out.append(item)
+    # The client keeps the times of its first errors only (lbgen.lab.load.MAX_ERROR_TIMES).
+    timed = len(load.get("error_times", []))
     return {"steps": out, "errors_before": dict(sorted(before.items())),
-            "errors_per_bin": {"bin_s": ROLLOUT_BIN_S, "counts": bins},
+            "errors_per_bin": {"bin_s": ROLLOUT_BIN_S, "counts": bins,
+                               "first_errors_only": timed < sum(load.get("errors", {}).values())},
             "upstream_errors": load.get("upstream_errors", {})}
 
 
@@ -121,6 +180,7 @@ def measure(load: dict[str, Any], pod_stats: dict[str, Any], added: int = 0) -> 
         latency_ms=load["latency_ms"],
         rounds=load["rounds"],
         connections_opened=load.get("connections_opened", {}),
-        scale_out=_scale_out(pod_stats, added, load.get("scaled_at")),
+        scale_out=_scale_out(pod_stats, added, load.get("scaled_at"), load.get("scale_seen")),
         rollout=_rollout(load, pod_stats),
+        reloads=load.get("reloads"),
     )

@@ -51,7 +51,7 @@ def to_json(run: Run) -> str:
             "max_mean": round(m.max_mean, 4), "min_mean": round(m.min_mean, 4), "cv": round(m.cv, 4),
             "pods_used": m.pods_used, "per_pod": m.pods, "rounds": m.rounds,
             "connections_opened": m.connections_opened, "scale_out": m.scale_out,
-            "rollout": m.rollout,
+            "rollout": m.rollout, "reloads": m.reloads,
         },
         "simulated": None if run.simulated is None else run.simulated["summary"],
         "simulated_scale_events": None if run.simulated is None else run.simulated["scale_events"],
@@ -67,20 +67,36 @@ def _errors(errors: dict[str, int]) -> str:
 
 def _rollout_lines(rollout: dict[str, Any], s: LabSetup) -> list[str]:
     pre_stop = f"preStop sleep {s.pre_stop_s:g}s" if s.pre_stop_s else "no preStop hook"
+    follow = (f"the rules follow each change after {s.sync_s:g}s (kube-proxy minSyncPeriod)" if s.rules
+              else _switch_words(s))
     lines = [(f"rollout: {len(rollout['steps'])} pods replaced one by one; {pre_stop}, grace period "
-              f"{s.grace_s:g}s; the rules follow each change after {s.sync_s:g}s (kube-proxy minSyncPeriod)"),
+              f"{s.grace_s:g}s; {follow}"),
              f"  errors before the first replacement: {_errors(rollout['errors_before'])}"]
     for step in rollout["steps"]:
         rules = "never within the run" if step["rules_at_s"] is None else f"{step['rules_at_s']:g}s"
+        if "targets_at_s" in step:
+            rules = "of " + ", ".join(f"{name} at {at:g}s" for name, at in step["targets_at_s"].items()) if step["targets_at_s"] else rules
+        where = "rules" if s.rules else "targets"
+        after = step.get("old_requests_after_out")
         lines.append(f"  {step['pod']} → {step['replaced_by']}: deleted {step['deleted_at_s']:g}s, out of the "
-                     f"rules {rules}, shutting down {step['shutdown_at_s']:g}s: closed {step['shutdown_closes']} "
-                     f"idle connection(s), reset {step['resets']} request(s) sent on a closing one")
+                     f"{where} {rules}, shutting down {step['shutdown_at_s']:g}s: closed {step['shutdown_closes']} "
+                     f"idle connection(s), reset {step['resets']} request(s) sent on a closing one"
+                     + ("" if after is None else f"; it answered {after} request(s) after leaving them"))
     per_bin = rollout["errors_per_bin"]
-    lines.append(f"  client errors per {per_bin['bin_s']:g}s from the start: "
+    cut = f" (the first {sum(per_bin['counts'])} errors only)" if per_bin.get("first_errors_only") else ""
+    lines.append(f"  client errors per {per_bin['bin_s']:g}s from the start{cut}: "
                  + " ".join(str(n) for n in per_bin["counts"]))
     for name, causes in rollout["upstream_errors"].items():
         lines.append(f"  {name} error log: " + ", ".join(f"{cause}: {n}" for cause, n in causes.items()))
     return lines
+
+
+def _switch_words(s: LabSetup) -> str:
+    delays = ", ".join(f"{name} {delay:g}s" for name, delay in s.switch_delays)
+    if s.switch == "step file":
+        return (f"each change reaches the front's instances without a reload ({delays} later; "
+                f"{s.propagation})")
+    return f"each change reaches the front's instances by a reload ({delays} later: {s.propagation})"
 
 
 def to_text(run: Run) -> str:
@@ -105,13 +121,23 @@ def to_text(run: Run) -> str:
     lines.append(f"requests {m.requests}; errors: {_errors(m.errors)}; latency p50 {lat['p50']} ms, p99 {lat['p99']} ms")
     if m.connections_opened:
         lines.append("new connections per hop: " + ", ".join(f"{k} {v}" for k, v in m.connections_opened.items()))
+    reloaded = {name: n for name, n in (m.reloads or {}).items() if n}
+    if reloaded:
+        lines.append("nginx reloads (from their error logs): " + ", ".join(f"{k} {v}" for k, v in reloaded.items()))
     if m.scale_out is not None:
         so = m.scale_out
         def when(v: float | None) -> str:
             return "never within the run" if v is None else f"after {v:g}s"
-        lines.append(f"scale-out: +{so['added']} pods entered the Service rules at {run.duration_s / 3:g}s "
+        where = "the Service rules" if s.rules else "the Service's endpoints"
+        lines.append(f"scale-out: +{so['added']} pods entered {where} at {run.duration_s / 3:g}s "
                      f"(fair share {so['fair_share'] * 100:.1f}%): 50% of it {when(so['to_50_percent_s'])}, "
                      f"90% {when(so['to_90_percent_s'])}; they served {so['added_pods_requests']} requests")
+        if "seen_at_s" in so:
+            seen = ", ".join(f"{name} {when(at)}" for name, at in so["seen_at_s"].items())
+            after = so["added_pods_requests_after_all_saw"]
+            lines.append(f"  {_switch_words(s)}; the front's instances used them: {seen}; the added pods "
+                         f"served {so['added_pods_requests_before_seen']} request(s) before the first did"
+                         + ("" if after is None else f", {after} after the last did"))
         events = run.simulated["scale_events"] if run.simulated else []
         if events:
             e = events[0]

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lbgen.lab.setup import CLOSE_DELAY_S, COUNTER_CHAIN, LabSetup
+from lbgen.lab.setup import CLOSE_DELAY_S, COUNTER_CHAIN, LabSetup, hosts_file
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -103,6 +103,11 @@ class Lab:
         self.timers: list[threading.Timer] = []
         self.rollout_steps: list[dict[str, Any]] = []
         self.rollout_started: float | None = None
+        self.scale_seen: dict[str, float] = {}
+        """scale-out through pod IPs: when each front instance began to use the added pods."""
+        self.switching = threading.Lock()
+        self.stopped = False
+        """The load is over: no timer changes anything any more (one may fire late)."""
         self.exec = ["ip", "netns", "exec", setup.namespace]
 
     # --- set up ---------------------------------------------------------------------------
@@ -114,8 +119,7 @@ class Lab:
         self.made_etc_netns = not ETC_NETNS.exists()
         etc = ETC_NETNS / s.namespace
         etc.mkdir(parents=True, exist_ok=True)
-        hosts = ["127.0.0.1 localhost"] + [f"{ip} {name}" for name, ips in s.hosts for ip in ips]
-        (etc / "hosts").write_text("\n".join(hosts) + "\n")
+        (etc / "hosts").write_text(hosts_file(s.hosts))
         # glibc returns every address of a name listed several times only with `multi on`.
         (etc / "host.conf").write_text("multi on\n")
         batch = ["link set lo up"] + [f"addr add {a}/32 dev lo" for a in dict.fromkeys(x.address for x in s.addresses)]
@@ -190,6 +194,8 @@ class Lab:
                                 "max_requests": 1, "duration_s": 5.0}, "warm-up", 30)
         if workload.scale_at_s is not None and s.scale_rules:
             self.timer = self.scale_out_at(workload.scale_at_s)
+        if workload.scale_at_s is not None and s.target_groups and not s.rollout_pods:
+            self.scale_out_through_pods_at(run_root, workload.scale_at_s)
         if workload.rollout_pace_s is not None and s.rollout_pods:
             self.start_rollout(run_root, workload.rollout_pace_s)
         if workload.client == "wrk":
@@ -235,6 +241,63 @@ class Lab:
         timer.start()
         return timer
 
+    def switch_targets(self, run_root: Path, group: int, instance: str) -> float | None:
+        """Make front `instance` use target set `group` from now on (the endpoint change has
+        reached it): the Kong stand-in reads its step file per request, no reload; nginx
+        resolves the headless name only at a reload, so /etc/hosts is rewritten (in place: it is
+        bind-mounted into the processes' mount namespaces) and its master gets SIGHUP."""
+        s = self.setup
+        target = s.target_groups[group]
+        with self.switching:
+            if self.stopped:
+                return None
+            try:
+                if s.switch == "step file":
+                    (run_root / instance / target.step_file).touch()
+                else:
+                    popen = next(popen for name, popen in self.processes if name == instance)
+                    if popen.poll() is not None:
+                        return None
+                    (ETC_NETNS / s.namespace / "hosts").write_text(target.hosts)
+                    popen.send_signal(signal.SIGHUP)  # what `nginx -s reload` sends the master
+            except (OSError, StopIteration):
+                return None
+            return time.monotonic()
+
+    def stop_changes(self) -> None:
+        with self.switching:
+            self.stopped = True
+        for timer in self.timers:
+            timer.cancel()
+
+    def _switch_at(self, delay_s: float, run_root: Path, group: int, instance: str,
+                   record: dict[str, float], done: dict[str, Any] | None = None) -> None:
+        def switch() -> None:
+            at = self.switch_targets(run_root, group, instance)
+            if at is None:
+                return
+            record[instance] = at
+            if done is not None and len(record) == len(self.setup.switch_delays):
+                done["rules_at"] = max(record.values())  # out of every instance's targets
+
+        timer = threading.Timer(max(0.0, delay_s), switch)
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
+
+    def scale_out_through_pods_at(self, run_root: Path, delay_s: float) -> None:
+        """The added pods enter the Service's endpoints after `delay_s`; each front instance
+        uses them once the change reaches it (`switch_delays`)."""
+        def entered() -> None:
+            self.scaled_at = time.monotonic()
+            for name, after in self.setup.switch_delays:
+                self._switch_at(after, run_root, 1, name, self.scale_seen)
+
+        timer = threading.Timer(delay_s, entered)
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
+
     def upstream_errors(self, run_root: Path) -> dict[str, dict[str, int]]:
         """Each nginx's own account of its failed upstream attempts (its error log), by cause:
         a refused connect and a reset or early close both end as a 502 to the client."""
@@ -248,6 +311,16 @@ class Lab:
                 counts[found.group(1)] = counts.get(found.group(1), 0) + 1
             if counts:
                 out[process.name] = dict(sorted(counts.items()))
+        return out
+
+    def reloads(self, run_root: Path) -> dict[str, int]:
+        """Reloads each nginx logged (its master logs each SIGHUP at notice level, and the lab
+        runs every nginx with `error_log … notice`)."""
+        out: dict[str, int] = {}
+        for process in self.setup.processes:
+            log = run_root / process.name / "error.log"
+            if log.exists():
+                out[process.name] = log.read_text(errors="replace").count("signal 1 (SIGHUP) received")
         return out
 
     def _apply(self, rules: str, step: dict[str, Any]) -> None:
@@ -266,24 +339,30 @@ class Lab:
         start = time.monotonic()
         self.rollout_started = start
         control = []
-        for k, ((old, new), rules) in enumerate(zip(s.rollout_pods, s.rollout_rules, strict=True)):
+        for k, (old, new) in enumerate(s.rollout_pods):
             deleted = start + pace_s * (k + 1)
             step: dict[str, Any] = {"pod": old, "replaced_by": new, "deleted_at": deleted, "rules_at": None,
                                     "shutdown_at": deleted + min(s.pre_stop_s, s.grace_s),
                                     "killed_at": deleted + s.grace_s}
             self.rollout_steps.append(step)
             control.append({"pod": old, "shutdown_at": step["shutdown_at"], "kill_at": step["killed_at"]})
-            timer = threading.Timer(max(0.0, deleted + s.sync_s - time.monotonic()), self._apply, (rules, step))
-            timer.daemon = True
-            timer.start()
-            self.timers.append(timer)
+            if s.rollout_rules:
+                timer = threading.Timer(max(0.0, deleted + s.sync_s - time.monotonic()), self._apply,
+                                        (s.rollout_rules[k], step))
+                timer.daemon = True
+                timer.start()
+                self.timers.append(timer)
+            else:  # the front dials pods: each of its instances switches to target set k + 1
+                step["targets_at"] = {}
+                for name, after in s.switch_delays:
+                    self._switch_at(deleted + after - time.monotonic(), run_root, k + 1, name,
+                                    step["targets_at"], step)
         path = run_root / "pods" / "control.json"
         path.with_suffix(".tmp").write_text(json.dumps(control))
         path.with_suffix(".tmp").rename(path)  # the pods process never reads half a file
 
     def cleanup(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
+        self.stop_changes()
         # A second Ctrl-C must not cut the clean-up short (the caller restores the handlers).
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
@@ -336,13 +415,15 @@ def run(setup: LabSetup, workload: Workload, run_root: Path, *, keep: bool = Fal
             load = lab.load(root, workload)
             if lab.timer is not None:
                 lab.timer.cancel()
-            for timer in lab.timers:
-                timer.cancel()
+            lab.stop_changes()
             load["scaled_at"] = lab.scaled_at
+            load["scale_seen"] = ({name: lab.scale_seen.get(name) for name, _ in setup.switch_delays}
+                                  if setup.target_groups and setup.added else None)
             load["rollout_steps"] = lab.rollout_steps
             load["rollout_started"] = lab.rollout_started
             load["upstream_errors"] = lab.upstream_errors(root) if workload.scenario == "rollout" else {}
             load["connections_opened"] = lab.connections_opened()
+            load["reloads"] = lab.reloads(root)
             stats = lab.pod_stats(root)
         except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
             raise LabRunError(f"{type(exc).__name__}: {exc}") from exc

@@ -32,6 +32,7 @@ from lbgen.nginx_harness import (
 from lbgen.plan import Plan, topology
 from lbgen.plan.budget import service_key
 from lbgen.plan.hops import KongHop, KubernetesHop
+from lbgen.versions import NGINX_UPSTREAM_RESOLVE_SINCE
 
 POD_NET = ipaddress.ip_network("10.244.0.0/24")
 CLUSTER_IP_NET = ipaddress.ip_network("10.96.0.0/24")
@@ -106,11 +107,46 @@ class LabSetup:
     """terminationGracePeriodSeconds: the spec's, or Kubernetes' default 30 (core/v1 PodSpec)."""
     sync_s: float = 1.0
     """How long after a pod is deleted its endpoint leaves the Service's rules: kube-proxy's
-    minSyncPeriod (the spec's, or the default 1s, kube-proxy --iptables-min-sync-period)."""
+    minSyncPeriod (the spec's, or the default 1s, kube-proxy --iptables-min-sync-period); when
+    the front dials pods, the longest of `switch_delays`."""
+    target_groups: tuple[TargetGroup, ...] = ()
+    """rollout and scale-out when the front dials pods: the endpoint sets it goes through, in
+    order (the first one from the start)."""
+    switch: str = ""
+    """How an endpoint change reaches the front: `step file` (Kong stand-in, no reload) or
+    `reload` (nginx, which resolves the headless name only when it loads its config)."""
+    switch_delays: tuple[tuple[str, float], ...] = ()
+    """Per front instance: seconds from an endpoint change until it uses the new set."""
+    propagation: str = ""
+    """Where `switch_delays` come from (the plan's endpoint propagation, in words)."""
+    run_root: str = ""
+    """The run directory (each process has its own directory in it, named after it)."""
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """One set of pod endpoints a pod-dialing front tier goes through during a run."""
+
+    name: str
+    """`step0` … (rollout: the set after step k is `step{k+1}`), or `before`/`after` (scale-out)."""
+    upstream: str
+    """The Kong stand-in's upstream block for this set."""
+    pods: tuple[str, ...]
+    step_file: str
+    """The file (in each front instance's run directory) whose existence selects this set in
+    the Kong stand-in; "" for the first set, used while no step file exists."""
+    hosts: str
+    """The namespace's /etc/hosts with the headless Service resolving to this set (the nginx
+    front re-reads it at its reload)."""
 
 
 class LabError(ValueError):
     """The spec cannot run in the lab (said why)."""
+
+
+def hosts_file(hosts: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """/etc/hosts for the namespace (`ip netns exec` binds /etc/netns/<namespace>/hosts)."""
+    return "\n".join(["127.0.0.1 localhost"] + [f"{ip} {name}" for name, ips in hosts for ip in ips]) + "\n"
 
 
 def _ip(address: str, what: str) -> str:
@@ -174,8 +210,21 @@ def _why_stand_in(tier: KongTier) -> str:
 
 
 def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, address: str,
-                   backends: tuple[tuple[str, int], ...], run_dir: Path, notes: list[str]) -> str:
-    """An nginx http proxy configured from the plan's Kong values (Kong itself is not installed)."""
+                   groups: tuple[tuple[str, tuple[tuple[str, int], ...], str], ...], run_dir: Path,
+                   notes: list[str]) -> str:
+    """An nginx http proxy configured from the plan's Kong values (Kong itself is not installed).
+
+    `groups`: (upstream name, targets, step file) of each target set the run goes through.
+    Real Kong changes its targets without a reload (KIC's admin-API sync or the re-resolve of
+    a hostname target when its DNS TTL runs out updates the balancer: Kong's load-balancing
+    reference, targets.lua) and segments its idle pools by ip/port/SNI (kong.conf.default
+    `upstream_keepalive_pool_size`), so a removed target's idle connections are just not used
+    again. An nginx reload would add errors Kong does not have (old workers close
+    idle client connections), so the stand-in never reloads: it has one upstream block per
+    set, and each request picks the last set whose step file exists (only `set` inside `if`;
+    `proxy_pass` with a variable that names a defined upstream block uses it, no resolver:
+    ngx_http_proxy_module #proxy_pass). Each block has its own idle pool: a new set opens fresh
+    connections to the pods that stay, where Kong would reuse their pools."""
     plan = next(s for s in hop.services if s.service == service.name)
     _, listener = topology.gateway_entry_listener(spec, tier)
     algorithm = plan.balancing.value
@@ -196,7 +245,18 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
             keepalive += f"        keepalive_timeout {idle:g}s;\n"
         if pool.max_requests.value:
             keepalive += f"        keepalive_requests {pool.max_requests.value};\n"
-    servers = "".join(f"        server {host}:{port} max_fails=0;\n" for host, port in backends)
+    upstreams = "".join(
+        f"    upstream {name} {{\n" + (f"        {balance}\n" if balance else "")
+        + "".join(f"        server {host}:{port} max_fails=0;\n" for host, port in backends) + keepalive + "    }\n"
+        for name, backends, _ in groups)
+    if len(groups) == 1:
+        target = f"http://{groups[0][0]}"
+        choose = ""
+    else:
+        target = "http://$lab_targets"
+        choose = f"            set $lab_targets {groups[0][0]};\n" + "".join(
+            f"            if (-f {run_dir / step_file}) {{ set $lab_targets {name}; }}\n"
+            for name, _, step_file in groups[1:])
     client_ka = _seconds(hop.client_keepalive.value)
     proxy_protocol = " proxy_protocol" if listener.proxy_protocol else ""
     # As Kong's own listeners: one socket per worker, so the kernel spreads connections.
@@ -209,12 +269,13 @@ def _kong_stand_in(hop: KongHop, spec: Spec, tier: KongTier, service: Service, a
         f"    access_log {run_dir}/access.log;\n"
         + "".join(f"    {m}_temp_path {run_dir}/temp/{m};\n" for m in ("client_body", "proxy", "fastcgi",
                                                                           "uwsgi", "scgi"))
-        + f"    upstream {service.name} {{\n" + (f"        {balance}\n" if balance else "") + servers + keepalive
-        + "    }\n    server {\n"
+        + upstreams
+        + "    server {\n"
         f"        listen {address}:{listener.port}{proxy_protocol}{reuseport};\n"
         f"        keepalive_timeout {client_ka:g}s;\n"
         "        location / {\n"
-        f"            proxy_pass http://{service.name};\n"
+        + choose
+        + f"            proxy_pass {target};\n"
         "            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n"
         f"            proxy_bind {address};\n"
         f"            proxy_connect_timeout {_seconds(plan.connect_timeout.value):g}s;\n"
@@ -264,12 +325,21 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
     if front is not None:
         hosts.append((topology.service_fqdn(spec, service), (cluster_ip,)))
         hosts.append((topology.headless_fqdn(spec, service), tuple(p[1] for p in pods[:service.replicas])))
-    if add and dials_pods:
-        raise LabError("scale-out is measured through kube-proxy's rules only; this spec's front tier dials "
-                       "pod IPs (adding them would mean re-resolving the headless Service), not implemented")
-    if rollout and dials_pods:
-        raise LabError("rollout is measured through kube-proxy's rules only; this spec's front tier dials "
-                       "pod IPs (replacing them would mean reconfiguring it mid-run), not implemented")
+    # The endpoint sets the run goes through: the first from the start, then one per change.
+    # rollout: after step k the old pods not yet deleted and the new pods that are ready.
+    sets: list[tuple[tuple[str, str, int], ...]] = []
+    if add:
+        sets = [pods[:service.replicas], pods]
+    elif new:
+        sets = [pods[:service.replicas]] + [pods[k + 1:service.replicas] + pods[service.replicas:service.replicas + k + 1]
+                                            for k in range(new)]
+    groups: tuple[TargetGroup, ...] = ()
+    switch, propagation = "", ""
+    switch_delays: tuple[tuple[str, float], ...] = ()
+    if dials_pods and sets:
+        assert front is not None
+        groups, switch, switch_delays, propagation = _endpoint_changes(
+            spec, service, front, k8s_hop, sets, hosts, ["before", "after"] if add else None)
     pod_backends = tuple((ip, port) for _, ip, port in pods[:service.replicas])
     entry: list[tuple[str, int]] = []
     for index, tier in enumerate(spec.tiers):
@@ -290,10 +360,12 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
             else:
                 hop = plan.hop_of(tier)
                 assert isinstance(hop, KongHop)
-                backends = pod_backends if dials_pods and front is tier else ((cluster_ip, service.kubernetes.port),)
                 if front is not tier:
                     raise LabError("the lab runs Kong only as the tier in front of the cluster")
-                text = _kong_stand_in(hop, spec, tier, service, address, backends, run_dir, notes)
+                kong_groups = tuple((g.upstream, tuple((ip, port) for name, ip, port in pods if name in g.pods),
+                                     g.step_file) for g in groups) if groups else (
+                    (service.name, pod_backends if dials_pods else ((cluster_ip, service.kubernetes.port),), ""),)
+                text = _kong_stand_in(hop, spec, tier, service, address, kong_groups, run_dir, notes)
                 _, listener = topology.gateway_entry_listener(spec, tier)
                 processes.append(Process(instance.name, f"{instance.name} (kong, STAND-IN: nginx http proxy "
                                          "configured from the plan's Kong values)", serve_argv(nginx, run_dir),
@@ -305,7 +377,11 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                         "timeouts, retries (proxy_next_upstream_tries = retries + 1), algorithm and targets; "
                         "unlike Kong, nginx keeps one idle pool per worker for all targets, not one per target"
                         + (" (pod IPs: Kong resolves the headless Service to them)" if dials_pods
-                           else f" (the ClusterIP {cluster_ip})"))
+                           else f" (the ClusterIP {cluster_ip})")
+                        + ("; endpoint changes reach it without a reload, as they reach Kong: one upstream "
+                           "block per target set of the run, each request takes the last set whose step file "
+                           "exists; unlike Kong's pools keyed by ip:port, each block has its own idle pool, so "
+                           "a new set opens fresh connections to the pods that stay" if groups else ""))
             if index == 0:
                 entry.extend(processes[-1].listens)
     for name, ip, _ in pods:
@@ -329,9 +405,7 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
             scale_rules = ("delete table ip kube-proxy\n" + nft_ruleset(after) if use_nft
                            else iptables_restore(after, hook=False))
         steps = []
-        for k in range(new):
-            # After step k: the old pods not yet deleted and the new pods that are ready.
-            kept = pods[k + 1:service.replicas] + pods[service.replicas:service.replicas + k + 1]
+        for kept in sets[1:] if new else ():
             after = (ServiceRules(rules_in[0].name, cluster_ip, service.kubernetes.port,
                                   tuple((ip, port) for _, ip, port in kept), affinity),)
             steps.append("delete table ip kube-proxy\n" + nft_ruleset(after) if use_nft
@@ -345,6 +419,12 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
                              tuple((ip, port) for _, ip, port in pods)))
     if not entry:
         raise LabError("the spec has no tier in front of the cluster for clients to reach")
+    if switch == "reload" and any(re.search(r"^\s*server\s[^;]*\bresolve\b", text, re.MULTILINE)
+                                  for p in processes if front is not None and p.name in {i.name for i in front.instances}
+                                  for text in p.files.values()):
+        raise LabError(f"{front.name if front else ''} re-resolves the headless Service while it runs "
+                       "(`server … resolve`); the lab has no DNS server whose answers it could change, "
+                       "so it measures rollout and scale-out through such a tier only when it resolves at load")
     path = service.paths[0] if service.paths else "/"
     counters = _counters(spec, processes, pods)
     kube_proxy = cluster.kube_proxy
@@ -365,8 +445,45 @@ def build(spec: Spec, plan: Plan, files: dict[str, str], service: Service, nginx
         rollout_pods=tuple((pods[k][0], pods[service.replicas + k][0]) for k in range(new)),
         pre_stop_s=_seconds(service.pre_stop_delay) or 0.0,
         grace_s=_seconds(service.termination_grace_period) or K8S_TERMINATION_GRACE_S,
-        sync_s=_seconds(kube_proxy.min_sync_period if kube_proxy is not None else None) or KUBE_PROXY_MIN_SYNC_S,
+        sync_s=max(d for _, d in switch_delays) if switch_delays else (
+            _seconds(kube_proxy.min_sync_period if kube_proxy is not None else None) or KUBE_PROXY_MIN_SYNC_S),
+        target_groups=groups, switch=switch, switch_delays=switch_delays, propagation=propagation,
+        run_root=str(run_root),
     )
+
+
+def _endpoint_changes(spec: Spec, service: Service, front: topology.FrontTier, k8s_hop: KubernetesHop,
+                      sets: list[tuple[tuple[str, str, int], ...]],
+                      hosts: list[tuple[str, tuple[str, ...]]], names: list[str] | None,
+                      ) -> tuple[tuple[TargetGroup, ...], str, tuple[tuple[str, float], ...], str]:
+    """How the endpoint changes of a rollout or scale-out reach a front tier that dials pods:
+    the target groups, `step file` or `reload`, each instance's delay and where it comes from."""
+    headless = topology.headless_fqdn(spec, service)
+    groups = []
+    for k, members in enumerate(sets):
+        name = names[k] if names else f"step{k}"
+        mapped = tuple((host, tuple(ip for _, ip, _ in members)) if host == headless else (host, ips)
+                       for host, ips in hosts)
+        groups.append(TargetGroup(name, f"{service.name}-{name}", tuple(pod for pod, _, _ in members),
+                                  f"targets-{name}" if k else "", hosts_file(mapped)))
+    instances = front.instances
+    found = k8s_hop.endpoint_propagation
+    if isinstance(front, KongTier):
+        if found is None:
+            raise LabError(f"lbgen has no estimate of how fast endpoint changes reach {front.name}, "
+                           "so the lab cannot time them")
+        total = found.value.ms / 1000
+        # Each instance notices on its own (its DNS cache expires, or its workers pick up what
+        # KIC pushed, at their own time): spread evenly over the plan's window, the last one at
+        # its full length, the bound LB305 compares preStop with.
+        delays = tuple((i.name, round(total * (n + 1) / len(instances), 3)) for n, i in enumerate(instances))
+        return tuple(groups), "step file", delays, f"the plan's endpoint propagation: {found.how}"
+    gate = NGINX_UPSTREAM_RESOLVE_SINCE
+    how = (f"nginx resolves {headless} only when it loads its configuration (`server … resolve` needs "
+           f"nginx {gate.since}, {gate.source}), so a changed endpoint set reaches {front.name} only at a "
+           "reload, and lbgen's plan has no delay for it; the lab rewrites /etc/hosts and reloads each "
+           "instance the moment the endpoints change (the best case: something reloads nginx on every change)")
+    return tuple(groups), "reload", tuple((i.name, 0.0) for i in instances), how
 
 
 COUNTER_CHAIN = "LAB-CONNS"
@@ -421,18 +538,44 @@ def describe(setup: LabSetup) -> str:
         if setup.scale_rules:
             lines.append(f"mid-run (scale-out, +{setup.added} pods):")
             lines += [f"  {line}" for line in setup.scale_rules.splitlines()]
-        if setup.rollout_pods:
-            pre_stop = f"sleeps {setup.pre_stop_s:g}s in preStop" if setup.pre_stop_s else "has no preStop hook"
-            lines.append(f"rollout, one pod at a time: each old pod is deleted as its replacement is ready; "
-                         f"both changes reach the rules {setup.sync_s:g}s later (kube-proxy minSyncPeriod); "
-                         f"the old pod {pre_stop}, then shuts down (stops "
-                         f"accepting, closes idle connections, answers in-flight requests with Connection: "
-                         f"close) and is killed at {setup.grace_s:g}s (terminationGracePeriodSeconds):")
-            olds, news = [o for o, _ in setup.rollout_pods], [n for _, n in setup.rollout_pods]
-            for k, (old, new) in enumerate(setup.rollout_pods):
-                lines.append(f"  {old} → {new}: then the Service's endpoints are "
-                             + ", ".join(olds[k + 1:] + news[:k + 1]))
     else:
         lines.append("no kube-proxy rules: the hop in front of the cluster dials pod IPs")
+    if setup.target_groups:
+        lines += _describe_switch(setup)
+    if setup.rollout_pods:
+        pre_stop = f"sleeps {setup.pre_stop_s:g}s in preStop" if setup.pre_stop_s else "has no preStop hook"
+        reach = (f"both changes reach the rules {setup.sync_s:g}s later (kube-proxy minSyncPeriod)" if setup.rules
+                 else f"both changes reach the front tier's instances as above (the last {setup.sync_s:g}s later)")
+        lines.append(f"rollout, one pod at a time: each old pod is deleted as its replacement is ready; "
+                     f"{reach}; the old pod {pre_stop}, then shuts down (stops "
+                     f"accepting, closes idle connections, answers in-flight requests with Connection: "
+                     f"close) and is killed at {setup.grace_s:g}s (terminationGracePeriodSeconds):")
+        olds, news = [o for o, _ in setup.rollout_pods], [n for _, n in setup.rollout_pods]
+        for k, (old, new) in enumerate(setup.rollout_pods):
+            group = f" (target set {setup.target_groups[k + 1].name})" if setup.target_groups else ""
+            lines.append(f"  {old} → {new}: then the Service's endpoints are "
+                         + ", ".join(olds[k + 1:] + news[:k + 1]) + group)
     lines += [f"note: {n}" for n in setup.notes]
     return "\n".join(lines) + "\n"
+
+
+def _describe_switch(setup: LabSetup) -> list[str]:
+    how = ("without a reload (Kong's balancer changes its targets in place): each stand-in instance picks, per "
+           "request, the last target set whose step file exists; the runner creates the file when the change "
+           "would reach that instance" if setup.switch == "step file"
+           else "by a reload of each instance (nginx -s reload: SIGHUP to its master) after /etc/hosts inside "
+           "the namespace maps the headless Service to the new set")
+    lines = [f"endpoint changes reach the front tier {how}; {setup.propagation}:"]
+    lines += [f"  {name}: {delay:g}s after each change" for name, delay in setup.switch_delays]
+    lines.append("target sets:")
+    for group in setup.target_groups:
+        if not group.step_file:
+            when = "from the start"
+        elif setup.switch == "step file":
+            names = ",".join(name for name, _ in setup.switch_delays)
+            when = f"once {setup.run_root}/{{{names}}}/{group.step_file} exists (each instance reads its own)"
+        else:
+            when = "after the reload"
+        upstream = f"upstream {group.upstream}: " if setup.switch == "step file" else ""
+        lines.append(f"  {group.name} ({upstream}{', '.join(group.pods)}): {when}")
+    return lines

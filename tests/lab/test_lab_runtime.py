@@ -137,7 +137,8 @@ class _Watched:
         time.sleep(1.5)  # every process started and the load running
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
-        _, err = self.child.communicate(timeout=timeout)
+        out, err = self.child.communicate(timeout=timeout)
+        self.out = out.decode()
         self._stop.set()
         self._thread.join(5)
         return self.child.returncode, err.decode()
@@ -339,3 +340,77 @@ def test_rollout_errors_depend_on_pre_stop_and_pooling(tmp_path: Path) -> None:
     assert all(s["rules_at_s"] is not None and s["shutdown_at_s"] - s["deleted_at_s"] == 2 for s in steps)
     served = {p["pod"]: p["requests"] for p in fresh["per_pod"]}
     assert all(served[f"orders-v2-{i}"] > 0 for i in range(3)), served
+
+
+def _kic_seed(tmp_path: Path, name: str, *, replicas: int, pre_stop: str | None) -> Path:
+    # seed-fixed (Kong balances each request over the pod IPs) with Kong run by KIC, whose
+    # endpoint propagation the plan puts at 8s (--proxy-sync-seconds 3 + worker_state_update_frequency
+    # 5) instead of the 30s DNS TTL that seed-fixed's Kong on VMs waits, so the runs stay short.
+    text = (EXAMPLES / "seed-fixed.yaml").read_text()
+    for old, new in (("    location: outside\n    dns_resolver: [10.40.0.10]\n", "    mode: kic\n"),
+                     ("replicas: 8", f"replicas: {replicas}"),
+                     ("    pre_stop_delay: 35s\n", f"    pre_stop_delay: {pre_stop}\n" if pre_stop else "")):
+        assert old in text
+        text = text.replace(old, new)
+    out = tmp_path / f"{name}.yaml"
+    out.write_text(text)
+    return out
+
+
+def test_rollout_through_pod_ips_reports_errors_by_cause_and_leaves_nothing(tmp_path: Path) -> None:
+    # No preStop hook: each old pod stops listening as it is deleted, while the Kong instances
+    # keep it among their targets until the change reaches them (4s and 8s later): their
+    # connects are refused.
+    spec = _kic_seed(tmp_path, "bare", replicas=3, pre_stop=None)
+    before = _host_state(NOT_YET)
+    run = _Watched(str(spec), "--scenario", "rollout", "--duration", "12s", "--format", "json")
+    code, err = run.finish()
+    assert code == 0, err
+    run.assert_left_nothing(before)
+    data = json.loads(run.out)
+    assert data["kube_proxy"]["dials"] == "pod endpoints"
+    measured = data["measured"]
+    rollout = measured["rollout"]
+    assert rollout["errors_before"] == {}
+    assert {"kong-1", "kong-2"} <= set(rollout["upstream_errors"]), rollout["upstream_errors"]
+    assert _refused(rollout) > 0, rollout["upstream_errors"]
+    assert measured["errors"], measured  # POSTs that met a refused or closing pod on every try
+    assert measured["reloads"]["kong-1"] == measured["reloads"]["kong-2"] == 0
+    steps = rollout["steps"]
+    assert [s["pod"] for s in steps] == ["orders-0", "orders-1", "orders-2"]
+    for step in steps:
+        # kong-1 switched before kong-2, each after the change, and from then on no request
+        # reached the old pod, none reached the new one before.
+        kong1, kong2 = step["targets_at_s"]["kong-1"], step["targets_at_s"]["kong-2"]
+        assert step["deleted_at_s"] < kong1 < kong2 == step["rules_at_s"], step
+        assert step["old_requests_after_out"] == 0 and step["new_requests_before_in"] == 0, step
+    served = {p["pod"]: p["requests"] for p in measured["per_pod"]}
+    assert all(served[f"orders-v2-{i}"] > 0 for i in range(3)), served
+
+
+def test_scale_out_through_pod_ips_moves_requests_without_a_reload_or_an_error(tmp_path: Path) -> None:
+    data = _lab(_kic_seed(tmp_path, "scale", replicas=4, pre_stop=None), "--scenario", "scale-out",
+                "--duration", "15s")
+    measured = data["measured"]
+    so = measured["scale_out"]
+    assert so["added"] == 2 and measured["errors"] == {}, measured
+    # The added pods entered the endpoints at 5s; kong-1 used them 4s later, kong-2 8s later.
+    assert 3.5 < so["seen_at_s"]["kong-1"] < so["seen_at_s"]["kong-2"] < 9, so
+    # Nothing reached them before the first Kong instance switched its step file; after the
+    # last did, both instances sent them their share, and no nginx was reloaded.
+    assert so["added_pods_requests_before_seen"] == 0, so
+    assert so["added_pods_requests_after_all_saw"] > 0.5 * so["fair_share"] * measured["requests"] * 2 / 15, so
+    assert set(measured["reloads"].values()) == {0}, measured["reloads"]
+
+
+def test_scale_out_through_an_nginx_front_that_dials_pods_reloads_it(tmp_path: Path) -> None:
+    from tests.lab.test_lab_setup import EDGE_PODS
+
+    spec = tmp_path / "edge-pods.yaml"
+    spec.write_text(EDGE_PODS)
+    data = _lab(spec, "--scenario", "scale-out", "--duration", "4s")
+    measured = data["measured"]
+    so = measured["scale_out"]
+    # nginx 1.22 resolves the headless name only at load: the lab reloads each edge instance.
+    assert measured["reloads"] == {"edge-1": 1, "edge-2": 1}, measured["reloads"]
+    assert so["added_pods_requests_before_seen"] == 0 and so["added_pods_requests_after_all_saw"] > 0, so

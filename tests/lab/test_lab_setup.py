@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from lbgen.lab.kube_proxy import ServiceRules, iptables_restore, nft_ruleset, sep_chain, svc_chain
+from lbgen.model.types import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,13 +95,100 @@ def test_wrk_is_refused_for_what_it_cannot_run() -> None:
     assert "--client" in proc.stderr and ("steady" in proc.stderr or "apt-get install -y wrk" in proc.stderr)
 
 
-def test_scale_out_through_pod_endpoints_is_refused_and_leaves_nothing() -> None:
+def test_scale_out_through_pod_endpoints_dry_run_prints_the_target_sets_and_leaves_nothing() -> None:
     before = sorted(Path("/tmp").glob("lbgen-lab-*"))
-    for extra in ((), ("--dry-run",)):
-        proc = _cli("examples/seed-fixed.yaml", "--scenario", "scale-out", *extra)
-        assert proc.returncode == 2
-        assert "examples/seed-fixed.yaml: scale-out is measured through kube-proxy's rules only" in proc.stderr
+    proc = _cli("examples/seed-fixed.yaml", "--scenario", "scale-out", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # The plan's endpoint propagation for Kong resolving the headless Service: its 30s DNS
+    # TTL, spread over the two instances, the last one at the full TTL.
+    assert "the plan's endpoint propagation: the headless Service's DNS TTL (30s" in out
+    assert "  kong-1: 15s after each change\n  kong-2: 30s after each change\n" in out
+    assert "  before (upstream orders-before: orders-0, orders-1, orders-2, orders-3, orders-4, orders-5, " \
+           "orders-6, orders-7): from the start\n" in out
+    assert "  after (upstream orders-after: orders-0, " in out and "orders-10, orders-11): once /tmp/" in out
+    assert "-RUN/{kong-1,kong-2}/targets-after exists" in out
     assert sorted(Path("/tmp").glob("lbgen-lab-*")) == before
+
+
+def _build(spec_path: Path, **kwargs: Any) -> Any:
+    from lbgen.io.loader import load_spec_file
+    from lbgen.lab import setup as lab_setup
+    from lbgen.nginx_harness import NginxBuild
+    from lbgen.plan import resolve
+    from lbgen.render import render_spec
+
+    spec = load_spec_file(spec_path).spec
+    plan = resolve(spec)
+    nginx = NginxBuild("/usr/sbin/nginx", Version("1.22.1"), "dynamic", Path("/usr/lib/nginx/modules"), True)
+    return lab_setup.build(spec, plan, render_spec(spec, spec_path.name, plan), spec.services[0], nginx,
+                           Path("/tmp/lbgen-lab-test-RUN"), namespace="lbgen-lab-test", **kwargs)
+
+
+def test_the_kong_stand_in_picks_its_target_set_per_request_from_step_files() -> None:
+    setup = _build(ROOT / "examples/seed-fixed.yaml", rollout=True)
+    kong = next(p for p in setup.processes if p.name == "kong-2")
+    conf = kong.files["nginx.conf"]
+    # One upstream block per set, each with Kong's pool; the request takes the last set whose
+    # step file exists (no reload ever).
+    for k in range(9):
+        assert f"    upstream orders-step{k} {{\n        least_conn;\n" in conf
+    assert conf.count("keepalive_timeout 4s;") == 9
+    assert "            set $lab_targets orders-step0;\n" \
+           "            if (-f /tmp/lbgen-lab-test-RUN/kong-2/targets-step1) { set $lab_targets orders-step1; }\n" in conf
+    assert "proxy_pass http://$lab_targets;" in conf
+    # The set after step 3: old pods 3… and new pods …2.
+    assert setup.target_groups[3].pods == ("orders-3", "orders-4", "orders-5", "orders-6", "orders-7",
+                                            "orders-v2-0", "orders-v2-1", "orders-v2-2")
+    assert setup.rules == "" and setup.rollout_rules == ()
+    assert dict(setup.switch_delays) == {"kong-1": 15.0, "kong-2": 30.0} and setup.sync_s == 30.0
+
+
+def test_an_nginx_front_dialing_pods_is_reloaded_and_one_that_re_resolves_is_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "edge-pods.yaml"
+    spec.write_text(EDGE_PODS)
+    setup = _build(spec, add=1)
+    assert setup.switch == "reload" and dict(setup.switch_delays) == {"edge-1": 0.0, "edge-2": 0.0}
+    assert "orders-pods.shop.svc.cluster.local only when it loads its configuration" in setup.propagation
+    after = setup.target_groups[1].hosts.splitlines()
+    assert [line for line in after if "orders-pods" in line] == [
+        f"10.244.0.{i} orders-pods.shop.svc.cluster.local" for i in range(1, 5)]
+    proc = _cli(str(spec), "--scenario", "rollout", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "by a reload of each instance (nginx -s reload: SIGHUP to its master)" in proc.stdout
+    # With a resolver (nginx ≥ 1.27.3) nginx follows the DNS answers while it runs, which the
+    # lab (no DNS server) cannot change.
+    resolving = tmp_path / "resolving.yaml"
+    resolving.write_text(EDGE_PODS.replace('version: "1.22.1"', 'version: "1.28.0"').replace(
+        "    backend_targets: pod_endpoints\n", "    backend_targets: pod_endpoints\n    resolver: {addresses: [10.40.0.10]}\n"))
+    refused = _cli(str(resolving), "--scenario", "rollout", "--dry-run")
+    assert refused.returncode == 2
+    assert "re-resolves the headless Service while it runs" in refused.stderr and "Traceback" not in refused.stderr
+
+
+EDGE_PODS = """name: direct
+tiers:
+  - kind: nginx_http
+    name: edge
+    version: "1.22.1"
+    instances:
+      - {name: edge-1, address: 10.10.0.11}
+      - {name: edge-2, address: 10.10.0.12}
+    backend_targets: pod_endpoints
+    upstream_keepalive: {connections: 16}
+  - kind: kubernetes
+    name: gke
+    version: "1.33"
+    platform: gke
+services:
+  - name: orders
+    namespace: shop
+    replicas: 3
+    app: {preset: uvicorn}
+    route: {paths: [/orders]}
+    kubernetes: {port: 80, target_port: 8000}
+"""
+"""An edge nginx straight to the pods of a headless Service (resolved when nginx loads its config)."""
 
 
 def test_the_kong_stand_in_label_says_whether_a_kong_binary_is_installed(tmp_path: Path) -> None:
@@ -131,11 +220,16 @@ def test_rollout_dry_run_prints_each_replacement() -> None:
     assert "  orders-7 → orders-v2-7: then the Service's endpoints are orders-v2-0, orders-v2-1," in out
 
 
-def test_rollout_through_pod_endpoints_is_refused() -> None:
+def test_rollout_through_pod_endpoints_dry_run_prints_each_target_set() -> None:
     proc = _cli("examples/seed-fixed.yaml", "--scenario", "rollout", "--dry-run",
                 PATH=os.environ.get("PATH", "") + ":/usr/sbin")
-    assert proc.returncode == 2
-    assert "rollout is measured through kube-proxy's rules only" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "endpoint changes reach the front tier without a reload" in out
+    assert "  step0 (upstream orders-step0: orders-0, " in out and "orders-7): from the start\n" in out
+    assert "  step8 (upstream orders-step8: orders-v2-0, " in out and "-RUN/{kong-1,kong-2}/targets-step8 exists" in out
+    assert "the old pod sleeps 35s in preStop" in out
+    assert "  orders-7 → orders-v2-7: then the Service's endpoints are orders-v2-0, " in out and "(target set step8)" in out
 
 
 def test_rollout_with_wrk_is_refused() -> None:
@@ -161,7 +255,11 @@ def test_rollout_gives_errors_over_time_and_each_old_pods_own_counts() -> None:
     rollout = measure(load, pods).rollout
     assert rollout is not None
     assert rollout["errors_before"] == {"reset": 1}
-    assert rollout["errors_per_bin"] == {"bin_s": 0.5, "counts": [0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1]}
+    assert rollout["errors_per_bin"] == {"bin_s": 0.5, "counts": [0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1],
+                                         "first_errors_only": False}
+    # The client keeps the times of its first errors only: the bins say so when more happened.
+    cut = measure({**load, "errors": {"status_502": 40000}}, pods).rollout
+    assert cut is not None and cut["errors_per_bin"]["first_errors_only"] is True
     first, second = rollout["steps"]
     assert (first["deleted_at_s"], first["rules_at_s"], first["shutdown_at_s"]) == (1.0, 2.0, 3.0)
     assert (first["shutdown_closes"], first["resets"]) == (3, 2)
