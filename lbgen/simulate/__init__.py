@@ -133,11 +133,10 @@ def _why(path: SimPath, decider: Band, settings: Settings) -> list[str]:
             f"{last.name} ({last.kind}) chooses a pod per request ({last.chooser.algorithm} over the pod "
             f"endpoints, per worker): the spread follows the request count, not the connections"
         )
-        if last.discovery_s is not None and path.events:
-            lines.append(
-                f"{last.name} sees an added pod when its cached DNS answer for the headless Service "
-                f"expires: within {last.discovery_s:g}s (the cluster DNS TTL)"
-            )
+        if not last.sees_added_pods and path.events:
+            lines.append(f"{last.discovery_how}: the added pods get no requests from it until it is reloaded")
+        elif last.discovery_s is not None and path.events:
+            lines.append(f"{last.name} sees an added pod within {last.discovery_s:g}s ({last.discovery_how})")
     else:
         source = f"{last.name}'s" if last is not None else "the clients'"
         how = ""
@@ -236,7 +235,7 @@ def result_json(result: Result) -> dict[str, Any]:
             {"hop": h.name, "kind": h.kind, "instances": len(h.instances), "workers": h.workers,
              "reuse": h.reuse, "pool_size": h.pool_size, "idle_s": h.idle_s, "idle_closed_by": h.idle_why,
              "max_requests": h.max_requests, "lifetime_s": h.lifetime_s, "algorithm": h.chooser.algorithm,
-             "discovery_s": h.discovery_s,
+             "discovery_s": h.discovery_s, "sees_added_pods": h.sees_added_pods,
              "chooses": "per connection" if h.reuse == "per-connection" else "per request",
              "targets": "pods" if h.per_request_pods else ("service" if h.targets == 0 else h.targets)}
             for h in result.path.hops

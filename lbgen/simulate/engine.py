@@ -119,6 +119,8 @@ def _small(values: IntArray) -> npt.NDArray[np.signedinteger]:
 def _pods_seen(rng: np.random.Generator, path: SimPath, hop: ProxyHop, t: FloatArray, inst: IntArray) -> IntArray:
     """Pods a hop that resolves the pods itself knows of at each request: an added pod is
     seen by each instance once its cached answer expires (uniform within the TTL)."""
+    if not hop.sees_added_pods:
+        return np.full(len(t), path.replicas, dtype=np.int64)
     if hop.discovery_s is None or not path.events:
         return _pods_at(path, t)
     counts = np.full(len(t), path.replicas, dtype=np.int64)

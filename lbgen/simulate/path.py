@@ -69,8 +69,14 @@ class ProxyHop:
     per_request_pods: bool
     """Balances each request over pod endpoints itself (no kube-proxy choice)."""
     discovery_s: float | None = None
-    """A new pod is seen by each instance within this time (the headless Service's DNS TTL,
-    the instance's cache expiring at a random moment); None: at once."""
+    """A new pod is seen by each instance within this time (the plan's endpoint propagation:
+    the headless Service's DNS TTL, or KIC's sync, each instance at a random moment within it);
+    None: at once."""
+    discovery_how: str = ""
+    """Where `discovery_s` comes from, in words (the plan's)."""
+    sees_added_pods: bool = True
+    """False: added pods never reach this hop during the run (nginx resolves a headless name
+    only when it loads its configuration)."""
     accept: WorkerAccept = "reuseport"
     """How an instance's workers share the connections it accepts (the plan's)."""
 
@@ -199,6 +205,15 @@ def _front_idle(spec: Spec, plan: Plan, index: int, own: float | None) -> tuple[
     return value, why
 
 
+def _discovery(cluster: KubernetesHop, hop: NginxHttpHop | KongHop) -> tuple[float | None, str, bool]:
+    """How a hop that balances over pod endpoints learns of added pods: `discovery_s`,
+    `discovery_how`, `sees_added_pods`."""
+    found = cluster.endpoint_propagation
+    if found is None:  # the plan has none for nginx resolving a headless name: only at a reload
+        return None, f"{hop.name} resolves the headless Service only when it loads its configuration", False
+    return found.value.ms / 1000, found.how, True
+
+
 def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
                events: tuple[ScaleEvent, ...], kong_stand_in: bool = False) -> SimPath:
     """The simulator's path. `kong_stand_in`: Kong tiers balance as `lbgen lab`'s nginx stand-in
@@ -233,8 +248,7 @@ def build_path(spec: Spec, plan: Plan, service: Service, *, cores: int,
             tier.name, tier.kind, tuple(i.address for i in tier.instances), workers,
             "pool" if size else "per-request", size, idle, why, pool.max_requests.value,
             _s(pool.max_lifetime.value), chooser, targets, per_request_pods,
-            _s(defaults.CLUSTER_DNS_TTL.value) if per_request_pods and any(
-                target.kind == "headless" for target in hop.targets) else None,
+            *_discovery(cluster_plan, hop) if per_request_pods else (None, "", True),
             accept=hop.worker_accept,
         ))
     mode = cluster_plan.kube_proxy_mode.value

@@ -163,3 +163,31 @@ def test_a_p99_below_the_median_is_an_input_error() -> None:
     result = _run(FIXED, *FAST, "--response-time", "50ms", "--response-time-p99", "10ms")
     assert result.exit_code == 2
     assert "--response-time-p99" in result.output and "below the median" in result.output
+
+
+def test_added_pods_reach_a_front_dialing_pods_when_the_plan_says(tmp_path: Path) -> None:
+    # Kong under KIC: the controller pushes the new endpoints (KIC --proxy-sync-seconds 3s,
+    # then Kong's worker_state_update_frequency 5s), so the added pods get traffic within 8s.
+    kic = tmp_path / "kic.yaml"
+    kic.write_text(Path(FIXED).read_text().replace("    location: outside\n    dns_resolver: [10.40.0.10]\n",
+                                                   "    mode: kic\n"))
+    (fixed,) = _json(str(kic), "--rate", "500", "--duration", "30s", "--trials", "6",
+                     "--event", "scale orders +4 at 10s")
+    assert fixed["path"][2]["discovery_s"] == 8.0 and fixed["path"][2]["sees_added_pods"] is True
+    assert fixed["scale_events"][0]["to_90_percent_s"]["p95"] <= 9
+    assert any("within 8s (KIC" in line for line in fixed["why"])
+    # An nginx edge balancing over the headless Service's pods resolves the name only when it
+    # loads its configuration (before `server … resolve`): the added pods get nothing.
+    edge = tmp_path / "edge-pods.yaml"
+    edge.write_text(
+        "name: edge-pods\ntiers:\n"
+        "  - {kind: nginx_http, name: edge, version: '1.26.0', backend_targets: pod_endpoints,\n"
+        "     instances: [{name: edge-1, address: 10.10.0.11}]}\n"
+        "  - {kind: kubernetes, name: k8s, version: '1.33', platform: self-managed}\n"
+        "services:\n  - {name: orders, namespace: shop, replicas: 4, app: {preset: uvicorn}}\n")
+    (nginx_front,) = _json(str(edge), "--rate", "500", "--duration", "30s", "--trials", "4",
+                           "--event", "scale orders +4 at 10s")
+    assert nginx_front["path"][0]["sees_added_pods"] is False
+    assert nginx_front["scale_events"][0]["reached_50_percent"] == 0.0
+    assert nginx_front["summary"]["pods_used"]["p95"] == 4
+    assert any("until it is reloaded" in line for line in nginx_front["why"])
