@@ -642,9 +642,9 @@ REORDER_EVERY = 16
 src/event/ngx_event_accept.c: `c->requests++ % 16`)."""
 
 
-def _worker_of(rng: np.random.Generator, hop: ProxyHop, instance: IntArray) -> IntArray:
-    """The worker of each connection at the instance it reaches (`instance`, by connection id;
-    ids are in the order the connections open).
+def _worker_of(rng: np.random.Generator, hop: ProxyHop, conn: IntArray, inst: IntArray, n_conn: int) -> IntArray:
+    """The worker of each of the `n_conn` connections (ids in the order they open; `conn` and
+    `inst`: each request's connection and the instance it reaches).
 
     `reuseport`: every worker has its own listening socket and the kernel hashes each
     connection's addresses onto one, a uniform choice. Otherwise the workers share one socket
@@ -653,11 +653,12 @@ def _worker_of(rng: np.random.Generator, hop: ProxyHop, instance: IntArray) -> I
     before 1.21.6); `rotating`, that worker takes one connection and moves to the back of
     the queue, each in turn, then runs of 16 in turn (1.21.6+). An idle first worker is
     assumed: a busy one passes the connection on, which spreads a burst further."""
-    n_conn = len(instance)
     if hop.workers == 1 or hop.accept == "first":
         return np.zeros(n_conn, dtype=np.int64)
     if hop.accept == "reuseport":
         return rng.integers(0, hop.workers, n_conn)
+    instance = np.empty(n_conn, dtype=np.int64)
+    instance[conn] = inst  # a connection's requests all reach one instance
     k = _rank_in_group(instance)  # the k-th connection its instance accepts
     return np.asarray(np.where(k < hop.workers, k, (k - hop.workers) // REORDER_EVERY % hop.workers), dtype=np.int64)
 
@@ -681,9 +682,7 @@ def run_trial(path: SimPath, p: Params, rng: np.random.Generator) -> Trial:
     open_pods: IntArray = np.zeros(0, dtype=np.int64)
     conn, n_conn = _dense(conn)
     for hop in path.hops:
-        instance = np.empty(n_conn, dtype=np.int64)
-        instance[conn] = inst  # a connection's requests all reach one instance
-        group = inst * hop.workers + _worker_of(rng, hop, instance)[conn]
+        group = inst * hop.workers + _worker_of(rng, hop, conn, inst, n_conn)[conn]
         if hop.reuse == "per-connection":
             firsts, lasts = _firsts_lasts(conn, n_conn)
             opened = _in_time_order(firsts, n)

@@ -331,12 +331,12 @@ def test_nginx_workers_take_connections_in_turn_then_in_runs_of_sixteen() -> Non
     n = 60
     inst = np.zeros(n, dtype=np.int64)  # connection ids in the order they open
     rotating = dataclasses.replace(_proxy(workers=3), accept="rotating")
-    assert _worker_of(rng, rotating, inst).tolist() == [0, 1, 2] + [0] * 16 + [1] * 16 + [2] * 16 + [0] * 9
+    assert _worker_of(rng, rotating, np.arange(n), inst, n).tolist() == [0, 1, 2] + [0] * 16 + [1] * 16 + [2] * 16 + [0] * 9
     first = dataclasses.replace(_proxy(workers=3), accept="first")
-    assert _worker_of(rng, first, inst).tolist() == [0] * n
+    assert _worker_of(rng, first, np.arange(n), inst, n).tolist() == [0] * n
     # Two instances count their own connections (here alternating between them).
     inst = np.arange(n) % 2
-    assert _worker_of(rng, rotating, inst)[inst == 1].tolist()[:5] == [0, 1, 2, 0, 0]
+    assert _worker_of(rng, rotating, np.arange(n), inst, n)[inst == 1].tolist()[:5] == [0, 1, 2, 0, 0]
 
 
 def test_one_accepting_worker_balances_like_one_worker() -> None:
