@@ -854,7 +854,9 @@ def simulate_command(spec: Path, compare: Path | None, fmt: str, max_skew: float
               help="Requests per second in all (default: closed loop, each connection as fast as it can).")
 @click.option("--scenario", type=click.Choice(["steady", "idle-race", "scale-out", "rollout"]), default="steady",
               show_default=True, help="scale-out: half as many pods again enter the Service at a third of the run; "
-              "rollout: the pods are replaced one by one with the spec's preStop and grace period, under POSTs.")
+              "rollout: the pods are replaced one by one with the spec's preStop and grace period, under POSTs. "
+              "A front that dials pod IPs gets each change when the plan's endpoint propagation says "
+              "(Kong: no reload; nginx: a reload).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--client", type=click.Choice(["auto", "builtin", "wrk"]), default="auto", show_default=True,
               help="Load generator: wrk (steady, closed loop) or the built-in asyncio client; auto: wrk when "
