@@ -462,10 +462,10 @@ def _lifo_connections(key: IntArray, start: FloatArray, done: FloatArray) -> Int
     parent = _iota(n).copy()
     parent[item[group_order[pops]]] = item[previous[pops]]
     while True:  # follow the matches to the item that opened each connection
-        hop = parent[parent]
-        if np.array_equal(hop, parent):
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
             break
-        parent = hop
+        parent = jumped
     return _dense(parent)[0]
 
 
@@ -550,7 +550,7 @@ def _connections(hop: ProxyHop, t: FloatArray, key: IntArray, index: IntArray | 
         carried = head < run_start
         # Ids in the order the connections open (the workers of the next hop take them so).
         opening = np.argsort(items[new], kind="stable")
-        rank = np.empty(len(opening), dtype=np.int64)
+        rank = np.zeros(max(1, len(opening)), dtype=np.int64)  # a chunk may open none
         rank[opening] = _iota(len(opening))
         ids = np.where(carried, current[ks], next_id + rank[np.maximum(np.cumsum(new) - 1, 0)])
         up[items] = ids

@@ -347,3 +347,13 @@ def test_one_accepting_worker_balances_like_one_worker() -> None:
     for r in run(_path((hop,), replicas=7), Params(40, 1, 50.0, 1.0, 0.05, 20, seed=5)):
         counts = np.rint(r.shares * r.requests)
         assert counts.max() - counts.min() <= 1
+
+
+def test_closed_loop_callers_keep_their_connections_over_many_chunks() -> None:
+    # 400,000 requests on 4 long-lived connections: the connections are numbered chunk by
+    # chunk (engine.CHUNK items each) and most chunks open none; still exactly 4 connections.
+    from lbgen.simulate.engine import CHUNK
+
+    results = run(_path((_proxy(workers=1),)), Params(4, 1, None, 100.0, 0.001, 2, seed=1))
+    assert all(r.requests > 4 * CHUNK for r in results)
+    assert all(r.decider_connections == 4 and r.open_connections.sum() == 4 for r in results)
