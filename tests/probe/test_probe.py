@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -29,15 +28,13 @@ from click.testing import CliRunner
 from lbgen.cli import cli
 from lbgen.probe import ProbeResult, parse_url, probe
 from tests.conftest import REPO
+from tests.runtime.harness import free_port, is_listening
 
 BIN = Path(sys.executable).parent
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port(("127.0.0.1",))
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -45,9 +42,8 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''!r}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if is_listening("127.0.0.1", port):
+            return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on {port} after {timeout}s")
 
