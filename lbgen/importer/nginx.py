@@ -35,6 +35,7 @@ from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.sources import (
     Fragment,
     HopImport,
+    Named,
     Origin,
     Skipped,
     SkipReason,
@@ -122,6 +123,8 @@ class _Context:
         # process-wide cache: the working directory may change between runs)
         self._shown_names: dict[str, str] = {}
         self.skipped: list[Skipped] = []
+        self.files: list[str] = []
+        """Every file parsed (includes too), as shown, in the order read."""
 
     def shown(self, file: str) -> str:
         name = self._shown_names.get(file)
@@ -190,6 +193,9 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
     # check_args=True: without it crossplane takes a `}` for the `;` a directive lacks and
     # nests the following blocks inside it (crossplane's tests/configs/missing-semicolon);
     # nginx refuses such a file, and the arguments check is the one that sees the terminator.
+    shown = ctx.shown(path)
+    if shown not in ctx.files:
+        ctx.files.append(shown)
     payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=True,
                                catch_errors=True, onerror=lambda exc: type(exc).__name__)
     problems = []
@@ -530,8 +536,11 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         if key not in hop.links.forwards:
             if up is not None:
                 hop.links.forwards[key] = [Sourced(addr, ctx.origin(item, 0)) for item, addr in up.servers]
+                hop.named[key] = [Named("upstream", up.name, ctx.origin(up.directive))]
             else:
                 hop.links.forwards[key] = [Sourced(key, ctx.origin(use.directive, 0))]
+                hop.named[key] = []
+        _name_server(ctx, use.server, hop.named[key])
         service = hop.services.setdefault(key, {})
         paths_list = service.setdefault("route", {})
         assert isinstance(paths_list, dict)
@@ -555,7 +564,18 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         put(hop.tier, "forwarded_headers", Sourced(forwarded, ctx.origin(first)))
     _real_ip(ctx, uses, hop.tier)
     hop.skipped = ctx.skipped
+    hop.files = ctx.files
     return hop
+
+
+def _name_server(ctx: _Context, server: _D, named: list[Named]) -> None:
+    """The server block that proxies, named by its first `listen` (servers have no name of
+    their own that `nginx -T` shows more plainly)."""
+    origin = ctx.origin(server)
+    if any(n.kind == "server" and n.origin == origin for n in named):
+        return
+    listen = next((d for d in server.block or [] if d.name == "listen" and d.args), None)
+    named.append(Named("server", f"listen {' '.join(listen.args)}" if listen is not None else "server", origin))
 
 
 # lbgen renders the Mozilla intermediate profile on every TLS listener: the same lines in an
@@ -846,10 +866,13 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
                 used.append(name)
                 _upstream_into(ctx, up, unify)
                 hop.links.forwards[name] = [Sourced(addr, ctx.origin(item, 0)) for item, addr in up.servers]
+                hop.named[name] = [Named("upstream", up.name, ctx.origin(up.directive))]
+            _name_server(ctx, server, hop.named[name])
         elif "$" in name:
             ctx.skip(target, "unsupported", "a proxy_pass with variables cannot be linked to a next hop")
         else:
             hop.links.forwards.setdefault(name, [Sourced(name, ctx.origin(target, 0))])
+            _name_server(ctx, server, hop.named.setdefault(name, []))
     for name, up in upstreams.items():
         if name not in used:
             ctx.skip(up.directive, "out-of-scope", f"upstream {name} is not used by any server")
@@ -863,4 +886,5 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
             ctx.skip(d, "unsupported", f"a stream tier has at most two listeners (listen_port, grpc_listen_port); port {port} is not imported")
     unify.into(hop.tier)
     hop.skipped = ctx.skipped
+    hop.files = ctx.files
     return hop

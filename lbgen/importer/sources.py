@@ -73,6 +73,17 @@ class HopLinks(Struct):
     kinds: dict[str, str] = field(default_factory=dict)
 
 
+class Named(Struct, frozen=True):
+    """An object as an imported file names it, and where it is defined: an nginx `upstream` or
+    `server`, a Kong service or upstream, a Kubernetes Service or its port. The spec keeps
+    lbgen's names only; `lbgen audit`'s runbook names these."""
+
+    kind: Literal["upstream", "server", "kong-service", "kong-upstream", "target", "service", "headless-service",
+                  "service-port"]
+    name: str
+    origin: Origin
+
+
 class HopImport(Struct):
     """One tier found in the given files: its spec fragment, its services' fragments, links and skips."""
 
@@ -82,6 +93,10 @@ class HopImport(Struct):
     services: dict[str, Fragment] = field(default_factory=dict)
     links: HopLinks = field(default_factory=HopLinks)
     skipped: list[Skipped] = field(default_factory=list)
+    # hop-local service key → the objects this hop's files define for it (by the files' names)
+    named: dict[str, list[Named]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    """The files read for this hop (includes too), as shown."""
 
 
 def put(fragment: Fragment, path: str, value: Sourced[object] | Fragment | list[Sourced[object] | Fragment]) -> None:
