@@ -92,9 +92,9 @@ def link(hops: list[HopImport], assumptions: list[Assumption]) -> Linked:
     _defaults(hops, services)
     _pool_by_version(hops)
     for hop in hops:
-        objects = out.tier_objects[_tier_name(hop)] = []
-        for key in hop.links.forwards:
-            objects += [n for n in hop.named.get(key, []) if n.kind in ("upstream", "server") and n not in objects]
+        # each block once, in the order the hop forwards (a server proxies to many upstreams)
+        blocks = {n: None for key in hop.links.forwards for n in hop.named.get(key, []) if n.kind in ("upstream", "server")}
+        out.tier_objects[_tier_name(hop)] = list(blocks)
         out.tier_files[_tier_name(hop)] = list(hop.files)
     for service in services:
         name, namespace = get(service, "name"), get(service, "namespace")

@@ -94,22 +94,25 @@ class _D(Struct):
     """0-based offset of the directive's name on its line (crossplane gives lines only)."""
 
 
-def _wrap(items: list[dict[str, Any]], file: str, text: SourceText, cursor: dict[int, int]) -> list[_D]:
+def _wrap(items: list[dict[str, Any]], file: str, lines: list[str], cursor: dict[int, int]) -> list[_D]:
     """crossplane's directives in file order; `cursor` (line → offset after the previous
-    directive on that line) tells apart several directives on one line."""
+    directive on that line) tells apart several directives on one line. `lines`: the file's."""
     out = []
+    count = len(lines)
     for item in items:
-        name = str(item["directive"])
-        line = int(item.get("line") or 1)
-        found = text.line(file, line).find(name, cursor.get(line, 0)) if name != "#" else -1
-        start = max(found, 0)
-        if found >= 0:
-            cursor[line] = found + len(name)
+        name = item["directive"]
+        line = item.get("line") or 1
+        start = 0
+        if name != "#" and 0 < line <= count:
+            found = lines[line - 1].find(name, cursor.get(line, 0))
+            if found >= 0:
+                start = found
+                cursor[line] = found + len(name)
         block = item.get("block")
         out.append(_D(
-            name, [str(a) for a in item.get("args", [])], file, line,
-            _wrap(block, file, text, cursor) if block is not None else None,
-            str(item.get("comment", "")), start,
+            name, list(item["args"]), file, line,
+            _wrap(block, file, lines, cursor) if block is not None else None,
+            item.get("comment", ""), start,
         ))
     return out
 
@@ -215,7 +218,8 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
     if problems:
         raise InputError(problems)
     configs = payload.get("config", [])
-    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path, ctx.text, {}), ctx, prefix, stack)
+    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path, ctx.text.lines(path), {}),
+                   ctx, prefix, stack)
 
 
 def _line_count(path: str) -> int:
@@ -298,6 +302,12 @@ class _Upstream(Struct):
     directive: _D
     servers: list[tuple[_D, str]] = field(default_factory=list)
     settings: dict[str, Sourced[object]] = field(default_factory=dict)
+    # per server, its max_fails / fail_timeout as (spec key, value, directive, argument); made
+    # Sourced only when offered to the tier (an upstream of thousands of servers that all say
+    # the same needs one origin, not one per server)
+    server_values: list[tuple[str, object, _D, int]] = field(default_factory=list)
+    server_keys: list[set[str]] = field(default_factory=list)
+    """The parameter names each server gives (max_fails, weight, …), in `servers` order."""
 
 
 class _Unifier:
@@ -319,6 +329,11 @@ class _Unifier:
                 f"one {key}: the import keeps {first[0].value} (from {first[0].origin})",
             ))
 
+    def same(self, key: str, value: object) -> bool:
+        """Whether `value` is the value already kept for `key` (offering it changes nothing)."""
+        first = self.values.get(key)
+        return first is not None and first[0].value == value
+
     def into(self, fragment: Fragment) -> None:
         for key, (value, _) in self.values.items():
             put(fragment, key, value)
@@ -328,6 +343,7 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
     up = _Upstream(d.args[0] if d.args else "", d)
     default_port = 0 if stream else 80
     value: Sourced[object] | None
+    lines_seen: set[tuple[int, str]] = set()  # one value per parameter and line, as nginx reads one server a line
     for item in d.block or []:
         name = item.name
         if name == "#":
@@ -340,21 +356,26 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
                 ctx.skip(item, "unsupported", "UNIX-socket servers are not part of a multi-hop path")
                 continue
             up.servers.append((item, _address(item.args[0], default_port)))
+            keys: set[str] = set()
             for index, param in enumerate(item.args[1:], start=1):
-                pkey, _, pval = param.partition("=")
-                # (keys first, values only when new: an upstream of thousands of servers)
+                pkey, sep, pval = param.partition("=")
+                if sep:
+                    keys.add(pkey)
                 if pkey == "max_fails" and pval.isdigit():
-                    if f"max_fails@{item.line}" not in up.settings:
-                        up.settings[f"max_fails@{item.line}"] = ctx.sourced(item, int(pval), index)
+                    if (item.line, pkey) not in lines_seen:
+                        lines_seen.add((item.line, pkey))
+                        up.server_values.append(("passive_health.max_fails", int(pval), item, index))
                 elif pkey == "fail_timeout" and (parsed := nginx_duration(pval)) is not None:
-                    if f"fail_timeout@{item.line}" not in up.settings:
-                        up.settings[f"fail_timeout@{item.line}"] = ctx.sourced(item, duration_text(parsed), index)
+                    if (item.line, pkey) not in lines_seen:
+                        lines_seen.add((item.line, pkey))
+                        up.server_values.append(("passive_health.fail_timeout", duration_text(parsed), item, index))
                 elif pkey == "resolve":
                     pass  # read with `resolver` below
                 else:
                     ctx.skipped.append(Skipped(ctx.origin(item, index), f"server … {param}", "unsupported",
                                                "lbgen gives every server of a tier the same parameters "
                                                "(max_fails, fail_timeout); weights, backup and down are not modelled"))
+            up.server_keys.append(keys)
         elif name == "keepalive" and not stream:
             # `keepalive N local` (the default from 1.29.7): the pool size is what the spec carries
             value = ctx.number(item)
@@ -404,16 +425,19 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
 def _upstream_into(ctx: _Context, up: _Upstream, unify: _Unifier) -> None:
     where = f"upstream {up.name}"
     for key, value in up.settings.items():
-        spec_key = key.split("@")[0]
-        if spec_key in ("max_fails", "fail_timeout"):
-            spec_key = f"passive_health.{spec_key}"
-        unify.offer(spec_key, value, where)
+        unify.offer(key, value, where)
+    for key, raw, item, index in up.server_values:
+        if not unify.same(key, raw):
+            unify.offer(key, ctx.sourced(item, raw, index), where)
     # A server without max_fails/fail_timeout uses nginx's 1 and 10s: the tier value must be
     # the same for all of them, so a server that leaves it out disagrees with one that sets it.
     for param, default in (("max_fails", 1), ("fail_timeout", "10s")):
-        for item, _ in up.servers:
-            if not any(a.startswith(param + "=") for a in item.args[1:]) and f"passive_health.{param}" in unify.values:
-                unify.offer(f"passive_health.{param}", Sourced(default, ctx.origin(item)), f"{where} (nginx default)")
+        key = f"passive_health.{param}"
+        if key not in unify.values or unify.same(key, default):
+            continue
+        for (item, _), keys in zip(up.servers, up.server_keys, strict=True):
+            if param not in keys:
+                unify.offer(key, Sourced(default, ctx.origin(item)), f"{where} (nginx default)")
 
 
 # --- http --------------------------------------------------------------------------------

@@ -78,25 +78,74 @@ def _comment(text: str) -> str:
     return text[:-1] if (len(text) - run) % 2 else text
 
 
-def tokens(text: str) -> Iterator[Token]:
-    """crossplane's `_lex_file_object` tokens of `text` (already decoded, newlines universal)."""
-    n = len(text)
-    i = 0
-    line = 1
-    counted = 0  # newlines before `counted` are in `line`
+_SIMPLE = re.compile(r"[{};]|[^\s{};]+")
+_SPECIALS = frozenset("{};")
+
+
+def _complex(names: list[str]) -> re.Pattern[str]:
+    """What a line must not hold to be tokenized by `_SIMPLE` alone: an escape, a quote, a
+    comment, `${`, or one of `names`, directives an external lexer reads (as a substring: a
+    line that only might hold one takes the exact path)."""
+    return re.compile(rf"[\\\"'#]|\$\{{" + "".join(f"|{re.escape(name)}" for name in names))
+
+
+def tokens(text: str, out: list[Token]) -> None:
+    """crossplane's `_lex_file_object` tokens of `text` (already decoded, newlines universal).
+
+    Line by line: a line of plain words and `{` `}` `;` (most of a config) is split by one
+    regex; from a line with anything else, `_exact` reads on until a line ends with no token
+    pending. The last line, which no newline ends, is read by `_exact` too (crossplane drops a
+    token the end of the file cuts). The tokens go to `out` as they are made, so that those
+    before an error raised on the way (a Lua block's) are kept."""
+    # only the external lexers' directives that the text holds at all (most configs: none)
+    hard = _complex(sorted(name for name in crossplane.lexer.EXTERNAL_LEXERS if name in text)).search
+    split = _SIMPLE.findall
+    lines = text.split("\n")
+    last = len(lines) - 1
+    number = 0  # index of the current line
+    offset = 0  # where it starts in text
     directive = True  # crossplane's next_token_is_directive: where an external lexer may take over
+    while number < last:
+        line = lines[number]
+        if hard(line) is None:
+            words = split(line)
+            if words:
+                at = number + 1
+                out.extend([(word, at, False) for word in words])
+                directive = words[-1] in _SPECIALS
+            offset += len(line) + 1
+            number += 1
+            continue
+        state = _exact(text, offset, number + 1, directive, out, offset + len(line))
+        if state is None:
+            return
+        offset, line_number, directive = state
+        number = line_number - 1
+    _exact(text, offset, number + 1, directive, out, len(text))
+
+
+def _exact(text: str, i: int, line: int, directive: bool, out: list[Token],
+           stop_after: int) -> tuple[int, int, bool] | None:
+    """crossplane's tokens from `i` (a place where no token is pending; `line` its line) into
+    `out`, until a line start past `stop_after` where no token is pending: returns that
+    offset, its line and next_token_is_directive; None where the stream ends."""
+    n = len(text)
+    counted = i  # newlines before `counted` are in `line`
     external = crossplane.lexer.EXTERNAL_LEXERS
     match = _FAST.match
     count = text.count
     while i < n:
+        if i > stop_after and text[i - 1] == "\n":
+            return i, line + count("\n", counted, i), directive
+        if i >= stop_after and text[i] == "\n":
+            # no token pending and the line ends: the newline is whitespace crossplane skips
+            return i + 1, line + count("\n", counted, i + 1), directive
         found = match(text, i)
         if found is None:
             line += count("\n", counted, i)
-            slow: list[Token] = []
-            state = _machine(text, i, line, directive, slow)
-            yield from slow
+            state = _machine(text, i, line, directive, out)
             if state is None:
-                return
+                return None
             i, line, directive = state
             counted = i
             continue
@@ -107,32 +156,33 @@ def tokens(text: str) -> Iterator[Token]:
         i = found.end()
         if kind == "word":
             word = found.group(kind)
-            yield (word, line, False)
+            out.append((word, line, False))
             if directive and word in external and text[i].isspace():
                 # crossplane hands the characters after the whitespace that ended the
                 # directive's name to that directive's lexer (crossplane.ext.lua)
                 at = [i + 1, line + 1 if text[i] == "\n" else line]
-                yield from _external(external[word], word, text, at)
+                out.extend(_external(external[word], word, text, at))
                 i, line = at
                 counted = i
             else:
                 directive = False
         elif kind == "special":
-            yield (text[start], line, False)
+            out.append((text[start], line, False))
             directive = True
         elif kind == "quoted":
             body = _unquote(text[start + 1:i - 1], text[start])
-            yield (body, line, True)
+            out.append((body, line, True))
             if directive and body in external:
                 line += count("\n", counted, i)
                 at = [i, line]
-                yield from _external(external[body], body, text, at)
+                out.extend(_external(external[body], body, text, at))
                 i, line = at
                 counted = i
             else:
                 directive = False
         else:
-            yield (_comment(found.group(kind)), line, False)
+            out.append((_comment(found.group(kind)), line, False))
+    return None
 
 
 def _units(text: str, at: list[int]) -> Iterator[tuple[str, int]]:
@@ -294,10 +344,54 @@ def _expansion(text: str, i: int, line: int, token: str) -> tuple[str, int, int,
 
 def lex(filename: str) -> Iterator[Token]:
     """`crossplane.lexer.lex` with `tokens`: the file read as crossplane reads it (UTF-8,
-    undecodable bytes replaced, universal newlines), braces checked by crossplane."""
-    with Path(filename).open(encoding="utf-8", errors="replace") as file:
-        text = file.read()
-    yield from crossplane.lexer._balance_braces(tokens(text), filename)
+    undecodable bytes replaced, universal newlines); what crossplane raises while the parser
+    pulls tokens (an unreadable file, see `stream`) is raised at the same token."""
+    try:
+        with Path(filename).open(encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except Exception as exc:  # noqa: BLE001 - raised again where crossplane's lexer raises it
+        return _checked(_then_raise([], exc), filename)
+    return stream(text, filename)
+
+
+def stream(text: str, filename: str | None = None) -> Iterator[Token]:
+    """crossplane's token stream of `text`, braces checked by crossplane's `_balance_braces`.
+    The tokens are made at once and handed over as a list iterator (the parser pulls 67,000
+    of them from a large file: a generator per token cost more than tokenizing); an error
+    raised on the way (a Lua block's) or by the brace check is raised after the tokens before
+    it, as crossplane's lazy stream raises it."""
+    made: list[Token] = []
+    try:
+        tokens(text, made)
+    except Exception as exc:  # noqa: BLE001 - raised again where crossplane's lexer raises it
+        return _checked(_then_raise(made, exc), filename)
+    if _balanced(made):
+        return iter(made)
+    return _checked(iter(made), filename)
+
+
+def _checked(made: Iterator[Token], filename: str | None) -> Iterator[Token]:
+    """crossplane's brace check over `made` (its errors, at its tokens)."""
+    checked: Iterator[Token] = crossplane.lexer._balance_braces(made, filename)
+    return checked
+
+
+def _then_raise(made: list[Token], exc: Exception) -> Iterator[Token]:
+    yield from made
+    raise exc
+
+
+def _balanced(made: list[Token]) -> bool:
+    """Whether `_balance_braces` would pass every token: no `}` before its `{`, none left open."""
+    depth = 0
+    for token, _, quoted in made:
+        if token == "{" and not quoted:
+            depth += 1
+        elif token == "}" and not quoted:
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def usable() -> bool:

@@ -126,14 +126,21 @@ class SourceText:
     def __init__(self) -> None:
         self._lines: dict[str, list[str]] = {}
 
-    def line(self, file: str, line: int) -> str:
+    def lines(self, file: str) -> list[str]:
+        """The file's lines as crossplane counts them: read as it reads the file (UTF-8,
+        undecodable bytes replaced, universal newlines), split at newlines only (str.splitlines
+        would also split at U+2028, form feeds and others, which crossplane does not count)."""
         lines = self._lines.get(file)
         if lines is None:
             try:
-                lines = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
+                lines = Path(file).read_text(encoding="utf-8", errors="replace").split("\n")
             except OSError:
                 lines = []
             self._lines[file] = lines
+        return lines
+
+    def line(self, file: str, line: int) -> str:
+        lines = self.lines(file)
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
     def origin(self, file: str, shown: str, line: int, token: str = "", after: str = "") -> Origin:
