@@ -86,7 +86,7 @@ def _complex(names: list[str]) -> re.Pattern[str]:
     """What a line must not hold to be tokenized by `_SIMPLE` alone: an escape, a quote, a
     comment, `${`, or one of `names`, directives an external lexer reads (as a substring: a
     line that only might hold one takes the exact path)."""
-    return re.compile(rf"[\\\"'#]|\$\{{" + "".join(f"|{re.escape(name)}" for name in names))
+    return re.compile(r"[\\\"'#]|\$\{" + "".join(f"|{re.escape(name)}" for name in names))
 
 
 def tokens(text: str, out: list[Token]) -> None:
