@@ -20,6 +20,7 @@ first is used and the others are reported as ambiguous.
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 import stat
@@ -62,6 +63,13 @@ _STANDARD_HEADERS = {("host", "$host"), ("connection", "")}
 
 def nginx_duration(text: str) -> Duration | None:
     """An nginx time (`75s`, `1m`, `1h 30m`, `75`), or None when nginx would refuse it."""
+    ms = _nginx_ms(text)
+    return None if ms is None else Duration(ms)
+
+
+@functools.lru_cache(maxsize=4096)
+def _nginx_ms(text: str) -> int | None:
+    # cached: a pure function of the text, asked again for every server of an upstream
     compact = text.replace(" ", "")
     if not compact:
         return None
@@ -73,7 +81,7 @@ def nginx_duration(text: str) -> Duration | None:
         unit = match.group(2) or "s"
         total += int(match.group(1)) * _NGINX_UNITS_MS[unit]
         pos = match.end()
-    return Duration(total)
+    return total
 
 
 def duration_text(value: Duration) -> str:

@@ -17,6 +17,8 @@ from typing import Generic, Literal, TypeAlias, TypeVar, Union
 
 from msgspec import Struct, field
 
+from lbgen.io.loader import format_path
+
 T_co = TypeVar("T_co", covariant=True)
 
 
@@ -118,6 +120,24 @@ def get(fragment: Fragment, path: str) -> object:
             return None
         node = node[part]
     return node
+
+
+_STEPS: dict[str, str] = {}
+
+
+def path_step(prefix: str, part: str | int) -> str:
+    """`format_path((*path, part))` from `prefix` = `format_path(path)`, without formatting the
+    whole path again (an imported spec has thousands of values, each a few keys deep)."""
+    if isinstance(part, int):
+        return f"{prefix}[{part}]"
+    step = _STEPS.get(part)
+    if step is None:
+        step = format_path((part,))
+        if len(_STEPS) < 10_000:
+            _STEPS[part] = step
+    if step.startswith("["):
+        return prefix + step
+    return f"{prefix}.{step}" if prefix else step
 
 
 class SourceText:
