@@ -9,6 +9,7 @@ tell comes from `--assume`, or is a default that is marked as assumed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import re
@@ -45,7 +46,9 @@ class Linked:
     """Tier name → the files read for it."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _host_port(address: str) -> tuple[str, int | None]:
+    # cached: a pure function of the text; the same few addresses serve every upstream
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.removeprefix(":")
