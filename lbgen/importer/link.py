@@ -296,6 +296,10 @@ def _service_from_front(key: str, targets: list[Sourced[str]], local: Fragment) 
     raw = str(entity.value) if isinstance(entity, Sourced) else key
     namespace, _, name = raw.rpartition(".") if "." in raw else ("default", "", raw)
     origin = entity.origin if isinstance(entity, Sourced) else (targets[0].origin if targets else None)
+    dns = _SVC.match(_host_port(targets[0].value)[0]) if targets else None
+    if dns is not None and ".svc" in dns.group(0):
+        # the proxy dials a Service's cluster DNS name: that names the Service and its namespace
+        name, namespace, origin = dns.group("name"), dns.group("ns"), targets[0].origin
     fragment: Fragment = {"name": Sourced(re.sub(r"[^a-z0-9-]", "-", name.lower()), origin),
                           "namespace": Sourced(re.sub(r"[^a-z0-9-]", "-", namespace.lower()) or "default", origin)}
     if targets:

@@ -232,3 +232,27 @@ def test_runbook_with_sarif_is_a_usage_error_and_sarif_is_unchanged(in_imported:
     assert "--runbook is for --format text" in refused.output
     sarif = json.loads(runner.invoke(cli, ["audit", *SEED_ARGS, "--format", "sarif"]).output)
     assert "runbook" not in json.dumps(sarif)
+
+
+def test_without_manifests_the_kong_targets_dns_name_names_the_service_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "kong.yaml", """\
+_format_version: "3.0"
+services:
+  - name: orders-api
+    host: orders.upstream
+    routes: [{name: orders, paths: [/orders]}]
+upstreams:
+  - name: orders.upstream
+    targets: [{target: "orders.shop.svc.cluster.local:80"}]
+""")
+    result = audit(ImportInputs([], [], "kong.yaml", None, [], None, ["app.preset=uvicorn"]))
+    (service,) = audit_runbook(result).services
+    # the Service Kong dials is orders in namespace shop (its DNS name), not `default`
+    assert service.key == "shop/orders"
+    assert "-n shop -l kubernetes.io/service-name=orders " in service.commands[0].shell
+    # and the runbook says those names were derived, not read from a manifest
+    assert any(o.startswith("no Kubernetes manifest audited") for o in service.objects)
+    assert service.commands[0].title == "Endpoints of `orders` (derived, no manifest audited)"
