@@ -84,6 +84,13 @@ def _nginx_ms(text: str) -> int | None:
     return total
 
 
+@functools.lru_cache(maxsize=4096)
+def _spec_time(text: str) -> str | None:
+    """An nginx time as the spec writes it, or None (cached like _nginx_ms)."""
+    ms = _nginx_ms(text)
+    return None if ms is None else duration_text(Duration(ms))
+
+
 def duration_text(value: Duration) -> str:
     """A duration as the spec writes it (`75s`, `10m`)."""
     return value.nginx()
@@ -373,10 +380,10 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
                     if (item.line, pkey) not in lines_seen:
                         lines_seen.add((item.line, pkey))
                         up.server_values.append(("passive_health.max_fails", int(pval), item, index))
-                elif pkey == "fail_timeout" and (parsed := nginx_duration(pval)) is not None:
+                elif pkey == "fail_timeout" and (spec_text := _spec_time(pval)) is not None:
                     if (item.line, pkey) not in lines_seen:
                         lines_seen.add((item.line, pkey))
-                        up.server_values.append(("passive_health.fail_timeout", duration_text(parsed), item, index))
+                        up.server_values.append(("passive_health.fail_timeout", spec_text, item, index))
                 elif pkey == "resolve":
                     pass  # read with `resolver` below
                 else:
