@@ -10,14 +10,14 @@ location is a line a user can open.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
 import msgspec.structs
 
 from lbgen.errors import SourceLocation, shown_source_name
 from lbgen.importer.run import ImportInputs, ImportResult, run_import
-from lbgen.importer.sources import Sourced
-from lbgen.io.loader import format_path
+from lbgen.importer.sources import Origin, Sourced, path_step
 from lbgen.rules import CheckReport, Finding, check_spec
 
 ModelPath = Sequence[str | int]
@@ -44,28 +44,31 @@ class OriginIndex:
 
     def __init__(self, origins: dict[str, Sourced[object]]) -> None:
         self.values = origins
-        self.first: dict[str, SourceLocation] = {}
         self.assumed_keys: dict[str, list[str]] = {}
+        first: dict[str, Origin] = {}
         for name in sorted(origins):
             value = origins[name]
-            prefixes = [*_enclosing(name), name]
-            if value.origin is not None:
-                here = SourceLocation(value.origin.file, value.origin.line, value.origin.column)
+            prefixes = _enclosing(name)
+            prefixes.append(name)
+            here = value.origin
+            if here is not None:
                 for prefix in prefixes:
-                    known = self.first.get(prefix)
-                    if known is None or _position(here) < _position(known):
-                        self.first[prefix] = here
+                    known = first.get(prefix)
+                    if known is None or here < known:  # Origin orders by (file, line, column)
+                        first[prefix] = here
             if value.assumed and len(prefixes) > 1 and name[len(prefixes[-2])] == ".":
                 self.assumed_keys.setdefault(prefixes[-2], []).append(f"{name} {value.note or 'assumed'}")
+        self.first = {key: SourceLocation(o.file, o.line, o.column) for key, o in first.items()}
 
 
-def _position(location: SourceLocation) -> tuple[str, int, int]:
-    return (location.file, location.line, location.column)
+_SEPARATOR = re.compile(r"[.\[]")
 
 
 def _enclosing(name: str) -> list[str]:
     """The paths of the objects that hold `name` (`a.b[0].c` → `a`, `a.b`, `a.b[0]`), outermost
     first; a quoted key (`labels["a.b"]`) is one step."""
+    if '"' not in name:
+        return [name[:m.start()] for m in _SEPARATOR.finditer(name, 1)]
     out, quoted = [], False
     for i, ch in enumerate(name):
         if ch == '"' and (i == 0 or name[i - 1] != "\\"):
@@ -80,16 +83,19 @@ def locate(path: ModelPath, index: OriginIndex) -> Located | None:
     imported value inside it (an object: its first value as read); else the first imported
     value of the nearest enclosing object (a default lbgen filled in: the tier or service it
     belongs to). None when nothing of it, nor of what holds it, was imported."""
-    key = format_path(path)
+    prefixes = [""]
+    for part in path:
+        prefixes.append(path_step(prefixes[-1], part))
+    key = prefixes[-1]
     own = index.values.get(key)
     assumed = _assumed(own)
     if own is None and key not in index.first and len(path) >= 4:
         # A value lbgen derived (in no file): what was assumed next to it in the same object
         # (`app.idle_timeout` from an assumed `app.preset`). Not for a tier's or service's own
         # fields: tier-wide assumptions (version, location) are listed once, above the findings.
-        assumed = "; ".join(index.assumed_keys.get(format_path(path[:-1]), []))
+        assumed = "; ".join(index.assumed_keys.get(prefixes[-2], []))
     for end in range(len(path), 0, -1):
-        first = index.first.get(format_path(path[:end]))
+        first = index.first.get(prefixes[end])
         if first is not None:
             return Located(first, assumed)
     return None

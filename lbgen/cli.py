@@ -1161,13 +1161,16 @@ def import_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], k
 @_report_options
 @click.option("--import-report", is_flag=True,
               help="Also print the import's report: every directive or field not translated (text format).")
+@click.option("--runbook", is_flag=True,
+              help="Also print the kubectl/nginx verification runbook of the audited path, naming the "
+              "files' own Services, upstreams and their file:line (text format; json always has it).")
 @_quiet_option
 @_color_option
 @_user_errors
 def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], kong: str | None,
                   kong_conf: str | None, k8s: tuple[str, ...], kube_proxy: str | None, assume: tuple[str, ...],
                   fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...], show_skipped: bool,
-                  import_report: bool, quiet: bool, color: str) -> None:
+                  import_report: bool, runbook: bool, quiet: bool, color: str) -> None:
     """Check existing per-hop configs against each other, where they stand.
 
     The files are imported as `lbgen import` reads them (same options), every cross-hop
@@ -1180,8 +1183,9 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
 
     A value no file holds (a product default, an --assume) is located at the nearest
     imported value of the same tier or service, and the hint says what was assumed. Text
-    output starts with what was read and assumed. Exit 0, 1 when a finding reaches
-    --fail-on, 2 when the files cannot be imported.
+    output starts with what was read and assumed; --runbook adds the commands that check
+    the running path, with the audited files' own names (JSON carries it as `runbook`).
+    Exit 0, 1 when a finding reaches --fail-on, 2 when the files cannot be imported.
 
     \b
     Example:
@@ -1191,9 +1195,11 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
     """
     from lbgen.audit import audit
     from lbgen.importer.run import ImportInputs
-    from lbgen.report import report_to_github, report_to_json, report_to_sarif, report_to_text
+    from lbgen.report import report_to_github, report_to_sarif, report_to_text
     from lbgen.rules import Severity
 
+    if runbook and fmt in ("sarif", "github"):
+        raise click.UsageError(f"--runbook is for --format text (json always carries it); {fmt} has no place for it")
     selected, ignored = _selection(select, ignore)
     inputs = ImportInputs(list(nginx_http), list(nginx_stream), kong, kong_conf, list(k8s), kube_proxy,
                           list(assume))
@@ -1201,7 +1207,9 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
     report = result.report
     out_color = _use_color(color, err=False)
     if fmt == "json":
-        click.echo(report_to_json(report), nl=False)
+        from lbgen.import_cli import audit_json
+
+        click.echo(audit_json(result), nl=False)
     elif fmt == "sarif":
         click.echo(report_to_sarif(report), nl=False)
     elif fmt == "github":
@@ -1217,6 +1225,10 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
             from lbgen.importer.report import to_text
 
             click.echo("\n" + to_text(result.imported, "(in memory)"), nl=False)
+        if runbook:
+            from lbgen.import_cli import audit_runbook, runbook_to_text
+
+            click.echo("\n" + runbook_to_text(audit_runbook(result)), nl=False)
     _exit(EXIT_FINDINGS if report.fails(Severity(fail_on)) else EXIT_OK)
 
 

@@ -83,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else 5
     gixy = shutil.which("gixy") or str(Path(sys.executable).parent / "gixy")
+    before_load = _load()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "nginx.conf").write_text(nginx_conf(SERVICES), encoding="utf-8")
@@ -101,15 +102,25 @@ def main() -> None:
                 samples[label].append(timed(cmd, tmp))
     print(f"audit benchmark: nginx.conf {SERVICES} upstreams x {KONG_NODES} servers, "
           f"kong.yaml {SERVICES} services; median of {runs} run(s)")
+    print(f"  load average before / after: {before_load} / {_load()}")
     medians = {}
+    cpus = {}
     for label, values in samples.items():
         wall = statistics.median(v[0] for v in values)
         cpu = statistics.median(v[1] for v in values)
         codes = sorted({v[2] for v in values})
         medians[label] = wall
+        cpus[label] = cpu
         print(f"  {label:28s} {wall:6.2f} s wall  {cpu:6.2f} s CPU  exit {codes}")
     audit_s, gixy_s = medians["lbgen audit (nginx + kong)"], medians["gixy-ng (nginx only)"]
-    print(f"  audit / gixy-ng: {audit_s / gixy_s:.2f}x (target: < 1)")
+    audit_cpu, gixy_cpu = cpus["lbgen audit (nginx + kong)"], cpus["gixy-ng (nginx only)"]
+    print(f"  audit / gixy-ng: {audit_s / gixy_s:.2f}x wall, {audit_cpu / gixy_cpu:.2f}x CPU (target: < 1)")
+
+
+def _load() -> str:
+    """The 1, 5 and 15-minute load averages: the machine is shared, and figures taken under
+    load are not comparable with quiet ones."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.nginx import duration_text, nginx_duration
-from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, put
+from lbgen.importer.sources import Fragment, HopImport, Named, Origin, Skipped, Sourced, put
 from lbgen.importer.yamlfiles import (
     YMap,
     key_origin,
@@ -67,8 +67,10 @@ class _Reader:
 def import_kong(kong_yaml: str | None, kong_conf: str | None, shown: ShowPath) -> HopImport:
     hop = HopImport(kind="kong", tier={})
     if kong_yaml is not None:
+        hop.files.append(shown(kong_yaml))
         _declarative(kong_yaml, shown(kong_yaml), hop)
     if kong_conf is not None:
+        hop.files.append(shown(kong_conf))
         _conf(kong_conf, shown(kong_conf), hop)
     return hop
 
@@ -153,12 +155,16 @@ def _declarative(path: str, file: str, hop: HopImport) -> None:
             _route(reader, route, fragment)
         host = str(service.get("host", ""))
         port = service.get("port", 80)
+        named = [Named("kong-service", name, node_origin(service, file))]
         if host in upstreams:
             up, targets = upstreams[host]
             _upstream(reader, up, fragment)
             hop.links.forwards[name] = targets
+            named.append(Named("kong-upstream", host, node_origin(up, file)))
         else:
             hop.links.forwards[name] = [Sourced(f"{host}:{port}", reader.at(service, "host"))]
+        named += [Named("target", t.value, t.origin) for t in hop.links.forwards[name][:1] if t.origin is not None]
+        hop.named[name] = named
         put(fragment, "_entity", Sourced(name, reader.at(service, "name") if "name" in service else None))
         hop.services[name] = fragment
     for _, route in mappings(root.get("routes")):

@@ -15,7 +15,7 @@ from typing import Any
 
 from lbgen.errors import InputError, Problem, SourceLocation
 from lbgen.importer.nginx import duration_text
-from lbgen.importer.sources import Fragment, HopImport, Origin, Skipped, Sourced, put
+from lbgen.importer.sources import Fragment, HopImport, Named, Origin, Skipped, Sourced, put
 from lbgen.importer.yamlfiles import (
     YMap,
     YSeq,
@@ -45,6 +45,8 @@ class _Service:
     selector: dict[str, str]
     fragment: Fragment = field(default_factory=dict)
     ports: list[tuple[int, int, Origin]] = field(default_factory=list)
+    port_name: Named | None = None
+    """The first port's name (kube-proxy's rules are commented `namespace/name:port-name`)."""
 
 
 class _Reader:
@@ -63,6 +65,7 @@ def import_kubernetes(paths: list[str], kube_proxy: str | None, shown: ShowPath)
     for given in paths:
         for path in files_under(given):
             file = shown(path)
+            hop.files.append(file)
             text = read_text(path, file, "Kubernetes manifest")
             for doc in load_documents(text, file, "Kubernetes manifest"):
                 for obj in _objects(doc):
@@ -80,6 +83,7 @@ def import_kubernetes(paths: list[str], kube_proxy: str | None, shown: ShowPath)
                                     f"{kind or 'this object'} is not part of lbgen's spec")
     if kube_proxy is not None:
         file = shown(kube_proxy)
+        hop.files.append(file)
         text = read_text(kube_proxy, file, "kube-proxy ConfigMap")
         docs = load_documents(text, file, "kube-proxy ConfigMap")
         found = False
@@ -158,6 +162,8 @@ def _service(reader: _Reader, obj: YMap, file: str) -> _Service:
                             "a named targetPort: lbgen needs the container port number")
                 target = port["port"]
             service.ports.append((int(port["port"]), int(target), key_origin(port, "port", file)))
+            if index == 0:
+                service.port_name = Named("service-port", str(port.get("name", "")), node_origin(port, file))
             if index == 0 and (port.get("appProtocol") == "kubernetes.io/h2c"
                                or str(port.get("name", "")).startswith("grpc")):
                 # HTTP/2 cleartext to the pods: what lbgen's `protocol: grpc` means (KEP-3726
@@ -213,10 +219,17 @@ def _merge_headless(services: list[_Service]) -> None:
         owner = by_selector.get((service.namespace, tuple(sorted(service.selector.items()))))
         if service.headless and owner is not None:
             owner.ports.extend((port, target, origin) for port, target, origin in service.ports)
-            owner.fragment.setdefault("_headless", Sourced(service.name, node_origin(service.node, service.file)))
+            owner.fragment.setdefault("_headless", Sourced(service.name, _name_origin(service)))
             continue
         kept.append(service)
     services[:] = kept
+
+
+def _name_origin(service: _Service) -> Origin:
+    """Where a Service's `metadata.name` is (the line a user opens to find it)."""
+    meta = service.node.get("metadata")
+    return key_origin(meta, "name", service.file) if isinstance(meta, YMap) and "name" in meta \
+        else node_origin(service.node, service.file)
 
 
 def _link(service: _Service, hop: HopImport) -> None:
@@ -224,6 +237,12 @@ def _link(service: _Service, hop: HopImport) -> None:
     hop.services[key] = service.fragment
     names = [service.name]
     headless = service.fragment.get("_headless")
+    named = hop.named[key] = [Named("headless-service" if service.headless else "service", service.name,
+                                    _name_origin(service))]
+    if isinstance(headless, Sourced) and headless.origin is not None:
+        named.append(Named("headless-service", str(headless.value), headless.origin))
+    if service.port_name is not None:
+        named.append(service.port_name)
     kinds = {service.name: "headless" if service.headless else "cluster_ip"}
     if isinstance(headless, Sourced):
         names.append(str(headless.value))

@@ -9,6 +9,7 @@ tell comes from `--assume`, or is a default that is marked as assumed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import re
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from lbgen import versions
 from lbgen.importer.assume import Assumption
-from lbgen.importer.sources import Fragment, HopImport, Skipped, Sourced, get, put
+from lbgen.importer.sources import Fragment, HopImport, Named, Skipped, Sourced, get, put
 from lbgen.model.types import Version
 
 _DEFAULT_NAMES = {"nginx_http": "edge", "nginx_stream": "l4", "kong": "gateway", "kubernetes": "cluster"}
@@ -35,9 +36,19 @@ class Linked:
     skipped: list[Skipped] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     """How the tiers were linked, in words, for the report."""
+    service_objects: dict[str, list[Named]] = field(default_factory=dict)
+    """`namespace/name` of each spec service → the objects the files define for it (the
+    front hop's Kong service and upstream or nginx upstream, the Kubernetes Service)."""
+    tier_objects: dict[str, list[Named]] = field(default_factory=dict)
+    """Tier name → the objects of that tier's files that carry traffic (nginx upstreams and
+    the servers that proxy to them)."""
+    tier_files: dict[str, list[str]] = field(default_factory=dict)
+    """Tier name → the files read for it."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _host_port(address: str) -> tuple[str, int | None]:
+    # cached: a pure function of the text; the same few addresses serve every upstream
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.removeprefix(":")
@@ -78,10 +89,20 @@ def link(hops: list[HopImport], assumptions: list[Assumption]) -> Linked:
         if "name" not in hop.tier:
             put(hop.tier, "name", Sourced(_DEFAULT_NAMES[hop.kind], None))
     _instances(hops, out)
-    services = _services(hops, out)
+    named: dict[int, list[Named]] = {}
+    services = _services(hops, out, named)
     _apply(assumptions, hops, services, out)
     _defaults(hops, services)
     _pool_by_version(hops)
+    for hop in hops:
+        # each block once, in the order the hop forwards (a server proxies to many upstreams)
+        blocks = {n: None for key in hop.links.forwards for n in hop.named.get(key, []) if n.kind in ("upstream", "server")}
+        out.tier_objects[_tier_name(hop)] = list(blocks)
+        out.tier_files[_tier_name(hop)] = list(hop.files)
+    for service in services:
+        name, namespace = get(service, "name"), get(service, "namespace")
+        key = f"{getattr(namespace, 'value', 'default')}/{getattr(name, 'value', '')}"
+        out.service_objects.setdefault(key, named.get(id(service), []))
     name = out.spec.get("name")
     if name is None:
         put(out.spec, "name", _assumed("imported", "default: set --assume name=…"))
@@ -162,12 +183,15 @@ def _entry_first(callee: HopImport, ports: list[int]) -> None:
     entries.sort(key=lambda entry: not used(entry))
 
 
-def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:
+def _services(hops: list[HopImport], out: Linked, named: dict[int, list[Named]]) -> list[Fragment]:
+    """The spec's services, each linked to its objects in `named` (by the fragment's id)."""
     cluster = hops[-1]
     front = hops[-2] if len(hops) >= 2 else None
     gateway = next((h for h in reversed(hops) if h.kind in ("kong", "nginx_http")), None)
     if front is None:
-        return [dict(f) for f in cluster.services.values()]
+        alone = [(dict(f), cluster.named.get(key, [])) for key, f in cluster.services.items()]
+        named.update((id(f), n) for f, n in alone)
+        return [f for f, _ in alone]
     linked: dict[str, Fragment] = {}
     kinds: list[Sourced[str]] = []
     domains: list[Sourced[str]] = []
@@ -192,6 +216,7 @@ def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:
                                            "matches no imported Kubernetes Service (by name, headless name or pod port)"))
                 continue
             extra.append(_service_from_front(key, targets, local))
+            named[id(extra[-1])] = front.named.get(key, [])
             continue
         if owner in linked:
             if targets[0].origin is not None:
@@ -203,6 +228,7 @@ def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:
         if gateway is front or front.kind == "nginx_stream":
             _merge(merged, local)
         linked[owner] = merged
+        named[id(merged)] = [*front.named.get(key, []), *cluster.named.get(owner, [])]
         out.links.append(f"{_tier_name(front)} {key} → Service {owner} ({kind})")
     for key, fragment in cluster.services.items():
         if key not in linked and front.links.forwards:
@@ -212,6 +238,7 @@ def _services(hops: list[HopImport], out: Linked) -> list[Fragment]:
                                            f"no upstream of {_tier_name(front)} reaches this Service"))
         elif key not in linked:
             linked[key] = dict(fragment)
+            named[id(linked[key])] = cluster.named.get(key, [])
     if kinds:
         first = kinds[0]
         backend = "cluster_ip" if first.value == "cluster_ip" else "pod_endpoints"
@@ -269,6 +296,10 @@ def _service_from_front(key: str, targets: list[Sourced[str]], local: Fragment) 
     raw = str(entity.value) if isinstance(entity, Sourced) else key
     namespace, _, name = raw.rpartition(".") if "." in raw else ("default", "", raw)
     origin = entity.origin if isinstance(entity, Sourced) else (targets[0].origin if targets else None)
+    dns = _SVC.match(_host_port(targets[0].value)[0]) if targets else None
+    if dns is not None and ".svc" in dns.group(0):
+        # the proxy dials a Service's cluster DNS name: that names the Service and its namespace
+        name, namespace, origin = dns.group("name"), dns.group("ns"), targets[0].origin
     fragment: Fragment = {"name": Sourced(re.sub(r"[^a-z0-9-]", "-", name.lower()), origin),
                           "namespace": Sourced(re.sub(r"[^a-z0-9-]", "-", namespace.lower()) or "default", origin)}
     if targets:

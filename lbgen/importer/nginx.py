@@ -20,6 +20,7 @@ first is used and the others are reported as ambiguous.
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 import stat
@@ -32,9 +33,11 @@ from msgspec import Struct, field
 
 from lbgen import defaults
 from lbgen.errors import InputError, Problem, SourceLocation
+from lbgen.importer.nginx_lexer import crossplane_lexer
 from lbgen.importer.sources import (
     Fragment,
     HopImport,
+    Named,
     Origin,
     Skipped,
     SkipReason,
@@ -60,6 +63,13 @@ _STANDARD_HEADERS = {("host", "$host"), ("connection", "")}
 
 def nginx_duration(text: str) -> Duration | None:
     """An nginx time (`75s`, `1m`, `1h 30m`, `75`), or None when nginx would refuse it."""
+    ms = _nginx_ms(text)
+    return None if ms is None else Duration(ms)
+
+
+@functools.lru_cache(maxsize=4096)
+def _nginx_ms(text: str) -> int | None:
+    # cached: a pure function of the text, asked again for every server of an upstream
     compact = text.replace(" ", "")
     if not compact:
         return None
@@ -71,7 +81,14 @@ def nginx_duration(text: str) -> Duration | None:
         unit = match.group(2) or "s"
         total += int(match.group(1)) * _NGINX_UNITS_MS[unit]
         pos = match.end()
-    return Duration(total)
+    return total
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_time(text: str) -> str | None:
+    """An nginx time as the spec writes it, or None (cached like _nginx_ms)."""
+    ms = _nginx_ms(text)
+    return None if ms is None else duration_text(Duration(ms))
 
 
 def duration_text(value: Duration) -> str:
@@ -92,22 +109,25 @@ class _D(Struct):
     """0-based offset of the directive's name on its line (crossplane gives lines only)."""
 
 
-def _wrap(items: list[dict[str, Any]], file: str, text: SourceText, cursor: dict[int, int]) -> list[_D]:
+def _wrap(items: list[dict[str, Any]], file: str, lines: list[str], cursor: dict[int, int]) -> list[_D]:
     """crossplane's directives in file order; `cursor` (line → offset after the previous
-    directive on that line) tells apart several directives on one line."""
+    directive on that line) tells apart several directives on one line. `lines`: the file's."""
     out = []
+    count = len(lines)
     for item in items:
-        name = str(item["directive"])
-        line = int(item.get("line") or 1)
-        found = text.line(file, line).find(name, cursor.get(line, 0)) if name != "#" else -1
-        start = max(found, 0)
-        if found >= 0:
-            cursor[line] = found + len(name)
+        name = item["directive"]
+        line = item.get("line") or 1
+        start = 0
+        if name != "#" and 0 < line <= count:
+            found = lines[line - 1].find(name, cursor.get(line, 0))
+            if found >= 0:
+                start = found
+                cursor[line] = found + len(name)
         block = item.get("block")
         out.append(_D(
-            name, [str(a) for a in item.get("args", [])], file, line,
-            _wrap(block, file, text, cursor) if block is not None else None,
-            str(item.get("comment", "")), start,
+            name, list(item["args"]), file, line,
+            _wrap(block, file, lines, cursor) if block is not None else None,
+            item.get("comment", ""), start,
         ))
     return out
 
@@ -122,6 +142,8 @@ class _Context:
         # process-wide cache: the working directory may change between runs)
         self._shown_names: dict[str, str] = {}
         self.skipped: list[Skipped] = []
+        self.files: list[str] = []
+        """Every file parsed (includes too), as shown, in the order read."""
 
     def shown(self, file: str) -> str:
         name = self._shown_names.get(file)
@@ -190,8 +212,13 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
     # check_args=True: without it crossplane takes a `}` for the `;` a directive lacks and
     # nests the following blocks inside it (crossplane's tests/configs/missing-semicolon);
     # nginx refuses such a file, and the arguments check is the one that sees the terminator.
-    payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=True,
-                               catch_errors=True, onerror=lambda exc: type(exc).__name__)
+    shown = ctx.shown(path)
+    if shown not in ctx.files:
+        ctx.files.append(shown)
+    # crossplane's parser on the faster tokenizer that yields crossplane's own tokens (nginx_lexer)
+    with crossplane_lexer():
+        payload = crossplane.parse(path, comments=True, single=True, check_ctx=False, check_args=True,
+                                   catch_errors=True, onerror=lambda exc: type(exc).__name__)
     problems = []
     for error in payload.get("errors", []):
         message = re.sub(r" in \S+:\d+$", "", str(error.get("error") or "")) or "not readable as text (UTF-8?)"
@@ -206,7 +233,8 @@ def _parse_one(path: str, ctx: _Context, prefix: Path, stack: tuple[str, ...]) -
     if problems:
         raise InputError(problems)
     configs = payload.get("config", [])
-    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path, ctx.text, {}), ctx, prefix, stack)
+    return _inline(_wrap(configs[0].get("parsed", []) if configs else [], path, ctx.text.lines(path), {}),
+                   ctx, prefix, stack)
 
 
 def _line_count(path: str) -> int:
@@ -289,6 +317,12 @@ class _Upstream(Struct):
     directive: _D
     servers: list[tuple[_D, str]] = field(default_factory=list)
     settings: dict[str, Sourced[object]] = field(default_factory=dict)
+    # per server, its max_fails / fail_timeout as (spec key, value, directive, argument); made
+    # Sourced only when offered to the tier (an upstream of thousands of servers that all say
+    # the same needs one origin, not one per server)
+    server_values: list[tuple[str, object, _D, int]] = field(default_factory=list)
+    server_keys: list[set[str]] = field(default_factory=list)
+    """The parameter names each server gives (max_fails, weight, …), in `servers` order."""
 
 
 class _Unifier:
@@ -310,6 +344,11 @@ class _Unifier:
                 f"one {key}: the import keeps {first[0].value} (from {first[0].origin})",
             ))
 
+    def same(self, key: str, value: object) -> bool:
+        """Whether `value` is the value already kept for `key` (offering it changes nothing)."""
+        first = self.values.get(key)
+        return first is not None and first[0].value == value
+
     def into(self, fragment: Fragment) -> None:
         for key, (value, _) in self.values.items():
             put(fragment, key, value)
@@ -319,6 +358,7 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
     up = _Upstream(d.args[0] if d.args else "", d)
     default_port = 0 if stream else 80
     value: Sourced[object] | None
+    lines_seen: set[tuple[int, str]] = set()  # one value per parameter and line, as nginx reads one server a line
     for item in d.block or []:
         name = item.name
         if name == "#":
@@ -331,21 +371,26 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
                 ctx.skip(item, "unsupported", "UNIX-socket servers are not part of a multi-hop path")
                 continue
             up.servers.append((item, _address(item.args[0], default_port)))
+            keys: set[str] = set()
             for index, param in enumerate(item.args[1:], start=1):
-                pkey, _, pval = param.partition("=")
-                # (keys first, values only when new: an upstream of thousands of servers)
+                pkey, sep, pval = param.partition("=")
+                if sep:
+                    keys.add(pkey)
                 if pkey == "max_fails" and pval.isdigit():
-                    if f"max_fails@{item.line}" not in up.settings:
-                        up.settings[f"max_fails@{item.line}"] = ctx.sourced(item, int(pval), index)
-                elif pkey == "fail_timeout" and (parsed := nginx_duration(pval)) is not None:
-                    if f"fail_timeout@{item.line}" not in up.settings:
-                        up.settings[f"fail_timeout@{item.line}"] = ctx.sourced(item, duration_text(parsed), index)
+                    if (item.line, pkey) not in lines_seen:
+                        lines_seen.add((item.line, pkey))
+                        up.server_values.append(("passive_health.max_fails", int(pval), item, index))
+                elif pkey == "fail_timeout" and (spec_text := _spec_time(pval)) is not None:
+                    if (item.line, pkey) not in lines_seen:
+                        lines_seen.add((item.line, pkey))
+                        up.server_values.append(("passive_health.fail_timeout", spec_text, item, index))
                 elif pkey == "resolve":
                     pass  # read with `resolver` below
                 else:
                     ctx.skipped.append(Skipped(ctx.origin(item, index), f"server … {param}", "unsupported",
                                                "lbgen gives every server of a tier the same parameters "
                                                "(max_fails, fail_timeout); weights, backup and down are not modelled"))
+            up.server_keys.append(keys)
         elif name == "keepalive" and not stream:
             # `keepalive N local` (the default from 1.29.7): the pool size is what the spec carries
             value = ctx.number(item)
@@ -395,16 +440,19 @@ def _read_upstream(ctx: _Context, d: _D, *, stream: bool) -> _Upstream:
 def _upstream_into(ctx: _Context, up: _Upstream, unify: _Unifier) -> None:
     where = f"upstream {up.name}"
     for key, value in up.settings.items():
-        spec_key = key.split("@")[0]
-        if spec_key in ("max_fails", "fail_timeout"):
-            spec_key = f"passive_health.{spec_key}"
-        unify.offer(spec_key, value, where)
+        unify.offer(key, value, where)
+    for key, raw, item, index in up.server_values:
+        if not unify.same(key, raw):
+            unify.offer(key, ctx.sourced(item, raw, index), where)
     # A server without max_fails/fail_timeout uses nginx's 1 and 10s: the tier value must be
     # the same for all of them, so a server that leaves it out disagrees with one that sets it.
     for param, default in (("max_fails", 1), ("fail_timeout", "10s")):
-        for item, _ in up.servers:
-            if not any(a.startswith(param + "=") for a in item.args[1:]) and f"passive_health.{param}" in unify.values:
-                unify.offer(f"passive_health.{param}", Sourced(default, ctx.origin(item)), f"{where} (nginx default)")
+        key = f"passive_health.{param}"
+        if key not in unify.values or unify.same(key, default):
+            continue
+        for (item, _), keys in zip(up.servers, up.server_keys, strict=True):
+            if param not in keys:
+                unify.offer(key, Sourced(default, ctx.origin(item)), f"{where} (nginx default)")
 
 
 # --- http --------------------------------------------------------------------------------
@@ -530,8 +578,11 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         if key not in hop.links.forwards:
             if up is not None:
                 hop.links.forwards[key] = [Sourced(addr, ctx.origin(item, 0)) for item, addr in up.servers]
+                hop.named[key] = [Named("upstream", up.name, ctx.origin(up.directive))]
             else:
                 hop.links.forwards[key] = [Sourced(key, ctx.origin(use.directive, 0))]
+                hop.named[key] = []
+        _name_server(ctx, use.server, hop.named[key])
         service = hop.services.setdefault(key, {})
         paths_list = service.setdefault("route", {})
         assert isinstance(paths_list, dict)
@@ -555,7 +606,18 @@ def import_nginx_http(paths: list[str], text: SourceText, shown: ShowPath) -> Ho
         put(hop.tier, "forwarded_headers", Sourced(forwarded, ctx.origin(first)))
     _real_ip(ctx, uses, hop.tier)
     hop.skipped = ctx.skipped
+    hop.files = ctx.files
     return hop
+
+
+def _name_server(ctx: _Context, server: _D, named: list[Named]) -> None:
+    """The server block that proxies, named by its first `listen` (servers have no name of
+    their own that `nginx -T` shows more plainly)."""
+    origin = ctx.origin(server)
+    if any(n.kind == "server" and n.origin == origin for n in named):
+        return
+    listen = next((d for d in server.block or [] if d.name == "listen" and d.args), None)
+    named.append(Named("server", f"listen {' '.join(listen.args)}" if listen is not None else "server", origin))
 
 
 # lbgen renders the Mozilla intermediate profile on every TLS listener: the same lines in an
@@ -846,10 +908,13 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
                 used.append(name)
                 _upstream_into(ctx, up, unify)
                 hop.links.forwards[name] = [Sourced(addr, ctx.origin(item, 0)) for item, addr in up.servers]
+                hop.named[name] = [Named("upstream", up.name, ctx.origin(up.directive))]
+            _name_server(ctx, server, hop.named[name])
         elif "$" in name:
             ctx.skip(target, "unsupported", "a proxy_pass with variables cannot be linked to a next hop")
         else:
             hop.links.forwards.setdefault(name, [Sourced(name, ctx.origin(target, 0))])
+            _name_server(ctx, server, hop.named.setdefault(name, []))
     for name, up in upstreams.items():
         if name not in used:
             ctx.skip(up.directive, "out-of-scope", f"upstream {name} is not used by any server")
@@ -863,4 +928,5 @@ def import_nginx_stream(paths: list[str], text: SourceText, shown: ShowPath) -> 
             ctx.skip(d, "unsupported", f"a stream tier has at most two listeners (listen_port, grpc_listen_port); port {port} is not imported")
     unify.into(hop.tier)
     hop.skipped = ctx.skipped
+    hop.files = ctx.files
     return hop

@@ -12,7 +12,7 @@ from lbgen.importer.kong import import_kong
 from lbgen.importer.kubernetes import import_kubernetes
 from lbgen.importer.link import Linked, link
 from lbgen.importer.nginx import import_nginx_http, import_nginx_stream
-from lbgen.importer.sources import HopImport, Skipped, Sourced, SourceText
+from lbgen.importer.sources import HopImport, Named, Skipped, Sourced, SourceText
 from lbgen.importer.writer import plain_spec, write_spec
 from lbgen.io.loader import LoadedSpec, format_path, load_spec_data, load_spec_text
 
@@ -38,6 +38,10 @@ class ImportResult:
     """(model path, value) of every assumed value, explicit (`--assume`) or a default."""
     origins: dict[str, Sourced[object]]
     links: list[str]
+    service_objects: dict[str, list[Named]] = field(default_factory=dict)
+    """`namespace/name` of each service → its objects as the files name them (Linked)."""
+    tier_objects: dict[str, list[Named]] = field(default_factory=dict)
+    tier_files: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def guessed(self) -> list[tuple[str, Sourced[object]]]:
@@ -105,7 +109,8 @@ def run_import(inputs: ImportInputs, output_name: str = "topology.yaml", *, text
     both = {shown_path(p) for p in inputs.nginx_http} & {shown_path(p) for p in inputs.nginx_stream}
     skipped = sorted({s for s in linked.skipped if not (s.origin.file in both and " block is read with --nginx-" in s.detail)},
                      key=lambda s: (s.origin.file, s.origin.line, s.origin.column, s.item))
-    return ImportResult(spec_text, loaded, skipped, assumed, origins, linked.links)
+    return ImportResult(spec_text, loaded, skipped, assumed, origins, linked.links,
+                        linked.service_objects, linked.tier_objects, linked.tier_files)
 
 
 def _nothing_to_import(inputs: ImportInputs, skipped: list[Skipped]) -> InputError:

@@ -17,6 +17,8 @@ from typing import Generic, Literal, TypeAlias, TypeVar, Union
 
 from msgspec import Struct, field
 
+from lbgen.io.loader import format_path
+
 T_co = TypeVar("T_co", covariant=True)
 
 
@@ -73,6 +75,17 @@ class HopLinks(Struct):
     kinds: dict[str, str] = field(default_factory=dict)
 
 
+class Named(Struct, frozen=True):
+    """An object as an imported file names it, and where it is defined: an nginx `upstream` or
+    `server`, a Kong service or upstream, a Kubernetes Service or its port. The spec keeps
+    lbgen's names only; `lbgen audit`'s runbook names these."""
+
+    kind: Literal["upstream", "server", "kong-service", "kong-upstream", "target", "service", "headless-service",
+                  "service-port"]
+    name: str
+    origin: Origin
+
+
 class HopImport(Struct):
     """One tier found in the given files: its spec fragment, its services' fragments, links and skips."""
 
@@ -82,6 +95,10 @@ class HopImport(Struct):
     services: dict[str, Fragment] = field(default_factory=dict)
     links: HopLinks = field(default_factory=HopLinks)
     skipped: list[Skipped] = field(default_factory=list)
+    # hop-local service key → the objects this hop's files define for it (by the files' names)
+    named: dict[str, list[Named]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    """The files read for this hop (includes too), as shown."""
 
 
 def put(fragment: Fragment, path: str, value: Sourced[object] | Fragment | list[Sourced[object] | Fragment]) -> None:
@@ -105,20 +122,45 @@ def get(fragment: Fragment, path: str) -> object:
     return node
 
 
+_STEPS: dict[str, str] = {}
+
+
+def path_step(prefix: str, part: str | int) -> str:
+    """`format_path((*path, part))` from `prefix` = `format_path(path)`, without formatting the
+    whole path again (an imported spec has thousands of values, each a few keys deep)."""
+    if isinstance(part, int):
+        return f"{prefix}[{part}]"
+    step = _STEPS.get(part)
+    if step is None:
+        step = format_path((part,))
+        if len(_STEPS) < 10_000:
+            _STEPS[part] = step
+    if step.startswith("["):
+        return prefix + step
+    return f"{prefix}.{step}" if prefix else step
+
+
 class SourceText:
     """Columns for the lines a parser reports (crossplane gives lines only)."""
 
     def __init__(self) -> None:
         self._lines: dict[str, list[str]] = {}
 
-    def line(self, file: str, line: int) -> str:
+    def lines(self, file: str) -> list[str]:
+        """The file's lines as crossplane counts them: read as it reads the file (UTF-8,
+        undecodable bytes replaced, universal newlines), split at newlines only (str.splitlines
+        would also split at U+2028, form feeds and others, which crossplane does not count)."""
         lines = self._lines.get(file)
         if lines is None:
             try:
-                lines = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
+                lines = Path(file).read_text(encoding="utf-8", errors="replace").split("\n")
             except OSError:
                 lines = []
             self._lines[file] = lines
+        return lines
+
+    def line(self, file: str, line: int) -> str:
+        lines = self.lines(file)
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
     def origin(self, file: str, shown: str, line: int, token: str = "", after: str = "") -> Origin:

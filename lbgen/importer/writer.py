@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from lbgen.importer.sources import Fragment, Sourced
+from lbgen.importer.sources import Fragment, Sourced, path_step
 from lbgen.io.loader import format_path
 from lbgen.model.spec import Spec
 from lbgen.model.tiers import KongTier, KubernetesTier, NginxHttpTier, NginxStreamTier
@@ -151,14 +151,14 @@ def plain_spec(spec: Fragment) -> tuple[dict[str, Any], dict[str, Sourced[object
     path → value index as `write_spec`."""
     origins: dict[str, Sourced[object]] = {}
 
-    def walk(node: Any, path: Path) -> Any:
+    def walk(node: Any, path: str) -> Any:
         if isinstance(node, Sourced):
-            origins[format_path(path)] = node
+            origins[path] = node
             return node.value
         if isinstance(node, dict):
-            return {key: walk(value, (*path, key)) for key, value in node.items()}
-        return [walk(item, (*path, index)) for index, item in enumerate(node)]
+            return {key: walk(value, path_step(path, key)) for key, value in node.items()}
+        return [walk(item, f"{path}[{index}]") for index, item in enumerate(node)]
 
-    data = walk(spec, ())
+    data = walk(spec, "")
     assert isinstance(data, dict)
     return data, origins

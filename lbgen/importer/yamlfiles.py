@@ -8,7 +8,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -74,26 +74,43 @@ class _Builder:
     def build(self, node: yaml.Node, depth: int = 0) -> Any:
         self.count += 1
         if depth > MAX_DEPTH or self.count > MAX_NODES:
-            line, column = _mark(node)
-            raise InputError([Problem(SourceLocation(self.file, line + 1, column + 1),
-                                      f"the {self.what} nests deeper than {MAX_DEPTH} or has more than "
-                                      f"{MAX_NODES} values")])
+            self._too_big(node)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR:  # most scalars: no constructor call needed
+                return node.value
+            return self.loader.construct_object(node)
         if isinstance(node, yaml.MappingNode):
-            out = YMap(_mark(node))
+            mark = node.start_mark
+            out = YMap((mark.line, mark.column))
             if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
                 self.loader.flatten_mapping(node)  # merge keys (<<)
+            keys_at, values_at = out.keys_at, out.values_at
+            inner = depth + 1
             for key_node, value_node in node.value:
-                key = self.build(key_node, depth + 1)
-                if isinstance(key, YMap | YSeq):
-                    key = str(key)
+                # a plain string key or value is taken here, without a call per node (the
+                # same count and depth limits apply)
+                if key_node.tag == _STR and inner <= MAX_DEPTH and type(key_node) is yaml.ScalarNode:
+                    self.count += 1
+                    key = key_node.value
+                else:
+                    key = self.build(key_node, inner)
+                    if isinstance(key, YMap | YSeq):
+                        key = str(key)
+                key_mark = key_node.start_mark
                 if key in out:
-                    line, column = _mark(key_node)
-                    raise InputError([Problem(SourceLocation(self.file, line + 1, column + 1),
+                    raise InputError([Problem(SourceLocation(self.file, key_mark.line + 1, key_mark.column + 1),
                                               f"the {self.what} has the key {key!r} twice",
                                               "remove one of them")])
-                out[key] = self.build(value_node, depth + 1)
-                out.keys_at[key] = _mark(key_node)
-                out.values_at[key] = _mark(value_node)
+                if value_node.tag == _STR and inner <= MAX_DEPTH and type(value_node) is yaml.ScalarNode:
+                    self.count += 1
+                    out[key] = value_node.value
+                else:
+                    out[key] = self.build(value_node, inner)
+                if self.count > MAX_NODES:
+                    self._too_big(value_node)
+                value_mark = value_node.start_mark
+                keys_at[key] = (key_mark.line, key_mark.column)
+                values_at[key] = (value_mark.line, value_mark.column)
             return out
         if isinstance(node, yaml.SequenceNode):
             seq = YSeq(_mark(node))
@@ -101,9 +118,13 @@ class _Builder:
                 seq.append(self.build(item, depth + 1))
                 seq.items_at.append(_mark(item))
             return seq
-        if node.tag == _STR:  # most scalars: no constructor call needed
-            return node.value
         return self.loader.construct_object(node)
+
+    def _too_big(self, node: yaml.Node) -> NoReturn:
+        line, column = _mark(node)
+        raise InputError([Problem(SourceLocation(self.file, line + 1, column + 1),
+                                  f"the {self.what} nests deeper than {MAX_DEPTH} or has more than "
+                                  f"{MAX_NODES} values")])
 
 
 _STR = "tag:yaml.org,2002:str"

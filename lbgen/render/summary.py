@@ -105,6 +105,9 @@ class Command(Struct, frozen=True):
 class ServiceRunbook(Struct, frozen=True):
     key: str
     commands: list[Command]
+    objects: list[str] = []
+    """What the audited files call this service's objects, and where (`lbgen audit`); empty
+    for a render, whose objects are the ones it writes."""
 
 
 class ServiceRow(Struct, frozen=True):
@@ -337,6 +340,107 @@ def _outbound_label(spec: Spec, budget: Budget, tier: Tier) -> str:
 
 
 # --- runbook ---------------------------------------------------------------------------------
+#
+# One builder of runbook steps for two callers: a render (the README names lbgen's own
+# objects: `<name>-pods`, `<name>.<ns>.lbgen.internal`, the rendered snippet) and `lbgen
+# audit` (the audited files' own objects: the manifests' Services and port names, kong.yaml's
+# upstreams, the nginx upstreams and the file:line where each is defined). The steps read
+# every name from `RunbookNames`; `rendered_names` gives lbgen's.
+
+
+class ObjectRef(Struct, frozen=True):
+    """An object of the path as the runbook names it, and where it is defined (`file:line:col`;
+    empty for an object lbgen renders)."""
+
+    name: str
+    where: str = ""
+
+    def shown(self, kind: str) -> str:
+        return f"{kind} `{self.name}`" + (f" ({self.where})" if self.where else "")
+
+
+class ServiceNames(Struct, frozen=True):
+    """What the runbook calls one service's objects."""
+
+    endpoint_services: list[ObjectRef]
+    """The Kubernetes Services whose EndpointSlices list the pods (ClusterIP, then headless)."""
+    port_name: str
+    """The Service port's name: kube-proxy's iptables comments say `namespace/name:port-name`."""
+    kong_upstream: ObjectRef | None
+    """The Kong upstream the admin API reports target health for; None: the Kong service's host
+    is resolved by DNS, with no upstream (and no health endpoint)."""
+    front_target: ObjectRef | None
+    """The `host:port` the tier in front of the cluster dials for this service."""
+    replicas_origin: str = ""
+    """Where the replica count came from (`k8s/orders.yaml:22:13`, `assumed …`); empty: the spec."""
+    objects: list[str] = []
+
+
+class TierNames(Struct, frozen=True):
+    """What the runbook compares one nginx tier's loaded configuration with."""
+
+    config: list[str]
+    """The files to compare `nginx -T` with."""
+    objects: list[str] = []
+    """The blocks the rules read, as shown (nginx upstream `l4_pool` (edge/nginx.conf:18:5)); empty
+    for a render."""
+    note: str = ""
+
+
+class RunbookNames(Struct, frozen=True):
+    services: dict[str, ServiceNames]
+    """By `namespace/name` of the spec's service."""
+    tiers: dict[str, TierNames]
+    """By tier name (nginx tiers)."""
+    kube_proxy: str | None = None
+    """Where kube-proxy's mode was read (`lbgen audit --kube-proxy`); None: lbgen's own
+    rendered ConfigMap, or none."""
+    audited: bool = False
+
+
+class Runbook(Struct, frozen=True):
+    """The verification steps of a path: per service (the first MAX_RUNBOOK_SERVICES), then
+    per node and per tier."""
+
+    services: list[ServiceRunbook]
+    other_services: list[str]
+    sections: list[Section]
+
+
+def _rendered_service_names(spec: Spec, service: Service) -> ServiceNames:
+    kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
+    front = spec.previous_tier(spec.cluster)
+    targets = front.backend_targets if isinstance(front, KongTier | NginxHttpTier) else "cluster_ip"
+    slices = [ObjectRef(service.name)]
+    if uses_headless_service(spec):
+        slices.append(ObjectRef(headless_name(service)))
+    host, port = backend_address(spec, service, targets)
+    return ServiceNames(
+        endpoint_services=slices,
+        port_name=service.protocol,  # lbgen names the Service port after the protocol
+        kong_upstream=ObjectRef(upstream_name(service)) if kong is not None and kong.mode == "db-less" else None,
+        front_target=ObjectRef(f"{host}:{port}"),
+    )
+
+
+def _rendered_tier_names(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> TierNames:
+    if isinstance(tier, NginxHttpTier):
+        return TierNames([f"{tier.name}/conf.d/{spec.name}.conf"])
+    return TierNames([f"{tier.name}/stream.d/{spec.name}.conf"])
+
+
+def rendered_names(spec: Spec) -> RunbookNames:
+    """lbgen's own names for the objects it renders."""
+    return RunbookNames(
+        {f"{s.namespace}/{s.name}": _rendered_service_names(spec, s) for s in spec.services},
+        {t.name: _rendered_tier_names(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)},
+    )
+
+
+def _service_names(spec: Spec, service: Service, names: RunbookNames | None) -> ServiceNames:
+    found = names.services.get(f"{service.namespace}/{service.name}") if names is not None else None
+    return found if found is not None else _rendered_service_names(spec, service)
+
 
 def _q(value: str) -> str:
     return shlex.quote(value)
@@ -346,7 +450,8 @@ def _selector(service: Service) -> str:
     return ",".join(f"{k}={v}" for k, v in service.selector.items())
 
 
-def service_runbook(spec: Spec, service: Service) -> ServiceRunbook:
+def service_runbook(spec: Spec, service: Service, runbook_names: RunbookNames | None = None) -> ServiceRunbook:
+    names = _service_names(spec, service, runbook_names)
     ns = _q(service.namespace)
     selector = _q(_selector(service))
     port = service.kubernetes.target_port
@@ -356,16 +461,15 @@ def service_runbook(spec: Spec, service: Service) -> ServiceRunbook:
         else f"{service.autoscaling.min_replicas} to {service.autoscaling.max_replicas} ready "
         "endpoints (HPA)"
     )
-    slices = [service.name]
-    if uses_headless_service(spec):
-        slices.append(headless_name(service))
+    if names.replicas_origin:
+        replicas += f" (replicas: {names.replicas_origin})"
     commands = [
         Command(
-            f"Endpoints of `{name}`",
-            f"kubectl get endpointslices -n {ns} -l kubernetes.io/service-name={_q(name)} -o wide",
+            f"Endpoints of `{ref.name}`" + (f" ({ref.where})" if ref.where else ""),
+            f"kubectl get endpointslices -n {ns} -l kubernetes.io/service-name={_q(ref.name)} -o wide",
             f"{replicas} on port {port}; a pod missing here receives no traffic at all.",
         )
-        for name in slices
+        for ref in names.endpoint_services
     ]
     commands.append(
         Command(
@@ -410,22 +514,24 @@ def service_runbook(spec: Spec, service: Service) -> ServiceRunbook:
         )
     )
     kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
-    if kong is not None and kong.mode == "db-less":
+    if kong is not None and kong.mode == "db-less" and names.kong_upstream is not None:
         hosts = " ".join(_q(i.address) for i in kong.instances)
+        upstream = names.kong_upstream
         commands.append(
             Command(
-                "Kong's view of the pods (DB-less admin API, on each Kong node)",
+                "Kong's view of the pods (DB-less admin API, on each Kong node)"
+                + (f": upstream `{upstream.name}` ({upstream.where})" if upstream.where else ""),
                 f"for host in {hosts}; do\n"
-                f"  ssh \"$host\" curl -s {KONG_ADMIN_URL}/upstreams/{upstream_name(service)}/health\n"
+                f"  ssh \"$host\" curl -s {KONG_ADMIN_URL}/upstreams/{_q(upstream.name)}/health\n"
                 "done",
                 "every target HEALTHY; with pod endpoints, one address per ready pod under "
                 "`data[].data.addresses`.",
             )
         )
-    return ServiceRunbook(f"{service.namespace}/{service.name}", commands)
+    return ServiceRunbook(f"{service.namespace}/{service.name}", commands, names.objects)
 
 
-def _conntrack_section(spec: Spec) -> Section:
+def _conntrack_section(spec: Spec, names: RunbookNames | None = None) -> Section:
     cluster = spec.cluster
     ports = sorted({s.kubernetes.target_port for s in spec.services})
     port = ports[0]
@@ -462,7 +568,8 @@ def _conntrack_section(spec: Spec) -> Section:
         Command(
             "kube-proxy's mode, as it runs",
             "curl -s http://127.0.0.1:10249/proxyMode",
-            f"`{known}`." if known else "the mode your cluster runs (the spec does not say).",
+            f"`{known}`." if known else "the mode your cluster runs "
+            + ("(the audited files do not say)." if names is not None and names.audited else "(the spec does not say)."),
         ),
         Command(
             f"Established connections per pod IP, port {port}",
@@ -483,10 +590,14 @@ def _conntrack_section(spec: Spec) -> Section:
         )
     if mode == "iptables":
         service = spec.services[0]
+        port_name = _service_names(spec, service, names).port_name
+        # kube-proxy's comment is the ServicePortName: `namespace/name:port-name`, or
+        # `namespace/name` for an unnamed port (k8s.io/kubernetes pkg/proxy/types.go String)
+        comment = f"{service.namespace}/{service.name}" + (f":{port_name}" if port_name else "")
         commands.append(
             Command(
                 "The random-choice rules for the Service",
-                f"sudo iptables-save -t nat | grep -F {_q(f'{service.namespace}/{service.name}:{service.protocol}')}",
+                f"sudo iptables-save -t nat | grep -F {_q(comment)}",
                 "one KUBE-SEP rule per ready pod, chosen with probability 1/n, 1/(n-1), … "
                 "(uniform per connection).",
             )
@@ -497,10 +608,7 @@ def _conntrack_section(spec: Spec) -> Section:
             Command(
                 "kube-proxy's configured mode",
                 "kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\\.conf}' | grep -E '^mode:'",
-                f"`mode: {mode}`, as rendered in `{kube_proxy_path(spec)}`."
-                if renders_kube_proxy(cluster)
-                else "the mode kube-proxy was configured with (lbgen leaves it alone: "
-                f"see `{kube_proxy_path(spec)}`).",
+                _configured_mode(spec, mode, names),
             ),
         )
     if len(ports) > 1:
@@ -508,27 +616,48 @@ def _conntrack_section(spec: Spec) -> Section:
     return Section("Connections on a node", intro, commands)
 
 
-def _nginx_section(spec: Spec, tier: NginxHttpTier | NginxStreamTier) -> Section:
+def _configured_mode(spec: Spec, mode: str, names: RunbookNames | None) -> str:
+    if names is not None and names.audited:
+        if names.kube_proxy:
+            return f"`mode: {mode}`, as in {names.kube_proxy}."
+        return ("the mode kube-proxy was configured with (no kube-proxy ConfigMap was audited: "
+                "pass it with --kube-proxy).")
+    if renders_kube_proxy(spec.cluster):
+        return f"`mode: {mode}`, as rendered in `{kube_proxy_path(spec)}`."
+    return f"the mode kube-proxy was configured with (lbgen leaves it alone: see `{kube_proxy_path(spec)}`)."
+
+
+def _nginx_section(spec: Spec, tier: NginxHttpTier | NginxStreamTier, names: RunbookNames | None = None) -> Section:
     hosts = " ".join(_q(i.address) for i in tier.instances)
     if isinstance(tier, NginxHttpTier):
         pattern = "upstream|server |keepalive|proxy_next_upstream|least_conn|hash"
-        snippet = f"{tier.name}/conf.d/{spec.name}.conf"
     else:
         pattern = "upstream|server |proxy_timeout|proxy_protocol|least_conn|hash"
-        snippet = f"{tier.name}/stream.d/{spec.name}.conf"
+    tier_names = (names.tiers.get(tier.name) if names is not None else None) or _rendered_tier_names(spec, tier)
+    files = ", ".join(f"`{file}`" for file in tier_names.config)
+    expect = (
+        f"{_and(tier_names.objects)} as in the audited files; a difference means this instance "
+        "runs another configuration than the one audited."
+        if tier_names.objects else ""
+    )
     return Section(
         f"nginx on `{tier.name}`",
         f"`nginx -T` prints the configuration each instance actually loaded; compare it with "
-        f"`{snippet}`.",
+        f"{files}." + (f" {tier_names.note}" if tier_names.note else ""),
         [
             Command(
                 "Loaded upstreams and keep-alive settings",
                 f"for host in {hosts}; do\n"
                 f"  echo \"== $host\"; ssh \"$host\" sudo nginx -T 2>/dev/null | grep -nE {_q(pattern)}\n"
                 "done",
+                expect,
             )
         ],
     )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _kube_proxy_section(spec: Spec) -> Section | None:
@@ -573,12 +702,16 @@ def _resolver_address(entry: str) -> str:
     return entry.split(":")[0] if entry.count(":") == 1 else entry
 
 
-def _kong_outside_section(spec: Spec) -> Section | None:
+def _kong_outside_section(spec: Spec, names: RunbookNames | None = None) -> Section | None:
     kong = next((t for t in spec.tiers if isinstance(t, KongTier)), None)
     if kong is None or kong.location != "outside":
         return None
     service = spec.services[0]
     host, port = backend_address(spec, service, kong.backend_targets)
+    target = _service_names(spec, service, names).front_target
+    if target is not None:
+        host, _, port_text = target.name.rpartition(":")
+        port = int(port_text) if port_text.isdigit() else port
     resolver = _resolver_address(kong.dns_resolver[0])
     first = _q(kong.instances[0].address)
     if kong.backend_targets == "pod_endpoints":
@@ -661,19 +794,31 @@ def _rollout_section(spec: Spec) -> Section | None:
     )
 
 
+def path_runbook(spec: Spec, names: RunbookNames | None = None) -> Runbook:
+    """The runbook of `spec`'s path, naming objects as `names` does (lbgen's own by default).
+    For an audit (`names.audited`) the steps that apply rendered output (kube-proxy's
+    ConfigMap, rollout patches, deploying) are left out: nothing was rendered."""
+    shown = spec.services[:MAX_RUNBOOK_SERVICES]
+    audited = names is not None and names.audited
+    optional = [_kong_outside_section(spec, names)]
+    if not audited:
+        optional += [_kube_proxy_section(spec), _rollout_section(spec)]
+    sections = [_conntrack_section(spec, names), *(s for s in optional if s is not None)]
+    if not audited:
+        sections.append(_deploy_section(spec))
+    sections += [_nginx_section(spec, t, names) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
+    return Runbook(
+        services=[service_runbook(spec, s, names) for s in shown],
+        other_services=[f"{s.namespace}/{s.name}" for s in spec.services[MAX_RUNBOOK_SERVICES:]],
+        sections=sections,
+    )
+
+
 def build_view(ctx: RenderContext) -> SummaryView:
     spec = ctx.spec
     budget = ctx.budget
-    shown = spec.services[:MAX_RUNBOOK_SERVICES]
     others = spec.services[MAX_RUNBOOK_SERVICES:]
-    sections = [_conntrack_section(spec)]
-    sections += [
-        section
-        for section in (_kong_outside_section(spec), _kube_proxy_section(spec), _rollout_section(spec))
-        if section is not None
-    ]
-    sections.append(_deploy_section(spec))
-    sections += [_nginx_section(spec, t) for t in spec.tiers if isinstance(t, NginxHttpTier | NginxStreamTier)]
+    runbook = path_runbook(spec)
     path_line = " → ".join(
         [*(["external LB"] if spec.external_lb else []), *(t.name for t in spec.tiers), "pods"]
     )
@@ -689,11 +834,11 @@ def build_view(ctx: RenderContext) -> SummaryView:
         ],
         margin_note=budget.margin_note,
         files=expected_paths(spec),
-        services=[service_runbook(spec, s) for s in shown],
+        services=runbook.services,
         other_services=[
             ServiceRow(s.namespace, s.name, md_cell(_selector(s)), s.kubernetes.target_port) for s in others
         ],
-        sections=sections,
+        sections=runbook.sections,
     )
 
 
