@@ -1207,7 +1207,7 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
     report = result.report
     out_color = _use_color(color, err=False)
     if fmt == "json":
-        from lbgen.import_cli import audit_json
+        from lbgen.audit_runbook import audit_json
 
         click.echo(audit_json(result), nl=False)
     elif fmt == "sarif":
@@ -1226,7 +1226,7 @@ def audit_command(nginx_http: tuple[str, ...], nginx_stream: tuple[str, ...], ko
 
             click.echo("\n" + to_text(result.imported, "(in memory)"), nl=False)
         if runbook:
-            from lbgen.import_cli import audit_runbook, runbook_to_text
+            from lbgen.audit_runbook import audit_runbook, runbook_to_text
 
             click.echo("\n" + runbook_to_text(audit_runbook(result)), nl=False)
     _exit(EXIT_FINDINGS if report.fails(Severity(fail_on)) else EXIT_OK)

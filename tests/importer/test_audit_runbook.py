@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from lbgen.audit import AuditResult, audit
+from lbgen.audit_runbook import audit_runbook
 from lbgen.cli import cli
-from lbgen.import_cli import audit_runbook
 from lbgen.importer.run import ImportInputs
 from lbgen.render.summary import Command, Runbook, path_runbook
 
