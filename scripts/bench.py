@@ -166,9 +166,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one run per measurement")
     parser.add_argument("--simulate-only", action="store_true", help="only measurement 5")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs of simulate runs (measurement 5)")
     args = parser.parse_args()
     if args.simulate_only:
-        simulate_figures(1 if args.quick else 3)
+        simulate_figures(1 if args.quick else args.pairs)
         return
     runs = 1 if args.quick else 5
     gc.disable()  # as the `lbgen` command does (lbgen/__main__.py)
@@ -237,7 +238,7 @@ def main() -> None:
         rules_1k_load = timed(lambda: lbgen.validate(lbgen.load(tmp / "bench-1000.yaml")), 1)
         print(f"   load+rules 10,000 vs 1,000 services: {rules_10k:.2f} s vs {rules_1k_load:.2f} s; "
               f"ratio {rules_10k / rules_1k_load:.2f}x (target <= 11x)")
-    simulate_figures(runs)
+    simulate_figures(1 if args.quick else args.pairs)
 
 
 def simulate_figures(runs: int) -> None:
