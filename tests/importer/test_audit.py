@@ -9,7 +9,6 @@ directive or field the finding is about.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,30 +16,12 @@ from click.testing import CliRunner
 
 from lbgen.audit import audit
 from lbgen.cli import cli
-from lbgen.importer.run import ImportInputs
 from lbgen.io.loader import load_spec_file
 from lbgen.rules import Finding, check_spec
 from tests.importer.roundtrip import rendered_inputs, write_rendered
+from tests.importer.seed import SEED_ARGS, seed_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
-IMPORTED = ROOT / "examples" / "imported"
-SEED_ARGS = [
-    "--nginx-http", "edge/nginx.conf", "--nginx-stream", "l4/nginx.conf",
-    "--kong", "gateway/kong.yaml", "--kong-conf", "gateway/kong.conf", "--k8s", "k8s",
-    "--assume", "app.preset=uvicorn", "--assume", "platform=gke",
-    "--assume", "edge.instances=10.10.0.11,10.10.0.12",
-]
-
-
-@pytest.fixture
-def in_imported(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(IMPORTED)
-    yield IMPORTED
-
-
-def _seed_inputs() -> ImportInputs:
-    return ImportInputs(["edge/nginx.conf"], ["l4/nginx.conf"], "gateway/kong.yaml", "gateway/kong.conf",
-                        ["k8s"], None, ["app.preset=uvicorn", "platform=gke", "edge.instances=10.10.0.11,10.10.0.12"])
 
 
 def _line(root: Path, location: object) -> str:
@@ -53,7 +34,7 @@ def _by_code(findings: list[Finding]) -> dict[str, Finding]:
 
 
 def test_the_seed_paths_problems_are_found_on_the_lines_that_cause_them(in_imported: Path) -> None:
-    findings = _by_code(audit(_seed_inputs()).report.findings)
+    findings = _by_code(audit(seed_inputs()).report.findings)
     # The edge pool outlives the L4 idle timer: the edge upstream's keepalive_timeout,
     # against the stream proxy_timeout in the other hop's file.
     pool = findings["LB102"]
@@ -74,7 +55,7 @@ def test_the_seed_paths_problems_are_found_on_the_lines_that_cause_them(in_impor
 
 
 def test_every_finding_points_into_an_audited_file(in_imported: Path) -> None:
-    report = audit(_seed_inputs()).report
+    report = audit(seed_inputs()).report
     audited = {"edge/nginx.conf", "l4/nginx.conf", "gateway/kong.yaml", "gateway/kong.conf", "k8s/orders.yaml"}
     assert report.findings
     for finding in report.findings:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,27 +21,11 @@ from lbgen.audit_runbook import audit_runbook
 from lbgen.cli import cli
 from lbgen.importer.run import ImportInputs
 from lbgen.render.summary import Command, Runbook, path_runbook
-
-ROOT = Path(__file__).resolve().parents[2]
-IMPORTED = ROOT / "examples" / "imported"
-SEED_ARGS = [
-    "--nginx-http", "edge/nginx.conf", "--nginx-stream", "l4/nginx.conf",
-    "--kong", "gateway/kong.yaml", "--kong-conf", "gateway/kong.conf", "--k8s", "k8s",
-    "--assume", "app.preset=uvicorn", "--assume", "platform=gke",
-    "--assume", "edge.instances=10.10.0.11,10.10.0.12",
-]
-
-
-@pytest.fixture
-def in_imported(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(IMPORTED)
-    yield IMPORTED
+from tests.importer.seed import SEED_ARGS, seed_inputs
 
 
 def _seed() -> AuditResult:
-    return audit(ImportInputs(["edge/nginx.conf"], ["l4/nginx.conf"], "gateway/kong.yaml", "gateway/kong.conf",
-                              ["k8s"], None, ["app.preset=uvicorn", "platform=gke",
-                                              "edge.instances=10.10.0.11,10.10.0.12"]))
+    return audit(seed_inputs())
 
 
 def _at(root: Path, where: str) -> str:
