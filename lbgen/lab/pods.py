@@ -9,7 +9,8 @@ accepted and the requests it answered; on SIGTERM it writes the counts to `stats
 machine's loopback, where a FIN arrives in microseconds, and this kernel has no netem): when
 the idle timer fires the pod stops reading, and for `close_delay_s` a request that reaches it
 is answered with a TCP reset, as on a real network where the caller sent it before the FIN
-reached it. Then the connection closes normally.
+reached it. Then it sends its FIN, and a request that crossed the FIN is reset and counted
+too (`_request_crosses_close`).
 
 Rollout: the runner names, in the `control` file, when each old pod begins its shutdown (after
 its preStop sleep) and when it is killed (terminationGracePeriodSeconds); see `Pod`.
@@ -27,6 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+AFTER_FIN_S = 5.0
+"""How long a half-closed connection waits for the caller's close (it closes on seeing the FIN)."""
 
 
 @dataclass
@@ -58,6 +62,23 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     if length:
         await reader.readexactly(length)
     return head
+
+
+async def _request_crosses_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                 delay_s: float) -> bool:
+    """Whether a request reaches a connection the pod is closing: within `delay_s` (the FIN
+    still on its way), or after the FIN left but before the caller saw it. A closed socket's
+    kernel answers the latter with a reset the pod could not count, so the pod half-closes
+    and reads on until the caller closes too; the caller sees the same reset either way."""
+    try:
+        return bool(await asyncio.wait_for(reader.read(1), delay_s))  # b"": the caller closed first
+    except TimeoutError:
+        pass
+    writer.write_eof()
+    try:
+        return bool(await asyncio.wait_for(reader.read(1), AFTER_FIN_S))
+    except TimeoutError:
+        return False
 
 
 class Pod:
@@ -109,9 +130,7 @@ async def _serve(pod: Pod, idle_s: float | None, delay_s: float, service_s: floa
                     stats.shutdown_closes += 1
                 else:
                     stats.idle_closes += 1
-                try:
-                    await asyncio.wait_for(reader.read(1), delay_s)
-                except TimeoutError:
+                if not await _request_crosses_close(reader, writer, delay_s):
                     writer.close()
                     return
                 stats.resets += 1
