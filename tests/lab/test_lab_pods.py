@@ -16,17 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.runtime.harness import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 IDLE_S = 0.5
 DELAY_S = 0.6
 REQUEST = b"POST / HTTP/1.1\r\nHost: pod\r\nContent-Length: 2\r\n\r\n{}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _answered(sock: socket.socket) -> bytes:
@@ -38,7 +33,7 @@ def _answered(sock: socket.socket) -> bytes:
 
 def test_a_closing_pod_counts_every_request_that_meets_its_close(tmp_path: Path) -> None:
     cases = ("idle", "caller_closes", "inside_delay", "after_fin")
-    ports = {case: _free_port() for case in cases}
+    ports = {case: free_port(("127.0.0.1",)) for case in cases}
     config = {"pods": [{"name": case, "address": "127.0.0.1", "port": port} for case, port in ports.items()],
               "idle_s": IDLE_S, "close_delay_s": DELAY_S, "service_s": 0, "ready": str(tmp_path / "ready"),
               "stats": str(tmp_path / "stats.json"), "max_run_s": 30, "control": None}
